@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Benchmark on the local emulator (not a test): wall time and AWS requests of
+#   setup (first run), setup (no-change re-run), admin-login, scale --count 2 --no-wait.
+# Targets: admin-login and scale < 30 ms, no-change re-run < 1 s with 0 uploads.
+# Usage: scripts/bench.sh [RUNS]   (RUNS repetitions of the fast commands, default 20)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+RUNS=${1:-20}
+PORT=${MOTO_PORT:-5066}
+STACK=bench$$
+DOMAIN=bench.example.org
+
+cargo build --release --quiet
+BBBCTL=$ROOT/target/release/bbbctl
+bash tests/emulator/moto.sh start "$PORT" >/dev/null
+trap 'bash tests/emulator/moto.sh stop "$PORT" >/dev/null' EXIT
+eval "$(bash tests/emulator/moto.sh env "$PORT")"
+export AWS_REGION=us-east-1 BBBCTL_NO_PROGRESS=1
+PY=$(bash tests/emulator/moto.sh python)
+ZONE=$("$PY" -c "import boto3,uuid;print(boto3.client('route53').create_hosted_zone(Name='$DOMAIN',CallerReference=str(uuid.uuid4()))['HostedZone']['Id'].split('/')[-1])")
+
+now_ns() { date +%s%N; }
+# run NAME ARGS… : one timed run; sets MS, REQUESTS and OUT
+run() {
+  local start end
+  start=$(now_ns)
+  OUT=$("$BBBCTL" -l INFO "$@" 2>&1)
+  end=$(now_ns)
+  MS=$(( (end - start) / 1000000 ))
+  REQUESTS=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$OUT" | tail -n 1)
+}
+median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
+
+printf '%-34s %10s %10s  %s\n' "command" "time (ms)" "requests" "notes"
+SETUP=(setup -e ops@example.org -h "$ZONE" -s "$STACK" -d "$DOMAIN")
+run "${SETUP[@]}"
+printf '%-34s %10s %10s  %s\n' "setup (first run)" "$MS" "$REQUESTS" "$(grep -o 'Templates: [^(]*' <<<"$OUT")"
+
+times=()
+for _ in $(seq 1 5); do run "${SETUP[@]}"; times+=("$MS"); done
+printf '%-34s %10s %10s  %s\n' "setup (no-change re-run, median 5)" "$(printf '%s\n' "${times[@]}" | median)" "$REQUESTS" "$(grep -o 'Templates: [^(]*' <<<"$OUT")"
+
+for cmd in "admin-login -s $STACK" "scale -s $STACK --count 2 --no-wait"; do
+  times=()
+  # shellcheck disable=SC2086 # word splitting of the command line is intended
+  for _ in $(seq 1 "$RUNS"); do run $cmd; times+=("$MS"); done
+  printf '%-34s %10s %10s  %s\n' "${cmd%% -s*} (median $RUNS)" "$(printf '%s\n' "${times[@]}" | median)" "$REQUESTS" "min $(printf '%s\n' "${times[@]}" | sort -n | head -n1) ms"
+done
+
+"$BBBCTL" destroy -s "$STACK" --yes >/dev/null

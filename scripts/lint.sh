@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Lint the deployment sources: cfn-lint and checkov over templates/, a check of the
+# parameter files against templates/root.yaml, and shellcheck over every *.sh.
+# Exits non-zero on any error, warning or failed check. Tools: pinned in
+# scripts/lint-requirements.txt, installed into .venv/lint; shellcheck from apt.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+readonly VENV=.venv/lint
+readonly REQUIREMENTS=scripts/lint-requirements.txt
+
+say() { printf '==> %s\n' "$*"; }
+
+ensure_venv() {
+  local stamp="$VENV/.requirements.sha256" wanted
+  wanted=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
+    say "installing $(tr '\n' ' ' <"$REQUIREMENTS")into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+    echo "$wanted" >"$stamp"
+  fi
+}
+
+ensure_shellcheck() {
+  command -v shellcheck >/dev/null 2>&1 && return 0
+  local -a sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo=(sudo)
+  fi
+  say "installing shellcheck"
+  "${sudo[@]}" apt-get update
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y shellcheck
+}
+
+ensure_venv
+ensure_shellcheck
+
+declare -a summary=()
+failed=0
+record() { # record NAME STATUS DETAIL
+  if [ "$2" -eq 0 ]; then
+    summary+=("$(printf '  %-11s ok      %s' "$1" "$3")")
+  else
+    summary+=("$(printf '  %-11s FAILED  %s' "$1" "$3")")
+    failed=1
+  fi
+}
+
+templates=(templates/*.yaml)
+
+say "cfn-lint ${templates[*]}"
+status=0
+"$VENV/bin/cfn-lint" --format parseable -- "${templates[@]}" || status=$?
+record cfn-lint "$status" "${#templates[@]} templates, no errors or warnings allowed"
+
+say "checkov (cloudformation) templates/"
+status=0
+checkov_out=$("$VENV/bin/checkov" --directory templates --framework cloudformation \
+  --compact --quiet --skip-download 2>&1) || status=$?
+printf '%s\n' "$checkov_out"
+counts=$(grep -Eo 'Passed checks: [0-9]+, Failed checks: [0-9]+, Skipped checks: [0-9]+' <<<"$checkov_out" || true)
+if [ -z "$counts" ]; then
+  status=1
+  counts="no scan results"
+fi
+record checkov "$status" "$counts"
+
+say "parameter files"
+status=0
+"$VENV/bin/python" - bbb-on-aws-param.json params/*.json <<'PY' || status=$?
+"""Check parameter files ({"Parameters": {...}}) against the root template's constraints."""
+import json
+import re
+import sys
+
+import yaml
+
+
+class Loader(yaml.SafeLoader):
+    pass
+
+
+Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+declared = yaml.load(open("templates/root.yaml"), Loader=Loader)["Parameters"]
+bad = 0
+for path in sys.argv[1:]:
+    def fail(message):
+        global bad
+        bad += 1
+        print(f"{path}: {message}")
+
+    try:
+        data = json.load(open(path))
+    except (OSError, ValueError) as err:
+        fail(err)
+        continue
+    if not isinstance(data, dict) or set(data) != {"Parameters"} or not isinstance(data["Parameters"], dict):
+        fail('must be an object {"Parameters": {...}}')
+        continue
+    for name, value in data["Parameters"].items():
+        spec = declared.get(name)
+        if spec is None:
+            fail(f"{name}: not a parameter of templates/root.yaml")
+            continue
+        if spec.get("Description", "").startswith("Set by bbbctl:"):
+            fail(f"{name}: set by bbbctl, not by parameter files")
+        if spec["Type"] == "Number":
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                fail(f"{name}: must be a JSON number")
+                continue
+            if value < spec.get("MinValue", value) or value > spec.get("MaxValue", value):
+                fail(f"{name}: {value} outside {spec.get('MinValue')}..{spec.get('MaxValue')}")
+        elif not isinstance(value, str):
+            fail(f"{name}: must be a JSON string")
+            continue
+        if "AllowedValues" in spec and str(value) not in [str(v) for v in spec["AllowedValues"]]:
+            fail(f"{name}: {value!r} not one of {spec['AllowedValues']}")
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], str(value)):
+            fail(f"{name}: {value!r} does not match {spec['AllowedPattern']}")
+sys.exit(1 if bad else 0)
+PY
+record params "$status" "bbb-on-aws-param.json and params/*.json against templates/root.yaml"
+
+mapfile -d '' scripts < <(find . \( -path ./.venv -o -path ./target -o -path ./.git \) -prune -o \
+  -type f -name '*.sh' -print0 | sort -z)
+say "shellcheck -S warning (${#scripts[@]} scripts)"
+status=0
+shellcheck --severity=warning -- "${scripts[@]}" || status=$?
+record shellcheck "$status" "${#scripts[@]} scripts at severity warning and above"
+
+echo
+echo "lint summary:"
+printf '%s\n' "${summary[@]}"
+if [ "$failed" -ne 0 ]; then
+  echo "lint: FAILED"
+  exit 1
+fi
+echo "lint: all clean"

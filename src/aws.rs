@@ -1,0 +1,119 @@
+//! The one place that builds the AWS configuration and clients.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+use crate::error::usage;
+use crate::settings::Global;
+
+/// The clients of every AWS service bbbctl uses, sharing one `SdkConfig`.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub config: SdkConfig,
+    pub cfn: aws_sdk_cloudformation::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl Aws {
+    /// Loads credentials and region (profile, environment, instance metadata) and builds the
+    /// clients. Throttling and transient 5xx answers are retried by the SDK's standard retry
+    /// strategy with exponential backoff.
+    pub async fn connect(g: &Global) -> Result<Self> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(6)
+                    .with_initial_backoff(Duration::from_millis(500)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(profile) = &g.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &g.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &g.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            let profile = g.profile.as_deref().unwrap_or("default");
+            return Err(usage(format!(
+                "no AWS region: pass --region (e.g. --region eu-central-1), set AWS_REGION, or set a region for profile {profile:?} in ~/.aws/config"
+            )));
+        }
+        Ok(Self::from_config(config, g.endpoint_url.is_some()))
+    }
+
+    /// Builds every client from one configuration. S3 uses path-style addressing against a
+    /// custom endpoint (emulators do not resolve `bucket.host` names).
+    pub fn from_config(config: SdkConfig, custom_endpoint: bool) -> Self {
+        macro_rules! client {
+            ($sdk:ident $(, $setting:ident($value:expr))*) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&config)
+                        .interceptor(CountRequests)
+                        $(.$setting($value))*
+                        .build(),
+                )
+            };
+        }
+        Aws {
+            cfn: client!(aws_sdk_cloudformation),
+            s3: client!(aws_sdk_s3, force_path_style(custom_endpoint)),
+            route53: client!(aws_sdk_route53),
+            autoscaling: client!(aws_sdk_autoscaling),
+            secrets: client!(aws_sdk_secretsmanager),
+            config,
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        self.config.region().map(Region::as_ref).unwrap_or("")
+    }
+}
+
+static REQUESTS: AtomicUsize = AtomicUsize::new(0);
+
+/// HTTP requests sent to AWS so far by this process (retries included); logged at INFO level
+/// at the end of every command and read by the benchmark.
+pub fn requests_sent() -> usize {
+    REQUESTS.load(Ordering::Relaxed)
+}
+
+#[derive(Debug)]
+struct CountRequests;
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -1,0 +1,251 @@
+//! Stack life cycle shared by the commands: deploy (create, update, attach to a running
+//! operation, recover a failed create), delete, and finding a deployment's outputs.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_cloudformation::types::Stack;
+
+use crate::aws::Aws;
+use crate::cfn::events::EventPoller;
+use crate::cfn::ops::{self, Outcome, StackSpec, Started, describe_stack, outputs, status};
+use crate::cfn::tree::{Op, StackTree, is_terminal};
+use crate::settings::Global;
+use crate::ui::{Printer, format_duration};
+
+/// Resource counts for the progress display: (root, nested stacks by logical id).
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub root: Option<usize>,
+    pub children: BTreeMap<String, usize>,
+}
+
+/// The result of `deploy`.
+pub struct Deployed {
+    pub stack: Stack,
+    /// `None` when CloudFormation had nothing to change.
+    pub outcome: Option<Outcome>,
+}
+
+/// The operation that a stack status belongs to.
+fn op_of(status: &str) -> Op {
+    if status.starts_with("DELETE") {
+        Op::Delete
+    } else if status.starts_with("UPDATE") {
+        Op::Update
+    } else {
+        Op::Create
+    }
+}
+
+/// Creates or updates a stack and follows it to the end with progress. A stack that is busy is
+/// followed first; one left in ROLLBACK_COMPLETE by a failed create is deleted and created again
+/// when the user agreed (`--yes`).
+pub async fn deploy(
+    aws: &Aws,
+    g: &Global,
+    p: &Printer,
+    spec: &StackSpec<'_>,
+    counts: &Counts,
+) -> Result<Deployed> {
+    let name = spec.name;
+    loop {
+        let existing = describe_stack(&aws.cfn, name).await?;
+        if let Some(stack) = &existing {
+            let st = status(stack);
+            if !is_terminal(st) {
+                p.info(format!(
+                    "Stack {name} is busy ({st}); following it to the end first."
+                ));
+                let id = stack.stack_id().unwrap_or(name).to_string();
+                let outcome = attach(aws, p, &id, name, op_of(st), counts).await?;
+                tracing::info!("{name} ended {}", outcome.status);
+                continue;
+            }
+            match st {
+                "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" => {
+                    if !g.yes {
+                        bail!(
+                            "stack {name} is in {st}: its first create failed, so it cannot be updated. \
+                             Re-run with --yes to delete it and create it again, or remove it with `bbbctl destroy -s <stack>`"
+                        );
+                    }
+                    p.info(format!("Stack {name} is in {st} after a failed create: deleting it to create it again (--yes)."));
+                    delete(aws, p, stack).await?;
+                    continue;
+                }
+                "DELETE_FAILED" => bail!(
+                    "stack {name} is in DELETE_FAILED: a previous delete did not finish. Run `bbbctl destroy` to finish it"
+                ),
+                "UPDATE_ROLLBACK_FAILED" => bail!(
+                    "stack {name} is in UPDATE_ROLLBACK_FAILED: fix the resource named in its events, then run \
+                     `aws cloudformation continue-update-rollback --stack-name {name}` (optionally with --resources-to-skip)"
+                ),
+                _ => {}
+            }
+        }
+        let mut poller = EventPoller::new(aws.cfn.clone());
+        let marker = match &existing {
+            Some(_) => poller.latest(name).await?,
+            None => None,
+        };
+        match ops::start_deploy(&aws.cfn, spec, existing.is_some()).await? {
+            Started::UpToDate => {
+                return Ok(Deployed {
+                    stack: existing.expect("only an existing stack is up to date"),
+                    outcome: None,
+                });
+            }
+            Started::Running { op, stack_id } => {
+                let (since, seen) = marker
+                    .map(|(id, t)| (Some(t), Some(id)))
+                    .unwrap_or_default();
+                poller.start(&stack_id, since, seen);
+                let tree =
+                    StackTree::new(op, name, &stack_id, counts.root, counts.children.clone());
+                let outcome = ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await?;
+                check(&outcome, name)?;
+                let stack = describe_stack(&aws.cfn, &stack_id)
+                    .await?
+                    .with_context(|| format!("stack {name} vanished after its {}", op.verb()))?;
+                return Ok(Deployed {
+                    stack,
+                    outcome: Some(outcome),
+                });
+            }
+        }
+    }
+}
+
+/// Follows an operation that is already running (started by an earlier, interrupted bbbctl).
+async fn attach(
+    aws: &Aws,
+    p: &Printer,
+    stack_id: &str,
+    name: &str,
+    op: Op,
+    counts: &Counts,
+) -> Result<Outcome> {
+    let mut poller = EventPoller::new(aws.cfn.clone());
+    let marker = poller.latest(stack_id).await?;
+    // Show the operation from its latest event on; earlier ones were shown by the earlier run.
+    let (since, seen) = marker
+        .map(|(id, t)| (Some(t), Some(id)))
+        .unwrap_or_default();
+    poller.start(stack_id, since, seen);
+    let tree = StackTree::new(op, name, stack_id, counts.root, counts.children.clone());
+    ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await
+}
+
+/// Deletes a stack and follows the delete to the end (attaching to a running operation first).
+pub async fn delete(aws: &Aws, p: &Printer, stack: &Stack) -> Result<Outcome> {
+    let name = stack.stack_name().unwrap_or_default().to_string();
+    let id = stack.stack_id().unwrap_or(&name).to_string();
+    let st = status(stack);
+    if !is_terminal(st) {
+        p.info(format!(
+            "Stack {name} is busy ({st}); following it to the end first."
+        ));
+        let outcome = attach(aws, p, &id, &name, op_of(st), &Counts::default()).await?;
+        if outcome.status == "DELETE_COMPLETE" {
+            return Ok(outcome);
+        }
+    }
+    let mut poller = EventPoller::new(aws.cfn.clone());
+    let marker = poller.latest(&id).await?;
+    ops::start_delete(&aws.cfn, &id).await?;
+    let (since, seen) = marker.map(|(i, t)| (Some(t), Some(i))).unwrap_or_default();
+    poller.start(&id, since, seen);
+    let tree = StackTree::new(Op::Delete, &name, &id, None, BTreeMap::new());
+    let outcome = ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await?;
+    check(&outcome, &name)?;
+    Ok(outcome)
+}
+
+/// Turns a failed operation into an error that names the root cause.
+fn check(outcome: &Outcome, name: &str) -> Result<()> {
+    if outcome.succeeded() {
+        return Ok(());
+    }
+    let op = outcome.tree.op;
+    let mut msg = format!(
+        "the {} of stack {name} failed ({})",
+        op.verb(),
+        outcome.status
+    );
+    match outcome.root_cause() {
+        Some(cause) => msg.push_str(&format!(".\nRoot cause: {cause}")),
+        None => msg.push_str(
+            ": CloudFormation gave no failure event; see the stack's events in the console",
+        ),
+    }
+    msg.push_str(match op {
+        Op::Create => "\nFix the cause, then re-run `bbbctl setup … --yes` to replace the failed stack (or `bbbctl destroy` to remove it).",
+        Op::Update => "\nCloudFormation rolled the update back; fix the cause and re-run `bbbctl setup`.",
+        Op::Delete => "\nFix or remove the resource named above, then re-run `bbbctl destroy`.",
+    });
+    bail!(msg)
+}
+
+/// A summary like `CREATE_COMPLETE in 3m10s`.
+pub fn summary(outcome: &Outcome) -> String {
+    let root = outcome.tree.root();
+    format!(
+        "{} in {}",
+        outcome.status,
+        format_duration(root.elapsed_ms(0))
+    )
+}
+
+/// A deployment found by its root stack name, with the stack's outputs.
+pub struct Deployment {
+    pub name: String,
+    pub stack: Stack,
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl Deployment {
+    /// Finds the root stack; a missing one is an error that says what to check.
+    pub async fn find(aws: &Aws, name: &str) -> Result<Self> {
+        let Some(stack) = describe_stack(&aws.cfn, name).await? else {
+            bail!(
+                "no deployment {name} in region {}: stack {name} does not exist. Check -s/--stack, --region and -p/--profile, or create it with `bbbctl setup`",
+                aws.region()
+            );
+        };
+        Ok(Deployment {
+            name: name.to_string(),
+            outputs: outputs(&stack),
+            stack,
+        })
+    }
+
+    pub fn status(&self) -> &str {
+        status(&self.stack)
+    }
+
+    /// An output the command needs; when it is missing, the stack's state says why.
+    pub fn output(&self, key: &str) -> Result<&str> {
+        if let Some(v) = self.outputs.get(key) {
+            return Ok(v);
+        }
+        let name = &self.name;
+        let st = self.status();
+        if st.starts_with("CREATE_IN_PROGRESS") {
+            bail!(
+                "deployment {name} is still being created ({st}). Wait for `bbbctl setup` to finish, then try again"
+            );
+        }
+        if st.contains("ROLLBACK") || st.ends_with("FAILED") {
+            bail!(
+                "deployment {name} is in {st}: its last operation failed. Re-run `bbbctl setup` to see the cause and repair it"
+            );
+        }
+        if st.starts_with("DELETE") {
+            bail!("deployment {name} is being deleted ({st})");
+        }
+        bail!(
+            "stack {name} has no output {key} ({st}): it was not created by this version of bbbctl, or its template lacks the output"
+        )
+    }
+}

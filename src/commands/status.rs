@@ -1,0 +1,119 @@
+//! `bbbctl status`: mode, root and nested stack states, outputs, BBB server group.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::out;
+use super::stacks::Deployment;
+use crate::aws::Aws;
+use crate::cfn::ops::{describe_stack, status};
+use crate::cfn::tree::STACK_TYPE;
+use crate::cli::StackArgs;
+use crate::error::AwsContext;
+use crate::settings::{Global, validate_stack_name};
+use crate::ui::Printer;
+
+pub async fn run(g: &Global, p: &Printer, args: &StackArgs) -> Result<()> {
+    let stack = validate_stack_name(&args.stack)?;
+    let aws = Aws::connect(g).await?;
+    let d = Deployment::find(&aws, &stack).await?;
+
+    // Nested stacks, straight from the root's resources.
+    let mut nested = Vec::new();
+    let mut pages = aws
+        .cfn
+        .list_stack_resources()
+        .stack_name(&stack)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws_context(format_args!("listing the resources of {stack}"))?;
+        for r in page.stack_resource_summaries() {
+            if r.resource_type() == Some(STACK_TYPE) {
+                let id = r.physical_resource_id().unwrap_or_default().to_string();
+                let st = match describe_stack(&aws.cfn, &id).await? {
+                    Some(s) => status(&s).to_string(),
+                    None => r
+                        .resource_status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                };
+                nested.push(json!({ "name": r.logical_resource_id(), "status": st }));
+            }
+        }
+    }
+
+    let mut servers = serde_json::Value::Null;
+    if let Some(group) = d.outputs.get(out::SERVER_GROUP) {
+        let out = aws
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(group)
+            .send()
+            .await
+            .aws_context(format_args!("reading group {group}"))?;
+        if let Some(asg) = out.auto_scaling_groups().first() {
+            servers = json!({
+                "group": group,
+                "desired": asg.desired_capacity(),
+                "min": asg.min_size(),
+                "max": asg.max_size(),
+                "instances": asg.instances().iter().map(|i| json!({
+                    "id": i.instance_id(),
+                    "az": i.availability_zone(),
+                    "lifecycle": i.lifecycle_state().map(|s| s.as_str()),
+                    "health": i.health_status(),
+                })).collect::<Vec<_>>(),
+            });
+        }
+    }
+
+    let mut text = format!(
+        "Deployment {stack} in {}\n  Mode:   {}\n  Stack:  {}\n",
+        aws.region(),
+        d.outputs.get(out::MODE).map(String::as_str).unwrap_or("-"),
+        d.status()
+    );
+    for n in &nested {
+        text.push_str(&format!(
+            "    {:<24} {}\n",
+            n["name"].as_str().unwrap_or(""),
+            n["status"].as_str().unwrap_or("")
+        ));
+    }
+    text.push_str("  Outputs:\n");
+    for (k, v) in &d.outputs {
+        text.push_str(&format!("    {k:<24} {v}\n"));
+    }
+    if let Some(group) = servers.get("group") {
+        text.push_str(&format!(
+            "  BBB servers: {} (desired {}, min {}, max {})\n",
+            group.as_str().unwrap_or(""),
+            servers["desired"],
+            servers["min"],
+            servers["max"]
+        ));
+        for i in servers["instances"].as_array().into_iter().flatten() {
+            text.push_str(&format!(
+                "    {} {} {} {}\n",
+                i["id"].as_str().unwrap_or(""),
+                i["az"].as_str().unwrap_or(""),
+                i["lifecycle"].as_str().unwrap_or(""),
+                i["health"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    p.result(
+        text.trim_end(),
+        &json!({
+            "stack": stack,
+            "region": aws.region(),
+            "status": d.status(),
+            "mode": d.outputs.get(out::MODE),
+            "nested": nested,
+            "outputs": d.outputs,
+            "servers": servers,
+        }),
+    );
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! Error kinds that decide the exit code, and readable messages for AWS SDK errors.
+//!
+//! Exit codes (documented in the README):
+//! - 0: success (including "nothing to change")
+//! - 1: the operation failed (AWS said no, a stack failed, a resource is missing)
+//! - 2: usage error (bad flags, bad input files): nothing was sent to AWS
+//! - 130: interrupted with Ctrl-C
+
+use std::fmt;
+
+use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// Bad input from the user: detected before any change, exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The user pressed Ctrl-C while bbbctl waited: exit code 130.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Shorthand for returning a usage error.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// Maps an error to the process exit code.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<UsageError>().is_some() {
+        2
+    } else if err.downcast_ref::<Interrupted>().is_some() {
+        130
+    } else {
+        1
+    }
+}
+
+/// The AWS error code of a service error (`ValidationError`, `Throttling`, …), if it is one.
+pub fn aws_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(se) => se.err().code(),
+        _ => None,
+    }
+}
+
+/// The AWS error message of a service error, if it is one.
+pub fn aws_message<E, R>(err: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(se) => se.err().message(),
+        _ => None,
+    }
+}
+
+/// Turns an SDK error into a one-line, human message: the service's own code and message when
+/// AWS answered, a hint about credentials or the endpoint when the request never got an answer.
+pub fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    if let SdkError::ServiceError(se) = err {
+        let e = se.err();
+        return match (e.code(), e.message()) {
+            (Some(code), Some(msg)) => format!("{code}: {msg}"),
+            (Some(code), None) => code.to_string(),
+            (None, Some(msg)) => msg.to_string(),
+            (None, None) => DisplayErrorContext(err).to_string(),
+        };
+    }
+    let full = DisplayErrorContext(err).to_string();
+    let lower = full.to_ascii_lowercase();
+    if lower.contains("credential") {
+        format!(
+            "no usable AWS credentials ({}). Pass -p/--profile with a profile from ~/.aws/credentials, \
+             or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            first_line(&full)
+        )
+    } else if matches!(
+        err,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+    ) {
+        format!(
+            "could not reach the AWS endpoint ({}). Check your network, --region and --endpoint-url",
+            first_line(&full)
+        )
+    } else {
+        full
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Adds `context: <AWS message>` to SDK results.
+pub trait AwsContext<T> {
+    fn aws_context(self, what: impl fmt::Display) -> anyhow::Result<T>;
+}
+
+impl<T, E, R> AwsContext<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    fn aws_context(self, what: impl fmt::Display) -> anyhow::Result<T> {
+        self.map_err(|e| anyhow::anyhow!("{what}: {}", describe(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code(&usage("bad")), 2);
+        assert_eq!(exit_code(&anyhow::Error::new(Interrupted("x".into()))), 130);
+        assert_eq!(exit_code(&anyhow::anyhow!("failed")), 1);
+        // context keeps the kind
+        let e = usage("bad").context("while reading");
+        assert_eq!(exit_code(&e), 2);
+    }
+}

@@ -1,0 +1,73 @@
+//! bbbctl: deploy, operate and tear down a scalable BigBlueButton platform on AWS.
+//!
+//! Layers: `cli` (syntax) → `settings` (validated input) → `commands` (one module per
+//! subcommand, thin) → the deploy engine in `cfn` (SDK calls, event stream, pure stack tree,
+//! root cause) and `templates`/`upload`; `aws` builds the clients; `ui` owns all output.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod aws;
+pub mod cfn;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod settings;
+pub mod templates;
+pub mod ui;
+pub mod upload;
+
+use std::process::ExitCode;
+
+use cli::{Cli, LogLevel};
+use settings::Global;
+use ui::Printer;
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let global = match Global::from_args(&cli.global) {
+        Ok(g) => g,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(error::exit_code(&e));
+        }
+    };
+    init_logging(global.log_level);
+    let printer = Printer::new(&global);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(commands::dispatch(cli.command, &global, &printer));
+    tracing::info!(requests = aws::requests_sent(), "AWS requests sent");
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            printer.error(&e);
+            ExitCode::from(error::exit_code(&e))
+        }
+    }
+}
+
+/// Logs go to stderr. AWS SDK crates never log below WARN: their debug output can carry
+/// request and response bodies, and with them secrets.
+fn init_logging(level: LogLevel) {
+    let ours = match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    };
+    let others = if level == LogLevel::Error {
+        "error"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!("{others},bbbctl={ours}"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,520 @@
+//! Flags + environment + parameter file → plain, validated structs. All validation of user input
+//! lives here and runs before the first AWS call, so bad input changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::cli::{GlobalArgs, LogLevel, Mode, OutputFormat, SetupArgs};
+use crate::error::usage;
+use crate::templates::{Bundle, TemplateInfo};
+
+/// Default ceiling of `scale --count` (lifted with `--max`).
+pub const DEFAULT_MAX_SERVERS: u32 = 100;
+/// Longest accepted stack name: room for `-sources` and for names derived from it (e.g. an
+/// ElastiCache replication group id `<stack>-cache` must stay within 40 characters).
+pub const MAX_STACK_NAME: usize = 32;
+/// The parameter file read when `--params` is not given and it exists in the current folder.
+pub const PARAM_FILE: &str = "bbb-on-aws-param.json";
+/// The built-in parameter file, used when neither `--params` nor `./bbb-on-aws-param.json` exist.
+pub const EMBEDDED_PARAMS: &str = include_str!("../bbb-on-aws-param.json");
+
+pub const P_EMAIL: &str = "BBBOperatorEMail";
+pub const P_DOMAIN: &str = "BBBDomainName";
+pub const P_ZONE: &str = "BBBHostedZone";
+pub const P_MODE: &str = "BBBEnvironmentType";
+
+/// Settings every command shares.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub log_level: LogLevel,
+    pub output: OutputFormat,
+    pub no_progress: bool,
+    pub yes: bool,
+}
+
+impl Global {
+    pub fn from_args(a: &GlobalArgs) -> Result<Self> {
+        let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let endpoint_url = non_empty(&a.endpoint_url);
+        if let Some(url) = &endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(usage(format!(
+                "--endpoint-url {url}: not a URL. Use a full URL such as http://127.0.0.1:5000"
+            )));
+        }
+        if let Some(region) = non_empty(&a.region) {
+            validate_region(&region)?;
+        }
+        Ok(Global {
+            profile: non_empty(&a.profile),
+            region: non_empty(&a.region),
+            endpoint_url,
+            log_level: a.log_level,
+            output: a.output,
+            no_progress: a.no_progress,
+            yes: a.yes,
+        })
+    }
+}
+
+fn validate_region(region: &str) -> Result<()> {
+    let ok = region.split('-').count() >= 3
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "--region {region}: not an AWS region name. Use a name such as eu-central-1 or us-east-1"
+        )))
+    }
+}
+
+/// Everything `setup` needs, validated.
+#[derive(Debug, Clone)]
+pub struct SetupSettings {
+    pub stack: String,
+    pub sources_stack: String,
+    pub domain: String,
+    pub email: String,
+    pub hosted_zone: String,
+    pub mode: String,
+    /// User-facing root parameters (file + flags), validated against root.yaml.
+    pub params: BTreeMap<String, String>,
+    /// Where the parameters came from, for the user.
+    pub params_origin: String,
+    pub bundle: Bundle,
+}
+
+impl SetupSettings {
+    pub fn resolve(args: &SetupArgs) -> Result<Self> {
+        let stack = validate_stack_name(&args.stack)?;
+        let bundle = Bundle::load(args.templates_dir.as_deref())?;
+        let root = bundle.root_info().map_err(|e| {
+            usage(format!(
+                "root.yaml cannot be read ({e:#}). Check the file in --templates-dir"
+            ))
+        })?;
+        let (text, params_origin) = read_param_file(args.params.as_deref())?;
+        let mut params = parse_param_file(&text, &params_origin, &root)?;
+
+        // Flags override the file.
+        if let Some(e) = &args.email {
+            params.insert(P_EMAIL.into(), e.trim().to_string());
+        }
+        if let Some(d) = &args.domain {
+            params.insert(P_DOMAIN.into(), d.trim().to_string());
+        }
+        if let Some(z) = &args.hosted_zone {
+            params.insert(P_ZONE.into(), z.trim().to_string());
+        }
+        if let Some(m) = args.mode {
+            params.insert(P_MODE.into(), m.as_str().into());
+        }
+
+        let email = validate_email(&required(&params, P_EMAIL, "-e EMAIL")?)?;
+        let domain = validate_domain(&required(&params, P_DOMAIN, "-d DOMAIN")?)?;
+        let hosted_zone = validate_zone_id(&required(&params, P_ZONE, "-h HOSTED_ZONE_ID")?)?;
+        params.insert(P_EMAIL.into(), email.clone());
+        params.insert(P_DOMAIN.into(), domain.clone());
+        params.insert(P_ZONE.into(), hosted_zone.clone());
+
+        for (name, value) in &params {
+            let spec = &root.parameters[name];
+            spec.check(value).map_err(|why| {
+                usage(format!(
+                    "parameter {name} = {value:?} {why}. Fix it in {params_origin} or with the matching flag"
+                ))
+            })?;
+        }
+        let mode = params
+            .get(P_MODE)
+            .cloned()
+            .or_else(|| root.parameters.get(P_MODE).and_then(|s| s.default.clone()))
+            .unwrap_or_else(|| Mode::Scalable.as_str().to_string());
+
+        Ok(SetupSettings {
+            sources_stack: sources_stack_name(&stack),
+            stack,
+            domain,
+            email,
+            hosted_zone,
+            mode,
+            params,
+            params_origin,
+            bundle,
+        })
+    }
+}
+
+/// The name of the stack that holds a deployment's source bucket.
+pub fn sources_stack_name(stack: &str) -> String {
+    format!("{stack}-sources")
+}
+
+fn required(params: &BTreeMap<String, String>, name: &str, flag: &str) -> Result<String> {
+    params
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .ok_or_else(|| {
+            usage(format!(
+                "missing {name}: pass {flag} or set \"{name}\" in the parameter file"
+            ))
+        })
+}
+
+fn read_param_file(path: Option<&Path>) -> Result<(String, String)> {
+    let chosen: Option<PathBuf> = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from(PARAM_FILE)).filter(|p| p.is_file()),
+    };
+    match chosen {
+        Some(p) => std::fs::read_to_string(&p)
+            .map(|t| (t, p.display().to_string()))
+            .map_err(|e| {
+                usage(format!(
+                    "cannot read parameter file {}: {e}. Pass an existing JSON file with --params",
+                    p.display()
+                ))
+            }),
+        None => Ok((
+            EMBEDDED_PARAMS.to_string(),
+            format!("the built-in {PARAM_FILE}"),
+        )),
+    }
+}
+
+/// Parses `{"Parameters": {"Name": value, …}}` and checks every name against the template.
+pub fn parse_param_file(
+    text: &str,
+    origin: &str,
+    root: &TemplateInfo,
+) -> Result<BTreeMap<String, String>> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| {
+        usage(format!(
+            "{origin} is not valid JSON: {e}. Expected {{\"Parameters\": {{\"Name\": value, ...}}}}"
+        ))
+    })?;
+    let Some(obj) = doc.get("Parameters").and_then(Value::as_object) else {
+        return Err(usage(format!(
+            "{origin} has no \"Parameters\" object. Expected {{\"Parameters\": {{\"Name\": value, ...}}}}"
+        )));
+    };
+    let mut out = BTreeMap::new();
+    for (name, value) in obj {
+        match root.parameters.get(name) {
+            None => {
+                let hint = closest(
+                    name,
+                    root.parameters
+                        .iter()
+                        .filter(|(_, s)| !s.is_internal())
+                        .map(|(n, _)| n.as_str()),
+                )
+                .map(|c| format!(" Did you mean {c}?"))
+                .unwrap_or_default();
+                return Err(usage(format!(
+                    "unknown parameter {name} in {origin}.{hint} Run `bbbctl setup --help` and see the README for the parameter list"
+                )));
+            }
+            Some(spec) if spec.is_internal() => {
+                return Err(usage(format!(
+                    "parameter {name} in {origin} is set by bbbctl itself: remove it from the file"
+                )));
+            }
+            Some(_) => {}
+        }
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Array(items) if items.iter().all(|i| i.is_string() || i.is_number()) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => {
+                return Err(usage(format!(
+                    "parameter {name} in {origin} must be a string, a number or a list of them"
+                )));
+            }
+        };
+        out.insert(name.clone(), text);
+    }
+    Ok(out)
+}
+
+/// The known name closest to `name`, if it is close enough to be a likely typo.
+pub fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    known
+        .map(|k| (strsim::jaro_winkler(&lower, &k.to_ascii_lowercase()), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// CloudFormation's rules (a letter, then letters, digits and hyphens) and our length limit.
+pub fn validate_stack_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    let fix = "Use a letter followed by letters, digits or hyphens, e.g. -s bbb-prod";
+    if name.is_empty() {
+        return Err(usage(format!("the stack name is empty. {fix}")));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(usage(format!(
+            "stack name {name:?} must start with a letter. {fix}"
+        )));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Err(usage(format!(
+            "stack name {name:?} contains {bad:?}; only letters, digits and hyphens are allowed. {fix}"
+        )));
+    }
+    if name.len() > MAX_STACK_NAME {
+        return Err(usage(format!(
+            "stack name {name:?} is {} characters long; at most {MAX_STACK_NAME} leave room for the names derived from it",
+            name.len()
+        )));
+    }
+    Ok(name.to_string())
+}
+
+pub fn validate_email(email: &str) -> Result<String> {
+    let email = email.trim();
+    let bad = || {
+        usage(format!(
+            "{email:?} is not a valid e-mail address. Pass the operator's address with -e, e.g. -e ops@example.org"
+        ))
+    };
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&*+-/=?^_{|}~.".contains(c));
+    if !local_ok || email.len() > 254 || validate_hostname(domain).is_err() {
+        return Err(bad());
+    }
+    Ok(email.to_string())
+}
+
+pub fn validate_domain(domain: &str) -> Result<String> {
+    let normalized = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    validate_hostname(&normalized).map_err(|why| {
+        usage(format!(
+            "domain {domain:?} {why}. Pass the name the platform should live under with -d, e.g. -d bbb.example.org"
+        ))
+    })?;
+    Ok(normalized)
+}
+
+fn validate_hostname(name: &str) -> std::result::Result<(), String> {
+    if name.len() > 253 {
+        return Err("is longer than 253 characters".into());
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err("needs at least two labels (name.tld)".into());
+    }
+    for label in &labels {
+        if label.is_empty() || label.len() > 63 {
+            return Err("has an empty label or one longer than 63 characters".into());
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "has a label {label:?} that starts or ends with '-'"
+            ));
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!(
+                "has a label {label:?} with characters other than letters, digits and '-'"
+            ));
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err("ends in a numeric label (an IP address is not a domain)".into());
+    }
+    Ok(())
+}
+
+/// Accepts `Z123…` or `/hostedzone/Z123…` (as the console and CLI print it).
+pub fn validate_zone_id(zone: &str) -> Result<String> {
+    let id = zone.trim().trim_start_matches("/hostedzone/");
+    // AWS ids look like Z0123456789ABCDEFGHIJ; only the alphabet and length are guaranteed.
+    let ok = !id.is_empty()
+        && id.len() <= 32
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(usage(format!(
+            "{zone:?} is not a Route53 hosted zone id. Pass the id of the public zone with -h, e.g. -h Z0123456789ABCDEFGHIJ (aws route53 list-hosted-zones shows it)"
+        )))
+    }
+}
+
+/// `scale --count N`: a whole number from 0 to `max`.
+pub fn validate_count(raw: &str, max: u32) -> Result<u32> {
+    let n: u32 = raw.trim().parse().map_err(|_| {
+        usage(format!(
+            "--count {raw:?} is not a whole number ≥ 0. Pass the number of BBB servers, e.g. --count 3"
+        ))
+    })?;
+    if n > max {
+        return Err(usage(format!(
+            "--count {n} is above the ceiling of {max} servers. Pass --max {n} if you really want that many"
+        )));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::exit_code;
+
+    fn msg(r: Result<impl std::fmt::Debug>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(exit_code(&e), 2, "usage errors exit 2: {e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn stack_names() {
+        assert_eq!(validate_stack_name(" bbb-prod ").unwrap(), "bbb-prod");
+        assert!(msg(validate_stack_name("1bbb")).contains("must start with a letter"));
+        assert!(msg(validate_stack_name("bbb_prod")).contains("contains '_'"));
+        assert!(msg(validate_stack_name("")).contains("empty"));
+        assert!(msg(validate_stack_name(&"a".repeat(33))).contains("at most 32"));
+        assert!(validate_stack_name(&"a".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(validate_email("ops@example.org").is_ok());
+        assert!(validate_email("first.last+bbb@uni.example.ac.uk").is_ok());
+        for bad in [
+            "ops",
+            "ops@",
+            "@example.org",
+            "ops@example",
+            "o ps@example.org",
+            "ops@-x.org",
+        ] {
+            assert!(
+                msg(validate_email(bad)).contains("not a valid e-mail"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn domains() {
+        assert_eq!(
+            validate_domain("BBB.Example.org.").unwrap(),
+            "bbb.example.org"
+        );
+        assert!(msg(validate_domain("localhost")).contains("two labels"));
+        assert!(msg(validate_domain("bbb_x.example.org")).contains("characters other"));
+        assert!(msg(validate_domain("-a.example.org")).contains("starts or ends"));
+        assert!(msg(validate_domain("10.0.0.1")).contains("numeric"));
+    }
+
+    #[test]
+    fn zone_ids() {
+        assert_eq!(validate_zone_id("/hostedzone/Z123ABC").unwrap(), "Z123ABC");
+        assert!(msg(validate_zone_id("z123")).contains("not a Route53 hosted zone id"));
+        assert!(msg(validate_zone_id("example.org")).contains("hosted zone"));
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(validate_count("3", 100).unwrap(), 3);
+        assert_eq!(validate_count("0", 100).unwrap(), 0);
+        assert!(msg(validate_count("-1", 100)).contains("whole number"));
+        assert!(msg(validate_count("2.5", 100)).contains("whole number"));
+        assert!(msg(validate_count("101", 100)).contains("--max 101"));
+    }
+
+    fn root() -> TemplateInfo {
+        Bundle::embedded().root_info().unwrap()
+    }
+
+    #[test]
+    fn param_file_shape_and_names() {
+        let r = root();
+        let p = parse_param_file(
+            r#"{"Parameters": {"BBBNumberOfAZs": 2, "BBBEnvironmentType": "single"}}"#,
+            "f",
+            &r,
+        )
+        .unwrap();
+        assert_eq!(p["BBBNumberOfAZs"], "2");
+        assert_eq!(p["BBBEnvironmentType"], "single");
+        assert!(msg(parse_param_file("{", "f", &r)).contains("not valid JSON"));
+        assert!(msg(parse_param_file("[]", "f", &r)).contains("no \"Parameters\" object"));
+        let m = msg(parse_param_file(
+            r#"{"Parameters": {"BBBNumberOfAz": 2}}"#,
+            "f",
+            &r,
+        ));
+        assert!(
+            m.contains("unknown parameter BBBNumberOfAz")
+                && m.contains("Did you mean BBBNumberOfAZs?"),
+            "{m}"
+        );
+        let m = msg(parse_param_file(
+            r#"{"Parameters": {"TemplateBucket": "x"}}"#,
+            "f",
+            &r,
+        ));
+        assert!(m.contains("set by bbbctl itself"), "{m}");
+        let m = msg(parse_param_file(
+            r#"{"Parameters": {"BBBNumberOfAZs": {"a": 1}}}"#,
+            "f",
+            &r,
+        ));
+        assert!(m.contains("must be a string"), "{m}");
+    }
+
+    #[test]
+    fn embedded_params_are_valid() {
+        let r = root();
+        let p = parse_param_file(EMBEDDED_PARAMS, "embedded", &r).unwrap();
+        for (name, value) in &p {
+            r.parameters[name].check(value).unwrap();
+        }
+    }
+
+    #[test]
+    fn closest_names() {
+        let known = ["BBBNumberOfAZs", "BBBDomainName", "BBBServerCount"];
+        assert_eq!(
+            closest("bbbdomainname", known.into_iter()),
+            Some("BBBDomainName")
+        );
+        assert_eq!(closest("Completely", known.into_iter()), None);
+    }
+}

@@ -1,0 +1,468 @@
+//! The CloudFormation templates and bootstrap scripts bbbctl deploys.
+//!
+//! They are embedded in the binary (so bbbctl runs from any folder); `--templates-dir` replaces
+//! single files by relative path. Every file except the root and the sources template is an
+//! *asset*: it is uploaded to the sources bucket under a content-addressed key
+//! (`templates/network-<hash>.yaml`), and the root stack receives that key through a parameter
+//! named after the file (`network.yaml` → `NetworkTemplateKey`, `scripts/bbb-bootstrap.sh` →
+//! `BbbBootstrapScriptKey`). A changed file therefore changes exactly one key, one root parameter
+//! and one nested stack, both on AWS and on the emulator.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use include_dir::{Dir, include_dir};
+use serde_yaml_ng::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::usage;
+
+static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// The root stack's template.
+pub const ROOT: &str = "root.yaml";
+/// The sources stack's template (bucket for everything else).
+pub const SOURCES: &str = "sources.yaml";
+/// Parameter of the root stack that receives the sources bucket's name.
+pub const BUCKET_PARAM: &str = "TemplateBucket";
+/// Parameters whose description starts with this are filled in by bbbctl, never by the user.
+pub const INTERNAL_MARK: &str = "Set by bbbctl";
+
+/// One file to upload to the sources bucket.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    /// Path relative to the templates folder (`network.yaml`, `scripts/bbb-bootstrap.sh`).
+    pub path: String,
+    /// Content-addressed object key.
+    pub key: String,
+    /// Root parameter that receives `key` (`None` for the root template itself).
+    pub param: Option<String>,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+}
+
+/// The set of template files in effect (embedded, possibly overridden file by file).
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Bundle {
+    pub fn embedded() -> Self {
+        let mut files = BTreeMap::new();
+        collect_embedded(&EMBEDDED, &mut files);
+        Bundle { files }
+    }
+
+    /// Embedded files, with those found in `dir` (same relative path) taking their place.
+    pub fn load(dir: Option<&Path>) -> Result<Self> {
+        let mut bundle = Self::embedded();
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                return Err(usage(format!(
+                    "--templates-dir {}: not a folder. Pass a folder that holds template files such as root.yaml",
+                    dir.display()
+                )));
+            }
+            let mut found = 0;
+            collect_dir(dir, dir, &mut bundle.files, &mut found)?;
+            if found == 0 {
+                return Err(usage(format!(
+                    "--templates-dir {}: no .yaml or .sh files in it",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(bundle)
+    }
+
+    pub fn file(&self, path: &str) -> Result<&[u8]> {
+        self.files
+            .get(path)
+            .map(Vec::as_slice)
+            .with_context(|| format!("template file {path} is missing"))
+    }
+
+    /// Every file except the root and the sources template, with its key and parameter.
+    pub fn assets(&self) -> Vec<Asset> {
+        self.files
+            .iter()
+            .filter(|(path, _)| path.as_str() != ROOT && path.as_str() != SOURCES)
+            .map(|(path, body)| asset(path, body, key_param(path)))
+            .collect()
+    }
+
+    /// The root template as an uploadable asset (created from its URL, which allows 1 MB).
+    pub fn root_asset(&self) -> Result<Asset> {
+        Ok(asset(ROOT, self.file(ROOT)?, None))
+    }
+
+    /// The root template's parameters and nested stacks.
+    pub fn root_info(&self) -> Result<TemplateInfo> {
+        TemplateInfo::parse(self.file(ROOT)?).context("reading root.yaml")
+    }
+
+    /// For each nested stack of the root (by logical id), how many resources its template
+    /// declares: the "total" of the progress display.
+    pub fn nested_resource_counts(&self) -> Result<BTreeMap<String, usize>> {
+        let root = self.root_info()?;
+        let by_param: BTreeMap<String, &str> = self
+            .files
+            .keys()
+            .filter_map(|p| key_param(p).map(|k| (k, p.as_str())))
+            .collect();
+        let mut counts = BTreeMap::new();
+        for (logical, param) in &root.nested {
+            if let Some(path) = by_param.get(param) {
+                let info = TemplateInfo::parse(self.file(path)?)
+                    .with_context(|| format!("reading {path}"))?;
+                counts.insert(logical.clone(), info.resource_count);
+            }
+        }
+        Ok(counts)
+    }
+}
+
+fn collect_embedded(dir: &Dir<'_>, files: &mut BTreeMap<String, Vec<u8>>) {
+    for f in dir.files() {
+        let path = f.path().to_string_lossy().replace('\\', "/");
+        if is_template_file(&path) {
+            files.insert(path, f.contents().to_vec());
+        }
+    }
+    for d in dir.dirs() {
+        collect_embedded(d, files);
+    }
+}
+
+fn collect_dir(
+    base: &Path,
+    dir: &Path,
+    files: &mut BTreeMap<String, Vec<u8>>,
+    found: &mut usize,
+) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        usage(format!(
+            "--templates-dir: cannot read {}: {e}",
+            dir.display()
+        ))
+    })?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_dir(base, &path, files, found)?;
+            continue;
+        }
+        let rel = path
+            .strip_prefix(base)
+            .expect("walked below base")
+            .to_string_lossy()
+            .replace('\\', "/");
+        if is_template_file(&rel) {
+            let body = std::fs::read(&path)
+                .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+            files.insert(rel, body);
+            *found += 1;
+        }
+    }
+    Ok(())
+}
+
+fn is_template_file(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".sh")
+}
+
+fn asset(path: &str, body: &[u8], param: Option<String>) -> Asset {
+    Asset {
+        path: path.to_string(),
+        key: content_key(path, body),
+        param,
+        body: body.to_vec(),
+        content_type: if path.ends_with(".sh") {
+            "text/x-shellscript"
+        } else {
+            "application/x-yaml"
+        },
+    }
+}
+
+/// `network.yaml` → `templates/network-<16 hex of sha256>.yaml`;
+/// `scripts/bbb-bootstrap.sh` → `scripts/bbb-bootstrap-<hash>.sh`.
+pub fn content_key(path: &str, body: &[u8]) -> String {
+    let hash = hex::encode(&Sha256::digest(body)[..8]);
+    let (dir, file) = match path.rsplit_once('/') {
+        Some((dir, file)) => (dir.to_string(), file),
+        None => ("templates".to_string(), path),
+    };
+    let (stem, ext) = file.rsplit_once('.').unwrap_or((file, ""));
+    format!("{dir}/{stem}-{hash}.{ext}")
+}
+
+/// The root parameter that carries an asset's key: `bbb-servers.yaml` → `BbbServersTemplateKey`,
+/// `scripts/bbb-bootstrap.sh` → `BbbBootstrapScriptKey`.
+pub fn key_param(path: &str) -> Option<String> {
+    if path == ROOT || path == SOURCES {
+        return None;
+    }
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let (stem, suffix) = if let Some(stem) = file.strip_suffix(".yaml") {
+        (stem, "TemplateKey")
+    } else if let Some(stem) = file.strip_suffix(".sh") {
+        (stem, "ScriptKey")
+    } else {
+        return None;
+    };
+    let pascal: String = stem
+        .split(['-', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            let first = c.next().expect("non-empty").to_ascii_uppercase();
+            std::iter::once(first).chain(c).collect::<String>()
+        })
+        .collect();
+    Some(format!("{pascal}{suffix}"))
+}
+
+/// What bbbctl needs to know about a template: its parameter declarations (the source of truth
+/// for validating the parameter file), its resource count, and its nested stacks.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateInfo {
+    pub parameters: BTreeMap<String, ParamSpec>,
+    pub resource_count: usize,
+    /// Nested stacks: (logical id, the key parameter used in its TemplateURL).
+    pub nested: Vec<(String, String)>,
+}
+
+/// One `Parameters` entry of a template.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParamSpec {
+    pub kind: String,
+    pub description: String,
+    pub default: Option<String>,
+    pub allowed_values: Vec<String>,
+    pub allowed_pattern: Option<String>,
+    pub constraint_description: Option<String>,
+    pub min_value: Option<f64>,
+    pub max_value: Option<f64>,
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+}
+
+impl TemplateInfo {
+    pub fn parse(body: &[u8]) -> Result<Self> {
+        let doc: Value = serde_yaml_ng::from_slice(body).context("not valid YAML")?;
+        let mut info = TemplateInfo::default();
+        if let Some(Value::Mapping(params)) = doc.get("Parameters") {
+            for (name, decl) in params {
+                let Some(name) = name.as_str() else { continue };
+                info.parameters
+                    .insert(name.to_string(), ParamSpec::from_yaml(decl));
+            }
+        }
+        let Some(Value::Mapping(resources)) = doc.get("Resources") else {
+            bail!("template has no Resources");
+        };
+        info.resource_count = resources.len();
+        for (logical, res) in resources {
+            let (Some(logical), Some("AWS::CloudFormation::Stack")) =
+                (logical.as_str(), res.get("Type").and_then(Value::as_str))
+            else {
+                continue;
+            };
+            let url = res
+                .get("Properties")
+                .and_then(|p| p.get("TemplateURL"))
+                .map(|u| serde_yaml_ng::to_string(u).unwrap_or_default())
+                .unwrap_or_default();
+            if let Some(param) = info
+                .parameters
+                .keys()
+                .find(|p| p.ends_with("Key") && url.contains(p.as_str()))
+            {
+                info.nested.push((logical.to_string(), param.clone()));
+            }
+        }
+        Ok(info)
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl ParamSpec {
+    fn from_yaml(decl: &Value) -> Self {
+        let get = |k: &str| decl.get(k).and_then(scalar);
+        let num = |k: &str| get(k).and_then(|s| s.parse::<f64>().ok());
+        let len = |k: &str| get(k).and_then(|s| s.parse::<usize>().ok());
+        ParamSpec {
+            kind: get("Type").unwrap_or_else(|| "String".into()),
+            description: get("Description").unwrap_or_default(),
+            default: get("Default"),
+            allowed_values: match decl.get("AllowedValues") {
+                Some(Value::Sequence(vs)) => vs.iter().filter_map(scalar).collect(),
+                _ => Vec::new(),
+            },
+            allowed_pattern: get("AllowedPattern"),
+            constraint_description: get("ConstraintDescription"),
+            min_value: num("MinValue"),
+            max_value: num("MaxValue"),
+            min_length: len("MinLength"),
+            max_length: len("MaxLength"),
+        }
+    }
+
+    /// Filled in by bbbctl (bucket, object keys), not by the user.
+    pub fn is_internal(&self) -> bool {
+        self.description.starts_with(INTERNAL_MARK)
+    }
+
+    /// Checks a value the way CloudFormation would; the error says what is allowed.
+    pub fn check(&self, value: &str) -> std::result::Result<(), String> {
+        let hint = self
+            .constraint_description
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        if !self.allowed_values.is_empty() && !self.allowed_values.iter().any(|v| v == value) {
+            return Err(format!("must be one of {}", self.allowed_values.join(", ")));
+        }
+        if self.kind == "Number" {
+            let n: f64 = value
+                .parse()
+                .map_err(|_| format!("must be a number{hint}"))?;
+            if let Some(min) = self.min_value
+                && n < min
+            {
+                return Err(format!("must be at least {min}{hint}"));
+            }
+            if let Some(max) = self.max_value
+                && n > max
+            {
+                return Err(format!("must be at most {max}{hint}"));
+            }
+        }
+        let chars = value.chars().count();
+        if let Some(min) = self.min_length
+            && chars < min
+        {
+            return Err(format!("must be at least {min} characters long{hint}"));
+        }
+        if let Some(max) = self.max_length
+            && chars > max
+        {
+            return Err(format!("must be at most {max} characters long{hint}"));
+        }
+        if let Some(pattern) = &self.allowed_pattern {
+            // CloudFormation matches the whole value against the pattern.
+            match regex::Regex::new(&format!("^(?:{pattern})$")) {
+                Ok(re) if !re.is_match(value) => {
+                    return Err(format!("must match the pattern {pattern}{hint}"));
+                }
+                Ok(_) => {}
+                Err(_) => tracing::warn!(pattern, "template pattern not understood; not checked"),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_params_follow_file_names() {
+        assert_eq!(key_param("network.yaml").unwrap(), "NetworkTemplateKey");
+        assert_eq!(
+            key_param("bbb-servers.yaml").unwrap(),
+            "BbbServersTemplateKey"
+        );
+        assert_eq!(
+            key_param("scripts/bbb-bootstrap.sh").unwrap(),
+            "BbbBootstrapScriptKey"
+        );
+        assert_eq!(key_param("root.yaml"), None);
+        assert_eq!(key_param("sources.yaml"), None);
+    }
+
+    #[test]
+    fn content_keys_change_with_content_only() {
+        let a = content_key("network.yaml", b"a");
+        assert!(
+            a.starts_with("templates/network-") && a.ends_with(".yaml"),
+            "{a}"
+        );
+        assert_eq!(a, content_key("network.yaml", b"a"));
+        assert_ne!(a, content_key("network.yaml", b"b"));
+        let s = content_key("scripts/bbb-bootstrap.sh", b"x");
+        assert!(
+            s.starts_with("scripts/bbb-bootstrap-") && s.ends_with(".sh"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn embedded_bundle_is_consistent() {
+        let bundle = Bundle::embedded();
+        let root = bundle.root_info().unwrap();
+        assert!(root.parameters.contains_key(BUCKET_PARAM));
+        // every asset has a parameter in the root template, and every key parameter an asset
+        let assets = bundle.assets();
+        assert!(!assets.is_empty());
+        for a in &assets {
+            let p = a.param.as_ref().unwrap();
+            let spec = root
+                .parameters
+                .get(p)
+                .unwrap_or_else(|| panic!("root.yaml lacks parameter {p} for {}", a.path));
+            assert!(spec.is_internal(), "{p} must be marked '{INTERNAL_MARK}'");
+        }
+        for (name, spec) in &root.parameters {
+            if name.ends_with("Key") && spec.is_internal() {
+                assert!(
+                    assets.iter().any(|a| a.param.as_deref() == Some(name)),
+                    "no file for {name}"
+                );
+            }
+        }
+        let counts = bundle.nested_resource_counts().unwrap();
+        assert_eq!(counts.len(), root.nested.len());
+        assert!(counts.values().all(|&n| n > 0));
+    }
+
+    #[test]
+    fn param_spec_checks() {
+        let doc = br#"
+Parameters:
+  N: {Type: Number, MinValue: 1, MaxValue: 3}
+  M: {Type: String, AllowedValues: [a, b]}
+  P: {Type: String, AllowedPattern: "[a-z]+", ConstraintDescription: lower case}
+Resources:
+  X: {Type: AWS::SNS::Topic}
+"#;
+        let info = TemplateInfo::parse(doc).unwrap();
+        let n = &info.parameters["N"];
+        assert!(n.check("2").is_ok());
+        assert_eq!(n.check("4").unwrap_err(), "must be at most 3");
+        assert_eq!(n.check("x").unwrap_err(), "must be a number");
+        assert_eq!(
+            info.parameters["M"].check("c").unwrap_err(),
+            "must be one of a, b"
+        );
+        let p = &info.parameters["P"];
+        assert!(p.check("abc").is_ok());
+        assert_eq!(
+            p.check("abc1").unwrap_err(),
+            "must match the pattern [a-z]+ (lower case)"
+        );
+        assert_eq!(info.resource_count, 1);
+    }
+}

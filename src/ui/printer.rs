@@ -1,0 +1,99 @@
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! The one owner of stdout and stderr.
+//!
+//! - Results (what a script may parse) go to stdout: text, or JSON with `--output json`.
+//! - Messages and progress go to stdout in text mode and to stderr in JSON mode, so that JSON
+//!   output stays parseable.
+//! - Warnings and errors go to stderr.
+
+use std::fmt::Display;
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+
+use super::progress::Progress;
+use crate::cli::OutputFormat;
+use crate::error::usage;
+use crate::settings::Global;
+
+#[derive(Debug, Clone)]
+pub struct Printer {
+    pub format: OutputFormat,
+    live: bool,
+    stdin_tty: bool,
+}
+
+impl Printer {
+    pub fn new(g: &Global) -> Self {
+        let stdout_tty = std::io::stdout().is_terminal();
+        Printer {
+            format: g.output,
+            live: stdout_tty && !g.no_progress && g.output == OutputFormat::Text,
+            stdin_tty: std::io::stdin().is_terminal(),
+        }
+    }
+
+    fn json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// A message for the person at the terminal.
+    pub fn info(&self, msg: impl Display) {
+        if self.json() {
+            eprintln!("{msg}");
+        } else {
+            println!("{msg}");
+        }
+    }
+
+    pub fn warn(&self, msg: impl Display) {
+        eprintln!("warning: {msg}");
+    }
+
+    pub fn error(&self, err: &anyhow::Error) {
+        eprintln!("error: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+    }
+
+    /// The command's result: `text` in text mode, `json` (pretty) in JSON mode.
+    pub fn result(&self, text: impl Display, json: &serde_json::Value) {
+        if self.json() {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(json).expect("JSON values serialize")
+            );
+        } else {
+            let text = text.to_string();
+            if !text.is_empty() {
+                println!("{text}");
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    /// Progress of a stack operation, in the style this terminal supports.
+    pub fn progress(&self) -> Progress {
+        if self.live {
+            Progress::live()
+        } else {
+            Progress::plain(self.json())
+        }
+    }
+
+    /// Asks the user to type `expected` to go on. Without a terminal there is nobody to ask:
+    /// that is a usage error that names `--yes`.
+    pub fn confirm_by_typing(&self, question: &str, expected: &str) -> Result<bool> {
+        if !self.stdin_tty {
+            return Err(usage(format!(
+                "{question} — confirmation needs a terminal; pass --yes to confirm non-interactively"
+            )));
+        }
+        eprint!("{question}\nType the stack name ({expected}) to confirm: ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(line.trim() == expected)
+    }
+}

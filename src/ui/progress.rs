@@ -1,0 +1,216 @@
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! Progress of a stack operation: one line per stack (status, resources done / total, elapsed
+//! time), as live indicatif lines on a terminal or as plain timestamped lines otherwise.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cfn::tree::{StackEvent, StackNode, StackTree};
+
+pub enum Progress {
+    Live {
+        multi: MultiProgress,
+        bars: HashMap<usize, ProgressBar>,
+    },
+    Plain {
+        to_stderr: bool,
+        /// What was last printed per stack, so unchanged stacks print nothing.
+        last: HashMap<usize, (Option<String>, usize)>,
+    },
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `HH:MM:SS` (UTC) of a time in ms since the epoch.
+fn clock(ms: i64) -> String {
+    let s = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `4s`, `2m05s`, `1h02m`.
+pub fn format_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// One stack's line: indented name, status, resources done / total, elapsed time.
+pub fn stack_line(tree: &StackTree, node: &StackNode, now_ms: i64) -> String {
+    let name = format!("{}{}", "  ".repeat(node.depth), node.label);
+    let status = node.status.as_deref().unwrap_or("PENDING");
+    let counts = format!("{}/{}", node.done(), node.total(tree.op));
+    format!(
+        "{name:<28} {status:<36} {counts:>7}  {}",
+        format_duration(node.elapsed_ms(now_ms))
+    )
+}
+
+fn failure_line(tree: &StackTree, idx: usize, e: &StackEvent) -> String {
+    format!(
+        "{}  ✖ {} ({}) {}: {}",
+        tree.nodes()[idx].label,
+        e.logical_id,
+        e.resource_type,
+        e.status,
+        e.reason.as_deref().unwrap_or("(no reason given)")
+    )
+}
+
+impl Progress {
+    pub fn live() -> Self {
+        Progress::Live {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
+            bars: HashMap::new(),
+        }
+    }
+
+    pub fn plain(to_stderr: bool) -> Self {
+        Progress::Plain {
+            to_stderr,
+            last: HashMap::new(),
+        }
+    }
+
+    fn say(to_stderr: bool, line: &str) {
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+
+    /// A new event was applied to stack `idx`: failures are printed at once, with their reason.
+    pub fn event(&mut self, tree: &StackTree, idx: usize, e: &StackEvent) {
+        if !e.is_failure() || e.is_stack_itself() {
+            return;
+        }
+        let line = failure_line(tree, idx, e);
+        match self {
+            Progress::Live { multi, .. } => {
+                let _ = multi.println(line);
+            }
+            Progress::Plain { to_stderr, .. } => {
+                Self::say(*to_stderr, &format!("[{}] {line}", clock(e.timestamp_ms)));
+            }
+        }
+    }
+
+    /// Redraws every stack's line (live) or prints the lines that changed (plain).
+    pub fn draw(&mut self, tree: &StackTree) {
+        let now = now_ms();
+        match self {
+            Progress::Live { multi, bars } => {
+                for idx in tree.display_order() {
+                    let node = &tree.nodes()[idx];
+                    let bar = bars.entry(idx).or_insert_with(|| {
+                        let bar = multi.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner:.cyan} {msg}")
+                                .expect("valid template")
+                                .tick_strings(&[
+                                    "⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏", "✔",
+                                ]),
+                        );
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bar
+                    });
+                    bar.set_message(stack_line(tree, node, now));
+                    if node.is_finished() && !bar.is_finished() {
+                        bar.finish();
+                    }
+                }
+            }
+            Progress::Plain { to_stderr, last } => {
+                for idx in tree.display_order() {
+                    let node = &tree.nodes()[idx];
+                    let key = (node.status.clone(), node.done());
+                    if last.get(&idx) != Some(&key) {
+                        last.insert(idx, key);
+                        Self::say(
+                            *to_stderr,
+                            &format!("[{}] {}", clock(now), stack_line(tree, node, now)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The operation ended: freeze the live lines.
+    pub fn finish(&mut self, tree: &StackTree) {
+        self.draw(tree);
+        if let Progress::Live { bars, .. } = self {
+            for bar in bars.values() {
+                if !bar.is_finished() {
+                    bar.finish();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::cfn::tree::Op;
+    use crate::cfn::tree::tests::{ev, stack_ev};
+
+    #[test]
+    fn durations() {
+        assert_eq!(format_duration(4_200), "4s");
+        assert_eq!(format_duration(125_000), "2m05s");
+        assert_eq!(format_duration(3_720_000), "1h02m");
+        assert_eq!(clock(13 * 3_600_000 + 5 * 60_000 + 7_000), "13:05:07");
+    }
+
+    #[test]
+    fn lines_show_status_counts_and_time() {
+        let mut tree = StackTree::new(Op::Create, "bbb", "bbb", Some(3), BTreeMap::new());
+        tree.apply(0, &stack_ev("bbb", "CREATE_IN_PROGRESS", 0, None));
+        tree.apply(
+            0,
+            &ev(
+                "bbb",
+                "Net",
+                "AWS::CloudFormation::Stack",
+                "CREATE_IN_PROGRESS",
+                Some("arn:n"),
+                1000,
+                None,
+            ),
+        );
+        let line = stack_line(&tree, tree.root(), 65_000);
+        assert!(line.starts_with("bbb "), "{line}");
+        assert!(line.contains("CREATE_IN_PROGRESS"), "{line}");
+        assert!(line.contains("0/3"), "{line}");
+        assert!(line.ends_with("1m05s"), "{line}");
+        let child = stack_line(&tree, &tree.nodes()[1], 65_000);
+        assert!(child.starts_with("  Net "), "{child}");
+        assert!(child.contains("PENDING"), "{child}");
+        let e = ev(
+            "bbb",
+            "Vpc",
+            "AWS::EC2::VPC",
+            "CREATE_FAILED",
+            None,
+            2,
+            Some("bad cidr"),
+        );
+        assert_eq!(
+            failure_line(&tree, 0, &e),
+            "bbb  ✖ Vpc (AWS::EC2::VPC) CREATE_FAILED: bad cidr"
+        );
+    }
+}

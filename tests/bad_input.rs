@@ -1,0 +1,332 @@
+//! Bad input: a one-line message that says what is wrong and how to fix it, exit code 2 for
+//! usage errors (nothing sent to AWS) and 1 for operations AWS could not carry out, and no
+//! change in the account.
+
+mod common;
+
+use common::*;
+
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    code: i32,
+    message: &'static str,
+}
+
+fn case(name: &'static str, args: &[&str], code: i32, message: &'static str) -> Case {
+    Case {
+        name,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code,
+        message,
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_explained_and_changes_nothing() {
+    let aws = aws().await;
+    let domain = format!("{}.example.org", unique("bad"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let other_zone = hosted_zone(&aws, &format!("{}.example.net", unique("other"))).await;
+    let stack = unique("bad");
+    let dir = scratch_dir();
+    std::fs::write(
+        dir.join("broken.json"),
+        "{\"Parameters\": {\"BBBNumberOfAZs\": 2,}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("typo.json"),
+        r#"{"Parameters": {"BBBNumberOfAZ": 2}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("range.json"),
+        r#"{"Parameters": {"BBBNumberOfAZs": 5}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("mode.json"),
+        r#"{"Parameters": {"BBBEnvironmentType": "huge"}}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("shape.json"), r#"{"BBBNumberOfAZs": 2}"#).unwrap();
+    std::fs::write(
+        dir.join("internal.json"),
+        r#"{"Parameters": {"TemplateBucket": "mine"}}"#,
+    )
+    .unwrap();
+
+    let ok = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "setup",
+            "-e",
+            "ops@example.org",
+            "-h",
+            &zone,
+            "-s",
+            &stack,
+            "-d",
+            &domain,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let with = |mut base: Vec<String>, flag: &str, value: &str| -> Vec<String> {
+        let i = base.iter().position(|a| a == flag).unwrap();
+        base[i + 1] = value.to_string();
+        base
+    };
+    let s = |v: Vec<String>| v;
+    let cases = vec![
+        case(
+            "no stack",
+            &["setup", "-e", "a@b.org", "-h", "Z1", "-d", "b.org"],
+            2,
+            "--stack <STACK>",
+        ),
+        case(
+            "no email",
+            &["setup", "-h", &zone, "-s", &stack, "-d", &domain],
+            2,
+            "missing BBBOperatorEMail: pass -e EMAIL",
+        ),
+        Case {
+            name: "bad email",
+            args: with(ok(&[]), "-e", "ops.example.org"),
+            code: 2,
+            message: "is not a valid e-mail address",
+        },
+        Case {
+            name: "bad domain",
+            args: with(ok(&[]), "-d", "bbb_example"),
+            code: 2,
+            message: "Pass the name the platform should live under with -d",
+        },
+        Case {
+            name: "bad zone id",
+            args: with(ok(&[]), "-h", "example.org"),
+            code: 2,
+            message: "is not a Route53 hosted zone id",
+        },
+        Case {
+            name: "bad stack",
+            args: with(ok(&[]), "-s", "1bbb"),
+            code: 2,
+            message: "must start with a letter",
+        },
+        Case {
+            name: "long stack",
+            args: with(ok(&[]), "-s", &"b".repeat(40)),
+            code: 2,
+            message: "at most 32",
+        },
+        Case {
+            name: "missing params",
+            args: s(ok(&["--params", "nope.json"])),
+            code: 2,
+            message: "cannot read parameter file nope.json",
+        },
+        Case {
+            name: "broken json",
+            args: s(ok(&["--params", "broken.json"])),
+            code: 2,
+            message: "broken.json is not valid JSON",
+        },
+        Case {
+            name: "wrong shape",
+            args: s(ok(&["--params", "shape.json"])),
+            code: 2,
+            message: "has no \"Parameters\" object",
+        },
+        Case {
+            name: "typo",
+            args: s(ok(&["--params", "typo.json"])),
+            code: 2,
+            message: "Did you mean BBBNumberOfAZs?",
+        },
+        Case {
+            name: "range",
+            args: s(ok(&["--params", "range.json"])),
+            code: 2,
+            message: "BBBNumberOfAZs = \"5\" must be at most 3",
+        },
+        Case {
+            name: "allowed values",
+            args: s(ok(&["--params", "mode.json"])),
+            code: 2,
+            message: "must be one of scalable, single",
+        },
+        Case {
+            name: "internal param",
+            args: s(ok(&["--params", "internal.json"])),
+            code: 2,
+            message: "is set by bbbctl itself",
+        },
+        Case {
+            name: "bad mode flag",
+            args: s(ok(&["--mode", "tiny"])),
+            code: 2,
+            message: "invalid value 'tiny'",
+        },
+        Case {
+            name: "templates dir",
+            args: s(ok(&["--templates-dir", "nowhere"])),
+            code: 2,
+            message: "--templates-dir nowhere: not a folder",
+        },
+        Case {
+            name: "endpoint",
+            args: {
+                let mut v = vec!["--endpoint-url".to_string(), "localhost".into()];
+                v.extend(ok(&[]));
+                v
+            },
+            code: 2,
+            message: "--endpoint-url localhost: not a URL",
+        },
+        Case {
+            name: "region",
+            args: {
+                let mut v = vec!["--region".to_string(), "Europe".into()];
+                v.extend(ok(&[]));
+                v
+            },
+            code: 2,
+            message: "not an AWS region name",
+        },
+        Case {
+            name: "unknown zone",
+            args: with(ok(&[]), "-h", "Z0000000000000NOPE"),
+            code: 1,
+            message: "hosted zone Z0000000000000NOPE (from -h) cannot be read",
+        },
+        Case {
+            name: "domain not in zone",
+            args: with(ok(&[]), "-h", &other_zone),
+            code: 1,
+            message: "is not in hosted zone",
+        },
+        case(
+            "scale missing stack",
+            &["scale", "-s", &stack, "--count", "2"],
+            1,
+            "stack does not exist",
+        ),
+        case(
+            "scale bad count",
+            &["scale", "-s", &stack, "--count", "two"],
+            2,
+            "is not a whole number",
+        ),
+        case(
+            "scale negative",
+            &["scale", "-s", &stack, "--count", "-1"],
+            2,
+            "is not a whole number",
+        ),
+        case(
+            "scale too many",
+            &["scale", "-s", &stack, "--count", "500"],
+            2,
+            "Pass --max 500",
+        ),
+        case(
+            "admin-login missing stack",
+            &["admin-login", "-s", &stack],
+            1,
+            "does not exist",
+        ),
+        case(
+            "status missing stack",
+            &["status", "-s", &stack],
+            1,
+            "does not exist",
+        ),
+        case(
+            "destroy missing stack",
+            &["destroy", "-s", &stack, "--yes"],
+            1,
+            "neither stack",
+        ),
+        case(
+            "log level",
+            &["-l", "LOUD", "status", "-s", &stack],
+            2,
+            "invalid value 'LOUD'",
+        ),
+    ];
+    assert!(cases.len() >= 25);
+    for c in &cases {
+        let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
+        let o = bbbctl_in(&dir, &args);
+        assert_eq!(
+            o.status.code(),
+            Some(c.code),
+            "{}: exit code; stderr:\n{}",
+            c.name,
+            stderr(&o)
+        );
+        let err = stderr(&o);
+        assert!(
+            err.contains(c.message),
+            "{}: expected {:?} in:\n{err}",
+            c.name,
+            c.message
+        );
+        assert!(err.starts_with("error:"), "{}: {err}", c.name);
+    }
+    // Nothing was created by any of them.
+    let left = live_stacks(&aws).await;
+    assert!(!left.iter().any(|s| s.starts_with(&stack)), "{left:?}");
+}
+
+#[tokio::test]
+async fn destroy_without_terminal_needs_yes() {
+    let aws = aws().await;
+    let domain = format!("{}.example.org", unique("yes"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("yes");
+    let o = bbbctl(&[
+        "setup",
+        "-e",
+        "ops@example.org",
+        "-h",
+        &zone,
+        "-s",
+        &stack,
+        "-d",
+        &domain,
+    ]);
+    assert_code(&o, 0);
+    let o = bbbctl(&["destroy", "-s", &stack]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("pass --yes"), "{}", stderr(&o));
+    assert!(
+        live_stacks(&aws).await.contains(&stack),
+        "destroy without consent deleted something"
+    );
+    // single mode cannot scale
+    let o = bbbctl(&[
+        "setup",
+        "-e",
+        "ops@example.org",
+        "-h",
+        &zone,
+        "-s",
+        &stack,
+        "-d",
+        &domain,
+        "--mode",
+        "single",
+    ]);
+    assert_code(&o, 0);
+    let o = bbbctl(&["scale", "-s", &stack, "--count", "3"]);
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("single mode"), "{}", stderr(&o));
+    let o = bbbctl(&["destroy", "-s", &stack, "-y"]);
+    assert_code(&o, 0);
+}

@@ -1,0 +1,177 @@
+//! Test harness: one moto server per test binary (started on first use, on a free loopback
+//! port, stopped by itself when the test process ends), a runner for the built `bbbctl` binary
+//! with emulator-only environment, and SDK clients to check the resulting AWS state.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use bbbctl::aws::Aws;
+
+pub const REGION: &str = "us-east-1";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The emulator's endpoint URL; starts it on first call.
+pub fn endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(start_emulator)
+}
+
+fn start_emulator() -> String {
+    let script = repo().join("tests/emulator/moto.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("install")
+        .status()
+        .expect("running tests/emulator/moto.sh install");
+    assert!(status.success(), "tests/emulator/moto.sh install failed");
+    let python = repo().join(".venv/emulator/bin/python");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let log = std::fs::File::create(std::env::temp_dir().join(format!("bbbctl-moto-{port}.log")))
+        .expect("log file");
+    // Never waited for: the server ends itself when this test process is gone (--watch-pid).
+    #[allow(clippy::zombie_processes)]
+    Command::new(python)
+        .arg(repo().join("tests/emulator/server.py"))
+        .args(["--port", &port.to_string()])
+        .args(["--watch-pid", &std::process::id().to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("starting the moto server");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A unique, valid name per test (tests share one emulator).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 10_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Runs `bbbctl` against the emulator, in a scratch folder (no stray parameter file) with a
+/// scratch HOME (no real AWS profile), with dummy credentials.
+pub fn bbbctl(args: &[&str]) -> Output {
+    bbbctl_in(&scratch_dir(), args)
+}
+
+pub fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("bbbctl-test-"));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+pub fn bbbctl_in(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bbbctl"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("BBBCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(dir)
+        .env("HOME", dir)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running bbbctl")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the exit code and prints both streams when it differs.
+pub fn assert_code(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// SDK clients against the emulator, for checking state.
+pub async fn aws() -> Aws {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await;
+    Aws::from_config(config, true)
+}
+
+/// Creates a public hosted zone for `domain` and returns its id (without `/hostedzone/`).
+pub async fn hosted_zone(aws: &Aws, domain: &str) -> String {
+    let out = aws
+        .route53
+        .create_hosted_zone()
+        .name(domain)
+        .caller_reference(unique("ref"))
+        .send()
+        .await
+        .expect("create hosted zone");
+    out.hosted_zone()
+        .expect("zone")
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string()
+}
+
+/// Names of the stacks that exist (not deleted).
+pub async fn live_stacks(aws: &Aws) -> Vec<String> {
+    let out = aws
+        .cfn
+        .describe_stacks()
+        .send()
+        .await
+        .expect("describe stacks");
+    out.stacks()
+        .iter()
+        .filter(|s| s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE"))
+        .filter_map(|s| s.stack_name().map(str::to_string))
+        .collect()
+}
+
+pub async fn bucket_names(aws: &Aws) -> Vec<String> {
+    let out = aws.s3.list_buckets().send().await.expect("list buckets");
+    out.buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_string))
+        .collect()
+}

@@ -1,0 +1,263 @@
+//! End to end on the local emulator: the built binary deploys, re-runs, reads the admin login,
+//! scales and destroys; the AWS state is checked through the SDK after each step.
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn setup_rerun_admin_login_scale_status_destroy() {
+    let aws = aws().await;
+    let domain = format!("{}.example.org", unique("lc"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("lc");
+    let email = "ops@example.org";
+
+    // First setup: everything is created, progress is shown for every stack.
+    let o = bbbctl(&[
+        "setup", "-e", email, "-h", &zone, "-s", &stack, "-d", &domain,
+    ]);
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("Deployment {stack} is ready")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Greenlight:    https://{domain}")),
+        "{out}"
+    );
+    for nested in ["NetworkStack", "SecretsStack", "BbbServersStack"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(nested) && l.contains("CREATE_COMPLETE")),
+            "no progress line for {nested}:\n{out}"
+        );
+    }
+    assert!(out.contains("Templates: 5 uploaded, 0 unchanged"), "{out}");
+
+    let root = aws
+        .cfn
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    let root = &root.stacks()[0];
+    assert_eq!(root.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
+    let outputs = bbbctl::cfn::ops::outputs(root);
+    assert_eq!(outputs["EnvironmentType"], "scalable");
+    let nested = aws
+        .cfn
+        .list_stack_resources()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    let nested: Vec<_> = nested
+        .stack_resource_summaries()
+        .iter()
+        .filter(|r| r.resource_type() == Some("AWS::CloudFormation::Stack"))
+        .collect();
+    assert_eq!(nested.len(), 3);
+
+    // The sources bucket: versioned, holds the 5 uploaded objects.
+    let sources = aws
+        .cfn
+        .describe_stacks()
+        .stack_name(format!("{stack}-sources"))
+        .send()
+        .await
+        .unwrap();
+    let bucket = bbbctl::cfn::ops::outputs(&sources.stacks()[0])["BucketName"].clone();
+    // (moto answers GetBucketVersioning with a root element the Rust SDK rejects, so versioning
+    // is checked through the version ids objects get.)
+    let versions = aws
+        .s3
+        .list_object_versions()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.versions().len(), 5);
+    assert!(
+        versions
+            .versions()
+            .iter()
+            .all(|v| v.version_id().is_some_and(|id| id != "null")),
+        "{versions:?}"
+    );
+
+    // Re-run: nothing to change, nothing uploaded.
+    let o = bbbctl(&[
+        "setup", "-e", email, "-h", &zone, "-s", &stack, "-d", &domain,
+    ]);
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("Templates: 0 uploaded, 5 unchanged"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Deployment {stack} is up to date: nothing to change."
+        )),
+        "{out}"
+    );
+
+    // admin-login: the generated secret, as JSON.
+    let o = bbbctl(&["--output", "json", "admin-login", "-s", &stack]);
+    assert_code(&o, 0);
+    let login: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(login["username"], email);
+    assert_eq!(login["url"], format!("https://{domain}"));
+    let secret = aws
+        .secrets
+        .get_secret_value()
+        .secret_id(&outputs["AdminSecretArn"])
+        .send()
+        .await
+        .unwrap();
+    let secret: serde_json::Value = serde_json::from_str(secret.secret_string().unwrap()).unwrap();
+    assert_eq!(login["password"], secret["password"]);
+    assert!(login["password"].as_str().unwrap().len() >= 16);
+
+    // scale: min = max = desired = 2, and bbbctl waits until both are in service.
+    let o = bbbctl(&["scale", "-s", &stack, "--count", "2"]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains("2 BBB server(s) in service."),
+        "{}",
+        stdout(&o)
+    );
+    let group = &outputs["BBBServerGroupName"];
+    let asg = aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap();
+    let asg = &asg.auto_scaling_groups()[0];
+    assert_eq!(
+        (asg.min_size(), asg.max_size(), asg.desired_capacity()),
+        (Some(2), Some(2), Some(2))
+    );
+    assert_eq!(asg.instances().len(), 2);
+
+    // status: JSON for scripts.
+    let o = bbbctl(&["--output", "json", "status", "-s", &stack]);
+    assert_code(&o, 0);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(status["status"], "CREATE_COMPLETE");
+    assert_eq!(status["servers"]["desired"], 2);
+    assert_eq!(status["nested"].as_array().unwrap().len(), 3);
+
+    // destroy: no stack, no bucket, no secret left.
+    let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("Deployment {stack} is deleted")),
+        "{}",
+        stdout(&o)
+    );
+    let left = live_stacks(&aws).await;
+    assert!(
+        !left.iter().any(|s| s.starts_with(&stack)),
+        "stacks left: {left:?}"
+    );
+    assert!(
+        !bucket_names(&aws).await.contains(&bucket),
+        "bucket {bucket} left"
+    );
+    assert!(
+        aws.secrets
+            .get_secret_value()
+            .secret_id(&outputs["AdminSecretArn"])
+            .send()
+            .await
+            .is_err()
+    );
+
+    // A second destroy finds nothing.
+    let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!("no deployment {stack}")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn failing_nested_stack_prints_its_root_cause() {
+    let aws = aws().await;
+    let domain = format!("{}.example.org", unique("fail"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("fail");
+    let fixture = repo().join("tests/fixtures/failing-network");
+    let o = bbbctl(&[
+        "setup",
+        "-e",
+        "ops@example.org",
+        "-h",
+        &zone,
+        "-s",
+        &stack,
+        "-d",
+        &domain,
+        "--templates-dir",
+        fixture.to_str().unwrap(),
+    ]);
+    assert_code(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "the create of stack {stack} failed (ROLLBACK_COMPLETE)"
+        )),
+        "{err}"
+    );
+    let cause = err
+        .lines()
+        .find(|l| l.starts_with("Root cause:"))
+        .unwrap_or_else(|| panic!("no root cause:\n{err}"));
+    assert!(
+        cause.contains("PublicSubnetA (AWS::EC2::Subnet)"),
+        "{cause}"
+    );
+    assert!(
+        cause.contains(&format!("{stack} › NetworkStack")),
+        "{cause}"
+    );
+    assert!(cause.contains("CREATE_FAILED"), "{cause}");
+    assert!(!cause.contains("Embedded stack"), "{cause}");
+    // The failure was also shown while it happened.
+    assert!(stdout(&o).contains("✖ PublicSubnetA"), "{}", stdout(&o));
+
+    // Without --yes a re-run explains; with --yes (and the good templates) it recovers.
+    let o = bbbctl(&[
+        "setup",
+        "-e",
+        "ops@example.org",
+        "-h",
+        &zone,
+        "-s",
+        &stack,
+        "-d",
+        &domain,
+    ]);
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("Re-run with --yes"), "{}", stderr(&o));
+    let o = bbbctl(&[
+        "setup",
+        "-e",
+        "ops@example.org",
+        "-h",
+        &zone,
+        "-s",
+        &stack,
+        "-d",
+        &domain,
+        "--yes",
+    ]);
+    assert_code(&o, 0);
+    let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
+}

@@ -1,0 +1,862 @@
+"""moto_ext: make moto 5.2.5's CloudFormation behave like AWS where bbbctl relies on it.
+
+Importing this module patches moto in-process (server.py imports it before serving).
+Every patch makes moto MORE like AWS: none hides an error or skips a moto validation.
+Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
+
+ 1. Resource events.  moto: stack-level events only.  AWS (and now moto): per resource
+    CREATE_IN_PROGRESS, CREATE_IN_PROGRESS "Resource creation Initiated" (with the
+    physical id), CREATE_COMPLETE; UPDATE_* and DELETE_* (DELETE_SKIPPED for Retain);
+    stack UPDATE_COMPLETE_CLEANUP_IN_PROGRESS.  bbbctl finds nested stacks and counts
+    progress from these.  Types moto lacks get events too, with a reason saying nothing
+    was created; a modified resource moto cannot update is kept (moto dropped it from
+    the stack) and its UPDATE_COMPLETE says it was left unchanged.
+ 2. Failures, rollback, deletion.  moto: an exception while creating a resource is an
+    HTTP 500 and the stack stays CREATE_IN_PROGRESS.  AWS (and now moto): CreateStack
+    returns the StackId; the resource gets CREATE_FAILED with the error; the stack goes
+    ROLLBACK_IN_PROGRESS "The following resource(s) failed to create: [X]. Rollback
+    requested by user.", deletes what it created, ends ROLLBACK_COMPLETE (keeping that
+    StackStatusReason).  OnFailure=DO_NOTHING / DisableRollback: CREATE_FAILED with
+    reason "The following resource(s) failed to create: [X]."; OnFailure=DELETE: deleted
+    after the rollback.  A failing child stack: its resource in the parent gets
+    CREATE_FAILED "Embedded stack <child ARN> was not successfully created: <child's
+    reason>", the parent rolls back and deletes the child, whose events stay readable by
+    stack id.  UpdateStack: UPDATE_FAILED (CREATE_FAILED for a new resource),
+    UPDATE_ROLLBACK_IN_PROGRESS, the previous template and parameters re-applied,
+    UPDATE_ROLLBACK_COMPLETE; a bad template or parameters is a ValidationError before
+    anything changes.  DeleteStack: a resource that cannot be deleted gets DELETE_FAILED
+    and the stack DELETE_FAILED, still listed (moto: DELETE_COMPLETE); S3 refuses to
+    delete a non-empty bucket (moto's CloudFormation path skipped it silently).
+    Rolled-back/deleted stacks have no outputs and never re-create resources (moto's
+    lazy maps re-created them when outputs or resources were described).  Fn::GetAtt
+    in Outputs on a missing resource or on a type moto lacks: ValidationError, not 500.
+ 3. Nested stacks.  Fn::GetAtt [Child, Outputs.X] (also !GetAtt Child.Outputs.X and
+    ${Child.Outputs.X}) is the child's output X (moto: HTTP 500).  The child's physical
+    id / Ref is its stack ARN (moto: its name); ParentId/RootId are set; the parent's
+    stack tags propagate.  A changed TemplateURL or Parameters updates the child in
+    place, same ARN and resources, as AWS does (moto deleted and re-created the child).
+ 4. Intrinsics read as CloudFormation reads them: !GetAtt A.B.C splits on the first dot
+    (moto: every dot), !GetAtt [A, B] and short forms with a mapping argument
+    (!ImportValue {Fn::Sub: ...}, !GetAZs {Ref: ...}) are constructed, !Condition is a
+    condition reference, Fn::GetAZs gives the zones of the stack's region (moto:
+    us-east-1 zones everywhere, so subnets elsewhere failed).
+ 5. AWS::SecretsManager::Secret is created in moto's Secrets Manager (moto ignored it):
+    Name (else stack name-logical id-random suffix), Description, KmsKeyId, Tags,
+    SecretString or GenerateSecretString (moto's own generator; PasswordLength 32 and
+    RequireEachIncludedType by default; SecretStringTemplate + GenerateStringKey give
+    compact JSON like AWS).  Ref and GetAtt Id: the ARN.  Removal from the template or
+    stack deletion force-deletes it without recovery window, as CloudFormation does.
+ 6. AWS::S3::Bucket VersioningConfiguration is applied on create and update (moto
+    ignored it).
+ 7. SSM public parameters /aws/service/canonical/ubuntu/server/{22.04,jammy,20.04,focal}
+    /stable/current/amd64/hvm/ebs-gp2/ami-id exist in every region (lazily) and name a
+    Canonical Ubuntu amd64 AMI of moto's EC2 backend, so AWS::SSM::Parameter::Value<
+    AWS::EC2::Image::Id> defaults deploy.  An unknown SSM parameter in a template is
+    AWS's ValidationError "Unable to fetch parameters [...]" (moto: HTTP 500).
+ 8. UpdateStack answers "No updates are to be performed." (ValidationError) when the
+    template (compared parsed: formatting and comments do not count), the effective
+    parameter values (passed, previous or default) and the tags are unchanged.  moto
+    5.2.5 did so only if every parameter was passed and the text was byte-identical.
+    UpdateStack in ROLLBACK_COMPLETE, ROLLBACK_FAILED, DELETE_FAILED,
+    UPDATE_ROLLBACK_FAILED or REVIEW_IN_PROGRESS is refused like AWS (moto: only the
+    first); CREATE_FAILED (rollback disabled) can be updated, as in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from typing import Any
+
+import yaml
+
+from moto.cloudformation import models as cfn_models
+from moto.cloudformation import parsing
+from moto.cloudformation import responses as cfn_responses
+from moto.cloudformation import utils as cfn_utils
+from moto.cloudformation.exceptions import (
+    UnformattedGetAttTemplateException,
+    ValidationError,
+)
+from moto.cloudformation.models import (
+    CloudFormationBackend,
+    Event,
+    Stack,
+    cloudformation_backends,
+)
+from moto.cloudformation.parsing import ResourceMap
+from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.common_models import CloudFormationModel
+from moto.core.utils import utcnow
+from moto.ec2.models import ec2_backends
+from moto.s3.exceptions import BucketNotEmpty, MissingBucket
+from moto.s3.models import FakeBucket, s3_backends
+from moto.secretsmanager.models import secretsmanager_backends
+from moto.ssm.models import Parameter, ParameterDict
+from moto.utilities.utils import get_partition
+
+# Stacks in these states have no live resources: no outputs, no lazy re-creation.
+GONE = {
+    "CREATE_FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_FAILED", "ROLLBACK_COMPLETE",
+    "DELETE_IN_PROGRESS", "DELETE_FAILED", "DELETE_COMPLETE", "UPDATE_ROLLBACK_FAILED",
+}
+NO_OUTPUTS = GONE | {"CREATE_PENDING"}  # CREATE_PENDING: moto read exports before creating
+NOT_UPDATABLE = {  # CREATE_FAILED (rollback disabled) can be updated, as in AWS
+    "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED",
+    "UPDATE_ROLLBACK_FAILED", "REVIEW_IN_PROGRESS",
+}
+_ctx = threading.local()  # .on_failure (CreateStack request), .parent (nested create)
+
+
+def _msg(exc: BaseException) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+
+
+def _phys(resource: Any) -> str:
+    try:
+        value = getattr(resource, "physical_resource_id", None)
+    except Exception:  # some moto models compute it and may fail once deleted
+        value = None
+    return "" if value is None else str(value)
+
+
+def _backend(stack: Stack) -> CloudFormationBackend:
+    return cloudformation_backends[stack.account_id][stack.region_name]
+
+
+class ResourceFailed(Exception):
+    """A resource of a stack failed; carries what the FAILED event needs."""
+
+    def __init__(self, logical_id: str, rtype: str, cause: BaseException, action: str):
+        self.logical_id, self.rtype, self.action = logical_id, rtype, action
+        self.reason = _msg(cause)
+        self.physical_id = getattr(cause, "physical_id", "")
+        self.child = getattr(cause, "child", None)  # failed nested stack to delete
+        super().__init__(f"{logical_id}: {self.reason}")
+
+
+class EmbeddedStackFailed(Exception):
+    def __init__(self, message: str, child: Stack, delete_on_rollback: bool):
+        super().__init__(message)
+        self.message, self.physical_id = message, child.stack_id
+        self.child = child if delete_on_rollback else None
+
+
+# ---------------------------------------------------------------- 1. events
+def _event(stack: Stack | None, logical_id: str, rtype: str, status: str,
+           physical_id: str = "", reason: str | None = None, once: bool = False) -> None:
+    if stack is None:
+        return
+    if once:
+        if (logical_id, status) in stack._ext_once:
+            return
+        stack._ext_once.add((logical_id, status))
+    event = Event(stack_id=stack.stack_id, stack_name=stack.name,
+                  logical_resource_id=logical_id, physical_resource_id=physical_id,
+                  resource_type=rtype, resource_status=status,
+                  resource_status_reason=reason, resource_properties=None)
+    event.sendToSns(stack.account_id, stack.region_name, stack.notification_arns)
+    stack.events.append(event)
+
+
+def _stack_status(stack: Stack, status: str, reason: str | None = None) -> None:
+    stack.status = status
+    if reason is not None or not status.endswith("ROLLBACK_COMPLETE"):  # keeps the cause
+        stack.stack_status_reason = reason
+    stack._add_stack_event(status, resource_status_reason=reason)
+
+
+def _parse_and_create_resource(logical_id: str, resource_json: dict[str, Any],
+                               resources_map: ResourceMap, account_id: str,
+                               region_name: str) -> Any:
+    # Same steps as moto's parse_and_create_resource, with events and failures.
+    condition = resource_json.get("Condition")
+    if condition and not resources_map.lazy_condition_map[condition]:
+        return None
+    stack = getattr(resources_map, "_ext_stack", None)
+    if stack is not None and stack.status in GONE:
+        return None  # never re-create resources of a rolled-back or deleted stack
+    rtype = resource_json["Type"]
+    try:
+        parsed = parsing.parse_resource_and_generate_name(logical_id, resource_json,
+                                                          resources_map)
+        if not parsed:  # a type moto does not implement: AWS would create it
+            reason = f"moto_ext: moto does not implement {rtype}; nothing was created"
+            _event(stack, logical_id, rtype, "CREATE_IN_PROGRESS", once=True)
+            _event(stack, logical_id, rtype, "CREATE_COMPLETE", "", reason, once=True)
+            if stack is not None:
+                stack._ext_phantoms.add(logical_id)
+            return None
+        resource_class, resource_json, name = parsed
+        _event(stack, logical_id, rtype, "CREATE_IN_PROGRESS")
+        resource = resource_class.create_from_cloudformation_json(
+            name, resource_json, account_id, region_name, LogicalId=logical_id,
+            StackId=resources_map.stack_id, ResourceType=rtype)
+    except ResourceFailed:
+        raise  # a dependency failed: it is the one to blame
+    except Exception as exc:
+        raise ResourceFailed(logical_id, rtype, exc, "CREATE") from exc
+    resource.cf_resource_type = rtype
+    resource.logical_resource_id = logical_id
+    physical_id = _phys(resource)
+    _event(stack, logical_id, rtype, "CREATE_IN_PROGRESS", physical_id,
+           "Resource creation Initiated")
+    _event(stack, logical_id, rtype, "CREATE_COMPLETE", physical_id)
+    return resource
+
+
+_orig_update_resource = parsing.parse_and_update_resource
+
+
+def _parse_and_update_resource(logical_id: str, resource_json: dict[str, Any],
+                               resources_map: ResourceMap, account_id: str,
+                               region_name: str) -> Any:
+    stack = getattr(resources_map, "_ext_stack", None)
+    rtype = resource_json["Type"]
+    old = resources_map._parsed_resources.get(logical_id)
+    # moto retries updates (dependency order), hence once=True
+    _event(stack, logical_id, rtype, "UPDATE_IN_PROGRESS", _phys(old), once=True)
+    try:
+        new = _orig_update_resource(logical_id, resource_json, resources_map,
+                                    account_id, region_name)
+    except ResourceFailed:
+        raise
+    except Exception as exc:
+        raise ResourceFailed(logical_id, rtype, exc, "UPDATE") from exc
+    reason = None
+    if new is None:  # moto cannot update this type; it used to drop the resource
+        new, reason = old, f"moto_ext: moto cannot update {rtype}; left unchanged"
+    _event(stack, logical_id, rtype, "UPDATE_COMPLETE", _phys(new), reason, once=True)
+    return new
+
+
+_orig_delete_resource = ResourceMap._delete_resource
+
+
+def _delete_resource(self: ResourceMap, parsed_resource: Any,
+                     resource_json: dict[str, Any]) -> None:
+    stack = getattr(self, "_ext_stack", None)
+    logical_id = getattr(parsed_resource, "logical_resource_id", "")
+    rtype, physical_id = resource_json.get("Type", ""), _phys(parsed_resource)
+    _event(stack, logical_id, rtype, "DELETE_IN_PROGRESS", physical_id, once=True)
+    try:
+        _orig_delete_resource(self, parsed_resource, resource_json)
+    except Exception as exc:  # moto retries (dependency order); remember the last error
+        if stack is not None:
+            stack._ext_delete_errors[logical_id] = (rtype, physical_id, _msg(exc))
+        raise
+    if stack is not None:
+        stack._ext_delete_errors.pop(logical_id, None)
+        stack._ext_deleted.add(logical_id)
+    reason = None  # moto_ext tells when moto did nothing (no delete of any kind)
+    if not callable(getattr(parsed_resource, "delete", None)) and hasattr(
+            type(parsed_resource).delete_from_cloudformation_json, "__isabstractmethod__"):
+        reason = f"moto_ext: moto cannot delete {rtype}; it is left in the backend"
+    _event(stack, logical_id, rtype, "DELETE_COMPLETE", physical_id, reason)
+
+
+parsing.parse_and_create_resource = _parse_and_create_resource
+parsing.parse_and_update_resource = _parse_and_update_resource
+ResourceMap._delete_resource = _delete_resource
+
+
+# ------------------------------------------------- 2. failures, rollback, delete
+_orig_stack_init = Stack.__init__
+
+
+def _stack_init(self: Stack, *args: Any, **kwargs: Any) -> None:
+    parent = getattr(_ctx, "parent", None)  # set while a parent creates this child
+    if parent is not None:
+        self.parent_id, self.root_id = parent.stack_id, parent.root_id or parent.stack_id
+        kwargs["tags"] = kwargs.get("tags") or dict(parent.tags or {})
+        mode = "DO_NOTHING" if parent._ext_on_failure == "DO_NOTHING" else "ROLLBACK"
+    else:
+        self.parent_id = self.root_id = None
+        mode = getattr(_ctx, "on_failure", None) or "ROLLBACK"
+    self._ext_on_failure, self._ext_cause, self.stack_status_reason = mode, None, None
+    self._ext_once, self._ext_delete_errors, self._ext_deleted = set(), {}, set()
+    self._ext_phantoms: set[str] = set()  # resources of types moto does not implement
+    _orig_stack_init(self, *args, **kwargs)
+    self.disable_rollback = mode == "DO_NOTHING"
+    self.resource_map._ext_stack = self
+
+
+def _delete_child(stack: Stack, failed: ResourceFailed) -> None:
+    """Delete a nested stack whose creation failed (AWS does it in the rollback)."""
+    child = failed.child
+    _event(stack, failed.logical_id, failed.rtype, "DELETE_IN_PROGRESS", child.stack_id)
+    _backend(stack).delete_stack(child.stack_id)
+    if child.status != "DELETE_COMPLETE":
+        stack._ext_delete_errors[failed.logical_id] = (
+            failed.rtype, child.stack_id, f"Embedded stack {child.stack_id} was not "
+            f"successfully deleted: {child.stack_status_reason}")
+        raise RuntimeError(stack._ext_delete_errors[failed.logical_id][2])
+    _event(stack, failed.logical_id, failed.rtype, "DELETE_COMPLETE", child.stack_id)
+
+
+def _delete_errors(stack: Stack, exc: Exception) -> str:
+    """DELETE_FAILED events for the resources that could not be deleted."""
+    errors = stack._ext_delete_errors
+    for logical_id, (rtype, physical_id, reason) in errors.items():
+        _event(stack, logical_id, rtype, "DELETE_FAILED", physical_id, reason)
+    if not errors:
+        return _msg(exc)
+    return f"The following resource(s) failed to delete: [{', '.join(errors)}]."
+
+
+def _delete_all(stack: Stack, failed: ResourceFailed | None = None) -> str | None:
+    """Delete the stack's resources with events; returns a failure reason or None."""
+    rm = stack.resource_map
+    stack._ext_once, stack._ext_delete_errors = set(), {}
+    try:
+        rm.delete()
+        if failed is not None and failed.child is not None:
+            _delete_child(stack, failed)
+    except Exception as exc:
+        return _delete_errors(stack, exc)
+    for logical_id, resource_json in rm._resource_json_map.items():
+        rtype = resource_json["Type"]
+        if resource_json.get("DeletionPolicy") == "Retain" and logical_id in rm._parsed_resources:
+            _event(stack, logical_id, rtype, "DELETE_SKIPPED",
+                   _phys(rm._parsed_resources[logical_id]), once=True)
+        elif logical_id in stack._ext_phantoms:  # not implemented by moto: events only
+            _event(stack, logical_id, rtype, "DELETE_IN_PROGRESS")
+            _event(stack, logical_id, rtype, "DELETE_COMPLETE")
+    stack._ext_phantoms.clear()
+    return None
+
+
+def _failure_cause(stack: Stack, exc: Exception) -> str:
+    if isinstance(exc, ResourceFailed):
+        _event(stack, exc.logical_id, exc.rtype, f"{exc.action}_FAILED", exc.physical_id,
+               exc.reason)
+        cause = (f"The following resource(s) failed to {exc.action.lower()}: "
+                 f"[{exc.logical_id}].")
+    elif stack._ext_delete_errors:  # moto deletes removed resources first in an update
+        cause = _delete_errors(stack, exc)
+    else:  # not a resource: e.g. a duplicate export name
+        cause = _msg(exc)
+    stack._ext_cause = cause
+    return cause
+
+
+def _create_resources(self: Stack) -> None:
+    self.status, self._ext_once = "CREATE_IN_PROGRESS", set()
+    try:
+        all_resources_ready = self.resource_map.create(self.template_dict)
+        self.description = self.template_dict.get("Description")
+        backend = _backend(self)
+        if backend.stacks.get(self.stack_id) is self:  # exports once resources exist
+            backend._validate_export_uniqueness(self)
+            for export in self.exports:
+                backend.exports[export.name] = export
+        _ = self.outputs  # AWS resolves outputs during the create: errors fail it
+    except Exception as exc:
+        cause = _failure_cause(self, exc)
+        if self._ext_on_failure == "DO_NOTHING":
+            return _stack_status(self, "CREATE_FAILED", cause)
+        _stack_status(self, "ROLLBACK_IN_PROGRESS", f"{cause} Rollback requested by user.")
+        error = _delete_all(self, exc if isinstance(exc, ResourceFailed) else None)
+        if error:
+            return _stack_status(self, "ROLLBACK_FAILED", error)
+        _stack_status(self, "ROLLBACK_COMPLETE")
+        if self._ext_on_failure == "DELETE":
+            _backend(self).delete_stack(self.stack_id)
+        return None
+    if all_resources_ready:
+        self.mark_creation_complete()
+    return None
+
+
+def _stack_update(self: Stack, template: str, role_arn: str | None = None,
+                  parameters: dict[str, Any] | None = None,
+                  tags: dict[str, str] | None = None) -> None:
+    # Same steps as moto's Stack.update, plus validation first, events, rollback.
+    rm = self.resource_map
+    # AWS rejects a bad template or parameters before changing anything (moto
+    # checked them only after deleting the removed resources).
+    ResourceMap(self.stack_id, self.name, parameters or rm.input_parameters, self.tags,
+                self.region_name, self.account_id, Stack.parse_template(template),
+                self.cross_stack_resources).load()
+    old_template, old_parameters = self.template, dict(self.parameters or {})
+    self._ext_once, self._ext_delete_errors, self._ext_deleted = set(), {}, set()
+    _stack_status(self, "UPDATE_IN_PROGRESS", "User Initiated")
+
+    def forget_deleted() -> None:  # moto keeps removed resources cached: re-adding failed
+        for logical_id in self._ext_deleted:
+            rm._parsed_resources.pop(logical_id, None)
+        self._ext_deleted.clear()
+
+    try:
+        self.template = template
+        self._parse_template()
+        rm.update(self.template_dict, parameters)
+        forget_deleted()
+        self.output_map = self._create_output_map()
+        _ = self.outputs  # AWS resolves outputs during the update: errors fail it
+    except Exception as exc:
+        cause = _failure_cause(self, exc)
+        _stack_status(self, "UPDATE_ROLLBACK_IN_PROGRESS", cause)
+        self._ext_once, self._ext_delete_errors = set(), {}
+        try:  # re-apply the previous template and parameters
+            forget_deleted()
+            self.template = old_template
+            self._parse_template()
+            if not old_parameters:
+                rm.input_parameters = {}
+            rm.update(self.template_dict, old_parameters)
+            forget_deleted()
+            self.parameters = old_parameters
+            self.output_map = self._create_output_map()
+            if isinstance(exc, ResourceFailed) and exc.child is not None:
+                _delete_child(self, exc)
+        except Exception as rollback_exc:
+            return _stack_status(self, "UPDATE_ROLLBACK_FAILED", _msg(rollback_exc))
+        _stack_status(self, "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+        return _stack_status(self, "UPDATE_ROLLBACK_COMPLETE")
+    self.role_arn = role_arn
+    if parameters:
+        self.parameters = parameters
+    if tags is not None:
+        self.tags = tags
+    backend = _backend(self)  # keep the region's exports in step with the stack
+    if backend.stacks.get(self.stack_id) is self:
+        for name in [n for n, e in backend.exports.items()
+                     if e.exporting_stack_id == self.stack_id]:
+            del backend.exports[name]
+        for export in self.exports:
+            backend.exports[export.name] = export
+    _stack_status(self, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+    return _stack_status(self, "UPDATE_COMPLETE")
+
+
+def _stack_delete(self: Stack) -> None:  # keep the signature: moto calls delete()
+    _stack_status(self, "DELETE_IN_PROGRESS", "User Initiated")
+    error = _delete_all(self)
+    if error:
+        return _stack_status(self, "DELETE_FAILED", error)
+    return _stack_status(self, "DELETE_COMPLETE")
+
+
+_orig_backend_delete_stack = CloudFormationBackend.delete_stack
+
+
+def _backend_delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
+    stack = self.stacks.get(name_or_stack_id) or next(
+        (s for s in self.stacks.values() if s.name == name_or_stack_id), None)
+    if stack is None:
+        return _orig_backend_delete_stack(self, name_or_stack_id)  # no-op, as AWS
+    exports = {n: e for n, e in self.exports.items() if e.exporting_stack_id == stack.stack_id}
+    _orig_backend_delete_stack(self, stack.stack_id)
+    if stack.status == "DELETE_FAILED":  # AWS keeps it listed, exports included
+        self.deleted_stacks.pop(stack.stack_id, None)
+        self.stacks[stack.stack_id] = stack
+        self.exports.update(exports)
+    return None
+
+
+_orig_exports = Stack.exports.fget
+_orig_outputs = Stack.outputs.fget
+Stack.__init__ = _stack_init
+Stack.create_resources = _create_resources
+Stack.update = _stack_update
+Stack.delete = _stack_delete
+Stack.exports = property(lambda self: [] if self.status in NO_OUTPUTS else _orig_exports(self))
+Stack.outputs = property(lambda self: None if self.status in NO_OUTPUTS else _orig_outputs(self))
+Stack.stack_resources = property(lambda self: [  # created resources only, never lazily
+    r for k, r in self.resource_map._parsed_resources.items()
+    if k in self.resource_map._resource_json_map and r is not None])
+CloudFormationBackend.delete_stack = _backend_delete_stack
+
+
+_orig_validate_outputs = ResourceMap.validate_outputs
+
+
+def _validate_outputs(self: ResourceMap) -> None:
+    """Clear ValidationErrors where moto's own check crashed (HTTP 500)."""
+    for output in (self._template.get("Outputs") or {}).values():
+        condition = (output or {}).get("Condition")
+        if condition and not self.lazy_condition_map[condition]:
+            continue
+        value = (output or {}).get("Value")
+        get_att = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+        if not isinstance(get_att, list) or len(get_att) < 2:
+            continue
+        resource = self._resource_json_map.get(get_att[0])
+        if resource is None:  # AWS's message for it
+            raise ValidationError(message=f"Template format error: Unresolved resource "
+                                          f"dependencies [{get_att[0]}] in the Outputs block "
+                                          f"of the template")
+        if parsing.resource_class_from_type(resource["Type"]) is None:
+            raise ValidationError(message=f"moto_ext: moto does not implement "
+                                          f"{resource['Type']}, so Fn::GetAtt {get_att[0]}."
+                                          f"{get_att[1]} in Outputs has no value")
+    _orig_validate_outputs(self)
+
+
+ResourceMap.validate_outputs = _validate_outputs
+
+
+# ----------------------------------------------------------- 3. nested stacks
+def _stack_get_cfn_attribute(self: Stack, attribute_name: str) -> Any:
+    if attribute_name.startswith("Outputs."):
+        key = attribute_name.split(".", 1)[1]
+        for output in self.outputs or []:
+            if output["OutputKey"] == key:
+                return output["OutputValue"]
+        raise ValidationError(message=f"Output '{key}' not found in stack '{self.stack_id}'")
+    raise UnformattedGetAttTemplateException()
+
+
+def _nested_template(cloudformation_json: dict[str, Any], account_id: str,
+                     region_name: str) -> tuple[str, dict[str, Any]]:
+    props = cloudformation_json["Properties"]
+    body = cfn_utils.get_stack_from_s3_url(props["TemplateURL"], account_id=account_id,
+                                           partition=get_partition(region_name))
+    return body, props.get("Parameters") or {}
+
+
+def _nested_create(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                   account_id: str, region_name: str, **kwargs: Any) -> Stack:
+    backend = cloudformation_backends[account_id][region_name]
+    body, parameters = _nested_template(cloudformation_json, account_id, region_name)
+    previous, _ctx.parent = getattr(_ctx, "parent", None), backend.stacks.get(kwargs.get("StackId"))
+    try:
+        child = backend.create_stack(name=resource_name, template=body, parameters=parameters)
+    finally:
+        _ctx.parent = previous
+    if child.status in GONE:
+        raise EmbeddedStackFailed(f"Embedded stack {child.stack_id} was not successfully "
+                                  f"created: {child._ext_cause}", child, True)
+    return child
+
+
+def _effective_parameters(stack: Stack, values: dict[str, Any]) -> dict[str, Any]:
+    """Parameter values as CloudFormation compares them: passed value or Default."""
+    def text(v: Any) -> Any:
+        return str(v).lower() if isinstance(v, bool) else (None if v is None else str(v))
+    declared = stack.template_dict.get("Parameters") or {}
+    return {k: text(values[k] if k in values else v.get("Default"))
+            for k, v in declared.items()}
+
+
+def _nested_update(cls: type, original_resource: Stack, new_resource_name: str,
+                   cloudformation_json: dict[str, Any], account_id: str,
+                   region_name: str) -> Stack:
+    child = original_resource  # updated in place, like AWS (moto replaced it)
+    body, parameters = _nested_template(cloudformation_json, account_id, region_name)
+    if child.has_template(body) and _effective_parameters(child, parameters) == \
+            _effective_parameters(child, child.parameters or {}):
+        return child
+    child.update(body, parameters=parameters)
+    if child.status != "UPDATE_COMPLETE":
+        raise EmbeddedStackFailed(
+            f"Embedded stack {child.stack_id} was not successfully updated. Currently in "
+            f"UPDATE_ROLLBACK_IN_PROGRESS with reason: {child._ext_cause}", child, False)
+    return child
+
+
+_orig_nested_delete = Stack.delete_from_cloudformation_json.__func__
+
+
+def _nested_delete(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                   account_id: str, region_name: str) -> None:
+    _orig_nested_delete(cls, resource_name, cloudformation_json, account_id, region_name)
+    child = cloudformation_backends[account_id][region_name].stacks.get(resource_name)
+    if child is not None and child.status == "DELETE_FAILED":
+        raise EmbeddedStackFailed(f"Embedded stack {child.stack_id} was not successfully "
+                                  f"deleted: {child.stack_status_reason}", child, False)
+
+
+Stack.get_cfn_attribute = _stack_get_cfn_attribute
+Stack.physical_resource_id = property(lambda self: self.stack_id)
+Stack.create_from_cloudformation_json = classmethod(_nested_create)
+Stack.update_from_cloudformation_json = classmethod(_nested_update)
+Stack.delete_from_cloudformation_json = classmethod(_nested_delete)
+
+
+# ------------------------------------------------------ 4. intrinsic functions
+def _yaml_tag_constructor(loader: Any, tag: str, node: Any) -> Any:
+    key = {"!Ref": "Ref", "!Condition": "Condition"}.get(tag, f"Fn::{tag[1:]}")
+    if isinstance(node, yaml.SequenceNode):
+        return {key: loader.construct_sequence(node, deep=True)}
+    if isinstance(node, yaml.MappingNode):
+        return {key: loader.construct_mapping(node, deep=True)}
+    return {key: node.value.split(".", 1) if tag == "!GetAtt" else node.value}
+
+
+_orig_clean_json = parsing.clean_json
+
+
+def _clean_json(resource_json: Any, resources_map: ResourceMap) -> Any:
+    if isinstance(resource_json, dict) and "Fn::GetAtt" in resource_json:
+        get_att = resource_json["Fn::GetAtt"]  # ${A.B.C} in Fn::Sub arrives as [A, B, C]
+        if isinstance(get_att, str):
+            get_att = get_att.split(".", 1)
+        elif isinstance(get_att, list) and len(get_att) > 2:
+            get_att = [get_att[0], ".".join(str(x) for x in get_att[1:])]
+        resource_json = {**resource_json, "Fn::GetAtt": get_att}
+    if isinstance(resource_json, dict) and "Fn::GetAZs" in resource_json and \
+            isinstance(resources_map, ResourceMap):  # (conditions pass a plain dict)
+        region = _clean_json(resource_json["Fn::GetAZs"], resources_map) or \
+            resources_map["AWS::Region"]
+        zones = ec2_backends[resources_map._account_id][region].describe_availability_zones()
+        return [z.name for z in zones if z.zone_type == "availability-zone"]
+    return _orig_clean_json(resource_json, resources_map)
+
+
+for _module in (cfn_utils, cfn_models, cfn_responses):
+    _module.yaml_tag_constructor = _yaml_tag_constructor
+parsing.clean_json = _clean_json
+
+
+# ------------------------------------------------ 5. AWS::SecretsManager::Secret
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _secret_string(backend: Any, props: dict[str, Any]) -> str | None:
+    if "SecretString" in props and "GenerateSecretString" in props:
+        raise ValidationError(message="SecretString and GenerateSecretString are "
+                                      "mutually exclusive")
+    if "GenerateSecretString" not in props:
+        return props.get("SecretString")  # neither: an empty secret, as in AWS
+    spec = props["GenerateSecretString"]
+    template, key = spec.get("SecretStringTemplate"), spec.get("GenerateStringKey")
+    if bool(template) != bool(key):
+        raise ValidationError(message="SecretStringTemplate and GenerateStringKey must "
+                                      "be specified together")
+    password = json.loads(backend.get_random_password(
+        password_length=int(spec.get("PasswordLength", 32)),
+        exclude_characters=spec.get("ExcludeCharacters", ""),
+        exclude_numbers=_flag(spec.get("ExcludeNumbers")),
+        exclude_punctuation=_flag(spec.get("ExcludePunctuation")),
+        exclude_uppercase=_flag(spec.get("ExcludeUppercase")),
+        exclude_lowercase=_flag(spec.get("ExcludeLowercase")),
+        include_space=_flag(spec.get("IncludeSpace")),
+        require_each_included_type=_flag(spec.get("RequireEachIncludedType", True)),
+    ))["RandomPassword"]
+    if not template:
+        return password
+    document = json.loads(template)
+    if not isinstance(document, dict):
+        raise ValidationError(message="SecretStringTemplate must be a JSON object")
+    document[key] = password
+    return json.dumps(document, separators=(",", ":"))
+
+
+class SecretsManagerSecret(CloudFormationModel):
+    """CloudFormation face of a secret kept in moto's Secrets Manager backend."""
+
+    __module__ = "moto.secretsmanager.moto_ext"  # moto files models by service name
+
+    def __init__(self, arn: str, name: str, props: dict[str, Any]):
+        self.arn, self.name, self.props = arn, name, props
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SecretsManager::Secret"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Id"
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn  # Ref gives the ARN, as in AWS
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "Id":
+            return self.arn
+        raise UnformattedGetAttTemplateException()
+
+    def is_created(self) -> bool:
+        return True
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str,
+                                        **kwargs: Any) -> SecretsManagerSecret:
+        props = cloudformation_json.get("Properties") or {}
+        backend = secretsmanager_backends[account_id][region_name]
+        backend.create_secret(
+            name=resource_name, secret_string=_secret_string(backend, props),
+            secret_binary=None, description=props.get("Description"),
+            tags=props.get("Tags"), kms_key_id=props.get("KmsKeyId"),
+            client_request_token=None, replica_regions=[], force_overwrite=False)
+        return cls(backend.describe_secret(resource_name).arn, resource_name, props)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: SecretsManagerSecret,  # type: ignore[override]
+                                        new_resource_name: str,
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str,
+                                        region_name: str) -> SecretsManagerSecret:
+        props = cloudformation_json.get("Properties") or {}
+        if props.get("Name", original_resource.name) != original_resource.name:
+            new = cls.create_from_cloudformation_json(props["Name"], cloudformation_json,
+                                                      account_id, region_name)
+            original_resource.delete(account_id, region_name)  # Name: replacement
+            return new
+        backend = secretsmanager_backends[account_id][region_name]
+        secret = backend.describe_secret(original_resource.arn)
+        secret.description = props.get("Description")
+        old = original_resource.props
+        if any(props.get(k) != old.get(k) for k in ("SecretString", "GenerateSecretString")):
+            value = _secret_string(backend, props)
+            if value is not None:
+                backend.put_secret_value(secret_id=original_resource.arn, secret_string=value,
+                                         secret_binary=None, client_request_token=None,
+                                         version_stages=["AWSCURRENT"])
+        original_resource.props = props
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str) -> None:
+        secretsmanager_backends[account_id][region_name].delete_secret(
+            resource_name, recovery_window_in_days=None, force_delete_without_recovery=True)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self.delete_from_cloudformation_json(self.arn, {}, account_id, region_name)
+
+
+for _cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+    _cache.cache_clear()  # moto lists CloudFormationModel subclasses once, lazily
+
+
+# --------------------------------------------------- 6. S3 bucket versioning
+def _apply_versioning(bucket: FakeBucket, cloudformation_json: dict[str, Any],
+                      account_id: str, region_name: str) -> FakeBucket:
+    status = ((cloudformation_json.get("Properties") or {})
+              .get("VersioningConfiguration") or {}).get("Status")
+    if status:
+        s3_backends[account_id][get_partition(region_name)].put_bucket_versioning(
+            bucket.name, status)
+    return bucket
+
+
+_orig_bucket_create = FakeBucket.create_from_cloudformation_json.__func__
+_orig_bucket_update = FakeBucket.update_from_cloudformation_json.__func__
+_orig_bucket_delete = FakeBucket.delete_from_cloudformation_json.__func__
+
+
+def _bucket_create(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                   account_id: str, region_name: str, **kwargs: Any) -> FakeBucket:
+    bucket = _orig_bucket_create(cls, resource_name, cloudformation_json, account_id,
+                                 region_name, **kwargs)
+    return _apply_versioning(bucket, cloudformation_json, account_id, region_name)
+
+
+def _bucket_update(cls: type, original_resource: FakeBucket, new_resource_name: str,
+                   cloudformation_json: dict[str, Any], account_id: str,
+                   region_name: str) -> FakeBucket:
+    bucket = _orig_bucket_update(cls, original_resource, new_resource_name,
+                                 cloudformation_json, account_id, region_name)
+    return _apply_versioning(bucket, cloudformation_json, account_id, region_name)
+
+
+def _bucket_delete(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                   account_id: str, region_name: str) -> None:
+    try:
+        bucket = s3_backends[account_id][get_partition(region_name)].get_bucket(resource_name)
+    except MissingBucket:
+        return  # already gone: deleting succeeds, as in AWS
+    if bucket.keys:  # moto's backend silently kept non-empty buckets
+        raise BucketNotEmpty(resource_name)
+    _orig_bucket_delete(cls, resource_name, cloudformation_json, account_id, region_name)
+
+
+FakeBucket.create_from_cloudformation_json = classmethod(_bucket_create)
+FakeBucket.update_from_cloudformation_json = classmethod(_bucket_update)
+FakeBucket.delete_from_cloudformation_json = classmethod(_bucket_delete)
+
+
+# ------------------------------------------------ 7. SSM public AMI parameters
+UBUNTU_AMI_PARAMETERS = [
+    f"/aws/service/canonical/ubuntu/server/{release}/stable/current/amd64/hvm/ebs-gp2/ami-id"
+    for release in ("22.04", "jammy", "20.04", "focal")
+]
+_orig_check_loading_status = ParameterDict._check_loading_status
+
+
+def _check_loading_status(self: ParameterDict, key: str) -> None:
+    _orig_check_loading_status(self, key)
+    if str(key or "").startswith("/aws/service/canonical/") and \
+            not getattr(self, "_ext_ubuntu_loaded", False):
+        self._ext_ubuntu_loaded = True
+        amis = sorted((a for a in ec2_backends[self.account_id][self.region_name].amis.values()
+                       if (a.name or "").startswith("ubuntu/images/")
+                       and a.architecture == "x86_64"), key=lambda a: a.name)
+        for name in UBUNTU_AMI_PARAMETERS if amis else []:
+            defaultdict.__getitem__(self, name).append(Parameter(
+                account_id=self.account_id, name=name, value=amis[-1].id,
+                parameter_type="String", description=None, allowed_pattern=None,
+                keyid=None, last_modified_date=utcnow(), version=1,
+                data_type="aws:ec2:image"))
+
+
+_orig_parse_ssm_parameter = ResourceMap.parse_ssm_parameter
+
+
+def _parse_ssm_parameter(self: ResourceMap, value: str, value_type: str) -> Any:
+    try:
+        return _orig_parse_ssm_parameter(self, value, value_type)
+    except AttributeError:  # moto: None.value -> HTTP 500
+        raise ValidationError(message=f"Unable to fetch parameters [{value}] from "
+                                      f"parameter store for this account.") from None
+
+
+ParameterDict._check_loading_status = _check_loading_status
+ResourceMap.parse_ssm_parameter = _parse_ssm_parameter
+
+
+# --------------------------------------------- 8. UpdateStack / CreateStack API
+_orig_validate_different_update = CloudFormationResponse._validate_different_update
+_orig_response_create_stack = CloudFormationResponse.create_stack
+
+
+def _validate_status(self: CloudFormationResponse, stack: Stack) -> None:
+    if stack.status in NOT_UPDATABLE:
+        raise ValidationError(stack.stack_id, message=f"Stack:{stack.stack_id} is in "
+                                                      f"{stack.status} state and can not be updated.")
+
+
+def _validate_different_update(self: CloudFormationResponse,
+                               incoming_params: list[dict[str, Any]] | None,
+                               stack_body: str, old_stack: Stack) -> None:
+    if self._get_action() != "UpdateStack" or not stack_body:  # change sets: moto's rule
+        return _orig_validate_different_update(self, incoming_params, stack_body, old_stack)
+    self._validate_status(old_stack)  # AWS reports the state first
+    previous = _effective_parameters(old_stack, old_stack.parameters or {})
+    passed = self._get_param_values(incoming_params or [], previous)
+    tags = {t["Key"]: t["Value"] for t in self._get_param("Tags", [])}
+    try:
+        same_template = old_stack.has_template(stack_body)
+    except Exception:
+        same_template = False  # unparsable: let moto report it
+    if same_template and _effective_parameters(old_stack, passed) == previous and \
+            (not tags or tags == old_stack.tags):
+        raise ValidationError(old_stack.name, message="No updates are to be performed.")
+    return None
+
+
+def _response_create_stack(self: CloudFormationResponse) -> Any:
+    disable = self._get_bool_param("DisableRollback", False)
+    _ctx.on_failure = "DO_NOTHING" if disable else (self._get_param("OnFailure") or "ROLLBACK")
+    try:
+        return _orig_response_create_stack(self)
+    finally:
+        _ctx.on_failure = None
+
+
+CloudFormationResponse._validate_status = _validate_status
+CloudFormationResponse._validate_different_update = _validate_different_update
+CloudFormationResponse.create_stack = _response_create_stack

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Lint the deployment sources: cfn-lint and checkov over templates/, a check of the
-# parameter files against templates/root.yaml, and shellcheck over every *.sh.
+# Lint the deployment sources: cfn-lint and checkov over templates/, and shellcheck over
+# every *.sh. (The parameter files are checked against templates/root.yaml by `cargo test`.)
 # Exits non-zero on any error, warning or failed check. Tools: pinned in
 # scripts/lint-requirements.txt, installed into .venv/lint; shellcheck from apt.
 set -euo pipefail
@@ -71,61 +71,6 @@ if [ -z "$counts" ]; then
 fi
 record checkov "$status" "$counts"
 
-say "parameter files"
-status=0
-"$VENV/bin/python" - bbb-on-aws-param.json params/*.json <<'PY' || status=$?
-"""Check parameter files ({"Parameters": {...}}) against the root template's constraints."""
-import json
-import re
-import sys
-
-import yaml
-
-
-class Loader(yaml.SafeLoader):
-    pass
-
-
-Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-declared = yaml.load(open("templates/root.yaml"), Loader=Loader)["Parameters"]
-bad = 0
-for path in sys.argv[1:]:
-    def fail(message):
-        global bad
-        bad += 1
-        print(f"{path}: {message}")
-
-    try:
-        data = json.load(open(path))
-    except (OSError, ValueError) as err:
-        fail(err)
-        continue
-    if not isinstance(data, dict) or set(data) != {"Parameters"} or not isinstance(data["Parameters"], dict):
-        fail('must be an object {"Parameters": {...}}')
-        continue
-    for name, value in data["Parameters"].items():
-        spec = declared.get(name)
-        if spec is None:
-            fail(f"{name}: not a parameter of templates/root.yaml")
-            continue
-        if spec.get("Description", "").startswith("Set by bbbctl:"):
-            fail(f"{name}: set by bbbctl, not by parameter files")
-        if spec["Type"] == "Number":
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                fail(f"{name}: must be a JSON number")
-                continue
-            if value < spec.get("MinValue", value) or value > spec.get("MaxValue", value):
-                fail(f"{name}: {value} outside {spec.get('MinValue')}..{spec.get('MaxValue')}")
-        elif not isinstance(value, str):
-            fail(f"{name}: must be a JSON string")
-            continue
-        if "AllowedValues" in spec and str(value) not in [str(v) for v in spec["AllowedValues"]]:
-            fail(f"{name}: {value!r} not one of {spec['AllowedValues']}")
-        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], str(value)):
-            fail(f"{name}: {value!r} does not match {spec['AllowedPattern']}")
-sys.exit(1 if bad else 0)
-PY
-record params "$status" "bbb-on-aws-param.json and params/*.json against templates/root.yaml"
 
 mapfile -d '' scripts < <(find . \( -path ./.venv -o -path ./target -o -path ./.git \) -prune -o \
   -type f -name '*.sh' -print0 | sort -z)

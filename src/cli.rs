@@ -162,7 +162,7 @@ pub struct ScaleArgs {
     pub stack: String,
 
     /// Number of BBB servers
-    #[arg(short = 'c', long, value_name = "N")]
+    #[arg(short = 'c', long, value_name = "N", allow_hyphen_values = true)]
     pub count: String,
 
     /// Highest count accepted without complaint (guards against typos such as 100 for 10)

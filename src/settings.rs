@@ -499,12 +499,25 @@ mod tests {
         assert!(m.contains("must be a string"), "{m}");
     }
 
+    /// bbb-on-aws-param.json and every preset in params/ fit the root template's declarations.
     #[test]
-    fn embedded_params_are_valid() {
+    fn shipped_param_files_are_valid() {
         let r = root();
-        let p = parse_param_file(EMBEDDED_PARAMS, "embedded", &r).unwrap();
-        for (name, value) in &p {
-            r.parameters[name].check(value).unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![repo.join(PARAM_FILE)];
+        for entry in std::fs::read_dir(repo.join("params")).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+        assert!(files.len() >= 3, "{files:?}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let origin = file.display().to_string();
+            let p = parse_param_file(&text, &origin, &r).unwrap_or_else(|e| panic!("{e}"));
+            for (name, value) in &p {
+                if let Err(why) = r.parameters[name].check(value) {
+                    panic!("{origin}: {name} = {value:?} {why}");
+                }
+            }
         }
     }
 

@@ -214,7 +214,7 @@ async fn bad_input_is_explained_and_changes_nothing() {
             "scale missing stack",
             &["scale", "-s", &stack, "--count", "2"],
             1,
-            "stack does not exist",
+            "does not exist. Check -s/--stack",
         ),
         case(
             "scale bad count",

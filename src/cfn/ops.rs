@@ -266,3 +266,319 @@ fn parent_settled(tree: &StackTree, i: usize) -> bool {
         .and_then(|p| tree.nodes()[p].resources.get(&node.label))
         .is_some_and(|s| is_terminal(s))
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudformation::error::ErrorMetadata;
+    use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+    use aws_sdk_cloudformation::operation::describe_stacks::{
+        DescribeStacksError, DescribeStacksOutput,
+    };
+    use aws_sdk_cloudformation::operation::update_stack::UpdateStackError;
+    use aws_sdk_cloudformation::types::{ResourceStatus, StackEvent as SdkEvent, StackStatus};
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+    use aws_smithy_types::DateTime;
+
+    use super::*;
+
+    fn stack(status: StackStatus) -> DescribeStacksOutput {
+        DescribeStacksOutput::builder()
+            .stacks(
+                Stack::builder()
+                    .stack_name("bbb")
+                    .stack_id("arn:root")
+                    .stack_status(status)
+                    .creation_time(DateTime::from_secs(0))
+                    .build(),
+            )
+            .build()
+    }
+
+    /// (stack id, logical id, type, status, physical id, seconds, reason)
+    type Ev<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        ResourceStatus,
+        &'a str,
+        i64,
+        &'a str,
+    );
+
+    /// A DescribeStackEvents page, newest first as AWS returns it.
+    fn events(list: &[Ev<'_>]) -> DescribeStackEventsOutput {
+        let mut evs: Vec<SdkEvent> = list
+            .iter()
+            .map(|(stack, logical, kind, status, physical, t, reason)| {
+                SdkEvent::builder()
+                    .event_id(format!("{stack}/{logical}/{}/{t}", status.as_str()))
+                    .stack_id(*stack)
+                    .stack_name(stack.trim_start_matches("arn:"))
+                    .logical_resource_id(*logical)
+                    .resource_type(*kind)
+                    .resource_status(status.clone())
+                    .physical_resource_id(*physical)
+                    .resource_status_reason(*reason)
+                    .timestamp(DateTime::from_secs(*t))
+                    .build()
+            })
+            .collect();
+        evs.reverse();
+        DescribeStackEventsOutput::builder()
+            .set_stack_events(Some(evs))
+            .build()
+    }
+
+    const STACK: &str = "AWS::CloudFormation::Stack";
+
+    fn events_rule(stack: &'static str, pages: Vec<DescribeStackEventsOutput>) -> Rule {
+        let mut seq = mock!(Client::describe_stack_events)
+            .match_requests(move |r| r.stack_name() == Some(stack))
+            .sequence();
+        for page in pages {
+            seq = seq.output(move || page.clone());
+        }
+        seq.repeatedly().build()
+    }
+
+    fn statuses(list: Vec<StackStatus>) -> Rule {
+        let mut seq = mock!(Client::describe_stacks).sequence();
+        for s in list {
+            seq = seq.output(move || stack(s.clone()));
+        }
+        seq.repeatedly().build()
+    }
+
+    async fn run(rules: &[&Rule], op: Op) -> Outcome {
+        let client = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, rules);
+        let mut poller = EventPoller::new(client.clone());
+        let tree = StackTree::new(op, "bbb", "arn:root", Some(2), BTreeMap::new());
+        follow(&client, tree, &mut poller, &mut Progress::plain(true))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn follows_root_and_nested_stack_to_the_end() {
+        use ResourceStatus::*;
+        let r1: Vec<Ev> = vec![
+            (
+                "arn:root",
+                "bbb",
+                STACK,
+                CreateInProgress,
+                "arn:root",
+                1,
+                "User Initiated",
+            ),
+            ("arn:root", "Net", STACK, CreateInProgress, "arn:net", 2, ""),
+        ];
+        let mut r3 = r1.clone();
+        r3.push(("arn:root", "Net", STACK, CreateComplete, "arn:net", 9, ""));
+        r3.push(("arn:root", "bbb", STACK, CreateComplete, "arn:root", 10, ""));
+        let n1: Vec<Ev> = vec![
+            (
+                "arn:net",
+                "bbb-Net",
+                STACK,
+                CreateInProgress,
+                "arn:net",
+                2,
+                "",
+            ),
+            (
+                "arn:net",
+                "Vpc",
+                "AWS::EC2::VPC",
+                CreateInProgress,
+                "",
+                3,
+                "",
+            ),
+        ];
+        let mut n2 = n1.clone();
+        n2.push((
+            "arn:net",
+            "Vpc",
+            "AWS::EC2::VPC",
+            CreateComplete,
+            "vpc-1",
+            5,
+            "",
+        ));
+        n2.push((
+            "arn:net",
+            "bbb-Net",
+            STACK,
+            CreateComplete,
+            "arn:net",
+            8,
+            "",
+        ));
+        let describe = statuses(vec![
+            StackStatus::CreateInProgress,
+            StackStatus::CreateInProgress,
+            StackStatus::CreateInProgress,
+            StackStatus::CreateComplete,
+        ]);
+        let root_events = events_rule(
+            "arn:root",
+            vec![events(&r1), events(&r1), events(&r1), events(&r3)],
+        );
+        let net_events = events_rule("arn:net", vec![events(&n1), events(&n1), events(&n2)]);
+        let outcome = run(&[&describe, &root_events, &net_events], Op::Create).await;
+
+        assert!(outcome.succeeded(), "{}", outcome.status);
+        let nodes = outcome.tree.nodes();
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes[1].label, "Net");
+        assert_eq!(nodes[1].status.as_deref(), Some("CREATE_COMPLETE"));
+        assert_eq!((nodes[1].done(), nodes[0].done()), (1, 1));
+        assert_eq!(describe.num_calls(), 4);
+        // the finished nested stack is not read again once its parent recorded the end
+        assert_eq!(net_events.num_calls(), 3);
+        assert_eq!(outcome.root_cause(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_nested_create_yields_its_root_cause() {
+        use ResourceStatus::*;
+        let reason = "The CIDR '192.168.1.0/24' is invalid.";
+        let root: Vec<Ev> = vec![
+            (
+                "arn:root",
+                "bbb",
+                STACK,
+                CreateInProgress,
+                "arn:root",
+                1,
+                "User Initiated",
+            ),
+            ("arn:root", "Net", STACK, CreateInProgress, "arn:net", 2, ""),
+            (
+                "arn:root",
+                "Net",
+                STACK,
+                CreateFailed,
+                "arn:net",
+                6,
+                "Embedded stack arn:net was not successfully created: The following resource(s) failed to create: [Subnet].",
+            ),
+            (
+                "arn:root",
+                "bbb",
+                STACK,
+                RollbackInProgress,
+                "arn:root",
+                7,
+                "The following resource(s) failed to create: [Net].",
+            ),
+            (
+                "arn:root",
+                "bbb",
+                STACK,
+                RollbackComplete,
+                "arn:root",
+                9,
+                "",
+            ),
+        ];
+        let net: Vec<Ev> = vec![
+            (
+                "arn:net",
+                "bbb-Net",
+                STACK,
+                CreateInProgress,
+                "arn:net",
+                2,
+                "",
+            ),
+            (
+                "arn:net",
+                "Subnet",
+                "AWS::EC2::Subnet",
+                CreateFailed,
+                "",
+                4,
+                reason,
+            ),
+            (
+                "arn:net",
+                "bbb-Net",
+                STACK,
+                RollbackComplete,
+                "arn:net",
+                5,
+                "",
+            ),
+        ];
+        let describe = statuses(vec![StackStatus::RollbackComplete]);
+        let root_events = events_rule("arn:root", vec![events(&root)]);
+        let net_events = events_rule("arn:net", vec![events(&net)]);
+        let outcome = run(&[&describe, &root_events, &net_events], Op::Create).await;
+        assert!(!outcome.succeeded());
+        let cause = outcome.root_cause().unwrap();
+        assert_eq!(cause.stack_path, vec!["bbb", "Net"]);
+        assert_eq!(cause.logical_id, "Subnet");
+        assert_eq!(cause.reason, reason);
+    }
+
+    #[tokio::test]
+    async fn missing_stack_is_none_other_errors_are_errors() {
+        let missing = mock!(Client::describe_stacks)
+            .match_requests(|r| r.stack_name() == Some("gone"))
+            .then_error(|| {
+                DescribeStacksError::generic(
+                    ErrorMetadata::builder()
+                        .code("ValidationError")
+                        .message("Stack with id gone does not exist")
+                        .build(),
+                )
+            });
+        let denied = mock!(Client::describe_stacks).then_error(|| {
+            DescribeStacksError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("User is not authorized to perform: cloudformation:DescribeStacks")
+                    .build(),
+            )
+        });
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&missing, &denied]
+        );
+        assert!(describe_stack(&client, "gone").await.unwrap().is_none());
+        let err = describe_stack(&client, "bbb")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "reading stack bbb: AccessDenied: User is not authorized to perform: cloudformation:DescribeStacks"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_to_update_is_up_to_date() {
+        let rule = mock!(Client::update_stack).then_error(|| {
+            UpdateStackError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationError")
+                    .message("No updates are to be performed.")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_cloudformation, [&rule]);
+        let spec = StackSpec {
+            name: "bbb",
+            template: Template::Url("https://b.s3.us-east-1.amazonaws.com/k".into()),
+            params: BTreeMap::new(),
+            tags: Vec::new(),
+        };
+        assert_eq!(
+            start_deploy(&client, &spec, true).await.unwrap(),
+            Started::UpToDate
+        );
+    }
+}

@@ -118,16 +118,17 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct StackArgs {
-    /// Name of the deployment's root CloudFormation stack
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
     #[arg(short = 's', long, env = "BBBCTL_STACK")]
-    pub stack: String,
+    pub stack: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct SetupArgs {
-    /// Name of the root CloudFormation stack (the sources stack is STACK-sources)
+    /// Name of the root CloudFormation stack; the sources stack is STACK-sources (default: the
+    /// one of the last setup)
     #[arg(short = 's', long, env = "BBBCTL_STACK")]
-    pub stack: String,
+    pub stack: Option<String>,
 
     /// Operator e-mail: Greenlight administrator and certificate contact (BBBOperatorEMail)
     #[arg(short = 'e', long, value_name = "EMAIL")]
@@ -157,9 +158,9 @@ pub struct SetupArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ScaleArgs {
-    /// Name of the deployment's root CloudFormation stack
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
     #[arg(short = 's', long, env = "BBBCTL_STACK")]
-    pub stack: String,
+    pub stack: Option<String>,
 
     /// Number of BBB servers
     #[arg(short = 'c', long, value_name = "N", allow_hyphen_values = true)]

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::cli::{GlobalArgs, LogLevel, Mode, OutputFormat, SetupArgs};
 use crate::error::usage;
+use crate::memory;
 use crate::templates::{Bundle, TemplateInfo};
 
 /// Default ceiling of `scale --count` (lifted with `--max`).
@@ -94,9 +95,30 @@ pub struct SetupSettings {
     pub bundle: Bundle,
 }
 
+/// Which deployment a command acts on: `-s`/`BBBCTL_STACK`, else the one remembered by the last
+/// successful `setup` (whose region and profile then fill in what flags and environment leave
+/// open). Returns the settings to use and the validated stack name.
+pub fn target(g: &Global, stack: Option<&str>) -> Result<(Global, String)> {
+    let mut g = g.clone();
+    if let Some(stack) = stack.filter(|s| !s.trim().is_empty()) {
+        return Ok((g, validate_stack_name(stack)?));
+    }
+    let Some(r) = memory::load() else {
+        return Err(usage(
+            "no deployment given: pass -s STACK (bbbctl remembers the deployment of the last successful `bbbctl setup`)",
+        ));
+    };
+    if g.region.is_none() {
+        g.region = r.region;
+    }
+    if g.profile.is_none() {
+        g.profile = r.profile;
+    }
+    Ok((g, validate_stack_name(&r.stack)?))
+}
+
 impl SetupSettings {
-    pub fn resolve(args: &SetupArgs) -> Result<Self> {
-        let stack = validate_stack_name(&args.stack)?;
+    pub fn resolve(args: &SetupArgs, stack: String) -> Result<Self> {
         let bundle = Bundle::load(args.templates_dir.as_deref())?;
         let root = bundle.root_info().map_err(|e| {
             usage(format!(

@@ -86,7 +86,7 @@ async fn bad_input_is_explained_and_changes_nothing() {
             "no stack",
             &["setup", "-e", "a@b.org", "-h", "Z1", "-d", "b.org"],
             2,
-            "--stack <STACK>",
+            "no deployment given: pass -s STACK",
         ),
         case(
             "no email",

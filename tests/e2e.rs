@@ -12,6 +12,10 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     let zone = hosted_zone(&aws, &domain).await;
     let stack = unique("lc");
     let email = "ops@example.org";
+    // One folder (and HOME) for the whole life cycle: later commands find the deployment that
+    // setup remembered there.
+    let dir = scratch_dir();
+    let bbbctl = |args: &[&str]| bbbctl_in(&dir, args);
 
     // First setup: everything is created, progress is shown for every stack.
     let o = bbbctl(&[
@@ -70,8 +74,14 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         .await
         .unwrap();
     let bucket = bbbctl::cfn::ops::outputs(&sources.stacks()[0])["BucketName"].clone();
-    // (moto answers GetBucketVersioning with a root element the Rust SDK rejects, so versioning
-    // is checked through the version ids objects get.)
+    let versioning = aws
+        .s3
+        .get_bucket_versioning()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
     let versions = aws
         .s3
         .list_object_versions()
@@ -119,9 +129,15 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     assert_eq!(login["password"], secret["password"]);
     assert!(login["password"].as_str().unwrap().len() >= 16);
 
-    // scale: min = max = desired = 2, and bbbctl waits until both are in service.
-    let o = bbbctl(&["scale", "-s", &stack, "--count", "2"]);
+    // scale (on the remembered deployment): min = max = desired = 2, and bbbctl waits until
+    // both are in service.
+    let o = bbbctl(&["scale", "--count", "2"]);
     assert_code(&o, 0);
+    assert!(
+        stdout(&o).starts_with(&format!("Deployment {stack} (region us-east-1)")),
+        "{}",
+        stdout(&o)
+    );
     assert!(
         stdout(&o).contains("2 BBB server(s) in service."),
         "{}",

@@ -3,18 +3,16 @@
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use super::connect;
 use super::out;
 use super::stacks::Deployment;
-use crate::aws::Aws;
-use crate::cli::StackArgs;
 use crate::error::AwsContext;
-use crate::settings::{Global, validate_stack_name};
+use crate::settings::Global;
 use crate::ui::Printer;
 
-pub async fn run(g: &Global, p: &Printer, args: &StackArgs) -> Result<()> {
-    let stack = validate_stack_name(&args.stack)?;
-    let aws = Aws::connect(g).await?;
-    let d = Deployment::find(&aws, &stack).await?;
+pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
+    let aws = connect(g, p, stack).await?;
+    let d = Deployment::find(&aws, stack).await?;
     let arn = d.output(out::ADMIN_SECRET)?;
     let url = d.output(out::GREENLIGHT_URL)?;
     let secret = aws

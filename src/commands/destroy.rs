@@ -4,20 +4,19 @@
 use anyhow::{Result, bail};
 use serde_json::json;
 
+use super::connect;
 use super::out;
 use super::stacks::delete;
-use crate::aws::Aws;
 use crate::cfn::ops::{describe_stack, outputs};
-use crate::cli::StackArgs;
-use crate::settings::{Global, sources_stack_name, validate_stack_name};
+use crate::memory;
+use crate::settings::{Global, sources_stack_name};
 use crate::ui::Printer;
 use crate::upload;
 
-pub async fn run(g: &Global, p: &Printer, args: &StackArgs) -> Result<()> {
-    let stack = validate_stack_name(&args.stack)?;
-    let sources_name = sources_stack_name(&stack);
-    let aws = Aws::connect(g).await?;
-    let root = describe_stack(&aws.cfn, &stack).await?;
+pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
+    let sources_name = sources_stack_name(stack);
+    let aws = connect(g, p, stack).await?;
+    let root = describe_stack(&aws.cfn, stack).await?;
     let sources = describe_stack(&aws.cfn, &sources_name).await?;
     if root.is_none() && sources.is_none() {
         bail!(
@@ -30,7 +29,7 @@ pub async fn run(g: &Global, p: &Printer, args: &StackArgs) -> Result<()> {
             "This deletes deployment {stack} in {}: every stack, server, secret and the source bucket with its contents.",
             aws.region()
         );
-        if !p.confirm_by_typing(&question, &stack)? {
+        if !p.confirm_by_typing(&question, stack)? {
             bail!("not confirmed: nothing was deleted");
         }
     }
@@ -51,6 +50,7 @@ pub async fn run(g: &Global, p: &Printer, args: &StackArgs) -> Result<()> {
         tracing::info!("{} {}", outcome.tree.root().label, outcome.status);
         deleted.push(stack.stack_name().unwrap_or_default().to_string());
     }
+    memory::forget(stack);
     p.result(
         format!(
             "Deployment {stack} is deleted (stacks: {}).",

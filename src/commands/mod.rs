@@ -9,18 +9,49 @@ mod status;
 
 use anyhow::Result;
 
+use crate::aws::Aws;
 use crate::cli::Command;
-use crate::settings::Global;
+use crate::settings::{Global, target};
 use crate::ui::Printer;
 
 pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
     match command {
-        Command::Setup(args) => setup::run(g, p, &args).await,
-        Command::Scale(args) => scale::run(g, p, &args).await,
-        Command::AdminLogin(args) => admin_login::run(g, p, &args).await,
-        Command::Status(args) => status::run(g, p, &args).await,
-        Command::Destroy(args) => destroy::run(g, p, &args).await,
+        Command::Setup(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            setup::run(&g, p, &args, stack).await
+        }
+        Command::Scale(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            scale::run(&g, p, &args, &stack).await
+        }
+        Command::AdminLogin(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            admin_login::run(&g, p, &stack).await
+        }
+        Command::Status(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            status::run(&g, p, &stack).await
+        }
+        Command::Destroy(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            destroy::run(&g, p, &stack).await
+        }
     }
+}
+
+/// Connects to AWS and says which deployment the command acts on.
+async fn connect(g: &Global, p: &Printer, stack: &str) -> Result<Aws> {
+    let aws = Aws::connect(g).await?;
+    let profile = g
+        .profile
+        .as_deref()
+        .map(|pr| format!(", profile {pr}"))
+        .unwrap_or_default();
+    p.info(format!(
+        "Deployment {stack} (region {}{profile})",
+        aws.region()
+    ));
+    Ok(aws)
 }
 
 /// Root stack outputs bbbctl reads (written by templates/root.yaml).

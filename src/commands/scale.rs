@@ -6,19 +6,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde_json::json;
 
+use super::connect;
 use super::out;
 use super::stacks::Deployment;
 use crate::aws::Aws;
 use crate::cli::ScaleArgs;
 use crate::error::AwsContext;
-use crate::settings::{Global, validate_count, validate_stack_name};
+use crate::settings::{Global, validate_count};
 use crate::ui::Printer;
 
-pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs) -> Result<()> {
-    let stack = validate_stack_name(&args.stack)?;
+pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Result<()> {
     let n = validate_count(&args.count, args.max)?;
-    let aws = Aws::connect(g).await?;
-    let d = Deployment::find(&aws, &stack).await?;
+    let aws = connect(g, p, stack).await?;
+    let d = Deployment::find(&aws, stack).await?;
     if d.output(out::MODE).ok() == Some("single") {
         bail!(
             "deployment {stack} runs in single mode (one BBB server), which does not scale. \

@@ -12,6 +12,7 @@ use crate::aws::Aws;
 use crate::cfn::ops::{StackSpec, Template, outputs};
 use crate::cli::SetupArgs;
 use crate::error::AwsContext;
+use crate::memory::{self, Remembered};
 use crate::settings::{Global, SetupSettings};
 use crate::templates::{self, BUCKET_PARAM, TemplateInfo};
 use crate::ui::Printer;
@@ -20,8 +21,8 @@ use crate::upload;
 /// Tag put on every stack (and so on every resource) of a deployment.
 pub const TAG: &str = "bbbctl:deployment";
 
-pub async fn run(g: &Global, p: &Printer, args: &SetupArgs) -> Result<()> {
-    let s = SetupSettings::resolve(args)?;
+pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Result<()> {
+    let s = SetupSettings::resolve(args, stack)?;
     let aws = Aws::connect(g).await?;
     p.info(format!(
         "Deployment {} ({} mode) in {}; parameters from {}",
@@ -100,6 +101,16 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs) -> Result<()> {
         &counts,
     )
     .await?;
+    let remembered = Remembered {
+        stack: s.stack.clone(),
+        region: Some(aws.region().to_string()),
+        profile: g.profile.clone(),
+    };
+    if let Err(e) = memory::save(&remembered) {
+        p.warn(format!(
+            "could not remember the deployment for later commands: {e:#}"
+        ));
+    }
     report_ready(p, &s, &root, report.uploaded.len());
     Ok(())
 }

@@ -3,27 +3,25 @@
 use anyhow::Result;
 use serde_json::json;
 
+use super::connect;
 use super::out;
 use super::stacks::Deployment;
-use crate::aws::Aws;
 use crate::cfn::ops::{describe_stack, status};
 use crate::cfn::tree::STACK_TYPE;
-use crate::cli::StackArgs;
 use crate::error::AwsContext;
-use crate::settings::{Global, validate_stack_name};
+use crate::settings::Global;
 use crate::ui::Printer;
 
-pub async fn run(g: &Global, p: &Printer, args: &StackArgs) -> Result<()> {
-    let stack = validate_stack_name(&args.stack)?;
-    let aws = Aws::connect(g).await?;
-    let d = Deployment::find(&aws, &stack).await?;
+pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
+    let aws = connect(g, p, stack).await?;
+    let d = Deployment::find(&aws, stack).await?;
 
     // Nested stacks, straight from the root's resources.
     let mut nested = Vec::new();
     let mut pages = aws
         .cfn
         .list_stack_resources()
-        .stack_name(&stack)
+        .stack_name(stack)
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {

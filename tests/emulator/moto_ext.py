@@ -26,7 +26,10 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     UPDATE_ROLLBACK_COMPLETE; a bad template or parameters is a ValidationError before
     anything changes.  DeleteStack: a resource that cannot be deleted gets DELETE_FAILED
     and the stack DELETE_FAILED, still listed (moto: DELETE_COMPLETE); S3 refuses to
-    delete a non-empty bucket (moto's CloudFormation path skipped it silently).
+    delete a non-empty bucket (moto's CloudFormation path skipped it silently).  moto
+    could not delete InternetGateway, VPCGatewayAttachment, EIP, NatGateway, RouteTable,
+    Route, SubnetRouteTableAssociation, so no stack with a routed VPC could be deleted:
+    they are deleted now (already gone counts as deleted, as in CloudFormation).
     Rolled-back/deleted stacks have no outputs and never re-create resources (moto's
     lazy maps re-created them when outputs or resources were described).  Fn::GetAtt
     in Outputs on a missing resource or on a type moto lacks: ValidationError, not 500.
@@ -47,7 +50,10 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     compact JSON like AWS).  Ref and GetAtt Id: the ARN.  Removal from the template or
     stack deletion force-deletes it without recovery window, as CloudFormation does.
  6. AWS::S3::Bucket VersioningConfiguration is applied on create and update (moto
-    ignored it).
+    ignored it).  GetBucketVersioning (also GetBucketAccelerateConfiguration and
+    GetBucketNotificationConfiguration) answers with AWS's XML root element,
+    <VersioningConfiguration>; moto's <GetBucketVersioningResponse> is rejected by
+    aws-sdk-rust.
  7. SSM public parameters /aws/service/canonical/ubuntu/server/{22.04,jammy,20.04,focal}
     /stable/current/amd64/hvm/ebs-gp2/ami-id exist in every region (lazily) and name a
     Canonical Ubuntu amd64 AMI of moto's EC2 backend, so AWS::SSM::Parameter::Value<
@@ -90,8 +96,15 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.common_models import CloudFormationModel
 from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.elastic_ip_addresses import ElasticAddress
+from moto.ec2.models.internet_gateways import InternetGateway
+from moto.ec2.models.nat_gateways import NatGateway
+from moto.ec2.models.route_tables import Route, RouteTable
+from moto.ec2.models.subnets import SubnetRouteTableAssociation
+from moto.ec2.models.vpn_gateway import VPCGatewayAttachment
 from moto.s3.exceptions import BucketNotEmpty, MissingBucket
 from moto.s3.models import FakeBucket, s3_backends
+from moto.s3.responses import S3Response
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.ssm.models import Parameter, ParameterDict
 from moto.utilities.utils import get_partition
@@ -110,7 +123,8 @@ _ctx = threading.local()  # .on_failure (CreateStack request), .parent (nested c
 
 
 def _msg(exc: BaseException) -> str:
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    message = getattr(exc, "message", None)  # moto's service errors carry AWS's text
+    return message if message else f"moto_ext: moto raised {type(exc).__name__}: {exc}"
 
 
 def _phys(resource: Any) -> str:
@@ -288,10 +302,10 @@ def _delete_child(stack: Stack, failed: ResourceFailed) -> None:
     _event(stack, failed.logical_id, failed.rtype, "DELETE_IN_PROGRESS", child.stack_id)
     _backend(stack).delete_stack(child.stack_id)
     if child.status != "DELETE_COMPLETE":
-        stack._ext_delete_errors[failed.logical_id] = (
-            failed.rtype, child.stack_id, f"Embedded stack {child.stack_id} was not "
-            f"successfully deleted: {child.stack_status_reason}")
-        raise RuntimeError(stack._ext_delete_errors[failed.logical_id][2])
+        error = EmbeddedStackFailed(f"Embedded stack {child.stack_id} was not successfully "
+                                    f"deleted: {child.stack_status_reason}", child, False)
+        stack._ext_delete_errors[failed.logical_id] = (failed.rtype, child.stack_id, error.message)
+        raise error
     _event(stack, failed.logical_id, failed.rtype, "DELETE_COMPLETE", child.stack_id)
 
 
@@ -348,7 +362,11 @@ def _create_resources(self: Stack) -> None:
         self.description = self.template_dict.get("Description")
         backend = _backend(self)
         if backend.stacks.get(self.stack_id) is self:  # exports once resources exist
-            backend._validate_export_uniqueness(self)
+            for export in self.exports:
+                if export.name in backend.exports:  # AWS's message
+                    owner = backend.stacks.get(backend.exports[export.name].exporting_stack_id)
+                    raise ValidationError(message=f"Export with name {export.name} is already "
+                                                  f"exported by stack {owner and owner.name}")
             for export in self.exports:
                 backend.exports[export.name] = export
         _ = self.outputs  # AWS resolves outputs during the create: errors fail it
@@ -356,7 +374,8 @@ def _create_resources(self: Stack) -> None:
         cause = _failure_cause(self, exc)
         if self._ext_on_failure == "DO_NOTHING":
             return _stack_status(self, "CREATE_FAILED", cause)
-        _stack_status(self, "ROLLBACK_IN_PROGRESS", f"{cause} Rollback requested by user.")
+        _stack_status(self, "ROLLBACK_IN_PROGRESS",
+                      f"{cause.rstrip('.')}. Rollback requested by user.")
         error = _delete_all(self, exc if isinstance(exc, ResourceFailed) else None)
         if error:
             return _stack_status(self, "ROLLBACK_FAILED", error)
@@ -496,6 +515,43 @@ def _validate_outputs(self: ResourceMap) -> None:
 
 
 ResourceMap.validate_outputs = _validate_outputs
+
+
+# EC2 network types whose deletion moto lacks (so their VPC could never be deleted and
+# the stack went DELETE_FAILED).  moto tries resource.delete(account_id, region) first.
+def _ec2_delete(delete: Any) -> Any:
+    def method(self: Any, account_id: str, region_name: str) -> None:
+        try:
+            delete(ec2_backends[account_id][region_name], self)
+        except Exception as exc:  # already gone counts as deleted, as in CloudFormation
+            code = str(getattr(exc, "code", ""))  # e.g. InvalidRouteTableID.NotFound
+            if "NotFound" not in code and code != "Gateway.NotAttached":
+                raise
+    return method
+
+
+def _disassociate_subnet(ec2: Any, association: SubnetRouteTableAssociation) -> None:
+    route_table = ec2.get_route_table(association.route_table_id)
+    for association_id, subnet_id in list(route_table._associations.items()):
+        if subnet_id == association.subnet_id:
+            ec2.disassociate_route_table(association_id)
+
+
+for _cls, _delete in {
+    InternetGateway: lambda ec2, r: ec2.delete_internet_gateway(r.id),
+    VPCGatewayAttachment: lambda ec2, r: (
+        ec2.detach_vpn_gateway(r.gateway_id, r.vpc_id) if r.gateway_id.startswith("vgw-")
+        else ec2.detach_internet_gateway(r.gateway_id, r.vpc_id)),
+    ElasticAddress: lambda ec2, r: ec2.release_address(
+        allocation_id=r.allocation_id) if r.allocation_id else ec2.release_address(r.public_ip),
+    NatGateway: lambda ec2, r: ec2.delete_nat_gateway(r.id),
+    RouteTable: lambda ec2, r: ec2.delete_route_table(r.id),
+    Route: lambda ec2, r: ec2.delete_route(
+        r.route_table.id, r.destination_cidr_block, r.destination_ipv6_cidr_block,
+        r.destination_prefix_list.id if r.destination_prefix_list else None),
+    SubnetRouteTableAssociation: _disassociate_subnet,
+}.items():
+    _cls.delete = _ec2_delete(_delete)
 
 
 # ----------------------------------------------------------- 3. nested stacks
@@ -732,7 +788,7 @@ for _cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_t
     _cache.cache_clear()  # moto lists CloudFormationModel subclasses once, lazily
 
 
-# --------------------------------------------------- 6. S3 bucket versioning
+# ------------------------------------------------------- 6. S3 versioning
 def _apply_versioning(bucket: FakeBucket, cloudformation_json: dict[str, Any],
                       account_id: str, region_name: str) -> FakeBucket:
     status = ((cloudformation_json.get("Properties") or {})
@@ -777,6 +833,26 @@ def _bucket_delete(cls: type, resource_name: str, cloudformation_json: dict[str,
 FakeBucket.create_from_cloudformation_json = classmethod(_bucket_create)
 FakeBucket.update_from_cloudformation_json = classmethod(_bucket_update)
 FakeBucket.delete_from_cloudformation_json = classmethod(_bucket_delete)
+
+
+# moto names the XML root of these S3 answers <{Operation}Response>; AWS (and the Rust
+# SDK, which checks it) uses the configuration's name.
+def _s3_xml_root(method: Any, wrong: str, right: str) -> Any:
+    def wrapper(self: S3Response) -> Any:
+        status, headers, body = method(self)
+        if isinstance(body, bytes):
+            body = body.replace(wrong.encode(), right.encode())
+        elif isinstance(body, str):
+            body = body.replace(wrong, right)
+        return status, headers, body
+    return wrapper
+
+
+for _method, _root in (("get_bucket_versioning", "VersioningConfiguration"),
+                       ("get_bucket_accelerate_configuration", "AccelerateConfiguration"),
+                       ("get_bucket_notification", "NotificationConfiguration")):
+    _wrong = "Get" + "".join(w.capitalize() for w in _method.split("_")[1:]) + "Response"
+    setattr(S3Response, _method, _s3_xml_root(getattr(S3Response, _method), _wrong, _root))
 
 
 # ------------------------------------------------ 7. SSM public AMI parameters

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import traceback
+import urllib.request
 import uuid
 from urllib.parse import urlparse
 
@@ -21,7 +22,7 @@ from botocore.exceptions import ClientError
 ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "")
 if urlparse(ENDPOINT).hostname not in ("127.0.0.1", "localhost"):
     sys.exit(f"selftest: AWS_ENDPOINT_URL must point at the local emulator, not {ENDPOINT!r}")
-REGION = os.environ.get("AWS_REGION") or "us-east-1"
+REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 RUN = uuid.uuid4().hex[:8]
 FAILED: list[str] = []
 
@@ -37,7 +38,8 @@ BUCKET = f"bbbctl-selftest-{RUN}"
 
 
 def check(name: str, condition: bool, detail: object = "") -> bool:
-    print(f"{'ok  ' if condition else 'FAIL'} {name}" + ("" if condition else f"  [{detail}]"))
+    print(f"{'ok  ' if condition else 'FAIL'} {name}" + ("" if condition else f"  [{detail}]"),
+          flush=True)
     if not condition:
         FAILED.append(name)
     return condition
@@ -325,6 +327,10 @@ Outputs:
     bucket = outputs(stack(name))["Bucket"]
     check("s3: VersioningConfiguration Enabled applied",
           s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled")
+    with urllib.request.urlopen(f"{ENDPOINT}/{bucket}?versioning") as answer:  # boto3 is lenient
+        xml = answer.read().decode()
+    check("s3: GetBucketVersioning XML root is <VersioningConfiguration> (aws-sdk-rust needs it)",
+          "<VersioningConfiguration " in xml and "<Status>Enabled</Status>" in xml, xml)
     s3.put_object(Bucket=bucket, Key="k", Body=b"v1")
     s3.put_object(Bucket=bucket, Key="k", Body=b"v2")
     cfn.delete_stack(StackName=name)
@@ -586,6 +592,46 @@ Outputs:
           len(find(events(st["StackId"], regional), "Cert", "DELETE_COMPLETE")) == 1)
 
 
+NETWORK = """
+Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}
+  Igw: {Type: AWS::EC2::InternetGateway}
+  Attach: {Type: AWS::EC2::VPCGatewayAttachment, Properties: {VpcId: !Ref Vpc, InternetGatewayId: !Ref Igw}}
+  Pub: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.1.0/24}}
+  Priv: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.2.0/24}}
+  PubRt: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}
+  PubRoute:
+    Type: AWS::EC2::Route
+    DependsOn: Attach
+    Properties: {RouteTableId: !Ref PubRt, DestinationCidrBlock: 0.0.0.0/0, GatewayId: !Ref Igw}
+  PubAssoc: {Type: AWS::EC2::SubnetRouteTableAssociation, Properties: {SubnetId: !Ref Pub, RouteTableId: !Ref PubRt}}
+  Eip: {Type: AWS::EC2::EIP, Properties: {Domain: vpc}}
+  Nat: {Type: AWS::EC2::NatGateway, Properties: {SubnetId: !Ref Pub, AllocationId: !GetAtt Eip.AllocationId}}
+  PrivRt: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}
+  PrivRoute: {Type: AWS::EC2::Route, Properties: {RouteTableId: !Ref PrivRt, DestinationCidrBlock: 0.0.0.0/0, NatGatewayId: !Ref Nat}}
+  PrivAssoc: {Type: AWS::EC2::SubnetRouteTableAssociation, Properties: {SubnetId: !Ref Priv, RouteTableId: !Ref PrivRt}}
+Outputs:
+  VpcId: {Value: !Ref Vpc}
+  Igw: {Value: !Ref Igw}
+"""
+
+
+def network_stack_delete():
+    name = f"network-{RUN}"
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=NETWORK)["StackId"]
+    out = outputs(stack(name))
+    check("network: VPC, IGW, NAT, EIP, routes CREATE_COMPLETE", stack(name)["StackStatus"] == "CREATE_COMPLETE")
+    cfn.delete_stack(StackName=name)
+    st = stack(stack_id)
+    left = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [out["VpcId"]]}])["RouteTables"]
+    check("network: whole stack deletes (moto lacked IGW/EIP/NAT/route deletes) and leaves nothing",
+          st["StackStatus"] == "DELETE_COMPLETE" and not left
+          and not ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [out["VpcId"]]}])["Vpcs"]
+          and not ec2.describe_internet_gateways(
+              Filters=[{"Name": "internet-gateway-id", "Values": [out["Igw"]]}])["InternetGateways"],
+          (st["StackStatus"], st.get("StackStatusReason")))
+
+
 def exports_and_outputs():
     export = f"selftest-vpc-{RUN}"
     producer, consumer = f"producer-{RUN}", f"consumer-{RUN}"
@@ -651,7 +697,7 @@ def main() -> int:
     for g in (nested_stack_outputs_and_events, nested_update_in_place, secrets,
               bucket_versioning_and_delete_failure, ssm_ubuntu_amis, create_failure_and_rollback,
               nested_create_failure, update_failure_and_rollback, no_updates,
-              intrinsics_and_unsupported_types, exports_and_outputs):
+              intrinsics_and_unsupported_types, exports_and_outputs, network_stack_delete):
         try:
             g()
         except Exception as exc:  # noqa: BLE001

@@ -26,6 +26,7 @@ pub const P_EMAIL: &str = "BBBOperatorEMail";
 pub const P_DOMAIN: &str = "BBBDomainName";
 pub const P_ZONE: &str = "BBBHostedZone";
 pub const P_MODE: &str = "BBBEnvironmentType";
+pub const P_SERVER_COUNT: &str = "BBBServerCount";
 
 /// Settings every command shares.
 #[derive(Debug, Clone)]

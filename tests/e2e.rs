@@ -167,11 +167,38 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     );
     assert_eq!(asg.instances().len(), 2);
 
+    // No drift: a later setup keeps the 2 servers instead of the parameter file's 1.
+    let o = bbbctl(&[
+        "setup", "-e", email, "-h", &zone, "-s", &stack, "-d", &domain,
+    ]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains("Keeping 2 BBB server(s) as they are now"),
+        "{}",
+        stdout(&o)
+    );
+    let root = aws
+        .cfn
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    let group = &bbbctl::cfn::ops::outputs(&root.stacks()[0])["BBBServerGroupName"];
+    let asg = aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asg.auto_scaling_groups()[0].desired_capacity(), Some(2));
+
     // status: JSON for scripts.
     let o = bbbctl(&["--output", "json", "status", "-s", &stack]);
     assert_code(&o, 0);
     let status: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
-    assert_eq!(status["status"], "CREATE_COMPLETE");
+    assert_eq!(status["status"], "UPDATE_COMPLETE");
     assert_eq!(status["servers"]["desired"], 2);
     assert_eq!(status["nested"].as_array().unwrap().len(), nested.len());
 
@@ -256,7 +283,15 @@ async fn failing_nested_stack_prints_its_root_cause() {
     // The failure was also shown while it happened.
     assert!(stdout(&o).contains("✖ PublicSubnetA"), "{}", stdout(&o));
 
-    // Without --yes a re-run explains; with --yes (and the good templates) it recovers.
+    // status names the last failure too.
+    let o = bbbctl(&["--output", "json", "status", "-s", &stack]);
+    assert_code(&o, 0);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(status["status"], "ROLLBACK_COMPLETE");
+    assert_eq!(status["last_failure"]["logical_id"], "PublicSubnetA");
+    assert_eq!(status["last_failure"]["stack_path"][1], "NetworkStack");
+
+    // Without --yes a re-run explains (with the cause); with --yes (and the good templates) it recovers.
     let o = bbbctl(&[
         "setup",
         "-e",
@@ -270,6 +305,11 @@ async fn failing_nested_stack_prints_its_root_cause() {
     ]);
     assert_code(&o, 1);
     assert!(stderr(&o).contains("Re-run with --yes"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Its root cause: PublicSubnetA (AWS::EC2::Subnet)"),
+        "{}",
+        stderr(&o)
+    );
     let o = bbbctl(&[
         "setup",
         "-e",

@@ -220,6 +220,43 @@ async fn root_status(cfn: &Client, id: &str, op: Op) -> Result<String> {
     }
 }
 
+/// The stack's last operation, rebuilt from its events and those of its nested stacks: where
+/// `status` finds the cause of the last failure.
+pub async fn last_operation(
+    cfn: &Client,
+    stack_id: &str,
+    name: &str,
+    status: &str,
+) -> Result<StackTree> {
+    let mut poller = EventPoller::new(cfn.clone());
+    let events = poller.poll(stack_id).await?;
+    // The last operation starts at the stack's latest "User Initiated" event.
+    let start = events
+        .iter()
+        .rev()
+        .find(|e| e.is_stack_itself() && e.reason.as_deref() == Some("User Initiated"))
+        .map(|e| e.timestamp_ms);
+    let op = if status.starts_with("UPDATE") {
+        Op::Update
+    } else if status.starts_with("DELETE") {
+        Op::Delete
+    } else {
+        Op::Create
+    };
+    let mut tree = StackTree::new(op, name, stack_id, None, BTreeMap::new());
+    for e in events
+        .iter()
+        .filter(|e| start.is_none_or(|s| e.timestamp_ms >= s))
+    {
+        if let Some(child) = tree.apply(0, e).new_child {
+            poller.start(&tree.nodes()[child].id, start, None);
+        }
+    }
+    // Nested stacks' events (the root's own are all read already).
+    poll_all(&mut tree, &mut poller, &mut Progress::Hidden).await?;
+    Ok(tree)
+}
+
 /// Reads new events of every stack in the tree, including nested stacks discovered on the way.
 async fn poll_all(
     tree: &mut StackTree,

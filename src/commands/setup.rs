@@ -9,11 +9,11 @@ use serde_json::json;
 use super::out;
 use super::stacks::{Counts, Deployed, deploy, summary};
 use crate::aws::Aws;
-use crate::cfn::ops::{StackSpec, Template, outputs};
+use crate::cfn::ops::{StackSpec, Template, describe_stack, outputs};
 use crate::cli::SetupArgs;
 use crate::error::AwsContext;
 use crate::memory::{self, Remembered};
-use crate::settings::{Global, SetupSettings};
+use crate::settings::{Global, P_SERVER_COUNT, SetupSettings};
 use crate::templates::{self, BUCKET_PARAM, TemplateInfo};
 use crate::ui::Printer;
 use crate::upload;
@@ -75,6 +75,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             ));
         }
     }
+    keep_server_count(&aws, p, &s, &mut params).await?;
     assets.push(root_asset.clone());
     let report = upload::sync(&aws.s3, &bucket, &assets).await?;
     p.info(format!(
@@ -112,6 +113,48 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         ));
     }
     report_ready(p, &s, &root, report.uploaded.len());
+    Ok(())
+}
+
+/// `bbbctl scale` changes the server group directly; a later setup keeps that capacity rather
+/// than resetting it to the parameter file's `BBBServerCount` (which applies to new deployments).
+async fn keep_server_count(
+    aws: &Aws,
+    p: &Printer,
+    s: &SetupSettings,
+    params: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    let Some(stack) = describe_stack(&aws.cfn, &s.stack).await? else {
+        return Ok(());
+    };
+    let Some(group) = outputs(&stack).remove(out::SERVER_GROUP) else {
+        return Ok(());
+    };
+    let groups = aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group)
+        .send()
+        .await
+        .aws_context(format_args!("reading group {group}"))?;
+    let Some(current) = groups
+        .auto_scaling_groups()
+        .first()
+        .and_then(|g| g.desired_capacity())
+    else {
+        return Ok(());
+    };
+    let current = current.to_string();
+    if let Some(wanted) = params.get(P_SERVER_COUNT)
+        && *wanted != current
+        && s.mode == "scalable"
+    {
+        p.info(format!(
+            "Keeping {current} BBB server(s) as they are now ({P_SERVER_COUNT} {wanted} in {} applies to new deployments; change the number with `bbbctl scale`).",
+            s.params_origin
+        ));
+    }
+    params.insert(P_SERVER_COUNT.to_string(), current);
     Ok(())
 }
 

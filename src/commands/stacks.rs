@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_cloudformation::types::Stack;
 
 use crate::aws::Aws;
+use crate::cfn::cause::root_cause;
 use crate::cfn::events::EventPoller;
 use crate::cfn::ops::{self, Outcome, StackSpec, Started, describe_stack, outputs, status};
 use crate::cfn::tree::{Op, StackTree, is_terminal};
@@ -65,9 +66,13 @@ pub async fn deploy(
             match st {
                 "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" => {
                     if !g.yes {
+                        let id = stack.stack_id().unwrap_or(name);
+                        let cause = root_cause(&ops::last_operation(&aws.cfn, id, name, st).await?)
+                            .map(|c| format!("\nIts root cause: {c}"))
+                            .unwrap_or_default();
                         bail!(
                             "stack {name} is in {st}: its first create failed, so it cannot be updated. \
-                             Re-run with --yes to delete it and create it again, or remove it with `bbbctl destroy -s <stack>`"
+                             Re-run with --yes to delete it and create it again, or remove it with `bbbctl destroy -s <stack>`{cause}"
                         );
                     }
                     p.info(format!("Stack {name} is in {st} after a failed create: deleting it to create it again (--yes)."));

@@ -6,7 +6,8 @@ use serde_json::json;
 use super::connect;
 use super::out;
 use super::stacks::Deployment;
-use crate::cfn::ops::{describe_stack, status};
+use crate::cfn::cause::root_cause;
+use crate::cfn::ops::{describe_stack, last_operation, status};
 use crate::cfn::tree::STACK_TYPE;
 use crate::error::AwsContext;
 use crate::settings::Global;
@@ -41,6 +42,14 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         }
     }
 
+    let st = d.status();
+    let last_failure = if st.contains("FAILED") || st.contains("ROLLBACK") {
+        let id = d.stack.stack_id().unwrap_or(stack);
+        root_cause(&last_operation(&aws.cfn, id, stack, st).await?)
+    } else {
+        None
+    };
+
     let mut servers = serde_json::Value::Null;
     if let Some(group) = d.outputs.get(out::SERVER_GROUP) {
         let out = aws
@@ -67,8 +76,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     }
 
     let mut text = format!(
-        "Deployment {stack} in {}\n  Mode:   {}\n  Stack:  {}\n",
-        aws.region(),
+        "  Mode:   {}\n  Stack:  {}\n",
         d.outputs.get(out::MODE).map(String::as_str).unwrap_or("-"),
         d.status()
     );
@@ -78,6 +86,9 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             n["name"].as_str().unwrap_or(""),
             n["status"].as_str().unwrap_or("")
         ));
+    }
+    if let Some(cause) = &last_failure {
+        text.push_str(&format!("  Last failure: {cause}\n"));
     }
     text.push_str("  Outputs:\n");
     for (k, v) in &d.outputs {
@@ -111,6 +122,13 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "nested": nested,
             "outputs": d.outputs,
             "servers": servers,
+            "last_failure": last_failure.as_ref().map(|c| json!({
+                "stack_path": c.stack_path,
+                "logical_id": c.logical_id,
+                "resource_type": c.resource_type,
+                "status": c.status,
+                "reason": c.reason,
+            })),
         }),
     );
     Ok(())

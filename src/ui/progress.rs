@@ -10,6 +10,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cfn::tree::{StackEvent, StackNode, StackTree};
 
 pub enum Progress {
+    /// Draws nothing (for reading events without showing them).
+    Hidden,
     Live {
         multi: MultiProgress,
         bars: HashMap<usize, ProgressBar>,
@@ -96,6 +98,7 @@ impl Progress {
         }
         let line = failure_line(tree, idx, e);
         match self {
+            Progress::Hidden => {}
             Progress::Live { multi, .. } => {
                 let _ = multi.println(line);
             }
@@ -109,6 +112,7 @@ impl Progress {
     pub fn draw(&mut self, tree: &StackTree) {
         let now = now_ms();
         match self {
+            Progress::Hidden => {}
             Progress::Live { multi, bars } => {
                 for idx in tree.display_order() {
                     let node = &tree.nodes()[idx];

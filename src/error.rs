@@ -81,11 +81,15 @@ where
 {
     if let SdkError::ServiceError(se) = err {
         let e = se.err();
-        return match (e.code(), e.message()) {
+        let text = match (e.code(), e.message()) {
             (Some(code), Some(msg)) => format!("{code}: {msg}"),
             (Some(code), None) => code.to_string(),
             (None, Some(msg)) => msg.to_string(),
             (None, None) => DisplayErrorContext(err).to_string(),
+        };
+        return match e.code().and_then(hint) {
+            Some(hint) => format!("{text}. {hint}"),
+            None => text,
         };
     }
     let full = DisplayErrorContext(err).to_string();
@@ -106,6 +110,28 @@ where
         )
     } else {
         full
+    }
+}
+
+/// What to do about the error codes a user can fix.
+fn hint(code: &str) -> Option<&'static str> {
+    match code {
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" | "TokenRefreshRequired" => {
+            Some(
+                "Your AWS credentials have expired: refresh them (e.g. `aws sso login --profile NAME`) and run the command again",
+            )
+        }
+        "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "AuthFailure" => {
+            Some("AWS does not accept these credentials: check -p/--profile and the keys it holds")
+        }
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => Some(
+            "The credentials lack a permission: deploy with a profile that may manage CloudFormation, IAM, EC2, S3 and Secrets Manager",
+        ),
+        _ => None,
     }
 }
 

@@ -52,6 +52,11 @@ async fn bad_input_is_explained_and_changes_nothing() {
     .unwrap();
     std::fs::write(dir.join("shape.json"), r#"{"BBBNumberOfAZs": 2}"#).unwrap();
     std::fs::write(
+        dir.join("nested.json"),
+        r#"{"Parameters": {"BBBServerCount": [{"n": 1}]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
         dir.join("internal.json"),
         r#"{"Parameters": {"TemplateBucket": "mine"}}"#,
     )
@@ -258,8 +263,38 @@ async fn bad_input_is_explained_and_changes_nothing() {
             2,
             "invalid value 'LOUD'",
         ),
+        case(
+            "output format",
+            &["--output", "yaml", "status", "-s", &stack],
+            2,
+            "invalid value 'yaml'",
+        ),
+        case(
+            "count above --max",
+            &["scale", "-s", &stack, "--count", "3", "--max", "2"],
+            2,
+            "above the ceiling of 2 servers",
+        ),
+        Case {
+            name: "empty domain",
+            args: with(ok(&[]), "-d", ""),
+            code: 2,
+            message: "missing BBBDomainName: pass -d DOMAIN",
+        },
+        Case {
+            name: "params is a folder",
+            args: s(ok(&["--params", "."])),
+            code: 2,
+            message: "cannot read parameter file .",
+        },
+        Case {
+            name: "nested value",
+            args: s(ok(&["--params", "nested.json"])),
+            code: 2,
+            message: "must be a string, a number or a list of them",
+        },
     ];
-    assert!(cases.len() >= 25);
+    assert!(cases.len() >= 30, "{} cases", cases.len());
     for c in &cases {
         let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
         let o = bbbctl_in(&dir, &args);

@@ -590,9 +590,30 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert_eq!(
-            err,
-            "reading stack bbb: AccessDenied: User is not authorized to perform: cloudformation:DescribeStacks"
+        assert!(
+            err.starts_with("reading stack bbb: AccessDenied: User is not authorized to perform: cloudformation:DescribeStacks. The credentials lack a permission"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_credentials_say_what_to_do() {
+        let expired = mock!(Client::describe_stacks).then_error(|| {
+            DescribeStacksError::generic(
+                ErrorMetadata::builder()
+                    .code("ExpiredToken")
+                    .message("The security token included in the request is expired")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_cloudformation, [&expired]);
+        let err = describe_stack(&client, "bbb")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Your AWS credentials have expired: refresh them"),
+            "{err}"
         );
     }
 

@@ -150,6 +150,11 @@ pub struct SetupArgs {
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
 
+    /// Show what setup would change (a change set with nested stacks), then delete the plan:
+    /// the stacks stay as they are
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Use templates from this folder instead of the built-in ones (files missing there fall
     /// back to the built-in ones)
     #[arg(long, value_name = "DIR", env = "BBBCTL_TEMPLATES_DIR")]

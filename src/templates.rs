@@ -113,11 +113,11 @@ impl Bundle {
             .filter_map(|p| key_param(p).map(|k| (k, p.as_str())))
             .collect();
         let mut counts = BTreeMap::new();
-        for (logical, param) in &root.nested {
-            if let Some(path) = by_param.get(param) {
+        for n in &root.nested {
+            if let Some(path) = by_param.get(&n.key_param) {
                 let info = TemplateInfo::parse(self.file(path)?)
                     .with_context(|| format!("reading {path}"))?;
-                counts.insert(logical.clone(), info.resource_count);
+                counts.insert(n.logical_id.clone(), info.resource_count);
             }
         }
         Ok(counts)
@@ -231,8 +231,21 @@ pub fn key_param(path: &str) -> Option<String> {
 pub struct TemplateInfo {
     pub parameters: BTreeMap<String, ParamSpec>,
     pub resource_count: usize,
-    /// Nested stacks: (logical id, the key parameter used in its TemplateURL).
-    pub nested: Vec<(String, String)>,
+    pub nested: Vec<NestedStack>,
+    /// The `Conditions` section, by name.
+    pub conditions: BTreeMap<String, Value>,
+}
+
+/// An `AWS::CloudFormation::Stack` resource of a template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NestedStack {
+    pub logical_id: String,
+    /// The key parameter its TemplateURL uses.
+    pub key_param: String,
+    /// Its `Condition`, if it has one.
+    pub condition: Option<String>,
+    /// What is lost when this layer is removed (`Metadata: {bbbctl: {removal: …}}`).
+    pub removal_note: Option<String>,
 }
 
 /// One `Parameters` entry of a template.
@@ -261,6 +274,13 @@ impl TemplateInfo {
                     .insert(name.to_string(), ParamSpec::from_yaml(decl));
             }
         }
+        if let Some(Value::Mapping(conditions)) = doc.get("Conditions") {
+            for (name, cond) in conditions {
+                if let Some(name) = name.as_str() {
+                    info.conditions.insert(name.to_string(), cond.clone());
+                }
+            }
+        }
         let Some(Value::Mapping(resources)) = doc.get("Resources") else {
             bail!("template has no Resources");
         };
@@ -281,10 +301,111 @@ impl TemplateInfo {
                 .keys()
                 .find(|p| p.ends_with("Key") && url.contains(p.as_str()))
             {
-                info.nested.push((logical.to_string(), param.clone()));
+                info.nested.push(NestedStack {
+                    logical_id: logical.to_string(),
+                    key_param: param.clone(),
+                    condition: res
+                        .get("Condition")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    removal_note: res
+                        .get("Metadata")
+                        .and_then(|m| m.get("bbbctl"))
+                        .and_then(|m| m.get("removal"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                });
             }
         }
         Ok(info)
+    }
+}
+
+impl TemplateInfo {
+    /// Whether condition `name` holds for these parameter values (template defaults fill in the
+    /// rest). `None` when it depends on what bbbctl cannot know (pseudo parameters, other
+    /// functions).
+    pub fn condition(&self, name: &str, params: &BTreeMap<String, String>) -> Option<bool> {
+        self.eval(self.conditions.get(name)?, params, 0)
+    }
+
+    /// The nested stacks that exist with these parameter values (unknown conditions count as
+    /// true).
+    pub fn nested_in_effect(&self, params: &BTreeMap<String, String>) -> Vec<&NestedStack> {
+        self.nested
+            .iter()
+            .filter(|n| {
+                n.condition
+                    .as_deref()
+                    .is_none_or(|c| self.condition(c, params).unwrap_or(true))
+            })
+            .collect()
+    }
+
+    fn eval(&self, v: &Value, params: &BTreeMap<String, String>, depth: usize) -> Option<bool> {
+        if depth > 16 {
+            return None;
+        }
+        let (func, arg) = function(v)?;
+        let items = || match arg {
+            Value::Sequence(items) => Some(items.as_slice()),
+            _ => None,
+        };
+        match func.as_str() {
+            "Fn::Equals" => match items()? {
+                [a, b] => Some(self.operand(a, params)? == self.operand(b, params)?),
+                _ => None,
+            },
+            "Fn::Not" => match items()? {
+                [a] => self.eval(a, params, depth + 1).map(|b| !b),
+                _ => None,
+            },
+            "Fn::And" => items()?
+                .iter()
+                .map(|a| self.eval(a, params, depth + 1))
+                .collect::<Option<Vec<_>>>()
+                .map(|all| all.into_iter().all(|b| b)),
+            "Fn::Or" => items()?
+                .iter()
+                .map(|a| self.eval(a, params, depth + 1))
+                .collect::<Option<Vec<_>>>()
+                .map(|all| all.into_iter().any(|b| b)),
+            "Condition" => self.eval(self.conditions.get(arg.as_str()?)?, params, depth + 1),
+            _ => None,
+        }
+    }
+
+    fn operand(&self, v: &Value, params: &BTreeMap<String, String>) -> Option<String> {
+        if let Some(s) = scalar(v) {
+            return Some(s);
+        }
+        match function(v)? {
+            (f, Value::String(name)) if f == "Ref" => params
+                .get(name)
+                .cloned()
+                .or_else(|| self.parameters.get(name)?.default.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// `!Equals [..]` or `{"Fn::Equals": [..]}` → ("Fn::Equals", [..]); `!Ref x` → ("Ref", x).
+fn function(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let name = match name {
+                "Ref" | "Condition" => name.to_string(),
+                other => format!("Fn::{other}"),
+            };
+            Some((name, &t.value))
+        }
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next()?;
+            Some((k.as_str()?.to_string(), v))
+        }
+        _ => None,
     }
 }
 
@@ -436,6 +557,49 @@ mod tests {
         let counts = bundle.nested_resource_counts().unwrap();
         assert_eq!(counts.len(), root.nested.len());
         assert!(counts.values().all(|&n| n > 0));
+    }
+
+    #[test]
+    fn conditions_evaluate_like_cloudformation() {
+        let doc = br#"
+Parameters:
+  Mode: {Type: String, Default: scalable}
+  Count: {Type: Number, Default: 2}
+  AKey: {Type: String}
+  BKey: {Type: String}
+Conditions:
+  IsScalable: !Equals [!Ref Mode, scalable]
+  IsSingle: {"Fn::Equals": [{"Ref": Mode}, single]}
+  Many: !Not [!Equals [!Ref Count, 1]]
+  Both: !And [!Condition IsScalable, {Condition: Many}]
+  Either: !Or [!Condition IsSingle, !Condition Many]
+  InUsEast: !Equals [!Ref "AWS::Region", us-east-1]
+Resources:
+  A: {Type: AWS::CloudFormation::Stack, Condition: IsScalable, Properties: {TemplateURL: !Sub "https://b/${AKey}"}}
+  B: {Type: AWS::CloudFormation::Stack, Properties: {TemplateURL: !Sub "https://b/${BKey}"}}
+"#;
+        let info = TemplateInfo::parse(doc).unwrap();
+        let none = BTreeMap::new();
+        let single: BTreeMap<String, String> = [
+            ("Mode".to_string(), "single".to_string()),
+            ("Count".into(), "1".into()),
+        ]
+        .into();
+        assert_eq!(info.condition("IsScalable", &none), Some(true));
+        assert_eq!(info.condition("IsSingle", &single), Some(true));
+        assert_eq!(info.condition("Both", &none), Some(true));
+        assert_eq!(info.condition("Both", &single), Some(false));
+        assert_eq!(info.condition("Either", &single), Some(true));
+        assert_eq!(info.condition("InUsEast", &none), None);
+        assert_eq!(info.condition("Nope", &none), None);
+        let names = |p| -> Vec<String> {
+            info.nested_in_effect(p)
+                .iter()
+                .map(|n| n.logical_id.clone())
+                .collect()
+        };
+        assert_eq!(names(&none), ["A", "B"]);
+        assert_eq!(names(&single), ["B"]);
     }
 
     #[test]

@@ -320,7 +320,7 @@ async fn bad_input_is_explained_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn destroy_without_terminal_needs_yes() {
+async fn destroy_and_mode_switch_need_consent() {
     let aws = aws().await;
     let domain = format!("{}.example.org", unique("yes"));
     let zone = hosted_zone(&aws, &domain).await;
@@ -344,8 +344,8 @@ async fn destroy_without_terminal_needs_yes() {
         live_stacks(&aws).await.contains(&stack),
         "destroy without consent deleted something"
     );
-    // single mode cannot scale
-    let o = bbbctl(&[
+    // A mode switch says what goes and needs consent; without it nothing changes.
+    let switch = [
         "setup",
         "-e",
         "ops@example.org",
@@ -357,8 +357,47 @@ async fn destroy_without_terminal_needs_yes() {
         &domain,
         "--mode",
         "single",
-    ]);
+    ];
+    let o = bbbctl(&switch);
+    assert_code(&o, 2);
+    assert!(
+        stdout(&o).contains(&format!(
+            "Deployment {stack} switches from scalable to single mode."
+        )),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stderr(&o).contains("pass --yes"), "{}", stderr(&o));
+    let root = aws
+        .cfn
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    let mode = &bbbctl::cfn::ops::outputs(&root.stacks()[0])["EnvironmentType"];
+    assert_eq!(mode, "scalable");
+    let mut with_yes = switch.to_vec();
+    with_yes.push("--yes");
+    let o = bbbctl(&with_yes);
     assert_code(&o, 0);
+    let root = aws
+        .cfn
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        root.stacks()[0].stack_status().unwrap().as_str(),
+        "UPDATE_COMPLETE"
+    );
+    assert_eq!(
+        bbbctl::cfn::ops::outputs(&root.stacks()[0])["EnvironmentType"],
+        "single"
+    );
+
+    // single mode cannot scale
     let o = bbbctl(&["scale", "-s", &stack, "--count", "3"]);
     assert_code(&o, 1);
     assert!(stderr(&o).contains("single mode"), "{}", stderr(&o));

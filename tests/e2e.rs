@@ -19,6 +19,29 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     let dir = scratch_dir();
     let bbbctl = |args: &[&str]| bbbctl_in(&dir, args);
 
+    // Dry run of a new deployment: the plan, and nothing created.
+    let o = bbbctl(&[
+        "setup",
+        "-e",
+        email,
+        "-h",
+        &zone,
+        "-s",
+        &stack,
+        "-d",
+        &domain,
+        "--dry-run",
+    ]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("Dry run: deployment {stack} does not exist yet")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("+ NetworkStack ("), "{}", stdout(&o));
+    let left = live_stacks(&aws).await;
+    assert!(!left.iter().any(|s| s.starts_with(&stack)), "{left:?}");
+
     // First setup: everything is created, progress is shown for every stack.
     let o = bbbctl(&[
         "setup", "-e", email, "-h", &zone, "-s", &stack, "-d", &domain,
@@ -120,6 +143,34 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         )),
         "{out}"
     );
+
+    // Dry run of an unchanged deployment: a change set says so and is deleted again.
+    let o = bbbctl(&[
+        "setup",
+        "-e",
+        email,
+        "-h",
+        &zone,
+        "-s",
+        &stack,
+        "-d",
+        &domain,
+        "--dry-run",
+    ]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("Dry run: deployment {stack} is up to date")),
+        "{}",
+        stdout(&o)
+    );
+    let sets = aws
+        .cfn
+        .list_change_sets()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    assert!(sets.summaries().is_empty(), "{sets:?}");
 
     // admin-login: the generated secret, as JSON.
     let o = bbbctl(&["--output", "json", "admin-login", "-s", &stack]);

@@ -4,4 +4,5 @@
 pub mod cause;
 pub mod events;
 pub mod ops;
+pub mod plan;
 pub mod tree;

@@ -68,32 +68,46 @@ pub enum Started {
     UpToDate,
 }
 
+/// What nested stacks with IAM resources need to be created or updated.
+pub const CAPABILITIES: [Capability; 3] = [
+    Capability::CapabilityIam,
+    Capability::CapabilityNamedIam,
+    Capability::CapabilityAutoExpand,
+];
+
+impl StackSpec<'_> {
+    pub fn sdk_params(&self) -> Vec<Parameter> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                Parameter::builder()
+                    .parameter_key(k)
+                    .parameter_value(v)
+                    .build()
+            })
+            .collect()
+    }
+
+    pub fn sdk_tags(&self) -> Vec<Tag> {
+        self.tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect()
+    }
+
+    /// (TemplateBody, TemplateURL)
+    pub fn template_source(&self) -> (Option<String>, Option<String>) {
+        match &self.template {
+            Template::Body(b) => (Some(b.clone()), None),
+            Template::Url(u) => (None, Some(u.clone())),
+        }
+    }
+}
+
 /// Creates the stack when `exists` is false, updates it otherwise.
 pub async fn start_deploy(cfn: &Client, spec: &StackSpec<'_>, exists: bool) -> Result<Started> {
-    let params: Vec<Parameter> = spec
-        .params
-        .iter()
-        .map(|(k, v)| {
-            Parameter::builder()
-                .parameter_key(k)
-                .parameter_value(v)
-                .build()
-        })
-        .collect();
-    let tags: Vec<Tag> = spec
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect();
-    let caps = [
-        Capability::CapabilityIam,
-        Capability::CapabilityNamedIam,
-        Capability::CapabilityAutoExpand,
-    ];
-    let (body, url) = match &spec.template {
-        Template::Body(b) => (Some(b.clone()), None),
-        Template::Url(u) => (None, Some(u.clone())),
-    };
+    let (params, tags, caps) = (spec.sdk_params(), spec.sdk_tags(), CAPABILITIES);
+    let (body, url) = spec.template_source();
     if !exists {
         let out = cfn
             .create_stack()

@@ -4,17 +4,19 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
+use aws_sdk_cloudformation::types::Stack;
 use serde_json::json;
 
 use super::out;
 use super::stacks::{Counts, Deployed, deploy, summary};
 use crate::aws::Aws;
 use crate::cfn::ops::{StackSpec, Template, describe_stack, outputs};
+use crate::cfn::plan;
 use crate::cli::SetupArgs;
 use crate::error::AwsContext;
 use crate::memory::{self, Remembered};
-use crate::settings::{Global, P_SERVER_COUNT, SetupSettings};
-use crate::templates::{self, BUCKET_PARAM, TemplateInfo};
+use crate::settings::{Global, P_MODE, P_SERVER_COUNT, SetupSettings};
+use crate::templates::{self, Asset, BUCKET_PARAM, TemplateInfo};
 use crate::ui::Printer;
 use crate::upload;
 
@@ -32,12 +34,14 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         s.params_origin
     ));
     check_hosted_zone(&aws, &s).await?;
+    if args.dry_run {
+        return dry_run(&aws, p, &s).await;
+    }
 
     // 1. The sources bucket.
     let sources_body = String::from_utf8(s.bundle.file(templates::SOURCES)?.to_vec())
         .context("sources.yaml is not UTF-8")?;
     let sources_info = TemplateInfo::parse(sources_body.as_bytes())?;
-    let tags = vec![(TAG.to_string(), s.stack.clone())];
     let sources = deploy(
         &aws,
         g,
@@ -46,7 +50,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             name: &s.sources_stack,
             template: Template::Body(sources_body),
             params: BTreeMap::new(),
-            tags: tags.clone(),
+            tags: tags(&s),
         },
         &Counts {
             root: Some(sources_info.resource_count),
@@ -54,54 +58,28 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         },
     )
     .await?;
-    let bucket = outputs(&sources.stack)
-        .remove(out::BUCKET)
-        .with_context(|| format!("stack {} has no output {}", s.sources_stack, out::BUCKET))?;
+    let bucket = bucket_of(&s, &sources.stack)?;
 
     // 2. Templates and scripts.
     let root_info = s.bundle.root_info()?;
-    let mut assets = s.bundle.assets();
-    let root_asset = s.bundle.root_asset()?;
-    let mut params = s.params.clone();
-    params.insert(BUCKET_PARAM.into(), bucket.clone());
-    for a in &assets {
-        let param = a.param.as_deref().unwrap_or_default();
-        if root_info.parameters.contains_key(param) {
-            params.insert(param.to_string(), a.key.clone());
-        } else {
-            p.warn(format!(
-                "{} is not used: root.yaml has no parameter {param}",
-                a.path
-            ));
+    let mut root_spec = RootSpec::new(p, &aws, &s, &root_info, &bucket)?;
+    if let Some(stack) = describe_stack(&aws.cfn, &s.stack).await? {
+        if let Some(text) = mode_switch(&s, &stack, &root_info) {
+            p.info(&text);
+            if !g.yes && !p.confirm(&format!("Switch {} to {} mode?", s.stack, s.mode))? {
+                bail!("not confirmed: deployment {} is unchanged", s.stack);
+            }
         }
+        keep_server_count(&aws, p, &s, &stack, &mut root_spec.params).await?;
     }
-    keep_server_count(&aws, p, &s, &mut params).await?;
-    assets.push(root_asset.clone());
-    let report = upload::sync(&aws.s3, &bucket, &assets).await?;
-    p.info(format!(
-        "Templates: {} uploaded, {} unchanged (bucket {bucket})",
-        report.uploaded.len(),
-        report.unchanged
-    ));
+    let uploaded = upload_assets(&aws, p, &bucket, &root_spec.assets).await?;
 
     // 3. The root stack with its nested stacks.
     let counts = Counts {
         root: Some(root_info.resource_count),
         children: s.bundle.nested_resource_counts()?,
     };
-    let root = deploy(
-        &aws,
-        g,
-        p,
-        &StackSpec {
-            name: &s.stack,
-            template: Template::Url(upload::template_url(&bucket, aws.region(), &root_asset.key)),
-            params,
-            tags,
-        },
-        &counts,
-    )
-    .await?;
+    let root = deploy(&aws, g, p, &root_spec.spec(&s), &counts).await?;
     let remembered = Remembered {
         stack: s.stack.clone(),
         region: Some(aws.region().to_string()),
@@ -112,7 +90,153 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             "could not remember the deployment for later commands: {e:#}"
         ));
     }
-    report_ready(p, &s, &root, report.uploaded.len());
+    report_ready(p, &s, &root, uploaded);
+    Ok(())
+}
+
+fn tags(s: &SetupSettings) -> Vec<(String, String)> {
+    vec![(TAG.to_string(), s.stack.clone())]
+}
+
+fn bucket_of(s: &SetupSettings, sources: &Stack) -> Result<String> {
+    outputs(sources)
+        .remove(out::BUCKET)
+        .with_context(|| format!("stack {} has no output {}", s.sources_stack, out::BUCKET))
+}
+
+/// The root stack's template URL, parameters and the files it needs in the bucket.
+struct RootSpec {
+    url: String,
+    params: BTreeMap<String, String>,
+    /// Every asset plus the root template itself.
+    assets: Vec<Asset>,
+}
+
+impl RootSpec {
+    fn new(
+        p: &Printer,
+        aws: &Aws,
+        s: &SetupSettings,
+        root: &TemplateInfo,
+        bucket: &str,
+    ) -> Result<Self> {
+        let mut assets = s.bundle.assets();
+        let mut params = s.params.clone();
+        params.insert(BUCKET_PARAM.into(), bucket.to_string());
+        for a in &assets {
+            let param = a.param.as_deref().unwrap_or_default();
+            if root.parameters.contains_key(param) {
+                params.insert(param.to_string(), a.key.clone());
+            } else {
+                p.warn(format!(
+                    "{} is not used: root.yaml has no parameter {param}",
+                    a.path
+                ));
+            }
+        }
+        let root_asset = s.bundle.root_asset()?;
+        let url = upload::template_url(bucket, aws.region(), &root_asset.key);
+        assets.push(root_asset);
+        Ok(RootSpec {
+            url,
+            params,
+            assets,
+        })
+    }
+
+    fn spec<'a>(&self, s: &'a SetupSettings) -> StackSpec<'a> {
+        StackSpec {
+            name: &s.stack,
+            template: Template::Url(self.url.clone()),
+            params: self.params.clone(),
+            tags: tags(s),
+        }
+    }
+}
+
+/// Uploads what the bucket lacks; returns how many files were uploaded.
+async fn upload_assets(aws: &Aws, p: &Printer, bucket: &str, assets: &[Asset]) -> Result<usize> {
+    let report = upload::sync(&aws.s3, bucket, assets).await?;
+    p.info(format!(
+        "Templates: {} uploaded, {} unchanged (bucket {bucket})",
+        report.uploaded.len(),
+        report.unchanged
+    ));
+    Ok(report.uploaded.len())
+}
+
+/// `setup --dry-run`: what setup would do, through a change set with nested stacks for an
+/// existing deployment. Changes nothing in the stacks; new template files may be uploaded to
+/// the sources bucket (content-addressed, unused until applied), as the change set reads them.
+async fn dry_run(aws: &Aws, p: &Printer, s: &SetupSettings) -> Result<()> {
+    let root_info = s.bundle.root_info()?;
+    let sources = describe_stack(&aws.cfn, &s.sources_stack).await?;
+    let root = describe_stack(&aws.cfn, &s.stack).await?;
+    let (Some(sources), Some(root)) = (sources, root) else {
+        let counts = s.bundle.nested_resource_counts()?;
+        let layers: Vec<_> = root_info
+            .nested_in_effect(&s.params)
+            .into_iter()
+            .map(|n| {
+                (
+                    n.logical_id.clone(),
+                    counts.get(&n.logical_id).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        let mut text = format!(
+            "Dry run: deployment {} does not exist yet; setup would create
+  stack {} (the sources bucket)
+  stack {} with {} nested stacks:",
+            s.stack,
+            s.sources_stack,
+            s.stack,
+            layers.len()
+        );
+        for (name, n) in &layers {
+            text.push_str(&format!("\n    + {name} ({n} resource(s))"));
+        }
+        text.push_str("\nNothing was changed.");
+        p.result(
+            text,
+            &json!({ "stack": s.stack, "exists": false, "create": layers.iter().map(|(l, n)| json!({"stack": l, "resources": n})).collect::<Vec<_>>() }),
+        );
+        return Ok(());
+    };
+    let bucket = bucket_of(s, &sources)?;
+    let mut root_spec = RootSpec::new(p, aws, s, &root_info, &bucket)?;
+    if let Some(text) = mode_switch(s, &root, &root_info) {
+        p.info(&text);
+    }
+    keep_server_count(aws, p, s, &root, &mut root_spec.params).await?;
+    upload_assets(aws, p, &bucket, &root_spec.assets).await?;
+    let changes = plan::plan(&aws.cfn, &root_spec.spec(s)).await?;
+    let text = if changes.is_empty() {
+        format!(
+            "Dry run: deployment {} is up to date; setup would change nothing.",
+            s.stack
+        )
+    } else {
+        format!(
+            "Dry run: setup would change deployment {}:\n{}\nNothing was changed; run setup without --dry-run to apply.",
+            s.stack,
+            plan::render(&changes)
+        )
+    };
+    p.result(
+        text,
+        &json!({
+            "stack": s.stack,
+            "exists": true,
+            "changes": changes.iter().map(|c| json!({
+                "stack_path": c.stack_path,
+                "logical_id": c.logical_id,
+                "resource_type": c.resource_type,
+                "action": c.action,
+                "replacement": c.replacement,
+            })).collect::<Vec<_>>(),
+        }),
+    );
     Ok(())
 }
 
@@ -122,12 +246,10 @@ async fn keep_server_count(
     aws: &Aws,
     p: &Printer,
     s: &SetupSettings,
+    stack: &Stack,
     params: &mut BTreeMap<String, String>,
 ) -> Result<()> {
-    let Some(stack) = describe_stack(&aws.cfn, &s.stack).await? else {
-        return Ok(());
-    };
-    let Some(group) = outputs(&stack).remove(out::SERVER_GROUP) else {
+    let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
         return Ok(());
     };
     let groups = aws
@@ -156,6 +278,44 @@ async fn keep_server_count(
     }
     params.insert(P_SERVER_COUNT.to_string(), current);
     Ok(())
+}
+
+/// Switching modes removes layers, and their data with them: the text that says which, or
+/// `None` when the mode stays.
+fn mode_switch(s: &SetupSettings, stack: &Stack, root: &TemplateInfo) -> Option<String> {
+    let current: BTreeMap<String, String> = stack
+        .parameters()
+        .iter()
+        .filter_map(|x| {
+            Some((
+                x.parameter_key()?.to_string(),
+                x.parameter_value()?.to_string(),
+            ))
+        })
+        .collect();
+    let from = current.get(P_MODE).filter(|m| **m != s.mode)?;
+    let before = root.nested_in_effect(&current);
+    let after = root.nested_in_effect(&s.params);
+    let mut text = format!(
+        "Deployment {} switches from {from} to {} mode.",
+        s.stack, s.mode
+    );
+    let removed: Vec<_> = before.iter().filter(|n| !after.contains(n)).collect();
+    let added: Vec<_> = after.iter().filter(|n| !before.contains(n)).collect();
+    for n in &removed {
+        let note = n
+            .removal_note
+            .as_deref()
+            .unwrap_or("its resources are deleted");
+        text.push_str(&format!("\n  removed: {} — {note}", n.logical_id));
+    }
+    for n in &added {
+        text.push_str(&format!("\n  added:   {}", n.logical_id));
+    }
+    if removed.is_empty() && added.is_empty() {
+        text.push_str("\n  The same layers stay; their resources are updated for the new mode.");
+    }
+    Some(text)
 }
 
 /// The hosted zone must exist, be public, and serve the domain (or a parent of it): otherwise

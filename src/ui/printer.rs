@@ -82,6 +82,20 @@ impl Printer {
         }
     }
 
+    /// Asks a yes/no question (default no). Without a terminal: a usage error that names `--yes`.
+    pub fn confirm(&self, question: &str) -> Result<bool> {
+        if !self.stdin_tty {
+            return Err(usage(format!(
+                "{question} — confirmation needs a terminal; pass --yes to confirm non-interactively"
+            )));
+        }
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    }
+
     /// Asks the user to type `expected` to go on. Without a terminal there is nobody to ask:
     /// that is a usage error that names `--yes`.
     pub fn confirm_by_typing(&self, question: &str, expected: &str) -> Result<bool> {

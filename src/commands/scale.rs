@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::connect;
 use super::out;
-use super::stacks::Deployment;
+use super::stacks::{Deployment, server_group};
 use crate::aws::Aws;
 use crate::cli::ScaleArgs;
 use crate::error::AwsContext;
@@ -66,14 +66,7 @@ async fn wait_in_service(
     let mut pause = Duration::from_secs(2);
     let mut last = None;
     loop {
-        let out = aws
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(group)
-            .send()
-            .await
-            .aws_context(format_args!("reading group {group}"))?;
-        let Some(asg) = out.auto_scaling_groups().first() else {
+        let Some(asg) = server_group(aws, group).await? else {
             bail!("Auto Scaling group {group} no longer exists");
         };
         let instances = asg.instances();

@@ -8,7 +8,7 @@ use aws_sdk_cloudformation::types::Stack;
 use serde_json::json;
 
 use super::out;
-use super::stacks::{Counts, Deployed, deploy, summary};
+use super::stacks::{Counts, Deployed, deploy, server_group, summary};
 use crate::aws::Aws;
 use crate::cfn::ops::{StackSpec, Template, describe_stack, outputs};
 use crate::cfn::plan;
@@ -252,16 +252,8 @@ async fn keep_server_count(
     let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
         return Ok(());
     };
-    let groups = aws
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&group)
-        .send()
-        .await
-        .aws_context(format_args!("reading group {group}"))?;
-    let Some(current) = groups
-        .auto_scaling_groups()
-        .first()
+    let Some(current) = server_group(aws, &group)
+        .await?
         .and_then(|g| g.desired_capacity())
     else {
         return Ok(());

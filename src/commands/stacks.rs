@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
+use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_cloudformation::types::Stack;
 
 use crate::aws::Aws;
@@ -11,6 +12,7 @@ use crate::cfn::cause::root_cause;
 use crate::cfn::events::EventPoller;
 use crate::cfn::ops::{self, Outcome, StackSpec, Started, describe_stack, outputs, status};
 use crate::cfn::tree::{Op, StackTree, is_terminal};
+use crate::error::AwsContext;
 use crate::settings::Global;
 use crate::ui::{Printer, format_duration};
 
@@ -200,6 +202,18 @@ pub fn summary(outcome: &Outcome) -> String {
         outcome.status,
         format_duration(root.elapsed_ms(0))
     )
+}
+
+/// The BBB server Auto Scaling group named by a deployment's output, if it exists.
+pub async fn server_group(aws: &Aws, group: &str) -> Result<Option<AutoScalingGroup>> {
+    let out = aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .aws_context(format_args!("reading Auto Scaling group {group}"))?;
+    Ok(out.auto_scaling_groups().first().cloned())
 }
 
 /// A deployment found by its root stack name, with the stack's outputs.

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::connect;
 use super::out;
-use super::stacks::Deployment;
+use super::stacks::{Deployment, server_group};
 use crate::cfn::cause::root_cause;
 use crate::cfn::ops::{describe_stack, last_operation, status};
 use crate::cfn::tree::STACK_TYPE;
@@ -51,28 +51,21 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     };
 
     let mut servers = serde_json::Value::Null;
-    if let Some(group) = d.outputs.get(out::SERVER_GROUP) {
-        let out = aws
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(group)
-            .send()
-            .await
-            .aws_context(format_args!("reading group {group}"))?;
-        if let Some(asg) = out.auto_scaling_groups().first() {
-            servers = json!({
-                "group": group,
-                "desired": asg.desired_capacity(),
-                "min": asg.min_size(),
-                "max": asg.max_size(),
-                "instances": asg.instances().iter().map(|i| json!({
-                    "id": i.instance_id(),
-                    "az": i.availability_zone(),
-                    "lifecycle": i.lifecycle_state().map(|s| s.as_str()),
-                    "health": i.health_status(),
-                })).collect::<Vec<_>>(),
-            });
-        }
+    if let Some(group) = d.outputs.get(out::SERVER_GROUP)
+        && let Some(asg) = server_group(&aws, group).await?
+    {
+        servers = json!({
+            "group": group,
+            "desired": asg.desired_capacity(),
+            "min": asg.min_size(),
+            "max": asg.max_size(),
+            "instances": asg.instances().iter().map(|i| json!({
+                "id": i.instance_id(),
+                "az": i.availability_zone(),
+                "lifecycle": i.lifecycle_state().map(|s| s.as_str()),
+                "health": i.health_status(),
+            })).collect::<Vec<_>>(),
+        });
     }
 
     let mut text = format!(

@@ -82,32 +82,30 @@ impl Printer {
         }
     }
 
-    /// Asks a yes/no question (default no). Without a terminal: a usage error that names `--yes`.
+    /// Asks a yes/no question (default no).
     pub fn confirm(&self, question: &str) -> Result<bool> {
-        if !self.stdin_tty {
-            return Err(usage(format!(
-                "{question} — confirmation needs a terminal; pass --yes to confirm non-interactively"
-            )));
-        }
-        eprint!("{question} [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+        let answer = self.ask(question, &format!("{question} [y/N] "))?;
+        Ok(matches!(answer.as_str(), "y" | "Y" | "yes" | "YES" | "Yes"))
     }
 
-    /// Asks the user to type `expected` to go on. Without a terminal there is nobody to ask:
-    /// that is a usage error that names `--yes`.
+    /// Asks the user to type `expected` to go on.
     pub fn confirm_by_typing(&self, question: &str, expected: &str) -> Result<bool> {
+        let prompt = format!("{question}\nType the stack name ({expected}) to confirm: ");
+        Ok(self.ask(question, &prompt)? == expected)
+    }
+
+    /// One line from the terminal. Without a terminal there is nobody to ask: that is a usage
+    /// error that names `--yes`.
+    fn ask(&self, question: &str, prompt: &str) -> Result<String> {
         if !self.stdin_tty {
             return Err(usage(format!(
                 "{question} — confirmation needs a terminal; pass --yes to confirm non-interactively"
             )));
         }
-        eprint!("{question}\nType the stack name ({expected}) to confirm: ");
+        eprint!("{prompt}");
         let _ = std::io::stderr().flush();
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
-        Ok(line.trim() == expected)
+        Ok(line.trim().to_string())
     }
 }

@@ -268,3 +268,129 @@ impl Deployment {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudformation::error::ErrorMetadata;
+    use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+    use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+    use aws_sdk_cloudformation::operation::update_stack::UpdateStackError;
+    use aws_sdk_cloudformation::types::StackStatus;
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+
+    use super::*;
+    use crate::cfn::ops::Template;
+    use crate::cli::{LogLevel, OutputFormat};
+
+    fn stack(status: StackStatus) -> DescribeStacksOutput {
+        DescribeStacksOutput::builder()
+            .stacks(
+                Stack::builder()
+                    .stack_name("bbb")
+                    .stack_id("arn:bbb")
+                    .stack_status(status)
+                    .creation_time(aws_smithy_types::DateTime::from_secs(0))
+                    .build(),
+            )
+            .build()
+    }
+
+    fn describe(name: &'static str, statuses: Vec<StackStatus>) -> Rule {
+        let mut seq = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+            .match_requests(move |r| r.stack_name() == Some(name))
+            .sequence();
+        for s in statuses {
+            seq = seq.output(move || stack(s.clone()));
+        }
+        seq.repeatedly().build()
+    }
+
+    fn aws_with(rules: &[&Rule]) -> Aws {
+        let cfn = mock_client!(aws_sdk_cloudformation, RuleMode::MatchAny, rules);
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let mut aws = Aws::from_config(config, false);
+        aws.cfn = cfn;
+        aws
+    }
+
+    fn global(yes: bool) -> Global {
+        Global {
+            profile: None,
+            region: None,
+            endpoint_url: None,
+            log_level: LogLevel::Warn,
+            output: OutputFormat::Json,
+            no_progress: true,
+            yes,
+        }
+    }
+
+    fn spec() -> StackSpec<'static> {
+        StackSpec {
+            name: "bbb",
+            template: Template::Url("https://b.s3.us-east-1.amazonaws.com/root.yaml".into()),
+            params: BTreeMap::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// After Ctrl-C the update goes on in AWS; the next setup follows it to its end, then
+    /// applies its own (here: nothing left to change).
+    #[tokio::test(start_paused = true)]
+    async fn attaches_to_a_running_update_then_deploys() {
+        let by_name = describe(
+            "bbb",
+            vec![StackStatus::UpdateInProgress, StackStatus::UpdateComplete],
+        );
+        let by_id = describe(
+            "arn:bbb",
+            vec![StackStatus::UpdateInProgress, StackStatus::UpdateComplete],
+        );
+        let events = mock!(aws_sdk_cloudformation::Client::describe_stack_events)
+            .then_output(|| DescribeStackEventsOutput::builder().build());
+        let update = mock!(aws_sdk_cloudformation::Client::update_stack).then_error(|| {
+            UpdateStackError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationError")
+                    .message("No updates are to be performed.")
+                    .build(),
+            )
+        });
+        let aws = aws_with(&[&by_name, &by_id, &events, &update]);
+        let g = global(false);
+        let deployed = deploy(&aws, &g, &Printer::new(&g), &spec(), &Counts::default())
+            .await
+            .unwrap();
+        assert!(
+            deployed.outcome.is_none(),
+            "up to date after the attached update"
+        );
+        assert_eq!(
+            by_id.num_calls(),
+            2,
+            "followed the running update to its end"
+        );
+        assert_eq!(update.num_calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_first_create_needs_consent_to_be_replaced() {
+        let by_name = describe("bbb", vec![StackStatus::RollbackComplete]);
+        let events = mock!(aws_sdk_cloudformation::Client::describe_stack_events)
+            .then_output(|| DescribeStackEventsOutput::builder().build());
+        let aws = aws_with(&[&by_name, &events]);
+        let g = global(false);
+        let err = deploy(&aws, &g, &Printer::new(&g), &spec(), &Counts::default())
+            .await
+            .err()
+            .expect("refused without --yes")
+            .to_string();
+        assert!(
+            err.contains("is in ROLLBACK_COMPLETE") && err.contains("Re-run with --yes"),
+            "{err}"
+        );
+    }
+}

@@ -13,7 +13,7 @@ STACK=bench$$
 DOMAIN=bench.example.org
 
 cargo build --release --quiet
-BBBCTL=$ROOT/target/release/bbbctl
+BBBCTL=${CARGO_TARGET_DIR:-$ROOT/target}/release/bbbctl
 bash tests/emulator/moto.sh start "$PORT" >/dev/null
 trap 'bash tests/emulator/moto.sh stop "$PORT" >/dev/null' EXIT
 eval "$(bash tests/emulator/moto.sh env "$PORT")"
@@ -26,7 +26,10 @@ now_ns() { date +%s%N; }
 run() {
   local start end
   start=$(now_ns)
-  OUT=$("$BBBCTL" -l INFO "$@" 2>&1)
+  if ! OUT=$("$BBBCTL" -l INFO "$@" 2>&1); then
+    printf 'bbbctl %s failed:\n%s\n' "$*" "$OUT" >&2
+    exit 1
+  fi
   end=$(now_ns)
   MS=$(( (end - start) / 1000000 ))
   REQUESTS=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$OUT" | tail -n 1)

@@ -14,7 +14,7 @@ EMAIL=${EMAIL:-ops@example.org}
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 cargo build --release --quiet
-BBBCTL=$ROOT/target/release/bbbctl
+BBBCTL=${CARGO_TARGET_DIR:-$ROOT/target}/release/bbbctl
 
 bash tests/emulator/moto.sh start "$PORT"
 trap 'bash tests/emulator/moto.sh stop "$PORT"' EXIT

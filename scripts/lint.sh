@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lint the deployment sources: cfn-lint and checkov over templates/, and shellcheck over
-# every *.sh. (The parameter files are checked against templates/root.yaml by `cargo test`.)
+# every *.sh and over the scripts the server scripts write out (<<'SCRIPT' heredocs).
+# (The parameter files are checked against templates/root.yaml by `cargo test`.)
 # Exits non-zero on any error, warning or failed check. Tools: pinned in
 # scripts/lint-requirements.txt, installed into .venv/lint; shellcheck from apt.
 set -euo pipefail
@@ -78,6 +79,28 @@ say "shellcheck -S warning (${#scripts[@]} scripts)"
 status=0
 shellcheck --severity=warning -- "${scripts[@]}" || status=$?
 record shellcheck "$status" "${#scripts[@]} scripts at severity warning and above"
+
+# Scripts that a bootstrap script writes out verbatim (heredoc <<'SCRIPT' ... SCRIPT)
+# are checked too: they run on the servers just like their parent.
+embedded_dir=$(mktemp -d)
+trap 'rm -rf "$embedded_dir"' EXIT
+embedded=()
+for parent in templates/scripts/*.sh; do
+  [ -e "$parent" ] || continue
+  out="$embedded_dir/$(basename "$parent" .sh)-embedded"
+  awk -v out="$out" '
+    /<<'"'"'SCRIPT'"'"'$/ { n++; file = out "-" n ".sh"; writing = 1; next }
+    writing && /^SCRIPT$/ { writing = 0; close(file); next }
+    writing { print > file }
+  ' "$parent"
+done
+mapfile -t embedded < <(find "$embedded_dir" -type f -name '*.sh' | sort)
+if [ "${#embedded[@]}" -gt 0 ]; then
+  say "shellcheck -S warning (${#embedded[@]} scripts embedded in templates/scripts)"
+  status=0
+  shellcheck --severity=warning -- "${embedded[@]}" || status=$?
+  record embedded "$status" "${#embedded[@]} embedded scripts at severity warning and above"
+fi
 
 echo
 echo "lint summary:"

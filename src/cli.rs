@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
@@ -60,11 +61,11 @@ pub struct GlobalArgs {
     pub output: OutputFormat,
 
     /// Plain progress lines instead of live progress bars
-    #[arg(long, global = true, env = "BBBCTL_NO_PROGRESS")]
+    #[arg(long, global = true, env = "BBBCTL_NO_PROGRESS", value_parser = BoolishValueParser::new())]
     pub no_progress: bool,
 
     /// Answer yes to every confirmation
-    #[arg(short = 'y', long, global = true, env = "BBBCTL_YES")]
+    #[arg(short = 'y', long, global = true, env = "BBBCTL_YES", value_parser = BoolishValueParser::new())]
     pub yes: bool,
 
     /// Print help

@@ -95,11 +95,10 @@ where
     let full = DisplayErrorContext(err).to_string();
     let lower = full.to_ascii_lowercase();
     if lower.contains("credential") {
-        format!(
-            "no usable AWS credentials ({}). Pass -p/--profile with a profile from ~/.aws/credentials, \
-             or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            first_line(&full)
-        )
+        tracing::debug!("loading credentials: {full}");
+        "no usable AWS credentials were found (-l DEBUG shows where bbbctl looked). Pass -p/--profile \
+         with a profile from ~/.aws/credentials, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            .to_string()
     } else if matches!(
         err,
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)

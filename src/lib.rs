@@ -65,7 +65,9 @@ fn init_logging(level: LogLevel) {
     } else {
         "warn"
     };
-    let filter = tracing_subscriber::EnvFilter::new(format!("{others},bbbctl={ours}"));
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "{others},aws_config=error,aws_smithy_runtime=error,bbbctl={ours}"
+    ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

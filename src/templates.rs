@@ -554,6 +554,16 @@ mod tests {
                 );
             }
         }
+        // a layer that a mode or option can remove says what goes with it
+        for n in &root.nested {
+            if n.condition.is_some() {
+                assert!(
+                    n.removal_note.is_some(),
+                    "{} lacks Metadata.bbbctl.removal",
+                    n.logical_id
+                );
+            }
+        }
         let counts = bundle.nested_resource_counts().unwrap();
         assert_eq!(counts.len(), root.nested.len());
         assert!(counts.values().all(|&n| n > 0));

@@ -367,6 +367,11 @@ async fn destroy_and_mode_switch_need_consent() {
         "{}",
         stdout(&o)
     );
+    assert!(
+        stdout(&o).contains("removed: DatabaseStack — the Aurora database of Greenlight and Scalelite is deleted; CloudFormation keeps a final snapshot"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stderr(&o).contains("pass --yes"), "{}", stderr(&o));
     let root = aws
         .cfn

@@ -2,16 +2,28 @@
 # bbb-bootstrap.sh: turn a fresh Ubuntu 22.04 instance into a BigBlueButton server.
 #
 # Run once, as root, from the launch template's user data (bbb-servers.yaml):
-#   1. registers this instance's public address in Route 53
+#   1. formats (first boot) and mounts the data volume at /var/bigbluebutton,
+#   2. registers this instance's public address in Route 53
 #      (scalable mode: bbb-<instance id>.<domain>; single mode: <domain> itself),
-#   2. installs BigBlueButton with the pinned bbb-install script; without -c it sets
-#      up coturn (TURN) on this host too, reached through haproxy on 443,
-#   3. single mode only: creates the Greenlight administrator from the login secret,
-#   4. signals the Auto Scaling group's CreationPolicy: SUCCESS, or FAILURE on any error.
+#   3. installs BigBlueButton with the pinned bbb-install script, which also gets the
+#      Let's Encrypt certificate; without -c it sets up coturn (TURN) on this host too,
+#      reached through haproxy on 443,
+#   4. scalable mode: mounts the recordings spool on EFS (amazon-efs-utils: TLS + IAM,
+#      through the spool access point), installs Scalelite's post-publish hook, and
+#      installs bbb-scalelite.service, which registers this server with Scalelite's
+#      servers API (signed with the load-balancer secret; retried until Scalelite
+#      answers, so the servers never wait for the front end) and cordons it on
+#      shutdown: no new meetings, running ones end normally; and
+#      bbb-scalelite-drain.service, which, once the Auto Scaling group starts to
+#      terminate this server, cordons it, waits for its meetings to end and then
+#      completes the group's bbb-drain lifecycle action,
+#   5. single mode: creates the Greenlight administrator from the login secret,
+#   6. signals the Auto Scaling group's CreationPolicy: SUCCESS, or FAILURE on any error.
 #
 # Needs: the AWS CLI, curl and python3, and an instance role allowing
-# route53:ChangeResourceRecordSets/GetChange, cloudformation:SignalResource and
-# (single mode) secretsmanager:GetSecretValue.
+# route53:ChangeResourceRecordSets/GetChange, cloudformation:SignalResource,
+# secretsmanager:GetSecretValue (single mode: admin login; scalable mode: the
+# load-balancer secret) and, in scalable mode, elasticfilesystem:ClientMount/ClientWrite.
 set -euo pipefail
 
 # ---- pinned versions -------------------------------------------------------------
@@ -21,6 +33,16 @@ readonly BBB_VERSION="jammy-300"
 readonly BBB_INSTALL_REF="v3.0.x-release"
 readonly BBB_INSTALL_URL="https://raw.githubusercontent.com/bigbluebutton/bbb-install/${BBB_INSTALL_REF}/bbb-install.sh"
 readonly BBB_INSTALL_SHA256="${BBB_INSTALL_SHA256:-}"
+# amazon-efs-utils (mount helper with TLS and IAM), built as a .deb from this tag: the
+# last release that needs no Rust toolchain to build.
+readonly EFS_UTILS_REF="v1.36.0"
+# Scalelite's post-publish hook, from this Scalelite release.
+readonly SCALELITE_REF="v1.6.11"
+readonly SCALELITE_HOOK_URL="https://raw.githubusercontent.com/blindsidenetworks/scalelite/${SCALELITE_REF}/bigbluebutton/scalelite_post_publish.rb"
+
+readonly DATA_DIR=/var/bigbluebutton
+readonly SPOOL_DIR=/mnt/scalelite-recordings/var/bigbluebutton/spool
+readonly SPOOL_GID=2000  # group scalelite-spool; owner of the spool access point's files
 
 readonly LOG_FILE=/var/log/bbb-bootstrap.log
 readonly STATE_DIR=/var/lib/bbb-bootstrap
@@ -30,6 +52,7 @@ usage() {
   cat >&2 <<'EOF'
 usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode scalable|single
                         --domain D --hosted-zone Z --email E [--admin-secret ARN]
+                        [--efs FS_ID --spool-access-point FSAP_ID --lb-secret ARN]
 EOF
   exit 2
 }
@@ -38,6 +61,7 @@ log() { printf '%s bbb-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { log "ERROR: $*"; exit 1; }
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
+EFS_ID="" SPOOL_AP="" LB_SECRET=""
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || usage
   case "$1" in
@@ -49,6 +73,9 @@ while [ $# -gt 0 ]; do
     --hosted-zone) HOSTED_ZONE=$2 ;;
     --email) EMAIL=$2 ;;
     --admin-secret) ADMIN_SECRET=$2 ;;
+    --efs) EFS_ID=$2 ;;
+    --spool-access-point) SPOOL_AP=$2 ;;
+    --lb-secret) LB_SECRET=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -57,12 +84,18 @@ for required in REGION STACK_NAME RESOURCE MODE DOMAIN HOSTED_ZONE EMAIL; do
   [ -n "${!required}" ] || usage
 done
 case "$MODE" in
-  scalable) ;;
+  scalable)
+    if [ -z "$EFS_ID" ] || [ -z "$SPOOL_AP" ] || [ -z "$LB_SECRET" ]; then
+      die "scalable mode needs --efs, --spool-access-point and --lb-secret"
+    fi
+    [[ "$EFS_ID" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: $EFS_ID"
+    [[ "$SPOOL_AP" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: $SPOOL_AP"
+    ;;
   single) [ -n "$ADMIN_SECRET" ] || die "single mode needs --admin-secret" ;;
   *) usage ;;
 esac
 [[ "$DOMAIN" =~ ^[a-z0-9.-]+$ ]] || die "invalid domain: $DOMAIN"
-[[ "$HOSTED_ZONE" =~ ^Z[A-Z0-9]+$ ]] || die "invalid hosted zone: $HOSTED_ZONE"
+[[ "$HOSTED_ZONE" =~ ^[A-Z0-9]+$ ]] || die "invalid hosted zone: $HOSTED_ZONE"
 
 mkdir -p "$STATE_DIR"
 exec > >(tee -a "$LOG_FILE") 2>&1
@@ -106,7 +139,65 @@ else
 fi
 log "instance $INSTANCE_ID: $HOST_NAME -> $PUBLIC_IP (private $LOCAL_IP), mode $MODE"
 
-# ---- 1. Route 53 ------------------------------------------------------------------
+apt_install() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if apt-get -o DPkg::Lock::Timeout=300 update -q &&
+      apt-get -o DPkg::Lock::Timeout=300 install -yq "$@"; then
+      return 0
+    fi
+    log "apt-get install $* failed (attempt $attempt), retrying"
+    sleep 15
+  done
+  die "could not install $*"
+}
+
+# ---- 1. data volume -------------------------------------------------------------
+# The launch template maps it as /dev/sdf: /dev/sdf or /dev/xvdf on Xen, an NVMe
+# namespace (model "Amazon Elastic Block Store") that is not the root disk on Nitro.
+find_data_volume() {
+  local root_disk name model
+  for name in /dev/sdf /dev/xvdf; do
+    if [ -b "$name" ]; then
+      readlink -f "$name"
+      return 0
+    fi
+  done
+  root_disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
+  while read -r name model; do
+    [ "$name" = "$root_disk" ] && continue
+    [[ "$model" == *"Elastic Block Store"* ]] || continue
+    if [ "$(lsblk -no NAME "/dev/$name" | wc -l)" -eq 1 ] && [ -z "$(lsblk -no MOUNTPOINT "/dev/$name" | tr -d '[:space:]')" ]; then
+      echo "/dev/$name"
+      return 0
+    fi
+  done < <(lsblk -dno NAME,MODEL)
+  return 1
+}
+mount_data_volume() {
+  local device="" attempt uuid
+  if findmnt -n "$DATA_DIR" >/dev/null; then
+    return 0
+  fi
+  for attempt in $(seq 1 30); do
+    device=$(find_data_volume) && break
+    log "waiting for the data volume (attempt $attempt)"
+    sleep 2
+  done
+  [ -n "$device" ] || die "data volume /dev/sdf not found"
+  if [ -z "$(blkid -o value -s TYPE "$device" || true)" ]; then
+    log "formatting data volume $device"
+    mkfs.ext4 -q -L bbb-data "$device"
+  fi
+  uuid=$(blkid -o value -s UUID "$device")
+  mkdir -p "$DATA_DIR"
+  echo "UUID=$uuid $DATA_DIR ext4 defaults,nofail 0 2" >>/etc/fstab
+  mount "$DATA_DIR"
+  log "data volume $device mounted at $DATA_DIR"
+}
+mount_data_volume
+
+# ---- 2. Route 53 ------------------------------------------------------------------
 register_host_name() {
   local batch change_id
   batch=$(printf '{"Comment":"bbbctl: %s","Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"%s","Type":"A","TTL":60,"ResourceRecords":[{"Value":"%s"}]}}]}' \
@@ -118,7 +209,7 @@ register_host_name() {
 }
 register_host_name
 
-# ---- 2. BigBlueButton ------------------------------------------------------------
+# ---- 3. BigBlueButton ------------------------------------------------------------
 install_bigbluebutton() {
   local installer="$STATE_DIR/bbb-install.sh"
   local -a options=(-v "$BBB_VERSION" -s "$HOST_NAME" -e "$EMAIL")
@@ -139,7 +230,208 @@ install_bigbluebutton() {
 }
 install_bigbluebutton
 
-# ---- 3. Greenlight administrator (single mode) -----------------------------------
+# ---- 4. Scalelite: recordings spool on EFS, post-publish hook, registration ------
+mount_spool() {
+  local build="$STATE_DIR/efs-utils" attempt
+  if ! command -v mount.efs >/dev/null 2>&1; then
+    apt_install git binutils stunnel4 nfs-common
+    rm -rf "$build"
+    git clone --quiet --depth 1 --branch "$EFS_UTILS_REF" https://github.com/aws/efs-utils "$build"
+    (cd "$build" && ./build-deb.sh)
+    apt_install "$build"/build/amazon-efs-utils*.deb
+  fi
+  mkdir -p "$SPOOL_DIR"
+  if ! grep -q " $SPOOL_DIR efs " /etc/fstab; then
+    echo "$EFS_ID:/ $SPOOL_DIR efs _netdev,nofail,tls,iam,accesspoint=$SPOOL_AP 0 0" >>/etc/fstab
+  fi
+  # The mount target's security group rule may still be on its way: retry.
+  for attempt in $(seq 1 20); do
+    if findmnt -n "$SPOOL_DIR" >/dev/null || mount "$SPOOL_DIR"; then
+      log "recordings spool $EFS_ID ($SPOOL_AP) mounted at $SPOOL_DIR"
+      return 0
+    fi
+    log "EFS mount failed (attempt $attempt), retrying"
+    sleep 15
+  done
+  die "could not mount the recordings spool"
+}
+
+install_post_publish_hook() {
+  local scripts=/usr/local/bigbluebutton/core/scripts
+  getent group scalelite-spool >/dev/null || groupadd -g "$SPOOL_GID" scalelite-spool
+  usermod -a -G scalelite-spool bigbluebutton
+  mkdir -p "$scripts/post_publish"
+  curl -fsSL --retry 5 -o "$scripts/post_publish/scalelite_post_publish.rb" "$SCALELITE_HOOK_URL"
+  cat >"$scripts/scalelite.yml" <<EOF
+work_dir: /var/bigbluebutton/recording/scalelite
+spool_dir: $SPOOL_DIR
+EOF
+  log "Scalelite post-publish hook $SCALELITE_REF installed"
+}
+
+# Registers this server with Scalelite (ExecStart, retried until Scalelite answers)
+# and cordons it on shutdown (ExecStop): Scalelite sends it no new meetings, the
+# running ones are not cut off as a panic would.
+install_scalelite_service() {
+  cat >/etc/default/bbb-scalelite <<EOF
+AWS_DEFAULT_REGION=$REGION
+SCALELITE_URL=https://scalelite.$DOMAIN
+SERVER_URL=https://$HOST_NAME/bigbluebutton/api/
+LB_SECRET_ARN=$LB_SECRET
+STATE_FILE=$STATE_DIR/scalelite-server-id
+EOF
+  cat >/usr/local/sbin/bbb-scalelite <<'SCRIPT'
+#!/usr/bin/env bash
+# bbb-scalelite register|cordon|watch: this server in Scalelite's servers API.
+# watch: wait until the Auto Scaling group terminates this server, then drain it.
+# Calls are signed like Scalelite expects: checksum = sha256(action + query + secret).
+set -euo pipefail
+# shellcheck source=/dev/null
+. /etc/default/bbb-scalelite
+export AWS_DEFAULT_REGION
+
+log() { printf 'bbb-scalelite: %s\n' "$*" >&2; }
+lb_secret() {
+  aws secretsmanager get-secret-value --secret-id "$LB_SECRET_ARN" --query SecretString --output text
+}
+api() { # api ACTION [JSON]: prints the response body
+  local action=$1 body=${2:-} sum
+  sum=$(printf '%s%s' "$action" "$SECRET" | sha256sum | cut -d' ' -f1)
+  if [ -n "$body" ]; then
+    curl -fsS --max-time 30 -H 'Content-Type: application/json' -X POST --data "$body" \
+      "$SCALELITE_URL/scalelite/api/$action?checksum=$sum"
+  else
+    curl -fsS --max-time 30 "$SCALELITE_URL/scalelite/api/$action?checksum=$sum"
+  fi
+}
+json() { # json PYTHON_EXPR: evaluates EXPR on the JSON document d read from stdin
+  python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"
+}
+server_id() {
+  if [ -s "$STATE_FILE" ]; then
+    cat "$STATE_FILE"
+    return 0
+  fi
+  api getServers | SERVER_URL="$SERVER_URL" json \
+    'next((s["id"] for s in (d if isinstance(d, list) else d.get("servers", [])) if s.get("url") == __import__("os").environ["SERVER_URL"]), "")'
+}
+bbb_secret() {
+  sed -n 's/^securitySalt=//p' /etc/bigbluebutton/bbb-web.properties | tail -n 1
+}
+imds() {
+  local token
+  token=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://169.254.169.254/latest/api/token)
+  curl -fsS -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+}
+register() {
+  local bbb_secret id body
+  bbb_secret=$(bbb_secret)
+  [ -n "$bbb_secret" ] || { log "no securitySalt in /etc/bigbluebutton/bbb-web.properties"; return 1; }
+  id=$(server_id)
+  if [ -z "$id" ]; then
+    body=$(printf '{"server":{"url":"%s","secret":"%s"}}' "$SERVER_URL" "$bbb_secret")
+    id=$(api addServer "$body" | json 'd["id"]')
+    log "added to Scalelite as $id"
+  fi
+  echo "$id" >"$STATE_FILE"
+  api updateServer "$(printf '{"id":"%s","server":{"state":"enable","secret":"%s"}}' "$id" "$bbb_secret")" >/dev/null
+  log "enabled in Scalelite ($id, $SERVER_URL)"
+}
+cordon() {
+  local id
+  id=$(server_id)
+  [ -n "$id" ] || { log "not registered, nothing to cordon"; return 0; }
+  api updateServer "$(printf '{"id":"%s","server":{"state":"cordon"}}' "$id")" >/dev/null
+  log "cordoned in Scalelite ($id): no new meetings"
+}
+
+meetings_running() { # true while this BigBlueButton server hosts a meeting
+  local sum
+  sum=$(printf 'getMeetings%s' "$(bbb_secret)" | sha256sum | cut -d' ' -f1)
+  curl -fsS --max-time 20 "${SERVER_URL}getMeetings?checksum=$sum" | grep -q '<meetingID>'
+}
+drain() {
+  local group instance
+  cordon || log "could not cordon (draining anyway)"
+  while meetings_running; do
+    log "meetings still running; waiting for them to end"
+    sleep 30
+  done
+  instance=$(imds instance-id)
+  group=$(imds tags/instance/aws:autoscaling:groupName)
+  aws autoscaling complete-lifecycle-action --lifecycle-hook-name bbb-drain \
+    --auto-scaling-group-name "$group" --instance-id "$instance" --lifecycle-action-result CONTINUE
+  log "drained; the Auto Scaling group may terminate this server now"
+}
+watch() {
+  until [ "$(imds autoscaling/target-lifecycle-state 2>/dev/null || true)" = Terminated ]; do
+    sleep 10
+  done
+  log "the Auto Scaling group is terminating this server: draining"
+  drain
+}
+
+SECRET=$(lb_secret)
+case "${1:-}" in
+  register)
+    until register; do
+      log "Scalelite not reachable yet, retrying in 30 s"
+      sleep 30
+    done
+    ;;
+  cordon) cordon || log "could not cordon (continuing shutdown)" ;;
+  watch) watch ;;
+  *) echo "usage: bbb-scalelite register|cordon|watch" >&2; exit 2 ;;
+esac
+SCRIPT
+  chmod 0755 /usr/local/sbin/bbb-scalelite
+  cat >/etc/systemd/system/bbb-scalelite.service <<'EOF'
+[Unit]
+Description=Register this BigBlueButton server with Scalelite; cordon it on shutdown
+Wants=network-online.target
+After=network-online.target nginx.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+TimeoutStartSec=infinity
+TimeoutStopSec=60
+ExecStart=/usr/local/sbin/bbb-scalelite register
+ExecStop=/usr/local/sbin/bbb-scalelite cordon
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  cat >/etc/systemd/system/bbb-scalelite-drain.service <<'EOF'
+[Unit]
+Description=Drain this BigBlueButton server (cordon, wait for meetings) when its Auto Scaling group terminates it
+Wants=network-online.target
+After=network-online.target bbb-scalelite.service
+
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/bbb-scalelite watch
+Restart=on-failure
+RestartSec=30
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  systemctl daemon-reload
+  systemctl enable --now bbb-scalelite-drain.service
+  systemctl enable bbb-scalelite.service
+  # Do not wait: the front end may still be on its way (the servers never wait for it).
+  systemctl start --no-block bbb-scalelite.service
+  log "bbb-scalelite.service started (registers with https://scalelite.$DOMAIN)"
+}
+
+if [ "$MODE" = scalable ]; then
+  mount_spool
+  install_post_publish_hook
+  install_scalelite_service
+fi
+
+# ---- 5. Greenlight administrator (single mode) -----------------------------------
 create_greenlight_admin() {
   local secret admin_email admin_password attempt
   secret=$(aws secretsmanager get-secret-value --secret-id "$ADMIN_SECRET" --query SecretString --output text)
@@ -162,7 +454,7 @@ if [ "$MODE" = single ]; then
   create_greenlight_admin
 fi
 
-# ---- 4. done ---------------------------------------------------------------------
+# ---- 6. done ---------------------------------------------------------------------
 touch "$STATE_DIR/done"
 signal SUCCESS
 log "BigBlueButton is ready at https://$HOST_NAME"

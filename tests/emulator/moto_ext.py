@@ -29,9 +29,13 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     delete a non-empty bucket (moto's CloudFormation path skipped it silently).  moto
     could not delete InternetGateway, VPCGatewayAttachment, EIP, NatGateway, RouteTable,
     Route, SubnetRouteTableAssociation, so no stack with a routed VPC could be deleted:
-    they are deleted now (already gone counts as deleted, as in CloudFormation).
+    they are deleted now (already gone counts as deleted, as in CloudFormation); so is
+    SecurityGroupIngress (its rule is revoked; moto kept it, so creating it again failed
+    with "The specified rule already exists").
     Rolled-back/deleted stacks have no outputs and never re-create resources (moto's
-    lazy maps re-created them when outputs or resources were described).  Fn::GetAtt
+    lazy maps re-created them when outputs or resources were described); nor has a
+    stack whose resources are still being created (a concurrent DescribeStacks made
+    moto create them twice, "A resource with the ID you requested already exists").  Fn::GetAtt
     in Outputs on a missing resource or on a type moto lacks: ValidationError, not 500.
  3. Nested stacks.  Fn::GetAtt [Child, Outputs.X] (also !GetAtt Child.Outputs.X and
     ${Child.Outputs.X}) is the child's output X (moto: HTTP 500).  The child's physical
@@ -66,11 +70,29 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     UpdateStack in ROLLBACK_COMPLETE, ROLLBACK_FAILED, DELETE_FAILED,
     UPDATE_ROLLBACK_FAILED or REVIEW_IN_PROGRESS is refused like AWS (moto: only the
     first); CREATE_FAILED (rollback disabled) can be updated, as in AWS.
+ 9. Types moto's CloudFormation ignored although moto has their service, created in
+    moto's backends with AWS's Ref / Fn::GetAtt values (moto: nothing created, GetAtt
+    failed): AWS::RDS::DBCluster (Endpoint.Address/.Port, ReadEndpoint.Address,
+    DBClusterArn, DBClusterResourceId; no final snapshot), Aurora member
+    AWS::RDS::DBInstance (moto: KeyError; now joins its cluster),
+    AWS::ElastiCache::ReplicationGroup (PrimaryEndPoint, ReaderEndPoint,
+    ConfigurationEndPoint), AWS::CertificateManager::Certificate (ISSUED: CloudFormation
+    completes it only once issued), AWS::SES::EmailIdentity (DkimDNSTokenName/Value1-3
+    from three generated DKIM tokens), AWS::ECS::CapacityProvider (Ref: its name).  No updates: left unchanged, said in the event.
+10. Updates follow conditions and dependencies: a resource whose Condition turns false
+    is deleted, one whose Condition turns true is created (moto diffed the JSON only);
+    added and modified resources go in dependency order (moto: all additions first,
+    so they read stale outputs of resources modified in the same update).  Change
+    sets of an existing stack diff with their parameters too (moto: template only, so
+    a parameter-only change listed no changes).
+    Also: patch 7's parameters are created under a lock (parallel CreateStacks
+    sporadically failed with "Unable to fetch parameters").
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import defaultdict
 from typing import Any
@@ -359,6 +381,7 @@ def _create_resources(self: Stack) -> None:
     self.status, self._ext_once = "CREATE_IN_PROGRESS", set()
     try:
         all_resources_ready = self.resource_map.create(self.template_dict)
+        self._ext_created = True  # outputs may be read from here on
         self.description = self.template_dict.get("Description")
         backend = _backend(self)
         if backend.stacks.get(self.stack_id) is self:  # exports once resources exist
@@ -481,8 +504,18 @@ Stack.__init__ = _stack_init
 Stack.create_resources = _create_resources
 Stack.update = _stack_update
 Stack.delete = _stack_delete
-Stack.exports = property(lambda self: [] if self.status in NO_OUTPUTS else _orig_exports(self))
-Stack.outputs = property(lambda self: None if self.status in NO_OUTPUTS else _orig_outputs(self))
+
+
+def _no_outputs(stack: Stack) -> bool:
+    # While its resources are being created, a stack has no outputs (AWS); reading them
+    # then (a concurrent DescribeStacks) made moto's lazy map create resources in the
+    # reader's thread too: "A resource with the ID you requested already exists".
+    return stack.status in NO_OUTPUTS or (stack.status == "CREATE_IN_PROGRESS"
+                                         and not getattr(stack, "_ext_created", False))
+
+
+Stack.exports = property(lambda self: [] if _no_outputs(self) else _orig_exports(self))
+Stack.outputs = property(lambda self: None if _no_outputs(self) else _orig_outputs(self))
 Stack.stack_resources = property(lambda self: [  # created resources only, never lazily
     r for k, r in self.resource_map._parsed_resources.items()
     if k in self.resource_map._resource_json_map and r is not None])
@@ -784,6 +817,577 @@ class SecretsManagerSecret(CloudFormationModel):
         self.delete_from_cloudformation_json(self.arn, {}, account_id, region_name)
 
 
+
+# ----------------------- 9. types moto's CloudFormation ignored, in moto's backends
+# moto has backends for these services but no CloudFormation model, so templates
+# "created" nothing and every Fn::GetAtt on them failed.  Each model below creates the
+# resource in moto's own backend with the properties moto understands and answers
+# AWS's documented Ref and Fn::GetAtt values.  None of them implements updates: a
+# changed resource is left unchanged and its UPDATE_COMPLETE says so (as for every
+# type moto cannot update).
+def _aws_name(resource_name: str, limit: int) -> str:
+    """A generated identifier the way AWS shapes RDS / ElastiCache ones: lower case,
+    letters, digits and single hyphens, starting with a letter, at most `limit` long."""
+    name = "".join(c if c.isalnum() else "-" for c in resource_name.lower())
+    while "--" in name:
+        name = name.replace("--", "-")
+    name = name.strip("-")
+    if not name or not name[0].isalpha():
+        name = "x" + name
+    if len(name) > limit:  # keep the random suffix moto generated: it makes it unique
+        name = name[: limit - 9].rstrip("-") + "-" + name[-8:]
+    return name.strip("-")
+
+
+def _tags(props: dict[str, Any]) -> list[dict[str, str]]:
+    return [{"Key": t["Key"], "Value": t["Value"]} for t in props.get("Tags") or []]
+
+
+class _BackendModel:
+    """Shared plumbing: Ref = physical id, Fn::GetAtt from ATTRS, delete by instance.
+    A mixin: moto lists only direct subclasses of CloudFormationModel."""
+
+    ATTRS: tuple[str, ...] = ()
+    NAME_PROPERTY = ""
+
+    def __init__(self, physical_id: str, attrs: dict[str, str]):
+        self._physical_id, self._attrs = physical_id, attrs
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in cls.ATTRS
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self._physical_id
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name in self._attrs:
+            return self._attrs[attribute_name]
+        raise UnformattedGetAttTemplateException()
+
+    def is_created(self) -> bool:
+        return True
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str) -> None:
+        cls._delete(resource_name, account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self._delete(self._physical_id, account_id, region_name)
+
+    @classmethod
+    def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
+        raise NotImplementedError
+
+
+class RDSDBCluster(_BackendModel, CloudFormationModel):
+    """AWS::RDS::DBCluster in moto's RDS backend.  Ref: the cluster identifier;
+    GetAtt Endpoint.Address / Endpoint.Port / ReadEndpoint.Address / DBClusterArn /
+    DBClusterResourceId.  DeletionPolicy Snapshot: moto deletes without a snapshot."""
+
+    __module__ = "moto.rds.moto_ext"
+    ATTRS = ("Endpoint.Address", "Endpoint.Port", "ReadEndpoint.Address",
+             "DBClusterArn", "DBClusterResourceId")
+    NAME_PROPERTY = "DBClusterIdentifier"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::RDS::DBCluster"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str,
+                                        **kwargs: Any) -> RDSDBCluster:
+        from moto.rds.models import rds_backends
+        props = cloudformation_json.get("Properties") or {}
+        identifier = (props.get("DBClusterIdentifier") or _aws_name(resource_name, 63)).lower()
+        cluster = rds_backends[account_id][region_name].create_db_cluster({
+            "db_cluster_identifier": identifier,
+            "engine": props.get("Engine"),
+            "engine_version": props.get("EngineVersion"),
+            "master_username": props.get("MasterUsername"),
+            "master_user_password": props.get("MasterUserPassword"),
+            "database_name": props.get("DatabaseName"),
+            "db_subnet_group_name": props.get("DBSubnetGroupName"),
+            "vpc_security_group_ids": props.get("VpcSecurityGroupIds") or [],
+            "port": props.get("Port"),
+            "storage_encrypted": _flag(props.get("StorageEncrypted")),
+            "kms_key_id": props.get("KmsKeyId"),
+            "backup_retention_period": int(props.get("BackupRetentionPeriod", 1)),
+            "copy_tags_to_snapshot": _flag(props.get("CopyTagsToSnapshot")),
+            "deletion_protection": _flag(props.get("DeletionProtection")),
+            "enable_iam_database_authentication":
+                _flag(props.get("EnableIAMDatabaseAuthentication")),
+            "enable_cloudwatch_logs_exports": props.get("EnableCloudwatchLogsExports"),
+            "serverless_v2_scaling_configuration":
+                props.get("ServerlessV2ScalingConfiguration"),
+            "tags": _tags(props),
+        })
+        return cls(cluster.db_cluster_identifier, {
+            "Endpoint.Address": cluster.endpoint,
+            "Endpoint.Port": str(cluster.port),
+            "ReadEndpoint.Address": cluster.reader_endpoint,
+            "DBClusterArn": cluster.db_cluster_arn,
+            "DBClusterResourceId": cluster.resource_id,
+        })
+
+    @classmethod
+    def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
+        from moto.rds.models import rds_backends
+        backend = rds_backends[account_id][region_name]
+        if physical_id in backend.clusters:
+            backend.delete_db_cluster(cluster_identifier=physical_id)
+
+
+class ElastiCacheReplicationGroup(_BackendModel, CloudFormationModel):
+    """AWS::ElastiCache::ReplicationGroup in moto's ElastiCache backend.  Ref: the
+    replication group id; GetAtt PrimaryEndPoint.Address/.Port, ReaderEndPoint.Address/
+    .Port (cluster mode disabled), ConfigurationEndPoint.Address/.Port (enabled)."""
+
+    __module__ = "moto.elasticache.moto_ext"
+    ATTRS = ("PrimaryEndPoint.Address", "PrimaryEndPoint.Port", "ReaderEndPoint.Address",
+             "ReaderEndPoint.Port", "ConfigurationEndPoint.Address",
+             "ConfigurationEndPoint.Port")
+    NAME_PROPERTY = "ReplicationGroupId"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ElastiCache::ReplicationGroup"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str,
+                                        **kwargs: Any) -> ElastiCacheReplicationGroup:
+        from moto.elasticache.models import elasticache_backends
+        props = cloudformation_json.get("Properties") or {}
+        group_id = (props.get("ReplicationGroupId") or _aws_name(resource_name, 40)).lower()
+        port = int(props.get("Port", 6379))
+        group = elasticache_backends[account_id][region_name].create_replication_group(
+            replication_group_id=group_id,
+            replication_group_description=props.get("ReplicationGroupDescription"),
+            global_replication_group_id=None, primary_cluster_id=None,
+            automatic_failover_enabled=_flag(props.get("AutomaticFailoverEnabled")),
+            multi_az_enabled=_flag(props.get("MultiAZEnabled")),
+            num_cache_clusters=int(props.get("NumCacheClusters", 1)),
+            preferred_cache_cluster_azs=props.get("PreferredCacheClusterAZs"),
+            num_node_groups=int(props.get("NumNodeGroups", 1)),
+            replicas_per_node_group=props.get("ReplicasPerNodeGroup"),
+            node_group_configuration=props.get("NodeGroupConfiguration"),
+            cache_node_type=props.get("CacheNodeType"), engine=props.get("Engine", "redis"),
+            engine_version=props.get("EngineVersion"),
+            cache_parameter_group_name=props.get("CacheParameterGroupName"),
+            # moto_ext does not create AWS::ElastiCache::SubnetGroup (its Ref is empty)
+            cache_subnet_group_name=props.get("CacheSubnetGroupName") or None,
+            cache_security_group_names=props.get("CacheSecurityGroupNames"),
+            security_group_ids=props.get("SecurityGroupIds"), tags=_tags(props),
+            snapshot_arns=props.get("SnapshotArns"), snapshot_name=props.get("SnapshotName"),
+            preferred_maintenance_window=props.get("PreferredMaintenanceWindow"), port=port,
+            notification_topic_arn=props.get("NotificationTopicArn"),
+            auto_minor_version_upgrade=_flag(props.get("AutoMinorVersionUpgrade", True)),
+            snapshot_retention_limit=int(props.get("SnapshotRetentionLimit", 0)),
+            snapshot_window=props.get("SnapshotWindow"), auth_token=props.get("AuthToken"),
+            transit_encryption_enabled=_flag(props.get("TransitEncryptionEnabled")),
+            at_rest_encryption_enabled=_flag(props.get("AtRestEncryptionEnabled")),
+            kms_key_id=props.get("KmsKeyId"), user_group_ids=props.get("UserGroupIds"),
+            log_delivery_configurations=props.get("LogDeliveryConfigurations"),
+            data_tiering_enabled=_flag(props.get("DataTieringEnabled")),
+            network_type=props.get("NetworkType"), ip_discovery=props.get("IpDiscovery"),
+            transit_encryption_mode=props.get("TransitEncryptionMode"),
+            cluster_mode=props.get("ClusterMode"), serverless_cache_snapshot_name=None)
+        attrs: dict[str, str] = {}
+        configuration = getattr(group, "configuration_endpoint", None)
+        if configuration:
+            attrs["ConfigurationEndPoint.Address"] = configuration["address"]
+            attrs["ConfigurationEndPoint.Port"] = str(configuration["port"])
+        elif group.node_groups:
+            node_group = group.node_groups[0]
+            attrs["PrimaryEndPoint.Address"] = node_group["primary_endpoint_address"]
+            attrs["ReaderEndPoint.Address"] = node_group["reader_endpoint_address"]
+            attrs["PrimaryEndPoint.Port"] = attrs["ReaderEndPoint.Port"] = str(port)
+        return cls(group_id, attrs)
+
+    @classmethod
+    def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
+        from moto.elasticache.models import elasticache_backends
+        backend = elasticache_backends[account_id][region_name]
+        if physical_id in backend.replication_groups:
+            backend.delete_replication_group(replication_group_id=physical_id,
+                                             retain_primary_cluster=False)
+            # moto keeps it "deleting" forever; CloudFormation's DELETE_COMPLETE means gone
+            backend.replication_groups.pop(physical_id, None)
+
+
+class ACMCertificate(_BackendModel, CloudFormationModel):
+    """AWS::CertificateManager::Certificate in moto's ACM backend.  Ref: the ARN.
+    CloudFormation reports CREATE_COMPLETE only once the certificate is issued (with
+    ValidationMethod DNS and a HostedZoneId it writes the validation records itself),
+    so the certificate is ISSUED when the resource is; the validation records are
+    not written to Route 53 here."""
+
+    __module__ = "moto.acm.moto_ext"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CertificateManager::Certificate"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str,
+                                        **kwargs: Any) -> ACMCertificate:
+        from moto.acm.models import acm_backends
+        props = cloudformation_json.get("Properties") or {}
+        backend = acm_backends[account_id][region_name]
+        arn = backend.request_certificate(
+            domain_name=props["DomainName"], idempotency_token=None,
+            subject_alt_names=props.get("SubjectAlternativeNames") or [],
+            tags=_tags(props) or None,
+            cert_authority_arn=props.get("CertificateAuthorityArn"))
+        backend.get_certificate(arn).status = "ISSUED"
+        return cls(arn, {})
+
+    @classmethod
+    def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
+        from moto.acm.models import acm_backends
+        backend = acm_backends[account_id][region_name]
+        if physical_id in backend._certificates:
+            backend.delete_certificate(physical_id)
+
+
+class SESEmailIdentity(_BackendModel, CloudFormationModel):
+    """AWS::SES::EmailIdentity in moto's SES backend.  Ref: the identity; for a domain
+    with Easy DKIM, GetAtt DkimDNSTokenName1-3 ("<token>._domainkey.<domain>") and
+    DkimDNSTokenValue1-3 ("<token>.dkim.amazonses.com"), the CNAMEs AWS asks for.
+    moto has no DKIM tokens: they are generated here (32 characters [a-z0-9], as AWS's)
+    and also listed as DkimAttributes.Tokens of the identity."""
+
+    __module__ = "moto.ses.moto_ext"
+    ATTRS = tuple(f"DkimDNSToken{kind}{i}" for kind in ("Name", "Value") for i in (1, 2, 3))
+    NAME_PROPERTY = "EmailIdentity"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SES::EmailIdentity"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str,
+                                        **kwargs: Any) -> SESEmailIdentity:
+        import random
+        import string
+        from moto.sesv2.models import sesv2_backends
+        props = cloudformation_json.get("Properties") or {}
+        identity_name = props["EmailIdentity"]
+        signing = dict(props.get("DkimSigningAttributes") or {"NextSigningKeyLength":
+                                                                "RSA_2048_BIT"})
+        identity = sesv2_backends[account_id][region_name].create_email_identity(
+            email_identity=identity_name, tags=None, dkim_signing_attributes=signing,
+            configuration_set_name=props.get("ConfigurationSetAttributes", {}).get(
+                "ConfigurationSetName"))
+        attrs: dict[str, str] = {}
+        if "@" not in identity_name:
+            alphabet = string.ascii_lowercase + string.digits
+            tokens = ["".join(random.choices(alphabet, k=32)) for _ in range(3)]
+            identity.dkim_attributes["Tokens"] = tokens
+            for i, token in enumerate(tokens, start=1):
+                attrs[f"DkimDNSTokenName{i}"] = f"{token}._domainkey.{identity_name}"
+                attrs[f"DkimDNSTokenValue{i}"] = f"{token}.dkim.amazonses.com"
+        return cls(identity_name, attrs)
+
+    @classmethod
+    def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
+        from moto.sesv2.models import sesv2_backends
+        backend = sesv2_backends[account_id][region_name]
+        if physical_id in backend.core_backend.email_identities:
+            backend.delete_email_identity(physical_id)
+
+
+class ECSCapacityProvider(_BackendModel, CloudFormationModel):
+    """AWS::ECS::CapacityProvider in moto's ECS backend.  Ref: the provider's name
+    (Name, else the generated stack-logical id-suffix name)."""
+
+    __module__ = "moto.ecs.moto_ext"
+    NAME_PROPERTY = "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ECS::CapacityProvider"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str,
+                                        **kwargs: Any) -> ECSCapacityProvider:
+        from moto.ecs.models import ecs_backends
+        props = cloudformation_json.get("Properties") or {}
+        asg = props.get("AutoScalingGroupProvider") or {}
+        scaling = asg.get("ManagedScaling") or {}
+        details: dict[str, Any] = {
+            "autoScalingGroupArn": asg.get("AutoScalingGroupArn"),
+            "managedScaling": {k[0].lower() + k[1:]: v for k, v in scaling.items()},
+        }
+        if "ManagedTerminationProtection" in asg:
+            details["managedTerminationProtection"] = asg["ManagedTerminationProtection"]
+        tags = [{"key": t["Key"], "value": t["Value"]} for t in props.get("Tags") or []]
+        provider = ecs_backends[account_id][region_name].create_capacity_provider(
+            resource_name, details, tags or None)
+        return cls(provider.name, {})
+
+    @classmethod
+    def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
+        from moto.ecs.models import ecs_backends
+        backend = ecs_backends[account_id][region_name]
+        if physical_id in backend.capacity_providers:
+            backend.delete_capacity_provider(physical_id)
+
+
+# AWS::EC2::SecurityGroupIngress: moto could not delete it, so the rule outlived its
+# stack or its removal in an update, and creating it again failed with "The specified
+# rule already exists" (e.g. a mode switch back and forth).  Deleting it now revokes
+# the rule, as CloudFormation does; a rule or group already gone counts as deleted.
+from moto.ec2.models.security_groups import SecurityGroupIngress as _SGIngress  # noqa: E402
+
+
+def _sg_ingress_delete(self: Any, account_id: str, region_name: str) -> None:
+    props = self.properties or {}
+    source: dict[str, str] = {}
+    if props.get("SourceSecurityGroupId"):
+        source["GroupId"] = props["SourceSecurityGroupId"]
+    if props.get("SourceSecurityGroupName"):
+        source["GroupName"] = props["SourceSecurityGroupName"]
+    ranges = [{"CidrIp": props["CidrIp"]}] if props.get("CidrIp") else []
+    try:
+        ec2_backends[account_id][region_name].revoke_security_group_ingress(
+            group_name_or_id=self.security_group.id, ip_protocol=props.get("IpProtocol"),
+            from_port=props.get("FromPort"), to_port=props.get("ToPort"), ip_ranges=ranges,
+            source_groups=[source] if source else [])
+    except Exception as exc:  # already gone (group deleted, rule revoked) is fine
+        if not any(code in type(exc).__name__ + str(exc) for code in
+                   ("NotFound", "InvalidGroup", "InvalidPermission")):
+            raise
+
+
+_SGIngress.delete = _sg_ingress_delete
+
+
+# An Aurora member instance (DBClusterIdentifier set): moto's DBInstance model dropped
+# the property and created a standalone instance, which failed (KeyError) for an
+# aurora-* engine.  Now it joins the cluster, as in AWS; storage, backups, credentials
+# and encryption come from the cluster.
+from moto.rds.models import DBInstance as _RDSDBInstance  # noqa: E402
+
+_orig_db_instance_create = _RDSDBInstance.create_from_cloudformation_json.__func__
+
+
+def _db_instance_create(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                        account_id: str, region_name: str, **kwargs: Any) -> Any:
+    props = cloudformation_json.get("Properties") or {}
+    if not props.get("DBClusterIdentifier"):
+        return _orig_db_instance_create(cls, resource_name, cloudformation_json,
+                                        account_id, region_name, **kwargs)
+    from moto.rds.models import rds_backends
+    return rds_backends[account_id][region_name].create_db_instance({
+        "db_instance_identifier": (props.get("DBInstanceIdentifier")
+                                   or _aws_name(resource_name, 63)).lower(),
+        "db_cluster_identifier": props["DBClusterIdentifier"],
+        "db_instance_class": props.get("DBInstanceClass"),
+        "engine": props.get("Engine"),
+        "availability_zone": props.get("AvailabilityZone"),
+        "publicly_accessible": _flag(props.get("PubliclyAccessible")),
+        "auto_minor_version_upgrade": _flag(props.get("AutoMinorVersionUpgrade", True)),
+        "db_parameter_group_name": props.get("DBParameterGroupName"),
+        "promotion_tier": int(props.get("PromotionTier", 1)),
+        "tags": _tags(props),
+    })
+
+
+_RDSDBInstance.create_from_cloudformation_json = classmethod(_db_instance_create)  # type: ignore[method-assign,assignment]
+
+
+# ------------------------------------------- 10. conditions that change in an update
+# moto diffed only the resource JSON: a resource whose Condition turned false stayed
+# (AWS deletes it) and one whose Condition turned true was never created (AWS creates
+# it).  The diff now also evaluates the conditions under the new template and
+# parameters.
+def _conditions_under(rmap: ResourceMap, template: dict[str, Any],
+                      parameters: dict[str, Any] | None) -> dict[str, bool]:
+    saved_resources = dict(rmap._parsed_resources)  # parameters live here too
+    saved = (rmap._template, rmap.input_parameters, dict(rmap.resolved_parameters),
+             rmap.lazy_condition_map)
+    try:
+        rmap._template = template
+        if parameters:
+            rmap.input_parameters = parameters
+        rmap.load_parameters()
+        rmap.load_conditions()
+        return {name: bool(rmap.lazy_condition_map[name])
+                for name in template.get("Conditions") or {}}
+    finally:
+        rmap._parsed_resources.clear()
+        rmap._parsed_resources.update(saved_resources)  # same dict: partials hold it
+        (rmap._template, rmap.input_parameters, resolved, rmap.lazy_condition_map) = saved
+        rmap.resolved_parameters.clear()
+        rmap.resolved_parameters.update(resolved)
+
+
+_orig_build_resource_diff = ResourceMap.build_resource_diff
+
+
+def _build_resource_diff(self: ResourceMap, other_template: dict[str, Any],
+                         parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    diff = _orig_build_resource_diff(self, other_template, parameters)
+    old, new = self._resource_json_map, other_template["Resources"]
+    new_conditions = _conditions_under(self, other_template, parameters)
+
+    def active(resource_json: dict[str, Any], conditions: Any) -> bool:
+        name = resource_json.get("Condition")
+        return True if not name else bool(conditions[name])
+
+    for name in [n for n in new if n in old]:
+        was, will = active(old[name], self.lazy_condition_map), active(new[name],
+                                                                        new_conditions)
+        if not will and name in diff["Modify"]:
+            diff["Modify"].remove(name)
+        if was and not will:
+            diff["Remove"].append(name)
+        elif will and not was:
+            if name in diff["Modify"]:
+                diff["Modify"].remove(name)
+            diff["Add"].append(name)
+    return diff
+
+
+ResourceMap.build_resource_diff = _build_resource_diff
+
+
+# An update creates and modifies resources in dependency order, as CloudFormation
+# does.  moto created every added resource first and modified the existing ones
+# afterwards, so an added resource read the old attributes of a resource it depends
+# on (e.g. a new nested stack reading an output its modified sibling only gains in
+# this update: "Output ... not found").
+def _depends_on(resource_json: Any) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Ref" and isinstance(value, str):
+                    found.add(value)
+                elif key == "Fn::GetAtt":
+                    target = value[0] if isinstance(value, list) else str(value).split(".")[0]
+                    found.add(target)
+                elif key == "Fn::Sub":
+                    text = value[0] if isinstance(value, list) else value
+                    if isinstance(text, str):
+                        for ref in re.findall(r"\$\{([^!}][^}]*)\}", text):
+                            found.add(ref.split(".")[0])
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(resource_json.get("Properties"))
+    depends = resource_json.get("DependsOn") or []
+    found.update([depends] if isinstance(depends, str) else depends)
+    return found
+
+
+def _rm_update(self: ResourceMap, template: dict[str, Any],
+               parameters: dict[str, Any] | None = None) -> None:
+    diff = self.build_resource_diff(template, parameters)
+    last_exception: Exception | None = None
+    tries = 1  # removals: as moto (retried passes for dependency violations)
+    while diff["Remove"] and tries < parsing.MAX_UPDATE_ATTEMPTS:
+        for logical_name in diff["Remove"].copy():
+            try:
+                if logical_name in self._parsed_resources:
+                    self._delete_resource(self._parsed_resources[logical_name],
+                                          self._resource_json_map[logical_name])
+            except Exception as exc:
+                last_exception = exc
+            else:
+                diff["Remove"].remove(logical_name)
+        tries += 1
+    if diff["Remove"] and last_exception is not None:
+        raise last_exception
+
+    self._template = template
+    if parameters:
+        self.input_parameters = parameters
+    self.load_mapping()
+    self.load_parameters()
+    self.load_conditions()
+    self._resource_json_map = template["Resources"]
+
+    pending = {name: "Add" for name in diff["Add"]}
+    pending.update({name: "Modify" for name in diff["Modify"]})
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in ordered or name in path or name not in pending:
+            return
+        for dependency in sorted(_depends_on(self._resource_json_map[name])):
+            visit(dependency, path + (name,))
+        ordered.append(name)
+
+    for name in list(pending):
+        visit(name, ())
+    tries = 1
+    while ordered and tries < parsing.MAX_UPDATE_ATTEMPTS:
+        for name in ordered.copy():
+            try:
+                if pending[name] == "Add":
+                    _ = self[name]
+                else:
+                    self._parsed_resources[name] = parsing.parse_and_update_resource(
+                        name, self._resource_json_map[name], self,
+                        account_id=self._account_id, region_name=self._region_name)
+            except ResourceFailed:
+                raise  # moto_ext already turned it into a failure of the update
+            except Exception as exc:  # dependency violations: another pass, as moto
+                last_exception = exc
+            else:
+                ordered.remove(name)
+        tries += 1
+    if ordered and last_exception is not None:
+        raise last_exception
+
+
+ResourceMap.update = _rm_update
+
+
+# Change sets of an existing stack diff with the change set's parameters too (moto
+# diffed the template alone), so a parameter-only change such as a mode switch lists
+# its Modify / Remove / Add changes instead of none.
+from moto.cloudformation.models import Change, ChangeSet  # noqa: E402
+
+_orig_change_set_diff = ChangeSet.diff
+
+
+def _change_set_diff(self: ChangeSet) -> list[Any]:
+    rm = self.stack.resource_map
+    if self.change_set_type != "UPDATE" or not getattr(rm, "_resource_json_map", None):
+        return _orig_change_set_diff(self)
+    diff = rm.build_resource_diff(self.template_dict, self.parameters or None)
+    new, old = self.template_dict["Resources"], rm._resource_json_map
+    return [Change(action=action, logical_resource_id=name,
+                   resource_type=(old if action == "Remove" else new)[name]["Type"])
+            for action in ("Add", "Modify", "Remove") for name in diff[action]]
+
+
+ChangeSet.diff = _change_set_diff
+
+
 for _cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
     _cache.cache_clear()  # moto lists CloudFormationModel subclasses once, lazily
 
@@ -863,11 +1467,19 @@ UBUNTU_AMI_PARAMETERS = [
 _orig_check_loading_status = ParameterDict._check_loading_status
 
 
+_ubuntu_lock = threading.Lock()
+
+
 def _check_loading_status(self: ParameterDict, key: str) -> None:
     _orig_check_loading_status(self, key)
-    if str(key or "").startswith("/aws/service/canonical/") and \
-            not getattr(self, "_ext_ubuntu_loaded", False):
-        self._ext_ubuntu_loaded = True
+    if not str(key or "").startswith("/aws/service/canonical/") or \
+            getattr(self, "_ext_ubuntu_loaded", False):
+        return
+    # Concurrent CreateStack calls (tests run in parallel) must not see the flag set
+    # before the parameters exist: that was a sporadic "Unable to fetch parameters".
+    with _ubuntu_lock:
+        if getattr(self, "_ext_ubuntu_loaded", False):
+            return
         amis = sorted((a for a in ec2_backends[self.account_id][self.region_name].amis.values()
                        if (a.name or "").startswith("ubuntu/images/")
                        and a.architecture == "x86_64"), key=lambda a: a.name)
@@ -877,6 +1489,7 @@ def _check_loading_status(self: ParameterDict, key: str) -> None:
                 parameter_type="String", description=None, allowed_pattern=None,
                 keyid=None, last_modified_date=utcnow(), version=1,
                 data_type="aws:ec2:image"))
+        self._ext_ubuntu_loaded = bool(amis)
 
 
 _orig_parse_ssm_parameter = ResourceMap.parse_ssm_parameter

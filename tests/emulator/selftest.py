@@ -568,9 +568,9 @@ Resources:
       VpcId: !Ref Vpc
       CidrBlock: 10.0.2.0/24
       AvailabilityZone: !Select [1, !GetAZs {Ref: "AWS::Region"}]
-  Cert:
-    Type: AWS::CertificateManager::Certificate
-    Properties: {DomainName: example.org}
+  Hook:
+    Type: AWS::AutoScaling::LifecycleHook
+    Properties: {AutoScalingGroupName: none, LifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING"}
 Outputs:
   Subnets: {Value: !Join [",", [!Ref Subnet, !Ref Subnet2]]}
   Joined: {Value: !Join [",", [!If [Always, "t", "f"], !Select [0, !GetAZs ""]]]}
@@ -583,13 +583,13 @@ Outputs:
           st["StackStatus"] == "CREATE_COMPLETE" and sorted(zones) == [f"{region}a", f"{region}b"]
           and out.get("Joined") == f"t,{region}a", (st["StackStatus"], out, zones))
     evs = events(name, regional)
-    cert = find(evs, "Cert", "CREATE_COMPLETE")
+    cert = find(evs, "Hook", "CREATE_COMPLETE")
     check("unsupported type: events still emitted, reason says moto did not create it",
-          len(cert) == 1 and "does not implement AWS::CertificateManager::Certificate" in cert[0].get("ResourceStatusReason", ""),
+          len(cert) == 1 and "does not implement AWS::AutoScaling::LifecycleHook" in cert[0].get("ResourceStatusReason", ""),
           cert)
     regional.delete_stack(StackName=name)
     check("unsupported type: delete events too",
-          len(find(events(st["StackId"], regional), "Cert", "DELETE_COMPLETE")) == 1)
+          len(find(events(st["StackId"], regional), "Hook", "DELETE_COMPLETE")) == 1)
 
 
 NETWORK = """
@@ -672,14 +672,14 @@ Outputs:
     cfn.delete_stack(StackName=name)
     err = error_of(cfn.create_stack, StackName=f"unsupported-out-{RUN}", TemplateBody="""
 Resources:
-  Cache:
-    Type: AWS::ElastiCache::ReplicationGroup
-    Properties: {ReplicationGroupDescription: x}
+  Alarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties: {ComparisonOperator: GreaterThanThreshold, EvaluationPeriods: 1}
 Outputs:
-  Host: {Value: !GetAtt Cache.PrimaryEndPoint.Address}
+  Arn: {Value: !GetAtt Alarm.Arn}
 """)
     check("outputs: Fn::GetAtt on a type moto lacks -> clear ValidationError (not HTTP 500)",
-          err.startswith("ValidationError: moto_ext: moto does not implement AWS::ElastiCache::ReplicationGroup"), err)
+          err.startswith("ValidationError: moto_ext: moto does not implement AWS::CloudWatch::Alarm"), err)
     err = error_of(cfn.create_stack, StackName=f"missing-out-{RUN}", TemplateBody="""
 Resources:
   Topic: {Type: AWS::SNS::Topic}
@@ -690,6 +690,231 @@ Outputs:
           "Unresolved resource dependencies [Missing] in the Outputs block" in err, err)
 
 
+def backend_models():
+    """Patch 9: DBCluster (+ Aurora member instance), ReplicationGroup, Certificate,
+    SES EmailIdentity and ECS CapacityProvider created in moto's backends, with AWS's
+    Ref and GetAtt values."""
+    rds, ec, acm, ses = (client(x) for x in ("rds", "elasticache", "acm", "sesv2"))
+    name, domain = f"backends-{RUN}", f"mail-{RUN}.example.org"
+    cfn.create_stack(StackName=name, TemplateBody=f"""
+Resources:
+  Cluster:
+    Type: AWS::RDS::DBCluster
+    DeletionPolicy: Delete
+    Properties:
+      Engine: aurora-postgresql
+      EngineVersion: "16.4"
+      MasterUsername: master
+      MasterUserPassword: password1234
+      StorageEncrypted: true
+      ServerlessV2ScalingConfiguration: {{MinCapacity: 0.5, MaxCapacity: 4}}
+  Writer:
+    Type: AWS::RDS::DBInstance
+    Properties:
+      DBClusterIdentifier: !Ref Cluster
+      Engine: aurora-postgresql
+      DBInstanceClass: db.serverless
+  Cache:
+    Type: AWS::ElastiCache::ReplicationGroup
+    Properties:
+      ReplicationGroupDescription: selftest
+      Engine: valkey
+      CacheNodeType: cache.t4g.micro
+      NumCacheClusters: 1
+      TransitEncryptionEnabled: true
+      AtRestEncryptionEnabled: true
+      AuthToken: abcdefghijklmnop1234
+  Cert:
+    Type: AWS::CertificateManager::Certificate
+    Properties:
+      DomainName: {domain}
+      SubjectAlternativeNames: [www.{domain}]
+      ValidationMethod: DNS
+  Identity:
+    Type: AWS::SES::EmailIdentity
+    Properties: {{EmailIdentity: {domain}}}
+  Provider:
+    Type: AWS::ECS::CapacityProvider
+    Properties:
+      AutoScalingGroupProvider:
+        AutoScalingGroupArn: arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:x:autoScalingGroupName/asg
+        ManagedScaling: {{Status: ENABLED, TargetCapacity: 90}}
+Outputs:
+  ProviderName: {{Value: !Ref Provider}}
+  ClusterId: {{Value: !Ref Cluster}}
+  DbHost: {{Value: !GetAtt Cluster.Endpoint.Address}}
+  DbPort: {{Value: !GetAtt Cluster.Endpoint.Port}}
+  CacheId: {{Value: !Ref Cache}}
+  CacheHost: {{Value: !GetAtt Cache.PrimaryEndPoint.Address}}
+  CachePort: {{Value: !GetAtt Cache.PrimaryEndPoint.Port}}
+  CertArn: {{Value: !Ref Cert}}
+  Identity: {{Value: !Ref Identity}}
+  DkimName1: {{Value: !GetAtt Identity.DkimDNSTokenName1}}
+  DkimValue3: {{Value: !GetAtt Identity.DkimDNSTokenValue3}}
+""")
+    st = stack(name)
+    out = outputs(st)
+    check("backends: stack CREATE_COMPLETE", st["StackStatus"] == "CREATE_COMPLETE",
+          (st["StackStatus"], st.get("StackStatusReason")))
+    clusters = {c["DBClusterIdentifier"]: c for c in rds.describe_db_clusters()["DBClusters"]}
+    cluster = clusters.get(out.get("ClusterId"), {})
+    check("rds: DBCluster in RDS, Ref = identifier (lower case), Endpoint.Address/Port",
+          cluster.get("Endpoint") == out.get("DbHost") and out.get("DbPort") == str(cluster.get("Port"))
+          and out["ClusterId"] == out["ClusterId"].lower() and cluster.get("StorageEncrypted") is True,
+          (out, cluster.get("Endpoint")))
+    members = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+    instances = [d for d in rds.describe_db_instances()["DBInstances"]
+                 if d.get("DBClusterIdentifier") == out.get("ClusterId")]
+    check("rds: Aurora member DBInstance joins the cluster (moto: KeyError)",
+          len(instances) == 1 and instances[0]["DBInstanceIdentifier"] in members, (members, instances))
+    groups = {g["ReplicationGroupId"]: g for g in ec.describe_replication_groups()["ReplicationGroups"]}
+    group = groups.get(out.get("CacheId"), {})
+    primary = (group.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint", {})
+    check("elasticache: ReplicationGroup in ElastiCache, Ref = id (<= 40), PrimaryEndPoint.Address/Port",
+          bool(group) and len(out["CacheId"]) <= 40 and primary.get("Address") == out.get("CacheHost")
+          and out.get("CachePort") == "6379" and group.get("TransitEncryptionEnabled") is True, (out, group))
+    cert = acm.describe_certificate(CertificateArn=out.get("CertArn", "none"))["Certificate"]
+    check("acm: Certificate in ACM, Ref = ARN, ISSUED (CloudFormation waits for it), SANs",
+          cert["Status"] == "ISSUED" and cert["DomainName"] == domain
+          and f"www.{domain}" in cert.get("SubjectAlternativeNames", []), cert.get("Status"))
+    identity = ses.get_email_identity(EmailIdentity=domain)
+    tokens = identity["DkimAttributes"].get("Tokens", [])
+    check("ses: EmailIdentity in SES, Ref = identity, DKIM CNAME names/values from its tokens",
+          out.get("Identity") == domain and len(tokens) == 3
+          and out.get("DkimName1") == f"{tokens[0]}._domainkey.{domain}"
+          and out.get("DkimValue3") == f"{tokens[2]}.dkim.amazonses.com", (out, tokens))
+    providers = client("ecs").describe_capacity_providers(
+        capacityProviders=[out.get("ProviderName", "none")]).get("capacityProviders", [])
+    check("ecs: CapacityProvider in ECS, Ref = name, managed scaling settings",
+          len(providers) == 1 and providers[0]["autoScalingGroupProvider"]["managedScaling"].get(
+              "targetCapacity") == 90, providers)
+    cfn.delete_stack(StackName=name)
+    gone = (out.get("ClusterId") not in {c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"]},
+            out.get("CacheId") not in {g["ReplicationGroupId"] for g in ec.describe_replication_groups()["ReplicationGroups"]},
+            out.get("CertArn") not in {c["CertificateArn"] for c in acm.list_certificates()["CertificateSummaryList"]},
+            domain not in {i["IdentityName"] for i in ses.list_email_identities()["EmailIdentities"]},
+            not client("ecs").describe_capacity_providers(
+                capacityProviders=[out.get("ProviderName", "none")]).get("capacityProviders"))
+    check("backends: all deleted with the stack", all(gone), gone)
+
+
+def conditions_in_updates():
+    """Patch 10: a resource whose Condition turns false is deleted, one whose Condition
+    turns true is created; added resources wait for the modified ones they use."""
+    child_url = upload(f"cond-child-{RUN}.yaml", """
+Parameters:
+  Flag: {Type: String}
+Conditions:
+  IsOn: !Equals [!Ref Flag, "yes"]
+Resources:
+  Topic: {Type: AWS::SNS::Topic}
+  Extra:
+    Type: AWS::SNS::Topic
+    Condition: IsOn
+Outputs:
+  ExtraArn: {Condition: IsOn, Value: !Ref Extra}
+""")
+    template = f"""
+Parameters:
+  Flag: {{Type: String, AllowedValues: ["yes", "no"]}}
+Conditions:
+  IsOn: !Equals [!Ref Flag, "yes"]
+Resources:
+  Child:
+    Type: AWS::CloudFormation::Stack
+    Properties:
+      TemplateURL: {child_url}
+      Parameters: {{Flag: !Ref Flag}}
+  Queue:
+    Type: AWS::SQS::Queue
+    Condition: IsOn
+    Properties:
+      Tags: [{{Key: extra, Value: !GetAtt Child.Outputs.ExtraArn}}]
+Outputs:
+  QueueUrl: {{Condition: IsOn, Value: !Ref Queue}}
+"""
+    name = f"cond-{RUN}"
+    sqs = client("sqs")
+    cfn.create_stack(StackName=name, TemplateBody=template,
+                     Parameters=[{"ParameterKey": "Flag", "ParameterValue": "no"}])
+    check("conditions: created with the condition false, no queue",
+          stack(name)["StackStatus"] == "CREATE_COMPLETE" and "QueueUrl" not in outputs(stack(name)),
+          stack(name).get("StackStatusReason"))
+    cfn.create_change_set(StackName=name, ChangeSetName=f"cs-{RUN}", ChangeSetType="UPDATE",
+                          TemplateBody=template,
+                          Parameters=[{"ParameterKey": "Flag", "ParameterValue": "yes"}])
+    changes = sorted((c["ResourceChange"]["Action"], c["ResourceChange"]["LogicalResourceId"])
+                     for c in cfn.describe_change_set(StackName=name, ChangeSetName=f"cs-{RUN}")["Changes"])
+    check("conditions: a parameter-only change set lists Add (condition now true) and Modify",
+          changes == [("Add", "Queue"), ("Modify", "Child")], changes)
+    cfn.delete_change_set(StackName=name, ChangeSetName=f"cs-{RUN}")
+    cfn.update_stack(StackName=name, TemplateBody=template,
+                     Parameters=[{"ParameterKey": "Flag", "ParameterValue": "yes"}])
+    st = stack(name)
+    url = outputs(st).get("QueueUrl", "")
+    check("conditions: update turning it true creates the resource, after the child it reads "
+          "(UPDATE_COMPLETE)", st["StackStatus"] == "UPDATE_COMPLETE" and url.startswith("http"),
+          (st["StackStatus"], st.get("StackStatusReason")))
+    cfn.update_stack(StackName=name, TemplateBody=template,
+                     Parameters=[{"ParameterKey": "Flag", "ParameterValue": "no"}])
+    st = stack(name)
+    check("conditions: update turning it false deletes the resource",
+          st["StackStatus"] == "UPDATE_COMPLETE" and url
+          and "NonExistentQueue" in error_of(sqs.get_queue_url, QueueName=url.rsplit("/", 1)[-1]),
+          (st["StackStatus"], st.get("StackStatusReason")))
+    cfn.delete_stack(StackName=name)
+
+
+def security_group_ingress_delete():
+    """Patch 2: removing an AWS::EC2::SecurityGroupIngress revokes its rule; adding it
+    back works (moto kept the rule: "The specified rule already exists")."""
+    base = f"""
+Parameters:
+  Rule: {{Type: String, AllowedValues: ["yes", "no"]}}
+Conditions:
+  WithRule: !Equals [!Ref Rule, "yes"]
+Resources:{VPC}
+  Group:
+    Type: AWS::EC2::SecurityGroup
+    Properties: {{GroupDescription: target, VpcId: !Ref Vpc}}
+  Source:
+    Type: AWS::EC2::SecurityGroup
+    Properties: {{GroupDescription: source, VpcId: !Ref Vpc}}
+  Nfs:
+    Type: AWS::EC2::SecurityGroupIngress
+    Condition: WithRule
+    Properties:
+      GroupId: !GetAtt Group.GroupId
+      IpProtocol: tcp
+      FromPort: 2049
+      ToPort: 2049
+      SourceSecurityGroupId: !GetAtt Source.GroupId
+Outputs:
+  Group: {{Value: !GetAtt Group.GroupId}}
+"""
+    name = f"sgi-{RUN}"
+
+    def rules() -> int:
+        group = outputs(stack(name))["Group"]
+        return len(ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"])
+
+    def run(call, value: str) -> str:
+        call(StackName=name, TemplateBody=base,
+             Parameters=[{"ParameterKey": "Rule", "ParameterValue": value}])
+        return stack(name)["StackStatus"]
+
+    first = run(cfn.create_stack, "yes")
+    with_rule = rules()
+    removed = run(cfn.update_stack, "no")
+    without = rules()
+    again = run(cfn.update_stack, "yes")
+    check("sg ingress: removal revokes the rule, adding it back works",
+          (first, removed, again, with_rule, without, rules())
+          == ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_COMPLETE", 1, 0, 1),
+          (first, removed, again, with_rule, without, stack(name).get("StackStatusReason")))
+    cfn.delete_stack(StackName=name)
+
+
 def main() -> int:
     print(f"selftest against {ENDPOINT} ({REGION}), run {RUN}", flush=True)
     s3.create_bucket(Bucket=BUCKET) if REGION == "us-east-1" else s3.create_bucket(
@@ -697,7 +922,8 @@ def main() -> int:
     for g in (nested_stack_outputs_and_events, nested_update_in_place, secrets,
               bucket_versioning_and_delete_failure, ssm_ubuntu_amis, create_failure_and_rollback,
               nested_create_failure, update_failure_and_rollback, no_updates,
-              intrinsics_and_unsupported_types, exports_and_outputs, network_stack_delete):
+              intrinsics_and_unsupported_types, exports_and_outputs, network_stack_delete,
+              backend_models, conditions_in_updates, security_group_ingress_delete):
         try:
             g()
         except Exception as exc:  # noqa: BLE001

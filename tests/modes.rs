@@ -1,0 +1,130 @@
+//! Both deployment modes on the emulator: a fresh single-mode deployment, a switch to scalable
+//! and back, and a destroy that leaves nothing behind.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bbbctl::templates::Bundle;
+use common::*;
+
+/// The nested stacks the root template creates for a mode (from its own conditions).
+fn layers(mode: &str) -> Vec<String> {
+    let root = Bundle::embedded().root_info().unwrap();
+    let params: BTreeMap<String, String> =
+        [("BBBEnvironmentType".to_string(), mode.to_string())].into();
+    root.nested_in_effect(&params)
+        .iter()
+        .map(|n| n.logical_id.clone())
+        .collect()
+}
+
+async fn nested_statuses(aws: &bbbctl::aws::Aws, stack: &str) -> BTreeMap<String, String> {
+    let out = aws
+        .cfn
+        .list_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap();
+    out.stack_resource_summaries()
+        .iter()
+        .filter(|r| r.resource_type() == Some("AWS::CloudFormation::Stack"))
+        .map(|r| {
+            (
+                r.logical_resource_id().unwrap().to_string(),
+                r.resource_status().unwrap().as_str().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn single_mode_then_scalable_and_back() {
+    let aws = aws().await;
+    let domain = format!("{}.example.org", unique("mode"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("mode");
+    let dir = scratch_dir();
+    let setup = |mode: &str| {
+        bbbctl_in(
+            &dir,
+            &[
+                "setup",
+                "-e",
+                "ops@example.org",
+                "-h",
+                &zone,
+                "-s",
+                &stack,
+                "-d",
+                &domain,
+                "--mode",
+                mode,
+                "--yes",
+            ],
+        )
+    };
+    let single = layers("single");
+    let scalable = layers("scalable");
+    assert!(scalable.len() > single.len(), "{scalable:?} vs {single:?}");
+
+    let o = setup("single");
+    assert_code(&o, 0);
+    let nested = nested_statuses(&aws, &stack).await;
+    assert_eq!(nested.keys().cloned().collect::<Vec<_>>(), {
+        let mut s = single.clone();
+        s.sort();
+        s
+    });
+    assert!(
+        nested.values().all(|s| s == "CREATE_COMPLETE"),
+        "{nested:?}"
+    );
+    let o = bbbctl_in(&dir, &["--output", "json", "admin-login"]);
+    assert_code(&o, 0);
+
+    let o = setup("scalable");
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains("switches from single to scalable mode"),
+        "{}",
+        stdout(&o)
+    );
+    let nested = nested_statuses(&aws, &stack).await;
+    assert_eq!(nested.keys().cloned().collect::<Vec<_>>(), {
+        let mut s = scalable.clone();
+        s.sort();
+        s
+    });
+    let root = aws
+        .cfn
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .unwrap();
+    let root = &root.stacks()[0];
+    assert_eq!(root.stack_status().unwrap().as_str(), "UPDATE_COMPLETE");
+    let outputs = bbbctl::cfn::ops::outputs(root);
+    assert_eq!(outputs["EnvironmentType"], "scalable");
+    assert!(outputs.contains_key("ScaleliteURL"), "{outputs:?}");
+
+    let o = setup("single");
+    assert_code(&o, 0);
+    let nested = nested_statuses(&aws, &stack).await;
+    assert_eq!(nested.len(), single.len(), "{nested:?}");
+
+    let o = bbbctl_in(&dir, &["destroy", "--yes"]);
+    assert_code(&o, 0);
+    let left = live_stacks(&aws).await;
+    assert!(
+        !left.iter().any(|s| s.starts_with(&stack)),
+        "stacks left: {left:?}"
+    );
+    let buckets = bucket_names(&aws).await;
+    assert!(
+        !buckets.iter().any(|b| b.starts_with(&stack.to_lowercase())),
+        "buckets left: {buckets:?}"
+    );
+}

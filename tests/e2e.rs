@@ -334,6 +334,15 @@ async fn failing_nested_stack_prints_its_root_cause() {
     // The failure was also shown while it happened.
     assert!(stdout(&o).contains("✖ PublicSubnetA"), "{}", stdout(&o));
 
+    // admin-login explains the failed stack instead of failing obscurely.
+    let o = bbbctl(&["admin-login", "-s", &stack]);
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains("is in ROLLBACK_COMPLETE: its last operation failed"),
+        "{}",
+        stderr(&o)
+    );
+
     // status names the last failure too.
     let o = bbbctl(&["--output", "json", "status", "-s", &stack]);
     assert_code(&o, 0);

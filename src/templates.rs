@@ -103,24 +103,33 @@ impl Bundle {
         TemplateInfo::parse(self.file(ROOT)?).context("reading root.yaml")
     }
 
-    /// For each nested stack of the root (by logical id), how many resources its template
-    /// declares: the "total" of the progress display.
-    pub fn nested_resource_counts(&self) -> Result<BTreeMap<String, usize>> {
+    /// The template of each nested stack of the root, by the nested stack's logical id.
+    pub fn nested_templates(&self) -> Result<BTreeMap<String, TemplateInfo>> {
         let root = self.root_info()?;
         let by_param: BTreeMap<String, &str> = self
             .files
             .keys()
             .filter_map(|p| key_param(p).map(|k| (k, p.as_str())))
             .collect();
-        let mut counts = BTreeMap::new();
+        let mut out = BTreeMap::new();
         for n in &root.nested {
             if let Some(path) = by_param.get(&n.key_param) {
                 let info = TemplateInfo::parse(self.file(path)?)
                     .with_context(|| format!("reading {path}"))?;
-                counts.insert(n.logical_id.clone(), info.resource_count);
+                out.insert(n.logical_id.clone(), info);
             }
         }
-        Ok(counts)
+        Ok(out)
+    }
+
+    /// For each nested stack of the root (by logical id), how many resources its template
+    /// declares: the "total" of the progress display.
+    pub fn nested_resource_counts(&self) -> Result<BTreeMap<String, usize>> {
+        Ok(self
+            .nested_templates()?
+            .into_iter()
+            .map(|(k, info)| (k, info.resource_count))
+            .collect())
     }
 }
 
@@ -234,6 +243,9 @@ pub struct TemplateInfo {
     pub nested: Vec<NestedStack>,
     /// The `Conditions` section, by name.
     pub conditions: BTreeMap<String, Value>,
+    /// Resources a stack deletion leaves behind on purpose: (logical id, type, DeletionPolicy
+    /// `Retain`, `RetainExceptOnCreate` or `Snapshot`).
+    pub kept_on_delete: Vec<(String, String, String)>,
 }
 
 /// An `AWS::CloudFormation::Stack` resource of a template.
@@ -285,6 +297,19 @@ impl TemplateInfo {
             bail!("template has no Resources");
         };
         info.resource_count = resources.len();
+        for (logical, res) in resources {
+            let policy = res.get("DeletionPolicy").and_then(Value::as_str);
+            if let (Some(logical), Some(policy)) = (logical.as_str(), policy)
+                && policy != "Delete"
+            {
+                let kind = res.get("Type").and_then(Value::as_str).unwrap_or_default();
+                info.kept_on_delete.push((
+                    logical.to_string(),
+                    kind.to_string(),
+                    policy.to_string(),
+                ));
+            }
+        }
         for (logical, res) in resources {
             let (Some(logical), Some("AWS::CloudFormation::Stack")) =
                 (logical.as_str(), res.get("Type").and_then(Value::as_str))
@@ -564,6 +589,14 @@ mod tests {
                 );
             }
         }
+        let nested = bundle.nested_templates().unwrap();
+        assert!(
+            nested["DatabaseStack"]
+                .kept_on_delete
+                .iter()
+                .any(|(l, t, p)| l == "DBCluster" && t == "AWS::RDS::DBCluster" && p == "Snapshot"),
+            "the database keeps a final snapshot"
+        );
         let counts = bundle.nested_resource_counts().unwrap();
         assert_eq!(counts.len(), root.nested.len());
         assert!(counts.values().all(|&n| n > 0));

@@ -261,6 +261,11 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         "{}",
         stdout(&o)
     );
+    assert!(
+        stdout(&o).contains("Left on purpose: a final snapshot of AWS::RDS::DBCluster"),
+        "{}",
+        stdout(&o)
+    );
     let left = live_stacks(&aws).await;
     assert!(
         !left.iter().any(|s| s.starts_with(&stack)),

@@ -1,15 +1,19 @@
 //! `bbbctl destroy`: empties the versioned sources bucket, deletes the root stack with
-//! progress, then the sources stack. Re-running after an interruption carries on.
+//! progress, then the sources stack, and says what stays on purpose. Re-running after an
+//! interruption carries on.
 
 use anyhow::{Result, bail};
+use aws_sdk_cloudformation::types::Stack;
 use serde_json::json;
 
 use super::connect;
 use super::out;
-use super::stacks::delete;
+use super::stacks::{delete, stack_resources};
+use crate::aws::Aws;
 use crate::cfn::ops::{describe_stack, outputs};
 use crate::memory;
 use crate::settings::{Global, sources_stack_name};
+use crate::templates::Bundle;
 use crate::ui::Printer;
 use crate::upload;
 
@@ -34,6 +38,10 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         }
     }
 
+    let kept = match &root {
+        Some(root) => kept_on_delete(&aws, root).await?,
+        None => Vec::new(),
+    };
     let bucket = sources
         .as_ref()
         .and_then(|s| outputs(s).remove(out::BUCKET));
@@ -45,18 +53,77 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         ));
     }
     let mut deleted = Vec::new();
+    let mut skipped = Vec::new();
     for stack in [root, sources].into_iter().flatten() {
         let outcome = delete(&aws, p, &stack).await?;
-        tracing::info!("{} {}", outcome.tree.root().label, outcome.status);
+        for node in outcome.tree.nodes() {
+            for (logical, status) in &node.resources {
+                if status == "DELETE_SKIPPED" {
+                    skipped.push(format!("{} › {logical}", node.label));
+                }
+            }
+        }
         deleted.push(stack.stack_name().unwrap_or_default().to_string());
     }
     memory::forget(stack);
+    let mut text = format!(
+        "Deployment {stack} is deleted (stacks: {}).",
+        deleted.join(", ")
+    );
+    for k in &kept {
+        text.push_str(&format!("\nLeft on purpose: {k}"));
+    }
+    for s in &skipped {
+        text.push_str(&format!("\nNot deleted (retained by CloudFormation): {s}"));
+    }
     p.result(
-        format!(
-            "Deployment {stack} is deleted (stacks: {}).",
-            deleted.join(", ")
-        ),
-        &json!({ "stack": stack, "deleted_stacks": deleted, "bucket": bucket, "deleted_objects": objects }),
+        text,
+        &json!({
+            "stack": stack,
+            "deleted_stacks": deleted,
+            "bucket": bucket,
+            "deleted_objects": objects,
+            "left_on_purpose": kept,
+            "not_deleted": skipped,
+        }),
     );
     Ok(())
+}
+
+/// What deleting the root stack leaves behind by design (e.g. the database's final snapshot):
+/// the templates' DeletionPolicy, with the physical ids of the live nested stacks' resources.
+async fn kept_on_delete(aws: &Aws, root: &Stack) -> Result<Vec<String>> {
+    let templates = Bundle::embedded().nested_templates()?;
+    let root_id = root.stack_id().unwrap_or_default();
+    let mut kept = Vec::new();
+    for nested in stack_resources(aws, root_id).await? {
+        let (Some(logical), Some(id)) =
+            (nested.logical_resource_id(), nested.physical_resource_id())
+        else {
+            continue;
+        };
+        let Some(info) = templates
+            .get(logical)
+            .filter(|t| !t.kept_on_delete.is_empty())
+        else {
+            continue;
+        };
+        for r in stack_resources(aws, id).await? {
+            let Some((_, kind, policy)) = info
+                .kept_on_delete
+                .iter()
+                .find(|(l, _, _)| Some(l.as_str()) == r.logical_resource_id())
+            else {
+                continue;
+            };
+            let physical = r.physical_resource_id().unwrap_or("?");
+            kept.push(match policy.as_str() {
+                "Snapshot" => format!(
+                    "a final snapshot of {kind} {physical} (DeletionPolicy Snapshot); delete it when you no longer need the data"
+                ),
+                _ => format!("{kind} {physical} (DeletionPolicy {policy})"),
+            });
+        }
+    }
+    Ok(kept)
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_autoscaling::types::AutoScalingGroup;
-use aws_sdk_cloudformation::types::Stack;
+use aws_sdk_cloudformation::types::{Stack, StackResourceSummary};
 
 use crate::aws::Aws;
 use crate::cfn::cause::root_cause;
@@ -214,6 +214,22 @@ pub async fn server_group(aws: &Aws, group: &str) -> Result<Option<AutoScalingGr
         .await
         .aws_context(format_args!("reading Auto Scaling group {group}"))?;
     Ok(out.auto_scaling_groups().first().cloned())
+}
+
+/// Every resource of a stack (all pages).
+pub async fn stack_resources(aws: &Aws, stack: &str) -> Result<Vec<StackResourceSummary>> {
+    let mut out = Vec::new();
+    let mut pages = aws
+        .cfn
+        .list_stack_resources()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws_context(format_args!("listing the resources of {stack}"))?;
+        out.extend(page.stack_resource_summaries().iter().cloned());
+    }
+    Ok(out)
 }
 
 /// A deployment found by its root stack name, with the stack's outputs.

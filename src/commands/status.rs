@@ -5,11 +5,10 @@ use serde_json::json;
 
 use super::connect;
 use super::out;
-use super::stacks::{Deployment, server_group};
+use super::stacks::{Deployment, server_group, stack_resources};
 use crate::cfn::cause::root_cause;
 use crate::cfn::ops::{describe_stack, last_operation, status};
 use crate::cfn::tree::STACK_TYPE;
-use crate::error::AwsContext;
 use crate::settings::Global;
 use crate::ui::Printer;
 
@@ -19,26 +18,17 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
 
     // Nested stacks, straight from the root's resources.
     let mut nested = Vec::new();
-    let mut pages = aws
-        .cfn
-        .list_stack_resources()
-        .stack_name(stack)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.aws_context(format_args!("listing the resources of {stack}"))?;
-        for r in page.stack_resource_summaries() {
-            if r.resource_type() == Some(STACK_TYPE) {
-                let id = r.physical_resource_id().unwrap_or_default().to_string();
-                let st = match describe_stack(&aws.cfn, &id).await? {
-                    Some(s) => status(&s).to_string(),
-                    None => r
-                        .resource_status()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                };
-                nested.push(json!({ "name": r.logical_resource_id(), "status": st }));
-            }
+    for r in stack_resources(&aws, stack).await? {
+        if r.resource_type() == Some(STACK_TYPE) {
+            let id = r.physical_resource_id().unwrap_or_default().to_string();
+            let st = match describe_stack(&aws.cfn, &id).await? {
+                Some(s) => status(&s).to_string(),
+                None => r
+                    .resource_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            };
+            nested.push(json!({ "name": r.logical_resource_id(), "status": st }));
         }
     }
 

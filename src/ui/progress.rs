@@ -130,6 +130,10 @@ impl Progress {
                     });
                     bar.set_message(stack_line(tree, node, now));
                     if node.is_finished() && !bar.is_finished() {
+                        let status = node.status.as_deref().unwrap_or_default();
+                        let ok = status.ends_with("_COMPLETE") && !status.contains("ROLLBACK");
+                        let mark = if ok { "✔ {msg}" } else { "✖ {msg:.red}" };
+                        bar.set_style(ProgressStyle::with_template(mark).expect("valid template"));
                         bar.finish();
                     }
                 }

@@ -37,6 +37,17 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     if args.dry_run {
         return dry_run(&aws, p, &s).await;
     }
+    let root_info = s.bundle.root_info()?;
+    let existing = describe_stack(&aws.cfn, &s.stack).await?;
+    if let Some(text) = existing
+        .as_ref()
+        .and_then(|st| mode_switch(&s, st, &root_info))
+    {
+        p.info(&text);
+        if !g.yes && !p.confirm(&format!("Switch {} to {} mode?", s.stack, s.mode))? {
+            bail!("not confirmed: deployment {} is unchanged", s.stack);
+        }
+    }
 
     // 1. The sources bucket.
     let sources_body = String::from_utf8(s.bundle.file(templates::SOURCES)?.to_vec())
@@ -61,16 +72,9 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     let bucket = bucket_of(&s, &sources.stack)?;
 
     // 2. Templates and scripts.
-    let root_info = s.bundle.root_info()?;
     let mut root_spec = RootSpec::new(p, &aws, &s, &root_info, &bucket)?;
-    if let Some(stack) = describe_stack(&aws.cfn, &s.stack).await? {
-        if let Some(text) = mode_switch(&s, &stack, &root_info) {
-            p.info(&text);
-            if !g.yes && !p.confirm(&format!("Switch {} to {} mode?", s.stack, s.mode))? {
-                bail!("not confirmed: deployment {} is unchanged", s.stack);
-            }
-        }
-        keep_server_count(&aws, p, &s, &stack, &mut root_spec.params).await?;
+    if let Some(stack) = &existing {
+        keep_server_count(&aws, p, &s, stack, &mut root_spec.params).await?;
     }
     let uploaded = upload_assets(&aws, p, &bucket, &root_spec.assets).await?;
 

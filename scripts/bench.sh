@@ -38,7 +38,7 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else pr
 
 printf '%-34s %10s %10s  %s\n' "command" "time (ms)" "requests" "notes"
 SETUP=(setup -e ops@example.org -h "$ZONE" -s "$STACK" -d "$DOMAIN")
-run "${SETUP[@]}"
+run "${SETUP[@]}" --yes
 printf '%-34s %10s %10s  %s\n' "setup (first run)" "$MS" "$REQUESTS" "$(grep -o 'Templates: [^(]*' <<<"$OUT")"
 
 times=()

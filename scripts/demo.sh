@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start on the local AWS emulator: builds bbbctl, starts moto on 127.0.0.1, creates the
-# hosted zone a deployment needs, then runs setup → re-run → status → admin-login → scale →
-# destroy, and stops the emulator. Nothing leaves this machine.
+# hosted zone a deployment needs, then runs setup (--yes: it may create the ECS service-linked
+# role) → re-run → status → admin-login → scale → destroy, and stops the emulator. Nothing leaves this machine.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -31,7 +31,7 @@ PY
 echo "hosted zone $ZONE for $DOMAIN on the emulator at $AWS_ENDPOINT_URL"
 
 run() { say "bbbctl $*"; "$BBBCTL" "$@"; }
-run setup -e "$EMAIL" -h "$ZONE" -s "$STACK" -d "$DOMAIN"
+run setup -e "$EMAIL" -h "$ZONE" -s "$STACK" -d "$DOMAIN" --yes
 run setup -e "$EMAIL" -h "$ZONE" -s "$STACK" -d "$DOMAIN"
 run status -s "$STACK"
 run admin-login -s "$STACK"

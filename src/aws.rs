@@ -25,6 +25,7 @@ pub struct Aws {
     pub route53: aws_sdk_route53::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl Aws {
@@ -82,6 +83,7 @@ impl Aws {
             route53: client!(aws_sdk_route53),
             autoscaling: client!(aws_sdk_autoscaling),
             secrets: client!(aws_sdk_secretsmanager),
+            iam: client!(aws_sdk_iam),
             config,
         }
     }

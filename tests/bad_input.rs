@@ -24,7 +24,7 @@ fn case(name: &'static str, args: &[&str], code: i32, message: &'static str) -> 
 
 #[tokio::test]
 async fn bad_input_is_explained_and_changes_nothing() {
-    let aws = aws().await;
+    let aws = account().await;
     let domain = format!("{}.example.org", unique("bad"));
     let zone = hosted_zone(&aws, &domain).await;
     let other_zone = hosted_zone(&aws, &format!("{}.example.net", unique("other"))).await;
@@ -321,7 +321,7 @@ async fn bad_input_is_explained_and_changes_nothing() {
 
 #[tokio::test]
 async fn destroy_and_mode_switch_need_consent() {
-    let aws = aws().await;
+    let aws = account().await;
     let domain = format!("{}.example.org", unique("yes"));
     let zone = hosted_zone(&aws, &domain).await;
     let stack = unique("yes");

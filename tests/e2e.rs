@@ -7,7 +7,7 @@ use common::*;
 
 #[tokio::test]
 async fn setup_rerun_admin_login_scale_status_destroy() {
-    let aws = aws().await;
+    let aws = account().await;
     let domain = format!("{}.example.org", unique("lc"));
     let zone = hosted_zone(&aws, &domain).await;
     let stack = unique("lc");
@@ -296,7 +296,7 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
 
 #[tokio::test]
 async fn failing_nested_stack_prints_its_root_cause() {
-    let aws = aws().await;
+    let aws = account().await;
     let domain = format!("{}.example.org", unique("fail"));
     let zone = hosted_zone(&aws, &domain).await;
     let stack = unique("fail");

@@ -41,7 +41,7 @@ async fn nested_statuses(aws: &bbbctl::aws::Aws, stack: &str) -> BTreeMap<String
 
 #[tokio::test]
 async fn single_mode_then_scalable_and_back() {
-    let aws = aws().await;
+    let aws = account().await;
     let domain = format!("{}.example.org", unique("mode"));
     let zone = hosted_zone(&aws, &domain).await;
     let stack = unique("mode");

@@ -13,7 +13,7 @@ use crate::aws::Aws;
 use crate::cfn::ops::{StackSpec, Template, describe_stack, outputs};
 use crate::cfn::plan;
 use crate::cli::SetupArgs;
-use crate::error::AwsContext;
+use crate::error::{AwsContext, aws_code, describe};
 use crate::memory::{self, Remembered};
 use crate::settings::{Global, P_MODE, P_SERVER_COUNT, SetupSettings};
 use crate::templates::{self, Asset, BUCKET_PARAM, TemplateInfo};
@@ -37,6 +37,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     if args.dry_run {
         return dry_run(&aws, p, &s).await;
     }
+    ensure_ecs_service_role(&aws, g, p, &s).await?;
     let root_info = s.bundle.root_info()?;
     let existing = describe_stack(&aws.cfn, &s.stack).await?;
     if let Some(text) = existing
@@ -173,6 +174,11 @@ async fn upload_assets(aws: &Aws, p: &Printer, bucket: &str, assets: &[Asset]) -
 /// existing deployment. Changes nothing in the stacks; new template files may be uploaded to
 /// the sources bucket (content-addressed, unused until applied), as the change set reads them.
 async fn dry_run(aws: &Aws, p: &Printer, s: &SetupSettings) -> Result<()> {
+    if s.mode == "scalable" && ecs_service_role_exists(aws).await? == Some(false) {
+        p.info(format!(
+            "setup would first create the ECS service-linked role {ECS_SERVICE_ROLE} (with --yes)."
+        ));
+    }
     let root_info = s.bundle.root_info()?;
     let sources = describe_stack(&aws.cfn, &s.sources_stack).await?;
     let root = describe_stack(&aws.cfn, &s.stack).await?;
@@ -312,6 +318,54 @@ fn mode_switch(s: &SetupSettings, stack: &Stack, root: &TemplateInfo) -> Option<
         text.push_str("\n  The same layers stay; their resources are updated for the new mode.");
     }
     Some(text)
+}
+
+/// The role ECS uses on the account's behalf; ECS cannot run Greenlight and Scalelite without
+/// it, and CloudFormation fails late when it is missing.
+pub const ECS_SERVICE_ROLE: &str = "AWSServiceRoleForECS";
+
+/// Whether the ECS service-linked role exists (`None`: bbbctl may not look).
+async fn ecs_service_role_exists(aws: &Aws) -> Result<Option<bool>> {
+    match aws.iam.get_role().role_name(ECS_SERVICE_ROLE).send().await {
+        Ok(_) => Ok(Some(true)),
+        Err(e) if aws_code(&e) == Some("NoSuchEntity") => Ok(Some(false)),
+        Err(e) => {
+            tracing::warn!("cannot check for {ECS_SERVICE_ROLE}: {}", describe(&e));
+            Ok(None)
+        }
+    }
+}
+
+/// Scalable mode needs the ECS service-linked role: created with consent (`--yes`), else
+/// explained before anything changes.
+async fn ensure_ecs_service_role(
+    aws: &Aws,
+    g: &Global,
+    p: &Printer,
+    s: &SetupSettings,
+) -> Result<()> {
+    if s.mode != "scalable" || ecs_service_role_exists(aws).await? != Some(false) {
+        return Ok(());
+    }
+    if !g.yes {
+        bail!(
+            "the account has no ECS service-linked role ({ECS_SERVICE_ROLE}), which ECS needs to run Greenlight and Scalelite. \
+             Re-run with --yes and bbbctl creates it, or create it yourself: \
+             aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com"
+        );
+    }
+    aws.iam
+        .create_service_linked_role()
+        .aws_service_name("ecs.amazonaws.com")
+        .send()
+        .await
+        .aws_context(format_args!(
+            "creating the ECS service-linked role {ECS_SERVICE_ROLE}"
+        ))?;
+    p.info(format!(
+        "Created the ECS service-linked role {ECS_SERVICE_ROLE} (--yes)."
+    ));
+    Ok(())
 }
 
 /// The hosted zone must exist, be public, and serve the domain (or a parent of it): otherwise

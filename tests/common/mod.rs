@@ -136,6 +136,33 @@ pub async fn aws() -> Aws {
     Aws::from_config(config, true)
 }
 
+/// SDK clients against an emulator account set up like a typical AWS account: it has the ECS
+/// service-linked role (created once per emulator). Tests of a bare account use `aws()`.
+pub async fn account() -> Aws {
+    static BASELINE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let aws = aws().await;
+    BASELINE
+        .get_or_init(|| async {
+            let exists = aws
+                .iam
+                .get_role()
+                .role_name("AWSServiceRoleForECS")
+                .send()
+                .await
+                .is_ok();
+            if !exists {
+                aws.iam
+                    .create_service_linked_role()
+                    .aws_service_name("ecs.amazonaws.com")
+                    .send()
+                    .await
+                    .expect("create the ECS service-linked role");
+            }
+        })
+        .await;
+    aws
+}
+
 /// Creates a public hosted zone for `domain` and returns its id (without `/hostedzone/`).
 pub async fn hosted_zone(aws: &Aws, domain: &str) -> String {
     let out = aws

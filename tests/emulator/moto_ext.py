@@ -87,6 +87,9 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     a parameter-only change listed no changes).
     Also: patch 7's parameters are created under a lock (parallel CreateStacks
     sporadically failed with "Unable to fetch parameters").
+11. IAM service-linked role names: CreateServiceLinkedRole for ecs.amazonaws.com creates
+    AWSServiceRoleForECS, as in AWS (moto: "AWSServiceRoleForecs"), so bbbctl's
+    pre-flight check of that role can be tested.
 """
 
 from __future__ import annotations
@@ -1549,3 +1552,9 @@ def _response_create_stack(self: CloudFormationResponse) -> Any:
 CloudFormationResponse._validate_status = _validate_status
 CloudFormationResponse._validate_different_update = _validate_different_update
 CloudFormationResponse.create_stack = _response_create_stack
+
+
+# 11. IAM service-linked role names as AWS spells them.
+from moto.iam import models as _iam_models  # noqa: E402
+
+_iam_models.SERVICE_NAME_CONVERSION.setdefault("ecs", "ECS")

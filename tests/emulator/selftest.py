@@ -915,6 +915,13 @@ Outputs:
     cfn.delete_stack(StackName=name)
 
 
+def service_linked_role_names() -> None:
+    iam = client("iam")
+    name = iam.create_service_linked_role(AWSServiceName="ecs.amazonaws.com")["Role"]["RoleName"]
+    check("iam: the ECS service-linked role is AWSServiceRoleForECS", name == "AWSServiceRoleForECS", name)
+    iam.delete_service_linked_role(RoleName=name)
+
+
 def main() -> int:
     print(f"selftest against {ENDPOINT} ({REGION}), run {RUN}", flush=True)
     s3.create_bucket(Bucket=BUCKET) if REGION == "us-east-1" else s3.create_bucket(
@@ -923,7 +930,8 @@ def main() -> int:
               bucket_versioning_and_delete_failure, ssm_ubuntu_amis, create_failure_and_rollback,
               nested_create_failure, update_failure_and_rollback, no_updates,
               intrinsics_and_unsupported_types, exports_and_outputs, network_stack_delete,
-              backend_models, conditions_in_updates, security_group_ingress_delete):
+              backend_models, conditions_in_updates, security_group_ingress_delete,
+              service_linked_role_names):
         try:
             g()
         except Exception as exc:  # noqa: BLE001

@@ -219,10 +219,19 @@ pub async fn follow(
 }
 
 fn interrupted(tree: &StackTree) -> anyhow::Error {
+    let name = &tree.root().label;
+    let cancel = match tree.op {
+        Op::Create => {
+            format!("to cancel, run `bbbctl destroy -s {name}` (it attaches, then deletes)")
+        }
+        Op::Update => format!(
+            "to cancel, run `aws cloudformation cancel-update-stack --stack-name {name}` (CloudFormation rolls back)"
+        ),
+        Op::Delete => "a delete cannot be cancelled".to_string(),
+    };
     anyhow::Error::new(Interrupted(format!(
-        "stopped waiting; the {} of stack {} goes on in AWS. Re-run the same bbbctl command to follow it to the end",
+        "stopped waiting; the {} of stack {name} goes on in AWS. Re-run the same bbbctl command to follow it to the end; {cancel}",
         tree.op.verb(),
-        tree.root().label
     )))
 }
 

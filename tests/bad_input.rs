@@ -63,20 +63,10 @@ async fn bad_input_is_explained_and_changes_nothing() {
     .unwrap();
 
     let ok = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "setup",
-            "-e",
-            "ops@example.org",
-            "-h",
-            &zone,
-            "-s",
-            &stack,
-            "-d",
-            &domain,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut v: Vec<String> = setup_args(&zone, &stack, &domain, &[])
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -325,17 +315,7 @@ async fn destroy_and_mode_switch_need_consent() {
     let domain = format!("{}.example.org", unique("yes"));
     let zone = hosted_zone(&aws, &domain).await;
     let stack = unique("yes");
-    let o = bbbctl(&[
-        "setup",
-        "-e",
-        "ops@example.org",
-        "-h",
-        &zone,
-        "-s",
-        &stack,
-        "-d",
-        &domain,
-    ]);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &[]));
     assert_code(&o, 0);
     let o = bbbctl(&["destroy", "-s", &stack]);
     assert_code(&o, 2);
@@ -345,19 +325,7 @@ async fn destroy_and_mode_switch_need_consent() {
         "destroy without consent deleted something"
     );
     // A mode switch says what goes and needs consent; without it nothing changes.
-    let switch = [
-        "setup",
-        "-e",
-        "ops@example.org",
-        "-h",
-        &zone,
-        "-s",
-        &stack,
-        "-d",
-        &domain,
-        "--mode",
-        "single",
-    ];
+    let switch = setup_args(&zone, &stack, &domain, &["--mode", "single"]);
     let o = bbbctl(&switch);
     assert_code(&o, 2);
     assert!(
@@ -373,34 +341,15 @@ async fn destroy_and_mode_switch_need_consent() {
         stdout(&o)
     );
     assert!(stderr(&o).contains("pass --yes"), "{}", stderr(&o));
-    let root = aws
-        .cfn
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
-    let mode = &bbbctl::cfn::ops::outputs(&root.stacks()[0])["EnvironmentType"];
-    assert_eq!(mode, "scalable");
+    let (_, outputs) = root(&aws, &stack).await;
+    assert_eq!(outputs["EnvironmentType"], "scalable");
     let mut with_yes = switch.to_vec();
     with_yes.push("--yes");
     let o = bbbctl(&with_yes);
     assert_code(&o, 0);
-    let root = aws
-        .cfn
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        root.stacks()[0].stack_status().unwrap().as_str(),
-        "UPDATE_COMPLETE"
-    );
-    assert_eq!(
-        bbbctl::cfn::ops::outputs(&root.stacks()[0])["EnvironmentType"],
-        "single"
-    );
+    let (status, outputs) = root(&aws, &stack).await;
+    assert_eq!(status, "UPDATE_COMPLETE");
+    assert_eq!(outputs["EnvironmentType"], "single");
 
     // single mode cannot scale
     let o = bbbctl(&["scale", "-s", &stack, "--count", "3"]);

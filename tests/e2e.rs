@@ -20,18 +20,7 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     let bbbctl = |args: &[&str]| bbbctl_in(&dir, args);
 
     // Dry run of a new deployment: the plan, and nothing created.
-    let o = bbbctl(&[
-        "setup",
-        "-e",
-        email,
-        "-h",
-        &zone,
-        "-s",
-        &stack,
-        "-d",
-        &domain,
-        "--dry-run",
-    ]);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &["--dry-run"]));
     assert_code(&o, 0);
     assert!(
         stdout(&o).contains(&format!("Dry run: deployment {stack} does not exist yet")),
@@ -43,9 +32,7 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     assert!(!left.iter().any(|s| s.starts_with(&stack)), "{left:?}");
 
     // First setup: everything is created, progress is shown for every stack.
-    let o = bbbctl(&[
-        "setup", "-e", email, "-h", &zone, "-s", &stack, "-d", &domain,
-    ]);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &[]));
     assert_code(&o, 0);
     let out = stdout(&o);
     assert!(
@@ -61,32 +48,12 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         "{out}"
     );
 
-    let root = aws
-        .cfn
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
-    let root = &root.stacks()[0];
-    assert_eq!(root.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
-    let outputs = bbbctl::cfn::ops::outputs(root);
+    let (status, outputs) = root(&aws, &stack).await;
+    assert_eq!(status, "CREATE_COMPLETE");
     assert_eq!(outputs["EnvironmentType"], "scalable");
-    let nested = aws
-        .cfn
-        .list_stack_resources()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
-    let nested: Vec<_> = nested
-        .stack_resource_summaries()
-        .iter()
-        .filter(|r| r.resource_type() == Some("AWS::CloudFormation::Stack"))
-        .collect();
+    let nested = nested_stacks(&aws, &stack).await;
     assert!(nested.len() >= 3, "{nested:?}");
-    for n in &nested {
-        let label = n.logical_resource_id().unwrap();
+    for label in nested.keys() {
         assert!(
             out.lines()
                 .any(|l| l.contains(&format!(" {label} ")) && l.contains("CREATE_COMPLETE")),
@@ -128,9 +95,7 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     );
 
     // Re-run: nothing to change, nothing uploaded.
-    let o = bbbctl(&[
-        "setup", "-e", email, "-h", &zone, "-s", &stack, "-d", &domain,
-    ]);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &[]));
     assert_code(&o, 0);
     let out = stdout(&o);
     assert!(
@@ -145,18 +110,7 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     );
 
     // Dry run of an unchanged deployment: a change set says so and is deleted again.
-    let o = bbbctl(&[
-        "setup",
-        "-e",
-        email,
-        "-h",
-        &zone,
-        "-s",
-        &stack,
-        "-d",
-        &domain,
-        "--dry-run",
-    ]);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &["--dry-run"]));
     assert_code(&o, 0);
     assert!(
         stdout(&o).contains(&format!("Dry run: deployment {stack} is up to date")),
@@ -219,23 +173,15 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     assert_eq!(asg.instances().len(), 2);
 
     // No drift: a later setup keeps the 2 servers instead of the parameter file's 1.
-    let o = bbbctl(&[
-        "setup", "-e", email, "-h", &zone, "-s", &stack, "-d", &domain,
-    ]);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &[]));
     assert_code(&o, 0);
     assert!(
         stdout(&o).contains("Keeping 2 BBB server(s) as they are now"),
         "{}",
         stdout(&o)
     );
-    let root = aws
-        .cfn
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
-    let group = &bbbctl::cfn::ops::outputs(&root.stacks()[0])["BBBServerGroupName"];
+    let (_, outputs) = root(&aws, &stack).await;
+    let group = &outputs["BBBServerGroupName"];
     let asg = aws
         .autoscaling
         .describe_auto_scaling_groups()
@@ -301,19 +247,12 @@ async fn failing_nested_stack_prints_its_root_cause() {
     let zone = hosted_zone(&aws, &domain).await;
     let stack = unique("fail");
     let fixture = repo().join("tests/fixtures/failing-network");
-    let o = bbbctl(&[
-        "setup",
-        "-e",
-        "ops@example.org",
-        "-h",
+    let o = bbbctl(&setup_args(
         &zone,
-        "-s",
         &stack,
-        "-d",
         &domain,
-        "--templates-dir",
-        fixture.to_str().unwrap(),
-    ]);
+        &["--templates-dir", fixture.to_str().unwrap()],
+    ));
     assert_code(&o, 1);
     let err = stderr(&o);
     assert!(
@@ -357,17 +296,7 @@ async fn failing_nested_stack_prints_its_root_cause() {
     assert_eq!(status["last_failure"]["stack_path"][1], "NetworkStack");
 
     // Without --yes a re-run explains (with the cause); with --yes (and the good templates) it recovers.
-    let o = bbbctl(&[
-        "setup",
-        "-e",
-        "ops@example.org",
-        "-h",
-        &zone,
-        "-s",
-        &stack,
-        "-d",
-        &domain,
-    ]);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &[]));
     assert_code(&o, 1);
     assert!(stderr(&o).contains("Re-run with --yes"), "{}", stderr(&o));
     assert!(
@@ -375,18 +304,7 @@ async fn failing_nested_stack_prints_its_root_cause() {
         "{}",
         stderr(&o)
     );
-    let o = bbbctl(&[
-        "setup",
-        "-e",
-        "ops@example.org",
-        "-h",
-        &zone,
-        "-s",
-        &stack,
-        "-d",
-        &domain,
-        "--yes",
-    ]);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &["--yes"]));
     assert_code(&o, 0);
     let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
     assert_code(&o, 0);

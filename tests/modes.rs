@@ -19,26 +19,6 @@ fn layers(mode: &str) -> Vec<String> {
         .collect()
 }
 
-async fn nested_statuses(aws: &bbbctl::aws::Aws, stack: &str) -> BTreeMap<String, String> {
-    let out = aws
-        .cfn
-        .list_stack_resources()
-        .stack_name(stack)
-        .send()
-        .await
-        .unwrap();
-    out.stack_resource_summaries()
-        .iter()
-        .filter(|r| r.resource_type() == Some("AWS::CloudFormation::Stack"))
-        .map(|r| {
-            (
-                r.logical_resource_id().unwrap().to_string(),
-                r.resource_status().unwrap().as_str().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn single_mode_then_scalable_and_back() {
     let aws = account().await;
@@ -49,20 +29,7 @@ async fn single_mode_then_scalable_and_back() {
     let setup = |mode: &str| {
         bbbctl_in(
             &dir,
-            &[
-                "setup",
-                "-e",
-                "ops@example.org",
-                "-h",
-                &zone,
-                "-s",
-                &stack,
-                "-d",
-                &domain,
-                "--mode",
-                mode,
-                "--yes",
-            ],
+            &setup_args(&zone, &stack, &domain, &["--mode", mode, "--yes"]),
         )
     };
     let single = layers("single");
@@ -71,7 +38,7 @@ async fn single_mode_then_scalable_and_back() {
 
     let o = setup("single");
     assert_code(&o, 0);
-    let nested = nested_statuses(&aws, &stack).await;
+    let nested = nested_stacks(&aws, &stack).await;
     assert_eq!(nested.keys().cloned().collect::<Vec<_>>(), {
         let mut s = single.clone();
         s.sort();
@@ -91,28 +58,20 @@ async fn single_mode_then_scalable_and_back() {
         "{}",
         stdout(&o)
     );
-    let nested = nested_statuses(&aws, &stack).await;
+    let nested = nested_stacks(&aws, &stack).await;
     assert_eq!(nested.keys().cloned().collect::<Vec<_>>(), {
         let mut s = scalable.clone();
         s.sort();
         s
     });
-    let root = aws
-        .cfn
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .unwrap();
-    let root = &root.stacks()[0];
-    assert_eq!(root.stack_status().unwrap().as_str(), "UPDATE_COMPLETE");
-    let outputs = bbbctl::cfn::ops::outputs(root);
+    let (status, outputs) = root(&aws, &stack).await;
+    assert_eq!(status, "UPDATE_COMPLETE");
     assert_eq!(outputs["EnvironmentType"], "scalable");
     assert!(outputs.contains_key("ScaleliteURL"), "{outputs:?}");
 
     let o = setup("single");
     assert_code(&o, 0);
-    let nested = nested_statuses(&aws, &stack).await;
+    let nested = nested_stacks(&aws, &stack).await;
     assert_eq!(nested.len(), single.len(), "{nested:?}");
 
     let o = bbbctl_in(&dir, &["destroy", "--yes"]);

@@ -12,17 +12,7 @@ async fn missing_ecs_service_role_is_explained_then_created_with_consent() {
     let zone = hosted_zone(&aws, &domain).await;
     let stack = unique("pre");
     let dir = scratch_dir();
-    let args = [
-        "setup",
-        "-e",
-        "ops@example.org",
-        "-h",
-        &zone,
-        "-s",
-        &stack,
-        "-d",
-        &domain,
-    ];
+    let args = setup_args(&zone, &stack, &domain, &[]);
 
     let o = bbbctl_in(&dir, &args);
     assert_code(&o, 1);

@@ -13,6 +13,58 @@ use aws_config::{BehaviorVersion, Region};
 use bbbctl::aws::Aws;
 
 pub const REGION: &str = "us-east-1";
+pub const EMAIL: &str = "ops@example.org";
+
+/// `setup -e ops@example.org -h ZONE -s STACK -d DOMAIN` followed by `extra`.
+pub fn setup_args<'a>(
+    zone: &'a str,
+    stack: &'a str,
+    domain: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["setup", "-e", EMAIL, "-h", zone, "-s", stack, "-d", domain];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The root stack's status and outputs, as the SDK sees them.
+pub async fn root(aws: &Aws, stack: &str) -> (String, std::collections::BTreeMap<String, String>) {
+    let out = aws
+        .cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("describe stack");
+    let s = &out.stacks()[0];
+    (
+        s.stack_status().expect("status").as_str().to_string(),
+        bbbctl::cfn::ops::outputs(s),
+    )
+}
+
+/// The nested stacks of a root stack: logical id → status.
+pub async fn nested_stacks(aws: &Aws, stack: &str) -> std::collections::BTreeMap<String, String> {
+    let out = aws
+        .cfn
+        .list_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("list resources");
+    out.stack_resource_summaries()
+        .iter()
+        .filter(|r| r.resource_type() == Some("AWS::CloudFormation::Stack"))
+        .map(|r| {
+            (
+                r.logical_resource_id().unwrap_or_default().to_string(),
+                r.resource_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

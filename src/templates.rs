@@ -602,6 +602,21 @@ mod tests {
         assert!(counts.values().all(|&n| n > 0));
     }
 
+    /// The README's parameter table names every parameter a user can set.
+    #[test]
+    fn readme_documents_every_user_parameter() {
+        let readme = include_str!("../README.md");
+        let root = Bundle::embedded().root_info().unwrap();
+        for (name, spec) in &root.parameters {
+            if !spec.is_internal() {
+                assert!(
+                    readme.contains(&format!("| `{name}` |")),
+                    "README lacks a row for {name}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn conditions_evaluate_like_cloudformation() {
         let doc = br#"

@@ -70,13 +70,40 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The emulator's endpoint URL; starts it on first call.
+/// The emulator's endpoint URL; starts it on first call (the server started by
+/// `endpoint_with_env` when that came first).
 pub fn endpoint() -> &'static str {
-    static ENDPOINT: OnceLock<String> = OnceLock::new();
-    ENDPOINT.get_or_init(start_emulator)
+    &server(&[]).0
 }
 
-fn start_emulator() -> String {
+/// The endpoint of this test binary's emulator, started with `env` added to the server's
+/// environment (e.g. `MOTO_EXT_STACK_SECONDS`). A binary that needs it calls it before anything
+/// else in every test; the server is started once, so every call must pass the same `env`.
+pub fn endpoint_with_env(env: &[(&str, &str)]) -> &'static str {
+    let (url, started_with) = server(env);
+    let wanted: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(
+        started_with, &wanted,
+        "this test binary's emulator was started with another environment"
+    );
+    url
+}
+
+fn server(env: &[(&str, &str)]) -> &'static (String, Vec<(String, String)>) {
+    static SERVER: OnceLock<(String, Vec<(String, String)>)> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (start_emulator(&env), env)
+    })
+}
+
+fn start_emulator(env: &[(String, String)]) -> String {
     let script = repo().join("tests/emulator/moto.sh");
     let status = Command::new("bash")
         .arg(&script)
@@ -94,6 +121,8 @@ fn start_emulator() -> String {
     // Never waited for: the server ends itself when this test process is gone (--watch-pid).
     #[allow(clippy::zombie_processes)]
     Command::new(python)
+        .env_remove("MOTO_EXT_STACK_SECONDS") // only what `env` asks for
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg(repo().join("tests/emulator/server.py"))
         .args(["--port", &port.to_string()])
         .args(["--watch-pid", &std::process::id().to_string()])
@@ -137,6 +166,15 @@ pub fn scratch_dir() -> PathBuf {
 }
 
 pub fn bbbctl_in(dir: &Path, args: &[&str]) -> Output {
+    bbbctl_command(dir, args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running bbbctl")
+}
+
+/// The `bbbctl` command `bbbctl_in` runs (folder, HOME, environment, arguments), for tests
+/// that spawn it themselves.
+pub fn bbbctl_command(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bbbctl"));
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("BBBCTL_") {
@@ -150,10 +188,8 @@ pub fn bbbctl_in(dir: &Path, args: &[&str]) -> Output {
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", REGION)
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running bbbctl")
+        .args(args);
+    cmd
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -90,13 +90,30 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
 11. IAM service-linked role names: CreateServiceLinkedRole for ecs.amazonaws.com creates
     AWSServiceRoleForECS, as in AWS (moto: "AWSServiceRoleForecs"), so bbbctl's
     pre-flight check of that role can be tested.
+12. Stack operations are asynchronous, opt-in: only when the server's environment has
+    MOTO_EXT_STACK_SECONDS=<float> (unset: everything stays synchronous, as above).
+    AWS: CreateStack/UpdateStack/DeleteStack return at once and the stack is
+    CREATE_IN_PROGRESS / UPDATE_IN_PROGRESS / DELETE_IN_PROGRESS (with its stack-level
+    "User Initiated" event) while CloudFormation works.  With the variable set, those
+    API calls on a root stack do the same: they validate and answer at once (CreateStack
+    with the StackId), and the work itself, the synchronous code path above unchanged
+    (nested stacks included), runs that many seconds later in a background thread.
+    Deferred work and CloudFormation requests hold one lock, so no request reads a stack
+    while a worker changes it.  Like AWS, UpdateStack of a stack *_IN_PROGRESS is
+    refused ("... is in CREATE_IN_PROGRESS state and can not be updated.") and DeleteStack
+    of a stack DELETE_IN_PROGRESS is a no-op.  Not emulated: DeleteStack during a create
+    or update (AWS cancels it; here a ValidationError), CancelUpdateStack, ExecuteChangeSet
+    (stays synchronous).  Clients can thus see *_IN_PROGRESS, be interrupted and attach.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import threading
+import traceback
 from collections import defaultdict
 from typing import Any
 
@@ -316,6 +333,7 @@ def _stack_init(self: Stack, *args: Any, **kwargs: Any) -> None:
     self._ext_on_failure, self._ext_cause, self.stack_status_reason = mode, None, None
     self._ext_once, self._ext_delete_errors, self._ext_deleted = set(), {}, set()
     self._ext_phantoms: set[str] = set()  # resources of types moto does not implement
+    self._ext_begun: str | None = None  # status whose event patch 12 wrote already
     _orig_stack_init(self, *args, **kwargs)
     self.disable_rollback = mode == "DO_NOTHING"
     self.resource_map._ext_stack = self
@@ -414,19 +432,32 @@ def _create_resources(self: Stack) -> None:
     return None
 
 
+def _validate_update(self: Stack, template: str,
+                     parameters: dict[str, Any] | None) -> None:
+    # AWS rejects a bad template or parameters before changing anything (moto
+    # checked them only after deleting the removed resources).
+    ResourceMap(self.stack_id, self.name, parameters or self.resource_map.input_parameters,
+                self.tags, self.region_name, self.account_id, Stack.parse_template(template),
+                self.cross_stack_resources).load()
+
+
+def _begin(stack: Stack, status: str) -> None:
+    """The stack-level "User Initiated" event, unless patch 12 already wrote it."""
+    if stack._ext_begun == status:
+        stack._ext_begun = None
+        return
+    _stack_status(stack, status, "User Initiated")
+
+
 def _stack_update(self: Stack, template: str, role_arn: str | None = None,
                   parameters: dict[str, Any] | None = None,
                   tags: dict[str, str] | None = None) -> None:
     # Same steps as moto's Stack.update, plus validation first, events, rollback.
     rm = self.resource_map
-    # AWS rejects a bad template or parameters before changing anything (moto
-    # checked them only after deleting the removed resources).
-    ResourceMap(self.stack_id, self.name, parameters or rm.input_parameters, self.tags,
-                self.region_name, self.account_id, Stack.parse_template(template),
-                self.cross_stack_resources).load()
+    _validate_update(self, template, parameters)
     old_template, old_parameters = self.template, dict(self.parameters or {})
     self._ext_once, self._ext_delete_errors, self._ext_deleted = set(), {}, set()
-    _stack_status(self, "UPDATE_IN_PROGRESS", "User Initiated")
+    _begin(self, "UPDATE_IN_PROGRESS")
 
     def forget_deleted() -> None:  # moto keeps removed resources cached: re-adding failed
         for logical_id in self._ext_deleted:
@@ -477,7 +508,7 @@ def _stack_update(self: Stack, template: str, role_arn: str | None = None,
 
 
 def _stack_delete(self: Stack) -> None:  # keep the signature: moto calls delete()
-    _stack_status(self, "DELETE_IN_PROGRESS", "User Initiated")
+    _begin(self, "DELETE_IN_PROGRESS")
     error = _delete_all(self)
     if error:
         return _stack_status(self, "DELETE_FAILED", error)
@@ -1558,3 +1589,112 @@ CloudFormationResponse.create_stack = _response_create_stack
 from moto.iam import models as _iam_models  # noqa: E402
 
 _iam_models.SERVICE_NAME_CONVERSION.setdefault("ecs", "ECS")
+
+
+# ------------------------------------- 12. asynchronous stack operations (opt-in)
+# AWS: CreateStack/UpdateStack/DeleteStack return at once; the stack is *_IN_PROGRESS
+# until CloudFormation has done the work.  moto does it all inside the request.  With
+# MOTO_EXT_STACK_SECONDS=<float> in the server's environment, those calls on a root stack
+# return at once and the same (synchronous) code path runs that many seconds later in a
+# background thread; off (unset) nothing changes.
+_STACK_SECONDS = os.environ.get("MOTO_EXT_STACK_SECONDS")
+ASYNC_SECONDS = float(_STACK_SECONDS) if _STACK_SECONDS else None
+# Deferred work and CloudFormation requests run one at a time: a request never reads a
+# stack (or its resource map) while a worker changes it.
+_cfn_lock = threading.RLock()
+
+
+_WORKER_FAILED = {"CREATE": "CREATE_FAILED", "UPDATE": "UPDATE_ROLLBACK_FAILED",
+                  "DELETE": "DELETE_FAILED"}  # an unexpected error in deferred work
+
+
+def _deferred(stack: Stack) -> bool:
+    """True when this API call on a root stack is to run in the background."""
+    return (ASYNC_SECONDS is not None and getattr(_ctx, "api_call", False)
+            and stack.parent_id is None)
+
+
+def _later(stack: Stack, op: str, work: Any) -> None:
+    def run() -> None:
+        with _cfn_lock:
+            try:
+                work()
+            except Exception as exc:  # never leave a stack *_IN_PROGRESS for ever
+                traceback.print_exc(file=sys.stderr)
+                _stack_status(stack, _WORKER_FAILED[op], _msg(exc))
+    timer = threading.Timer(ASYNC_SECONDS or 0.0, run)
+    timer.daemon = True
+    timer.start()
+
+
+def _async_create_resources(self: Stack) -> None:
+    if not _deferred(self):
+        return _create_resources(self)
+    self.status = "CREATE_IN_PROGRESS"  # the "User Initiated" event is moto's
+    _later(self, "CREATE", lambda: _create_resources(self))
+    return None
+
+
+def _async_update(self: Stack, template: str, role_arn: str | None = None,
+                  parameters: dict[str, Any] | None = None,
+                  tags: dict[str, str] | None = None) -> None:
+    if not _deferred(self):
+        return _stack_update(self, template, role_arn, parameters, tags)
+    _validate_update(self, template, parameters)  # a bad template: error in the response
+    _stack_status(self, "UPDATE_IN_PROGRESS", "User Initiated")
+    self._ext_begun = "UPDATE_IN_PROGRESS"
+    _later(self, "UPDATE", lambda: _stack_update(self, template, role_arn, parameters, tags))
+    return None
+
+
+def _async_backend_delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
+    stack = self.stacks.get(name_or_stack_id) or next(
+        (s for s in self.stacks.values() if s.name == name_or_stack_id), None)
+    if stack is None or not _deferred(stack):
+        return _backend_delete_stack(self, name_or_stack_id)
+    if stack.status == "DELETE_IN_PROGRESS":
+        return None  # already being deleted: a no-op, as in AWS
+    if stack.status.endswith("_IN_PROGRESS"):  # AWS would cancel a create; not emulated
+        raise ValidationError(stack.stack_id, message=f"moto_ext: stack {stack.name} is "
+                                                      f"in {stack.status}; DeleteStack is "
+                                                      f"not emulated for that state")
+    _stack_status(stack, "DELETE_IN_PROGRESS", "User Initiated")
+    stack._ext_begun = "DELETE_IN_PROGRESS"
+    _later(stack, "DELETE", lambda: _backend_delete_stack(self, stack.stack_id))
+    return None
+
+
+def _api_call(method: Any) -> Any:
+    def wrapper(self: CloudFormationResponse) -> Any:
+        _ctx.api_call = True
+        try:
+            return method(self)
+        finally:
+            _ctx.api_call = False
+    return wrapper
+
+
+_orig_cfn_call_action = CloudFormationResponse.call_action
+
+
+def _locked_call_action(self: CloudFormationResponse) -> Any:
+    with _cfn_lock:
+        return _orig_cfn_call_action(self)
+
+
+def _async_validate_status(self: CloudFormationResponse, stack: Stack) -> None:
+    if stack.status.endswith("_IN_PROGRESS"):  # AWS's refusal of a busy stack
+        raise ValidationError(stack.stack_id, message=f"Stack:{stack.stack_id} is in "
+                                                      f"{stack.status} state and can not be updated.")
+    _validate_status(self, stack)
+
+
+if ASYNC_SECONDS is not None:
+    Stack.create_resources = _async_create_resources
+    Stack.update = _async_update
+    CloudFormationBackend.delete_stack = _async_backend_delete_stack
+    CloudFormationResponse.create_stack = _api_call(CloudFormationResponse.create_stack)
+    CloudFormationResponse.update_stack = _api_call(CloudFormationResponse.update_stack)
+    CloudFormationResponse.delete_stack = _api_call(CloudFormationResponse.delete_stack)
+    CloudFormationResponse.call_action = _locked_call_action
+    CloudFormationResponse._validate_status = _async_validate_status

@@ -6,6 +6,11 @@
 
 Prints one line per check ("ok" / "FAIL"), exits 1 if any check failed.  Names are
 unique per run, so it can run again without a reset (moto.sh reset cleans up).
+
+With MOTO_EXT_STACK_SECONDS set (the server must have been started with the same
+value, e.g. MOTO_EXT_STACK_SECONDS=2 tests/emulator/moto.sh start 5098), only the check
+of the asynchronous mode (moto_ext patch 12) runs: the other checks expect the
+synchronous default.
 """
 
 import json
@@ -922,8 +927,81 @@ def service_linked_role_names() -> None:
     iam.delete_service_linked_role(RoleName=name)
 
 
+def async_stack_operations() -> None:
+    """Patch 12, only with MOTO_EXT_STACK_SECONDS set for the server (and this script)."""
+    import time
+    seconds = float(os.environ["MOTO_EXT_STACK_SECONDS"])
+    name = f"st-async-{RUN}"
+    body = "Parameters: {V: {Type: String}}\nResources:\n  Topic: {Type: AWS::SNS::Topic}\n" \
+           "Outputs: {V: {Value: !Ref V}}\n"
+
+    def stack_events(status: str) -> list[dict]:
+        return [e for e in events(stack_id) if e["LogicalResourceId"] == name
+                and e["ResourceStatus"] == status]
+
+    def wait() -> tuple[str, float]:  # until the stack is no longer *_IN_PROGRESS
+        start = time.monotonic()
+        while time.monotonic() - start < seconds + 30:
+            st = stack(stack_id)["StackStatus"]
+            if not st.endswith("_IN_PROGRESS"):
+                break
+            time.sleep(0.2)
+        return st, time.monotonic() - start
+
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=body,
+                                Parameters=[{"ParameterKey": "V", "ParameterValue": "a"}])["StackId"]
+    st = stack(name)
+    busy = error_of(cfn.update_stack, StackName=name, TemplateBody=body,
+                    Parameters=[{"ParameterKey": "V", "ParameterValue": "b"}])
+    check("async: CreateStack returns the id at once, stack CREATE_IN_PROGRESS, no resource yet",
+          (st["StackStatus"], st.get("Outputs"), [e.get("ResourceStatusReason")
+                                                   for e in stack_events("CREATE_IN_PROGRESS")],
+           len(events(stack_id)))
+          == ("CREATE_IN_PROGRESS", None, ["User Initiated"], 1), (st, events(stack_id)))
+    check("async: UpdateStack of a busy stack is refused like AWS",
+          "CREATE_IN_PROGRESS state and can not be updated" in busy, busy)
+    final, took = wait()
+    check("async: the create ends CREATE_COMPLETE after the delay, with its resource events",
+          final == "CREATE_COMPLETE" and took > seconds / 2
+          and find(events(stack_id), "Topic", "CREATE_COMPLETE") != []
+          and outputs(stack(stack_id)) == {"V": "a"}, (final, took))
+    cfn.update_stack(StackName=name, TemplateBody=body,
+                     Parameters=[{"ParameterKey": "V", "ParameterValue": "b"}])
+    st = stack(name)["StackStatus"]
+    final, _ = wait()
+    check("async: UpdateStack returns in UPDATE_IN_PROGRESS (one User Initiated event), "
+          "ends UPDATE_COMPLETE", (st, final, len(stack_events("UPDATE_IN_PROGRESS")),
+                                   outputs(stack(stack_id)))
+          == ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE", 1, {"V": "b"}),
+          (st, final, stack_events("UPDATE_IN_PROGRESS")))
+    bad = error_of(cfn.update_stack, StackName=name,  # W has no value: refused at once
+                   TemplateBody=body.replace("{V: {Type: String}}",
+                                             "{V: {Type: String}, W: {Type: String}}"),
+                   Parameters=[{"ParameterKey": "V", "ParameterValue": "c"}])
+    check("async: a parameter error is still refused by UpdateStack itself",
+          bad.startswith("ValidationError") and stack(name)["StackStatus"] == "UPDATE_COMPLETE",
+          bad)
+    cfn.delete_stack(StackName=name)
+    st = stack(name)["StackStatus"]
+    cfn.delete_stack(StackName=name)  # again while deleting: a no-op
+    final, _ = wait()
+    gone = error_of(cfn.describe_stacks, StackName=name)
+    check("async: DeleteStack returns in DELETE_IN_PROGRESS, ends DELETE_COMPLETE, name gone",
+          (st, final, len(stack_events("DELETE_IN_PROGRESS")), "does not exist" in gone)
+          == ("DELETE_IN_PROGRESS", "DELETE_COMPLETE", 1, True),
+          (st, final, stack_events("DELETE_IN_PROGRESS"), gone))
+
+
 def main() -> int:
     print(f"selftest against {ENDPOINT} ({REGION}), run {RUN}", flush=True)
+    if os.environ.get("MOTO_EXT_STACK_SECONDS"):  # the server runs patch 12: only its check
+        try:
+            async_stack_operations()
+        except Exception as exc:  # noqa: BLE001
+            check("async_stack_operations ran without exception", False, repr(exc))
+            traceback.print_exc()
+        print(f"{len(FAILED)} check(s) failed" if FAILED else "all checks passed")
+        return 1 if FAILED else 0
     s3.create_bucket(Bucket=BUCKET) if REGION == "us-east-1" else s3.create_bucket(
         Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     for g in (nested_stack_outputs_and_events, nested_update_in_place, secrets,

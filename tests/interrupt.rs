@@ -1,0 +1,189 @@
+//! Fault cases on the emulator in its asynchronous mode (`MOTO_EXT_STACK_SECONDS`): stack
+//! operations stay `*_IN_PROGRESS` for a while, as in AWS, so Ctrl-C while bbbctl waits and
+//! the re-run that attaches to the running operation can be tested end to end.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bbbctl::aws::Aws;
+use common::*;
+
+/// How long the emulator takes for every root stack operation: long enough for the re-run to
+/// find the operation still running on a busy 2-core CI machine.
+const STACK_SECONDS: &str = "5";
+
+/// This binary's emulator (asynchronous) and an account with the ECS service-linked role.
+async fn async_account() -> Aws {
+    endpoint_with_env(&[("MOTO_EXT_STACK_SECONDS", STACK_SECONDS)]);
+    account().await
+}
+
+/// The stack's status, `None` while it does not exist (by name).
+async fn status_of(aws: &Aws, stack: &str) -> Option<String> {
+    let out = aws
+        .cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .ok()?;
+    out.stacks()
+        .first()
+        .and_then(|s| s.stack_status())
+        .map(|s| s.as_str().to_string())
+}
+
+/// Spawns bbbctl with piped output, like `bbbctl_in` runs it.
+fn spawn(dir: &std::path::Path, args: &[&str]) -> Child {
+    bbbctl_command(dir, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning bbbctl")
+}
+
+/// Waits until `stack` is in `status` (seen through the SDK) and bbbctl follows it (its progress
+/// line for the stack is out, so its Ctrl-C handler is in place), then sends SIGINT (Ctrl-C) to
+/// bbbctl and returns its output.
+async fn interrupt_when(aws: &Aws, mut child: Child, stack: &str, status: &str) -> Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let out = child.stdout.take().expect("piped stdout");
+        let (stack, status) = (stack.to_string(), status.to_string());
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(out).lines() {
+                let line = line.expect("bbbctl stdout");
+                if line.split_whitespace().nth(1) == Some(stack.as_str()) && line.contains(&status)
+                {
+                    let _ = tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = false;
+    loop {
+        seen = seen || status_of(aws, stack).await.as_deref() == Some(status);
+        if seen && rx.try_recv().is_ok() {
+            break;
+        }
+        if child.try_wait().expect("bbbctl status").is_some() {
+            let o = child.wait_with_output().expect("bbbctl output");
+            panic!(
+                "bbbctl ended before {stack} was {status}\n--- stdout\n{}\n--- stderr\n{}",
+                reader.join().expect("stdout reader"),
+                stderr(&o)
+            );
+        }
+        assert!(Instant::now() < deadline, "{stack} never {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(kill.success(), "kill -INT failed");
+    let mut o = child.wait_with_output().expect("bbbctl output");
+    o.stdout = reader.join().expect("stdout reader").into_bytes();
+    o
+}
+
+fn assert_stopped_waiting(o: &Output) {
+    assert_code(o, 130);
+    let err = stderr(o);
+    assert!(err.contains("stopped waiting"), "{err}");
+    assert!(err.contains("Re-run the same bbbctl command"), "{err}");
+}
+
+#[tokio::test]
+async fn ctrl_c_during_create_then_rerun_follows_it_to_the_end() {
+    let aws = async_account().await;
+    let domain = format!("{}.example.org", unique("ic"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("ic");
+    let dir = scratch_dir();
+    let args = setup_args(&zone, &stack, &domain, &[]);
+
+    let child = spawn(&dir, &args);
+    let o = interrupt_when(&aws, child, &stack, "CREATE_IN_PROGRESS").await;
+    assert_stopped_waiting(&o);
+    assert!(
+        stderr(&o).contains(&format!("the create of stack {stack} goes on in AWS")),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = bbbctl_in(&dir, &args);
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "Stack {stack} is busy (CREATE_IN_PROGRESS); following it to the end first"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Deployment {stack} is ready"))
+            || out.contains(&format!("Deployment {stack} is up to date")),
+        "{out}"
+    );
+    assert_eq!(root(&aws, &stack).await.0, "CREATE_COMPLETE");
+}
+
+#[tokio::test]
+async fn ctrl_c_during_destroy_then_rerun_deletes_everything() {
+    let aws = async_account().await;
+    let domain = format!("{}.example.org", unique("id"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("id");
+    let dir = scratch_dir();
+
+    let o = bbbctl_in(&dir, &setup_args(&zone, &stack, &domain, &[]));
+    assert_code(&o, 0);
+    assert_eq!(root(&aws, &stack).await.0, "CREATE_COMPLETE");
+    let sources = format!("{stack}-sources");
+    let bucket = root(&aws, &sources).await.1["BucketName"].clone();
+    assert!(bucket_names(&aws).await.contains(&bucket));
+
+    let destroy = ["destroy", "-s", stack.as_str(), "--yes"];
+    let child = spawn(&dir, &destroy);
+    let o = interrupt_when(&aws, child, &stack, "DELETE_IN_PROGRESS").await;
+    assert_stopped_waiting(&o);
+    assert!(
+        stderr(&o).contains(&format!("the delete of stack {stack} goes on in AWS")),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = bbbctl_in(&dir, &destroy);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!(
+            "Stack {stack} is busy (DELETE_IN_PROGRESS); following it to the end first"
+        )),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains(&format!("Deployment {stack} is deleted")),
+        "{}",
+        stdout(&o)
+    );
+    let left = live_stacks(&aws).await;
+    assert!(
+        !left.iter().any(|s| s.starts_with(&stack)),
+        "stacks left: {left:?}"
+    );
+    assert!(
+        !bucket_names(&aws).await.contains(&bucket),
+        "bucket {bucket} left"
+    );
+}

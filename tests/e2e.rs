@@ -212,15 +212,7 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         "{}",
         stdout(&o)
     );
-    let left = live_stacks(&aws).await;
-    assert!(
-        !left.iter().any(|s| s.starts_with(&stack)),
-        "stacks left: {left:?}"
-    );
-    assert!(
-        !bucket_names(&aws).await.contains(&bucket),
-        "bucket {bucket} left"
-    );
+    assert_nothing_left(&aws, &stack).await;
     assert!(
         aws.secrets
             .get_secret_value()

@@ -177,13 +177,5 @@ async fn ctrl_c_during_destroy_then_rerun_deletes_everything() {
         "{}",
         stdout(&o)
     );
-    let left = live_stacks(&aws).await;
-    assert!(
-        !left.iter().any(|s| s.starts_with(&stack)),
-        "stacks left: {left:?}"
-    );
-    assert!(
-        !bucket_names(&aws).await.contains(&bucket),
-        "bucket {bucket} left"
-    );
+    assert_nothing_left(&aws, &stack).await;
 }

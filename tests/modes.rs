@@ -76,14 +76,5 @@ async fn single_mode_then_scalable_and_back() {
 
     let o = bbbctl_in(&dir, &["destroy", "--yes"]);
     assert_code(&o, 0);
-    let left = live_stacks(&aws).await;
-    assert!(
-        !left.iter().any(|s| s.starts_with(&stack)),
-        "stacks left: {left:?}"
-    );
-    let buckets = bucket_names(&aws).await;
-    assert!(
-        !buckets.iter().any(|b| b.starts_with(&stack.to_lowercase())),
-        "buckets left: {buckets:?}"
-    );
+    assert_nothing_left(&aws, &stack).await;
 }

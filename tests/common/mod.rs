@@ -290,3 +290,18 @@ pub async fn bucket_names(aws: &Aws) -> Vec<String> {
         .filter_map(|b| b.name().map(str::to_string))
         .collect()
 }
+
+/// After a destroy: no stack of the deployment and no bucket of its name are left.
+pub async fn assert_nothing_left(aws: &Aws, stack: &str) {
+    let left = live_stacks(aws).await;
+    assert!(
+        !left.iter().any(|s| s.starts_with(stack)),
+        "stacks left: {left:?}"
+    );
+    let prefix = stack.to_lowercase();
+    let buckets = bucket_names(aws).await;
+    assert!(
+        !buckets.iter().any(|b| b.starts_with(&prefix)),
+        "buckets left: {buckets:?}"
+    );
+}

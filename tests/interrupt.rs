@@ -21,21 +21,6 @@ async fn async_account() -> Aws {
     account().await
 }
 
-/// The stack's status, `None` while it does not exist (by name).
-async fn status_of(aws: &Aws, stack: &str) -> Option<String> {
-    let out = aws
-        .cfn
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .ok()?;
-    out.stacks()
-        .first()
-        .and_then(|s| s.stack_status())
-        .map(|s| s.as_str().to_string())
-}
-
 /// Spawns bbbctl with piped output, like `bbbctl_in` runs it.
 fn spawn(dir: &std::path::Path, args: &[&str]) -> Child {
     bbbctl_command(dir, args)

@@ -391,6 +391,11 @@ mod tests {
 
     const STACK: &str = "AWS::CloudFormation::Stack";
 
+    /// The metadata of an AWS service error.
+    fn meta(code: &str, message: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
     fn events_rule(stack: &'static str, pages: Vec<DescribeStackEventsOutput>) -> Rule {
         let mut seq = mock!(Client::describe_stack_events)
             .match_requests(move |r| r.stack_name() == Some(stack))
@@ -588,20 +593,16 @@ mod tests {
         let missing = mock!(Client::describe_stacks)
             .match_requests(|r| r.stack_name() == Some("gone"))
             .then_error(|| {
-                DescribeStacksError::generic(
-                    ErrorMetadata::builder()
-                        .code("ValidationError")
-                        .message("Stack with id gone does not exist")
-                        .build(),
-                )
+                DescribeStacksError::generic(meta(
+                    "ValidationError",
+                    "Stack with id gone does not exist",
+                ))
             });
         let denied = mock!(Client::describe_stacks).then_error(|| {
-            DescribeStacksError::generic(
-                ErrorMetadata::builder()
-                    .code("AccessDenied")
-                    .message("User is not authorized to perform: cloudformation:DescribeStacks")
-                    .build(),
-            )
+            DescribeStacksError::generic(meta(
+                "AccessDenied",
+                "User is not authorized to perform: cloudformation:DescribeStacks",
+            ))
         });
         let client = mock_client!(
             aws_sdk_cloudformation,
@@ -622,12 +623,10 @@ mod tests {
     #[tokio::test]
     async fn expired_credentials_say_what_to_do() {
         let expired = mock!(Client::describe_stacks).then_error(|| {
-            DescribeStacksError::generic(
-                ErrorMetadata::builder()
-                    .code("ExpiredToken")
-                    .message("The security token included in the request is expired")
-                    .build(),
-            )
+            DescribeStacksError::generic(meta(
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ))
         });
         let client = mock_client!(aws_sdk_cloudformation, [&expired]);
         let err = describe_stack(&client, "bbb")
@@ -643,12 +642,7 @@ mod tests {
     #[tokio::test]
     async fn nothing_to_update_is_up_to_date() {
         let rule = mock!(Client::update_stack).then_error(|| {
-            UpdateStackError::generic(
-                ErrorMetadata::builder()
-                    .code("ValidationError")
-                    .message("No updates are to be performed.")
-                    .build(),
-            )
+            UpdateStackError::generic(meta("ValidationError", "No updates are to be performed."))
         });
         let client = mock_client!(aws_sdk_cloudformation, [&rule]);
         let spec = StackSpec {

@@ -68,6 +68,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             root: Some(sources_info.resource_count),
             children: BTreeMap::new(),
         },
+        None,
     )
     .await?;
     let bucket = bucket_of(&s, &sources.stack)?;
@@ -84,7 +85,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         root: Some(root_info.resource_count),
         children: s.bundle.nested_resource_counts()?,
     };
-    let root = deploy(&aws, g, p, &root_spec.spec(&s), &counts).await?;
+    let root = deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await?;
     let remembered = Remembered {
         stack: s.stack.clone(),
         region: Some(aws.region().to_string()),

@@ -43,17 +43,22 @@ fn op_of(status: &str) -> Op {
 
 /// Creates or updates a stack and follows it to the end with progress. A stack that is busy is
 /// followed first; one left in ROLLBACK_COMPLETE by a failed create is deleted and created again
-/// when the user agreed (`--yes`).
+/// when the user agreed (`--yes`). `known` is the stack as the caller has just read it (saves
+/// reading it again).
 pub async fn deploy(
     aws: &Aws,
     g: &Global,
     p: &Printer,
     spec: &StackSpec<'_>,
     counts: &Counts,
+    mut known: Option<Stack>,
 ) -> Result<Deployed> {
     let name = spec.name;
     loop {
-        let existing = describe_stack(&aws.cfn, name).await?;
+        let existing = match known.take() {
+            Some(stack) => Some(stack),
+            None => describe_stack(&aws.cfn, name).await?,
+        };
         if let Some(stack) = &existing {
             let st = status(stack);
             if !is_terminal(st) {
@@ -377,9 +382,16 @@ mod tests {
         });
         let aws = aws_with(&[&by_name, &by_id, &events, &update]);
         let g = global(false);
-        let deployed = deploy(&aws, &g, &Printer::new(&g), &spec(), &Counts::default())
-            .await
-            .unwrap();
+        let deployed = deploy(
+            &aws,
+            &g,
+            &Printer::new(&g),
+            &spec(),
+            &Counts::default(),
+            None,
+        )
+        .await
+        .unwrap();
         assert!(
             deployed.outcome.is_none(),
             "up to date after the attached update"
@@ -399,11 +411,18 @@ mod tests {
             .then_output(|| DescribeStackEventsOutput::builder().build());
         let aws = aws_with(&[&by_name, &events]);
         let g = global(false);
-        let err = deploy(&aws, &g, &Printer::new(&g), &spec(), &Counts::default())
-            .await
-            .err()
-            .expect("refused without --yes")
-            .to_string();
+        let err = deploy(
+            &aws,
+            &g,
+            &Printer::new(&g),
+            &spec(),
+            &Counts::default(),
+            None,
+        )
+        .await
+        .err()
+        .expect("refused without --yes")
+        .to_string();
         assert!(
             err.contains("is in ROLLBACK_COMPLETE") && err.contains("Re-run with --yes"),
             "{err}"

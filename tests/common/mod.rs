@@ -27,6 +27,21 @@ pub fn setup_args<'a>(
     args
 }
 
+/// The stack's status, `None` while it does not exist (by name).
+pub async fn status_of(aws: &Aws, stack: &str) -> Option<String> {
+    let out = aws
+        .cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .ok()?;
+    out.stacks()
+        .first()
+        .and_then(|s| s.stack_status())
+        .map(|s| s.as_str().to_string())
+}
+
 /// The root stack's status and outputs, as the SDK sees them.
 pub async fn root(aws: &Aws, stack: &str) -> (String, std::collections::BTreeMap<String, String>) {
     let out = aws

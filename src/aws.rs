@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::error::usage;
+use crate::error::{describe, usage};
 use crate::settings::Global;
 
 /// The clients of every AWS service bbbctl uses, sharing one `SdkConfig`.
@@ -26,12 +26,24 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub iam: aws_sdk_iam::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// The account the credentials belong to (set by `connect`; empty in unit tests).
+    pub account: String,
+}
+
+/// Who bbbctl acts as: the account and principal behind the credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
 }
 
 impl Aws {
-    /// Loads credentials and region (profile, environment, instance metadata) and builds the
-    /// clients. Throttling and transient 5xx answers are retried by the SDK's standard retry
-    /// strategy with exponential backoff.
+    /// Loads credentials and region and builds the clients. A named profile (`-p`,
+    /// `AWS_PROFILE`, or the remembered deployment's) supplies the credentials even when
+    /// `AWS_ACCESS_KEY_ID` is set in the environment; without one the SDK's default chain
+    /// applies (environment, default profile, instance metadata). Throttling and transient
+    /// 5xx answers are retried by the SDK's standard retry strategy with exponential backoff.
     pub async fn connect(g: &Global) -> Result<Self> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(
@@ -46,7 +58,12 @@ impl Aws {
                     .build(),
             );
         if let Some(profile) = &g.profile {
-            loader = loader.profile_name(profile);
+            let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .build();
+            loader = loader
+                .profile_name(profile)
+                .credentials_provider(credentials);
         }
         if let Some(region) = &g.region {
             loader = loader.region(Region::new(region.clone()));
@@ -61,7 +78,9 @@ impl Aws {
                 "no AWS region: pass --region (e.g. --region eu-central-1), set AWS_REGION, or set a region for profile {profile:?} in ~/.aws/config"
             )));
         }
-        Ok(Self::from_config(config, g.endpoint_url.is_some()))
+        let mut aws = Self::from_config(config, g.endpoint_url.is_some());
+        aws.account = aws.identity(g).await?.account;
+        Ok(aws)
     }
 
     /// Builds every client from one configuration. S3 uses path-style addressing against a
@@ -84,12 +103,35 @@ impl Aws {
             autoscaling: client!(aws_sdk_autoscaling),
             secrets: client!(aws_sdk_secretsmanager),
             iam: client!(aws_sdk_iam),
+            sts: client!(aws_sdk_sts),
+            account: String::new(),
             config,
         }
     }
 
     pub fn region(&self) -> &str {
         self.config.region().map(Region::as_ref).unwrap_or("")
+    }
+
+    /// The account and principal behind the credentials (STS GetCallerIdentity, which needs
+    /// no permission). The first call of every command, so an unreachable region or endpoint
+    /// is reported here, in one line that says what to check.
+    pub async fn identity(&self, g: &Global) -> Result<Identity> {
+        let out = self.sts.get_caller_identity().send().await.map_err(|e| {
+            let endpoint = g
+                .endpoint_url
+                .clone()
+                .unwrap_or_else(|| format!("https://sts.{}.amazonaws.com", self.region()));
+            anyhow::anyhow!(
+                "cannot use AWS in region {} (endpoint {endpoint}): {}",
+                self.region(),
+                describe(&e)
+            )
+        })?;
+        Ok(Identity {
+            account: out.account().unwrap_or_default().to_string(),
+            arn: out.arn().unwrap_or_default().to_string(),
+        })
     }
 }
 

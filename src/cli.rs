@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,8 +27,9 @@ pub struct Cli {
 /// Options every command takes; each can also come from an environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// AWS profile from ~/.aws/config and ~/.aws/credentials
-    #[arg(short = 'p', long, global = true, env = "AWS_PROFILE")]
+    /// AWS profile from ~/.aws/config and ~/.aws/credentials [env: AWS_PROFILE]; its
+    /// credentials win over AWS_ACCESS_KEY_ID in the environment
+    #[arg(short = 'p', long, global = true)]
     pub profile: Option<String>,
 
     /// AWS region (default: the profile's region)
@@ -183,4 +185,65 @@ pub struct ScaleArgs {
     /// How long to wait for the servers to be in service, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub timeout: u64,
+}
+
+/// Parses the command line. `setup --help` lists the parameter file's names from the built-in
+/// root template. `-h` is the hosted zone of `setup`, not help: where it stands alone, the
+/// error says so and points to `--help`.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    let command = Cli::command().mut_subcommand("setup", |c| c.after_help(setup_help()));
+    let matches = command.clone().try_get_matches_from(&args);
+    let err = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    // `-h` where a command takes none, or `setup -h` without a zone id.
+    let about_h = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg == "-h" || arg.starts_with("--hosted-zone"),
+        _ => false,
+    };
+    if about_h && args.iter().any(|a| a == "-h") {
+        let sub = args
+            .iter()
+            .skip(1)
+            .filter_map(|a| a.to_str())
+            .find(|a| !a.starts_with('-'))
+            .filter(|a| command.find_subcommand(a).is_some());
+        let help = match sub {
+            Some(sub) => format!("bbbctl {sub} --help"),
+            None => "bbbctl --help".to_string(),
+        };
+        let mut command = command;
+        return Err(command.error(
+            ErrorKind::ArgumentConflict,
+            format!(
+                "-h is the hosted zone of `bbbctl setup` (-h HOSTED_ZONE_ID, e.g. -h Z0123456789ABCDEFGHIJ), not help. For help run `{help}`"
+            ),
+        ));
+    }
+    Err(err)
+}
+
+/// The end of `bbbctl setup --help`: which inputs a new deployment needs, what an existing one
+/// remembers, and every name the parameter file takes with its default.
+fn setup_help() -> String {
+    let mut text = String::from(
+        "Inputs:\n  A new deployment needs -e EMAIL, -h HOSTED_ZONE_ID and -d DOMAIN (flags, or BBBOperatorEMail,\n  BBBHostedZone and BBBDomainName in the parameter file).\n  An existing deployment remembers its parameters: `bbbctl setup -s STACK` applies them again;\n  flags and a parameter file you name change only what they set, and setup shows the changes\n  and asks first (--yes answers for you).\n\nParameter file (--params FILE, else ./bbb-on-aws-param.json): {\"Parameters\": {\"Name\": value}}.\nNames (default):\n",
+    );
+    match crate::templates::Bundle::embedded().root_info() {
+        Ok(root) => {
+            for (name, spec) in root.parameters.iter().filter(|(_, s)| !s.is_internal()) {
+                let default = match spec.default.as_deref() {
+                    Some("") => " (empty)".to_string(),
+                    Some(d) if d.len() <= 24 => format!(" ({d})"),
+                    Some(_) => " (see README)".to_string(),
+                    None => String::new(),
+                };
+                text.push_str(&format!("  {name}{default}\n"));
+            }
+            text.push_str("The README's parameter table says what each one means.");
+        }
+        Err(e) => text.push_str(&format!("  (the built-in root.yaml cannot be read: {e})")),
+    }
+    text
 }

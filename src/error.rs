@@ -73,43 +73,70 @@ where
 }
 
 /// Turns an SDK error into a one-line, human message: the service's own code and message when
-/// AWS answered, a hint about credentials or the endpoint when the request never got an answer.
+/// AWS answered, what went wrong on the way when it did not (never the SDK's debug dump; `-l
+/// DEBUG` logs that).
 pub fn describe<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug,
 {
+    let full = DisplayErrorContext(err).to_string();
+    tracing::debug!("AWS SDK error: {full}");
     if let SdkError::ServiceError(se) = err {
         let e = se.err();
         let text = match (e.code(), e.message()) {
             (Some(code), Some(msg)) => format!("{code}: {msg}"),
             (Some(code), None) => code.to_string(),
             (None, Some(msg)) => msg.to_string(),
-            (None, None) => DisplayErrorContext(err).to_string(),
+            (None, None) => not_aws(&full),
         };
         return match e.code().and_then(hint) {
             Some(hint) => format!("{text}. {hint}"),
             None => text,
         };
     }
-    let full = DisplayErrorContext(err).to_string();
     let lower = full.to_ascii_lowercase();
-    if lower.contains("credential") {
-        tracing::debug!("loading credentials: {full}");
-        "no usable AWS credentials were found (-l DEBUG shows where bbbctl looked). Pass -p/--profile \
-         with a profile from ~/.aws/credentials, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-            .to_string()
-    } else if matches!(
-        err,
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
-    ) {
-        format!(
-            "could not reach the AWS endpoint ({}). Check your network, --region and --endpoint-url",
-            first_line(&full)
-        )
-    } else {
-        full
+    match err {
+        _ if lower.contains("credential") => {
+            "no usable AWS credentials were found (-l DEBUG shows where bbbctl looked). Pass -p/--profile \
+             with a profile from ~/.aws/credentials, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                .to_string()
+        }
+        SdkError::TimeoutError(_) => {
+            "no answer in time. Check your network, --region and --endpoint-url".to_string()
+        }
+        SdkError::DispatchFailure(_) => {
+            let why = if lower.contains("dns") || lower.contains("lookup") || lower.contains("resolve")
+            {
+                "the endpoint's name does not resolve (a region that does not exist, or no network)"
+            } else if lower.contains("refused") {
+                "nothing listens at the endpoint (connection refused)"
+            } else if lower.contains("timed out") || lower.contains("timeout") {
+                "the endpoint did not answer in time"
+            } else if lower.contains("certificate") || lower.contains("tls") {
+                "the TLS connection to the endpoint failed"
+            } else {
+                "the request could not be sent"
+            };
+            format!("{why}. Check your network, --region and --endpoint-url")
+        }
+        SdkError::ResponseError(_) => not_aws(&full),
+        _ => first_line(&full).to_string(),
     }
+}
+
+/// An answer that is not an AWS API answer (e.g. a web server that is not AWS, or an emulator
+/// without the service).
+fn not_aws(full: &str) -> String {
+    let status = regex::Regex::new(r"status: (\d{3})|StatusCode\((\d{3})\)")
+        .ok()
+        .and_then(|re| re.captures(full))
+        .and_then(|c| c.get(1).or_else(|| c.get(2)))
+        .map(|m| format!(" (HTTP {})", m.as_str()))
+        .unwrap_or_default();
+    format!(
+        "the endpoint's answer{status} is not an AWS API answer. Check --endpoint-url (and that the service runs there) and --region"
+    )
 }
 
 /// What to do about the error codes a user can fix.

@@ -1,9 +1,12 @@
 //! `bbbctl` binary: parse → logging → run → exit code. Everything else lives in the library.
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = bbbctl::cli::Cli::parse();
-    bbbctl::run(cli)
+    match bbbctl::cli::parse(std::env::args_os().collect()) {
+        Ok(cli) => bbbctl::run(cli),
+        Err(e) => {
+            let _ = e.print();
+            ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        }
+    }
 }

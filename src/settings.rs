@@ -54,8 +54,15 @@ impl Global {
         if let Some(region) = non_empty(&a.region) {
             validate_region(&region)?;
         }
+        let profile = match non_empty(&a.profile) {
+            Some(p) => Some(check_profile(&p, "-p")?),
+            None => match std::env::var("AWS_PROFILE") {
+                Ok(p) if !p.trim().is_empty() => Some(check_profile(&p, "AWS_PROFILE")?),
+                _ => None,
+            },
+        };
         Ok(Global {
-            profile: non_empty(&a.profile),
+            profile,
             region: non_empty(&a.region),
             endpoint_url,
             log_level: a.log_level,
@@ -64,6 +71,74 @@ impl Global {
             yes: a.yes,
         })
     }
+}
+
+/// A profile must exist in the AWS config or credentials file: a typo would otherwise fall back
+/// to other credentials, perhaps of another account. `from` says where the name came from.
+pub fn check_profile(name: &str, from: &str) -> Result<String> {
+    let name = name.trim();
+    let (files, known) = known_profiles();
+    if known.iter().any(|k| k == name) {
+        return Ok(name.to_string());
+    }
+    let there = if known.is_empty() {
+        "it has no profiles".to_string()
+    } else {
+        format!("its profiles are {}", known.join(", "))
+    };
+    Err(usage(format!(
+        "AWS profile {name:?} (from {from}) does not exist: it is in neither {} ({there}). \
+         Pass an existing profile with -p, or create it with `aws configure --profile {name}`",
+        files.join(" nor ")
+    )))
+}
+
+/// The files the AWS SDK reads profiles from (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`,
+/// else `~/.aws/config` and `~/.aws/credentials`) and the profile names they define.
+fn known_profiles() -> (Vec<String>, Vec<String>) {
+    let home = dirs::home_dir().unwrap_or_default();
+    let path = |var: &str, default: &str| -> PathBuf {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => match v.strip_prefix("~/") {
+                Some(rest) => home.join(rest),
+                None => PathBuf::from(v),
+            },
+            _ => home.join(".aws").join(default),
+        }
+    };
+    let mut names = Vec::new();
+    let mut files = Vec::new();
+    for (file, is_config) in [
+        (path("AWS_CONFIG_FILE", "config"), true),
+        (path("AWS_SHARED_CREDENTIALS_FILE", "credentials"), false),
+    ] {
+        files.push(file.display().to_string());
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for name in profile_sections(&text, is_config) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    (files, names)
+}
+
+/// Profile names of a config file (`[default]`, `[profile NAME]`) or a credentials file
+/// (`[NAME]`); other sections (`[sso-session …]`, `[services …]`) are not profiles.
+fn profile_sections(text: &str, is_config: bool) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let inner = l.strip_prefix('[')?.split(']').next()?.trim();
+            if !is_config || inner == "default" {
+                return Some(inner.to_string());
+            }
+            let rest = inner.strip_prefix("profile")?;
+            rest.starts_with([' ', '\t'])
+                .then(|| rest.trim().to_string())
+        })
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 fn validate_region(region: &str) -> Result<()> {
@@ -80,6 +155,22 @@ fn validate_region(region: &str) -> Result<()> {
     }
 }
 
+/// What `setup` was given, checked before the first AWS call: the flags, the parameter file and
+/// the templates. Whether the deployment exists decides the rest (`settle`).
+#[derive(Debug, Clone)]
+pub struct SetupInput {
+    pub stack: String,
+    pub bundle: Bundle,
+    pub root: TemplateInfo,
+    /// The parameter file's values and where they came from. `explicit` is false for the
+    /// built-in defaults, which only a new deployment uses.
+    file: BTreeMap<String, String>,
+    file_origin: String,
+    file_explicit: bool,
+    /// `-e`, `-d`, `-h`, `--mode`, validated.
+    flags: BTreeMap<String, String>,
+}
+
 /// Everything `setup` needs, validated.
 #[derive(Debug, Clone)]
 pub struct SetupSettings {
@@ -89,11 +180,211 @@ pub struct SetupSettings {
     pub email: String,
     pub hosted_zone: String,
     pub mode: String,
-    /// User-facing root parameters (file + flags), validated against root.yaml.
+    /// User-facing root parameters (current deployment, file, flags), validated against
+    /// root.yaml.
     pub params: BTreeMap<String, String>,
     /// Where the parameters came from, for the user.
     pub params_origin: String,
+    /// For an existing deployment: the parameters this setup changes, (name, now, then).
+    pub changes: Vec<(String, String, String)>,
     pub bundle: Bundle,
+    pub root: TemplateInfo,
+}
+
+/// Problems with the user's input, collected so that one run reports all of them.
+#[derive(Debug, Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, msg: impl Into<String>) {
+        self.0.push(msg.into());
+    }
+
+    /// Keeps the value of a check, or records its usage error.
+    fn check<T>(&mut self, r: Result<T>) -> Option<T> {
+        r.map_err(|e| self.add(e.to_string())).ok()
+    }
+
+    fn into_result(self) -> Result<()> {
+        match self.0.as_slice() {
+            [] => Ok(()),
+            [one] => Err(usage(one.clone())),
+            many => Err(usage(format!(
+                "{} problems with the input (nothing was changed):\n  - {}",
+                many.len(),
+                many.join("\n  - ")
+            ))),
+        }
+    }
+}
+
+/// The user-facing parameters (declared in `root`, not set by bbbctl) of a stack.
+pub fn user_params(
+    root: &TemplateInfo,
+    stack_params: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
+    stack_params
+        .into_iter()
+        .filter(|(k, _)| root.parameters.get(k).is_some_and(|s| !s.is_internal()))
+        .collect()
+}
+
+impl SetupInput {
+    /// Reads and checks the flags and the parameter file; every problem is reported at once.
+    pub fn read(args: &SetupArgs, stack: String) -> Result<Self> {
+        let bundle = Bundle::load(args.templates_dir.as_deref())?;
+        let root = bundle.root_info().map_err(|e| {
+            usage(format!(
+                "root.yaml cannot be read ({e:#}). Check the file in --templates-dir"
+            ))
+        })?;
+        let (text, file_origin, file_explicit) = read_param_file(args.params.as_deref())?;
+        let file = parse_param_file(&text, &file_origin, &root)?;
+
+        let mut problems = Problems::default();
+        for (name, value) in &file {
+            if let Err(why) = root.parameters[name].check(value) {
+                problems.add(format!(
+                    "parameter {name} = {value:?} {why}. Fix it in {file_origin}"
+                ));
+            }
+        }
+        let mut flags = BTreeMap::new();
+        let mut flag = |name: &str, value: Option<Result<String>>| {
+            if let Some(v) = value.and_then(|v| problems.check(v)) {
+                flags.insert(name.to_string(), v);
+            }
+        };
+        flag(P_EMAIL, args.email.as_deref().map(validate_email));
+        flag(P_DOMAIN, args.domain.as_deref().map(validate_domain));
+        flag(P_ZONE, args.hosted_zone.as_deref().map(validate_zone_id));
+        flag(P_MODE, args.mode.map(|m| Ok(m.as_str().to_string())));
+        problems.into_result()?;
+        Ok(SetupInput {
+            stack,
+            bundle,
+            root,
+            file,
+            file_origin,
+            file_explicit,
+            flags,
+        })
+    }
+
+    /// The parameters to deploy. A new deployment (`current` is `None`) takes the parameter
+    /// file and needs `-e`, `-h` and `-d`. An existing one starts from its current parameters,
+    /// which only an explicit parameter file and flags override, so a re-run never quietly
+    /// reverts what an earlier `setup --params` set. Every problem is reported at once, with
+    /// the template's Rules checked as CloudFormation would.
+    pub fn settle(self, current: Option<&BTreeMap<String, String>>) -> Result<SetupSettings> {
+        let mut params = BTreeMap::new();
+        let mut origin = Vec::new();
+        if let Some(current) = current {
+            params.extend(current.clone());
+            origin.push("the deployment's current parameters".to_string());
+        }
+        if current.is_none() || self.file_explicit {
+            params.extend(self.file.clone());
+            origin.push(self.file_origin.clone());
+        }
+        if !self.flags.is_empty() {
+            params.extend(self.flags.clone());
+            origin.push("flags".to_string());
+        }
+        let params_origin = origin.join(" + ");
+
+        let mut problems = Problems::default();
+        let mut required = |name: &str, flag: &str| match params.get(name).filter(|v| !v.is_empty())
+        {
+            Some(v) => Some(v.clone()),
+            None => {
+                problems.add(format!(
+                    "missing {name}: pass {flag} or set \"{name}\" in the parameter file"
+                ));
+                None
+            }
+        };
+        let email = required(P_EMAIL, "-e EMAIL");
+        let domain = required(P_DOMAIN, "-d DOMAIN");
+        let hosted_zone = required(P_ZONE, "-h HOSTED_ZONE_ID");
+        if let Some(current) = current {
+            for (name, value) in current {
+                if self.flags.contains_key(name)
+                    || (self.file_explicit && self.file.contains_key(name))
+                {
+                    continue;
+                }
+                if let Err(why) = self.root.parameters[name].check(value) {
+                    problems.add(format!(
+                        "the deployment's current {name} = {value:?} {why} in this version of bbbctl: set a new value with --params"
+                    ));
+                }
+            }
+        }
+        for b in self.root.broken_rules(&params) {
+            let values: Vec<String> = b
+                .params
+                .iter()
+                .map(|n| {
+                    let v = params
+                        .get(n)
+                        .cloned()
+                        .or_else(|| self.root.parameters.get(n)?.default.clone())
+                        .unwrap_or_default();
+                    format!("{n} = {v}")
+                })
+                .collect();
+            problems.add(format!(
+                "{} ({}; rule {} of root.yaml). Change it in {params_origin}",
+                b.description.trim_end_matches('.'),
+                values.join(", "),
+                b.name
+            ));
+        }
+        problems.into_result()?;
+        let (email, domain, hosted_zone) = (
+            email.expect("checked"),
+            domain.expect("checked"),
+            hosted_zone.expect("checked"),
+        );
+        let mode = params
+            .get(P_MODE)
+            .cloned()
+            .or_else(|| {
+                self.root
+                    .parameters
+                    .get(P_MODE)
+                    .and_then(|s| s.default.clone())
+            })
+            .unwrap_or_else(|| Mode::Scalable.as_str().to_string());
+        let changes = match current {
+            None => Vec::new(),
+            Some(current) => {
+                let default = |n: &str| self.root.parameters.get(n).and_then(|s| s.default.clone());
+                params
+                    .iter()
+                    .filter(|(n, _)| *n != P_SERVER_COUNT)
+                    .filter_map(|(n, v)| {
+                        let now = current.get(n).cloned().or_else(|| default(n))?;
+                        (now != *v).then(|| (n.clone(), now, v.clone()))
+                    })
+                    .collect()
+            }
+        };
+        Ok(SetupSettings {
+            sources_stack: sources_stack_name(&self.stack),
+            stack: self.stack,
+            domain,
+            email,
+            hosted_zone,
+            mode,
+            params,
+            params_origin,
+            changes,
+            bundle: self.bundle,
+            root: self.root,
+        })
+    }
 }
 
 /// Which deployment a command acts on: `-s`/`BBBCTL_STACK`, else the one remembered by the last
@@ -112,70 +403,12 @@ pub fn target(g: &Global, stack: Option<&str>) -> Result<(Global, String)> {
     if g.region.is_none() {
         g.region = r.region;
     }
-    if g.profile.is_none() {
-        g.profile = r.profile;
+    if g.profile.is_none()
+        && let Some(p) = r.profile
+    {
+        g.profile = Some(check_profile(&p, "the remembered deployment")?);
     }
     Ok((g, validate_stack_name(&r.stack)?))
-}
-
-impl SetupSettings {
-    pub fn resolve(args: &SetupArgs, stack: String) -> Result<Self> {
-        let bundle = Bundle::load(args.templates_dir.as_deref())?;
-        let root = bundle.root_info().map_err(|e| {
-            usage(format!(
-                "root.yaml cannot be read ({e:#}). Check the file in --templates-dir"
-            ))
-        })?;
-        let (text, params_origin) = read_param_file(args.params.as_deref())?;
-        let mut params = parse_param_file(&text, &params_origin, &root)?;
-
-        // Flags override the file.
-        if let Some(e) = &args.email {
-            params.insert(P_EMAIL.into(), e.trim().to_string());
-        }
-        if let Some(d) = &args.domain {
-            params.insert(P_DOMAIN.into(), d.trim().to_string());
-        }
-        if let Some(z) = &args.hosted_zone {
-            params.insert(P_ZONE.into(), z.trim().to_string());
-        }
-        if let Some(m) = args.mode {
-            params.insert(P_MODE.into(), m.as_str().into());
-        }
-
-        let email = validate_email(&required(&params, P_EMAIL, "-e EMAIL")?)?;
-        let domain = validate_domain(&required(&params, P_DOMAIN, "-d DOMAIN")?)?;
-        let hosted_zone = validate_zone_id(&required(&params, P_ZONE, "-h HOSTED_ZONE_ID")?)?;
-        params.insert(P_EMAIL.into(), email.clone());
-        params.insert(P_DOMAIN.into(), domain.clone());
-        params.insert(P_ZONE.into(), hosted_zone.clone());
-
-        for (name, value) in &params {
-            let spec = &root.parameters[name];
-            spec.check(value).map_err(|why| {
-                usage(format!(
-                    "parameter {name} = {value:?} {why}. Fix it in {params_origin} or with the matching flag"
-                ))
-            })?;
-        }
-        let mode = params
-            .get(P_MODE)
-            .cloned()
-            .or_else(|| root.parameters.get(P_MODE).and_then(|s| s.default.clone()))
-            .unwrap_or_else(|| Mode::Scalable.as_str().to_string());
-
-        Ok(SetupSettings {
-            sources_stack: sources_stack_name(&stack),
-            stack,
-            domain,
-            email,
-            hosted_zone,
-            mode,
-            params,
-            params_origin,
-            bundle,
-        })
-    }
 }
 
 /// The name of the stack that holds a deployment's source bucket.
@@ -183,26 +416,16 @@ pub fn sources_stack_name(stack: &str) -> String {
     format!("{stack}-sources")
 }
 
-fn required(params: &BTreeMap<String, String>, name: &str, flag: &str) -> Result<String> {
-    params
-        .get(name)
-        .filter(|v| !v.is_empty())
-        .cloned()
-        .ok_or_else(|| {
-            usage(format!(
-                "missing {name}: pass {flag} or set \"{name}\" in the parameter file"
-            ))
-        })
-}
-
-fn read_param_file(path: Option<&Path>) -> Result<(String, String)> {
+/// The parameter file's text, its name, and whether the user chose it (`--params`, or
+/// `./bbb-on-aws-param.json`) rather than bbbctl's built-in defaults.
+fn read_param_file(path: Option<&Path>) -> Result<(String, String, bool)> {
     let chosen: Option<PathBuf> = match path {
         Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from(PARAM_FILE)).filter(|p| p.is_file()),
     };
     match chosen {
         Some(p) => std::fs::read_to_string(&p)
-            .map(|t| (t, p.display().to_string()))
+            .map(|t| (t, p.display().to_string(), true))
             .map_err(|e| {
                 usage(format!(
                     "cannot read parameter file {}: {e}. Pass an existing JSON file with --params",
@@ -212,6 +435,7 @@ fn read_param_file(path: Option<&Path>) -> Result<(String, String)> {
         None => Ok((
             EMBEDDED_PARAMS.to_string(),
             format!("the built-in {PARAM_FILE}"),
+            false,
         )),
     }
 }
@@ -542,6 +766,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn profile_file_sections() {
+        let config = "[default]\nregion = eu-central-1\n[profile prod]\n[profile  uni-ops ] # c\n[sso-session corp]\n[services s3]\n[profiled]\n";
+        assert_eq!(
+            profile_sections(config, true),
+            ["default", "prod", "uni-ops"]
+        );
+        assert_eq!(
+            profile_sections("[default]\n[prod]\n; [x]\n", false),
+            ["default", "prod"]
+        );
     }
 
     #[test]

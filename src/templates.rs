@@ -246,6 +246,27 @@ pub struct TemplateInfo {
     /// Resources a stack deletion leaves behind on purpose: (logical id, type, DeletionPolicy
     /// `Retain`, `RetainExceptOnCreate` or `Snapshot`).
     pub kept_on_delete: Vec<(String, String, String)>,
+    /// The `Rules` section: constraints across parameters that CloudFormation checks before
+    /// it changes anything.
+    pub rules: Vec<Rule>,
+}
+
+/// One entry of a template's `Rules` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    /// `RuleCondition`: the assertions apply only when it holds (no condition: always).
+    pub condition: Option<Value>,
+    /// (`Assert`, `AssertDescription`)
+    pub assertions: Vec<(Value, String)>,
+}
+
+/// A rule the parameters break: its name, what it asserts, and the parameters it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenRule {
+    pub name: String,
+    pub description: String,
+    pub params: Vec<String>,
 }
 
 /// An `AWS::CloudFormation::Stack` resource of a template.
@@ -291,6 +312,30 @@ impl TemplateInfo {
                 if let Some(name) = name.as_str() {
                     info.conditions.insert(name.to_string(), cond.clone());
                 }
+            }
+        }
+        if let Some(Value::Mapping(rules)) = doc.get("Rules") {
+            for (name, rule) in rules {
+                let Some(name) = name.as_str() else { continue };
+                let assertions = match rule.get("Assertions") {
+                    Some(Value::Sequence(items)) => items
+                        .iter()
+                        .filter_map(|a| {
+                            let description = a
+                                .get("AssertDescription")
+                                .and_then(Value::as_str)
+                                .unwrap_or(name)
+                                .to_string();
+                            Some((a.get("Assert")?.clone(), description))
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                info.rules.push(Rule {
+                    name: name.to_string(),
+                    condition: rule.get("RuleCondition").cloned(),
+                    assertions,
+                });
             }
         }
         let Some(Value::Mapping(resources)) = doc.get("Resources") else {
@@ -367,6 +412,37 @@ impl TemplateInfo {
             .collect()
     }
 
+    /// The rules these parameter values break, as CloudFormation would evaluate them before
+    /// creating or updating the stack (template defaults fill in what `params` lacks). An
+    /// assertion bbbctl cannot evaluate is left to CloudFormation.
+    pub fn broken_rules(&self, params: &BTreeMap<String, String>) -> Vec<BrokenRule> {
+        let mut broken = Vec::new();
+        for rule in &self.rules {
+            let applies = match &rule.condition {
+                Some(c) => self.eval(c, params, 0).unwrap_or(false),
+                None => true,
+            };
+            if !applies {
+                continue;
+            }
+            for (assert, description) in &rule.assertions {
+                if self.eval(assert, params, 0) == Some(false) {
+                    let mut names = Vec::new();
+                    if let Some(c) = &rule.condition {
+                        refs(c, &mut names);
+                    }
+                    refs(assert, &mut names);
+                    broken.push(BrokenRule {
+                        name: rule.name.clone(),
+                        description: description.clone(),
+                        params: names,
+                    });
+                }
+            }
+        }
+        broken
+    }
+
     fn eval(&self, v: &Value, params: &BTreeMap<String, String>, depth: usize) -> Option<bool> {
         if depth > 16 {
             return None;
@@ -396,6 +472,17 @@ impl TemplateInfo {
                 .collect::<Option<Vec<_>>>()
                 .map(|all| all.into_iter().any(|b| b)),
             "Condition" => self.eval(self.conditions.get(arg.as_str()?)?, params, depth + 1),
+            // Rule functions: a value in a list of values.
+            "Fn::Contains" => match items()? {
+                [Value::Sequence(list), v] => {
+                    let v = self.operand(v, params)?;
+                    list.iter()
+                        .map(|x| self.operand(x, params))
+                        .collect::<Option<Vec<_>>>()
+                        .map(|l| l.contains(&v))
+                }
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -410,6 +497,25 @@ impl TemplateInfo {
                 .cloned()
                 .or_else(|| self.parameters.get(name)?.default.clone()),
             _ => None,
+        }
+    }
+}
+
+/// The parameter names an expression reads with `Ref`, in order, each once.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match function(v) {
+        Some((f, Value::String(name))) if f == "Ref" => {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        Some((_, arg)) => refs(arg, out),
+        None => {
+            if let Value::Sequence(items) = v {
+                for i in items {
+                    refs(i, out);
+                }
+            }
         }
     }
 }
@@ -658,6 +764,57 @@ Resources:
         };
         assert_eq!(names(&none), ["A", "B"]);
         assert_eq!(names(&single), ["B"]);
+    }
+
+    #[test]
+    fn rules_are_checked_like_cloudformation() {
+        let root = Bundle::embedded().root_info().unwrap();
+        let params = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // Defaults (scalable, 2 AZs) break nothing.
+        assert_eq!(root.broken_rules(&BTreeMap::new()), Vec::new());
+        let broken = root.broken_rules(&params(&[("BBBNumberOfAZs", "1")]));
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert_eq!(broken[0].name, "ScalableNeedsTwoAZs");
+        assert_eq!(
+            broken[0].params,
+            ["BBBEnvironmentType", "BBBNumberOfAZs"],
+            "the parameters it reads"
+        );
+        assert!(broken[0].description.contains("2 or 3"));
+        // Single mode may use one AZ, unless the cache is Multi-AZ.
+        let single = params(&[("BBBEnvironmentType", "single"), ("BBBNumberOfAZs", "1")]);
+        assert_eq!(root.broken_rules(&single), Vec::new());
+        let mut both = single.clone();
+        both.insert("BBBCacheMultiAZ".into(), "true".into());
+        both.insert("BBBEnvironmentType".into(), "scalable".into());
+        let names: Vec<_> = root
+            .broken_rules(&both)
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(names, ["CacheMultiAZNeedsTwoAZs", "ScalableNeedsTwoAZs"]);
+        // Fn::Contains and rules without a condition.
+        let doc = br#"
+Parameters:
+  Size: {Type: String, Default: small}
+Rules:
+  KnownSize:
+    Assertions:
+      - Assert: !Contains [[small, large], !Ref Size]
+        AssertDescription: Size is small or large.
+Resources:
+  R: {Type: AWS::SNS::Topic}
+"#;
+        let t = TemplateInfo::parse(doc).unwrap();
+        assert!(t.broken_rules(&BTreeMap::new()).is_empty());
+        let b = t.broken_rules(&params(&[("Size", "huge")]));
+        assert_eq!(b[0].description, "Size is small or large.");
+        assert_eq!(b[0].params, ["Size"]);
     }
 
     #[test]

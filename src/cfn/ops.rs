@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, Tag};
 
@@ -43,6 +43,20 @@ pub fn outputs(stack: &Stack) -> BTreeMap<String, String> {
         .outputs()
         .iter()
         .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+        .collect()
+}
+
+/// The stack's parameters, by key.
+pub fn parameters(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .parameters()
+        .iter()
+        .filter_map(|x| {
+            Some((
+                x.parameter_key()?.to_string(),
+                x.parameter_value()?.to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -104,57 +118,97 @@ impl StackSpec<'_> {
     }
 }
 
+/// A new ClientRequestToken: CloudFormation treats a request repeated with the same token (as
+/// the SDK does when an answer is lost) as the same request, and tags the operation's events
+/// with it, so bbbctl can tell its own operation from someone else's.
+pub fn request_token(op: Op) -> String {
+    use sha2::Digest;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let seed = format!(
+        "{:?}-{}-{}",
+        std::time::SystemTime::now(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let hash = sha2::Sha256::digest(seed.as_bytes());
+    format!("bbbctl-{}-{}", op.verb(), &hex::encode(hash)[..20])
+}
+
+/// The id of stack `name` when its latest events carry `token`: the operation bbbctl itself
+/// started, whose answer was lost (a retried request then says the stack exists or is busy).
+async fn started_with(cfn: &Client, name: &str, token: &str) -> Option<String> {
+    let out = cfn
+        .describe_stack_events()
+        .stack_name(name)
+        .send()
+        .await
+        .ok()?;
+    out.stack_events()
+        .iter()
+        .find(|e| e.client_request_token() == Some(token))
+        .and_then(|e| e.stack_id())
+        .map(str::to_string)
+}
+
 /// Creates the stack when `exists` is false, updates it otherwise.
 pub async fn start_deploy(cfn: &Client, spec: &StackSpec<'_>, exists: bool) -> Result<Started> {
     let (params, tags, caps) = (spec.sdk_params(), spec.sdk_tags(), CAPABILITIES);
     let (body, url) = spec.template_source();
-    if !exists {
-        let out = cfn
-            .create_stack()
+    let op = if exists { Op::Update } else { Op::Create };
+    let token = request_token(op);
+    let result = if exists {
+        cfn.update_stack()
             .stack_name(spec.name)
             .set_template_body(body)
             .set_template_url(url)
             .set_parameters(Some(params))
             .set_capabilities(Some(caps.to_vec()))
             .set_tags(Some(tags))
+            .client_request_token(&token)
             .send()
             .await
-            .aws_context(format_args!("creating stack {}", spec.name))?;
-        return Ok(Started::Running {
-            op: Op::Create,
-            stack_id: out.stack_id().unwrap_or(spec.name).to_string(),
-        });
-    }
-    match cfn
-        .update_stack()
-        .stack_name(spec.name)
-        .set_template_body(body)
-        .set_template_url(url)
-        .set_parameters(Some(params))
-        .set_capabilities(Some(caps.to_vec()))
-        .set_tags(Some(tags))
-        .send()
-        .await
-    {
-        Ok(out) => Ok(Started::Running {
-            op: Op::Update,
-            stack_id: out.stack_id().unwrap_or(spec.name).to_string(),
-        }),
+            .map(|o| o.stack_id)
+            .map_err(|e| e.map_service_error(aws_sdk_cloudformation::Error::from))
+    } else {
+        cfn.create_stack()
+            .stack_name(spec.name)
+            .set_template_body(body)
+            .set_template_url(url)
+            .set_parameters(Some(params))
+            .set_capabilities(Some(caps.to_vec()))
+            .set_tags(Some(tags))
+            .client_request_token(&token)
+            .send()
+            .await
+            .map(|o| o.stack_id)
+            .map_err(|e| e.map_service_error(aws_sdk_cloudformation::Error::from))
+    };
+    let stack_id = match result {
+        Ok(id) => id.unwrap_or_else(|| spec.name.to_string()),
         Err(e) if aws_message(&e).is_some_and(|m| m.contains("No updates are to be performed")) => {
-            Ok(Started::UpToDate)
+            return Ok(Started::UpToDate);
         }
-        Err(e) => Err(anyhow::anyhow!(
-            "updating stack {}: {}",
-            spec.name,
-            describe(&e)
-        )),
-    }
+        Err(e) => {
+            let lost_answer = aws_code(&e) == Some("AlreadyExistsException")
+                || aws_message(&e).is_some_and(|m| m.contains("can not be updated"));
+            match started_with(cfn, spec.name, &token).await {
+                Some(id) if lost_answer => {
+                    tracing::info!("{} {}: our own request went through", op.verb(), spec.name);
+                    id
+                }
+                _ => bail!("{} stack {}: {}", op.verb_ing(), spec.name, describe(&e)),
+            }
+        }
+    };
+    Ok(Started::Running { op, stack_id })
 }
 
 /// Starts deleting a stack (by name or id).
 pub async fn start_delete(cfn: &Client, stack: &str) -> Result<()> {
     cfn.delete_stack()
         .stack_name(stack)
+        .client_request_token(request_token(Op::Delete))
         .send()
         .await
         .aws_context(format_args!("deleting stack {stack}"))?;
@@ -199,7 +253,10 @@ pub async fn follow(
         };
         let (status, changed) = tokio::select! {
             r = step => r?,
-            _ = &mut ctrl_c => return Err(interrupted(&tree)),
+            _ = &mut ctrl_c => {
+                progress.abandon();
+                return Err(interrupted(&tree));
+            }
         };
         progress.draw(&tree);
         if is_terminal(&status) {
@@ -211,12 +268,26 @@ pub async fn follow(
         } else {
             (pause * 3 / 2).min(POLL_MAX)
         };
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = &mut ctrl_c => return Err(interrupted(&tree)),
+        // Between polls the elapsed times go on ticking every second.
+        let wake = tokio::time::Instant::now() + pause;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= wake {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep((wake - now).min(TICK)) => progress.tick(&tree),
+                _ = &mut ctrl_c => {
+                    progress.abandon();
+                    return Err(interrupted(&tree));
+                }
+            }
         }
     }
 }
+
+/// How often live progress redraws its elapsed times between polls.
+const TICK: Duration = Duration::from_secs(1);
 
 fn interrupted(tree: &StackTree) -> anyhow::Error {
     let name = &tree.root().label;
@@ -291,7 +362,7 @@ async fn poll_all(
     while i < tree.nodes().len() {
         let node = &tree.nodes()[i];
         let settled = i > 0 && node.is_finished() && parent_settled(tree, i);
-        if settled {
+        if settled || node.id.is_empty() {
             i += 1;
             continue;
         }

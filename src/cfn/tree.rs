@@ -54,6 +54,15 @@ impl Op {
         }
     }
 
+    /// `creating`, `updating`, `deleting`.
+    pub fn verb_ing(self) -> &'static str {
+        match self {
+            Op::Create => "creating",
+            Op::Update => "updating",
+            Op::Delete => "deleting",
+        }
+    }
+
     pub fn verb(self) -> &'static str {
         match self {
             Op::Create => "create",
@@ -113,12 +122,25 @@ impl StackNode {
             .count()
     }
 
-    /// The progress total: what the template declares (creates), else what was seen.
+    /// The progress total: what the template declares where known, else what was seen. A
+    /// finished create or delete counts what it touched.
     pub fn total(&self, op: Op) -> usize {
         let seen = self.resources.len();
         match (op, self.expected) {
-            (Op::Create, Some(n)) if !self.is_finished() => n.max(seen),
+            (Op::Update, Some(n)) => n.max(seen),
+            (_, Some(n)) if !self.is_finished() => n.max(seen),
             _ => seen,
+        }
+    }
+
+    /// Resources in a settled state: `*_COMPLETE` ones, and in an update also those the update
+    /// has not touched (they stay as they are), so an update reads e.g. `37/40` while three
+    /// resources change.
+    pub fn settled(&self, op: Op) -> usize {
+        let done = self.done();
+        match (op, self.expected) {
+            (Op::Update, Some(n)) => done + n.saturating_sub(self.resources.len()),
+            _ => done,
         }
     }
 
@@ -181,6 +203,13 @@ impl StackTree {
         &self.nodes[0]
     }
 
+    /// The operation began at `ms` (e.g. before bbbctl attached to it): elapsed times count
+    /// from there.
+    pub fn set_started(&mut self, ms: i64) {
+        let root = &mut self.nodes[0];
+        root.first_ms = Some(root.first_ms.map_or(ms, |f| f.min(ms)));
+    }
+
     /// Sets the root's status from DescribeStacks (authoritative where events lag).
     pub fn set_root_status(&mut self, status: &str) -> bool {
         let root = &mut self.nodes[0];
@@ -221,36 +250,41 @@ impl StackTree {
         node.resources
             .insert(ev.logical_id.clone(), ev.status.clone());
 
-        let Some(physical) = ev.physical_id.as_deref().filter(|p| !p.is_empty()) else {
-            return applied;
-        };
         if ev.resource_type != STACK_TYPE {
             return applied;
         }
+        // A nested stack is shown from its parent's first event about it; its own events are
+        // read once its id (the physical id) is known.
+        let physical = ev.physical_id.as_deref().unwrap_or_default();
         let depth = self.nodes[idx].depth + 1;
-        match self
+        let child = match self
             .nodes
             .iter()
             .position(|n| n.parent == Some(idx) && n.label == ev.logical_id)
         {
-            Some(child) => {
-                if self.nodes[child].id != physical {
-                    // The nested stack was replaced: follow the new one.
-                    self.nodes[child].id = physical.to_string();
-                    applied.new_child = Some(child);
-                }
-            }
+            Some(child) => child,
             None => {
                 let expected = self.expected_children.get(&ev.logical_id).copied();
                 self.nodes.push(StackNode::new(
                     &ev.logical_id,
-                    physical,
+                    "",
                     Some(idx),
                     depth,
                     expected,
                 ));
-                applied.new_child = Some(self.nodes.len() - 1);
+                self.nodes.len() - 1
             }
+        };
+        let node = &mut self.nodes[child];
+        if node.status.is_none() || node.id.is_empty() {
+            // Until its own events arrive, the parent's view of it is all there is.
+            node.status = Some(ev.status.clone());
+            node.first_ms.get_or_insert(ev.timestamp_ms);
+        }
+        if !physical.is_empty() && node.id != physical {
+            // New, or replaced: follow this one.
+            node.id = physical.to_string();
+            applied.new_child = Some(child);
         }
         applied
     }
@@ -385,7 +419,8 @@ pub(crate) mod tests {
             ("Network", "arn:bbb-Network", 1)
         );
         assert_eq!((net.done(), net.total(Op::Create)), (1, 5));
-        assert_eq!(net.elapsed_ms(2250), 1000);
+        // counted from the parent's first event about it (it shows from then on)
+        assert_eq!(net.elapsed_ms(2250), 1150);
         assert_eq!(tree.display_order(), vec![0, 1]);
 
         // finishing: total collapses to what exists, elapsed freezes
@@ -393,7 +428,7 @@ pub(crate) mod tests {
         let net = &tree.nodes()[1];
         assert!(net.is_finished());
         assert_eq!(net.total(Op::Create), 1);
-        assert_eq!(net.elapsed_ms(99_999), 250);
+        assert_eq!(net.elapsed_ms(99_999), 400);
     }
 
     #[test]
@@ -440,6 +475,72 @@ pub(crate) mod tests {
         );
         assert_eq!(tree.root().failures.len(), 1);
         assert_eq!(tree.find("arn:b"), Some(1));
+    }
+
+    #[test]
+    fn updates_count_settled_resources_and_attach_counts_from_the_start() {
+        let children = BTreeMap::from([("Net".to_string(), 5)]);
+        let mut tree = StackTree::new(Op::Update, "bbb", "arn:bbb", Some(4), children);
+        // Attached to an update that began at t = 1 s; the first event read is at 9 s.
+        tree.set_started(1_000);
+        tree.apply(0, &stack_ev("bbb", "UPDATE_IN_PROGRESS", 9_000, None));
+        assert_eq!(tree.root().elapsed_ms(10_000), 9_000);
+        // Untouched resources are settled: 4/4 before anything changes, 3/4 while one does.
+        assert_eq!(
+            (
+                tree.root().settled(Op::Update),
+                tree.root().total(Op::Update)
+            ),
+            (4, 4)
+        );
+        let started = tree.apply(
+            0,
+            &ev(
+                "bbb",
+                "Net",
+                STACK_TYPE,
+                "UPDATE_IN_PROGRESS",
+                None,
+                9_500,
+                None,
+            ),
+        );
+        assert_eq!(started.new_child, None, "no id yet: nothing to read");
+        assert_eq!(tree.root().settled(Op::Update), 3);
+        // The nested stack shows at once, in its parent's words, before its id is known.
+        let net = &tree.nodes()[1];
+        assert_eq!(
+            (net.label.as_str(), net.id.as_str(), net.status.as_deref()),
+            ("Net", "", Some("UPDATE_IN_PROGRESS"))
+        );
+        assert_eq!((net.settled(Op::Update), net.total(Op::Update)), (5, 5));
+        let id = tree.apply(
+            0,
+            &ev(
+                "bbb",
+                "Net",
+                STACK_TYPE,
+                "UPDATE_IN_PROGRESS",
+                Some("arn:net"),
+                9_600,
+                None,
+            ),
+        );
+        assert_eq!(id.new_child, Some(1), "its events are read from now on");
+        assert_eq!(tree.nodes()[1].id, "arn:net");
+        tree.apply(
+            0,
+            &ev(
+                "bbb",
+                "Net",
+                STACK_TYPE,
+                "UPDATE_COMPLETE",
+                Some("arn:net"),
+                9_900,
+                None,
+            ),
+        );
+        assert_eq!(tree.root().settled(Op::Update), 4);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::connect;
 use super::out;
-use super::stacks::{delete, stack_resources};
+use super::stacks::{delete, ensure_ours, stack_resources};
 use crate::aws::Aws;
 use crate::cfn::ops::{describe_stack, outputs};
 use crate::memory;
@@ -24,13 +24,18 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     let sources = describe_stack(&aws.cfn, &sources_name).await?;
     if root.is_none() && sources.is_none() {
         bail!(
-            "no deployment {stack} in region {}: neither stack {stack} nor {sources_name} exists. Check -s/--stack, --region and -p/--profile",
+            "no deployment {stack} in account {} region {}: neither stack {stack} nor {sources_name} exists. Check -s/--stack, --region and -p/--profile",
+            aws.account,
             aws.region()
         );
     }
+    for st in root.iter().chain(&sources) {
+        ensure_ours(&aws, st, stack).await?;
+    }
     if !g.yes {
         let question = format!(
-            "This deletes deployment {stack} in {}: every stack, server, secret and the source bucket with its contents.",
+            "This deletes deployment {stack} in account {}, region {}: every stack, server, secret and the source bucket with its contents.",
+            aws.account,
             aws.region()
         );
         if !p.confirm_by_typing(&question, stack)? {

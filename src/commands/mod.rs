@@ -39,7 +39,8 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
     }
 }
 
-/// Connects to AWS and says which deployment the command acts on.
+/// Connects to AWS and says first which deployment, account, region and profile the command
+/// acts on; JSON results carry the same.
 async fn connect(g: &Global, p: &Printer, stack: &str) -> Result<Aws> {
     let aws = Aws::connect(g).await?;
     let profile = g
@@ -48,9 +49,22 @@ async fn connect(g: &Global, p: &Printer, stack: &str) -> Result<Aws> {
         .map(|pr| format!(", profile {pr}"))
         .unwrap_or_default();
     p.info(format!(
-        "Deployment {stack} (region {}{profile})",
+        "Deployment {stack}: account {}, region {}{profile}",
+        aws.account,
         aws.region()
     ));
+    if let Some(pr) = &g.profile
+        && std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty())
+    {
+        p.warn(format!(
+            "AWS_ACCESS_KEY_ID is set in the environment but not used: profile {pr} was named, and its credentials are"
+        ));
+    }
+    p.set_context(serde_json::json!({
+        "account": aws.account,
+        "region": aws.region(),
+        "profile": g.profile,
+    }));
     Ok(aws)
 }
 

@@ -7,45 +7,46 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_cloudformation::types::Stack;
 use serde_json::json;
 
-use super::out;
-use super::stacks::{Counts, Deployed, deploy, server_group, summary};
+use super::stacks::{Counts, Deployed, TAG, deploy, ensure_ours, server_group, summary};
+use super::{connect, out};
 use crate::aws::Aws;
-use crate::cfn::ops::{StackSpec, Template, describe_stack, outputs};
+use crate::cfn::ops::{StackSpec, Template, describe_stack, outputs, parameters};
 use crate::cfn::plan;
 use crate::cli::SetupArgs;
 use crate::error::{AwsContext, aws_code, describe};
 use crate::memory::{self, Remembered};
-use crate::settings::{Global, P_MODE, P_SERVER_COUNT, SetupSettings};
+use crate::settings::{
+    Global, P_MODE, P_SERVER_COUNT, SetupInput, SetupSettings, sources_stack_name, user_params,
+};
 use crate::templates::{self, Asset, BUCKET_PARAM, TemplateInfo};
 use crate::ui::Printer;
 use crate::upload;
 
-/// Tag put on every stack (and so on every resource) of a deployment.
-pub const TAG: &str = "bbbctl:deployment";
-
 pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Result<()> {
-    let s = SetupSettings::resolve(args, stack)?;
-    let aws = Aws::connect(g).await?;
+    let input = SetupInput::read(args, stack)?;
+    let aws = connect(g, p, &input.stack).await?;
+    let sources_name = sources_stack_name(&input.stack);
+    let existing = describe_stack(&aws.cfn, &input.stack).await?;
+    let sources = describe_stack(&aws.cfn, &sources_name).await?;
+    for st in existing.iter().chain(&sources) {
+        ensure_ours(&aws, st, &input.stack).await?;
+    }
+    let current = existing
+        .as_ref()
+        .map(|st| user_params(&input.root, parameters(st)));
+    let s = input.settle(current.as_ref())?;
     p.info(format!(
-        "Deployment {} ({} mode) in {}; parameters from {}",
-        s.stack,
-        s.mode,
-        aws.region(),
-        s.params_origin
+        "{} mode; parameters from {}",
+        s.mode, s.params_origin
     ));
     check_hosted_zone(&aws, &s).await?;
     if args.dry_run {
-        return dry_run(&aws, p, &s).await;
+        return dry_run(&aws, p, &s, existing.as_ref(), sources.as_ref()).await;
     }
     ensure_ecs_service_role(&aws, g, p, &s).await?;
-    let root_info = s.bundle.root_info()?;
-    let existing = describe_stack(&aws.cfn, &s.stack).await?;
-    if let Some(text) = existing
-        .as_ref()
-        .and_then(|st| mode_switch(&s, st, &root_info))
-    {
+    if let Some(text) = existing.as_ref().and_then(|st| what_changes(&s, st)) {
         p.info(&text);
-        if !g.yes && !p.confirm(&format!("Switch {} to {} mode?", s.stack, s.mode))? {
+        if !g.yes && !p.confirm(&format!("Apply these changes to deployment {}?", s.stack))? {
             bail!("not confirmed: deployment {} is unchanged", s.stack);
         }
     }
@@ -68,13 +69,13 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             root: Some(sources_info.resource_count),
             children: BTreeMap::new(),
         },
-        None,
+        sources,
     )
     .await?;
     let bucket = bucket_of(&s, &sources.stack)?;
 
     // 2. Templates and scripts.
-    let mut root_spec = RootSpec::new(p, &aws, &s, &root_info, &bucket)?;
+    let mut root_spec = RootSpec::new(p, &aws, &s, &bucket)?;
     if let Some(stack) = &existing {
         keep_server_count(&aws, p, &s, stack, &mut root_spec.params).await?;
     }
@@ -82,7 +83,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
 
     // 3. The root stack with its nested stacks.
     let counts = Counts {
-        root: Some(root_info.resource_count),
+        root: Some(s.root.resource_count),
         children: s.bundle.nested_resource_counts()?,
     };
     let root = deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await?;
@@ -98,6 +99,27 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     }
     report_ready(p, &s, &root, uploaded);
     Ok(())
+}
+
+/// What this setup changes in an existing deployment's parameters, and for a mode switch the
+/// layers that go and come; `None` when no parameter changes.
+fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
+    if s.changes.is_empty() {
+        return None;
+    }
+    let mut text = format!(
+        "Setup changes these parameters of deployment {} (from {}):",
+        s.stack, s.params_origin
+    );
+    let width = s.changes.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+    for (name, now, then) in &s.changes {
+        text.push_str(&format!("\n  {name:<width$}  {now} → {then}"));
+    }
+    if let Some(switch) = mode_switch(s, stack) {
+        text.push('\n');
+        text.push_str(&switch);
+    }
+    Some(text)
 }
 
 fn tags(s: &SetupSettings) -> Vec<(String, String)> {
@@ -119,19 +141,13 @@ struct RootSpec {
 }
 
 impl RootSpec {
-    fn new(
-        p: &Printer,
-        aws: &Aws,
-        s: &SetupSettings,
-        root: &TemplateInfo,
-        bucket: &str,
-    ) -> Result<Self> {
+    fn new(p: &Printer, aws: &Aws, s: &SetupSettings, bucket: &str) -> Result<Self> {
         let mut assets = s.bundle.assets();
         let mut params = s.params.clone();
         params.insert(BUCKET_PARAM.into(), bucket.to_string());
         for a in &assets {
             let param = a.param.as_deref().unwrap_or_default();
-            if root.parameters.contains_key(param) {
+            if s.root.parameters.contains_key(param) {
                 params.insert(param.to_string(), a.key.clone());
             } else {
                 p.warn(format!(
@@ -174,18 +190,22 @@ async fn upload_assets(aws: &Aws, p: &Printer, bucket: &str, assets: &[Asset]) -
 /// `setup --dry-run`: what setup would do, through a change set with nested stacks for an
 /// existing deployment. Changes nothing in the stacks; new template files may be uploaded to
 /// the sources bucket (content-addressed, unused until applied), as the change set reads them.
-async fn dry_run(aws: &Aws, p: &Printer, s: &SetupSettings) -> Result<()> {
+async fn dry_run(
+    aws: &Aws,
+    p: &Printer,
+    s: &SetupSettings,
+    root: Option<&Stack>,
+    sources: Option<&Stack>,
+) -> Result<()> {
     if s.mode == "scalable" && ecs_service_role_exists(aws).await? == Some(false) {
         p.info(format!(
             "setup would first create the ECS service-linked role {ECS_SERVICE_ROLE} (with --yes)."
         ));
     }
-    let root_info = s.bundle.root_info()?;
-    let sources = describe_stack(&aws.cfn, &s.sources_stack).await?;
-    let root = describe_stack(&aws.cfn, &s.stack).await?;
     let (Some(sources), Some(root)) = (sources, root) else {
         let counts = s.bundle.nested_resource_counts()?;
-        let layers: Vec<_> = root_info
+        let layers: Vec<_> = s
+            .root
             .nested_in_effect(&s.params)
             .into_iter()
             .map(|n| {
@@ -195,31 +215,50 @@ async fn dry_run(aws: &Aws, p: &Printer, s: &SetupSettings) -> Result<()> {
                 )
             })
             .collect();
+        let verb = |exists: bool| if exists { "update" } else { "create" };
         let mut text = format!(
-            "Dry run: deployment {} does not exist yet; setup would create
-  stack {} (the sources bucket)
+            "Dry run: deployment {} is not complete; setup would {}
+  stack {} (the sources bucket), and {}
   stack {} with {} nested stacks:",
             s.stack,
+            verb(sources.is_some()),
             s.sources_stack,
+            verb(root.is_some()),
             s.stack,
             layers.len()
         );
+        if root.is_none() && sources.is_none() {
+            text = format!(
+                "Dry run: deployment {} does not exist yet; setup would create
+  stack {} (the sources bucket)
+  stack {} with {} nested stacks:",
+                s.stack,
+                s.sources_stack,
+                s.stack,
+                layers.len()
+            );
+        }
         for (name, n) in &layers {
             text.push_str(&format!("\n    + {name} ({n} resource(s))"));
         }
         text.push_str("\nNothing was changed.");
         p.result(
             text,
-            &json!({ "stack": s.stack, "exists": false, "create": layers.iter().map(|(l, n)| json!({"stack": l, "resources": n})).collect::<Vec<_>>() }),
+            &json!({
+                "stack": s.stack,
+                "exists": root.is_some(),
+                "sources_exists": sources.is_some(),
+                "create": layers.iter().map(|(l, n)| json!({"stack": l, "resources": n})).collect::<Vec<_>>(),
+            }),
         );
         return Ok(());
     };
-    let bucket = bucket_of(s, &sources)?;
-    let mut root_spec = RootSpec::new(p, aws, s, &root_info, &bucket)?;
-    if let Some(text) = mode_switch(s, &root, &root_info) {
+    if let Some(text) = what_changes(s, root) {
         p.info(&text);
     }
-    keep_server_count(aws, p, s, &root, &mut root_spec.params).await?;
+    let bucket = bucket_of(s, sources)?;
+    let mut root_spec = RootSpec::new(p, aws, s, &bucket)?;
+    keep_server_count(aws, p, s, root, &mut root_spec.params).await?;
     upload_assets(aws, p, &bucket, &root_spec.assets).await?;
     let changes = plan::plan(&aws.cfn, &root_spec.spec(s)).await?;
     let text = if changes.is_empty() {
@@ -285,20 +324,11 @@ async fn keep_server_count(
 
 /// Switching modes removes layers, and their data with them: the text that says which, or
 /// `None` when the mode stays.
-fn mode_switch(s: &SetupSettings, stack: &Stack, root: &TemplateInfo) -> Option<String> {
-    let current: BTreeMap<String, String> = stack
-        .parameters()
-        .iter()
-        .filter_map(|x| {
-            Some((
-                x.parameter_key()?.to_string(),
-                x.parameter_value()?.to_string(),
-            ))
-        })
-        .collect();
+fn mode_switch(s: &SetupSettings, stack: &Stack) -> Option<String> {
+    let current = parameters(stack);
     let from = current.get(P_MODE).filter(|m| **m != s.mode)?;
-    let before = root.nested_in_effect(&current);
-    let after = root.nested_in_effect(&s.params);
+    let before = s.root.nested_in_effect(&current);
+    let after = s.root.nested_in_effect(&s.params);
     let mut text = format!(
         "Deployment {} switches from {from} to {} mode.",
         s.stack, s.mode

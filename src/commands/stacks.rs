@@ -12,9 +12,78 @@ use crate::cfn::cause::root_cause;
 use crate::cfn::events::EventPoller;
 use crate::cfn::ops::{self, Outcome, StackSpec, Started, describe_stack, outputs, status};
 use crate::cfn::tree::{Op, StackTree, is_terminal};
-use crate::error::AwsContext;
+use crate::error::{AwsContext, usage};
 use crate::settings::Global;
 use crate::ui::{Printer, format_duration};
+
+/// Tag put on every stack bbbctl creates (and so on every resource in it); its value is the
+/// deployment's root stack name. A stack without it is not bbbctl's, and bbbctl leaves it alone.
+pub const TAG: &str = "bbbctl:deployment";
+
+/// Whether bbbctl created `stack` for deployment `deployment`.
+pub fn is_ours(stack: &Stack, deployment: &str) -> bool {
+    stack
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some(TAG) && t.value() == Some(deployment))
+}
+
+/// Refuses (exit 2) a stack bbbctl did not create for this deployment, with a message that
+/// names the stack and says what it is.
+pub async fn ensure_ours(aws: &Aws, stack: &Stack, deployment: &str) -> Result<()> {
+    if is_ours(stack, deployment) {
+        return Ok(());
+    }
+    let name = stack.stack_name().unwrap_or(deployment);
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    let id = stack.stack_id().unwrap_or(name);
+    match stack_resources(aws, id).await {
+        Ok(resources) => {
+            for r in resources {
+                *kinds
+                    .entry(r.resource_type().unwrap_or("?").to_string())
+                    .or_default() += 1;
+            }
+        }
+        Err(e) => tracing::debug!("resources of {name}: {e:#}"),
+    }
+    let total: usize = kinds.values().sum();
+    let what = kinds
+        .iter()
+        .map(|(k, n)| {
+            if *n > 1 {
+                format!("{n} × {k}")
+            } else {
+                k.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let description = stack
+        .description()
+        .map(|d| format!(", described as {:?}", d.lines().next().unwrap_or(d)))
+        .unwrap_or_default();
+    let other = stack
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(TAG))
+        .and_then(|t| t.value())
+        .map(|v| format!(" (it belongs to bbbctl deployment {v})"))
+        .unwrap_or_default();
+    Err(usage(format!(
+        "stack {name} in account {} ({}) was not created by bbbctl for deployment {deployment}{other}: \
+         it has no tag {TAG}={deployment}. It is a {} stack with {total} resource(s){}{description}. \
+         bbbctl changes and deletes only its own stacks: choose another name with -s",
+        aws.account,
+        aws.region(),
+        status(stack),
+        if what.is_empty() {
+            String::new()
+        } else {
+            format!(" ({what})")
+        },
+    )))
+}
 
 /// Resource counts for the progress display: (root, nested stacks by logical id).
 #[derive(Debug, Clone, Default)]
@@ -65,8 +134,7 @@ pub async fn deploy(
                 p.info(format!(
                     "Stack {name} is busy ({st}); following it to the end first."
                 ));
-                let id = stack.stack_id().unwrap_or(name).to_string();
-                let outcome = attach(aws, p, &id, name, op_of(st), counts).await?;
+                let outcome = attach(aws, p, stack, op_of(st), counts).await?;
                 tracing::info!("{name} ended {}", outcome.status);
                 continue;
             }
@@ -129,15 +197,11 @@ pub async fn deploy(
     }
 }
 
-/// Follows an operation that is already running (started by an earlier, interrupted bbbctl).
-async fn attach(
-    aws: &Aws,
-    p: &Printer,
-    stack_id: &str,
-    name: &str,
-    op: Op,
-    counts: &Counts,
-) -> Result<Outcome> {
+/// Follows an operation that is already running (started by an earlier, interrupted bbbctl);
+/// elapsed times count from when that operation began.
+async fn attach(aws: &Aws, p: &Printer, stack: &Stack, op: Op, counts: &Counts) -> Result<Outcome> {
+    let name = stack.stack_name().unwrap_or_default();
+    let stack_id = stack.stack_id().unwrap_or(name);
     let mut poller = EventPoller::new(aws.cfn.clone());
     let marker = poller.latest(stack_id).await?;
     // Show the operation from its latest event on; earlier ones were shown by the earlier run.
@@ -145,7 +209,15 @@ async fn attach(
         .map(|(id, t)| (Some(t), Some(id)))
         .unwrap_or_default();
     poller.start(stack_id, since, seen);
-    let tree = StackTree::new(op, name, stack_id, counts.root, counts.children.clone());
+    let mut tree = StackTree::new(op, name, stack_id, counts.root, counts.children.clone());
+    let began = match op {
+        Op::Create => stack.creation_time(),
+        Op::Update => stack.last_updated_time(),
+        Op::Delete => stack.deletion_time(),
+    };
+    if let Some(ms) = began.and_then(|t| t.to_millis().ok()) {
+        tree.set_started(ms);
+    }
     ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await
 }
 
@@ -158,7 +230,7 @@ pub async fn delete(aws: &Aws, p: &Printer, stack: &Stack) -> Result<Outcome> {
         p.info(format!(
             "Stack {name} is busy ({st}); following it to the end first."
         ));
-        let outcome = attach(aws, p, &id, &name, op_of(st), &Counts::default()).await?;
+        let outcome = attach(aws, p, stack, op_of(st), &Counts::default()).await?;
         if outcome.status == "DELETE_COMPLETE" {
             return Ok(outcome);
         }
@@ -249,10 +321,12 @@ impl Deployment {
     pub async fn find(aws: &Aws, name: &str) -> Result<Self> {
         let Some(stack) = describe_stack(&aws.cfn, name).await? else {
             bail!(
-                "no deployment {name} in region {}: stack {name} does not exist. Check -s/--stack, --region and -p/--profile, or create it with `bbbctl setup`",
+                "no deployment {name} in account {} region {}: stack {name} does not exist. Check -s/--stack, --region and -p/--profile, or create it with `bbbctl setup`",
+                aws.account,
                 aws.region()
             );
         };
+        ensure_ours(aws, &stack, name).await?;
         Ok(Deployment {
             name: name.to_string(),
             outputs: outputs(&stack),

@@ -21,6 +21,8 @@ pub struct Printer {
     pub format: OutputFormat,
     live: bool,
     stdin_tty: bool,
+    /// Fields every JSON result carries (account, region, profile), once known.
+    context: std::sync::Arc<std::sync::OnceLock<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Printer {
@@ -30,6 +32,14 @@ impl Printer {
             format: g.output,
             live: stdout_tty && !g.no_progress && g.output == OutputFormat::Text,
             stdin_tty: std::io::stdin().is_terminal(),
+            context: Default::default(),
+        }
+    }
+
+    /// Fields added to every JSON result object from now on (the first call wins).
+    pub fn set_context(&self, fields: serde_json::Value) {
+        if let serde_json::Value::Object(map) = fields {
+            let _ = self.context.set(map);
         }
     }
 
@@ -60,9 +70,15 @@ impl Printer {
     /// The command's result: `text` in text mode, `json` (pretty) in JSON mode.
     pub fn result(&self, text: impl Display, json: &serde_json::Value) {
         if self.json() {
+            let mut json = json.clone();
+            if let (Some(ctx), serde_json::Value::Object(obj)) = (self.context.get(), &mut json) {
+                for (k, v) in ctx {
+                    obj.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
             println!(
                 "{}",
-                serde_json::to_string_pretty(json).expect("JSON values serialize")
+                serde_json::to_string_pretty(&json).expect("JSON values serialize")
             );
         } else {
             let text = text.to_string();

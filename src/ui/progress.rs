@@ -50,7 +50,7 @@ pub fn format_duration(ms: i64) -> String {
 pub fn stack_line(tree: &StackTree, node: &StackNode, now_ms: i64) -> String {
     let name = format!("{}{}", "  ".repeat(node.depth), node.label);
     let status = node.status.as_deref().unwrap_or("PENDING");
-    let counts = format!("{}/{}", node.done(), node.total(tree.op));
+    let counts = format!("{}/{}", node.settled(tree.op), node.total(tree.op));
     format!(
         "{name:<28} {status:<36} {counts:>7}  {}",
         format_duration(node.elapsed_ms(now_ms))
@@ -154,6 +154,25 @@ impl Progress {
         }
     }
 
+    /// Between polls: live lines redraw (their elapsed times tick); plain lines print nothing.
+    pub fn tick(&mut self, tree: &StackTree) {
+        if matches!(self, Progress::Live { .. }) {
+            self.draw(tree);
+        }
+    }
+
+    /// bbbctl stops waiting (Ctrl-C): live lines freeze as they are, without a spinner glyph.
+    pub fn abandon(&mut self) {
+        if let Progress::Live { bars, .. } = self {
+            for bar in bars.values() {
+                if !bar.is_finished() {
+                    bar.set_style(ProgressStyle::with_template("■ {msg}").expect("valid template"));
+                    bar.abandon();
+                }
+            }
+        }
+    }
+
     /// The operation ended: freeze the live lines.
     pub fn finish(&mut self, tree: &StackTree) {
         self.draw(tree);
@@ -206,7 +225,8 @@ mod tests {
         assert!(line.ends_with("1m05s"), "{line}");
         let child = stack_line(&tree, &tree.nodes()[1], 65_000);
         assert!(child.starts_with("  Net "), "{child}");
-        assert!(child.contains("PENDING"), "{child}");
+        // shown as soon as the parent starts it, in the parent's words
+        assert!(child.contains("CREATE_IN_PROGRESS"), "{child}");
         let e = ev(
             "bbb",
             "Vpc",

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region};
 use bbbctl::aws::Aws;
 
+pub mod inventory;
+
 pub const REGION: &str = "us-east-1";
 pub const EMAIL: &str = "ops@example.org";
 

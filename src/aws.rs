@@ -26,6 +26,7 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub iam: aws_sdk_iam::Client,
+    pub rds: aws_sdk_rds::Client,
     pub sts: aws_sdk_sts::Client,
     /// The account the credentials belong to (set by `connect`; empty in unit tests).
     pub account: String,
@@ -103,6 +104,7 @@ impl Aws {
             autoscaling: client!(aws_sdk_autoscaling),
             secrets: client!(aws_sdk_secretsmanager),
             iam: client!(aws_sdk_iam),
+            rds: client!(aws_sdk_rds),
             sts: client!(aws_sdk_sts),
             account: String::new(),
             config,

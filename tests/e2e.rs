@@ -7,9 +7,11 @@ use common::*;
 
 #[tokio::test]
 async fn setup_rerun_admin_login_scale_status_destroy() {
+    let _one_at_a_time = exclusive().await;
     let aws = account().await;
     let domain = format!("{}.example.org", unique("lc"));
     let zone = hosted_zone(&aws, &domain).await;
+    let before = inventory::inventory();
     let stack = unique("lc");
     let email = "ops@example.org";
     // Files uploaded to the bucket: every asset and the root template.
@@ -148,7 +150,9 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     let o = bbbctl(&["scale", "--count", "2"]);
     assert_code(&o, 0);
     assert!(
-        stdout(&o).starts_with(&format!("Deployment {stack} (region us-east-1)")),
+        stdout(&o).starts_with(&format!(
+            "Deployment {stack}: account 123456789012, region us-east-1"
+        )),
         "{}",
         stdout(&o)
     );
@@ -207,12 +211,21 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         "{}",
         stdout(&o)
     );
+    // The final snapshot that stays is named, and it exists.
+    let out = stdout(&o);
+    let snapshot = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Left on purpose: final snapshot "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no final snapshot named:\n{out}"));
+    let snapshots = inventory::inventory()
+        .remove("rds:cluster_snapshots")
+        .unwrap_or_default();
     assert!(
-        stdout(&o).contains("Left on purpose: a final snapshot of AWS::RDS::DBCluster"),
-        "{}",
-        stdout(&o)
+        snapshots.iter().any(|s| s.ends_with(snapshot)),
+        "{snapshot} not in {snapshots:?}"
     );
-    assert_nothing_left(&aws, &stack).await;
+    assert_nothing_left(&aws, &stack, &before, &["rds:cluster_snapshots"]).await;
     assert!(
         aws.secrets
             .get_secret_value()
@@ -234,6 +247,7 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
 
 #[tokio::test]
 async fn failing_nested_stack_prints_its_root_cause() {
+    let _one_at_a_time = exclusive().await;
     let aws = account().await;
     let domain = format!("{}.example.org", unique("fail"));
     let zone = hosted_zone(&aws, &domain).await;

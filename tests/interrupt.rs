@@ -90,6 +90,7 @@ fn assert_stopped_waiting(o: &Output) {
 
 #[tokio::test]
 async fn ctrl_c_during_create_then_rerun_follows_it_to_the_end() {
+    let _one_at_a_time = exclusive().await;
     let aws = async_account().await;
     let domain = format!("{}.example.org", unique("ic"));
     let zone = hosted_zone(&aws, &domain).await;
@@ -125,9 +126,11 @@ async fn ctrl_c_during_create_then_rerun_follows_it_to_the_end() {
 
 #[tokio::test]
 async fn ctrl_c_during_destroy_then_rerun_deletes_everything() {
+    let _one_at_a_time = exclusive().await;
     let aws = async_account().await;
     let domain = format!("{}.example.org", unique("id"));
     let zone = hosted_zone(&aws, &domain).await;
+    let before = inventory::inventory();
     let stack = unique("id");
     let dir = scratch_dir();
 
@@ -162,5 +165,5 @@ async fn ctrl_c_during_destroy_then_rerun_deletes_everything() {
         "{}",
         stdout(&o)
     );
-    assert_nothing_left(&aws, &stack).await;
+    assert_nothing_left(&aws, &stack, &before, &["rds:cluster_snapshots"]).await;
 }

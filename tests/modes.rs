@@ -21,9 +21,11 @@ fn layers(mode: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn single_mode_then_scalable_and_back() {
+    let _one_at_a_time = exclusive().await;
     let aws = account().await;
     let domain = format!("{}.example.org", unique("mode"));
     let zone = hosted_zone(&aws, &domain).await;
+    let before = inventory::inventory();
     let stack = unique("mode");
     let dir = scratch_dir();
     let setup = |mode: &str| {
@@ -69,12 +71,39 @@ async fn single_mode_then_scalable_and_back() {
     assert_eq!(outputs["EnvironmentType"], "scalable");
     assert!(outputs.contains_key("ScaleliteURL"), "{outputs:?}");
 
+    let now = inventory::created_since(&before);
+    for kind in [
+        "ecs:clusters",
+        "rds:clusters",
+        "efs:file_systems",
+        "elbv2:load_balancers",
+    ] {
+        assert!(now.contains_key(kind), "scalable mode has {kind}: {now:#?}");
+    }
+
     let o = setup("single");
     assert_code(&o, 0);
     let nested = nested_stacks(&aws, &stack).await;
     assert_eq!(nested.len(), single.len(), "{nested:?}");
+    // The layers that went took their resources with them (the database its final snapshot).
+    let now = inventory::created_since(&before);
+    for kind in [
+        "ecs:clusters",
+        "ecs:services",
+        "rds:clusters",
+        "efs:file_systems",
+        "elbv2:load_balancers",
+        "elbv2:target_groups",
+        "elasticache:cache_clusters",
+    ] {
+        assert!(
+            !now.contains_key(kind),
+            "{kind} left after the switch to single: {now:#?}"
+        );
+    }
+    assert!(now.contains_key("rds:cluster_snapshots"), "{now:#?}");
 
     let o = bbbctl_in(&dir, &["destroy", "--yes"]);
     assert_code(&o, 0);
-    assert_nothing_left(&aws, &stack).await;
+    assert_nothing_left(&aws, &stack, &before, &["rds:cluster_snapshots"]).await;
 }

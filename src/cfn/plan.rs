@@ -182,14 +182,16 @@ pub fn render(changes: &[PlannedChange]) -> String {
             ));
         }
     }
-    let count = |f: &dyn Fn(&PlannedChange) -> bool| {
-        changes
-            .iter()
-            .filter(|c| !c.is_nested_stack() && f(c))
-            .count()
+    // Every line above is counted, nested stacks too, so the summary agrees with the list.
+    let count = |f: &dyn Fn(&PlannedChange) -> bool| changes.iter().filter(|c| f(c)).count();
+    let nested = count(&|c| c.is_nested_stack() && c.action == "Modify");
+    let nested = if nested > 0 {
+        format!(", {nested} of them nested stacks")
+    } else {
+        String::new()
     };
     out.push_str(&format!(
-        "Plan: {} to add, {} to modify ({} replaced), {} to remove.",
+        "Plan: {} to add, {} to modify ({} replaced{nested}), {} to remove.",
         count(&|c| c.action == "Add"),
         count(&|c| c.action == "Modify"),
         count(&|c| c.replaced()),
@@ -308,8 +310,20 @@ mod tests {
             text.contains("    + Hook (AWS::AutoScaling::LifecycleHook)"),
             "{text}"
         );
+        // The summary counts every line listed: 4 changes, nested stacks included.
+        let listed = text
+            .lines()
+            .filter(|l| {
+                ["    + ", "    ~ ", "    ! ", "    - "]
+                    .iter()
+                    .any(|m| l.starts_with(m))
+            })
+            .count();
+        assert_eq!(listed, 4, "{text}");
         assert!(
-            text.ends_with("Plan: 1 to add, 1 to modify (1 replaced), 0 to remove."),
+            text.ends_with(
+                "Plan: 1 to add, 2 to modify (1 replaced, 1 of them nested stacks), 1 to remove."
+            ),
             "{text}"
         );
     }

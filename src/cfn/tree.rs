@@ -276,10 +276,14 @@ impl StackTree {
             }
         };
         let node = &mut self.nodes[child];
-        if node.status.is_none() || node.id.is_empty() {
-            // Until its own events arrive, the parent's view of it is all there is.
+        node.first_ms.get_or_insert(ev.timestamp_ms);
+        let own_events_tell = !physical.is_empty() || !node.id.is_empty();
+        if !(own_events_tell && is_terminal(&ev.status))
+            && (node.id.is_empty() || node.status.is_none())
+        {
+            // Until its own events arrive, the parent's view of it is all there is; that it
+            // ended, only its own events say (they hold the cause of a failure).
             node.status = Some(ev.status.clone());
-            node.first_ms.get_or_insert(ev.timestamp_ms);
         }
         if !physical.is_empty() && node.id != physical {
             // New, or replaced: follow this one.

@@ -11,6 +11,7 @@ use super::out;
 use super::stacks::{delete, ensure_ours, stack_resources};
 use crate::aws::Aws;
 use crate::cfn::ops::{describe_stack, outputs};
+use crate::error::AwsContext;
 use crate::memory;
 use crate::settings::{Global, sources_stack_name};
 use crate::templates::Bundle;
@@ -47,6 +48,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         Some(root) => kept_on_delete(&aws, root).await?,
         None => Vec::new(),
     };
+    let started = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
     let bucket = sources
         .as_ref()
         .and_then(|s| outputs(s).remove(out::BUCKET));
@@ -71,11 +73,15 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         deleted.push(stack.stack_name().unwrap_or_default().to_string());
     }
     memory::forget(stack);
+    let mut left = Vec::new();
+    for k in &kept {
+        left.extend(k.what_is_left(&aws, &started).await?);
+    }
     let mut text = format!(
         "Deployment {stack} is deleted (stacks: {}).",
         deleted.join(", ")
     );
-    for k in &kept {
+    for k in &left {
         text.push_str(&format!("\nLeft on purpose: {k}"));
     }
     for s in &skipped {
@@ -88,16 +94,76 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "deleted_stacks": deleted,
             "bucket": bucket,
             "deleted_objects": objects,
-            "left_on_purpose": kept,
+            "left_on_purpose": left,
             "not_deleted": skipped,
         }),
     );
     Ok(())
 }
 
+/// A resource the templates keep on delete (DeletionPolicy), with its physical id.
+struct Kept {
+    kind: String,
+    physical: String,
+    policy: String,
+}
+
+impl Kept {
+    /// What really stays after the delete began at `since`: for `Snapshot` on an Aurora
+    /// cluster, the final snapshots RDS lists for it (none, when the snapshot failed or was
+    /// already deleted: then nothing is claimed, and a warning says so).
+    async fn what_is_left(
+        &self,
+        aws: &Aws,
+        since: &aws_smithy_types::DateTime,
+    ) -> Result<Vec<String>> {
+        let Kept {
+            kind,
+            physical,
+            policy,
+        } = self;
+        if policy != "Snapshot" {
+            return Ok(vec![format!("{kind} {physical} (DeletionPolicy {policy})")]);
+        }
+        if kind != "AWS::RDS::DBCluster" {
+            return Ok(vec![format!(
+                "a final snapshot of {kind} {physical} (DeletionPolicy Snapshot)"
+            )]);
+        }
+        let out = aws
+            .rds
+            .describe_db_cluster_snapshots()
+            .db_cluster_identifier(physical)
+            .snapshot_type("manual")
+            .send()
+            .await
+            .aws_context(format_args!("looking up the final snapshot of {physical}"))?;
+        let snapshots: Vec<String> = out
+            .db_cluster_snapshots()
+            .iter()
+            .filter(|s| {
+                s.snapshot_create_time()
+                    .is_none_or(|t| t.secs() >= since.secs() - 60)
+            })
+            .filter_map(|s| s.db_cluster_snapshot_identifier().map(str::to_string))
+            .collect();
+        if snapshots.is_empty() {
+            tracing::warn!("no final snapshot of Aurora cluster {physical} was found");
+        }
+        Ok(snapshots
+            .into_iter()
+            .map(|id| {
+                format!(
+                    "final snapshot {id} of Aurora cluster {physical} (DeletionPolicy Snapshot); delete it when you no longer need the data"
+                )
+            })
+            .collect())
+    }
+}
+
 /// What deleting the root stack leaves behind by design (e.g. the database's final snapshot):
 /// the templates' DeletionPolicy, with the physical ids of the live nested stacks' resources.
-async fn kept_on_delete(aws: &Aws, root: &Stack) -> Result<Vec<String>> {
+async fn kept_on_delete(aws: &Aws, root: &Stack) -> Result<Vec<Kept>> {
     let templates = Bundle::embedded().nested_templates()?;
     let root_id = root.stack_id().unwrap_or_default();
     let mut kept = Vec::new();
@@ -121,12 +187,10 @@ async fn kept_on_delete(aws: &Aws, root: &Stack) -> Result<Vec<String>> {
             else {
                 continue;
             };
-            let physical = r.physical_resource_id().unwrap_or("?");
-            kept.push(match policy.as_str() {
-                "Snapshot" => format!(
-                    "a final snapshot of {kind} {physical} (DeletionPolicy Snapshot); delete it when you no longer need the data"
-                ),
-                _ => format!("{kind} {physical} (DeletionPolicy {policy})"),
+            kept.push(Kept {
+                kind: kind.clone(),
+                physical: r.physical_resource_id().unwrap_or("?").to_string(),
+                policy: policy.clone(),
             });
         }
     }

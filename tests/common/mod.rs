@@ -308,8 +308,16 @@ pub async fn bucket_names(aws: &Aws) -> Vec<String> {
         .collect()
 }
 
-/// After a destroy: no stack of the deployment and no bucket of its name are left.
-pub async fn assert_nothing_left(aws: &Aws, stack: &str) {
+/// After a destroy: no stack of the deployment, no bucket of its name, and no resource of any
+/// kind that was not there before (`before`: `inventory::inventory()` taken before the first
+/// setup; `kept`: kinds that stay on purpose, e.g. `rds:cluster_snapshots`). Tests that call it
+/// hold `exclusive()`, so no other test of the binary creates resources meanwhile.
+pub async fn assert_nothing_left(
+    aws: &Aws,
+    stack: &str,
+    before: &std::collections::BTreeMap<String, Vec<String>>,
+    kept: &[&str],
+) {
     let left = live_stacks(aws).await;
     assert!(
         !left.iter().any(|s| s.starts_with(stack)),
@@ -321,4 +329,19 @@ pub async fn assert_nothing_left(aws: &Aws, stack: &str) {
         !buckets.iter().any(|b| b.starts_with(&prefix)),
         "buckets left: {buckets:?}"
     );
+    let mut created = inventory::created_since(before);
+    for k in kept {
+        assert!(
+            created.remove(*k).is_some(),
+            "{k} should stay on purpose: {created:#?}"
+        );
+    }
+    assert!(created.is_empty(), "resources left behind: {created:#?}");
+}
+
+/// One test at a time in this test binary, for tests that compare the emulator's whole
+/// inventory before and after.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }

@@ -2,7 +2,7 @@
 # Local AWS emulator for bbbctl: moto server + moto_ext patches, on 127.0.0.1 only.
 #
 #   moto.sh install        create/refresh .venv/emulator (idempotent, concurrency-safe)
-#   moto.sh start [PORT]   start in the background (default $MOTO_PORT or 5000), wait until ready
+#   moto.sh start [PORT]   start in the background (default $MOTO_PORT or 5055), wait until ready
 #   moto.sh stop [PORT]    stop it (no error when not running)
 #   moto.sh reset [PORT]   drop all emulated state
 #   moto.sh env [PORT]     print export lines for clients (eval "$(moto.sh env)")
@@ -36,7 +36,7 @@ cmd_install() {
 }
 
 port_arg() {
-    local port="${1:-${MOTO_PORT:-5000}}"
+    local port="${1:-${MOTO_PORT:-5055}}"
     if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
         die "bad port: $port"
     fi
@@ -56,6 +56,19 @@ server_pid() {
 
 answers() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/moto-api/"; }
 
+# Fails at once when another program listens on 127.0.0.1:PORT (or on all addresses).
+port_free() {
+    local port="$1" who=""
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        if command -v ss >/dev/null 2>&1; then
+            who="$(ss -ltnpH "sport = :$port" 2>/dev/null |
+                grep -o 'users:(("[^"]*"' | head -n 1 | cut -d'"' -f2 || true)"
+        fi
+        die "port $port is taken: another program${who:+ ($who)} listens on 127.0.0.1:$port;" \
+            "pick another port, e.g. MOTO_PORT=5056 scripts/demo.sh or moto.sh start 5056"
+    fi
+}
+
 cmd_start() {
     local port pid log i
     port="$(port_arg "${1:-}")"
@@ -66,6 +79,7 @@ cmd_start() {
         return 0
     fi
     [[ -z "$pid" ]] || cmd_stop "$port"
+    port_free "$port"
     log="$venv/moto-$port.log"
     nohup "$venv/bin/python" "$here/server.py" --port "$port" >"$log" 2>&1 </dev/null &
     pid=$!

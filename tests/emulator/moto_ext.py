@@ -73,7 +73,7 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
  9. Types moto's CloudFormation ignored although moto has their service, created in
     moto's backends with AWS's Ref / Fn::GetAtt values (moto: nothing created, GetAtt
     failed): AWS::RDS::DBCluster (Endpoint.Address/.Port, ReadEndpoint.Address,
-    DBClusterArn, DBClusterResourceId; no final snapshot), Aurora member
+    DBClusterArn, DBClusterResourceId; DeletionPolicy Snapshot: patch 14), Aurora member
     AWS::RDS::DBInstance (moto: KeyError; now joins its cluster),
     AWS::ElastiCache::ReplicationGroup (PrimaryEndPoint, ReaderEndPoint,
     ConfigurationEndPoint), AWS::CertificateManager::Certificate (ISSUED: CloudFormation
@@ -104,6 +104,66 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     of a stack DELETE_IN_PROGRESS is a no-op.  Not emulated: DeleteStack during a create
     or update (AWS cancels it; here a ValidationError), CancelUpdateStack, ExecuteChangeSet
     (stays synchronous).  Clients can thus see *_IN_PROGRESS, be interrupted and attach.
+13. GET /moto-api/data.json lists live resources only.  moto listed every model object
+    ever created until a reset, deleted ones included.  Now only objects still held by
+    a service backend (through its dicts, lists, sets; and through the containers of
+    such a live object, e.g. a hosted zone's record sets) are listed, so the endpoint
+    shows what a deployment left behind (tests/common/inventory.rs reads it).  Not
+    followed: plain attributes of objects (an RDS snapshot's copy of its cluster) and
+    CloudFormation's deleted stacks.  Objects moto creates while a reset re-initialises a
+    backend are not tracked by moto and never listed (defaults only).
+14. CloudFormation deletes what it created (moto's models lacked a delete, so the stack
+    or an update removing them said DELETE_COMPLETE and the resources stayed):
+    AWS::ECS::Service (deleted, forced to 0 tasks), AWS::ECS::Cluster (deleted; AWS's
+    refusal while services are active), AWS::ECS::TaskDefinition (deregistered: INACTIVE,
+    still described, as in AWS), AWS::ElasticLoadBalancingV2::TargetGroup / Listener /
+    ListenerRule; already gone counts as deleted.  DeletionPolicy Retain is honoured when
+    an update removes a resource too (DELETE_SKIPPED; moto deleted it).  DeletionPolicy
+    Snapshot on AWS::RDS::DBCluster takes a final manual cluster snapshot before the
+    delete, identifier "<stack name>-<logical id>-snapshot-<12 random [a-z0-9]>" shaped
+    like an RDS identifier (lower case, single hyphens, at most 255 characters; the
+    stack is the one holding the cluster, a nested stack's own name; AWS's generated
+    name differs), listed by DescribeDBClusterSnapshots with the cluster identifier;
+    the cluster's automated snapshots go with it, as in AWS.  Ref of
+    AWS::EFS::AccessPoint is its id and of AWS::RDS::DBSubnetGroup its name (moto: the
+    Python object, e.g. inside an ECS task definition's EFS volume).  What moto kept of
+    deleted EC2 objects goes too: a deleted VPC's default security group and network
+    ACL, the network interfaces of deleted NAT gateways and terminated instances, route
+    table associations of deleted route tables, and the 8 GiB default root volume moto
+    attaches to every instance and orphaned when a launch template maps the root device;
+    a terminated instance's primary network interface (AWS: DeleteOnTermination true for
+    the interfaces a launch creates; moto kept it "in-use").  An update diffs parameters
+    by the values in effect: one left at its template default before and now passed with
+    that same value is no change (moto: a change, so every nested stack it reached was
+    "modified").
+15. DescribeStacks parameter values.  moto answered each parameter's resolved value: an
+    AWS::SSM::Parameter::Value<...> parameter showed the AMI id as its ParameterValue, a
+    CommaDelimitedList / List<...> a Python list, and a NoEcho parameter left at its
+    default was shown in clear.  AWS (and now moto): ParameterValue is the input value,
+    i.e. as passed (UsePreviousValue: the previous one) or else the template's Default,
+    list types comma-joined as given, NoEcho ones "****"; ResolvedValue, the value the SSM
+    parameter named by it holds, is returned only for Systems Manager parameter types.  So
+    a client that reads a stack's parameters back and passes them again passes the SSM
+    name, not a frozen AMI id.
+16. ClientRequestToken, and a lost answer.  moto ignored the token.  AWS documents it as a
+    unique identifier of a CreateStack / UpdateStack / DeleteStack request, to send when
+    the request may be retried so that CloudFormation knows the retry is not another
+    attempt to create (update, delete) a stack of that name; every event of the stack
+    operation a token started carries it (ClientRequestToken in DescribeStackEvents).  Now:
+    such a request carrying the token of the request that started the live stack's current
+    operation is that same request, answered like it (CreateStack and UpdateStack with the
+    StackId, DeleteStack empty) and not carried out again: no AlreadyExistsException, no
+    "No updates are to be performed.", no "... can not be updated." while it is still in
+    progress (patch 12).  Another token, or none, is a new request (CreateStack of an
+    existing stack: AlreadyExistsException).  The events of an operation carry its
+    request's token, none when it had none.  Not emulated: TokenAlreadyExistsException,
+    the token's format check, the tokens of other actions (ExecuteChangeSet, ...).  The
+    SDKs retry a request answered with a 5xx, so without a token a CreateStack whose first
+    attempt created the stack fails, retried, with AlreadyExistsException.
+    MOTO_EXT_LOSE_ANSWER=CreateStack[,UpdateStack,DeleteStack] in the server's environment
+    (read at import; unset: off) makes that testable: the first request of each named
+    action that succeeds is carried out, then answered HTTP 500 InternalFailure, as if its
+    answer was lost on the way; once per action and server process.
 """
 
 from __future__ import annotations
@@ -115,6 +175,7 @@ import sys
 import threading
 import traceback
 from collections import defaultdict
+from collections.abc import MutableMapping
 from typing import Any
 
 import yaml
@@ -295,6 +356,17 @@ def _delete_resource(self: ResourceMap, parsed_resource: Any,
     stack = getattr(self, "_ext_stack", None)
     logical_id = getattr(parsed_resource, "logical_resource_id", "")
     rtype, physical_id = resource_json.get("Type", ""), _phys(parsed_resource)
+    policy = resource_json.get("DeletionPolicy")
+    if policy == "Retain":  # also when an update removes it (moto deleted it then)
+        if stack is not None:
+            stack._ext_deleted.add(logical_id)
+        _event(stack, logical_id, rtype, "DELETE_SKIPPED", physical_id, once=True)
+        return
+    try:  # what a final snapshot is named after (patch 14)
+        parsed_resource._ext_deletion = (policy, stack.name if stack else "",
+                                         logical_id)
+    except AttributeError:  # objects without __dict__: nothing to remember
+        pass
     _event(stack, logical_id, rtype, "DELETE_IN_PROGRESS", physical_id, once=True)
     try:
         _orig_delete_resource(self, parsed_resource, resource_json)
@@ -924,7 +996,9 @@ class _BackendModel:
 class RDSDBCluster(_BackendModel, CloudFormationModel):
     """AWS::RDS::DBCluster in moto's RDS backend.  Ref: the cluster identifier;
     GetAtt Endpoint.Address / Endpoint.Port / ReadEndpoint.Address / DBClusterArn /
-    DBClusterResourceId.  DeletionPolicy Snapshot: moto deletes without a snapshot."""
+    DBClusterResourceId.  DeletionPolicy Snapshot: a final manual cluster snapshot
+    "<stack>-<logical id>-snapshot-<12 random [a-z0-9]>" (lower case, as _aws_name
+    shapes it) is taken before the cluster is deleted (AWS's generated name differs)."""
 
     __module__ = "moto.rds.moto_ext"
     ATTRS = ("Endpoint.Address", "Endpoint.Port", "ReadEndpoint.Address",
@@ -972,6 +1046,21 @@ class RDSDBCluster(_BackendModel, CloudFormationModel):
             "DBClusterArn": cluster.db_cluster_arn,
             "DBClusterResourceId": cluster.resource_id,
         })
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        # DeletionPolicy Snapshot: a final manual cluster snapshot first (patch 14)
+        policy, stack_name, logical_id = getattr(self, "_ext_deletion", (None, "", ""))
+        snapshot = None
+        if policy == "Snapshot":
+            import random
+            import string
+            suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=12))
+            snapshot = _aws_name(f"{stack_name}-{logical_id}-snapshot-{suffix}", 255)
+        from moto.rds.models import rds_backends
+        backend = rds_backends[account_id][region_name]
+        if self._physical_id in backend.clusters:
+            backend.delete_db_cluster(cluster_identifier=self._physical_id,
+                                      snapshot_name=snapshot)
 
     @classmethod
     def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
@@ -1277,9 +1366,27 @@ def _conditions_under(rmap: ResourceMap, template: dict[str, Any],
 _orig_build_resource_diff = ResourceMap.build_resource_diff
 
 
+def _param_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if value is None or isinstance(value, (list, dict)) else str(value)
+
+
 def _build_resource_diff(self: ResourceMap, other_template: dict[str, Any],
                          parameters: dict[str, Any] | None = None) -> dict[str, Any]:
-    diff = _orig_build_resource_diff(self, other_template, parameters)
+    # moto took a parameter that was left at its default before and is now passed with
+    # that same value for a change; CloudFormation compares the values in effect.
+    given = self.input_parameters
+    slots = (self._template or {}).get("Parameters") or {}
+    self.input_parameters = {
+        **{k: _param_text(v["Default"]) for k, v in slots.items()
+           if isinstance(v, dict) and "Default" in v},
+        **given,
+    }
+    try:
+        diff = _orig_build_resource_diff(self, other_template, parameters)
+    finally:
+        self.input_parameters = given
     old, new = self._resource_json_map, other_template["Resources"]
     new_conditions = _conditions_under(self, other_template, parameters)
 
@@ -1698,3 +1805,380 @@ if ASYNC_SECONDS is not None:
     CloudFormationResponse.delete_stack = _api_call(CloudFormationResponse.delete_stack)
     CloudFormationResponse.call_action = _locked_call_action
     CloudFormationResponse._validate_status = _async_validate_status
+
+
+# --------------------------------------- 13. GET /moto-api/data.json: live state only
+# moto lists every model instance ever created there (tracked at construction, dropped
+# only by a reset), so a deleted VPC or cluster stayed listed and the endpoint could not
+# tell what a stack left behind.  Now only instances still held by a service backend are
+# listed: reachable from a backend's attributes through dicts, lists, sets and tuples,
+# and from such a live instance through its own containers (an ELBv2 load balancer's
+# listeners, a hosted zone's record sets).  A plain attribute of an instance is not
+# followed (an RDS snapshot's cluster object, a stack's resource map keep deleted
+# objects alive in memory only), nor CloudFormation's deleted_stacks.
+_NOT_LIVE_ATTRS = {"deleted_stacks"}
+_CONTAINERS = (dict, list, tuple, set, frozenset, MutableMapping)  # RDS: CaseInsensitiveDict
+
+
+def _live_instance_ids() -> set[int]:
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.base_backend import BackendDict
+    from moto.core.model_instances import model_data
+    tracked = {id(i) for models in model_data.values() for model in models.values()
+               for i in getattr(model, "instances_tracked", [])}
+    seen: set[int] = set()
+    live: set[int] = set()
+    todo: list[Any] = []
+    backend_dicts = list(BackendDict._instances)
+    for service in list(model_data):  # after a reset moto serves cached backends that
+        try:                          # BackendDict._instances no longer lists (#6592)
+            backend_dicts.append(get_backend(service))  # type: ignore[call-overload]
+        except Exception:  # no backend under that name
+            continue
+    for backend_dict in backend_dicts:
+        for account in {*backend_dict.keys(), DEFAULT_ACCOUNT_ID}:
+            for backend in list(backend_dict[account].values()):
+                if id(backend) in seen:
+                    continue
+                seen.add(id(backend))
+                todo.extend(v for k, v in vars(backend).items() if k not in _NOT_LIVE_ATTRS)
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, (dict, MutableMapping)):  # never a lazy ResourceMap (Mapping)
+            todo.extend(list(node.values()))
+        elif isinstance(node, _CONTAINERS):
+            todo.extend(node)
+        elif id(node) in tracked:
+            live.add(id(node))
+            todo.extend(v for k, v in getattr(node, "__dict__", {}).items()
+                        if isinstance(v, _CONTAINERS) and k not in _NOT_LIVE_ATTRS)
+    return live
+
+
+def _live_model_data(request: Any, full_url: str, headers: Any) -> Any:
+    from moto.core.model_instances import model_data
+    with _cfn_lock:  # no stack operation half-done while the state is read
+        live = _live_instance_ids()
+        results: dict[str, dict[str, list[Any]]] = {}
+        for service in sorted(model_data):
+            results[service] = {}
+            for name in sorted(model_data[service]):
+                rows = results[service][name] = []
+                for instance in getattr(model_data[service][name], "instances_tracked", []):
+                    if id(instance) not in live:
+                        continue
+                    row = {}
+                    for attr in dir(instance):
+                        if attr.startswith("_"):
+                            continue
+                        try:
+                            value = getattr(instance, attr)
+                            json.dumps(value)
+                        except Exception:  # not JSON, or a property that fails: skipped
+                            continue
+                        row[attr] = value
+                    rows.append(row)
+    return 200, {"Content-Type": "application/javascript"}, json.dumps(results)
+
+
+from moto.moto_api._internal import responses as _api_responses  # noqa: E402
+from moto.moto_api._internal import urls as _api_urls  # noqa: E402
+
+_api_responses.MotoAPIResponse.model_data = (  # type: ignore[method-assign]
+    lambda self, request, full_url, headers: _live_model_data(request, full_url, headers))
+_api_urls.url_paths["{0}/moto-api/data.json"] = _live_model_data
+
+
+# --------------------------- 14. CloudFormation deletes what moto left in its backends
+# moto's models of these types had no delete, so a stack deletion or an update that
+# removed them (a mode switch removing whole nested stacks) reported DELETE_COMPLETE and
+# left them in the backend: ECS services kept their cluster alive, target groups and
+# access points piled up.  Each now calls its service's own delete, as CloudFormation
+# does; "already gone" counts as deleted.
+def _gone_ok(delete: Any) -> Any:
+    def method(self: Any, account_id: str, region_name: str) -> None:
+        try:
+            delete(self, account_id, region_name)
+        except Exception as exc:  # already gone counts as deleted, as in CloudFormation
+            text = type(exc).__name__ + str(getattr(exc, "code", "")) + str(exc)
+            if not any(w in text for w in ("NotFound", "Missing", "does not exist")):
+                raise
+    return method
+
+
+def _ecs_service_delete(self: Any, account_id: str, region_name: str) -> None:
+    from moto.ecs.models import ecs_backends
+    backend = ecs_backends[account_id][region_name]
+    # CloudFormation scales the service to 0 and deletes it; AWS lists it INACTIVE for a
+    # while, then forgets it: forgotten here at once, so its cluster can go too.
+    backend.delete_service(self.cluster_name, self.name, force=True)
+    backend.services.pop(f"{self.cluster_name}:{self.name}", None)
+
+
+def _ecs_cluster_delete(self: Any, account_id: str, region_name: str) -> None:
+    from moto.ecs.models import ecs_backends
+    backend = ecs_backends[account_id][region_name]
+    live = [s.name for s in backend.services.values()
+            if s.cluster_name == self.name and s.status != "INACTIVE"]
+    if live:  # AWS: ClusterContainsServicesException
+        raise ValidationError(message=f"The Cluster cannot be deleted while Services are "
+                                      f"active: {', '.join(live)}")
+    backend.delete_cluster(self.name)  # INACTIVE in AWS for a while; forgotten here
+    backend.clusters.pop(self.name, None)
+
+
+def _ecs_task_definition_delete(self: Any, account_id: str, region_name: str) -> None:
+    from moto.ecs.models import ecs_backends
+    # CloudFormation deregisters the revision: INACTIVE, still described, as in AWS
+    ecs_backends[account_id][region_name].deregister_task_definition(self.arn)
+
+
+def _elbv2(account_id: str, region_name: str) -> Any:
+    from moto.elbv2.models import elbv2_backends
+    return elbv2_backends[account_id][region_name]
+
+
+from moto.ecs.models import Cluster as _ECSCluster  # noqa: E402
+from moto.ecs.models import Service as _ECSService  # noqa: E402
+from moto.ecs.models import TaskDefinition as _ECSTaskDefinition  # noqa: E402
+from moto.efs.models import AccessPoint as _EFSAccessPoint  # noqa: E402
+from moto.elbv2.models import FakeListener as _ELBListener  # noqa: E402
+from moto.elbv2.models import FakeListenerRule as _ELBListenerRule  # noqa: E402
+from moto.elbv2.models import FakeTargetGroup as _ELBTargetGroup  # noqa: E402
+
+for _cls, _delete in {
+    _ECSService: _ecs_service_delete,
+    _ECSCluster: _ecs_cluster_delete,
+    _ECSTaskDefinition: _ecs_task_definition_delete,
+    _ELBTargetGroup: lambda self, a, r: _elbv2(a, r).delete_target_group(self.arn),
+    _ELBListener: lambda self, a, r: _elbv2(a, r).delete_listener(self.arn),
+    _ELBListenerRule: lambda self, a, r: _elbv2(a, r).delete_rule(self.arn),
+}.items():
+    _cls.delete = _gone_ok(_delete)  # type: ignore[attr-defined]
+
+
+# Ref of AWS::EFS::AccessPoint and AWS::RDS::DBSubnetGroup: moto's models have no
+# physical id, so Ref gave the Python object (its text in outputs, the object itself in
+# the properties of other resources, e.g. an ECS task definition's accessPointId).  AWS:
+# the access point id, the subnet group name.
+from moto.efs.models import AccessPoint as _EFSAccessPoint  # noqa: E402,F811
+from moto.rds.models import DBSubnetGroup as _RDSSubnetGroup  # noqa: E402
+
+_EFSAccessPoint.physical_resource_id = property(lambda self: self.access_point_id)  # type: ignore[attr-defined]
+_RDSSubnetGroup.physical_resource_id = property(lambda self: self.name)  # type: ignore[attr-defined]
+
+# A DB cluster's automated snapshots go with it, as in AWS (unless retained, which
+# CloudFormation does not ask for); its manual snapshots, the final one included, stay.
+from moto.rds.models import RDSBackend as _RDSBackend  # noqa: E402
+
+_orig_delete_db_cluster = _RDSBackend.delete_db_cluster
+
+
+def _delete_db_cluster(self: Any, cluster_identifier: str, snapshot_name: str | None = None) -> Any:
+    cluster = _orig_delete_db_cluster(self, cluster_identifier, snapshot_name)
+    for name, snap in list(self.cluster_snapshots.items()):
+        if snap.snapshot_type == "automated" and \
+                snap.cluster.db_cluster_identifier == cluster.db_cluster_identifier:
+            self.cluster_snapshots.pop(name, None)
+    return cluster
+
+
+_RDSBackend.delete_db_cluster = _delete_db_cluster  # type: ignore[method-assign]
+
+# What moto kept of a deleted VPC: its default network ACL and default security group,
+# the network interfaces of its deleted NAT gateways and terminated instances (AWS
+# deletes them with the gateway / instance), subnet route table associations of deleted
+# route tables.
+from moto.ec2.models import EC2Backend as _EC2Backend  # noqa: E402
+
+_orig_delete_vpc = _EC2Backend.delete_vpc
+
+
+def _delete_vpc(self: Any, vpc_id: str) -> Any:
+    vpc = _orig_delete_vpc(self, vpc_id)
+    groups = self.groups.get(vpc_id) or {}
+    for group_id in [k for k, g in groups.items() if g.name == "default"]:
+        groups.pop(group_id, None)  # the others are their stacks' to delete
+    if not groups:
+        self.groups.pop(vpc_id, None)
+    for acl_id in [k for k, acl in self.network_acls.items() if acl.vpc_id == vpc_id]:
+        self.network_acls.pop(acl_id, None)
+    deleted_nat_enis = {n._eni.id for n in self.nat_gateways.values()
+                        if n.state == "deleted" and getattr(n, "_eni", None) is not None}
+    for eni_id, eni in list(self.enis.items()):  # not a mount target's: EFS deletes those
+        instance = getattr(eni, "instance", None)
+        if getattr(eni, "vpc_id", None) == vpc_id and (
+                eni_id in deleted_nat_enis
+                or (instance is not None and instance.state == "terminated")):
+            self.enis.pop(eni_id, None)
+    for key in [k for k, a in self.subnet_associations.items()
+                if a.route_table_id not in self.route_tables]:
+        self.subnet_associations.pop(key, None)
+    return vpc
+
+
+_EC2Backend.delete_vpc = _delete_vpc  # type: ignore[method-assign]
+
+# An instance whose launch template maps its root device (/dev/sda1): moto first attached
+# its own 8 GiB default root volume there, then replaced the mapping, so the default
+# volume stayed "in-use" for ever, attached to nothing.  It is deleted when replaced.
+from moto.ec2.models.instances import Instance as _EC2Instance  # noqa: E402
+
+_orig_add_block_device = _EC2Instance.add_block_device
+
+
+def _add_block_device(self: Any, size: int, device_path: str, *args: Any, **kwargs: Any) -> Any:
+    old = self.block_device_mapping.get(device_path)
+    result = _orig_add_block_device(self, size, device_path, *args, **kwargs)
+    if old is not None and self.block_device_mapping.get(device_path) is not old:
+        volume = self.ec2_backend.volumes.get(old.volume_id)
+        if volume is not None:
+            volume.attachment = None
+            self.ec2_backend.volumes.pop(old.volume_id, None)
+    return result
+
+
+_EC2Instance.add_block_device = _add_block_device  # type: ignore[method-assign]
+
+
+# ------------------------------------------------ 15. DescribeStacks parameter values
+# moto answered every parameter with its resolved value: an SSM-typed parameter
+# (AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>) showed the AMI id as its
+# ParameterValue, and list types a Python list.  AWS answers the value as given (or the
+# template's default), and for SSM types the value it resolved as ResolvedValue; so a
+# client that reads a stack's parameters back and deploys them again passes the SSM
+# name, not a frozen AMI id.
+def _parameter_list(self: Stack) -> list[dict[str, Any]]:
+    rmap = self.resource_map
+    slots = (self.template_dict or {}).get("Parameters", {}) or {}
+    out = []
+    for key, resolved in rmap.resolved_parameters.items():
+        slot = slots.get(key, {}) or {}
+        kind = str(slot.get("Type", "String"))
+        given = rmap.input_parameters.get(key, slot.get("Default"))
+        if isinstance(resolved, list):
+            resolved = ",".join(str(v) for v in resolved)
+        if key in rmap.no_echo_parameter_keys or str(slot.get("NoEcho")).lower() == "true":
+            # AWS masks it when defaulted too (moto: only when passed)
+            value: Any = "****"
+        elif given is not None:
+            value = ",".join(str(v) for v in given) if isinstance(given, list) else str(given)
+        else:
+            value = "" if resolved is None else str(resolved)
+        param = {"ParameterKey": key, "ParameterValue": value}
+        if kind.startswith("AWS::SSM::Parameter::") and resolved is not None:
+            param["ResolvedValue"] = str(resolved)
+        out.append(param)
+    return out
+
+
+Stack.parameter_list = property(_parameter_list)  # type: ignore[assignment]
+
+
+from moto.core.exceptions import _RESTError  # noqa: E402  (moto's XML error answer)
+from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
+
+# ------------------------------------- 16. ClientRequestToken, and a lost answer (500)
+# moto ignored ClientRequestToken.  AWS: CreateStack / UpdateStack / DeleteStack repeated
+# with the token of the request that started the stack's current operation is that same
+# request (CreateStack answers the same StackId, nothing happens twice), and the events
+# of the operation carry the token.  The SDKs retry a request whose answer was a 5xx, so
+# a retried CreateStack without a token fails with AlreadyExistsException although the
+# first attempt created the stack.
+# MOTO_EXT_LOSE_ANSWER=CreateStack[,UpdateStack,...] in the server's environment: the
+# first request of each named action is carried out, then answered with HTTP 500
+# InternalFailure, as if its answer was lost on the way (once per action and server).
+_TOKENS: dict[str, str] = {}    # stack id -> token of its current operation
+_PENDING: dict[str, str | None] = {}  # stack name/id -> token of the request running
+_LOSE_ANSWER = {a.strip() for a in os.environ.get("MOTO_EXT_LOSE_ANSWER", "").split(",")
+                if a.strip()}
+_LOST: set[str] = set()
+
+_orig_event_init = Event.__init__
+
+
+def _event_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _orig_event_init(self, *args, **kwargs)
+    for key in (self.stack_id, self.stack_name):  # the request running now comes first
+        if key in _PENDING:
+            self.client_request_token = _PENDING[key]  # None: that request has no token
+            return
+    self.client_request_token = _TOKENS.get(self.stack_id)  # deferred work (patch 12)
+
+
+Event.__init__ = _event_init  # type: ignore[method-assign]
+
+
+class _InternalFailure(_RESTError):
+    code = 500
+    include_type_sender = False
+
+
+def _live_stack(backend: CloudFormationBackend, name: str) -> Stack | None:
+    for stack in list(backend.stacks.values()):
+        if (name in (stack.name, stack.stack_id)
+                and stack.status != "DELETE_COMPLETE"):
+            return stack
+    return None
+
+
+def _with_token(action: str, method_name: str) -> None:
+    orig = getattr(CloudFormationResponse, method_name)
+
+    def method(self: CloudFormationResponse) -> Any:
+        token = self._get_param("ClientRequestToken")
+        name = self._get_param("StackName")
+        backend = self.cloudformation_backend
+        stack = _live_stack(backend, name)
+        if token and stack is not None and _TOKENS.get(stack.stack_id) == token:
+            if action == "DeleteStack":
+                return EmptyResult()
+            return ActionResult({"StackId": stack.stack_id})
+        keys = [name] + ([stack.stack_id] if stack is not None else [])
+        for key in keys:  # this request's events carry its token, not the previous one
+            _PENDING[key] = token
+        try:
+            result = orig(self)
+        finally:
+            for key in keys:
+                _PENDING.pop(key, None)
+        stack = _live_stack(backend, name)
+        if stack is not None:  # the stack's current operation is this request's
+            if token:
+                _TOKENS[stack.stack_id] = token
+            else:
+                _TOKENS.pop(stack.stack_id, None)
+        if action in _LOSE_ANSWER and action not in _LOST:
+            _LOST.add(action)
+            raise _InternalFailure("InternalFailure",
+                                   "moto_ext: the request was carried out, its answer "
+                                   "lost (MOTO_EXT_LOSE_ANSWER)")
+        return result
+
+    setattr(CloudFormationResponse, method_name, method)
+
+
+for _action, _method in (("CreateStack", "create_stack"), ("UpdateStack", "update_stack"),
+                         ("DeleteStack", "delete_stack")):
+    _with_token(_action, _method)
+
+
+# An instance's primary network interface (device index 0), created at launch, goes with
+# the instance when it is terminated, as in AWS (DeleteOnTermination is true for the
+# interfaces a launch creates).  moto kept it "in-use", attached to the terminated
+# instance, e.g. for every BBB server an Auto Scaling group had launched.
+_orig_terminate = _EC2Instance.terminate
+
+
+def _terminate(self: Any) -> Any:
+    primary = (getattr(self, "nics", None) or {}).get(0)
+    if primary is not None and primary.id in self.ec2_backend.enis:
+        primary.delete_on_termination = True
+    return _orig_terminate(self)
+
+
+_EC2Instance.terminate = _terminate  # type: ignore[method-assign]

@@ -9,8 +9,13 @@ unique per run, so it can run again without a reset (moto.sh reset cleans up).
 
 With MOTO_EXT_STACK_SECONDS set (the server must have been started with the same
 value, e.g. MOTO_EXT_STACK_SECONDS=2 tests/emulator/moto.sh start 5098), only the check
-of the asynchronous mode (moto_ext patch 12) runs: the other checks expect the
-synchronous default.
+of the asynchronous mode (moto_ext patch 12), the leftovers check (patches 13, 14) and
+those of patches 15 and 16 run: the other checks expect the synchronous default.
+
+The lost answer of patch 16 is checked only with MOTO_EXT_LOSE_ANSWER set, to the value
+the server was started with (e.g. MOTO_EXT_LOSE_ANSWER=CreateStack,UpdateStack,DeleteStack
+tests/emulator/moto.sh start 5098), on a fresh server: it loses the answer of the first
+such request only, so that check runs first (otherwise it prints a "skip" line).
 """
 
 import json
@@ -992,24 +997,442 @@ def async_stack_operations() -> None:
           (st, final, stack_events("DELETE_IN_PROGRESS"), gone))
 
 
+LEFTOVERS = """
+Parameters:
+  Full: {Type: String, AllowedValues: ["yes", "no"]}
+Conditions:
+  IsFull: !Equals [!Ref Full, "yes"]
+Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.0.0.0/16}}
+  SubA: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.1.0/24, AvailabilityZone: !Select [0, !GetAZs ""]}}
+  SubB: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.0.2.0/24, AvailabilityZone: !Select [1, !GetAZs ""]}}
+  Sg: {Type: AWS::EC2::SecurityGroup, Properties: {GroupDescription: x, VpcId: !Ref Vpc}}
+  Kept:
+    Type: AWS::SNS::Topic
+    Condition: IsFull
+    DeletionPolicy: Retain
+  Cluster: {Type: AWS::ECS::Cluster, Condition: IsFull}
+  Task:
+    Type: AWS::ECS::TaskDefinition
+    Condition: IsFull
+    Properties:
+      Family: !Sub "${AWS::StackName}-task"
+      ContainerDefinitions: [{Name: web, Image: nginx, Memory: 128}]
+  Service:
+    Type: AWS::ECS::Service
+    Condition: IsFull
+    Properties: {Cluster: !Ref Cluster, TaskDefinition: !Ref Task, DesiredCount: 1}
+  Lb:
+    Type: AWS::ElasticLoadBalancingV2::LoadBalancer
+    Condition: IsFull
+    Properties: {Subnets: [!Ref SubA, !Ref SubB], SecurityGroups: [!Ref Sg]}
+  Tg:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Condition: IsFull
+    Properties: {Port: 80, Protocol: HTTP, VpcId: !Ref Vpc, TargetType: ip}
+  Tg2:
+    Type: AWS::ElasticLoadBalancingV2::TargetGroup
+    Condition: IsFull
+    Properties: {Port: 81, Protocol: HTTP, VpcId: !Ref Vpc, TargetType: ip}
+  Listener:
+    Type: AWS::ElasticLoadBalancingV2::Listener
+    Condition: IsFull
+    Properties:
+      LoadBalancerArn: !Ref Lb
+      Port: 80
+      Protocol: HTTP
+      DefaultActions: [{Type: forward, TargetGroupArn: !Ref Tg}]
+  Rule:
+    Type: AWS::ElasticLoadBalancingV2::ListenerRule
+    Condition: IsFull
+    Properties:
+      ListenerArn: !Ref Listener
+      Priority: 1
+      Conditions: [{Field: path-pattern, Values: ["/x/*"]}]
+      Actions: [{Type: forward, TargetGroupArn: !Ref Tg2}]
+  Fs: {Type: AWS::EFS::FileSystem, Condition: IsFull}
+  Ap:
+    Type: AWS::EFS::AccessPoint
+    Condition: IsFull
+    Properties: {FileSystemId: !Ref Fs}
+  DbSubnets:
+    Type: AWS::RDS::DBSubnetGroup
+    Condition: IsFull
+    Properties: {DBSubnetGroupDescription: x, SubnetIds: [!Ref SubA, !Ref SubB]}
+  Db:
+    Type: AWS::RDS::DBCluster
+    Condition: IsFull
+    DeletionPolicy: Snapshot
+    Properties: {Engine: aurora-postgresql, MasterUsername: master, MasterUserPassword: password1234,
+                 DBSubnetGroupName: !Ref DbSubnets}
+  Template:
+    Type: AWS::EC2::LaunchTemplate
+    Condition: IsFull
+    Properties:
+      LaunchTemplateData:
+        ImageId: !Ref Ami
+        InstanceType: t3.micro
+        BlockDeviceMappings:
+          - {DeviceName: /dev/sda1, Ebs: {VolumeSize: 20, DeleteOnTermination: true}}
+  Group:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Condition: IsFull
+    Properties:
+      MinSize: "1"
+      MaxSize: "1"
+      VPCZoneIdentifier: [!Ref SubA]
+      LaunchTemplate: {LaunchTemplateId: !Ref Template, Version: !GetAtt Template.LatestVersionNumber}
+Outputs:
+  Vpc: {Value: !Ref Vpc}
+  Cluster: {Condition: IsFull, Value: !Ref Cluster}
+  Task: {Condition: IsFull, Value: !Ref Task}
+  Service: {Condition: IsFull, Value: !Ref Service}
+  Tg: {Condition: IsFull, Value: !Ref Tg}
+  Listener: {Condition: IsFull, Value: !Ref Listener}
+  Rule: {Condition: IsFull, Value: !Ref Rule}
+  Ap: {Condition: IsFull, Value: !Ref Ap}
+  DbSubnets: {Condition: IsFull, Value: !Ref DbSubnets}
+  Db: {Condition: IsFull, Value: !Ref Db}
+  Kept: {Condition: IsFull, Value: !Ref Kept}
+  Group: {Condition: IsFull, Value: !Ref Group}
+"""
+
+
+def stack_deletes_leave_nothing() -> None:
+    """Patches 13 and 14: what CloudFormation deletes is gone from moto's backends and from
+    GET /moto-api/data.json, after an update removing resources and after DeleteStack;
+    DeletionPolicy Retain kept, Snapshot a final cluster snapshot.  Both modes."""
+    import time
+    ecs, elbv2, efs, rds, sns, asg = (client(x) for x in ("ecs", "elbv2", "efs", "rds", "sns",
+                                                          "autoscaling"))
+    name = f"leftovers-{RUN}"
+    ami = [i["ImageId"] for i in ec2.describe_images(Owners=["099720109477"])["Images"]][:1] or ["ami-x"]
+    body = LEFTOVERS.replace("Parameters:\n", "Parameters:\n  Ami: {Type: String}\n", 1)
+
+    def params(full: str) -> list[dict]:
+        return [{"ParameterKey": "Full", "ParameterValue": full},
+                {"ParameterKey": "Ami", "ParameterValue": ami[0]}]
+
+    def settle(stack_id: str) -> dict:  # MOTO_EXT_STACK_SECONDS: wait for the worker
+        for _ in range(300):
+            st = stack(stack_id)
+            if not st["StackStatus"].endswith("_IN_PROGRESS"):
+                return st
+            time.sleep(0.2)
+        return st
+
+    def data() -> dict:
+        with urllib.request.urlopen(f"{ENDPOINT}/moto-api/data.json") as answer:
+            return json.load(answer)
+
+    def live(out: dict) -> dict:
+        d = data()
+        ids = lambda svc, model, field: {str(r.get(field)) for r in d[svc][model]}
+        return {
+            "cluster": out["Cluster"].split("/")[-1] in ids("ecs", "Cluster", "name"),
+            "service": out["Service"] in ids("ecs", "Service", "arn"),
+            "target group": out["Tg"] in ids("elbv2", "FakeTargetGroup", "arn"),
+            "access point": out["Ap"] in ids("efs", "AccessPoint", "access_point_id"),
+            "db cluster": out["Db"] in ids("rds", "DBCluster", "db_cluster_identifier"),
+            "vpc": out["Vpc"] in ids("ec2", "VPC", "id"),
+        }
+
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=body, Parameters=params("yes"))["StackId"]
+    st = settle(stack_id)
+    out = outputs(st)
+    check("leftovers: stack with ECS, ELBv2, EFS, RDS, ASG resources CREATE_COMPLETE",
+          st["StackStatus"] == "CREATE_COMPLETE", (st["StackStatus"], st.get("StackStatusReason")))
+    check("ref: AWS::EFS::AccessPoint is its id, AWS::RDS::DBSubnetGroup its name (moto: the object)",
+          out.get("Ap", "").startswith("fsap-") and out.get("DbSubnets", "").startswith(name.lower()[:10]),
+          (out.get("Ap"), out.get("DbSubnets")))
+    check("data.json: lists the stack's live resources", all(live(out).values()), live(out))
+    volumes_before = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+
+    cfn.update_stack(StackName=name, TemplateBody=body, Parameters=params("no"))
+    st = settle(stack_id)
+    clusters = ecs.describe_clusters(clusters=[out["Cluster"]])
+    services = error_of(ecs.describe_services, cluster=out["Cluster"], services=[out["Service"]])
+    task = ecs.describe_task_definition(taskDefinition=out["Task"])["taskDefinition"]
+    check("update removing ECS cluster/service/task definition: service and cluster gone, "
+          "task definition INACTIVE (as AWS)",
+          st["StackStatus"] == "UPDATE_COMPLETE" and not clusters["clusters"]
+          and services.startswith("ClusterNotFoundException") and task["status"] == "INACTIVE",
+          (st["StackStatus"], clusters, services, task["status"]))
+    tgs = {t["TargetGroupArn"] for t in elbv2.describe_target_groups()["TargetGroups"]}
+    check("update removing ELBv2 target groups, listener, rule: all gone",
+          out["Tg"] not in tgs and "ListenerNotFound" in error_of(
+              elbv2.describe_listeners, ListenerArns=[out["Listener"]]), tgs)
+    check("update removing an EFS access point: gone",
+          out["Ap"] not in {a["AccessPointId"] for a in efs.describe_access_points()["AccessPoints"]})
+    snaps = rds.describe_db_cluster_snapshots(DBClusterIdentifier=out["Db"])["DBClusterSnapshots"]
+    check("DeletionPolicy Snapshot: a final manual cluster snapshot '<stack>-<logical id>-snapshot-…' "
+          "of the cluster, automated ones gone, cluster gone",
+          [(x["SnapshotType"], x["DBClusterSnapshotIdentifier"].startswith(f"{name.lower()}-db-snapshot-"))
+           for x in snaps] == [("manual", True)]
+          and "DBClusterNotFound" in error_of(rds.describe_db_clusters, DBClusterIdentifier=out["Db"]),
+          snaps)
+    check("DeletionPolicy Retain: kept when an update removes the resource (moto deleted it)",
+          out["Kept"] in {t["TopicArn"] for t in sns.list_topics()["Topics"]})
+    check("asg: its instance's replaced default root volume is not left behind",
+          not asg.describe_auto_scaling_groups(AutoScalingGroupNames=[out["Group"]])["AutoScalingGroups"]
+          and not [v for v in ec2.describe_volumes()["Volumes"]
+                   if v["VolumeId"] in volumes_before and v["State"] == "in-use" and not v["Attachments"]],
+          ec2.describe_volumes()["Volumes"])
+    gone = live(out)
+    check("data.json: lists none of the deleted resources (moto: every object ever created)",
+          not any(v for k, v in gone.items() if k != "vpc") and gone["vpc"], gone)
+
+    cfn.delete_stack(StackName=stack_id)
+    st = settle(stack_id)
+    d = data()
+    check("delete: VPC, its default security group and network ACL gone (moto kept them)",
+          st["StackStatus"] == "DELETE_COMPLETE"
+          and out["Vpc"] not in {r.get("id") for r in d["ec2"]["VPC"]}
+          and out["Vpc"] not in {r.get("vpc_id") for r in d["ec2"]["SecurityGroup"]}
+          and out["Vpc"] not in {r.get("vpc_id") for r in d["ec2"]["NetworkAcl"]}
+          and out["Vpc"] not in {r.get("vpc_id") for r in d["ec2"]["NetworkInterface"]},
+          (st["StackStatus"], st.get("StackStatusReason")))
+    sns.delete_topic(TopicArn=out["Kept"])
+
+
+def settle(name_or_id: str) -> dict:
+    """The stack once no longer *_IN_PROGRESS (at once without MOTO_EXT_STACK_SECONDS)."""
+    import time
+    for _ in range(300):
+        st = stack(name_or_id)
+        if not st["StackStatus"].endswith("_IN_PROGRESS"):
+            return st
+        time.sleep(0.2)
+    return st
+
+
+UBUNTU_SSM = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
+
+
+def describe_stacks_parameters() -> None:
+    """Patch 15: ParameterValue as given (or the default), ResolvedValue for SSM types."""
+    name = f"params-{RUN}"
+    body = f"""
+Parameters:
+  ImageId:
+    Type: AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>
+    Default: {UBUNTU_SSM}
+  Count: {{Type: Number, Default: 3}}
+  Size: {{Type: Number}}
+  Zones: {{Type: CommaDelimitedList}}
+  Label: {{Type: String, Default: plain}}
+  Secret: {{Type: String, NoEcho: true, Default: hush}}
+Resources:
+  Topic: {{Type: AWS::SNS::Topic}}
+Outputs:
+  Image: {{Value: !Ref ImageId}}
+  Zones: {{Value: !Join ["|", !Ref Zones]}}
+"""
+    ami = ssm.get_parameter(Name=UBUNTU_SSM)["Parameter"]["Value"]
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=body, Parameters=[
+        {"ParameterKey": "Size", "ParameterValue": "42"},
+        {"ParameterKey": "Zones", "ParameterValue": "a,b,c"}])["StackId"]
+    st = settle(stack_id)
+    params = {p["ParameterKey"]: p for p in st.get("Parameters", [])}
+    check("parameters: the stack with SSM, Number, CommaDelimitedList parameters CREATE_COMPLETE",
+          st["StackStatus"] == "CREATE_COMPLETE" and outputs(st) == {"Image": ami, "Zones": "a|b|c"},
+          (st["StackStatus"], outputs(st)))
+    check("parameters: an SSM-typed ParameterValue is the SSM name (moto: the AMI id)",
+          params.get("ImageId", {}).get("ParameterValue") == UBUNTU_SSM, params.get("ImageId"))
+    check("parameters: an SSM-typed parameter's ResolvedValue is the AMI id SSM holds",
+          params.get("ImageId", {}).get("ResolvedValue") == ami, (params.get("ImageId"), ami))
+    check("parameters: a Number as given ('42') or defaulted ('3'), no ResolvedValue",
+          [params.get(k) for k in ("Size", "Count")]
+          == [{"ParameterKey": "Size", "ParameterValue": "42"},
+              {"ParameterKey": "Count", "ParameterValue": "3"}], [params.get(k) for k in ("Size", "Count")])
+    check("parameters: a CommaDelimitedList comma-joined as given (moto: a Python list)",
+          params.get("Zones") == {"ParameterKey": "Zones", "ParameterValue": "a,b,c"}, params.get("Zones"))
+    check("parameters: a defaulted String is its template default, no ResolvedValue",
+          params.get("Label") == {"ParameterKey": "Label", "ParameterValue": "plain"}, params.get("Label"))
+    check("parameters: a NoEcho parameter is '****', when defaulted too (moto: only when passed)",
+          params.get("Secret", {}).get("ParameterValue") == "****", params.get("Secret"))
+    cfn.update_stack(StackName=name, TemplateBody=body, Parameters=[
+        {"ParameterKey": "ImageId", "ParameterValue": UBUNTU_SSM},
+        {"ParameterKey": "Size", "ParameterValue": "7"},
+        {"ParameterKey": "Zones", "UsePreviousValue": True}])
+    st = settle(stack_id)
+    params = {p["ParameterKey"]: p for p in st.get("Parameters", [])}
+    check("parameters: after UpdateStack (SSM name passed, UsePreviousValue list) still as given",
+          st["StackStatus"] == "UPDATE_COMPLETE"
+          and params.get("ImageId") == {"ParameterKey": "ImageId", "ParameterValue": UBUNTU_SSM,
+                                        "ResolvedValue": ami}
+          and params.get("Size", {}).get("ParameterValue") == "7"
+          and params.get("Zones", {}).get("ParameterValue") == "a,b,c", (st["StackStatus"], params))
+    cfn.delete_stack(StackName=stack_id)
+    settle(stack_id)
+
+
+def client_request_tokens() -> None:
+    """Patch 16: a request repeated with its ClientRequestToken is that same request."""
+    name = f"token-{RUN}"
+    body = "Parameters: {V: {Type: String}}\nResources:\n  Topic: {Type: AWS::SNS::Topic}\n" \
+           "Outputs: {V: {Value: !Ref V}}\n"
+    create, update, delete = (f"{op}-{RUN}" for op in ("create", "update", "delete"))
+
+    def params(v: str) -> list[dict]:
+        return [{"ParameterKey": "V", "ParameterValue": v}]
+
+    def tokens(status_prefix: str) -> set:  # tokens on the events of one kind of operation
+        return {e.get("ClientRequestToken") for e in events(stack_id)
+                if e["ResourceStatus"].startswith(status_prefix)}
+
+    def user_initiated(status: str) -> int:
+        return len([e for e in events(stack_id) if e["LogicalResourceId"] == name
+                    and e["ResourceStatus"] == status])
+
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=body, Parameters=params("a"),
+                                ClientRequestToken=create)["StackId"]
+    again = cfn.create_stack(StackName=name, TemplateBody=body, Parameters=params("a"),
+                             ClientRequestToken=create)["StackId"]  # async: still creating
+    check("token: CreateStack repeated with its token answers the same StackId",
+          again == stack_id, (again, stack_id))
+    live = [x for x in cfn.list_stacks()["StackSummaries"]
+            if x["StackName"] == name and x["StackStatus"] != "DELETE_COMPLETE"]
+    check("token: ... and creates no second stack (one stack, one 'User Initiated' create)",
+          len(live) == 1 and user_initiated("CREATE_IN_PROGRESS") == 1, (live, events(stack_id)))
+    other = error_of(cfn.create_stack, StackName=name, TemplateBody=body, Parameters=params("a"),
+                     ClientRequestToken=f"other-{RUN}")
+    none = error_of(cfn.create_stack, StackName=name, TemplateBody=body, Parameters=params("a"))
+    check("token: CreateStack with another token, or none, is AlreadyExistsException",
+          other.startswith("AlreadyExistsException") and none.startswith("AlreadyExistsException"),
+          (other, none))
+    st = settle(stack_id)
+    check("token: every event of the create carries its token",
+          st["StackStatus"] == "CREATE_COMPLETE" and tokens("CREATE") == {create},
+          (st["StackStatus"], tokens("CREATE")))
+
+    cfn.update_stack(StackName=name, TemplateBody=body, Parameters=params("b"),
+                     ClientRequestToken=update)
+    again = cfn.update_stack(StackName=name, TemplateBody=body, Parameters=params("b"),
+                             ClientRequestToken=update)["StackId"]  # not "No updates"
+    st = settle(stack_id)
+    check("token: UpdateStack repeated with its token answers the StackId, updates once",
+          again == stack_id and st["StackStatus"] == "UPDATE_COMPLETE"
+          and outputs(st) == {"V": "b"} and user_initiated("UPDATE_IN_PROGRESS") == 1,
+          (again, st["StackStatus"], outputs(st), user_initiated("UPDATE_IN_PROGRESS")))
+    check("token: the update's events carry its token, the create's keep theirs",
+          tokens("UPDATE") == {update} and tokens("CREATE") == {create},
+          (tokens("UPDATE"), tokens("CREATE")))
+    before = len(events(stack_id))
+    cfn.update_stack(StackName=name, TemplateBody=body, Parameters=params("c"))
+    settle(stack_id)
+    latest = events(stack_id)[before:]
+    check("token: an UpdateStack without a token: its events carry none (not the previous one's)",
+          latest and all(e.get("ClientRequestToken") is None for e in latest),
+          [(e["ResourceStatus"], e.get("ClientRequestToken")) for e in latest])
+
+    cfn.delete_stack(StackName=name, ClientRequestToken=delete)
+    status = error_of(cfn.delete_stack, StackName=stack_id, ClientRequestToken=delete)
+    st = settle(stack_id)
+    check("token: DeleteStack repeated with its token succeeds, deletes once, events carry it",
+          status == "no error" and st["StackStatus"] == "DELETE_COMPLETE"
+          and user_initiated("DELETE_IN_PROGRESS") == 1 and tokens("DELETE") == {delete},
+          (status, st["StackStatus"], user_initiated("DELETE_IN_PROGRESS"), tokens("DELETE")))
+
+
+def lost_answer() -> None:
+    """Patch 16's MOTO_EXT_LOSE_ANSWER: run first, when the server (and this script) has it."""
+    lose = {a.strip() for a in os.environ.get("MOTO_EXT_LOSE_ANSWER", "").split(",") if a.strip()}
+    lose &= {"CreateStack", "UpdateStack", "DeleteStack"}
+    if not lose:
+        print("skip lost answer (patch 16): MOTO_EXT_LOSE_ANSWER is not set; start the server "
+              "and run this with e.g. MOTO_EXT_LOSE_ANSWER=CreateStack,UpdateStack,DeleteStack",
+              flush=True)
+        return
+    from botocore.config import Config
+    once = boto3.client("cloudformation", region_name=REGION, endpoint_url=ENDPOINT,
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(retries={"total_max_attempts": 1}))  # no SDK retry
+    name = f"lost-{RUN}"
+    body = "Parameters: {V: {Type: String}}\nResources:\n  Topic: {Type: AWS::SNS::Topic}\n" \
+           "Outputs: {V: {Value: !Ref V}}\n"
+    token = f"lost-create-{RUN}"
+
+    def params(v: str) -> list[dict]:
+        return [{"ParameterKey": "V", "ParameterValue": v}]
+
+    def create() -> dict:
+        return once.create_stack(StackName=name, TemplateBody=body, Parameters=params("a"),
+                                 ClientRequestToken=token)
+
+    if "CreateStack" in lose:
+        err = error_of(create)
+        st = settle(name)
+        stack_id = st["StackId"]
+        check("lost answer: CreateStack carried out (the stack exists), answered 500 InternalFailure",
+              err.startswith("InternalFailure") and st["StackStatus"] == "CREATE_COMPLETE",
+              (err, st["StackStatus"]))
+        again = create()["StackId"]
+        check("lost answer: CreateStack retried with the token answers that stack's StackId",
+              again == stack_id, (again, stack_id))
+        none = error_of(cfn.create_stack, StackName=name, TemplateBody=body, Parameters=params("a"))
+        check("lost answer: retried without a token it is AlreadyExistsException",
+              none.startswith("AlreadyExistsException"), none)
+        other = f"lost-other-{RUN}"
+        answered = error_of(once.create_stack, StackName=other, TemplateBody=body, Parameters=params("a"))
+        check("lost answer: only the first CreateStack of the server loses its answer",
+              answered == "no error", answered)
+        others = [settle(other)["StackId"]]  # deleted last: the first DeleteStack is below
+    else:
+        others = []
+        stack_id = cfn.create_stack(StackName=name, TemplateBody=body, Parameters=params("a"))["StackId"]
+        settle(stack_id)
+    if "UpdateStack" in lose:
+        token = f"lost-update-{RUN}"
+        err = error_of(once.update_stack, StackName=name, TemplateBody=body, Parameters=params("b"),
+                       ClientRequestToken=token)
+        st = settle(stack_id)
+        check("lost answer: UpdateStack carried out (outputs updated), answered 500 InternalFailure",
+              err.startswith("InternalFailure") and st["StackStatus"] == "UPDATE_COMPLETE"
+              and outputs(st) == {"V": "b"}, (err, st["StackStatus"], outputs(st)))
+        again = error_of(once.update_stack, StackName=name, TemplateBody=body,
+                         Parameters=params("b"), ClientRequestToken=token)
+        none = error_of(once.update_stack, StackName=name, TemplateBody=body, Parameters=params("b"))
+        check("lost answer: UpdateStack retried with the token succeeds; without: 'No updates'",
+              again == "no error" and none == "ValidationError: No updates are to be performed.",
+              (again, none))
+    if "DeleteStack" in lose:
+        token = f"lost-delete-{RUN}"
+        err = error_of(once.delete_stack, StackName=name, ClientRequestToken=token)
+        st = settle(stack_id)
+        again = error_of(once.delete_stack, StackName=stack_id, ClientRequestToken=token)
+        check("lost answer: DeleteStack carried out, answered 500 InternalFailure; retried: no error",
+              err.startswith("InternalFailure") and st["StackStatus"] == "DELETE_COMPLETE"
+              and again == "no error", (err, st["StackStatus"], again))
+    else:
+        cfn.delete_stack(StackName=stack_id)
+        settle(stack_id)
+    for other_id in others:
+        cfn.delete_stack(StackName=other_id)
+        settle(other_id)
+
+
 def main() -> int:
     print(f"selftest against {ENDPOINT} ({REGION}), run {RUN}", flush=True)
     if os.environ.get("MOTO_EXT_STACK_SECONDS"):  # the server runs patch 12: only its check
-        try:
-            async_stack_operations()
-        except Exception as exc:  # noqa: BLE001
-            check("async_stack_operations ran without exception", False, repr(exc))
-            traceback.print_exc()
+        for g in (lost_answer, async_stack_operations, describe_stacks_parameters,
+                  client_request_tokens, stack_deletes_leave_nothing):
+            try:
+                g()
+            except Exception as exc:  # noqa: BLE001
+                check(f"{g.__name__} ran without exception", False, repr(exc))
+                traceback.print_exc()
         print(f"{len(FAILED)} check(s) failed" if FAILED else "all checks passed")
         return 1 if FAILED else 0
     s3.create_bucket(Bucket=BUCKET) if REGION == "us-east-1" else s3.create_bucket(
         Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    for g in (nested_stack_outputs_and_events, nested_update_in_place, secrets,
+    for g in (lost_answer, nested_stack_outputs_and_events, nested_update_in_place, secrets,
               bucket_versioning_and_delete_failure, ssm_ubuntu_amis, create_failure_and_rollback,
               nested_create_failure, update_failure_and_rollback, no_updates,
               intrinsics_and_unsupported_types, exports_and_outputs, network_stack_delete,
               backend_models, conditions_in_updates, security_group_ingress_delete,
-              service_linked_role_names):
+              service_linked_role_names, describe_stacks_parameters, client_request_tokens,
+              stack_deletes_leave_nothing):
         try:
             g()
         except Exception as exc:  # noqa: BLE001

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Lint the deployment sources: cfn-lint and checkov over templates/, and shellcheck over
-# every *.sh and over the scripts the server scripts write out (<<'SCRIPT' heredocs).
+# Lint the deployment sources: cfn-lint over templates/ as written and over the nested
+# templates with the values each preset deploys (scripts/lint_deployed.py), checkov over
+# templates/, and shellcheck over every *.sh (the server scripts with -o all) and over
+# the scripts the server scripts write out (<<'SCRIPT' heredocs).
 # (The parameter files are checked against templates/root.yaml by `cargo test`.)
 # Exits non-zero on any error, warning or failed check. Tools: pinned in
 # scripts/lint-requirements.txt, installed into .venv/lint; shellcheck from apt.
@@ -60,6 +62,42 @@ status=0
 "$VENV/bin/cfn-lint" --format parseable -- "${templates[@]}" || status=$?
 record cfn-lint "$status" "${#templates[@]} templates, no errors or warnings allowed"
 
+# What is deployed: each nested template with the values the root stack really passes
+# for each preset and mode (scripts/lint_deployed.py), so that a value fed through a
+# parameter (an engine version, an instance type, an invalid combination) is checked too.
+deployed_dir=$(mktemp -d)
+cleanup_dirs=("$deployed_dir")
+trap 'rm -rf "${cleanup_dirs[@]}"' EXIT
+cases=(
+  "scalable params/scalable.json"
+  "scalable-ec2 params/scalable.json BBBECSInstanceType=t3.large"
+  "single params/single.json"
+  "param-file bbb-on-aws-param.json"
+  "defaults -"
+)
+say "cfn-lint with deployed values (${#cases[@]} cases: ${cases[*]%% *})"
+status=0
+deployed=()
+for case_args in "${cases[@]}"; do
+  read -ra args <<<"$case_args"
+  out=$("$VENV/bin/python" scripts/lint_deployed.py "$deployed_dir" "${args[@]}") || status=1
+  mapfile -t -O "${#deployed[@]}" deployed <<<"$out"
+done
+"$VENV/bin/cfn-lint" --format parseable -- "${deployed[@]}" || status=$?
+record deployed "$status" "${#deployed[@]} nested templates with the values of ${#cases[@]} presets/modes"
+
+# The check above must be able to fail: Aurora PostgreSQL 16.4, the old default, can no
+# longer create clusters (cfn-lint W3690) and must be refused when passed as a value.
+canary_dir=$(mktemp -d)
+cleanup_dirs+=("$canary_dir")
+say "cfn-lint with deployed values refuses BBBDBEngineVersion=16.4"
+status=0
+mapfile -t canary < <("$VENV/bin/python" scripts/lint_deployed.py "$canary_dir" canary \
+  params/scalable.json BBBDBEngineVersion=16.4)
+canary_out=$("$VENV/bin/cfn-lint" --format parseable -- "${canary[@]}" || true)
+grep -q "W3690:Engine version '16.4'" <<<"$canary_out" || status=1
+record canary "$status" "a deprecated engine version passed through the root stack is caught (W3690)"
+
 say "checkov (cloudformation) templates/"
 status=0
 checkov_out=$("$VENV/bin/checkov" --directory templates --framework cloudformation \
@@ -80,10 +118,18 @@ status=0
 shellcheck --severity=warning -- "${scripts[@]}" || status=$?
 record shellcheck "$status" "${#scripts[@]} scripts at severity warning and above"
 
+# The scripts that run on the servers: every optional check too (a check that does not
+# apply is skipped in the script, with its reason).
+server_scripts=(templates/scripts/*.sh)
+say "shellcheck -o all (${#server_scripts[@]} server scripts)"
+status=0
+shellcheck --enable=all -- "${server_scripts[@]}" || status=$?
+record servers "$status" "${#server_scripts[@]} server scripts with every optional check"
+
 # Scripts that a bootstrap script writes out verbatim (heredoc <<'SCRIPT' ... SCRIPT)
 # are checked too: they run on the servers just like their parent.
 embedded_dir=$(mktemp -d)
-trap 'rm -rf "$embedded_dir"' EXIT
+cleanup_dirs+=("$embedded_dir")
 embedded=()
 for parent in templates/scripts/*.sh; do
   [ -e "$parent" ] || continue

@@ -15,8 +15,10 @@
 #      answers, so the servers never wait for the front end) and cordons it on
 #      shutdown: no new meetings, running ones end normally; and
 #      bbb-scalelite-drain.service, which, once the Auto Scaling group starts to
-#      terminate this server, cordons it, waits for its meetings to end and then
-#      completes the group's bbb-drain lifecycle action,
+#      terminate this server, cordons it, waits for its meetings to end, removes it
+#      from Scalelite and its record from Route 53, and then completes the group's
+#      bbb-drain lifecycle action (both run bbb-scalelite, templates/scripts/
+#      bbb-scalelite.sh, which the user data puts in /usr/local/sbin),
 #   5. single mode: creates the Greenlight administrator from the login secret,
 #   6. signals the Auto Scaling group's CreationPolicy: SUCCESS, or FAILURE on any error.
 #
@@ -44,6 +46,9 @@ readonly DATA_DIR=/var/bigbluebutton
 readonly SPOOL_DIR=/mnt/scalelite-recordings/var/bigbluebutton/spool
 readonly SPOOL_GID=2000  # group scalelite-spool; owner of the spool access point's files
 
+readonly SCALELITE_AGENT=/usr/local/sbin/bbb-scalelite
+readonly DNS_TTL=60  # also the agent's, which deletes the record with the same values
+
 readonly LOG_FILE=/var/log/bbb-bootstrap.log
 readonly STATE_DIR=/var/lib/bbb-bootstrap
 readonly IMDS=http://169.254.169.254/latest
@@ -57,13 +62,14 @@ EOF
   exit 2
 }
 
+# shellcheck disable=SC2312 # date with a fixed format does not fail in a way worth stopping for
 log() { printf '%s bbb-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { log "ERROR: $*"; exit 1; }
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
 EFS_ID="" SPOOL_AP="" LB_SECRET=""
-while [ $# -gt 0 ]; do
-  [ $# -ge 2 ] || usage
+while [[ $# -gt 0 ]]; do
+  [[ $# -ge 2 ]] || usage
   case "$1" in
     --region) REGION=$2 ;;
     --stack-name) STACK_NAME=$2 ;;
@@ -81,31 +87,32 @@ while [ $# -gt 0 ]; do
   shift 2
 done
 for required in REGION STACK_NAME RESOURCE MODE DOMAIN HOSTED_ZONE EMAIL; do
-  [ -n "${!required}" ] || usage
+  [[ -n "${!required}" ]] || usage
 done
-case "$MODE" in
+case "${MODE}" in
   scalable)
-    if [ -z "$EFS_ID" ] || [ -z "$SPOOL_AP" ] || [ -z "$LB_SECRET" ]; then
+    if [[ -z "${EFS_ID}" ]] || [[ -z "${SPOOL_AP}" ]] || [[ -z "${LB_SECRET}" ]]; then
       die "scalable mode needs --efs, --spool-access-point and --lb-secret"
     fi
-    [[ "$EFS_ID" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: $EFS_ID"
-    [[ "$SPOOL_AP" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: $SPOOL_AP"
+    [[ "${EFS_ID}" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: ${EFS_ID}"
+    [[ "${SPOOL_AP}" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: ${SPOOL_AP}"
     ;;
-  single) [ -n "$ADMIN_SECRET" ] || die "single mode needs --admin-secret" ;;
+  single) [[ -n "${ADMIN_SECRET}" ]] || die "single mode needs --admin-secret" ;;
   *) usage ;;
 esac
-[[ "$DOMAIN" =~ ^[a-z0-9.-]+$ ]] || die "invalid domain: $DOMAIN"
-[[ "$HOSTED_ZONE" =~ ^[A-Z0-9]+$ ]] || die "invalid hosted zone: $HOSTED_ZONE"
+[[ "${DOMAIN}" =~ ^[a-z0-9.-]+$ ]] || die "invalid domain: ${DOMAIN}"
+[[ "${HOSTED_ZONE}" =~ ^[A-Z0-9]+$ ]] || die "invalid hosted zone: ${HOSTED_ZONE}"
 
-mkdir -p "$STATE_DIR"
-exec > >(tee -a "$LOG_FILE") 2>&1
-export DEBIAN_FRONTEND=noninteractive AWS_DEFAULT_REGION="$REGION"
+mkdir -p "${STATE_DIR}"
+# shellcheck disable=SC2312 # a process substitution has no status to check; tee failing loses only the copy
+exec > >(tee -a "${LOG_FILE}") 2>&1
+export DEBIAN_FRONTEND=noninteractive AWS_DEFAULT_REGION="${REGION}"
 
 # ---- instance metadata (IMDSv2) --------------------------------------------------
 imds() {
   local token
-  token=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" "$IMDS/api/token")
-  curl -fsS -H "X-aws-ec2-metadata-token: $token" "$IMDS/meta-data/$1"
+  token=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" "${IMDS}/api/token")
+  curl -fsS -H "X-aws-ec2-metadata-token: ${token}" "${IMDS}/meta-data/$1"
 }
 
 INSTANCE_ID=$(imds instance-id)
@@ -114,30 +121,32 @@ readonly INSTANCE_ID
 # ---- CloudFormation signal ------------------------------------------------------
 SIGNALLED=false
 signal() {
-  log "signalling $1 to $STACK_NAME/$RESOURCE"
-  aws cloudformation signal-resource --stack-name "$STACK_NAME" --logical-resource-id "$RESOURCE" \
-    --unique-id "$INSTANCE_ID" --status "$1"
+  log "signalling $1 to ${STACK_NAME}/${RESOURCE}"
+  aws cloudformation signal-resource --stack-name "${STACK_NAME}" --logical-resource-id "${RESOURCE}" \
+    --unique-id "${INSTANCE_ID}" --status "$1"
   SIGNALLED=true
 }
 on_exit() {
   local rc=$?
-  if [ "$rc" -ne 0 ] && [ "$SIGNALLED" = false ]; then
-    log "failed with exit code $rc (details in $LOG_FILE)"
+  if [[ "${rc}" -ne 0 ]] && [[ "${SIGNALLED}" = false ]]; then
+    log "failed with exit code ${rc} (details in ${LOG_FILE})"
+    # shellcheck disable=SC2310 # its failure is handled right here
     signal FAILURE || log "could not signal FAILURE"
   fi
 }
 trap on_exit EXIT
 
+# shellcheck disable=SC2310 # its failure is handled right here
 PUBLIC_IP=$(imds public-ipv4) || die "this instance has no public IPv4 address"
 LOCAL_IP=$(imds local-ipv4)
-[[ "$PUBLIC_IP" =~ ^[0-9]+(\.[0-9]+){3}$ ]] || die "unexpected public address: $PUBLIC_IP"
+[[ "${PUBLIC_IP}" =~ ^[0-9]+(\.[0-9]+){3}$ ]] || die "unexpected public address: ${PUBLIC_IP}"
 
-if [ "$MODE" = single ]; then
-  HOST_NAME="$DOMAIN"
+if [[ "${MODE}" = single ]]; then
+  HOST_NAME="${DOMAIN}"
 else
   HOST_NAME="bbb-${INSTANCE_ID#i-}.${DOMAIN}"
 fi
-log "instance $INSTANCE_ID: $HOST_NAME -> $PUBLIC_IP (private $LOCAL_IP), mode $MODE"
+log "instance ${INSTANCE_ID}: ${HOST_NAME} -> ${PUBLIC_IP} (private ${LOCAL_IP}), mode ${MODE}"
 
 apt_install() {
   local attempt
@@ -146,7 +155,7 @@ apt_install() {
       apt-get -o DPkg::Lock::Timeout=300 install -yq "$@"; then
       return 0
     fi
-    log "apt-get install $* failed (attempt $attempt), retrying"
+    log "apt-get install $* failed (attempt ${attempt}), retrying"
     sleep 15
   done
   die "could not install $*"
@@ -156,19 +165,23 @@ apt_install() {
 # The launch template maps it as /dev/sdf: /dev/sdf or /dev/xvdf on Xen, an NVMe
 # namespace (model "Amazon Elastic Block Store") that is not the root disk on Nitro.
 find_data_volume() {
-  local root_disk name model
+  local root_source root_disk name model partitions mounts
   for name in /dev/sdf /dev/xvdf; do
-    if [ -b "$name" ]; then
-      readlink -f "$name"
+    if [[ -b "${name}" ]]; then
+      readlink -f "${name}"
       return 0
     fi
   done
-  root_disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
+  root_source=$(findmnt -no SOURCE /) || return 1
+  root_disk=$(lsblk -no PKNAME "${root_source}") || return 1
+  # shellcheck disable=SC2312 # lsblk failing lists no candidate: the caller retries, then stops
   while read -r name model; do
-    [ "$name" = "$root_disk" ] && continue
-    [[ "$model" == *"Elastic Block Store"* ]] || continue
-    if [ "$(lsblk -no NAME "/dev/$name" | wc -l)" -eq 1 ] && [ -z "$(lsblk -no MOUNTPOINT "/dev/$name" | tr -d '[:space:]')" ]; then
-      echo "/dev/$name"
+    [[ "${name}" = "${root_disk}" ]] && continue
+    [[ "${model}" == *"Elastic Block Store"* ]] || continue
+    partitions=$(lsblk -no NAME "/dev/${name}" | wc -l) || continue
+    mounts=$(lsblk -no MOUNTPOINT "/dev/${name}" | tr -d '[:space:]') || continue
+    if [[ "${partitions}" -eq 1 ]] && [[ -z "${mounts}" ]]; then
+      echo "/dev/${name}"
       return 0
     fi
   done < <(lsblk -dno NAME,MODEL)
@@ -176,81 +189,82 @@ find_data_volume() {
 }
 mount_data_volume() {
   local device="" attempt uuid
-  if findmnt -n "$DATA_DIR" >/dev/null; then
+  if findmnt -n "${DATA_DIR}" >/dev/null; then
     return 0
   fi
   for attempt in $(seq 1 30); do
+    # shellcheck disable=SC2310 # "not found yet" is its failure; the loop retries
     device=$(find_data_volume) && break
-    log "waiting for the data volume (attempt $attempt)"
+    log "waiting for the data volume (attempt ${attempt})"
     sleep 2
   done
-  [ -n "$device" ] || die "data volume /dev/sdf not found"
-  if [ -z "$(blkid -o value -s TYPE "$device" || true)" ]; then
-    log "formatting data volume $device"
-    mkfs.ext4 -q -L bbb-data "$device"
+  [[ -n "${device}" ]] || die "data volume /dev/sdf not found"
+  if [[ -z "$(blkid -o value -s TYPE "${device}" || true)" ]]; then
+    log "formatting data volume ${device}"
+    mkfs.ext4 -q -L bbb-data "${device}"
   fi
-  uuid=$(blkid -o value -s UUID "$device")
-  mkdir -p "$DATA_DIR"
-  echo "UUID=$uuid $DATA_DIR ext4 defaults,nofail 0 2" >>/etc/fstab
-  mount "$DATA_DIR"
-  log "data volume $device mounted at $DATA_DIR"
+  uuid=$(blkid -o value -s UUID "${device}")
+  mkdir -p "${DATA_DIR}"
+  echo "UUID=${uuid} ${DATA_DIR} ext4 defaults,nofail 0 2" >>/etc/fstab
+  mount "${DATA_DIR}"
+  log "data volume ${device} mounted at ${DATA_DIR}"
 }
 mount_data_volume
 
 # ---- 2. Route 53 ------------------------------------------------------------------
 register_host_name() {
   local batch change_id
-  batch=$(printf '{"Comment":"bbbctl: %s","Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"%s","Type":"A","TTL":60,"ResourceRecords":[{"Value":"%s"}]}}]}' \
-    "$INSTANCE_ID" "$HOST_NAME" "$PUBLIC_IP")
-  change_id=$(aws route53 change-resource-record-sets --hosted-zone-id "$HOSTED_ZONE" \
-    --change-batch "$batch" --query ChangeInfo.Id --output text)
-  log "waiting for Route 53 change $change_id"
-  aws route53 wait resource-record-sets-changed --id "$change_id"
+  batch=$(printf '{"Comment":"bbbctl: %s","Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"%s","Type":"A","TTL":%s,"ResourceRecords":[{"Value":"%s"}]}}]}' \
+    "${INSTANCE_ID}" "${HOST_NAME}" "${DNS_TTL}" "${PUBLIC_IP}")
+  change_id=$(aws route53 change-resource-record-sets --hosted-zone-id "${HOSTED_ZONE}" \
+    --change-batch "${batch}" --query ChangeInfo.Id --output text)
+  log "waiting for Route 53 change ${change_id}"
+  aws route53 wait resource-record-sets-changed --id "${change_id}"
 }
 register_host_name
 
 # ---- 3. BigBlueButton ------------------------------------------------------------
 install_bigbluebutton() {
-  local installer="$STATE_DIR/bbb-install.sh"
-  local -a options=(-v "$BBB_VERSION" -s "$HOST_NAME" -e "$EMAIL")
-  if [ "$MODE" = single ]; then
+  local installer="${STATE_DIR}/bbb-install.sh"
+  local -a options=(-v "${BBB_VERSION}" -s "${HOST_NAME}" -e "${EMAIL}")
+  if [[ "${MODE}" = single ]]; then
     options+=(-g)
   fi
 
-  curl -fsSL --retry 5 -o "$installer" "$BBB_INSTALL_URL"
-  if [ -n "$BBB_INSTALL_SHA256" ]; then
-    echo "$BBB_INSTALL_SHA256  $installer" | sha256sum -c - || die "bbb-install.sh checksum mismatch"
+  curl -fsSL --retry 5 -o "${installer}" "${BBB_INSTALL_URL}"
+  if [[ -n "${BBB_INSTALL_SHA256}" ]]; then
+    echo "${BBB_INSTALL_SHA256}  ${installer}" | sha256sum -c - || die "bbb-install.sh checksum mismatch"
   fi
 
   # bbb-install reads the public address from the metadata service without an IMDSv2
   # token, which this launch template refuses; hand it both addresses instead (it
   # skips its own detection when IP is set).
-  log "running bbb-install ($BBB_INSTALL_REF) ${options[*]}"
-  IP="$PUBLIC_IP" INTERNAL_IP="$LOCAL_IP" bash "$installer" "${options[@]}"
+  log "running bbb-install (${BBB_INSTALL_REF}) ${options[*]}"
+  IP="${PUBLIC_IP}" INTERNAL_IP="${LOCAL_IP}" bash "${installer}" "${options[@]}"
 }
 install_bigbluebutton
 
 # ---- 4. Scalelite: recordings spool on EFS, post-publish hook, registration ------
 mount_spool() {
-  local build="$STATE_DIR/efs-utils" attempt
+  local build="${STATE_DIR}/efs-utils" attempt
   if ! command -v mount.efs >/dev/null 2>&1; then
     apt_install git binutils stunnel4 nfs-common
-    rm -rf "$build"
-    git clone --quiet --depth 1 --branch "$EFS_UTILS_REF" https://github.com/aws/efs-utils "$build"
-    (cd "$build" && ./build-deb.sh)
-    apt_install "$build"/build/amazon-efs-utils*.deb
+    rm -rf "${build}"
+    git clone --quiet --depth 1 --branch "${EFS_UTILS_REF}" https://github.com/aws/efs-utils "${build}"
+    (cd "${build}" && ./build-deb.sh)
+    apt_install "${build}"/build/amazon-efs-utils*.deb
   fi
-  mkdir -p "$SPOOL_DIR"
-  if ! grep -q " $SPOOL_DIR efs " /etc/fstab; then
-    echo "$EFS_ID:/ $SPOOL_DIR efs _netdev,nofail,tls,iam,accesspoint=$SPOOL_AP 0 0" >>/etc/fstab
+  mkdir -p "${SPOOL_DIR}"
+  if ! grep -q " ${SPOOL_DIR} efs " /etc/fstab; then
+    echo "${EFS_ID}:/ ${SPOOL_DIR} efs _netdev,nofail,tls,iam,accesspoint=${SPOOL_AP} 0 0" >>/etc/fstab
   fi
   # The mount target's security group rule may still be on its way: retry.
   for attempt in $(seq 1 20); do
-    if findmnt -n "$SPOOL_DIR" >/dev/null || mount "$SPOOL_DIR"; then
-      log "recordings spool $EFS_ID ($SPOOL_AP) mounted at $SPOOL_DIR"
+    if findmnt -n "${SPOOL_DIR}" >/dev/null || mount "${SPOOL_DIR}"; then
+      log "recordings spool ${EFS_ID} (${SPOOL_AP}) mounted at ${SPOOL_DIR}"
       return 0
     fi
-    log "EFS mount failed (attempt $attempt), retrying"
+    log "EFS mount failed (attempt ${attempt}), retrying"
     sleep 15
   done
   die "could not mount the recordings spool"
@@ -258,133 +272,34 @@ mount_spool() {
 
 install_post_publish_hook() {
   local scripts=/usr/local/bigbluebutton/core/scripts
-  getent group scalelite-spool >/dev/null || groupadd -g "$SPOOL_GID" scalelite-spool
+  getent group scalelite-spool >/dev/null || groupadd -g "${SPOOL_GID}" scalelite-spool
   usermod -a -G scalelite-spool bigbluebutton
-  mkdir -p "$scripts/post_publish"
-  curl -fsSL --retry 5 -o "$scripts/post_publish/scalelite_post_publish.rb" "$SCALELITE_HOOK_URL"
-  cat >"$scripts/scalelite.yml" <<EOF
+  mkdir -p "${scripts}/post_publish"
+  curl -fsSL --retry 5 -o "${scripts}/post_publish/scalelite_post_publish.rb" "${SCALELITE_HOOK_URL}"
+  cat >"${scripts}/scalelite.yml" <<EOF
 work_dir: /var/bigbluebutton/recording/scalelite
-spool_dir: $SPOOL_DIR
+spool_dir: ${SPOOL_DIR}
 EOF
-  log "Scalelite post-publish hook $SCALELITE_REF installed"
+  log "Scalelite post-publish hook ${SCALELITE_REF} installed"
 }
 
-# Registers this server with Scalelite (ExecStart, retried until Scalelite answers)
-# and cordons it on shutdown (ExecStop): Scalelite sends it no new meetings, the
-# running ones are not cut off as a panic would.
+# bbb-scalelite (templates/scripts/bbb-scalelite.sh, fetched by the user data next to
+# this script) registers this server with Scalelite (ExecStart, retried until Scalelite
+# answers) and cordons it on shutdown (ExecStop): Scalelite sends it no new meetings,
+# the running ones are not cut off as a panic would. Its drain (watch) removes the
+# server from Scalelite and its record from Route 53 before the group terminates it.
 install_scalelite_service() {
+  [[ -x "${SCALELITE_AGENT}" ]] || die "${SCALELITE_AGENT} is missing (the user data fetches it)"
   cat >/etc/default/bbb-scalelite <<EOF
-AWS_DEFAULT_REGION=$REGION
-SCALELITE_URL=https://scalelite.$DOMAIN
-SERVER_URL=https://$HOST_NAME/bigbluebutton/api/
-LB_SECRET_ARN=$LB_SECRET
-STATE_FILE=$STATE_DIR/scalelite-server-id
+AWS_DEFAULT_REGION=${REGION}
+SCALELITE_URL=https://scalelite.${DOMAIN}
+SERVER_URL=https://${HOST_NAME}/bigbluebutton/api/
+LB_SECRET_ARN=${LB_SECRET}
+STATE_FILE=${STATE_DIR}/scalelite-server-id
+HOSTED_ZONE=${HOSTED_ZONE}
+HOST_NAME=${HOST_NAME}
+DNS_TTL=${DNS_TTL}
 EOF
-  cat >/usr/local/sbin/bbb-scalelite <<'SCRIPT'
-#!/usr/bin/env bash
-# bbb-scalelite register|cordon|watch: this server in Scalelite's servers API.
-# watch: wait until the Auto Scaling group terminates this server, then drain it.
-# Calls are signed like Scalelite expects: checksum = sha256(action + query + secret).
-set -euo pipefail
-# shellcheck source=/dev/null
-. /etc/default/bbb-scalelite
-export AWS_DEFAULT_REGION
-
-log() { printf 'bbb-scalelite: %s\n' "$*" >&2; }
-lb_secret() {
-  aws secretsmanager get-secret-value --secret-id "$LB_SECRET_ARN" --query SecretString --output text
-}
-api() { # api ACTION [JSON]: prints the response body
-  local action=$1 body=${2:-} sum
-  sum=$(printf '%s%s' "$action" "$SECRET" | sha256sum | cut -d' ' -f1)
-  if [ -n "$body" ]; then
-    curl -fsS --max-time 30 -H 'Content-Type: application/json' -X POST --data "$body" \
-      "$SCALELITE_URL/scalelite/api/$action?checksum=$sum"
-  else
-    curl -fsS --max-time 30 "$SCALELITE_URL/scalelite/api/$action?checksum=$sum"
-  fi
-}
-json() { # json PYTHON_EXPR: evaluates EXPR on the JSON document d read from stdin
-  python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"
-}
-server_id() {
-  if [ -s "$STATE_FILE" ]; then
-    cat "$STATE_FILE"
-    return 0
-  fi
-  api getServers | SERVER_URL="$SERVER_URL" json \
-    'next((s["id"] for s in (d if isinstance(d, list) else d.get("servers", [])) if s.get("url") == __import__("os").environ["SERVER_URL"]), "")'
-}
-bbb_secret() {
-  sed -n 's/^securitySalt=//p' /etc/bigbluebutton/bbb-web.properties | tail -n 1
-}
-imds() {
-  local token
-  token=$(curl -fsS -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" http://169.254.169.254/latest/api/token)
-  curl -fsS -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
-}
-register() {
-  local bbb_secret id body
-  bbb_secret=$(bbb_secret)
-  [ -n "$bbb_secret" ] || { log "no securitySalt in /etc/bigbluebutton/bbb-web.properties"; return 1; }
-  id=$(server_id)
-  if [ -z "$id" ]; then
-    body=$(printf '{"server":{"url":"%s","secret":"%s"}}' "$SERVER_URL" "$bbb_secret")
-    id=$(api addServer "$body" | json 'd["id"]')
-    log "added to Scalelite as $id"
-  fi
-  echo "$id" >"$STATE_FILE"
-  api updateServer "$(printf '{"id":"%s","server":{"state":"enable","secret":"%s"}}' "$id" "$bbb_secret")" >/dev/null
-  log "enabled in Scalelite ($id, $SERVER_URL)"
-}
-cordon() {
-  local id
-  id=$(server_id)
-  [ -n "$id" ] || { log "not registered, nothing to cordon"; return 0; }
-  api updateServer "$(printf '{"id":"%s","server":{"state":"cordon"}}' "$id")" >/dev/null
-  log "cordoned in Scalelite ($id): no new meetings"
-}
-
-meetings_running() { # true while this BigBlueButton server hosts a meeting
-  local sum
-  sum=$(printf 'getMeetings%s' "$(bbb_secret)" | sha256sum | cut -d' ' -f1)
-  curl -fsS --max-time 20 "${SERVER_URL}getMeetings?checksum=$sum" | grep -q '<meetingID>'
-}
-drain() {
-  local group instance
-  cordon || log "could not cordon (draining anyway)"
-  while meetings_running; do
-    log "meetings still running; waiting for them to end"
-    sleep 30
-  done
-  instance=$(imds instance-id)
-  group=$(imds tags/instance/aws:autoscaling:groupName)
-  aws autoscaling complete-lifecycle-action --lifecycle-hook-name bbb-drain \
-    --auto-scaling-group-name "$group" --instance-id "$instance" --lifecycle-action-result CONTINUE
-  log "drained; the Auto Scaling group may terminate this server now"
-}
-watch() {
-  until [ "$(imds autoscaling/target-lifecycle-state 2>/dev/null || true)" = Terminated ]; do
-    sleep 10
-  done
-  log "the Auto Scaling group is terminating this server: draining"
-  drain
-}
-
-SECRET=$(lb_secret)
-case "${1:-}" in
-  register)
-    until register; do
-      log "Scalelite not reachable yet, retrying in 30 s"
-      sleep 30
-    done
-    ;;
-  cordon) cordon || log "could not cordon (continuing shutdown)" ;;
-  watch) watch ;;
-  *) echo "usage: bbb-scalelite register|cordon|watch" >&2; exit 2 ;;
-esac
-SCRIPT
-  chmod 0755 /usr/local/sbin/bbb-scalelite
   cat >/etc/systemd/system/bbb-scalelite.service <<'EOF'
 [Unit]
 Description=Register this BigBlueButton server with Scalelite; cordon it on shutdown
@@ -398,6 +313,9 @@ TimeoutStartSec=infinity
 TimeoutStopSec=60
 ExecStart=/usr/local/sbin/bbb-scalelite register
 ExecStop=/usr/local/sbin/bbb-scalelite cordon
+# register retries by itself; this covers anything that still makes it exit non-zero.
+Restart=on-failure
+RestartSec=30
 
 [Install]
 WantedBy=multi-user.target
@@ -422,10 +340,10 @@ EOF
   systemctl enable bbb-scalelite.service
   # Do not wait: the front end may still be on its way (the servers never wait for it).
   systemctl start --no-block bbb-scalelite.service
-  log "bbb-scalelite.service started (registers with https://scalelite.$DOMAIN)"
+  log "bbb-scalelite.service started (registers with https://scalelite.${DOMAIN})"
 }
 
-if [ "$MODE" = scalable ]; then
+if [[ "${MODE}" = scalable ]]; then
   mount_spool
   install_post_publish_hook
   install_scalelite_service
@@ -434,27 +352,27 @@ fi
 # ---- 5. Greenlight administrator (single mode) -----------------------------------
 create_greenlight_admin() {
   local secret admin_email admin_password attempt
-  secret=$(aws secretsmanager get-secret-value --secret-id "$ADMIN_SECRET" --query SecretString --output text)
-  admin_email=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["username"])' <<<"$secret")
-  admin_password=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["password"])' <<<"$secret")
+  secret=$(aws secretsmanager get-secret-value --secret-id "${ADMIN_SECRET}" --query SecretString --output text)
+  admin_email=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["username"])' <<<"${secret}")
+  admin_password=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["password"])' <<<"${secret}")
   # Greenlight migrates its database on first start; retry until it accepts the task.
   for attempt in $(seq 1 30); do
-    if ADMIN_EMAIL="$admin_email" ADMIN_PASSWORD="$admin_password" \
+    if ADMIN_EMAIL="${admin_email}" ADMIN_PASSWORD="${admin_password}" \
       docker exec -e ADMIN_EMAIL -e ADMIN_PASSWORD greenlight-v3 \
       sh -c 'bundle exec rake "admin:create[Administrator,$ADMIN_EMAIL,$ADMIN_PASSWORD]"'; then
-      log "Greenlight administrator $admin_email created"
+      log "Greenlight administrator ${admin_email} created"
       return 0
     fi
-    log "Greenlight not ready yet (attempt $attempt)"
+    log "Greenlight not ready yet (attempt ${attempt})"
     sleep 10
   done
   die "could not create the Greenlight administrator"
 }
-if [ "$MODE" = single ]; then
+if [[ "${MODE}" = single ]]; then
   create_greenlight_admin
 fi
 
 # ---- 6. done ---------------------------------------------------------------------
-touch "$STATE_DIR/done"
+touch "${STATE_DIR}/done"
 signal SUCCESS
-log "BigBlueButton is ready at https://$HOST_NAME"
+log "BigBlueButton is ready at https://${HOST_NAME}"

@@ -1,0 +1,336 @@
+#!/usr/bin/env bash
+# bbb-scalelite: this BigBlueButton server in Scalelite's servers API.
+#
+#   register  add this server to Scalelite (or find it again) and enable it; retried
+#             until Scalelite answers (bbb-scalelite.service, ExecStart)
+#   cordon    no new meetings on this server; running ones go on (ExecStop: shutdown)
+#   watch     wait until the Auto Scaling group terminates this server, then drain
+#   drain     cordon; wait until Scalelite's poller has disabled the server (it does so
+#             when a cordoned server's load is 0, i.e. its meetings ended); remove the
+#             server from Scalelite and its bbb-<id> record from Route 53; complete the
+#             group's bbb-drain lifecycle action so the instance may go
+#
+# Installed by bbb-bootstrap.sh as /usr/local/sbin/bbb-scalelite; settings come from
+# /etc/default/bbb-scalelite (BBB_SCALELITE_CONFIG names another file). Needs the AWS
+# CLI, curl, python3 and sha256sum.
+#
+# Scalelite facts used here (blindsidenetworks/scalelite):
+# - config/routes.rb: GET getServers, getServerInfo?id=; POST addServer,
+#   updateServer, deleteServer under /scalelite/api/.
+# - app/controllers/concerns/api_helper.rb (verify_checksum): checksum = hex SHA-1,
+#   SHA-256 or SHA-512 of actionName + query string without the checksum + the
+#   load-balancer secret; the JSON body is not part of it. A failed check answers
+#   HTTP 200 with an XML <returncode>FAILED</returncode> (application_controller.rb).
+# - app/controllers/api/scalelite_api_controller.rb: POST bodies must be JSON.
+# - app/controllers/api/servers_controller.rb: getServers answers 404 with
+#   {"error":"No servers are configured"} when empty; an unknown id answers 404;
+#   addServer answers 201 with the new server, disabled.
+# - lib/tasks/poll.rake: the poller sets a cordoned server with load 0 to disabled.
+#
+# shellcheck disable=SC2310 # Functions here run as conditions on purpose (until/if/||) and check every step themselves; none relies on set -e.
+set -euo pipefail
+
+readonly CONFIG=${BBB_SCALELITE_CONFIG:-/etc/default/bbb-scalelite}
+# shellcheck source=/dev/null
+. "${CONFIG}"
+: "${SCALELITE_URL:?missing in ${CONFIG}}" "${SERVER_URL:?missing in ${CONFIG}}"
+: "${LB_SECRET_ARN:?missing in ${CONFIG}}" "${STATE_FILE:?missing in ${CONFIG}}"
+: "${HOSTED_ZONE:?missing in ${CONFIG}}" "${HOST_NAME:?missing in ${CONFIG}}"
+BBB_PROPERTIES=${BBB_PROPERTIES:-/etc/bigbluebutton/bbb-web.properties}
+IMDS=${IMDS:-http://169.254.169.254/latest}
+DNS_TTL=${DNS_TTL:-60}
+RETRY_SECONDS=${RETRY_SECONDS:-30}
+POLL_SECONDS=${POLL_SECONDS:-30}
+export AWS_DEFAULT_REGION
+
+log() { printf 'bbb-scalelite: %s\n' "$*" >&2; }
+
+# ---- helpers -------------------------------------------------------------------
+# json EXPR: evaluates the Python expression EXPR on the JSON document d from stdin.
+json() {
+  python3 -c "import json, os, sys; d = json.load(sys.stdin); print($1)"
+}
+# json_object PYTHON_DICT: prints a JSON document built from os.environ values.
+json_object() {
+  python3 -c "import json, os; print(json.dumps($1))"
+}
+
+SECRET=""
+# Reads the load-balancer secret into SECRET; fails (and may be retried) if it cannot.
+load_secret() {
+  local value
+  if ! value=$(aws secretsmanager get-secret-value --secret-id "${LB_SECRET_ARN}" \
+    --query SecretString --output text); then
+    log "could not read the load-balancer secret ${LB_SECRET_ARN}"
+    return 1
+  fi
+  if [[ -z "${value}" ]]; then
+    log "the load-balancer secret ${LB_SECRET_ARN} is empty"
+    return 1
+  fi
+  SECRET=${value}
+}
+
+bbb_secret() {
+  local salt
+  salt=$(sed -n 's/^securitySalt=//p' "${BBB_PROPERTIES}" 2>/dev/null | tail -n 1)
+  if [[ -z "${salt}" ]]; then
+    log "no securitySalt in ${BBB_PROPERTIES}"
+    return 1
+  fi
+  printf '%s\n' "${salt}"
+}
+
+imds() {
+  local token
+  token=$(curl -fsS --max-time 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "${IMDS}/api/token") ||
+    return 1
+  curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: ${token}" "${IMDS}/meta-data/$1"
+}
+
+# api ACTION QUERY [JSON]: calls Scalelite; prints the JSON answer. Exit status 0 on
+# success, 2 when Scalelite answers 404 in JSON (no such server / no servers at all),
+# 1 on anything else (unreachable, error page, checksum or other API error).
+api() {
+  local action=$1 query=$2 body=${3:-} sum url status answer
+  local -a request=(curl -sS --max-time 30)
+  sum=$(printf '%s%s%s' "${action}" "${query}" "${SECRET}" | sha256sum) || return 1
+  sum=${sum%% *}
+  url="${SCALELITE_URL}/scalelite/api/${action}?${query:+${query}&}checksum=${sum}"
+  if [[ -n "${body}" ]]; then
+    request+=(-X POST -H 'Content-Type: application/json' --data "${body}")
+  fi
+  answer=$(mktemp) || return 1
+  if ! status=$("${request[@]}" -o "${answer}" -w '%{http_code}' "${url}"); then
+    log "${action}: Scalelite at ${SCALELITE_URL} did not answer"
+    rm -f "${answer}"
+    return 1
+  fi
+  if ! python3 -c 'import json, sys; json.load(sys.stdin)' <"${answer}" 2>/dev/null; then
+    log "${action}: HTTP ${status}, not a JSON answer: $(head -c 300 "${answer}" | tr '\n' ' ' || true)"
+    rm -f "${answer}"
+    return 1
+  fi
+  case "${status}" in
+    2??) cat "${answer}" ;;
+    404)
+      rm -f "${answer}"
+      return 2
+      ;;
+    *)
+      log "${action}: HTTP ${status}: $(head -c 300 "${answer}" | tr '\n' ' ' || true)"
+      rm -f "${answer}"
+      return 1
+      ;;
+  esac
+  rm -f "${answer}"
+}
+
+# Prints the id Scalelite has for SERVER_URL, nothing if none; fails if Scalelite
+# cannot tell.
+find_by_url() {
+  local list rc=0
+  list=$(api getServers "") || rc=$?
+  case "${rc}" in
+    0) ;;
+    2) return 0 ;; # "No servers are configured"
+    *) return 1 ;;
+  esac
+  SERVER_URL=${SERVER_URL} json \
+    'next((s["id"] for s in d if s.get("url") == os.environ["SERVER_URL"]), "")' <<<"${list}"
+}
+
+# Prints the id of this server in Scalelite: the stored one if Scalelite still knows
+# it, else the one Scalelite has for this URL, else nothing. Fails if Scalelite
+# cannot tell.
+known_id() {
+  local id="" rc=0
+  if [[ -s "${STATE_FILE}" ]]; then
+    id=$(<"${STATE_FILE}")
+    api getServerInfo "id=${id}" >/dev/null || rc=$?
+    case "${rc}" in
+      0)
+        printf '%s\n' "${id}"
+        return 0
+        ;;
+      2) log "Scalelite no longer knows server ${id}" ;;
+      *) return 1 ;;
+    esac
+  fi
+  find_by_url
+}
+
+store_id() {
+  printf '%s\n' "$1" >"${STATE_FILE}.new" || return 1
+  mv -f "${STATE_FILE}.new" "${STATE_FILE}"
+}
+
+# ---- register --------------------------------------------------------------------
+# One attempt: every step checks its own result (this runs as an until condition).
+register_once() {
+  local salt id body answer
+  load_secret || return 1
+  salt=$(bbb_secret) || return 1
+  id=$(known_id) || return 1
+  if [[ -z "${id}" ]]; then
+    body=$(SERVER_URL=${SERVER_URL} SALT=${salt} json_object \
+      '{"server": {"url": os.environ["SERVER_URL"], "secret": os.environ["SALT"]}}')
+    answer=$(api addServer "" "${body}") || return 1
+    id=$(json 'd.get("id") or ""' <<<"${answer}") || return 1
+    if [[ -z "${id}" ]]; then
+      log "addServer answered without a server id: ${answer}"
+      return 1
+    fi
+    log "added to Scalelite as ${id} (${SERVER_URL})"
+  fi
+  store_id "${id}" || return 1
+  body=$(ID=${id} SALT=${salt} json_object \
+    '{"id": os.environ["ID"], "server": {"state": "enable", "secret": os.environ["SALT"]}}')
+  api updateServer "" "${body}" >/dev/null || return 1
+  log "enabled in Scalelite as ${id} (${SERVER_URL})"
+}
+
+register() {
+  until register_once; do
+    log "registration not done yet; retrying in ${RETRY_SECONDS} s"
+    sleep "${RETRY_SECONDS}"
+  done
+}
+
+# ---- cordon ----------------------------------------------------------------------
+# cordon_once ID: 0 when cordoned, 2 when Scalelite does not know ID, 1 otherwise.
+cordon_once() {
+  local body
+  body=$(ID=$1 json_object '{"id": os.environ["ID"], "server": {"state": "cordon"}}')
+  api updateServer "" "${body}" >/dev/null
+}
+
+cordon() {
+  local id rc=0
+  load_secret || return 1
+  id=$(known_id) || return 1
+  if [[ -z "${id}" ]]; then
+    log "not registered in Scalelite: nothing to cordon"
+    return 0
+  fi
+  cordon_once "${id}" || rc=$?
+  [[ "${rc}" -ne 1 ]] || return 1
+  log "cordoned in Scalelite (${id}): no new meetings, running ones go on"
+}
+
+# ---- drain -----------------------------------------------------------------------
+# Waits (retrying) until Scalelite answers; prints this server's id or nothing.
+wait_for_id() {
+  local id
+  until id=$(known_id); do
+    log "Scalelite not reachable; retrying in ${RETRY_SECONDS} s"
+    sleep "${RETRY_SECONDS}"
+  done
+  printf '%s\n' "${id}"
+}
+
+# drained ID: true once Scalelite has disabled the server (its poller does that when
+# the cordoned server's load is 0), forgot it, or marked it offline (its meetings are
+# then ended by Scalelite).
+drained() {
+  local info rc=0 state
+  info=$(api getServerInfo "id=$1") || rc=$?
+  case "${rc}" in
+    0) ;;
+    2) return 0 ;;
+    *) return 1 ;;
+  esac
+  state=$(json 'd.get("state", "") + " " + d.get("online", "")' <<<"${info}") || return 1
+  log "Scalelite reports $1: ${state}"
+  case "${state}" in
+    "disabled "* | *" offline") return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+delete_dns_record() {
+  local ip batch
+  if ! ip=$(imds public-ipv4); then
+    log "no public address in the instance metadata: record ${HOST_NAME} left in place"
+    return 1
+  fi
+  batch=$(NAME=${HOST_NAME} IP=${ip} TTL=${DNS_TTL} json_object \
+    '{"Comment": "bbbctl: server leaves", "Changes": [{"Action": "DELETE", "ResourceRecordSet": {"Name": os.environ["NAME"], "Type": "A", "TTL": int(os.environ["TTL"]), "ResourceRecords": [{"Value": os.environ["IP"]}]}}]}')
+  if ! aws route53 change-resource-record-sets --hosted-zone-id "${HOSTED_ZONE}" \
+    --change-batch "${batch}" >/dev/null; then
+    log "could not delete the record ${HOST_NAME} (already gone?)"
+    return 1
+  fi
+  log "deleted the record ${HOST_NAME} -> ${ip}"
+}
+
+drain() {
+  local id body rc instance group attempt
+  until load_secret; do
+    sleep "${RETRY_SECONDS}"
+  done
+  id=$(wait_for_id)
+  if [[ -n "${id}" ]]; then
+    rc=0
+    cordon_once "${id}" || rc=$?
+    while [[ "${rc}" -eq 1 ]]; do
+      sleep "${RETRY_SECONDS}"
+      rc=0
+      cordon_once "${id}" || rc=$?
+    done
+    log "cordoned ${id}; waiting for its meetings to end"
+    until drained "${id}"; do
+      sleep "${POLL_SECONDS}"
+    done
+    body=$(ID=${id} json_object '{"id": os.environ["ID"]}')
+    rc=0
+    api deleteServer "" "${body}" >/dev/null || rc=$?
+    while [[ "${rc}" -eq 1 ]]; do
+      sleep "${RETRY_SECONDS}"
+      rc=0
+      api deleteServer "" "${body}" >/dev/null || rc=$?
+    done
+    rm -f "${STATE_FILE}"
+    log "removed ${id} from Scalelite"
+  else
+    log "not registered in Scalelite: nothing to drain"
+  fi
+  delete_dns_record || true
+  instance=$(imds instance-id)
+  group=$(imds tags/instance/aws:autoscaling:groupName)
+  for attempt in 1 2 3 4 5; do
+    if aws autoscaling complete-lifecycle-action --lifecycle-hook-name bbb-drain \
+      --auto-scaling-group-name "${group}" --instance-id "${instance}" \
+      --lifecycle-action-result CONTINUE; then
+      log "drained; the Auto Scaling group may terminate this server now"
+      return 0
+    fi
+    log "complete-lifecycle-action failed (attempt ${attempt})"
+    sleep "${RETRY_SECONDS}"
+  done
+  return 1
+}
+
+watch() {
+  local state
+  while :; do
+    state=$(imds autoscaling/target-lifecycle-state) || state=""
+    [[ "${state}" != Terminated ]] || break
+    sleep "${POLL_SECONDS}"
+  done
+  log "the Auto Scaling group is terminating this server: draining"
+  drain
+}
+
+case "${1:-}" in
+  register) register ;;
+  cordon)
+    cordon || log "could not cordon (shutdown goes on)"
+    ;;
+  watch) watch ;;
+  drain) drain ;;
+  *)
+    echo "usage: bbb-scalelite register|cordon|watch|drain" >&2
+    exit 2
+    ;;
+esac

@@ -258,8 +258,14 @@ impl SetupInput {
         // An empty value counts as not given (then "missing" says what to pass).
         let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
         flag(P_EMAIL, given(&args.email).as_deref().map(validate_email));
-        flag(P_DOMAIN, given(&args.domain).as_deref().map(validate_domain));
-        flag(P_ZONE, given(&args.hosted_zone).as_deref().map(validate_zone_id));
+        flag(
+            P_DOMAIN,
+            given(&args.domain).as_deref().map(validate_domain),
+        );
+        flag(
+            P_ZONE,
+            given(&args.hosted_zone).as_deref().map(validate_zone_id),
+        );
         flag(P_MODE, args.mode.map(|m| Ok(m.as_str().to_string())));
         problems.into_result()?;
         Ok(SetupInput {

@@ -710,6 +710,85 @@ mod tests {
         );
     }
 
+    /// The first CreateStack went through but its answer was lost; the SDK's retry (or a
+    /// service that ignores the token) says the stack exists. Its events carry our token: it
+    /// is our operation, followed instead of failing. Someone else's stack is an error.
+    #[tokio::test]
+    async fn a_create_whose_answer_was_lost_is_followed() {
+        use aws_sdk_cloudformation::operation::create_stack::CreateStackError;
+        use std::sync::{Arc, Mutex};
+        let token = Arc::new(Mutex::new(String::new()));
+        let seen = token.clone();
+        let create = mock!(Client::create_stack)
+            .match_requests(move |r| {
+                *seen.lock().unwrap() = r.client_request_token().unwrap_or_default().to_string();
+                true
+            })
+            .then_error(|| {
+                CreateStackError::generic(meta(
+                    "AlreadyExistsException",
+                    "Stack [bbb] already exists",
+                ))
+            });
+        let ours = token.clone();
+        let events = mock!(Client::describe_stack_events).then_output(move || {
+            DescribeStackEventsOutput::builder()
+                .stack_events(
+                    SdkEvent::builder()
+                        .stack_id("arn:bbb")
+                        .event_id("e1")
+                        .client_request_token(ours.lock().unwrap().clone())
+                        .build(),
+                )
+                .build()
+        });
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&create, &events]
+        );
+        let spec = StackSpec {
+            name: "bbb",
+            template: Template::Url("https://b.s3.us-east-1.amazonaws.com/k".into()),
+            params: BTreeMap::new(),
+            tags: Vec::new(),
+        };
+        assert_eq!(
+            start_deploy(&client, &spec, false).await.unwrap(),
+            Started::Running {
+                op: Op::Create,
+                stack_id: "arn:bbb".into()
+            }
+        );
+        assert!(token.lock().unwrap().starts_with("bbbctl-create-"));
+
+        // Events with another token: the stack is not ours to follow.
+        let others = mock!(Client::describe_stack_events).then_output(|| {
+            DescribeStackEventsOutput::builder()
+                .stack_events(
+                    SdkEvent::builder()
+                        .stack_id("arn:bbb")
+                        .event_id("e1")
+                        .client_request_token("Console-CreateStack-1")
+                        .build(),
+                )
+                .build()
+        });
+        let client = mock_client!(
+            aws_sdk_cloudformation,
+            RuleMode::MatchAny,
+            [&create, &others]
+        );
+        let err = start_deploy(&client, &spec, false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("creating stack bbb: AlreadyExistsException"),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn nothing_to_update_is_up_to_date() {
         let rule = mock!(Client::update_stack).then_error(|| {

@@ -1412,6 +1412,47 @@ def lost_answer() -> None:
         settle(other_id)
 
 
+def effective_parameters_and_terminated_instances():
+    """patch 14: updates compare parameter values in effect; primary interfaces go with
+    terminated instances."""
+    name = f"effective-{RUN}"
+    body = json.dumps({
+        "Parameters": {"Days": {"Type": "Number", "Default": 30},
+                       "Flag": {"Type": "String", "Default": "false"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic",
+                                "Properties": {"TopicName": {"Fn::Join": [
+                                    "-", [name, {"Ref": "Days"}, {"Ref": "Flag"}]]}}}},
+    })
+    cfn.create_stack(StackName=name, TemplateBody=body)
+    settle(name)
+    changes = []
+    cs = cfn.create_change_set(StackName=name, ChangeSetName="same", TemplateBody=body,
+                               ChangeSetType="UPDATE",
+                               Parameters=[{"ParameterKey": "Days", "ParameterValue": "30"},
+                                           {"ParameterKey": "Flag", "ParameterValue": "false"}])
+    changes = cfn.describe_change_set(ChangeSetName=cs["Id"])["Changes"]
+    check("update diff: a default passed with the same value is no change (moto: Modify)",
+          changes == [], changes)
+    cs = cfn.create_change_set(StackName=name, ChangeSetName="other", TemplateBody=body,
+                               ChangeSetType="UPDATE",
+                               Parameters=[{"ParameterKey": "Days", "ParameterValue": "14"}])
+    changes = cfn.describe_change_set(ChangeSetName=cs["Id"])["Changes"]
+    check("update diff: another value is a change",
+          [c["ResourceChange"]["LogicalResourceId"] for c in changes] == ["Topic"], changes)
+    cfn.delete_stack(StackName=name)
+
+    ec2 = client("ec2")
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1,
+                                 SubnetId=subnet)["Instances"][0]
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    left = [e["NetworkInterfaceId"] for e in ec2.describe_network_interfaces()["NetworkInterfaces"]]
+    check("terminate: the instance's primary network interface is deleted (moto: kept in-use)",
+          eni not in left, left)
+
+
 def main() -> int:
     print(f"selftest against {ENDPOINT} ({REGION}), run {RUN}", flush=True)
     if os.environ.get("MOTO_EXT_STACK_SECONDS"):  # the server runs patch 12: only its check
@@ -1432,7 +1473,7 @@ def main() -> int:
               intrinsics_and_unsupported_types, exports_and_outputs, network_stack_delete,
               backend_models, conditions_in_updates, security_group_ingress_delete,
               service_linked_role_names, describe_stacks_parameters, client_request_tokens,
-              stack_deletes_leave_nothing):
+              stack_deletes_leave_nothing, effective_parameters_and_terminated_instances):
         try:
             g()
         except Exception as exc:  # noqa: BLE001

@@ -254,7 +254,7 @@ pub async fn follow(
         let (status, changed) = tokio::select! {
             r = step => r?,
             _ = &mut ctrl_c => {
-                progress.abandon();
+                progress.abandon(&tree);
                 return Err(interrupted(&tree));
             }
         };
@@ -278,7 +278,7 @@ pub async fn follow(
             tokio::select! {
                 _ = tokio::time::sleep((wake - now).min(TICK)) => progress.tick(&tree),
                 _ = &mut ctrl_c => {
-                    progress.abandon();
+                    progress.abandon(&tree);
                     return Err(interrupted(&tree));
                 }
             }

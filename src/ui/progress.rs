@@ -15,6 +15,7 @@ pub enum Progress {
     Live {
         multi: MultiProgress,
         bars: HashMap<usize, ProgressBar>,
+        _quiet_ctrl_c: QuietCtrlC,
     },
     Plain {
         to_stderr: bool,
@@ -73,6 +74,7 @@ impl Progress {
         Progress::Live {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout()),
             bars: HashMap::new(),
+            _quiet_ctrl_c: QuietCtrlC::new(),
         }
     }
 
@@ -113,7 +115,7 @@ impl Progress {
         let now = now_ms();
         match self {
             Progress::Hidden => {}
-            Progress::Live { multi, bars } => {
+            Progress::Live { multi, bars, .. } => {
                 for idx in tree.display_order() {
                     let node = &tree.nodes()[idx];
                     let bar = bars.entry(idx).or_insert_with(|| {
@@ -161,14 +163,23 @@ impl Progress {
         }
     }
 
-    /// bbbctl stops waiting (Ctrl-C): live lines freeze as they are, without a spinner glyph.
-    pub fn abandon(&mut self) {
-        if let Progress::Live { bars, .. } = self {
-            for bar in bars.values() {
-                if !bar.is_finished() {
-                    bar.set_style(ProgressStyle::with_template("■ {msg}").expect("valid template"));
-                    bar.abandon();
+    /// bbbctl stops waiting (Ctrl-C): the live lines of unfinished stacks are replaced by
+    /// plain ones marked `■` (no spinner glyph is left behind).
+    pub fn abandon(&mut self, tree: &StackTree) {
+        if let Progress::Live { multi, bars, .. } = self {
+            let now = now_ms();
+            let mut frozen = Vec::new();
+            for idx in tree.display_order() {
+                if let Some(bar) = bars.get(&idx)
+                    && !bar.is_finished()
+                {
+                    bar.finish_and_clear();
+                    frozen.push(format!("■ {}", stack_line(tree, &tree.nodes()[idx], now)));
                 }
+            }
+            let _ = multi.clear();
+            for line in frozen {
+                println!("{line}");
             }
         }
     }
@@ -181,6 +192,49 @@ impl Progress {
                 if !bar.is_finished() {
                     bar.finish();
                 }
+            }
+        }
+    }
+}
+
+/// While live lines are drawn, the terminal does not echo `^C` (ECHOCTL): the echo would move
+/// the cursor under indicatif's feet and leave a stale spinner line behind on Ctrl-C. The
+/// terminal's setting comes back when the progress ends (drop).
+pub struct QuietCtrlC {
+    #[cfg(unix)]
+    saved: Option<libc::termios>,
+}
+
+impl QuietCtrlC {
+    #[cfg(unix)]
+    fn new() -> Self {
+        // SAFETY: tcgetattr/tcsetattr on stdin with a zeroed, then filled termios.
+        unsafe {
+            let fd = libc::STDIN_FILENO;
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::isatty(fd) != 1 || libc::tcgetattr(fd, &mut t) != 0 {
+                return QuietCtrlC { saved: None };
+            }
+            let saved = t;
+            t.c_lflag &= !libc::ECHOCTL;
+            libc::tcsetattr(fd, libc::TCSANOW, &t);
+            QuietCtrlC { saved: Some(saved) }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> Self {
+        QuietCtrlC {}
+    }
+}
+
+impl Drop for QuietCtrlC {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(saved) = &self.saved {
+            // SAFETY: restores the settings read in `new` on the same descriptor.
+            unsafe {
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved);
             }
         }
     }

@@ -184,6 +184,48 @@ where
 mod tests {
     use super::*;
 
+    /// An SDK error without an AWS answer reads as one line that says what to check.
+    #[test]
+    fn unreachable_endpoints_read_as_one_line() {
+        use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        type E = SdkError<DescribeStacksError, Response>;
+        let io = |msg: &str| -> E {
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(std::io::Error::other(
+                msg.to_string(),
+            ))))
+        };
+        let dns = describe(&io(
+            "dns error: failed to lookup address information: Name or service not known",
+        ));
+        assert!(
+            dns.starts_with("the endpoint's name does not resolve (a region that does not exist"),
+            "{dns}"
+        );
+        let refused = describe(&io("tcp connect error: Connection refused (os error 111)"));
+        assert!(
+            refused.starts_with("nothing listens at the endpoint"),
+            "{refused}"
+        );
+        let timeout: E = SdkError::timeout_error("operation timed out");
+        assert!(describe(&timeout).starts_with("no answer in time"));
+        // A web server that is not AWS: HTTP 404 with an HTML body.
+        let raw = Response::new(StatusCode::try_from(404).unwrap(), SdkBody::from("<html/>"));
+        let not_aws: E = SdkError::service_error(
+            DescribeStacksError::generic(
+                aws_sdk_cloudformation::error::ErrorMetadata::builder().build(),
+            ),
+            raw,
+        );
+        let text = describe(&not_aws);
+        assert!(text.contains("is not an AWS API answer"), "{text}");
+        for t in [dns, refused, text] {
+            assert!(!t.contains("DispatchFailure") && !t.contains('\n'), "{t}");
+        }
+    }
+
     #[test]
     fn exit_codes() {
         assert_eq!(exit_code(&usage("bad")), 2);

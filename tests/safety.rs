@@ -304,14 +304,7 @@ async fn unreachable_endpoints_and_regions_read_as_one_line() {
 
 /// The value of one parameter of a stack.
 async fn param(aws: &Aws, stack: &str, key: &str) -> String {
-    let out = aws
-        .cfn
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .unwrap();
-    bbbctl::cfn::ops::parameters(&out.stacks()[0])[key].clone()
+    bbbctl::cfn::ops::parameters(&described(aws, stack).await)[key].clone()
 }
 
 /// The plan's summary counts exactly the changes it lists.

@@ -157,32 +157,27 @@ pub async fn start_deploy(cfn: &Client, spec: &StackSpec<'_>, exists: bool) -> R
     let (body, url) = spec.template_source();
     let op = if exists { Op::Update } else { Op::Create };
     let token = request_token(op);
+    // CreateStack and UpdateStack take the same inputs; their builders are different types.
+    macro_rules! send {
+        ($builder:expr) => {
+            $builder
+                .stack_name(spec.name)
+                .set_template_body(body)
+                .set_template_url(url)
+                .set_parameters(Some(params))
+                .set_capabilities(Some(caps.to_vec()))
+                .set_tags(Some(tags))
+                .client_request_token(&token)
+                .send()
+                .await
+                .map(|o| o.stack_id)
+                .map_err(|e| e.map_service_error(aws_sdk_cloudformation::Error::from))
+        };
+    }
     let result = if exists {
-        cfn.update_stack()
-            .stack_name(spec.name)
-            .set_template_body(body)
-            .set_template_url(url)
-            .set_parameters(Some(params))
-            .set_capabilities(Some(caps.to_vec()))
-            .set_tags(Some(tags))
-            .client_request_token(&token)
-            .send()
-            .await
-            .map(|o| o.stack_id)
-            .map_err(|e| e.map_service_error(aws_sdk_cloudformation::Error::from))
+        send!(cfn.update_stack())
     } else {
-        cfn.create_stack()
-            .stack_name(spec.name)
-            .set_template_body(body)
-            .set_template_url(url)
-            .set_parameters(Some(params))
-            .set_capabilities(Some(caps.to_vec()))
-            .set_tags(Some(tags))
-            .client_request_token(&token)
-            .send()
-            .await
-            .map(|o| o.stack_id)
-            .map_err(|e| e.map_service_error(aws_sdk_cloudformation::Error::from))
+        send!(cfn.create_stack())
     };
     let stack_id = match result {
         Ok(id) => id.unwrap_or_else(|| spec.name.to_string()),

@@ -44,8 +44,8 @@ pub async fn status_of(aws: &Aws, stack: &str) -> Option<String> {
         .map(|s| s.as_str().to_string())
 }
 
-/// The root stack's status and outputs, as the SDK sees them.
-pub async fn root(aws: &Aws, stack: &str) -> (String, std::collections::BTreeMap<String, String>) {
+/// The stack as DescribeStacks answers it (it must exist).
+pub async fn described(aws: &Aws, stack: &str) -> aws_sdk_cloudformation::types::Stack {
     let out = aws
         .cfn
         .describe_stacks()
@@ -53,10 +53,15 @@ pub async fn root(aws: &Aws, stack: &str) -> (String, std::collections::BTreeMap
         .send()
         .await
         .expect("describe stack");
-    let s = &out.stacks()[0];
+    out.stacks()[0].clone()
+}
+
+/// The root stack's status and outputs, as the SDK sees them.
+pub async fn root(aws: &Aws, stack: &str) -> (String, std::collections::BTreeMap<String, String>) {
+    let s = described(aws, stack).await;
     (
         s.stack_status().expect("status").as_str().to_string(),
-        bbbctl::cfn::ops::outputs(s),
+        bbbctl::cfn::ops::outputs(&s),
     )
 }
 

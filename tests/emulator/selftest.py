@@ -1113,14 +1113,6 @@ def stack_deletes_leave_nothing() -> None:
         return [{"ParameterKey": "Full", "ParameterValue": full},
                 {"ParameterKey": "Ami", "ParameterValue": ami[0]}]
 
-    def settle(stack_id: str) -> dict:  # MOTO_EXT_STACK_SECONDS: wait for the worker
-        for _ in range(300):
-            st = stack(stack_id)
-            if not st["StackStatus"].endswith("_IN_PROGRESS"):
-                return st
-            time.sleep(0.2)
-        return st
-
     def data() -> dict:
         with urllib.request.urlopen(f"{ENDPOINT}/moto-api/data.json") as answer:
             return json.load(answer)

@@ -153,6 +153,11 @@ pub struct SetupArgs {
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
 
+    /// Move the BBB servers to the image BBBServerAmi names now (replaces them, one at a
+    /// time); without it an existing deployment keeps the image its servers run
+    #[arg(long)]
+    pub new_server_image: bool,
+
     /// Show what setup would change (a change set with nested stacks), then delete the plan:
     /// the stacks stay as they are
     #[arg(long)]

@@ -27,6 +27,8 @@ pub const P_DOMAIN: &str = "BBBDomainName";
 pub const P_ZONE: &str = "BBBHostedZone";
 pub const P_MODE: &str = "BBBEnvironmentType";
 pub const P_SERVER_COUNT: &str = "BBBServerCount";
+pub const P_SERVER_AMI: &str = "BBBServerAmi";
+pub const P_SERVER_IMAGE: &str = "BBBServerImageId";
 
 /// Settings every command shares.
 #[derive(Debug, Clone)]
@@ -169,6 +171,17 @@ pub struct SetupInput {
     file_explicit: bool,
     /// `-e`, `-d`, `-h`, `--mode`, validated.
     flags: BTreeMap<String, String>,
+    /// `--new-server-image`: resolve BBBServerAmi again instead of keeping the servers' image.
+    new_server_image: bool,
+}
+
+/// An existing deployment as setup starts from it.
+#[derive(Debug, Clone, Default)]
+pub struct Current {
+    /// Its user-facing parameters.
+    pub params: BTreeMap<String, String>,
+    /// The AMI CloudFormation resolved from BBBServerAmi (DescribeStacks `ResolvedValue`).
+    pub resolved_ami: Option<String>,
 }
 
 /// Everything `setup` needs, validated.
@@ -187,6 +200,8 @@ pub struct SetupSettings {
     pub params_origin: String,
     /// For an existing deployment: the parameters this setup changes, (name, now, then).
     pub changes: Vec<(String, String, String)>,
+    /// The server image this setup keeps (pinned from the AMI the deployment resolved).
+    pub pinned_image: Option<String>,
     pub bundle: Bundle,
     pub root: TemplateInfo,
 }
@@ -276,6 +291,7 @@ impl SetupInput {
             file_origin,
             file_explicit,
             flags,
+            new_server_image: args.new_server_image,
         })
     }
 
@@ -284,7 +300,8 @@ impl SetupInput {
     /// which only an explicit parameter file and flags override, so a re-run never quietly
     /// reverts what an earlier `setup --params` set. Every problem is reported at once, with
     /// the template's Rules checked as CloudFormation would.
-    pub fn settle(self, current: Option<&BTreeMap<String, String>>) -> Result<SetupSettings> {
+    pub fn settle(self, deployment: Option<&Current>) -> Result<SetupSettings> {
+        let current = deployment.map(|d| &d.params);
         let mut params = BTreeMap::new();
         let mut origin = Vec::new();
         if let Some(current) = current {
@@ -300,6 +317,17 @@ impl SetupInput {
             origin.push("flags".to_string());
         }
         let params_origin = origin.join(" + ");
+        // The servers keep their image: a new AMI behind BBBServerAmi (Canonical publishes one
+        // every few weeks) would otherwise replace them, and their data, on the next setup.
+        let mut pinned_image = None;
+        if self.new_server_image {
+            params.insert(P_SERVER_IMAGE.to_string(), String::new());
+        } else if let Some(ami) = deployment.and_then(|d| d.resolved_ami.as_ref())
+            && params.get(P_SERVER_IMAGE).is_none_or(|v| v.is_empty())
+        {
+            params.insert(P_SERVER_IMAGE.to_string(), ami.clone());
+            pinned_image = Some(ami.clone());
+        }
 
         let mut problems = Problems::default();
         let mut required = |name: &str, flag: &str| match params.get(name).filter(|v| !v.is_empty())
@@ -372,6 +400,7 @@ impl SetupInput {
                 params
                     .iter()
                     .filter(|(n, _)| *n != P_SERVER_COUNT)
+                    .filter(|(n, _)| !(*n == P_SERVER_IMAGE && pinned_image.is_some()))
                     .filter_map(|(n, v)| {
                         let now = current.get(n).cloned().or_else(|| default(n))?;
                         (now != *v).then(|| (n.clone(), now, v.clone()))
@@ -389,6 +418,7 @@ impl SetupInput {
             params,
             params_origin,
             changes,
+            pinned_image,
             bundle: self.bundle,
             root: self.root,
         })

@@ -96,7 +96,14 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         "{versions:?}"
     );
 
-    // Re-run: nothing to change, nothing uploaded.
+    // Re-run: nothing uploaded; the servers' image is recorded (once), then nothing changes.
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &[]));
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains("BBB servers keep their image ami-"),
+        "{}",
+        stdout(&o)
+    );
     let o = bbbctl(&setup_args(&zone, &stack, &domain, &[]));
     assert_code(&o, 0);
     let out = stdout(&o);

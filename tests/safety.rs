@@ -347,7 +347,26 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     assert_code(&o, 0);
     assert_eq!(param(&aws, &stack, "BBBLogRetentionDays").await, "14");
 
-    // No -e/-h/-d, no parameter file: the deployment's own parameters, nothing reverted.
+    // No -e/-h/-d, no parameter file: the deployment's own parameters, nothing reverted. The
+    // first re-run records the servers' image (the AMI CloudFormation resolved), so that a
+    // newer Ubuntu image never replaces them behind the user's back; the next is up to date.
+    let o = bbbctl_in(&dir, &["setup", "-s", &stack]);
+    assert_code(&o, 0);
+    let resolved = described(&aws, &stack)
+        .await
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some("BBBServerAmi"))
+        .and_then(|p| p.resolved_value())
+        .expect("the AMI resolved from SSM")
+        .to_string();
+    assert!(resolved.starts_with("ami-"), "{resolved}");
+    assert!(
+        stdout(&o).contains(&format!("BBB servers keep their image {resolved}")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(param(&aws, &stack, "BBBServerImageId").await, resolved);
     let o = bbbctl_in(&dir, &["setup", "-s", &stack]);
     assert_code(&o, 0);
     assert!(
@@ -396,6 +415,26 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     assert_code(&o, 0);
     assert_eq!(param(&aws, &stack, "BBBLogRetentionDays").await, "30");
     assert_eq!(param(&aws, &stack, "BBBServerDrainTimeout").await, "1800");
+
+    // --new-server-image: the servers are to move to the image BBBServerAmi names now; the
+    // prompt says they are replaced.
+    let o = bbbctl_in(
+        &dir,
+        &["setup", "-s", &stack, "--new-server-image", "--dry-run"],
+    );
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("BBBServerImageId  {resolved} → (empty)"))
+            && out.contains("CloudFormation replaces the servers, one at a time"),
+        "{out}"
+    );
+    let o = bbbctl_in(
+        &dir,
+        &["setup", "-s", &stack, "--new-server-image", "--yes"],
+    );
+    assert_code(&o, 0);
+    assert_eq!(param(&aws, &stack, "BBBServerImageId").await, "");
 
     let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]);
     assert_code(&o, 0);

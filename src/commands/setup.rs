@@ -16,7 +16,8 @@ use crate::cli::SetupArgs;
 use crate::error::{AwsContext, aws_code, describe};
 use crate::memory::{self, Remembered};
 use crate::settings::{
-    Global, P_MODE, P_SERVER_COUNT, SetupInput, SetupSettings, sources_stack_name, user_params,
+    Current, Global, P_MODE, P_SERVER_AMI, P_SERVER_COUNT, P_SERVER_IMAGE, SetupInput,
+    SetupSettings, sources_stack_name, user_params,
 };
 use crate::templates::{self, Asset, BUCKET_PARAM, TemplateInfo};
 use crate::ui::Printer;
@@ -31,14 +32,25 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     for st in existing.iter().chain(&sources) {
         ensure_ours(&aws, st, &input.stack).await?;
     }
-    let current = existing
-        .as_ref()
-        .map(|st| user_params(&input.root, parameters(st)));
+    let current = existing.as_ref().map(|st| Current {
+        params: user_params(&input.root, parameters(st)),
+        resolved_ami: st
+            .parameters()
+            .iter()
+            .find(|x| x.parameter_key() == Some(P_SERVER_AMI))
+            .and_then(|x| x.resolved_value())
+            .map(str::to_string),
+    });
     let s = input.settle(current.as_ref())?;
     p.info(format!(
         "{} mode; parameters from {}",
         s.mode, s.params_origin
     ));
+    if let Some(ami) = &s.pinned_image {
+        p.info(format!(
+            "BBB servers keep their image {ami} (`bbbctl setup --new-server-image` moves them to the one {P_SERVER_AMI} names now)."
+        ));
+    }
     check_hosted_zone(&aws, &s).await?;
     if args.dry_run {
         return dry_run(&aws, p, &s, existing.as_ref(), sources.as_ref()).await;
@@ -101,6 +113,17 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     Ok(())
 }
 
+/// Parameters that reach the BBB servers' launch template (templates/bbb-servers.yaml): a
+/// change replaces the servers.
+const REPLACES_SERVERS: [&str; 6] = [
+    P_SERVER_IMAGE,
+    "BBBServerInstanceType",
+    "BBBServerDataVolumeSize",
+    "BBBDomainName",
+    "BBBOperatorEMail",
+    P_MODE,
+];
+
 /// What this setup changes in an existing deployment's parameters, and for a mode switch the
 /// layers that go and come; `None` when no parameter changes.
 fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
@@ -112,8 +135,27 @@ fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
         s.stack, s.params_origin
     );
     let width = s.changes.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+    let shown = |v: &str| {
+        if v.is_empty() {
+            "(empty)".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     for (name, now, then) in &s.changes {
-        text.push_str(&format!("\n  {name:<width$}  {now} → {then}"));
+        text.push_str(&format!(
+            "\n  {name:<width$}  {} → {}",
+            shown(now),
+            shown(then)
+        ));
+    }
+    if s.changes
+        .iter()
+        .any(|(n, _, _)| REPLACES_SERVERS.contains(&n.as_str()))
+    {
+        text.push_str(
+            "\n  ! The BBB servers' launch template changes: CloudFormation replaces the servers, one at a time.",
+        );
     }
     if let Some(switch) = mode_switch(s, stack) {
         text.push('\n');

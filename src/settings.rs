@@ -806,6 +806,92 @@ mod tests {
         }
     }
 
+    /// `bbbctl setup -s bbb ARGS --params <a file that sets nothing>` (not the repository's
+    /// ./bbb-on-aws-param.json, which the tests' working folder holds).
+    fn setup_input(args: &[&str]) -> SetupInput {
+        use clap::Parser;
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(empty.path(), r#"{"Parameters": {}}"#).unwrap();
+        let path = empty.path().to_str().unwrap().to_string();
+        let mut argv = vec!["bbbctl", "setup", "-s", "bbb", "--params", &path];
+        argv.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Setup(a) => SetupInput::read(&a, "bbb".into()).unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn an_existing_deployment_keeps_its_parameters_unless_told_otherwise() {
+        let current = Current {
+            params: [
+                (P_EMAIL, "ops@example.org"),
+                (P_DOMAIN, "bbb.example.org"),
+                (P_ZONE, "Z123"),
+                ("BBBLogRetentionDays", "14"),
+                (P_SERVER_IMAGE, ""),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            resolved_ami: Some("ami-0123456789abcdef0".into()),
+        };
+        // No flags, no file of the user's: nothing changes but the recorded image.
+        let s = setup_input(&[]).settle(Some(&current)).unwrap();
+        assert_eq!(
+            s.params["BBBLogRetentionDays"], "14",
+            "not reverted to the default"
+        );
+        assert_eq!(s.params[P_SERVER_IMAGE], "ami-0123456789abcdef0");
+        assert_eq!(s.pinned_image.as_deref(), Some("ami-0123456789abcdef0"));
+        assert_eq!(s.changes, Vec::new());
+        // A flag changes what it names, and says so.
+        let s = setup_input(&["-d", "new.example.org"])
+            .settle(Some(&current))
+            .unwrap();
+        assert_eq!(
+            s.changes,
+            [(
+                P_DOMAIN.to_string(),
+                "bbb.example.org".to_string(),
+                "new.example.org".to_string()
+            )]
+        );
+        // --new-server-image: the image comes from BBBServerAmi again.
+        let mut pinned = current.clone();
+        pinned
+            .params
+            .insert(P_SERVER_IMAGE.into(), "ami-0123456789abcdef0".into());
+        let s = setup_input(&["--new-server-image"])
+            .settle(Some(&pinned))
+            .unwrap();
+        assert_eq!(s.params[P_SERVER_IMAGE], "");
+        assert_eq!(s.changes.len(), 1, "{:?}", s.changes);
+        // A new deployment needs -e, -h and -d: all three named at once.
+        let e = setup_input(&[]).settle(None).unwrap_err().to_string();
+        assert!(e.starts_with("3 problems with the input"), "{e}");
+        for flag in ["-e EMAIL", "-d DOMAIN", "-h HOSTED_ZONE_ID"] {
+            assert!(e.contains(flag), "{e}");
+        }
+        // The template's Rules, with the values that break them.
+        let e = setup_input(&["--mode", "scalable"])
+            .settle(Some(&Current {
+                params: [("BBBNumberOfAZs".to_string(), "1".to_string())]
+                    .into_iter()
+                    .chain(current.params.clone())
+                    .collect(),
+                resolved_ami: None,
+            }))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "BBBEnvironmentType = scalable, BBBNumberOfAZs = 1; rule ScalableNeedsTwoAZs"
+            ),
+            "{e}"
+        );
+    }
+
     #[test]
     fn profile_file_sections() {
         let config = "[default]\nregion = eu-central-1\n[profile prod]\n[profile  uni-ops ] # c\n[sso-session corp]\n[services s3]\n[profiled]\n";

@@ -29,17 +29,23 @@
 set -euo pipefail
 
 # ---- pinned versions -------------------------------------------------------------
-# BigBlueButton 3.0 on Ubuntu 22.04 (jammy). The installer is taken from its release
-# branch; set BBB_INSTALL_SHA256 to also require an exact script.
+# BigBlueButton 3.0 on Ubuntu 22.04 (jammy). The installer is fetched by commit, not by
+# branch, and must match its sha256 before it runs: a branch that moves must not change
+# what a new server installs (a floating branch broke installs in late 2025).
+# Commit: head of bigbluebutton/bbb-install's v3.0.x-release branch in the snapshot read
+# for this pin (2024-02-23, "Merge pull request #732"); sha256 of its bbb-install.sh.
+# To move the pin, take a newer commit of that branch and its file's sha256.
 readonly BBB_VERSION="jammy-300"
-readonly BBB_INSTALL_REF="v3.0.x-release"
-readonly BBB_INSTALL_URL="https://raw.githubusercontent.com/bigbluebutton/bbb-install/${BBB_INSTALL_REF}/bbb-install.sh"
-readonly BBB_INSTALL_SHA256="${BBB_INSTALL_SHA256:-}"
+readonly BBB_INSTALL_COMMIT="26ce2d16c2a82ef962d685525b0c20bb89d4d151"
+readonly BBB_INSTALL_SHA256="9654ba2c4470b7e4a986c1bbf98544c7b3bf509314f1e8b217c7ef8e029186c2"
+readonly BBB_INSTALL_URL="https://raw.githubusercontent.com/bigbluebutton/bbb-install/${BBB_INSTALL_COMMIT}/bbb-install.sh"
 # amazon-efs-utils (mount helper with TLS and IAM), built as a .deb from this tag: the
 # last release that needs no Rust toolchain to build.
 readonly EFS_UTILS_REF="v1.36.0"
-# Scalelite's post-publish hook, from this Scalelite release.
-readonly SCALELITE_REF="v1.6.11"
+# Scalelite's post-publish hook, from the Scalelite release whose images the front end
+# runs (BBBScaleliteImageTag's default; bigbluebutton/scalelite_post_publish.rb is the
+# same file from v1.6.11 to v1.8.5).
+readonly SCALELITE_REF="v1.8.5"
 readonly SCALELITE_HOOK_URL="https://raw.githubusercontent.com/blindsidenetworks/scalelite/${SCALELITE_REF}/bigbluebutton/scalelite_post_publish.rb"
 
 readonly DATA_DIR=/var/bigbluebutton
@@ -225,21 +231,24 @@ register_host_name
 
 # ---- 3. BigBlueButton ------------------------------------------------------------
 install_bigbluebutton() {
-  local installer="${STATE_DIR}/bbb-install.sh"
+  local installer="${STATE_DIR}/bbb-install.sh" actual
   local -a options=(-v "${BBB_VERSION}" -s "${HOST_NAME}" -e "${EMAIL}")
   if [[ "${MODE}" = single ]]; then
     options+=(-g)
   fi
 
   curl -fsSL --retry 5 -o "${installer}" "${BBB_INSTALL_URL}"
-  if [[ -n "${BBB_INSTALL_SHA256}" ]]; then
-    echo "${BBB_INSTALL_SHA256}  ${installer}" | sha256sum -c - || die "bbb-install.sh checksum mismatch"
+  actual=$(sha256sum "${installer}") || die "could not checksum ${installer}"
+  actual=${actual%% *}
+  if [[ "${actual}" != "${BBB_INSTALL_SHA256}" ]]; then
+    die "bbb-install.sh checksum mismatch: ${BBB_INSTALL_URL} has sha256 ${actual}, expected ${BBB_INSTALL_SHA256}; not running it"
   fi
+  log "bbb-install.sh ${BBB_INSTALL_COMMIT} verified (sha256 ${actual})"
 
   # bbb-install reads the public address from the metadata service without an IMDSv2
   # token, which this launch template refuses; hand it both addresses instead (it
   # skips its own detection when IP is set).
-  log "running bbb-install (${BBB_INSTALL_REF}) ${options[*]}"
+  log "running bbb-install (${BBB_INSTALL_COMMIT}) ${options[*]}"
   IP="${PUBLIC_IP}" INTERNAL_IP="${LOCAL_IP}" bash "${installer}" "${options[@]}"
 }
 install_bigbluebutton

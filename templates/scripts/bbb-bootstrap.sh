@@ -3,9 +3,12 @@
 #
 # Run once, as root, from the launch template's user data (bbb-servers.yaml):
 #   1. formats (first boot) and mounts the data volume at /var/bigbluebutton,
-#   2. registers this instance's public address in Route 53
-#      (scalable mode: bbb-<instance id>.<domain>; single mode: <domain> itself),
-#   3. installs BigBlueButton with the pinned bbb-install script, which also gets the
+#   2. scalable mode: registers this instance's public address in Route 53 as
+#      bbb-<instance id>.<domain>; single mode: associates the deployment's Elastic IP
+#      with this instance - <domain> is a record of the root stack on that address
+#      (root.yaml, DomainRecord), so destroy and a mode switch remove it,
+#   3. installs BigBlueButton with the pinned bbb-install script (by commit; its sha256
+#      is checked before it runs), which also gets the
 #      Let's Encrypt certificate; without -c it sets up coturn (TURN) on this host too,
 #      reached through haproxy on 443,
 #   4. scalable mode: mounts the recordings spool on EFS (amazon-efs-utils: TLS + IAM,
@@ -23,7 +26,8 @@
 #   6. signals the Auto Scaling group's CreationPolicy: SUCCESS, or FAILURE on any error.
 #
 # Needs: the AWS CLI, curl and python3, and an instance role allowing
-# route53:ChangeResourceRecordSets/GetChange, cloudformation:SignalResource,
+# route53:ChangeResourceRecordSets/GetChange (scalable mode),
+# ec2:AssociateAddress/DescribeAddresses (single mode), cloudformation:SignalResource,
 # secretsmanager:GetSecretValue (single mode: admin login; scalable mode: the
 # load-balancer secret) and, in scalable mode, elasticfilesystem:ClientMount/ClientWrite.
 set -euo pipefail
@@ -63,6 +67,7 @@ usage() {
   cat >&2 <<'EOF'
 usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode scalable|single
                         --domain D --hosted-zone Z --email E [--admin-secret ARN]
+                        [--address-allocation EIPALLOC_ID]
                         [--efs FS_ID --spool-access-point FSAP_ID --lb-secret ARN]
 EOF
   exit 2
@@ -73,7 +78,7 @@ log() { printf '%s bbb-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { log "ERROR: $*"; exit 1; }
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
-EFS_ID="" SPOOL_AP="" LB_SECRET=""
+EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID=""
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || usage
   case "$1" in
@@ -88,6 +93,7 @@ while [[ $# -gt 0 ]]; do
     --efs) EFS_ID=$2 ;;
     --spool-access-point) SPOOL_AP=$2 ;;
     --lb-secret) LB_SECRET=$2 ;;
+    --address-allocation) ALLOCATION_ID=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -103,7 +109,12 @@ case "${MODE}" in
     [[ "${EFS_ID}" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: ${EFS_ID}"
     [[ "${SPOOL_AP}" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: ${SPOOL_AP}"
     ;;
-  single) [[ -n "${ADMIN_SECRET}" ]] || die "single mode needs --admin-secret" ;;
+  single)
+    if [[ -z "${ADMIN_SECRET}" ]] || [[ -z "${ALLOCATION_ID}" ]]; then
+      die "single mode needs --admin-secret and --address-allocation"
+    fi
+    [[ "${ALLOCATION_ID}" =~ ^eipalloc-[0-9a-f]+$ ]] || die "invalid Elastic IP allocation id: ${ALLOCATION_ID}"
+    ;;
   *) usage ;;
 esac
 [[ "${DOMAIN}" =~ ^[a-z0-9.-]+$ ]] || die "invalid domain: ${DOMAIN}"
@@ -217,7 +228,10 @@ mount_data_volume() {
 }
 mount_data_volume
 
-# ---- 2. Route 53 ------------------------------------------------------------------
+# ---- 2. host name ------------------------------------------------------------------
+# Scalable mode: this server's own record bbb-<id>.<domain>, deleted again by its drain
+# (bbb-scalelite). Single mode: the record of <domain> is CloudFormation's, on the
+# deployment's Elastic IP; this server takes that address.
 register_host_name() {
   local batch change_id
   batch=$(printf '{"Comment":"bbbctl: %s","Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"%s","Type":"A","TTL":%s,"ResourceRecords":[{"Value":"%s"}]}}]}' \
@@ -227,7 +241,32 @@ register_host_name() {
   log "waiting for Route 53 change ${change_id}"
   aws route53 wait resource-record-sets-changed --id "${change_id}"
 }
-register_host_name
+take_elastic_ip() {
+  local address attempt current
+  address=$(aws ec2 describe-addresses --allocation-ids "${ALLOCATION_ID}" \
+    --query 'Addresses[0].PublicIp' --output text)
+  [[ "${address}" =~ ^[0-9]+(\.[0-9]+){3}$ ]] || die "Elastic IP ${ALLOCATION_ID} has no address (${address})"
+  # A replaced server's predecessor may still hold it: take it over.
+  aws ec2 associate-address --allocation-id "${ALLOCATION_ID}" --instance-id "${INSTANCE_ID}" \
+    --allow-reassociation >/dev/null
+  for attempt in $(seq 1 60); do
+    # shellcheck disable=SC2310 # no address yet is what the loop waits out
+    current=$(imds public-ipv4 || true)
+    if [[ "${current}" = "${address}" ]]; then
+      PUBLIC_IP=${address}
+      log "Elastic IP ${address} (${ALLOCATION_ID}) associated; ${HOST_NAME} points at it"
+      return 0
+    fi
+    log "waiting for the metadata service to show ${address} (attempt ${attempt})"
+    sleep 2
+  done
+  die "Elastic IP ${address} did not show up as this instance's public address"
+}
+if [[ "${MODE}" = single ]]; then
+  take_elastic_ip
+else
+  register_host_name
+fi
 
 # ---- 3. BigBlueButton ------------------------------------------------------------
 install_bigbluebutton() {

@@ -2,6 +2,10 @@
 # bbb-bootstrap.sh: turn a fresh Ubuntu 22.04 instance into a BigBlueButton server.
 #
 # Run once, as root, from the launch template's user data (bbb-servers.yaml):
+#   0. starts bbb-logship.service, which copies this script's log to CloudWatch Logs
+#      (the stack's BootstrapLogGroup, stream = instance id; bbb-logship, templates/
+#      scripts/bbb-logship.sh, put in /usr/local/sbin by the user data); before it
+#      signals, the log is flushed there, so a failure can be read without SSH,
 #   1. formats (first boot) and mounts the data volume at /var/bigbluebutton,
 #   2. scalable mode: registers this instance's public address in Route 53 as
 #      bbb-<instance id>.<domain>; single mode: associates the deployment's Elastic IP
@@ -57,6 +61,7 @@ readonly SPOOL_DIR=/mnt/scalelite-recordings/var/bigbluebutton/spool
 readonly SPOOL_GID=2000  # group scalelite-spool; owner of the spool access point's files
 
 readonly SCALELITE_AGENT=/usr/local/sbin/bbb-scalelite
+readonly LOG_SHIPPER=/usr/local/sbin/bbb-logship
 readonly DNS_TTL=60  # also the agent's, which deletes the record with the same values
 
 readonly LOG_FILE=/var/log/bbb-bootstrap.log
@@ -67,7 +72,7 @@ usage() {
   cat >&2 <<'EOF'
 usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode scalable|single
                         --domain D --hosted-zone Z --email E [--admin-secret ARN]
-                        [--address-allocation EIPALLOC_ID]
+                        [--address-allocation EIPALLOC_ID] [--log-group NAME]
                         [--efs FS_ID --spool-access-point FSAP_ID --lb-secret ARN]
 EOF
   exit 2
@@ -78,7 +83,7 @@ log() { printf '%s bbb-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { log "ERROR: $*"; exit 1; }
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
-EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID=""
+EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID="" LOG_GROUP=""
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || usage
   case "$1" in
@@ -94,6 +99,7 @@ while [[ $# -gt 0 ]]; do
     --spool-access-point) SPOOL_AP=$2 ;;
     --lb-secret) LB_SECRET=$2 ;;
     --address-allocation) ALLOCATION_ID=$2 ;;
+    --log-group) LOG_GROUP=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -135,6 +141,46 @@ imds() {
 INSTANCE_ID=$(imds instance-id)
 readonly INSTANCE_ID
 
+# ---- 0. the log to CloudWatch Logs ------------------------------------------------
+SHIPPING=false
+start_log_shipping() {
+  if [[ -z "${LOG_GROUP}" ]] || [[ ! -x "${LOG_SHIPPER}" ]]; then
+    log "no log group or no ${LOG_SHIPPER}: this log stays on the instance"
+    return 0
+  fi
+  cat >/etc/default/bbb-logship <<EOF
+AWS_DEFAULT_REGION=${REGION}
+LOG_GROUP=${LOG_GROUP}
+LOG_STREAM=${INSTANCE_ID}
+LOG_FILE=${LOG_FILE}
+STATE_DIR=${STATE_DIR}
+EOF
+  cat >/etc/systemd/system/bbb-logship.service <<'EOF'
+[Unit]
+Description=Copy the BigBlueButton bootstrap log to CloudWatch Logs
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=/usr/local/sbin/bbb-logship follow
+Restart=always
+RestartSec=15
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  systemctl daemon-reload
+  systemctl enable --now bbb-logship.service
+  SHIPPING=true
+  log "shipping this log to CloudWatch Logs: group ${LOG_GROUP}, stream ${INSTANCE_ID}"
+}
+# Ships what the log holds now (before a signal: a failed server is terminated soon after).
+flush_log() {
+  [[ "${SHIPPING}" = true ]] || return 0
+  sleep 1 # let tee write out the last lines
+  "${LOG_SHIPPER}" flush || log "could not ship the log to CloudWatch Logs (${LOG_GROUP})"
+}
+
 # ---- CloudFormation signal ------------------------------------------------------
 SIGNALLED=false
 signal() {
@@ -146,12 +192,14 @@ signal() {
 on_exit() {
   local rc=$?
   if [[ "${rc}" -ne 0 ]] && [[ "${SIGNALLED}" = false ]]; then
-    log "failed with exit code ${rc} (details in ${LOG_FILE})"
+    log "failed with exit code ${rc} (details in ${LOG_FILE}; CloudWatch Logs group ${LOG_GROUP:-(none)}, stream ${INSTANCE_ID})"
+    flush_log
     # shellcheck disable=SC2310 # its failure is handled right here
     signal FAILURE || log "could not signal FAILURE"
   fi
 }
 trap on_exit EXIT
+start_log_shipping
 
 # shellcheck disable=SC2310 # its failure is handled right here
 PUBLIC_IP=$(imds public-ipv4) || die "this instance has no public IPv4 address"
@@ -422,5 +470,6 @@ fi
 
 # ---- 6. done ---------------------------------------------------------------------
 touch "${STATE_DIR}/done"
-signal SUCCESS
 log "BigBlueButton is ready at https://${HOST_NAME}"
+flush_log
+signal SUCCESS

@@ -615,3 +615,31 @@ fn a_refused_put_loses_no_line_and_ships_none_twice() {
     assert!(ok, "flush: {err}");
     assert_eq!(rig.shipped().0, ["one", "two", "three"]);
 }
+
+#[test]
+fn the_dns_record_is_written_at_boot_and_deleted_at_shutdown_with_the_same_values() {
+    // bbb-dns.service: ExecStart=bbb-scalelite dns-register, ExecStop=bbb-scalelite dns-delete.
+    let rig = Rig::new();
+    rig.run_ok("dns-register");
+    rig.run_ok("dns-delete");
+    let calls: Vec<String> = rig
+        .aws_calls()
+        .into_iter()
+        .filter(|c| c.starts_with("route53 change-resource-record-sets"))
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for (call, action) in calls.iter().zip(["UPSERT", "DELETE"]) {
+        for part in [
+            &format!("--hosted-zone-id {ZONE}"),
+            &format!("\"Action\": \"{action}\""),
+            &format!("\"Name\": \"{HOST}\""),
+            "\"Type\": \"A\"",
+            "\"TTL\": 60",
+            &format!("\"Value\": \"{PUBLIC_IP}\""),
+        ] {
+            assert!(call.contains(part), "{part} missing in {call}");
+        }
+    }
+    // Scalelite is not involved: a shutdown never waits for it.
+    assert!(rig.scalelite.calls().is_empty());
+}

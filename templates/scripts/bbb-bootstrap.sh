@@ -8,7 +8,8 @@
 #      signals, the log is flushed there, so a failure can be read without SSH,
 #   1. formats (first boot) and mounts the data volume at /var/bigbluebutton,
 #   2. scalable mode: registers this instance's public address in Route 53 as
-#      bbb-<instance id>.<domain>; single mode: associates the deployment's Elastic IP
+#      bbb-<instance id>.<domain> and installs bbb-dns.service, which writes that
+#      record at every boot and deletes it at every shutdown; single mode: associates the deployment's Elastic IP
 #      with this instance - <domain> is a record of the root stack on that address
 #      (root.yaml, DomainRecord), so destroy and a mode switch remove it,
 #   3. installs BigBlueButton with the pinned bbb-install script (by commit; its sha256
@@ -310,9 +311,44 @@ take_elastic_ip() {
   done
   die "Elastic IP ${address} did not show up as this instance's public address"
 }
+# bbb-dns.service deletes the record at every shutdown (and writes it again at boot),
+# so a server that is terminated without a drain - a failed bootstrap's rollback, the
+# stack's deletion - takes its name with it.
+install_dns_service() {
+  [[ -x "${SCALELITE_AGENT}" ]] || die "${SCALELITE_AGENT} is missing (the user data fetches it)"
+  cat >/etc/default/bbb-scalelite <<EOF
+AWS_DEFAULT_REGION=${REGION}
+SCALELITE_URL=https://scalelite.${DOMAIN}
+SERVER_URL=https://${HOST_NAME}/bigbluebutton/api/
+LB_SECRET_ARN=${LB_SECRET}
+STATE_FILE=${STATE_DIR}/scalelite-server-id
+HOSTED_ZONE=${HOSTED_ZONE}
+HOST_NAME=${HOST_NAME}
+DNS_TTL=${DNS_TTL}
+EOF
+  cat >/etc/systemd/system/bbb-dns.service <<'EOF'
+[Unit]
+Description=This BigBlueButton server's bbb-<id> DNS record: written at boot, deleted at shutdown
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/bbb-scalelite dns-register
+ExecStop=/usr/local/sbin/bbb-scalelite dns-delete
+TimeoutStopSec=60
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  systemctl daemon-reload
+  systemctl enable --now bbb-dns.service
+}
 if [[ "${MODE}" = single ]]; then
   take_elastic_ip
 else
+  install_dns_service
   register_host_name
 fi
 
@@ -385,17 +421,6 @@ EOF
 # the running ones are not cut off as a panic would. Its drain (watch) removes the
 # server from Scalelite and its record from Route 53 before the group terminates it.
 install_scalelite_service() {
-  [[ -x "${SCALELITE_AGENT}" ]] || die "${SCALELITE_AGENT} is missing (the user data fetches it)"
-  cat >/etc/default/bbb-scalelite <<EOF
-AWS_DEFAULT_REGION=${REGION}
-SCALELITE_URL=https://scalelite.${DOMAIN}
-SERVER_URL=https://${HOST_NAME}/bigbluebutton/api/
-LB_SECRET_ARN=${LB_SECRET}
-STATE_FILE=${STATE_DIR}/scalelite-server-id
-HOSTED_ZONE=${HOSTED_ZONE}
-HOST_NAME=${HOST_NAME}
-DNS_TTL=${DNS_TTL}
-EOF
   cat >/etc/systemd/system/bbb-scalelite.service <<'EOF'
 [Unit]
 Description=Register this BigBlueButton server with Scalelite; cordon it on shutdown

@@ -5,6 +5,9 @@
 //! failures are never taken for a registration, registration is idempotent across
 //! reboots, and a drain cordons, waits for the meetings to end, removes the Scalelite
 //! entry and the DNS record, and completes the lifecycle action.
+//! The bootstrap log shipper (templates/scripts/bbb-logship.sh) with a fake AWS CLI:
+//! every line reaches CloudWatch Logs once, in order and in batches, resuming where it
+//! stopped; a refused call loses no line and repeats none.
 
 mod standins;
 
@@ -437,4 +440,206 @@ fn drain_waits_for_meetings_then_removes_the_server_and_completes_the_lifecycle_
         dns < done,
         "the record must go before the instance is released"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// bbb-logship (templates/scripts/bbb-logship.sh): the bootstrap log to CloudWatch Logs,
+// with the AWS CLI replaced by a recording fake that keeps every accepted event.
+
+/// A recording AWS CLI for CloudWatch Logs: `put-log-events` appends the events file it
+/// is given to events.jsonl (one JSON array a line); `put-failures` holds how many puts
+/// are refused first.
+const FAKE_AWS_LOGS: &str = r#"#!/usr/bin/env bash
+printf '%s\n' "$*" >>"$FAKE_DIR/aws.log"
+case "$1 $2" in
+  "logs create-log-stream") ;;
+  "logs put-log-events")
+    n=$(cat "$FAKE_DIR/put-failures" 2>/dev/null || echo 0)
+    if [ "$n" -gt 0 ]; then
+      echo $((n - 1)) >"$FAKE_DIR/put-failures"
+      echo "An error occurred (ThrottlingException) when calling the PutLogEvents operation" >&2
+      exit 254
+    fi
+    while [ $# -gt 0 ]; do
+      if [ "$1" = --log-events ]; then
+        tr -d '\n' <"${2#file://}" >>"$FAKE_DIR/events.jsonl"
+        echo >>"$FAKE_DIR/events.jsonl"
+      fi
+      shift
+    done
+    ;;
+  *) echo "fake aws: unexpected call: $*" >&2; exit 255 ;;
+esac
+"#;
+
+struct LogRig {
+    dir: TempDir,
+}
+
+impl LogRig {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir(dir.path().join("bin")).unwrap();
+        fs::create_dir(dir.path().join("state")).unwrap();
+        write_executable(&dir.path().join("bin/aws"), FAKE_AWS_LOGS);
+        let config = format!(
+            "AWS_DEFAULT_REGION=eu-central-1\n\
+             LOG_GROUP=bbb-BbbServersStack-1A2B-BootstrapLogGroup-3C4D\n\
+             LOG_STREAM={INSTANCE}\n\
+             LOG_FILE={log}\n\
+             STATE_DIR={state}\n\
+             MAX_EVENTS=2\n",
+            log = dir.path().join("bbb-bootstrap.log").display(),
+            state = dir.path().join("state").display(),
+        );
+        fs::write(dir.path().join("bbb-logship.conf"), config).unwrap();
+        LogRig { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn append(&self, text: &str) {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("bbb-bootstrap.log"))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Runs `bbb-logship flush`; its exit status and stderr.
+    fn flush(&self) -> (bool, String) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/scripts/bbb-logship.sh");
+        let path = format!(
+            "{}:{}",
+            self.path("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("bash")
+            .arg(script)
+            .arg("flush")
+            .env("PATH", path)
+            .env("FAKE_DIR", self.dir.path())
+            .env("BBB_LOGSHIP_CONFIG", self.path("bbb-logship.conf"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bash");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Every message CloudWatch accepted, in order, and the number of accepted calls.
+    fn shipped(&self) -> (Vec<String>, usize) {
+        let calls = lines(&self.path("events.jsonl"));
+        let mut messages = Vec::new();
+        for call in &calls {
+            let events: Vec<serde_json::Value> = serde_json::from_str(call).expect("events JSON");
+            let mut last = 0;
+            for event in events {
+                let ts = event["timestamp"].as_i64().expect("timestamp");
+                assert!(ts >= last, "events of one call in chronological order");
+                last = ts;
+                messages.push(event["message"].as_str().expect("message").to_string());
+            }
+        }
+        (messages, calls.len())
+    }
+
+    fn aws_calls(&self) -> Vec<String> {
+        lines(&self.path("aws.log"))
+    }
+}
+
+#[test]
+fn log_shipper_sends_every_line_once_in_order_and_resumes_where_it_stopped() {
+    let rig = LogRig::new();
+    rig.append("2026-01-01T00:00:00Z bbb-bootstrap: instance i-0abc1234\n\nrunning bbb-install\n");
+    let (ok, err) = rig.flush();
+    assert!(ok, "flush: {err}");
+    let (messages, calls) = rig.shipped();
+    // An empty line is sent as one space: CloudWatch refuses empty messages.
+    assert_eq!(
+        messages,
+        [
+            "2026-01-01T00:00:00Z bbb-bootstrap: instance i-0abc1234",
+            " ",
+            "running bbb-install"
+        ]
+    );
+    assert_eq!(calls, 2, "MAX_EVENTS=2 splits three lines into two calls");
+
+    // Only what is new goes out next time; a last line without its newline too (flush).
+    rig.append("bbb-install failed\nERROR: last words");
+    let (ok, err) = rig.flush();
+    assert!(ok, "flush: {err}");
+    let (messages, _) = rig.shipped();
+    assert_eq!(messages.len(), 5, "{messages:?}");
+    assert_eq!(&messages[3..], ["bbb-install failed", "ERROR: last words"]);
+
+    // Nothing new: no call at all. The stream was created once.
+    let before = rig.aws_calls().len();
+    let (ok, err) = rig.flush();
+    assert!(ok, "flush: {err}");
+    assert_eq!(rig.aws_calls().len(), before);
+    let creates = rig
+        .aws_calls()
+        .iter()
+        .filter(|c| c.starts_with("logs create-log-stream"))
+        .count();
+    assert_eq!(creates, 1);
+    assert!(
+        rig.aws_calls()
+            .iter()
+            .all(|c| c.contains(&format!("--log-stream-name {INSTANCE}")))
+    );
+}
+
+#[test]
+fn a_refused_put_loses_no_line_and_ships_none_twice() {
+    let rig = LogRig::new();
+    rig.append("one\ntwo\nthree\n");
+    fs::write(rig.path("put-failures"), "2").unwrap();
+    // The first call is refused: the flush fails and nothing counts as shipped.
+    let (ok, err) = rig.flush();
+    assert!(!ok, "a refused put must fail the flush");
+    assert!(err.contains("put-log-events"), "{err}");
+    assert!(rig.shipped().0.is_empty());
+    // Next time the first batch is refused again, then accepted the time after.
+    assert!(!rig.flush().0);
+    let (ok, err) = rig.flush();
+    assert!(ok, "flush: {err}");
+    assert_eq!(rig.shipped().0, ["one", "two", "three"]);
+}
+
+#[test]
+fn the_dns_record_is_written_at_boot_and_deleted_at_shutdown_with_the_same_values() {
+    // bbb-dns.service: ExecStart=bbb-scalelite dns-register, ExecStop=bbb-scalelite dns-delete.
+    let rig = Rig::new();
+    rig.run_ok("dns-register");
+    rig.run_ok("dns-delete");
+    let calls: Vec<String> = rig
+        .aws_calls()
+        .into_iter()
+        .filter(|c| c.starts_with("route53 change-resource-record-sets"))
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for (call, action) in calls.iter().zip(["UPSERT", "DELETE"]) {
+        for part in [
+            &format!("--hosted-zone-id {ZONE}"),
+            &format!("\"Action\": \"{action}\""),
+            &format!("\"Name\": \"{HOST}\""),
+            "\"Type\": \"A\"",
+            "\"TTL\": 60",
+            &format!("\"Value\": \"{PUBLIC_IP}\""),
+        ] {
+            assert!(call.contains(part), "{part} missing in {call}");
+        }
+    }
+    // Scalelite is not involved: a shutdown never waits for it.
+    assert!(rig.scalelite.calls().is_empty());
 }

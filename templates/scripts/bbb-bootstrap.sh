@@ -2,10 +2,18 @@
 # bbb-bootstrap.sh: turn a fresh Ubuntu 22.04 instance into a BigBlueButton server.
 #
 # Run once, as root, from the launch template's user data (bbb-servers.yaml):
+#   0. starts bbb-logship.service, which copies this script's log to CloudWatch Logs
+#      (the stack's BootstrapLogGroup, stream = instance id; bbb-logship, templates/
+#      scripts/bbb-logship.sh, put in /usr/local/sbin by the user data); before it
+#      signals, the log is flushed there, so a failure can be read without SSH,
 #   1. formats (first boot) and mounts the data volume at /var/bigbluebutton,
-#   2. registers this instance's public address in Route 53
-#      (scalable mode: bbb-<instance id>.<domain>; single mode: <domain> itself),
-#   3. installs BigBlueButton with the pinned bbb-install script, which also gets the
+#   2. scalable mode: registers this instance's public address in Route 53 as
+#      bbb-<instance id>.<domain> and installs bbb-dns.service, which writes that
+#      record at every boot and deletes it at every shutdown; single mode: associates the deployment's Elastic IP
+#      with this instance - <domain> is a record of the root stack on that address
+#      (root.yaml, DomainRecord), so destroy and a mode switch remove it,
+#   3. installs BigBlueButton with the pinned bbb-install script (by commit; its sha256
+#      is checked before it runs), which also gets the
 #      Let's Encrypt certificate; without -c it sets up coturn (TURN) on this host too,
 #      reached through haproxy on 443,
 #   4. scalable mode: mounts the recordings spool on EFS (amazon-efs-utils: TLS + IAM,
@@ -23,23 +31,30 @@
 #   6. signals the Auto Scaling group's CreationPolicy: SUCCESS, or FAILURE on any error.
 #
 # Needs: the AWS CLI, curl and python3, and an instance role allowing
-# route53:ChangeResourceRecordSets/GetChange, cloudformation:SignalResource,
+# route53:ChangeResourceRecordSets/GetChange (scalable mode),
+# ec2:AssociateAddress/DescribeAddresses (single mode), cloudformation:SignalResource,
 # secretsmanager:GetSecretValue (single mode: admin login; scalable mode: the
 # load-balancer secret) and, in scalable mode, elasticfilesystem:ClientMount/ClientWrite.
 set -euo pipefail
 
 # ---- pinned versions -------------------------------------------------------------
-# BigBlueButton 3.0 on Ubuntu 22.04 (jammy). The installer is taken from its release
-# branch; set BBB_INSTALL_SHA256 to also require an exact script.
+# BigBlueButton 3.0 on Ubuntu 22.04 (jammy). The installer is fetched by commit, not by
+# branch, and must match its sha256 before it runs: a branch that moves must not change
+# what a new server installs (a floating branch broke installs in late 2025).
+# Commit: head of bigbluebutton/bbb-install's v3.0.x-release branch in the snapshot read
+# for this pin (2024-02-23, "Merge pull request #732"); sha256 of its bbb-install.sh.
+# To move the pin, take a newer commit of that branch and its file's sha256.
 readonly BBB_VERSION="jammy-300"
-readonly BBB_INSTALL_REF="v3.0.x-release"
-readonly BBB_INSTALL_URL="https://raw.githubusercontent.com/bigbluebutton/bbb-install/${BBB_INSTALL_REF}/bbb-install.sh"
-readonly BBB_INSTALL_SHA256="${BBB_INSTALL_SHA256:-}"
+readonly BBB_INSTALL_COMMIT="26ce2d16c2a82ef962d685525b0c20bb89d4d151"
+readonly BBB_INSTALL_SHA256="9654ba2c4470b7e4a986c1bbf98544c7b3bf509314f1e8b217c7ef8e029186c2"
+readonly BBB_INSTALL_URL="https://raw.githubusercontent.com/bigbluebutton/bbb-install/${BBB_INSTALL_COMMIT}/bbb-install.sh"
 # amazon-efs-utils (mount helper with TLS and IAM), built as a .deb from this tag: the
 # last release that needs no Rust toolchain to build.
 readonly EFS_UTILS_REF="v1.36.0"
-# Scalelite's post-publish hook, from this Scalelite release.
-readonly SCALELITE_REF="v1.6.11"
+# Scalelite's post-publish hook, from the Scalelite release whose images the front end
+# runs (BBBScaleliteImageTag's default; bigbluebutton/scalelite_post_publish.rb is the
+# same file from v1.6.11 to v1.8.5).
+readonly SCALELITE_REF="v1.8.5"
 readonly SCALELITE_HOOK_URL="https://raw.githubusercontent.com/blindsidenetworks/scalelite/${SCALELITE_REF}/bigbluebutton/scalelite_post_publish.rb"
 
 readonly DATA_DIR=/var/bigbluebutton
@@ -47,6 +62,7 @@ readonly SPOOL_DIR=/mnt/scalelite-recordings/var/bigbluebutton/spool
 readonly SPOOL_GID=2000  # group scalelite-spool; owner of the spool access point's files
 
 readonly SCALELITE_AGENT=/usr/local/sbin/bbb-scalelite
+readonly LOG_SHIPPER=/usr/local/sbin/bbb-logship
 readonly DNS_TTL=60  # also the agent's, which deletes the record with the same values
 
 readonly LOG_FILE=/var/log/bbb-bootstrap.log
@@ -57,6 +73,7 @@ usage() {
   cat >&2 <<'EOF'
 usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode scalable|single
                         --domain D --hosted-zone Z --email E [--admin-secret ARN]
+                        [--address-allocation EIPALLOC_ID] [--log-group NAME]
                         [--efs FS_ID --spool-access-point FSAP_ID --lb-secret ARN]
 EOF
   exit 2
@@ -67,7 +84,7 @@ log() { printf '%s bbb-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { log "ERROR: $*"; exit 1; }
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
-EFS_ID="" SPOOL_AP="" LB_SECRET=""
+EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID="" LOG_GROUP=""
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || usage
   case "$1" in
@@ -82,6 +99,8 @@ while [[ $# -gt 0 ]]; do
     --efs) EFS_ID=$2 ;;
     --spool-access-point) SPOOL_AP=$2 ;;
     --lb-secret) LB_SECRET=$2 ;;
+    --address-allocation) ALLOCATION_ID=$2 ;;
+    --log-group) LOG_GROUP=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -97,7 +116,12 @@ case "${MODE}" in
     [[ "${EFS_ID}" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: ${EFS_ID}"
     [[ "${SPOOL_AP}" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: ${SPOOL_AP}"
     ;;
-  single) [[ -n "${ADMIN_SECRET}" ]] || die "single mode needs --admin-secret" ;;
+  single)
+    if [[ -z "${ADMIN_SECRET}" ]] || [[ -z "${ALLOCATION_ID}" ]]; then
+      die "single mode needs --admin-secret and --address-allocation"
+    fi
+    [[ "${ALLOCATION_ID}" =~ ^eipalloc-[0-9a-f]+$ ]] || die "invalid Elastic IP allocation id: ${ALLOCATION_ID}"
+    ;;
   *) usage ;;
 esac
 [[ "${DOMAIN}" =~ ^[a-z0-9.-]+$ ]] || die "invalid domain: ${DOMAIN}"
@@ -118,6 +142,46 @@ imds() {
 INSTANCE_ID=$(imds instance-id)
 readonly INSTANCE_ID
 
+# ---- 0. the log to CloudWatch Logs ------------------------------------------------
+SHIPPING=false
+start_log_shipping() {
+  if [[ -z "${LOG_GROUP}" ]] || [[ ! -x "${LOG_SHIPPER}" ]]; then
+    log "no log group or no ${LOG_SHIPPER}: this log stays on the instance"
+    return 0
+  fi
+  cat >/etc/default/bbb-logship <<EOF
+AWS_DEFAULT_REGION=${REGION}
+LOG_GROUP=${LOG_GROUP}
+LOG_STREAM=${INSTANCE_ID}
+LOG_FILE=${LOG_FILE}
+STATE_DIR=${STATE_DIR}
+EOF
+  cat >/etc/systemd/system/bbb-logship.service <<'EOF'
+[Unit]
+Description=Copy the BigBlueButton bootstrap log to CloudWatch Logs
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+ExecStart=/usr/local/sbin/bbb-logship follow
+Restart=always
+RestartSec=15
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  systemctl daemon-reload
+  systemctl enable --now bbb-logship.service
+  SHIPPING=true
+  log "shipping this log to CloudWatch Logs: group ${LOG_GROUP}, stream ${INSTANCE_ID}"
+}
+# Ships what the log holds now (before a signal: a failed server is terminated soon after).
+flush_log() {
+  [[ "${SHIPPING}" = true ]] || return 0
+  sleep 1 # let tee write out the last lines
+  "${LOG_SHIPPER}" flush || log "could not ship the log to CloudWatch Logs (${LOG_GROUP})"
+}
+
 # ---- CloudFormation signal ------------------------------------------------------
 SIGNALLED=false
 signal() {
@@ -129,12 +193,14 @@ signal() {
 on_exit() {
   local rc=$?
   if [[ "${rc}" -ne 0 ]] && [[ "${SIGNALLED}" = false ]]; then
-    log "failed with exit code ${rc} (details in ${LOG_FILE})"
+    log "failed with exit code ${rc} (details in ${LOG_FILE}; CloudWatch Logs group ${LOG_GROUP:-(none)}, stream ${INSTANCE_ID})"
+    flush_log
     # shellcheck disable=SC2310 # its failure is handled right here
     signal FAILURE || log "could not signal FAILURE"
   fi
 }
 trap on_exit EXIT
+start_log_shipping
 
 # shellcheck disable=SC2310 # its failure is handled right here
 PUBLIC_IP=$(imds public-ipv4) || die "this instance has no public IPv4 address"
@@ -211,7 +277,10 @@ mount_data_volume() {
 }
 mount_data_volume
 
-# ---- 2. Route 53 ------------------------------------------------------------------
+# ---- 2. host name ------------------------------------------------------------------
+# Scalable mode: this server's own record bbb-<id>.<domain>, deleted again by its drain
+# (bbb-scalelite). Single mode: the record of <domain> is CloudFormation's, on the
+# deployment's Elastic IP; this server takes that address.
 register_host_name() {
   local batch change_id
   batch=$(printf '{"Comment":"bbbctl: %s","Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"%s","Type":"A","TTL":%s,"ResourceRecords":[{"Value":"%s"}]}}]}' \
@@ -221,25 +290,88 @@ register_host_name() {
   log "waiting for Route 53 change ${change_id}"
   aws route53 wait resource-record-sets-changed --id "${change_id}"
 }
-register_host_name
+take_elastic_ip() {
+  local address attempt current
+  address=$(aws ec2 describe-addresses --allocation-ids "${ALLOCATION_ID}" \
+    --query 'Addresses[0].PublicIp' --output text)
+  [[ "${address}" =~ ^[0-9]+(\.[0-9]+){3}$ ]] || die "Elastic IP ${ALLOCATION_ID} has no address (${address})"
+  # A replaced server's predecessor may still hold it: take it over.
+  aws ec2 associate-address --allocation-id "${ALLOCATION_ID}" --instance-id "${INSTANCE_ID}" \
+    --allow-reassociation >/dev/null
+  for attempt in $(seq 1 60); do
+    # shellcheck disable=SC2310 # no address yet is what the loop waits out
+    current=$(imds public-ipv4 || true)
+    if [[ "${current}" = "${address}" ]]; then
+      PUBLIC_IP=${address}
+      log "Elastic IP ${address} (${ALLOCATION_ID}) associated; ${HOST_NAME} points at it"
+      return 0
+    fi
+    log "waiting for the metadata service to show ${address} (attempt ${attempt})"
+    sleep 2
+  done
+  die "Elastic IP ${address} did not show up as this instance's public address"
+}
+# bbb-dns.service deletes the record at every shutdown (and writes it again at boot),
+# so a server that is terminated without a drain - a failed bootstrap's rollback, the
+# stack's deletion - takes its name with it.
+install_dns_service() {
+  [[ -x "${SCALELITE_AGENT}" ]] || die "${SCALELITE_AGENT} is missing (the user data fetches it)"
+  cat >/etc/default/bbb-scalelite <<EOF
+AWS_DEFAULT_REGION=${REGION}
+SCALELITE_URL=https://scalelite.${DOMAIN}
+SERVER_URL=https://${HOST_NAME}/bigbluebutton/api/
+LB_SECRET_ARN=${LB_SECRET}
+STATE_FILE=${STATE_DIR}/scalelite-server-id
+HOSTED_ZONE=${HOSTED_ZONE}
+HOST_NAME=${HOST_NAME}
+DNS_TTL=${DNS_TTL}
+EOF
+  cat >/etc/systemd/system/bbb-dns.service <<'EOF'
+[Unit]
+Description=This BigBlueButton server's bbb-<id> DNS record: written at boot, deleted at shutdown
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/bbb-scalelite dns-register
+ExecStop=/usr/local/sbin/bbb-scalelite dns-delete
+TimeoutStopSec=60
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  systemctl daemon-reload
+  systemctl enable --now bbb-dns.service
+}
+if [[ "${MODE}" = single ]]; then
+  take_elastic_ip
+else
+  install_dns_service
+  register_host_name
+fi
 
 # ---- 3. BigBlueButton ------------------------------------------------------------
 install_bigbluebutton() {
-  local installer="${STATE_DIR}/bbb-install.sh"
+  local installer="${STATE_DIR}/bbb-install.sh" actual
   local -a options=(-v "${BBB_VERSION}" -s "${HOST_NAME}" -e "${EMAIL}")
   if [[ "${MODE}" = single ]]; then
     options+=(-g)
   fi
 
   curl -fsSL --retry 5 -o "${installer}" "${BBB_INSTALL_URL}"
-  if [[ -n "${BBB_INSTALL_SHA256}" ]]; then
-    echo "${BBB_INSTALL_SHA256}  ${installer}" | sha256sum -c - || die "bbb-install.sh checksum mismatch"
+  actual=$(sha256sum "${installer}") || die "could not checksum ${installer}"
+  actual=${actual%% *}
+  if [[ "${actual}" != "${BBB_INSTALL_SHA256}" ]]; then
+    die "bbb-install.sh checksum mismatch: ${BBB_INSTALL_URL} has sha256 ${actual}, expected ${BBB_INSTALL_SHA256}; not running it"
   fi
+  log "bbb-install.sh ${BBB_INSTALL_COMMIT} verified (sha256 ${actual})"
 
   # bbb-install reads the public address from the metadata service without an IMDSv2
   # token, which this launch template refuses; hand it both addresses instead (it
   # skips its own detection when IP is set).
-  log "running bbb-install (${BBB_INSTALL_REF}) ${options[*]}"
+  log "running bbb-install (${BBB_INSTALL_COMMIT}) ${options[*]}"
   IP="${PUBLIC_IP}" INTERNAL_IP="${LOCAL_IP}" bash "${installer}" "${options[@]}"
 }
 install_bigbluebutton
@@ -289,17 +421,6 @@ EOF
 # the running ones are not cut off as a panic would. Its drain (watch) removes the
 # server from Scalelite and its record from Route 53 before the group terminates it.
 install_scalelite_service() {
-  [[ -x "${SCALELITE_AGENT}" ]] || die "${SCALELITE_AGENT} is missing (the user data fetches it)"
-  cat >/etc/default/bbb-scalelite <<EOF
-AWS_DEFAULT_REGION=${REGION}
-SCALELITE_URL=https://scalelite.${DOMAIN}
-SERVER_URL=https://${HOST_NAME}/bigbluebutton/api/
-LB_SECRET_ARN=${LB_SECRET}
-STATE_FILE=${STATE_DIR}/scalelite-server-id
-HOSTED_ZONE=${HOSTED_ZONE}
-HOST_NAME=${HOST_NAME}
-DNS_TTL=${DNS_TTL}
-EOF
   cat >/etc/systemd/system/bbb-scalelite.service <<'EOF'
 [Unit]
 Description=Register this BigBlueButton server with Scalelite; cordon it on shutdown
@@ -374,5 +495,6 @@ fi
 
 # ---- 6. done ---------------------------------------------------------------------
 touch "${STATE_DIR}/done"
-signal SUCCESS
 log "BigBlueButton is ready at https://${HOST_NAME}"
+flush_log
+signal SUCCESS

@@ -9,6 +9,13 @@
 #             when a cordoned server's load is 0, i.e. its meetings ended); remove the
 #             server from Scalelite and its bbb-<id> record from Route 53; complete the
 #             group's bbb-drain lifecycle action so the instance may go
+#   dns-register  UPSERT this server's bbb-<id> record with its current public address
+#             (bbb-dns.service, ExecStart: at every boot, so a stop/start's new address
+#             is published too)
+#   dns-delete    DELETE that record (bbb-dns.service, ExecStop: at every shutdown, so
+#             the name goes with the server however it ends - a drain, a failed
+#             bootstrap's rollback, or the stack's deletion, which removes the drain's
+#             lifecycle hook before the group and so terminates without a drain)
 #
 # Installed by bbb-bootstrap.sh as /usr/local/sbin/bbb-scalelite; settings come from
 # /etc/default/bbb-scalelite (BBB_SCALELITE_CONFIG names another file). Needs the AWS
@@ -248,20 +255,32 @@ drained() {
   esac
 }
 
-delete_dns_record() {
-  local ip batch
+# change_dns_record ACTION: ACTION (UPSERT or DELETE) the A record HOST_NAME -> this
+# server's public address, with DNS_TTL (a DELETE must name the record's exact values).
+change_dns_record() {
+  local action=$1 ip batch
   if ! ip=$(imds public-ipv4); then
-    log "no public address in the instance metadata: record ${HOST_NAME} left in place"
+    log "no public address in the instance metadata: record ${HOST_NAME} not changed"
     return 1
   fi
-  batch=$(NAME=${HOST_NAME} IP=${ip} TTL=${DNS_TTL} json_object \
-    '{"Comment": "bbbctl: server leaves", "Changes": [{"Action": "DELETE", "ResourceRecordSet": {"Name": os.environ["NAME"], "Type": "A", "TTL": int(os.environ["TTL"]), "ResourceRecords": [{"Value": os.environ["IP"]}]}}]}')
+  batch=$(ACTION=${action} NAME=${HOST_NAME} IP=${ip} TTL=${DNS_TTL} json_object \
+    '{"Comment": "bbbctl: " + os.environ["ACTION"].lower(), "Changes": [{"Action": os.environ["ACTION"], "ResourceRecordSet": {"Name": os.environ["NAME"], "Type": "A", "TTL": int(os.environ["TTL"]), "ResourceRecords": [{"Value": os.environ["IP"]}]}}]}')
   if ! aws route53 change-resource-record-sets --hosted-zone-id "${HOSTED_ZONE}" \
     --change-batch "${batch}" >/dev/null; then
-    log "could not delete the record ${HOST_NAME} (already gone?)"
+    log "could not ${action} the record ${HOST_NAME} -> ${ip}"
     return 1
   fi
-  log "deleted the record ${HOST_NAME} -> ${ip}"
+  log "${action}: record ${HOST_NAME} -> ${ip}"
+}
+
+dns_register() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    change_dns_record UPSERT && return 0
+    log "record not registered yet (attempt ${attempt})"
+    sleep "${RETRY_SECONDS}"
+  done
+  return 1
 }
 
 drain() {
@@ -295,7 +314,7 @@ drain() {
   else
     log "not registered in Scalelite: nothing to drain"
   fi
-  delete_dns_record || true
+  change_dns_record DELETE || true
   instance=$(imds instance-id)
   group=$(imds tags/instance/aws:autoscaling:groupName)
   for attempt in 1 2 3 4 5; do
@@ -329,8 +348,12 @@ case "${1:-}" in
     ;;
   watch) watch ;;
   drain) drain ;;
+  dns-register) dns_register ;;
+  dns-delete)
+    change_dns_record DELETE || log "record ${HOST_NAME} not deleted (already gone?)"
+    ;;
   *)
-    echo "usage: bbb-scalelite register|cordon|watch|drain" >&2
+    echo "usage: bbb-scalelite register|cordon|watch|drain|dns-register|dns-delete" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,252 @@
+//! The whole life cycle on a real AWS account, with the built binary:
+//! setup → admin-login → status → destroy, then nothing of the deployment left — neither
+//! its stacks nor a DNS name in the hosted zone (`<domain>`, `scalelite.<domain>`,
+//! `bbb-*.<domain>`).
+//!
+//! Ignored by default: it creates real resources, costs money (see README, "What only a real
+//! account can prove") and takes about an hour. Run it with
+//!
+//! ```text
+//! BBBCTL_REAL_PROFILE=test-account BBBCTL_REAL_ZONE=Z0123456789ABCDEFGHIJ \
+//! BBBCTL_REAL_DOMAIN=bbb-ci.example.org \
+//!   cargo test --test real_account -- --ignored --nocapture
+//! ```
+//!
+//! Optional: `BBBCTL_REAL_REGION` (default: the profile's), `BBBCTL_REAL_EMAIL` (default
+//! `ops@<domain>`), `BBBCTL_REAL_MODE` (`scalable`, the default, or `single`),
+//! `BBBCTL_REAL_STACK` (default `bbbrt` + a time stamp). Without the three required
+//! variables the test says what is missing and passes without touching AWS.
+//! Destroy runs even when an earlier step failed; the failures are reported after it.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_config::{BehaviorVersion, Region};
+
+struct Real {
+    profile: String,
+    zone: String,
+    domain: String,
+    region: Option<String>,
+    email: String,
+    mode: String,
+    stack: String,
+}
+
+impl Real {
+    /// The settings from the environment, or the names of the missing variables.
+    fn from_env() -> Result<Self, Vec<&'static str>> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let required = [
+            "BBBCTL_REAL_PROFILE",
+            "BBBCTL_REAL_ZONE",
+            "BBBCTL_REAL_DOMAIN",
+        ];
+        let missing: Vec<&'static str> =
+            required.into_iter().filter(|k| get(k).is_none()).collect();
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        let domain = get("BBBCTL_REAL_DOMAIN").unwrap().to_lowercase();
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() % 100_000_000)
+            .unwrap_or(0);
+        Ok(Real {
+            profile: get("BBBCTL_REAL_PROFILE").unwrap(),
+            zone: get("BBBCTL_REAL_ZONE")
+                .unwrap()
+                .trim_start_matches("/hostedzone/")
+                .to_string(),
+            email: get("BBBCTL_REAL_EMAIL").unwrap_or_else(|| format!("ops@{domain}")),
+            domain,
+            region: get("BBBCTL_REAL_REGION"),
+            mode: get("BBBCTL_REAL_MODE").unwrap_or_else(|| "scalable".to_string()),
+            stack: get("BBBCTL_REAL_STACK").unwrap_or_else(|| format!("bbbrt{stamp}")),
+        })
+    }
+
+    /// Runs the built bbbctl with the profile (and region), plain progress lines, and a
+    /// config folder of its own (the user's remembered deployment stays as it is).
+    fn bbbctl(&self, config_dir: &Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bbbctl"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("BBBCTL_") || k == "AWS_PROFILE" || k == "AWS_REGION" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("BBBCTL_CONFIG_DIR", config_dir)
+            .args(["-p", &self.profile, "--no-progress"]);
+        if let Some(region) = &self.region {
+            cmd.args(["--region", region]);
+        }
+        eprintln!("$ bbbctl {}", args.join(" "));
+        let out = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running bbbctl");
+        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        out
+    }
+
+    async fn sdk(&self) -> aws_config::SdkConfig {
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).profile_name(&self.profile);
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        loader.load().await
+    }
+}
+
+fn check(failures: &mut Vec<String>, step: &str, out: &Output) -> bool {
+    if out.status.success() {
+        true
+    } else {
+        failures.push(format!("{step}: exit {:?}", out.status.code()));
+        false
+    }
+}
+
+#[tokio::test]
+#[ignore = "creates a real deployment in the AWS account of BBBCTL_REAL_PROFILE (costs money, ~1 h)"]
+async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
+    let real = match Real::from_env() {
+        Ok(real) => real,
+        Err(missing) => {
+            eprintln!(
+                "real_account: skipped, {} not set. It needs an AWS profile, a public hosted \
+                 zone id and a domain in it: BBBCTL_REAL_PROFILE, BBBCTL_REAL_ZONE, \
+                 BBBCTL_REAL_DOMAIN (see tests/real_account.rs).",
+                missing.join(", ")
+            );
+            return;
+        }
+    };
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let dir = config_dir.path();
+    let mut failures = Vec::new();
+
+    let setup = real.bbbctl(
+        dir,
+        &[
+            "setup",
+            "--yes",
+            "-e",
+            &real.email,
+            "-h",
+            &real.zone,
+            "-s",
+            &real.stack,
+            "-d",
+            &real.domain,
+            "--mode",
+            &real.mode,
+        ],
+    );
+    if check(&mut failures, "setup", &setup) {
+        let login = real.bbbctl(dir, &["--output", "json", "admin-login", "-s", &real.stack]);
+        if check(&mut failures, "admin-login", &login) {
+            match serde_json::from_slice::<serde_json::Value>(&login.stdout) {
+                Ok(v) => {
+                    for key in ["url", "username", "password"] {
+                        if v[key].as_str().is_none_or(str::is_empty) {
+                            failures.push(format!("admin-login: no {key} in its JSON"));
+                        }
+                    }
+                }
+                Err(e) => failures.push(format!("admin-login: not JSON: {e}")),
+            }
+        }
+        let status = real.bbbctl(dir, &["--output", "json", "status", "-s", &real.stack]);
+        check(&mut failures, "status", &status);
+    }
+
+    // Always: whatever the steps above did, the deployment goes again.
+    let destroy = real.bbbctl(dir, &["destroy", "--yes", "-s", &real.stack]);
+    check(&mut failures, "destroy", &destroy);
+
+    // Nothing left: neither stack, nor a DNS name of the deployment in the zone.
+    let sdk = real.sdk().await;
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    for name in [real.stack.clone(), format!("{}-sources", real.stack)] {
+        match cfn.describe_stacks().stack_name(&name).send().await {
+            Ok(found) => {
+                for s in found.stacks() {
+                    let status = s.stack_status().map(|s| s.as_str().to_string());
+                    if status.as_deref() != Some("DELETE_COMPLETE") {
+                        failures.push(format!("stack {name} is left ({status:?})"));
+                    }
+                }
+            }
+            Err(e) => {
+                let text = format!("{e:?}");
+                if !text.contains("does not exist") {
+                    failures.push(format!(
+                        "stack {name}: cannot tell whether it is left: {text}"
+                    ));
+                }
+            }
+        }
+    }
+    let route53 = aws_sdk_route53::Client::new(&sdk);
+    let ours = |name: &str| {
+        let name = name.trim_end_matches('.');
+        name == real.domain
+            || name == format!("scalelite.{}", real.domain)
+            || (name.starts_with("bbb-") && name.ends_with(&format!(".{}", real.domain)))
+    };
+    let mut next: Option<(String, String)> = None;
+    loop {
+        let mut req = route53
+            .list_resource_record_sets()
+            .hosted_zone_id(&real.zone);
+        if let Some((name, kind)) = &next {
+            req = req
+                .start_record_name(name)
+                .start_record_type(kind.as_str().into());
+        }
+        match req.send().await {
+            Ok(page) => {
+                for r in page.resource_record_sets() {
+                    if ours(r.name()) && matches!(r.r#type().as_str(), "A" | "AAAA" | "CNAME") {
+                        failures.push(format!(
+                            "DNS record {} {} is left",
+                            r.name(),
+                            r.r#type().as_str()
+                        ));
+                    }
+                }
+                if !page.is_truncated() {
+                    break;
+                }
+                next = page.next_record_name().map(|n| {
+                    (
+                        n.to_string(),
+                        page.next_record_type()
+                            .map(|t| t.as_str().to_string())
+                            .unwrap_or_default(),
+                    )
+                });
+                if next.is_none() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failures.push(format!("hosted zone {}: {e:?}", real.zone));
+                break;
+            }
+        }
+    }
+
+    assert!(
+        failures.is_empty(),
+        "real account life cycle of {} ({} mode):\n  {}",
+        real.stack,
+        real.mode,
+        failures.join("\n  ")
+    );
+}

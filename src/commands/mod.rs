@@ -75,6 +75,8 @@ pub mod out {
     pub const SCALELITE_URL: &str = "ScaleliteURL";
     pub const ADMIN_SECRET: &str = "AdminSecretArn";
     pub const SERVER_GROUP: &str = "BBBServerGroupName";
+    /// CloudWatch Logs group with each BBB server's bootstrap log (one stream per instance).
+    pub const SERVER_LOGS: &str = "BBBServerLogGroupName";
     /// Output of the sources stack.
     pub const BUCKET: &str = "BucketName";
 }

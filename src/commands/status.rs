@@ -73,6 +73,17 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     if let Some(cause) = &last_failure {
         text.push_str(&format!("  Last failure: {cause}\n"));
     }
+    let logs = d.outputs.get(out::SERVER_LOGS);
+    if let Some(group) = logs {
+        let signal = last_failure
+            .as_ref()
+            .is_some_and(|c| c.reason.to_ascii_lowercase().contains("signal"));
+        if signal {
+            text.push_str(&format!(
+                "  A BBB server did not signal success: its bootstrap log is in CloudWatch Logs group {group}, stream <instance id>; connect with Session Manager (aws ssm start-session --target <instance id>).\n"
+            ));
+        }
+    }
     text.push_str("  Outputs:\n");
     for (k, v) in &d.outputs {
         text.push_str(&format!("    {k:<24} {v}\n"));
@@ -105,6 +116,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "nested": nested,
             "outputs": d.outputs,
             "servers": servers,
+            "server_logs": logs,
             "last_failure": last_failure.as_ref().map(|c| json!({
                 "stack_path": c.stack_path,
                 "logical_id": c.logical_id,

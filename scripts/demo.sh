@@ -13,8 +13,31 @@ EMAIL=${EMAIL:-ops@example.org}
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-cargo build --release --quiet
-BBBCTL=${CARGO_TARGET_DIR:-$ROOT/target}/release/bbbctl
+# The emulator's Python packages install (mostly network) while cargo compiles.
+INSTALL_LOG=$(mktemp "${TMPDIR:-/tmp}/bbbctl-demo-install.XXXXXX")
+bash tests/emulator/moto.sh install >"$INSTALL_LOG" 2>&1 &
+INSTALL_PID=$!
+finish_install() {
+    local rc=0
+    wait "$INSTALL_PID" || rc=$?
+    INSTALL_PID=
+    if ((rc != 0)); then
+        echo "demo.sh: installing the emulator failed; its output:" >&2
+        cat "$INSTALL_LOG" >&2
+    fi
+    rm -f "$INSTALL_LOG"
+    return "$rc"
+}
+trap '[[ -z "${INSTALL_PID:-}" ]] || finish_install || true' EXIT
+
+# A debug build: the one `cargo test` uses too (same profile and features), so nothing is
+# compiled twice; a release build of the AWS SDK takes several times longer.
+echo "demo.sh: installing the emulator into .venv/emulator in the background while cargo builds"
+say "cargo build"
+cargo build
+BBBCTL_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/debug
+BBBCTL=$BBBCTL_DIR/bbbctl
+finish_install
 
 bash tests/emulator/moto.sh start "$PORT"
 trap 'bash tests/emulator/moto.sh stop "$PORT"' EXIT
@@ -37,3 +60,7 @@ run status -s "$STACK"
 run admin-login -s "$STACK"
 run scale -s "$STACK" --count 2
 run destroy -s "$STACK" --yes
+
+printf '\n\033[1mDone.\033[0m To try commands by hand (README), put this build of bbbctl on PATH:\n'
+# shellcheck disable=SC2016  # $PATH is for the user's shell to expand
+printf '  export PATH="%s:$PATH"\n' "$BBBCTL_DIR"

@@ -4,10 +4,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -46,7 +49,9 @@ impl Aws {
     /// applies (environment, default profile, instance metadata). Throttling and transient
     /// 5xx answers are retried by the SDK's standard retry strategy with exponential backoff.
     pub async fn connect(g: &Global) -> Result<Self> {
+        let http = https_client();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http.clone())
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(6)
@@ -59,7 +64,9 @@ impl Aws {
                     .build(),
             );
         if let Some(profile) = &g.profile {
+            // Its own provider configuration: SSO and assume-role profiles call AWS with it.
             let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .configure(&ProviderConfig::default().with_http_client(http))
                 .profile_name(profile)
                 .build();
             loader = loader
@@ -135,6 +142,16 @@ impl Aws {
             arn: out.arn().unwrap_or_default().to_string(),
         })
     }
+}
+
+/// The one HTTPS client: hyper 1 + rustls with ring. Built here because the SDK's default
+/// client (`default-https-client`) would compile aws-lc-rs as a second crypto library.
+fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 static REQUESTS: AtomicUsize = AtomicUsize::new(0);

@@ -146,7 +146,7 @@ impl Aws {
 
 /// The one HTTPS client: hyper 1 + rustls with ring. Built here because the SDK's default
 /// client (`default-https-client`) would compile aws-lc-rs as a second crypto library.
-fn https_client() -> SharedHttpClient {
+pub fn https_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,

@@ -93,8 +93,9 @@ impl Real {
     }
 
     async fn sdk(&self) -> aws_config::SdkConfig {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).profile_name(&self.profile);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(bbbctl::aws::https_client())
+            .profile_name(&self.profile);
         if let Some(region) = &self.region {
             loader = loader.region(Region::new(region.clone()));
         }

@@ -121,6 +121,7 @@ async fn other_account(account: &str) -> (String, String, String) {
 
 async fn clients_for(key: &(String, String, String)) -> Aws {
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(bbbctl::aws::https_client())
         .region(Region::new(REGION))
         .endpoint_url(endpoint())
         .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(

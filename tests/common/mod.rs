@@ -236,6 +236,7 @@ pub fn assert_code(o: &Output, code: i32) {
 /// SDK clients against the emulator, for checking state.
 pub async fn aws() -> Aws {
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(bbbctl::aws::https_client())
         .region(Region::new(REGION))
         .endpoint_url(endpoint())
         .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(

@@ -257,11 +257,16 @@ async fn dry_run(
                 )
             })
             .collect();
+        // Which of the two stacks exist decides the words: nothing yet, or a half-made one.
         let verb = |exists: bool| if exists { "update" } else { "create" };
+        let state = match (root, sources) {
+            (None, None) => "does not exist yet",
+            _ => "is not complete",
+        };
         let mut text = format!(
-            "Dry run: deployment {} is not complete; setup would {}
-  stack {} (the sources bucket), and {}
-  stack {} with {} nested stacks:",
+            "Dry run: deployment {} {state}; setup would
+  {} stack {} (the sources bucket)
+  {} stack {} with {} nested stacks:",
             s.stack,
             verb(sources.is_some()),
             s.sources_stack,
@@ -269,17 +274,6 @@ async fn dry_run(
             s.stack,
             layers.len()
         );
-        if root.is_none() && sources.is_none() {
-            text = format!(
-                "Dry run: deployment {} does not exist yet; setup would create
-  stack {} (the sources bucket)
-  stack {} with {} nested stacks:",
-                s.stack,
-                s.sources_stack,
-                s.stack,
-                layers.len()
-            );
-        }
         for (name, n) in &layers {
             text.push_str(&format!("\n    + {name} ({n} resource(s))"));
         }

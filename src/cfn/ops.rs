@@ -708,6 +708,15 @@ mod tests {
     /// The first CreateStack went through but its answer was lost; the SDK's retry (or a
     /// service that ignores the token) says the stack exists. Its events carry our token: it
     /// is our operation, followed instead of failing. Someone else's stack is an error.
+    fn spec() -> StackSpec<'static> {
+        StackSpec {
+            name: "bbb",
+            template: Template::Url("https://b.s3.us-east-1.amazonaws.com/k".into()),
+            params: BTreeMap::new(),
+            tags: Vec::new(),
+        }
+    }
+
     #[tokio::test]
     async fn a_create_whose_answer_was_lost_is_followed() {
         use aws_sdk_cloudformation::operation::create_stack::CreateStackError;
@@ -742,12 +751,7 @@ mod tests {
             RuleMode::MatchAny,
             [&create, &events]
         );
-        let spec = StackSpec {
-            name: "bbb",
-            template: Template::Url("https://b.s3.us-east-1.amazonaws.com/k".into()),
-            params: BTreeMap::new(),
-            tags: Vec::new(),
-        };
+        let spec = spec();
         assert_eq!(
             start_deploy(&client, &spec, false).await.unwrap(),
             Started::Running {
@@ -790,12 +794,7 @@ mod tests {
             UpdateStackError::generic(meta("ValidationError", "No updates are to be performed."))
         });
         let client = mock_client!(aws_sdk_cloudformation, [&rule]);
-        let spec = StackSpec {
-            name: "bbb",
-            template: Template::Url("https://b.s3.us-east-1.amazonaws.com/k".into()),
-            params: BTreeMap::new(),
-            tags: Vec::new(),
-        };
+        let spec = spec();
         assert_eq!(
             start_deploy(&client, &spec, true).await.unwrap(),
             Started::UpToDate

@@ -440,3 +440,74 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]);
     assert_code(&o, 0);
 }
+
+/// A BBB server that crashed cannot delete its own `bbb-<id>` record: destroy removes records
+/// of exactly that shape under the deployment's domain, and nothing else in the zone.
+#[tokio::test]
+async fn destroy_sweeps_records_servers_left_behind() {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("sw"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("sw");
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &[]));
+    assert_code(&o, 0);
+    let record = |name: String| {
+        Change::builder()
+            .action(ChangeAction::Create)
+            .resource_record_set(
+                ResourceRecordSet::builder()
+                    .name(name)
+                    .r#type(RrType::A)
+                    .ttl(60)
+                    .resource_records(
+                        ResourceRecord::builder()
+                            .value("192.0.2.7")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let stale = format!("bbb-0123456789abcdef0.{domain}");
+    let other = format!("bbb-notes.{domain}");
+    aws.route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(record(stale.clone()))
+                .changes(record(other.clone()))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("left behind: {stale}")),
+        "{}",
+        stdout(&o)
+    );
+    let names: Vec<String> = aws
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap()
+        .resource_record_sets()
+        .iter()
+        .map(|r| r.name().trim_end_matches('.').to_string())
+        .collect();
+    assert!(!names.contains(&stale), "{names:?}");
+    assert!(names.contains(&other), "not ours to delete: {names:?}");
+}

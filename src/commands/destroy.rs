@@ -10,10 +10,10 @@ use super::connect;
 use super::out;
 use super::stacks::{delete, ensure_ours, stack_resources};
 use crate::aws::Aws;
-use crate::cfn::ops::{describe_stack, outputs};
+use crate::cfn::ops::{describe_stack, outputs, parameters};
 use crate::error::AwsContext;
 use crate::memory;
-use crate::settings::{Global, sources_stack_name};
+use crate::settings::{Global, P_DOMAIN, P_ZONE, sources_stack_name};
 use crate::templates::Bundle;
 use crate::ui::Printer;
 use crate::upload;
@@ -59,6 +59,13 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "Bucket {bucket}: {objects} object version(s) deleted"
         ));
     }
+    let server_names = root.as_ref().map(|r| {
+        let params = parameters(r);
+        (
+            params.get(P_ZONE).cloned().unwrap_or_default(),
+            params.get(P_DOMAIN).cloned().unwrap_or_default(),
+        )
+    });
     let mut deleted = Vec::new();
     let mut skipped = Vec::new();
     for stack in [root, sources].into_iter().flatten() {
@@ -72,6 +79,12 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         }
         deleted.push(stack.stack_name().unwrap_or_default().to_string());
     }
+    let swept = match &server_names {
+        Some((zone, domain)) if !zone.is_empty() && !domain.is_empty() => {
+            sweep_server_records(&aws, zone, domain).await?
+        }
+        _ => Vec::new(),
+    };
     memory::forget(stack);
     let mut left = Vec::new();
     for k in &kept {
@@ -87,6 +100,12 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     for s in &skipped {
         text.push_str(&format!("\nNot deleted (retained by CloudFormation): {s}"));
     }
+    if !swept.is_empty() {
+        text.push_str(&format!(
+            "\nRemoved DNS records that servers which did not shut down cleanly left behind: {}",
+            swept.join(", ")
+        ));
+    }
     p.result(
         text,
         &json!({
@@ -96,9 +115,70 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "deleted_objects": objects,
             "left_on_purpose": left,
             "not_deleted": skipped,
+            "swept_records": swept,
         }),
     );
     Ok(())
+}
+
+/// The BBB servers write their own records, `bbb-<instance id without i->.<domain>` (A), and each
+/// deletes its own when it shuts down (templates/scripts/bbb-scalelite.sh `dns-delete`). Once
+/// the deployment's stacks are gone, so are its servers: a record of that shape still in the
+/// zone was left by a server that crashed, and would point at an address AWS hands to someone
+/// else. Only that shape, under the deployment's own domain, is touched.
+async fn sweep_server_records(aws: &Aws, zone: &str, domain: &str) -> Result<Vec<String>> {
+    let name = regex::Regex::new(&format!(
+        r"^bbb-[0-9a-f]{{8,17}}\.{}\.?$",
+        regex::escape(domain)
+    ))?;
+    let mut left = Vec::new();
+    let mut next: Option<(String, aws_sdk_route53::types::RrType)> = None;
+    loop {
+        let mut req = aws.route53.list_resource_record_sets().hosted_zone_id(zone);
+        if let Some((n, t)) = next.take() {
+            req = req.start_record_name(n).start_record_type(t);
+        }
+        let page = req
+            .send()
+            .await
+            .aws_context(format_args!("listing the records of hosted zone {zone}"))?;
+        left.extend(
+            page.resource_record_sets()
+                .iter()
+                .filter(|r| {
+                    r.r#type() == &aws_sdk_route53::types::RrType::A && name.is_match(r.name())
+                })
+                .cloned(),
+        );
+        match (
+            page.is_truncated(),
+            page.next_record_name(),
+            page.next_record_type(),
+        ) {
+            (true, Some(n), Some(t)) => next = Some((n.to_string(), t.clone())),
+            _ => break,
+        }
+    }
+    let mut swept = Vec::new();
+    for record in left {
+        let change = aws_sdk_route53::types::Change::builder()
+            .action(aws_sdk_route53::types::ChangeAction::Delete)
+            .resource_record_set(record.clone())
+            .build()?;
+        aws.route53
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(
+                aws_sdk_route53::types::ChangeBatch::builder()
+                    .changes(change)
+                    .build()?,
+            )
+            .send()
+            .await
+            .aws_context(format_args!("deleting the record {}", record.name()))?;
+        swept.push(record.name().trim_end_matches('.').to_string());
+    }
+    Ok(swept)
 }
 
 /// A resource the templates keep on delete (DeletionPolicy), with its physical id.

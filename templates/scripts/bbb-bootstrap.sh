@@ -82,6 +82,12 @@ EOF
 # shellcheck disable=SC2312 # date with a fixed format does not fail in a way worth stopping for
 log() { printf '%s bbb-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 die() { log "ERROR: $*"; exit 1; }
+# install_unit NAME: the systemd unit NAME.service from standard input, enabled and started.
+install_unit() {
+  cat >"/etc/systemd/system/$1.service"
+  systemctl daemon-reload
+  systemctl enable --now "$1.service"
+}
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
 EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID="" LOG_GROUP=""
@@ -156,7 +162,7 @@ LOG_STREAM=${INSTANCE_ID}
 LOG_FILE=${LOG_FILE}
 STATE_DIR=${STATE_DIR}
 EOF
-  cat >/etc/systemd/system/bbb-logship.service <<'EOF'
+  install_unit bbb-logship <<'EOF'
 [Unit]
 Description=Copy the BigBlueButton bootstrap log to CloudWatch Logs
 Wants=network-online.target
@@ -170,8 +176,6 @@ RestartSec=15
 [Install]
 WantedBy=multi-user.target
 EOF
-  systemctl daemon-reload
-  systemctl enable --now bbb-logship.service
   SHIPPING=true
   log "shipping this log to CloudWatch Logs: group ${LOG_GROUP}, stream ${INSTANCE_ID}"
 }
@@ -326,7 +330,7 @@ HOSTED_ZONE=${HOSTED_ZONE}
 HOST_NAME=${HOST_NAME}
 DNS_TTL=${DNS_TTL}
 EOF
-  cat >/etc/systemd/system/bbb-dns.service <<'EOF'
+  install_unit bbb-dns <<'EOF'
 [Unit]
 Description=This BigBlueButton server's bbb-<id> DNS record: written at boot, deleted at shutdown
 Wants=network-online.target
@@ -342,8 +346,6 @@ TimeoutStopSec=60
 [Install]
 WantedBy=multi-user.target
 EOF
-  systemctl daemon-reload
-  systemctl enable --now bbb-dns.service
 }
 if [[ "${MODE}" = single ]]; then
   take_elastic_ip

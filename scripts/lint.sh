@@ -31,14 +31,7 @@ ensure_venv() {
 }
 
 ensure_shellcheck() {
-  command -v shellcheck >/dev/null 2>&1 && return 0
-  local -a sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    sudo=(sudo)
-  fi
-  say "installing shellcheck"
-  "${sudo[@]}" apt-get update
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y shellcheck
+  command -v shellcheck >/dev/null 2>&1 || bash scripts/debian-packages.sh shellcheck
 }
 
 ensure_venv

@@ -30,6 +30,7 @@ pub struct Aws {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub iam: aws_sdk_iam::Client,
     pub rds: aws_sdk_rds::Client,
+    pub ses: aws_sdk_sesv2::Client,
     pub sts: aws_sdk_sts::Client,
     /// The account the credentials belong to (set by `connect`; empty in unit tests).
     pub account: String,
@@ -112,6 +113,7 @@ impl Aws {
             secrets: client!(aws_sdk_secretsmanager),
             iam: client!(aws_sdk_iam),
             rds: client!(aws_sdk_rds),
+            ses: client!(aws_sdk_sesv2),
             sts: client!(aws_sdk_sts),
             account: String::new(),
             config,

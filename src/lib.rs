@@ -10,6 +10,7 @@ pub mod cfn;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod mail;
 pub mod memory;
 pub mod settings;
 pub mod templates;

@@ -50,6 +50,14 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         "{out}"
     );
 
+    // Pre-flight: the emulated account is new, in the SES sandbox; the step out is named.
+    assert!(
+        stderr(&o).contains("Mail: this account is in the Amazon SES sandbox in")
+            && stderr(&o).contains("aws sesv2 put-account-details"),
+        "{}",
+        stderr(&o)
+    );
+
     let (status, outputs) = root(&aws, &stack).await;
     assert_eq!(status, "CREATE_COMPLETE");
     assert_eq!(outputs["EnvironmentType"], "scalable");
@@ -209,10 +217,31 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     assert_eq!(status["status"], "UPDATE_COMPLETE");
     assert_eq!(status["servers"]["desired"], 2);
     assert_eq!(status["nested"].as_array().unwrap().len(), nested.len());
+    assert_eq!(status["mail"]["production_access"], false);
+    assert_eq!(status["mail"]["smtp_endpoint"], true);
+
+    // Greenlight's uploads (two versions of one file) are in their bucket when destroy starts.
+    let frontend = stack_resource(&aws, &stack, "FrontendStack").await;
+    let uploads = stack_resource(&aws, &frontend, "GreenlightStorageBucket").await;
+    for body in ["v1", "v2"] {
+        aws.s3
+            .put_object()
+            .bucket(&uploads)
+            .key("avatars/admin.png")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
 
     // destroy: no stack, no bucket, no secret left.
     let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
     assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("Bucket {uploads}: 2 object version(s) deleted")),
+        "{}",
+        stdout(&o)
+    );
     assert!(
         stdout(&o).contains(&format!("Deployment {stack} is deleted")),
         "{}",
@@ -250,6 +279,21 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The physical id of resource `logical` of `stack`.
+async fn stack_resource(aws: &bbbctl::aws::Aws, stack: &str, logical: &str) -> String {
+    aws.cfn
+        .describe_stack_resource()
+        .stack_name(stack)
+        .logical_resource_id(logical)
+        .send()
+        .await
+        .unwrap()
+        .stack_resource_detail()
+        .and_then(|r| r.physical_resource_id())
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! `bbbctl destroy`: empties the versioned sources bucket, deletes the root stack with
-//! progress, then the sources stack, and says what stays on purpose. Re-running after an
+//! `bbbctl destroy`: empties the versioned sources bucket and the deployment's own buckets
+//! (Greenlight's uploaded files), deletes the root stack with progress, then the sources
+//! stack, and says what stays on purpose. Re-running after an
 //! interruption carries on.
 
 use anyhow::{Result, bail};
@@ -35,7 +36,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     }
     if !g.yes {
         let question = format!(
-            "This deletes deployment {stack} in account {}, region {}: every stack, server, secret and the source bucket with its contents.",
+            "This deletes deployment {stack} in account {}, region {}: every stack, server, secret, Greenlight's uploaded files and the source bucket with its contents.",
             aws.account,
             aws.region()
         );
@@ -58,6 +59,14 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         p.info(format!(
             "Bucket {bucket}: {objects} object version(s) deleted"
         ));
+    }
+    // CloudFormation deletes only empty buckets: Greenlight's uploads go first.
+    if let Some(root) = &root {
+        for bucket in deployment_buckets(&aws, root).await? {
+            let n = upload::empty_bucket(&aws.s3, &bucket).await?;
+            p.info(format!("Bucket {bucket}: {n} object version(s) deleted"));
+            objects += n;
+        }
     }
     let server_names = root.as_ref().map(|r| {
         let params = parameters(r);
@@ -119,6 +128,26 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         }),
     );
     Ok(())
+}
+
+/// The S3 buckets of the deployment's nested stacks (Greenlight's uploaded files), by the
+/// stacks' own resource lists: nothing outside the deployment is touched.
+async fn deployment_buckets(aws: &Aws, root: &Stack) -> Result<Vec<String>> {
+    let mut stacks = vec![root.stack_id().unwrap_or_default().to_string()];
+    let mut buckets = Vec::new();
+    while let Some(stack) = stacks.pop() {
+        for r in stack_resources(aws, &stack).await? {
+            let (Some(kind), Some(id)) = (r.resource_type(), r.physical_resource_id()) else {
+                continue;
+            };
+            match kind {
+                "AWS::CloudFormation::Stack" => stacks.push(id.to_string()),
+                "AWS::S3::Bucket" => buckets.push(id.to_string()),
+                _ => {}
+            }
+        }
+    }
+    Ok(buckets)
 }
 
 /// The BBB servers write their own records, `bbb-<instance id without i->.<domain>` (A), and each

@@ -14,6 +14,7 @@ use crate::cfn::ops::{StackSpec, Template, describe_stack, outputs, parameters};
 use crate::cfn::plan;
 use crate::cli::SetupArgs;
 use crate::error::{AwsContext, aws_code, describe};
+use crate::mail;
 use crate::memory::{self, Remembered};
 use crate::settings::{
     Current, Global, P_MODE, P_SERVER_AMI, P_SERVER_COUNT, P_SERVER_IMAGE, SetupInput,
@@ -52,6 +53,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         ));
     }
     check_hosted_zone(&aws, &s).await?;
+    report_mail(&aws, p, &s.domain).await;
     if args.dry_run {
         return dry_run(&aws, p, &s, existing.as_ref(), sources.as_ref()).await;
     }
@@ -437,6 +439,18 @@ async fn ensure_ecs_service_role(
 
 /// The hosted zone must exist, be public, and serve the domain (or a parent of it): otherwise
 /// the BBB servers never get their certificates and the stack rolls back after a long wait.
+/// Pre-flight: whether Greenlight's mail will reach everyone (SES sandbox, SMTP endpoint).
+/// A warning, never a stop: the platform works without mail.
+async fn report_mail(aws: &Aws, p: &Printer, domain: &str) {
+    match mail::account(aws).await {
+        Ok(a) if a.limited() => p.warn(format!("Mail: {}", a.summary(domain))),
+        Ok(a) => p.info(format!("Mail: {}", a.summary(domain))),
+        Err(e) => p.warn(format!(
+            "Mail: the account's Amazon SES state could not be read ({e}); Greenlight's mail may reach only verified addresses"
+        )),
+    }
+}
+
 async fn check_hosted_zone(aws: &Aws, s: &SetupSettings) -> Result<()> {
     let zone = aws
         .route53

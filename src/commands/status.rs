@@ -7,9 +7,11 @@ use super::connect;
 use super::out;
 use super::stacks::{Deployment, server_group, stack_resources};
 use crate::cfn::cause::root_cause;
+use crate::cfn::ops::parameters;
 use crate::cfn::ops::{describe_stack, last_operation, status};
 use crate::cfn::tree::STACK_TYPE;
-use crate::settings::Global;
+use crate::mail;
+use crate::settings::{Global, P_DOMAIN};
 use crate::ui::Printer;
 
 pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
@@ -58,6 +60,16 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         });
     }
 
+    let domain = parameters(&d.stack).remove(P_DOMAIN).unwrap_or_default();
+    let mail = mail::account(&aws).await;
+    let mail_line = match &mail {
+        Ok(a) => format!(
+            "{}{}",
+            if a.limited() { "! " } else { "" },
+            a.summary(&domain)
+        ),
+        Err(e) => format!("! the account's Amazon SES state could not be read ({e})"),
+    };
     let mut text = format!(
         "  Mode:   {}\n  Stack:  {}\n",
         d.outputs.get(out::MODE).map(String::as_str).unwrap_or("-"),
@@ -84,6 +96,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             ));
         }
     }
+    text.push_str(&format!("  Mail:   {mail_line}\n"));
     text.push_str("  Outputs:\n");
     for (k, v) in &d.outputs {
         text.push_str(&format!("    {k:<24} {v}\n"));
@@ -116,6 +129,10 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "nested": nested,
             "outputs": d.outputs,
             "servers": servers,
+            "mail": match &mail {
+                Ok(a) => a.to_json(&domain),
+                Err(e) => json!({ "error": e }),
+            },
             "server_logs": logs,
             "last_failure": last_failure.as_ref().map(|c| json!({
                 "stack_path": c.stack_path,

@@ -27,13 +27,15 @@
 #      from Scalelite and its record from Route 53, and then completes the group's
 #      bbb-drain lifecycle action (both run bbb-scalelite, templates/scripts/
 #      bbb-scalelite.sh, which the user data puts in /usr/local/sbin),
-#   5. single mode: creates the Greenlight administrator from the login secret,
+#   5. single mode: sets up Greenlight's mail through Amazon SES (SMTP login from its
+#      secret, the password derived as AWS documents) and creates the Greenlight
+#      administrator from the login secret,
 #   6. signals the Auto Scaling group's CreationPolicy: SUCCESS, or FAILURE on any error.
 #
 # Needs: the AWS CLI, curl and python3, and an instance role allowing
 # route53:ChangeResourceRecordSets/GetChange (scalable mode),
 # ec2:AssociateAddress/DescribeAddresses (single mode), cloudformation:SignalResource,
-# secretsmanager:GetSecretValue (single mode: admin login; scalable mode: the
+# secretsmanager:GetSecretValue (single mode: admin login and SMTP login; scalable mode: the
 # load-balancer secret) and, in scalable mode, elasticfilesystem:ClientMount/ClientWrite.
 set -euo pipefail
 
@@ -73,7 +75,7 @@ usage() {
   cat >&2 <<'EOF'
 usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode scalable|single
                         --domain D --hosted-zone Z --email E [--admin-secret ARN]
-                        [--address-allocation EIPALLOC_ID] [--log-group NAME]
+                        [--smtp-secret ARN] [--address-allocation EIPALLOC_ID] [--log-group NAME]
                         [--efs FS_ID --spool-access-point FSAP_ID --lb-secret ARN]
 EOF
   exit 2
@@ -90,7 +92,7 @@ install_unit() {
 }
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
-EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID="" LOG_GROUP=""
+SMTP_SECRET="" EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID="" LOG_GROUP=""
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || usage
   case "$1" in
@@ -102,6 +104,7 @@ while [[ $# -gt 0 ]]; do
     --hosted-zone) HOSTED_ZONE=$2 ;;
     --email) EMAIL=$2 ;;
     --admin-secret) ADMIN_SECRET=$2 ;;
+    --smtp-secret) SMTP_SECRET=$2 ;;
     --efs) EFS_ID=$2 ;;
     --spool-access-point) SPOOL_AP=$2 ;;
     --lb-secret) LB_SECRET=$2 ;;
@@ -123,8 +126,8 @@ case "${MODE}" in
     [[ "${SPOOL_AP}" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: ${SPOOL_AP}"
     ;;
   single)
-    if [[ -z "${ADMIN_SECRET}" ]] || [[ -z "${ALLOCATION_ID}" ]]; then
-      die "single mode needs --admin-secret and --address-allocation"
+    if [[ -z "${ADMIN_SECRET}" ]] || [[ -z "${SMTP_SECRET}" ]] || [[ -z "${ALLOCATION_ID}" ]]; then
+      die "single mode needs --admin-secret, --smtp-secret and --address-allocation"
     fi
     [[ "${ALLOCATION_ID}" =~ ^eipalloc-[0-9a-f]+$ ]] || die "invalid Elastic IP allocation id: ${ALLOCATION_ID}"
     ;;
@@ -472,7 +475,52 @@ if [[ "${MODE}" = scalable ]]; then
   install_scalelite_service
 fi
 
-# ---- 5. Greenlight administrator (single mode) -----------------------------------
+# ---- 5. Greenlight's mail and administrator (single mode) ------------------------
+# ses_smtp_password REGION: Amazon SES's SMTP password for the IAM secret access key on
+# standard input, as AWS documents it ("Obtaining Amazon SES SMTP credentials"):
+# HMAC-SHA256 chained over 11111111, the region, ses, aws4_request and SendRawEmail,
+# keyed first with "AWS4" + key; the version byte 0x04 in front; Base64.
+ses_smtp_password() {
+  python3 -c '
+import base64, hashlib, hmac, sys
+key = ("AWS4" + sys.stdin.read().strip()).encode()
+for part in ("11111111", sys.argv[1], "ses", "aws4_request", "SendRawEmail"):
+    key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+print(base64.b64encode(b"\x04" + key).decode())
+' "$1"
+}
+
+# set_env_line FILE NAME VALUE: NAME=VALUE in the env file FILE, replacing NAME's line or
+# its commented-out sample line (Greenlight's sample.env has "#SMTP_SERVER=" and so on).
+set_env_line() {
+  local file=$1 name=$2 value=$3
+  sed -i "/^#\{0,1\}${name}=/d" "${file}"
+  printf '%s=%s\n' "${name}" "${value}" >>"${file}"
+}
+
+# bbb-install -g runs Greenlight v3 with docker-compose from ~/greenlight-v3 and its .env;
+# Greenlight sends mail only when SMTP_SERVER is set (config/environments/production.rb).
+configure_greenlight_mail() {
+  local dir=/root/greenlight-v3 secret smtp_user smtp_password
+  [[ -f "${dir}/.env" ]] || die "Greenlight's ${dir}/.env is missing (bbb-install -g did not finish?)"
+  secret=$(aws secretsmanager get-secret-value --secret-id "${SMTP_SECRET}" --query SecretString --output text)
+  smtp_user=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["username"])' <<<"${secret}")
+  smtp_password=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["iam_secret_access_key"])' <<<"${secret}" \
+    | ses_smtp_password "${REGION}")
+  set_env_line "${dir}/.env" SMTP_SERVER "email-smtp.${REGION}.amazonaws.com"
+  set_env_line "${dir}/.env" SMTP_PORT 587
+  set_env_line "${dir}/.env" SMTP_DOMAIN "${DOMAIN}"
+  set_env_line "${dir}/.env" SMTP_USERNAME "${smtp_user}"
+  set_env_line "${dir}/.env" SMTP_PASSWORD "${smtp_password}"
+  set_env_line "${dir}/.env" SMTP_AUTH login
+  set_env_line "${dir}/.env" SMTP_STARTTLS_AUTO true
+  set_env_line "${dir}/.env" SMTP_SENDER_EMAIL "no-reply@${DOMAIN}"
+  chmod 0600 "${dir}/.env"
+  # Recreates the Greenlight container with the new environment (the way bbb-install starts it).
+  docker-compose -f "${dir}/docker-compose.yml" up -d
+  log "Greenlight sends mail as no-reply@${DOMAIN} through email-smtp.${REGION}.amazonaws.com:587"
+}
+
 create_greenlight_admin() {
   local secret admin_email admin_password attempt
   secret=$(aws secretsmanager get-secret-value --secret-id "${ADMIN_SECRET}" --query SecretString --output text)
@@ -492,6 +540,7 @@ create_greenlight_admin() {
   die "could not create the Greenlight administrator"
 }
 if [[ "${MODE}" = single ]]; then
+  configure_greenlight_mail
   create_greenlight_admin
 fi
 

@@ -164,6 +164,10 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     (read at import; unset: off) makes that testable: the first request of each named
     action that succeeds is carried out, then answered HTTP 500 InternalFailure, as if its
     answer was lost on the way; once per action and server process.
+17. SESv2 GetAccount (GET /v2/email/account).  moto: NotImplementedError (HTTP 500).  Now
+    the answer of a new AWS account: in the sandbox (ProductionAccessEnabled false),
+    SendingEnabled true, EnforcementStatus HEALTHY, SendQuota 200 a day at 1 a second,
+    no production-access request (no Details).  bbbctl's pre-flight and status read it.
 """
 
 from __future__ import annotations
@@ -209,6 +213,8 @@ from moto.s3.exceptions import BucketNotEmpty, MissingBucket
 from moto.s3.models import FakeBucket, s3_backends
 from moto.s3.responses import S3Response
 from moto.secretsmanager.models import secretsmanager_backends
+from moto.sesv2 import urls as sesv2_urls
+from moto.sesv2.responses import SESV2Response
 from moto.ssm.models import Parameter, ParameterDict
 from moto.utilities.utils import get_partition
 
@@ -2182,3 +2188,20 @@ def _terminate(self: Any) -> Any:
 
 
 _EC2Instance.terminate = _terminate  # type: ignore[method-assign]
+
+
+# ------------------------------------------------ 17. SESv2 GetAccount (the sandbox)
+def _sesv2_get_account(self: Any) -> str:
+    return json.dumps({
+        "DedicatedIpAutoWarmupEnabled": False,
+        "EnforcementStatus": "HEALTHY",
+        "ProductionAccessEnabled": False,
+        "SendQuota": {"Max24HourSend": 200.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0},
+        "SendingEnabled": True,
+    })
+
+
+SESV2Response.get_account = _sesv2_get_account  # type: ignore[attr-defined]
+# The server routes by werkzeug rules, where moto's catch-all "{0}/v2/.*$" is literal text:
+# the path needs a rule of its own (read when the sesv2 app is built, at its first request).
+sesv2_urls.url_paths["{0}/v2/email/account$"] = SESV2Response.dispatch

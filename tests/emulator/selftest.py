@@ -1445,6 +1445,15 @@ def effective_parameters_and_terminated_instances():
           eni not in left, left)
 
 
+def ses_account():
+    """patch 17: SESv2 GetAccount answers like a new AWS account (in the sandbox)."""
+    a = client("sesv2").get_account()
+    check("sesv2 GetAccount: a new account, in the sandbox, sending enabled, 200 a day",
+          a["ProductionAccessEnabled"] is False and a["SendingEnabled"] is True
+          and a["SendQuota"]["Max24HourSend"] == 200.0 and a["EnforcementStatus"] == "HEALTHY"
+          and "Details" not in a, a)
+
+
 def run_all(groups) -> int:
     for g in groups:
         try:
@@ -1471,7 +1480,7 @@ def main() -> int:
                     conditions_in_updates, security_group_ingress_delete,
                     service_linked_role_names, describe_stacks_parameters,
                     client_request_tokens, stack_deletes_leave_nothing,
-                    effective_parameters_and_terminated_instances))
+                    effective_parameters_and_terminated_instances, ses_account))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ pub mod cfn;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod greenlight;
+pub mod http;
 pub mod mail;
 pub mod memory;
 pub mod settings;

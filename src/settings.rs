@@ -29,6 +29,7 @@ pub const P_MODE: &str = "BBBEnvironmentType";
 pub const P_SERVER_COUNT: &str = "BBBServerCount";
 pub const P_SERVER_AMI: &str = "BBBServerAmi";
 pub const P_SERVER_IMAGE: &str = "BBBServerImageId";
+pub const P_DOCKER_HUB: &str = "BBBDockerHubCredentialsArn";
 
 /// Settings every command shares.
 #[derive(Debug, Clone)]

@@ -41,6 +41,17 @@ async fn bad_input_is_explained_and_changes_nothing() {
     )
     .unwrap();
     std::fs::write(
+        dir.join("two-image-sources.json"),
+        r#"{"Parameters": {"BBBContainerRegistry": "mirror.example.org/hub/",
+            "BBBDockerHubCredentialsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub-AbCdEf"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("not-a-cache-secret.json"),
+        r#"{"Parameters": {"BBBDockerHubCredentialsArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:docker-hub-AbCdEf"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
         dir.join("range.json"),
         r#"{"Parameters": {"BBBNumberOfAZs": 5}}"#,
     )
@@ -148,6 +159,18 @@ async fn bad_input_is_explained_and_changes_nothing() {
             args: s(ok(&["--params", "range.json"])),
             code: 2,
             message: "BBBNumberOfAZs = \"5\" must be at most 3",
+        },
+        Case {
+            name: "two image sources",
+            args: s(ok(&["--params", "two-image-sources.json"])),
+            code: 2,
+            message: "rule OneImageSource",
+        },
+        Case {
+            name: "docker hub secret not for ECR",
+            args: s(ok(&["--params", "not-a-cache-secret.json"])),
+            code: 2,
+            message: "whose name starts with ecr-pullthroughcache/",
         },
         Case {
             name: "allowed values",

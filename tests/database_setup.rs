@@ -119,6 +119,8 @@ impl Postgres {
             &format!("CREATE ROLE {MASTER} LOGIN CREATEROLE CREATEDB PASSWORD '{MASTER_PASSWORD}'"),
         )
         .expect("create the master login");
+        // Written once, before tasks run it side by side.
+        fs::write(self.dir.path().join("setup.rb"), setup_script()).unwrap();
         self
     }
 
@@ -158,9 +160,6 @@ impl Postgres {
         commands: &[&str],
     ) -> Output {
         let script = self.dir.path().join("setup.rb");
-        if !script.exists() {
-            fs::write(&script, setup_script()).unwrap();
-        }
         let mut c = Command::new("ruby");
         c.arg(&script)
             .args(commands)

@@ -366,3 +366,125 @@ async fn failing_nested_stack_prints_its_root_cause() {
     let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
     assert_code(&o, 0);
 }
+
+#[tokio::test]
+async fn docker_hub_images_come_through_ecr_and_go_with_destroy() {
+    let _one_at_a_time = exclusive().await;
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("ptc"));
+    let zone = hosted_zone(&aws, &domain).await;
+    // The user's own things, made before the deployment: they must outlive its destroy.
+    let secret = aws
+        .secrets
+        .create_secret()
+        .name(format!("ecr-pullthroughcache/{}", unique("hub")))
+        .secret_string(r#"{"username":"someone","accessToken":"dckr_pat_example"}"#)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let foreign = unique("team").to_lowercase() + "/tools";
+    aws.ecr
+        .create_repository()
+        .repository_name(&foreign)
+        .send()
+        .await
+        .unwrap();
+    let before = inventory::inventory();
+    let stack = unique("ptc");
+    let dir = scratch_dir();
+    let bbbctl = |args: &[&str]| bbbctl_in(&dir, args);
+    let params = |arn: &str| {
+        let file = dir.join(format!("params-{}.json", arn.len()));
+        let body = serde_json::json!({"Parameters": {
+            "BBBEnvironmentType": "scalable", "BBBDockerHubCredentialsArn": arn }});
+        std::fs::write(&file, body.to_string()).unwrap();
+        file.display().to_string()
+    };
+
+    // A secret that does not exist is found before anything is created.
+    let missing = secret.replace("ecr-pullthroughcache/", "ecr-pullthroughcache/gone-");
+    let file = params(&missing);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &["--params", &file]));
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("does not exist in account"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("aws secretsmanager create-secret"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(status_of(&aws, &stack).await.is_none());
+    assert!(status_of(&aws, &format!("{stack}-sources")).await.is_none());
+
+    // With the secret: the front end's images come from this deployment's cache.
+    let file = params(&secret);
+    let o = bbbctl(&setup_args(&zone, &stack, &domain, &["--params", &file]));
+    assert_code(&o, 0);
+    let (_, outputs) = root(&aws, &stack).await;
+    let prefix = outputs["ImageCachePrefix"].clone();
+    assert!(prefix.starts_with("bbb-") && prefix.len() == 12, "{prefix}");
+    let frontend = stack_resource(&aws, &stack, "FrontendStack").await;
+    let front = described(&aws, &frontend).await;
+    let param = |k: &str| {
+        front
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some(k))
+            .and_then(|p| p.parameter_value())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        param("ContainerRegistry"),
+        format!(
+            "{}.dkr.ecr.{}.amazonaws.com/{prefix}/",
+            secret.split(':').nth(4).unwrap(), // the account
+            aws.region()
+        )
+    );
+    assert_eq!(param("ImageCachePrefix"), prefix);
+
+    // What the first pulls would have created in ECR.
+    let cached = format!("{prefix}/bigbluebutton/greenlight");
+    aws.ecr
+        .create_repository()
+        .repository_name(&cached)
+        .send()
+        .await
+        .unwrap();
+
+    let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("Deleted the cached Docker Hub images: {cached}")),
+        "{}",
+        stdout(&o)
+    );
+    assert_nothing_left(&aws, &stack, &before, &["rds:cluster_snapshots"]).await;
+    // The user's secret and repository are untouched.
+    aws.secrets
+        .describe_secret()
+        .secret_id(&secret)
+        .send()
+        .await
+        .unwrap();
+    aws.ecr
+        .delete_repository()
+        .repository_name(&foreign)
+        .send()
+        .await
+        .expect("the user's repository is still there");
+    aws.secrets
+        .delete_secret()
+        .secret_id(&secret)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+}

@@ -1,5 +1,7 @@
 //! The whole life cycle on a real AWS account, with the built binary:
-//! setup → admin-login → status → destroy, then nothing of the deployment left — neither
+//! setup → admin-login → the administrator signs in to Greenlight over HTTPS (Greenlight's
+//! own session API, as its web page does) → status → destroy, then nothing of the
+//! deployment left — neither
 //! its stacks nor a DNS name in the hosted zone (`<domain>`, `scalelite.<domain>`,
 //! `bbb-*.<domain>`).
 //!
@@ -103,6 +105,31 @@ impl Real {
     }
 }
 
+/// Signs in with the login `admin-login` printed, retrying for up to 20 minutes while the
+/// name, the certificate or the tasks are not there yet; a refused login is final.
+async fn sign_in_when_up(url: &str, email: &str, password: &str) -> anyhow::Result<()> {
+    let http = bbbctl::http::Http::new(std::time::Duration::from_secs(20))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20 * 60);
+    loop {
+        match bbbctl::greenlight::sign_in(&http, url, email, password).await {
+            Ok(who) if who.role == "Administrator" => {
+                eprintln!(
+                    "real_account: signed in to {url} as {} ({})",
+                    who.email, who.role
+                );
+                return Ok(());
+            }
+            Ok(who) => anyhow::bail!("signed in, but as role {:?}, not Administrator", who.role),
+            Err(e) if e.to_string().contains("refused the login") => return Err(e),
+            Err(e) if std::time::Instant::now() > deadline => return Err(e),
+            Err(e) => {
+                eprintln!("real_account: Greenlight not reachable yet ({e:#}); retrying in 30 s");
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            }
+        }
+    }
+}
+
 fn check(failures: &mut Vec<String>, step: &str, out: &Output) -> bool {
     if out.status.success() {
         true
@@ -157,6 +184,12 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
                         if v[key].as_str().is_none_or(str::is_empty) {
                             failures.push(format!("admin-login: no {key} in its JSON"));
                         }
+                    }
+                    let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                    if let Err(e) =
+                        sign_in_when_up(&field("url"), &field("username"), &field("password")).await
+                    {
+                        failures.push(format!("Greenlight sign-in: {e:#}"));
                     }
                 }
                 Err(e) => failures.push(format!("admin-login: not JSON: {e}")),

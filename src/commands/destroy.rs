@@ -68,6 +68,9 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             objects += n;
         }
     }
+    let image_cache = root
+        .as_ref()
+        .and_then(|r| outputs(r).remove(out::IMAGE_CACHE));
     let server_names = root.as_ref().map(|r| {
         let params = parameters(r);
         (
@@ -94,6 +97,12 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         }
         _ => Vec::new(),
     };
+    // The pull-through cache rule went with the root stack; the repositories its first
+    // pulls created are ECR's, not CloudFormation's.
+    let cached = match &image_cache {
+        Some(prefix) => delete_cached_images(&aws, prefix).await?,
+        None => Vec::new(),
+    };
     memory::forget(stack);
     let mut left = Vec::new();
     for k in &kept {
@@ -108,6 +117,12 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     }
     for s in &skipped {
         text.push_str(&format!("\nNot deleted (retained by CloudFormation): {s}"));
+    }
+    if !cached.is_empty() {
+        text.push_str(&format!(
+            "\nDeleted the cached Docker Hub images: {}",
+            cached.join(", ")
+        ));
     }
     if !swept.is_empty() {
         text.push_str(&format!(
@@ -125,6 +140,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "left_on_purpose": left,
             "not_deleted": skipped,
             "swept_records": swept,
+            "deleted_image_repositories": cached,
         }),
     );
     Ok(())
@@ -148,6 +164,33 @@ async fn deployment_buckets(aws: &Aws, root: &Stack) -> Result<Vec<String>> {
         }
     }
     Ok(buckets)
+}
+
+/// Deletes the ECR repositories under the deployment's pull-through cache prefix (with their
+/// images) and returns their names. Only `<prefix>/...`: the prefix is the deployment's own.
+async fn delete_cached_images(aws: &Aws, prefix: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut pages = aws.ecr.describe_repositories().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws_context("listing the ECR repositories")?;
+        names.extend(
+            page.repositories()
+                .iter()
+                .filter_map(|r| r.repository_name())
+                .filter(|n| n.starts_with(&format!("{prefix}/")))
+                .map(str::to_string),
+        );
+    }
+    for name in &names {
+        aws.ecr
+            .delete_repository()
+            .repository_name(name)
+            .force(true)
+            .send()
+            .await
+            .aws_context(format_args!("deleting ECR repository {name}"))?;
+    }
+    Ok(names)
 }
 
 /// The BBB servers write their own records, `bbb-<instance id without i->.<domain>` (A), and each

@@ -77,6 +77,8 @@ pub mod out {
     pub const SERVER_GROUP: &str = "BBBServerGroupName";
     /// CloudWatch Logs group with each BBB server's bootstrap log (one stream per instance).
     pub const SERVER_LOGS: &str = "BBBServerLogGroupName";
+    /// Prefix of the ECR repositories that cache Docker Hub images (BBBDockerHubCredentialsArn).
+    pub const IMAGE_CACHE: &str = "ImageCachePrefix";
     /// Output of the sources stack.
     pub const BUCKET: &str = "BucketName";
 }

@@ -17,8 +17,8 @@ use crate::error::{AwsContext, aws_code, describe};
 use crate::mail;
 use crate::memory::{self, Remembered};
 use crate::settings::{
-    Current, Global, P_MODE, P_SERVER_AMI, P_SERVER_COUNT, P_SERVER_IMAGE, SetupInput,
-    SetupSettings, sources_stack_name, user_params,
+    Current, Global, P_DOCKER_HUB, P_MODE, P_SERVER_AMI, P_SERVER_COUNT, P_SERVER_IMAGE,
+    SetupInput, SetupSettings, sources_stack_name, user_params,
 };
 use crate::templates::{self, Asset, BUCKET_PARAM, TemplateInfo};
 use crate::ui::Printer;
@@ -53,6 +53,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         ));
     }
     check_hosted_zone(&aws, &s).await?;
+    check_image_cache_secret(&aws, &s).await?;
     report_mail(&aws, p, &s.domain).await;
     if args.dry_run {
         return dry_run(&aws, p, &s, existing.as_ref(), sources.as_ref()).await;
@@ -439,6 +440,40 @@ async fn ensure_ecs_service_role(
 
 /// The hosted zone must exist, be public, and serve the domain (or a parent of it): otherwise
 /// the BBB servers never get their certificates and the stack rolls back after a long wait.
+/// Pre-flight: the Docker Hub credentials for the ECR pull-through cache exist in this
+/// account and region (CloudFormation would fail only after the network and database, half
+/// an hour in). Only the secret's metadata is read, never its value.
+async fn check_image_cache_secret(aws: &Aws, s: &SetupSettings) -> Result<()> {
+    let Some(arn) = s.params.get(P_DOCKER_HUB).filter(|a| !a.is_empty()) else {
+        return Ok(());
+    };
+    if s.mode != "scalable" {
+        return Ok(()); // single mode runs no containers on ECS: the cache is not created
+    }
+    let hint = format!(
+        "create it in region {} with `aws secretsmanager create-secret --region {} --name ecr-pullthroughcache/docker-hub --secret-string '{{\"username\":\"<Docker Hub user>\",\"accessToken\":\"<access token>\"}}'` and pass its ARN, or leave {P_DOCKER_HUB} empty",
+        aws.region(),
+        aws.region()
+    );
+    match aws.secrets.describe_secret().secret_id(arn).send().await {
+        Ok(found) if found.deleted_date().is_some() => Err(crate::error::usage(format!(
+            "{P_DOCKER_HUB}: secret {arn} is scheduled for deletion; {hint}"
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if aws_code(&e) == Some("ResourceNotFoundException") => {
+            Err(crate::error::usage(format!(
+                "{P_DOCKER_HUB}: secret {arn} does not exist in account {} region {}; {hint}",
+                aws.account,
+                aws.region()
+            )))
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "{P_DOCKER_HUB}: secret {arn} cannot be read: {}",
+            describe(&e)
+        )),
+    }
+}
+
 /// Pre-flight: whether Greenlight's mail will reach everyone (SES sandbox, SMTP endpoint).
 /// A warning, never a stop: the platform works without mail.
 async fn report_mail(aws: &Aws, p: &Printer, domain: &str) {

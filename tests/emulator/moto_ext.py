@@ -46,7 +46,9 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     (moto: every dot), !GetAtt [A, B] and short forms with a mapping argument
     (!ImportValue {Fn::Sub: ...}, !GetAZs {Ref: ...}) are constructed, !Condition is a
     condition reference, Fn::GetAZs gives the zones of the stack's region (moto:
-    us-east-1 zones everywhere, so subnets elsewhere failed).
+    us-east-1 zones everywhere, so subnets elsewhere failed).  An element of a list that
+    is AWS::NoValue (e.g. !If [C, {...}, !Ref AWS::NoValue] among a role's Policies) is
+    removed, as in AWS (moto: a null element, on which IAM failed).
  5. AWS::SecretsManager::Secret is created in moto's Secrets Manager (moto ignored it):
     Name (else stack name-logical id-random suffix), Description, KmsKeyId, Tags,
     SecretString or GenerateSecretString (moto's own generator; PasswordLength 32 and
@@ -168,6 +170,13 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     the answer of a new AWS account: in the sandbox (ProductionAccessEnabled false),
     SendingEnabled true, EnforcementStatus HEALTHY, SendQuota 200 a day at 1 a second,
     no production-access request (no Details).  bbbctl's pre-flight and status read it.
+18. AWS::ECR::PullThroughCacheRule (moto: not supported, skipped with a warning, so an
+    output that Refs it vanished).  Now kept on moto's ECR backend (listed by patch 13's
+    data.json while it exists): Ref is the EcrRepositoryPrefix, as in AWS; a second rule
+    with a prefix the region already has fails like AWS
+    (PullThroughCacheRuleAlreadyExistsException); the stack's delete removes it.  The
+    repositories a first pull would create are not (nothing pulls here); the ECR API
+    calls for rules are not emulated.
 """
 
 from __future__ import annotations
@@ -791,6 +800,9 @@ _orig_clean_json = parsing.clean_json
 
 
 def _clean_json(resource_json: Any, resources_map: ResourceMap) -> Any:
+    if isinstance(resource_json, list):  # AWS::NoValue removes a list element (moto: null)
+        cleaned = [_clean_json(v, resources_map) for v in resource_json]
+        return [v for v, raw in zip(cleaned, resource_json) if v is not None or raw is None]
     if isinstance(resource_json, dict) and "Fn::GetAtt" in resource_json:
         get_att = resource_json["Fn::GetAtt"]  # ${A.B.C} in Fn::Sub arrives as [A, B, C]
         if isinstance(get_att, str):
@@ -2205,3 +2217,44 @@ SESV2Response.get_account = _sesv2_get_account  # type: ignore[attr-defined]
 # The server routes by werkzeug rules, where moto's catch-all "{0}/v2/.*$" is literal text:
 # the path needs a rule of its own (read when the sesv2 app is built, at its first request).
 sesv2_urls.url_paths["{0}/v2/email/account$"] = SESV2Response.dispatch
+
+
+# --------------------------------------- 18. AWS::ECR::PullThroughCacheRule
+class ECRPullThroughCacheRule(_BackendModel, CloudFormationModel):
+    """AWS::ECR::PullThroughCacheRule on moto's ECR backend (attribute
+    pull_through_cache_rules: prefix -> rule).  Ref: the repository prefix."""
+
+    __module__ = "moto.ecr.moto_ext"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ECR::PullThroughCacheRule"
+
+    @staticmethod
+    def _rules(account_id: str, region_name: str) -> dict[str, Any]:
+        from moto.ecr.models import ecr_backends
+        backend = ecr_backends[account_id][region_name]
+        if not hasattr(backend, "pull_through_cache_rules"):
+            backend.pull_through_cache_rules = {}
+        return backend.pull_through_cache_rules
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str,
+                                        **kwargs: Any) -> ECRPullThroughCacheRule:
+        props = cloudformation_json.get("Properties") or {}
+        prefix = props.get("EcrRepositoryPrefix") or "ROOT"
+        rules = cls._rules(account_id, region_name)
+        if prefix in rules:
+            raise ValidationError(
+                message=f"PullThroughCacheRuleAlreadyExistsException: A pull through cache "
+                        f"rule with prefix '{prefix}' already exists in this registry.")
+        rule = cls(prefix, {})
+        rule.props = props
+        rules[prefix] = rule
+        return rule
+
+    @classmethod
+    def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
+        cls._rules(account_id, region_name).pop(physical_id, None)

@@ -584,11 +584,14 @@ Resources:
 Outputs:
   Subnets: {Value: !Join [",", [!Ref Subnet, !Ref Subnet2]]}
   Joined: {Value: !Join [",", [!If [Always, "t", "f"], !Select [0, !GetAZs ""]]]}
+  NoValue: {Value: !Join [",", [a, !If [Always, !Ref "AWS::NoValue", x], b]]}
 """)
     st = stack(name, regional)
     out = outputs(st)
     subnets = client("ec2", region).describe_subnets(SubnetIds=out.get("Subnets", "none").split(","))
     zones = [s["AvailabilityZone"] for s in subnets["Subnets"]]
+    check("intrinsics: an AWS::NoValue list element is removed (moto: null)",
+          out.get("NoValue") == "a,b", out.get("NoValue"))
     check(f"intrinsics: Fn::GetAZs gives {region} zones (also !GetAZs {{Ref: AWS::Region}}), !Condition",
           st["StackStatus"] == "CREATE_COMPLETE" and sorted(zones) == [f"{region}a", f"{region}b"]
           and out.get("Joined") == f"t,{region}a", (st["StackStatus"], out, zones))
@@ -1454,6 +1457,44 @@ def ses_account():
           and "Details" not in a, a)
 
 
+def pull_through_cache_rules():
+    """patch 18: AWS::ECR::PullThroughCacheRule: Ref is the prefix, prefixes are unique,
+    the stack's delete removes the rule."""
+    def body(prefix):
+        return json.dumps({
+            "Resources": {"Cache": {"Type": "AWS::ECR::PullThroughCacheRule", "Properties": {
+                "EcrRepositoryPrefix": prefix, "UpstreamRegistry": "docker-hub",
+                "UpstreamRegistryUrl": "registry-1.docker.io",
+                "CredentialArn": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:"
+                                 "ecr-pullthroughcache/hub-AbCdEf"}}},
+            "Outputs": {"Prefix": {"Value": {"Ref": "Cache"}}},
+        })
+    prefix = f"bbb-{RUN}"
+    first, second = f"ptc-a-{RUN}", f"ptc-b-{RUN}"
+    first_id = cfn.create_stack(StackName=first, TemplateBody=body(prefix))["StackId"]
+    st = settle(first_id)
+    check("pull-through cache rule: created, Ref is the prefix",
+          st["StackStatus"] == "CREATE_COMPLETE" and outputs(st) == {"Prefix": prefix},
+          (st["StackStatus"], outputs(st)))
+    cfn.create_stack(StackName=second, TemplateBody=body(prefix))
+    st = settle(second)
+    reasons = [e.get("ResourceStatusReason", "") for e in
+               cfn.describe_stack_events(StackName=second)["StackEvents"]
+               if e["ResourceStatus"] == "CREATE_FAILED"]
+    check("pull-through cache rule: a second rule with the same prefix fails",
+          st["StackStatus"] == "ROLLBACK_COMPLETE"
+          and any("PullThroughCacheRuleAlreadyExistsException" in r for r in reasons), reasons)
+    cfn.delete_stack(StackName=second)
+    cfn.delete_stack(StackName=first_id)
+    settle(first_id)
+    third_id = cfn.create_stack(StackName=f"ptc-c-{RUN}", TemplateBody=body(prefix))["StackId"]
+    st = settle(third_id)
+    check("pull-through cache rule: the stack's delete removed it (the prefix is free again)",
+          st["StackStatus"] == "CREATE_COMPLETE", st["StackStatus"])
+    cfn.delete_stack(StackName=third_id)
+    settle(third_id)
+
+
 def run_all(groups) -> int:
     for g in groups:
         try:
@@ -1480,7 +1521,8 @@ def main() -> int:
                     conditions_in_updates, security_group_ingress_delete,
                     service_linked_role_names, describe_stacks_parameters,
                     client_request_tokens, stack_deletes_leave_nothing,
-                    effective_parameters_and_terminated_instances, ses_account))
+                    effective_parameters_and_terminated_instances, ses_account,
+                    pull_through_cache_rules))
 
 
 if __name__ == "__main__":

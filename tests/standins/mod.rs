@@ -2,5 +2,6 @@
 //! (`mod standins;`). Each is written from its upstream's source or documentation.
 #![allow(dead_code)]
 
+pub mod greenlight;
 pub mod http;
 pub mod scalelite;

@@ -64,6 +64,7 @@ trap 'rm -rf "${cleanup_dirs[@]}"' EXIT
 cases=(
   "scalable params/scalable.json"
   "scalable-ec2 params/scalable.json BBBECSInstanceType=t3.large"
+  "image-cache params/scalable.json BBBDockerHubCredentialsArn=arn:aws:secretsmanager:eu-central-1:123456789012:secret:ecr-pullthroughcache/docker-hub-AbCdEf"
   "single params/single.json"
   "param-file bbb-on-aws-param.json"
   "defaults -"

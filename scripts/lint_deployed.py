@@ -206,6 +206,11 @@ def prune(node, known):
         if len(node) == 1 and "Fn::If" in node and known.get(node["Fn::If"][0]) is not None:
             cond, yes, no = node["Fn::If"]
             return prune(yes if known[cond] else no, known)
+        if len(node) == 1 and "Fn::If" in node:  # undecided: both branches stay, NoValue too
+            cond, yes, no = node["Fn::If"]
+            branches = [prune(b, known) for b in (yes, no)]
+            return {"Fn::If": [cond] + [{"Ref": "AWS::NoValue"} if b is NOVALUE else b
+                                        for b in branches]}
         out = {}
         for key, child in node.items():
             child = prune(child, known)

@@ -17,7 +17,7 @@ use std::thread;
 
 use tempfile::TempDir;
 
-mod packages;
+mod support;
 
 const MASTER: &str = "bbbmaster";
 const MASTER_PASSWORD: &str = "MasterPassw0rdFromSecretsManager";
@@ -30,7 +30,7 @@ struct Postgres {
 }
 
 fn ensure_packages() {
-    packages::ensure(&["postgresql", "ruby", "ruby-pg", "openssl"]);
+    support::ensure_packages(&["postgresql", "ruby", "ruby-pg", "openssl"]);
 }
 
 impl Postgres {

@@ -281,21 +281,6 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     );
 }
 
-/// The physical id of resource `logical` of `stack`.
-async fn stack_resource(aws: &bbbctl::aws::Aws, stack: &str, logical: &str) -> String {
-    aws.cfn
-        .describe_stack_resource()
-        .stack_name(stack)
-        .logical_resource_id(logical)
-        .send()
-        .await
-        .unwrap()
-        .stack_resource_detail()
-        .and_then(|r| r.physical_resource_id())
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn failing_nested_stack_prints_its_root_cause() {
     let _one_at_a_time = exclusive().await;

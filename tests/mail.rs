@@ -11,7 +11,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-mod packages;
+mod support;
+
+use support::{ensure_packages, shell_function};
 
 const EXAMPLE_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 /// AWS SDK for PHP's expected SMTP password for EXAMPLE_KEY in us-east-2.
@@ -21,18 +23,8 @@ fn repo_file(path: &str) -> String {
     fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
 }
 
-/// The text of shell function `name` in `script` (from `name() {` to the closing `}`).
-fn shell_function(script: &str, name: &str) -> String {
-    let text = repo_file(script);
-    let start = text
-        .find(&format!("\n{name}() {{\n"))
-        .unwrap_or_else(|| panic!("{name} in {script}"));
-    let end = start + text[start..].find("\n}\n").unwrap() + 3;
-    text[start..end].to_string()
-}
-
 fn container_password(key: &str, region: &str) -> String {
-    packages::ensure(&["ruby"]);
+    ensure_packages(&["ruby"]);
     let doc: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&repo_file("templates/frontend.yaml")).unwrap();
     let program = doc["Mappings"]["Scripts"]["Mail"]["SmtpPassword"]

@@ -52,6 +52,44 @@ async fn single_mode_then_scalable_and_back() {
     );
     let o = bbbctl_in(&dir, &["--output", "json", "admin-login"]);
     assert_code(&o, 0);
+    // The single server's data volume is the stack's own (a replacement attaches it), in the
+    // zone of the one subnet its group uses; the launch template maps no data volume.
+    let servers = stack_resource(&aws, &stack, "BbbServersStack").await;
+    let volume = stack_resource(&aws, &servers, "DataVolume").await;
+    let volumes = inventory::inventory()
+        .remove("ec2:volumes")
+        .unwrap_or_default();
+    assert!(
+        volumes.iter().any(|v| v.ends_with(&volume)),
+        "{volume} not in {volumes:?}"
+    );
+
+    // A change that replaces the server says the data stays, and the volume is the same one.
+    let bigger = dir.join("bigger.json");
+    std::fs::write(
+        &bigger,
+        r#"{"Parameters": {"BBBServerInstanceType": "c5.4xlarge"}}"#,
+    )
+    .unwrap();
+    let o = bbbctl_in(
+        &dir,
+        &[
+            "setup",
+            "-s",
+            &stack,
+            "--params",
+            &bigger.display().to_string(),
+            "--yes",
+        ],
+    );
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains("The new server attaches the data volume of the old one"),
+        "{}",
+        stdout(&o)
+    );
+    let servers = stack_resource(&aws, &stack, "BbbServersStack").await;
+    assert_eq!(stack_resource(&aws, &servers, "DataVolume").await, volume);
 
     let o = setup("scalable");
     assert_code(&o, 0);

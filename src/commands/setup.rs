@@ -159,12 +159,26 @@ fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
         text.push_str(
             "\n  ! The BBB servers' launch template changes: CloudFormation replaces the servers, one at a time.",
         );
+        if s.mode == "single" {
+            text.push_str(&single_server_data(s));
+        }
     }
     if let Some(switch) = mode_switch(s, stack) {
         text.push('\n');
         text.push_str(&switch);
     }
     Some(text)
+}
+
+/// What a replacement of the single server does to its data: kept on the stack's data
+/// volume in a VPC of bbbctl's; lost with an existing VPC (the volume is the instance's).
+fn single_server_data(s: &SetupSettings) -> String {
+    let own_vpc = s.params.get("BBBExistingVPC").is_none_or(|v| v.is_empty());
+    if own_vpc {
+        "\n    The new server attaches the data volume of the old one: recordings, Greenlight's database and uploads, and the certificate stay.".to_string()
+    } else {
+        "\n    ! With an existing VPC (BBBExistingVPC) the data volume belongs to the server: recordings and Greenlight's database and uploads are lost. Back them up first.".to_string()
+    }
 }
 
 fn tags(s: &SetupSettings) -> Vec<(String, String)> {

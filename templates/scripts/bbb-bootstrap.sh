@@ -6,7 +6,11 @@
 #      (the stack's BootstrapLogGroup, stream = instance id; bbb-logship, templates/
 #      scripts/bbb-logship.sh, put in /usr/local/sbin by the user data); before it
 #      signals, the log is flushed there, so a failure can be read without SSH,
-#   1. formats (first boot) and mounts the data volume at /var/bigbluebutton,
+#   1. formats (first boot) and mounts the data volume at /var/bigbluebutton; in single
+#      mode with a VPC of bbbctl's the volume is the stack's own (--data-volume), which
+#      this server attaches once its predecessor let go of it, and Greenlight's folder
+#      and /etc/letsencrypt live on it too: a replaced server finds the recordings,
+#      Greenlight's database and uploads and the certificate again,
 #   2. scalable mode: registers this instance's public address in Route 53 as
 #      bbb-<instance id>.<domain> and installs bbb-dns.service, which writes that
 #      record at every boot and deletes it at every shutdown; single mode: associates the deployment's Elastic IP
@@ -75,7 +79,8 @@ usage() {
   cat >&2 <<'EOF'
 usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode scalable|single
                         --domain D --hosted-zone Z --email E [--admin-secret ARN]
-                        [--smtp-secret ARN] [--address-allocation EIPALLOC_ID] [--log-group NAME]
+                        [--smtp-secret ARN] [--data-volume VOLUME_ID]
+                        [--address-allocation EIPALLOC_ID] [--log-group NAME]
                         [--efs FS_ID --spool-access-point FSAP_ID --lb-secret ARN]
 EOF
   exit 2
@@ -92,7 +97,7 @@ install_unit() {
 }
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
-SMTP_SECRET="" EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID="" LOG_GROUP=""
+SMTP_SECRET="" DATA_VOLUME="" EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID="" LOG_GROUP=""
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || usage
   case "$1" in
@@ -105,6 +110,7 @@ while [[ $# -gt 0 ]]; do
     --email) EMAIL=$2 ;;
     --admin-secret) ADMIN_SECRET=$2 ;;
     --smtp-secret) SMTP_SECRET=$2 ;;
+    --data-volume) DATA_VOLUME=$2 ;;
     --efs) EFS_ID=$2 ;;
     --spool-access-point) SPOOL_AP=$2 ;;
     --lb-secret) LB_SECRET=$2 ;;
@@ -134,6 +140,7 @@ case "${MODE}" in
   *) usage ;;
 esac
 [[ "${DOMAIN}" =~ ^[a-z0-9.-]+$ ]] || die "invalid domain: ${DOMAIN}"
+[[ -z "${DATA_VOLUME}" ]] || [[ "${DATA_VOLUME}" =~ ^vol-[0-9a-f]+$ ]] || die "invalid volume id: ${DATA_VOLUME}"
 [[ "${HOSTED_ZONE}" =~ ^[A-Z0-9]+$ ]] || die "invalid hosted zone: ${HOSTED_ZONE}"
 
 mkdir -p "${STATE_DIR}"
@@ -260,6 +267,29 @@ find_data_volume() {
   done < <(lsblk -dno NAME,MODEL)
   return 1
 }
+# attach_data_volume: attaches DATA_VOLUME (the stack's own, single mode) to this instance,
+# waiting while the server it replaces still holds it (up to 20 minutes).
+attach_data_volume() {
+  local attempt answer state holder attachment
+  for attempt in $(seq 1 120); do
+    answer=$(aws ec2 describe-volumes --volume-ids "${DATA_VOLUME}" \
+      --query 'Volumes[0].[State, Attachments[0].InstanceId, Attachments[0].State]' --output text) || answer=""
+    read -r state holder attachment <<<"${answer}"
+    if [[ "${holder}" = "${INSTANCE_ID}" ]] && [[ "${attachment}" = attached ]]; then
+      log "data volume ${DATA_VOLUME} attached"
+      return 0
+    fi
+    if [[ "${state}" = available ]]; then
+      log "attaching data volume ${DATA_VOLUME}"
+      aws ec2 attach-volume --volume-id "${DATA_VOLUME}" --instance-id "${INSTANCE_ID}" \
+        --device /dev/sdf >/dev/null || log "attach-volume failed; retrying"
+    elif [[ "${holder}" != "${INSTANCE_ID}" ]]; then
+      log "data volume ${DATA_VOLUME} is ${state:-unknown} (held by ${holder:-nobody}); waiting (attempt ${attempt})"
+    fi
+    sleep 10
+  done
+  die "data volume ${DATA_VOLUME} did not become this server's (${state:-unknown}, held by ${holder:-nobody})"
+}
 mount_data_volume() {
   local device="" attempt uuid
   if findmnt -n "${DATA_DIR}" >/dev/null; then
@@ -281,8 +311,27 @@ mount_data_volume() {
   echo "UUID=${uuid} ${DATA_DIR} ext4 defaults,nofail 0 2" >>/etc/fstab
   mount "${DATA_DIR}"
   log "data volume ${device} mounted at ${DATA_DIR}"
+  # A volume grown in place (DataVolumeSize) gets its file system grown too.
+  resize2fs "${device}" >/dev/null 2>&1 || log "resize2fs ${device} failed; the file system keeps its size"
 }
+# keep_on_data_volume DIR: DIR is a folder on the data volume (a bind mount from
+# ${DATA_DIR}/.bbbctl/DIR), so that it outlives this server.
+keep_on_data_volume() {
+  local dir=$1 store="${DATA_DIR}/.bbbctl$1"
+  findmnt -n "${dir}" >/dev/null && return 0
+  mkdir -p "${store}" "${dir}"
+  echo "${store} ${dir} none bind,nofail,x-systemd.requires-mounts-for=${DATA_DIR} 0 0" >>/etc/fstab
+  mount "${dir}"
+  log "${dir} kept on the data volume"
+}
+if [[ -n "${DATA_VOLUME}" ]]; then
+  attach_data_volume
+fi
 mount_data_volume
+if [[ -n "${DATA_VOLUME}" ]]; then
+  keep_on_data_volume /root/greenlight-v3
+  keep_on_data_volume /etc/letsencrypt
+fi
 
 # ---- 2. host name ------------------------------------------------------------------
 # Scalable mode: this server's own record bbb-<id>.<domain>, deleted again by its drain
@@ -526,11 +575,19 @@ create_greenlight_admin() {
   secret=$(aws secretsmanager get-secret-value --secret-id "${ADMIN_SECRET}" --query SecretString --output text)
   admin_email=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["username"])' <<<"${secret}")
   admin_password=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["password"])' <<<"${secret}")
-  # Greenlight migrates its database on first start; retry until it accepts the task.
+  # Greenlight migrates its database on first start; retry until it answers. A database
+  # kept on the data volume already has the administrator: it is kept as it is. rake's
+  # output repeats the password, so it never reaches this log.
   for attempt in $(seq 1 30); do
+    if ADMIN_EMAIL="${admin_email}" docker exec -e ADMIN_EMAIL greenlight-v3 bundle exec rails runner \
+      'exit(User.exists?(provider: "greenlight", email: ENV.fetch("ADMIN_EMAIL").downcase) ? 0 : 3)' \
+      >/dev/null 2>&1; then
+      log "Greenlight administrator ${admin_email} exists, kept as it is"
+      return 0
+    fi
     if ADMIN_EMAIL="${admin_email}" ADMIN_PASSWORD="${admin_password}" \
       docker exec -e ADMIN_EMAIL -e ADMIN_PASSWORD greenlight-v3 \
-      sh -c 'bundle exec rake "admin:create[Administrator,$ADMIN_EMAIL,$ADMIN_PASSWORD]"'; then
+      sh -c 'bundle exec rake "admin:create[Administrator,$ADMIN_EMAIL,$ADMIN_PASSWORD]"' >/dev/null 2>&1; then
       log "Greenlight administrator ${admin_email} created"
       return 0
     fi

@@ -291,6 +291,21 @@ pub async fn hosted_zone(aws: &Aws, domain: &str) -> String {
         .to_string()
 }
 
+/// The physical id of resource `logical` of `stack`.
+pub async fn stack_resource(aws: &Aws, stack: &str, logical: &str) -> String {
+    aws.cfn
+        .describe_stack_resource()
+        .stack_name(stack)
+        .logical_resource_id(logical)
+        .send()
+        .await
+        .unwrap()
+        .stack_resource_detail()
+        .and_then(|r| r.physical_resource_id())
+        .unwrap()
+        .to_string()
+}
+
 /// Names of the stacks that exist (not deleted).
 pub async fn live_stacks(aws: &Aws) -> Vec<String> {
     let out = aws

@@ -116,6 +116,7 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     backend are not tracked by moto and never listed (defaults only).
 14. CloudFormation deletes what it created (moto's models lacked a delete, so the stack
     or an update removing them said DELETE_COMPLETE and the resources stayed):
+    AWS::EC2::Volume (deleted; AWS's VolumeInUse while attached),
     AWS::ECS::Service (deleted, forced to 0 tasks), AWS::ECS::Cluster (deleted; AWS's
     refusal while services are active), AWS::ECS::TaskDefinition (deregistered: INACTIVE,
     still described, as in AWS), AWS::ElasticLoadBalancingV2::TargetGroup / Listener /
@@ -1960,6 +1961,7 @@ def _elbv2(account_id: str, region_name: str) -> Any:
     return elbv2_backends[account_id][region_name]
 
 
+from moto.ec2.models.elastic_block_store import Volume as _EC2Volume  # noqa: E402
 from moto.ecs.models import Cluster as _ECSCluster  # noqa: E402
 from moto.ecs.models import Service as _ECSService  # noqa: E402
 from moto.ecs.models import TaskDefinition as _ECSTaskDefinition  # noqa: E402
@@ -1969,6 +1971,7 @@ from moto.elbv2.models import FakeListenerRule as _ELBListenerRule  # noqa: E402
 from moto.elbv2.models import FakeTargetGroup as _ELBTargetGroup  # noqa: E402
 
 for _cls, _delete in {
+    _EC2Volume: lambda self, a, r: ec2_backends[a][r].delete_volume(self.id),
     _ECSService: _ecs_service_delete,
     _ECSCluster: _ecs_cluster_delete,
     _ECSTaskDefinition: _ecs_task_definition_delete,

@@ -1085,6 +1085,10 @@ Resources:
       MaxSize: "1"
       VPCZoneIdentifier: [!Ref SubA]
       LaunchTemplate: {LaunchTemplateId: !Ref Template, Version: !GetAtt Template.LatestVersionNumber}
+  Data:
+    Type: AWS::EC2::Volume
+    Condition: IsFull
+    Properties: {AvailabilityZone: !Select [0, !GetAZs ""], Size: 10, VolumeType: gp3, Encrypted: true}
 Outputs:
   Vpc: {Value: !Ref Vpc}
   Cluster: {Condition: IsFull, Value: !Ref Cluster}
@@ -1098,6 +1102,7 @@ Outputs:
   Db: {Condition: IsFull, Value: !Ref Db}
   Kept: {Condition: IsFull, Value: !Ref Kept}
   Group: {Condition: IsFull, Value: !Ref Group}
+  Data: {Condition: IsFull, Value: !Ref Data}
 """
 
 
@@ -1166,6 +1171,8 @@ def stack_deletes_leave_nothing() -> None:
            for x in snaps] == [("manual", True)]
           and "DBClusterNotFound" in error_of(rds.describe_db_clusters, DBClusterIdentifier=out["Db"]),
           snaps)
+    check("update removing an EBS volume: gone (moto kept it)",
+          out["Data"] not in {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}, out["Data"])
     check("DeletionPolicy Retain: kept when an update removes the resource (moto deleted it)",
           out["Kept"] in {t["TopicArn"] for t in sns.list_topics()["Topics"]})
     check("asg: its instance's replaced default root volume is not left behind",

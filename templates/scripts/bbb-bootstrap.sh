@@ -407,11 +407,29 @@ else
 fi
 
 # ---- 3. BigBlueButton ------------------------------------------------------------
+# install_compose_shim PATH: docker-compose at PATH as a front for the Compose plugin. bbb-install downloads docker-compose 1.24 there unless the
+# file exists, and runs Greenlight (-g) with it; 1.24 speaks Docker API 1.25, which Docker
+# 29 refuses ("client version 1.25 is too old", bbb-install issue #807), so Greenlight
+# would never start on a server installed today.
+install_compose_shim() {
+  local target=$1
+  cat >"${target}" <<'SCRIPT'
+#!/bin/sh
+# Installed by bbbctl's bbb-bootstrap.sh: docker-compose is the Compose plugin.
+if ! docker compose version >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -yq docker-compose-plugin >&2 || exit 1
+fi
+exec docker compose "$@"
+SCRIPT
+  chmod 0755 "${target}"
+}
+
 install_bigbluebutton() {
   local installer="${STATE_DIR}/bbb-install.sh" actual
   local -a options=(-v "${BBB_VERSION}" -s "${HOST_NAME}" -e "${EMAIL}")
   if [[ "${MODE}" = single ]]; then
     options+=(-g)
+    install_compose_shim /usr/local/bin/docker-compose
   fi
 
   curl -fsSL --retry 5 -o "${installer}" "${BBB_INSTALL_URL}"

@@ -42,7 +42,11 @@ exit 0"#,
         "set -euo pipefail\n{}\ninstall_compose_shim \"$1\"",
         support::shell_function("templates/scripts/bbb-bootstrap.sh", "install_compose_shim")
     );
-    let status = Command::new("bash").args(["-c", &install, "bash"]).arg(&shim).status().unwrap();
+    let status = Command::new("bash")
+        .args(["-c", &install, "bash"])
+        .arg(&shim)
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = Command::new(&shim)
         .args(args)
@@ -50,13 +54,20 @@ exit 0"#,
         .env("FAKE_DIR", dir.path())
         .output()
         .unwrap();
-    let calls = fs::read_to_string(&log).unwrap_or_default().lines().map(str::to_string).collect();
+    let calls = fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
     (out.status.code().unwrap_or(-1), calls)
 }
 
 #[test]
 fn docker_compose_calls_go_to_the_compose_plugin() {
-    let (code, calls) = run_shim(true, &["-f", "/root/greenlight-v3/docker-compose.yml", "up", "-d"]);
+    let (code, calls) = run_shim(
+        true,
+        &["-f", "/root/greenlight-v3/docker-compose.yml", "up", "-d"],
+    );
     assert_eq!(code, 0);
     assert_eq!(
         calls,

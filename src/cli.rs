@@ -115,8 +115,22 @@ pub enum Command {
     AdminLogin(StackArgs),
     /// Show the state of a deployment: stacks, outputs, BBB servers
     Status(StackArgs),
+    /// Check from the outside that a deployment works: DNS, certificates, Greenlight sign-in,
+    /// Scalelite and every BBB server, mail, the managed services
+    Check(CheckArgs),
     /// Delete a deployment: bucket contents, root stack, sources stack
     Destroy(StackArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
+    #[arg(short = 's', long, env = "BBBCTL_STACK")]
+    pub stack: Option<String>,
+
+    /// Retry failing checks for up to this many seconds (e.g. right after setup)
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -162,6 +176,15 @@ pub struct SetupArgs {
     /// the stacks stay as they are
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Do not check the platform from the outside at the end (see `bbbctl check`)
+    #[arg(long)]
+    pub no_check: bool,
+
+    /// How long the final check retries what does not work yet, in seconds (servers register
+    /// with Scalelite once bbb-install is done; certificates and DNS take a while)
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub check_wait: u64,
 
     /// Use templates from this folder instead of the built-in ones (files missing there fall
     /// back to the built-in ones)

@@ -7,15 +7,19 @@
 
 pub mod aws;
 pub mod cfn;
+pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod ec2;
 pub mod error;
 pub mod greenlight;
 pub mod http;
 pub mod mail;
 pub mod memory;
+pub mod scalelite;
 pub mod settings;
 pub mod templates;
+pub mod tls;
 pub mod ui;
 pub mod upload;
 

@@ -1,6 +1,7 @@
 //! One module per subcommand; each is thin and leans on `stacks` and the engine in `cfn`.
 
 mod admin_login;
+pub(crate) mod check;
 mod destroy;
 mod scale;
 mod setup;
@@ -31,6 +32,10 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
         Command::Status(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
             status::run(&g, p, &stack).await
+        }
+        Command::Check(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            check::run(&g, p, &stack, args.wait).await
         }
         Command::Destroy(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;

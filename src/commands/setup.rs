@@ -2,12 +2,16 @@
 //! root stack with progress → where the platform is reachable.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_cloudformation::types::Stack;
 use serde_json::json;
 
-use super::stacks::{Counts, Deployed, TAG, deploy, ensure_ours, server_group, summary};
+use super::check;
+use super::stacks::{
+    Counts, Deployed, Deployment, TAG, deploy, ensure_ours, server_group, summary,
+};
 use super::{connect, out};
 use crate::aws::Aws;
 use crate::cfn::ops::{StackSpec, Template, describe_stack, outputs, parameters};
@@ -112,8 +116,22 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             "could not remember the deployment for later commands: {e:#}"
         ));
     }
-    report_ready(p, &s, &root, uploaded);
-    Ok(())
+    // 4. Does it work? (Against an emulator only what AWS itself holds can be checked.)
+    let checked = if args.no_check {
+        None
+    } else {
+        let d = Deployment::find(&aws, &s.stack).await?;
+        let public = g.endpoint_url.is_none();
+        let results =
+            check::results(&aws, p, &d, public, Duration::from_secs(args.check_wait)).await?;
+        p.info(crate::check::render(&results));
+        Some(results)
+    };
+    report_ready(p, &s, &root, uploaded, checked.as_deref());
+    match checked.as_deref().and_then(|r| check::failure(r, &s.stack)) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Parameters that reach the BBB servers' launch template (templates/bbb-servers.yaml): a
@@ -533,13 +551,30 @@ async fn check_hosted_zone(aws: &Aws, s: &SetupSettings) -> Result<()> {
     Ok(())
 }
 
-fn report_ready(p: &Printer, s: &SetupSettings, root: &Deployed, uploaded: usize) {
+fn report_ready(
+    p: &Printer,
+    s: &SetupSettings,
+    root: &Deployed,
+    uploaded: usize,
+    checked: Option<&[crate::check::Result]>,
+) {
     let outs = outputs(&root.stack);
     let get = |k: &str| outs.get(k).map(String::as_str).unwrap_or("-");
-    let headline = match &root.outcome {
+    let failed = checked.map_or(0, |r| {
+        r.iter()
+            .filter(|c| c.outcome.status == crate::check::Status::Fail)
+            .count()
+    });
+    let mut headline = match &root.outcome {
         Some(o) => format!("Deployment {} is ready ({}).", s.stack, summary(o)),
         None => format!("Deployment {} is up to date: nothing to change.", s.stack),
     };
+    if failed > 0 {
+        headline = format!(
+            "Deployment {} is deployed, but {failed} check(s) of the platform failed (above).",
+            s.stack
+        );
+    }
     let mut text = format!(
         "{headline}\n  Greenlight:    {}\n",
         get(out::GREENLIGHT_URL)
@@ -561,6 +596,7 @@ fn report_ready(p: &Printer, s: &SetupSettings, root: &Deployed, uploaded: usize
             "changed": root.outcome.is_some(),
             "uploaded": uploaded,
             "outputs": outs,
+            "check": checked.map(crate::check::to_json),
         }),
     );
 }

@@ -75,7 +75,8 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
  9. Types moto's CloudFormation ignored although moto has their service, created in
     moto's backends with AWS's Ref / Fn::GetAtt values (moto: nothing created, GetAtt
     failed): AWS::RDS::DBCluster (Endpoint.Address/.Port, ReadEndpoint.Address,
-    DBClusterArn, DBClusterResourceId; DeletionPolicy Snapshot: patch 14), Aurora member
+    DBClusterArn, DBClusterResourceId; available at once, as CloudFormation completes it
+    only then; DeletionPolicy Snapshot: patch 14), Aurora member
     AWS::RDS::DBInstance (moto: KeyError; now joins its cluster),
     AWS::ElastiCache::ReplicationGroup (PrimaryEndPoint, ReaderEndPoint,
     ConfigurationEndPoint), AWS::CertificateManager::Certificate (ISSUED: CloudFormation
@@ -171,6 +172,10 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     the answer of a new AWS account: in the sandbox (ProductionAccessEnabled false),
     SendingEnabled true, EnforcementStatus HEALTHY, SendQuota 200 a day at 1 a second,
     no production-access request (no Details).  bbbctl's pre-flight and status read it.
+    GetEmailIdentity answers as AWS does: DkimAttributes.LastKeyGenerationTimestamp in
+    epoch seconds (moto: an ISO string, which the Rust SDK cannot read), Tags a list (moto:
+    null), and VerifiedForSendingStatus true once VerificationStatus is SUCCESS (moto:
+    always false).
 18. AWS::ECR::PullThroughCacheRule (moto: not supported, skipped with a warning, so an
     output that Refs it vanished).  Now kept on moto's ECR backend (listed by patch 13's
     data.json while it exists): Ref is the EcrRepositoryPrefix, as in AWS; a second rule
@@ -1058,6 +1063,9 @@ class RDSDBCluster(_BackendModel, CloudFormationModel):
                 props.get("ServerlessV2ScalingConfiguration"),
             "tags": _tags(props),
         })
+        # CloudFormation completes the resource once the cluster is available (moto
+        # answers "creating" to the first DescribeDBClusters).
+        cluster.status = "available"
         return cls(cluster.db_cluster_identifier, {
             "Endpoint.Address": cluster.endpoint,
             "Endpoint.Port": str(cluster.port),
@@ -2217,6 +2225,24 @@ def _sesv2_get_account(self: Any) -> str:
 
 
 SESV2Response.get_account = _sesv2_get_account  # type: ignore[attr-defined]
+_orig_get_email_identity = SESV2Response.get_email_identity
+
+
+def _sesv2_get_email_identity(self: Any) -> str:
+    from datetime import datetime
+    answer = json.loads(_orig_get_email_identity(self))
+    dkim = answer.get("DkimAttributes") or {}
+    stamp = dkim.get("LastKeyGenerationTimestamp")
+    if isinstance(stamp, str):
+        dkim["LastKeyGenerationTimestamp"] = datetime.fromisoformat(
+            stamp.replace("Z", "+00:00")).timestamp()
+    if answer.get("Tags") is None:
+        answer["Tags"] = []
+    answer["VerifiedForSendingStatus"] = answer.get("VerificationStatus") == "SUCCESS"
+    return json.dumps({k: v for k, v in answer.items() if v is not None})
+
+
+SESV2Response.get_email_identity = _sesv2_get_email_identity  # type: ignore[method-assign]
 # The server routes by werkzeug rules, where moto's catch-all "{0}/v2/.*$" is literal text:
 # the path needs a rule of its own (read when the sesv2 app is built, at its first request).
 sesv2_urls.url_paths["{0}/v2/email/account$"] = SESV2Response.dispatch

@@ -773,7 +773,8 @@ Outputs:
     cluster = clusters.get(out.get("ClusterId"), {})
     check("rds: DBCluster in RDS, Ref = identifier (lower case), Endpoint.Address/Port",
           cluster.get("Endpoint") == out.get("DbHost") and out.get("DbPort") == str(cluster.get("Port"))
-          and out["ClusterId"] == out["ClusterId"].lower() and cluster.get("StorageEncrypted") is True,
+          and out["ClusterId"] == out["ClusterId"].lower() and cluster.get("StorageEncrypted") is True
+          and cluster.get("Status") == "available",
           (out, cluster.get("Endpoint")))
     members = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
     instances = [d for d in rds.describe_db_instances()["DBInstances"]
@@ -1456,12 +1457,29 @@ def effective_parameters_and_terminated_instances():
 
 
 def ses_account():
-    """patch 17: SESv2 GetAccount answers like a new AWS account (in the sandbox)."""
+    """patch 17: SESv2 GetAccount answers like a new AWS account (in the sandbox);
+    GetEmailIdentity answers with AWS's types."""
     a = client("sesv2").get_account()
     check("sesv2 GetAccount: a new account, in the sandbox, sending enabled, 200 a day",
           a["ProductionAccessEnabled"] is False and a["SendingEnabled"] is True
           and a["SendQuota"]["Max24HourSend"] == 200.0 and a["EnforcementStatus"] == "HEALTHY"
           and "Details" not in a, a)
+    v2 = client("sesv2")
+    name = f"mail-{RUN}.example.org"
+    v2.create_email_identity(EmailIdentity=name,
+                             DkimSigningAttributes={"NextSigningKeyLength": "RSA_2048_BIT"})
+    url = f"{ENDPOINT}/v2/email/identities/{name}"
+    request = urllib.request.Request(url, headers={
+        "Authorization": f"AWS4-HMAC-SHA256 Credential=x/20260101/{REGION}/ses/aws4_request, "
+                         "SignedHeaders=host, Signature=x"})
+    with urllib.request.urlopen(request) as answer:
+        raw = json.load(answer)
+    stamp = (raw.get("DkimAttributes") or {}).get("LastKeyGenerationTimestamp")
+    check("sesv2 GetEmailIdentity: timestamp in epoch seconds, Tags a list, verified for sending "
+          "once SUCCESS (moto: ISO string, null, false)",
+          isinstance(stamp, (int, float)) and raw.get("Tags") == []
+          and raw.get("VerifiedForSendingStatus") == (raw.get("VerificationStatus") == "SUCCESS"), raw)
+    v2.delete_email_identity(EmailIdentity=name)
 
 
 def pull_through_cache_rules():

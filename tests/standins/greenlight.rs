@@ -50,12 +50,24 @@ pub struct Greenlight {
 
 impl Greenlight {
     pub fn start(users: Vec<User>) -> Self {
+        Self::start_on(users, |h| Server::start(h))
+    }
+
+    /// Over HTTPS with a test CA's certificate, as behind the load balancer.
+    pub fn start_tls(users: Vec<User>, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        Self::start_on(users, |h| Server::start_tls(cert, key, h))
+    }
+
+    fn start_on(
+        users: Vec<User>,
+        start: impl FnOnce(Box<dyn Fn(&Request) -> Response + Send + Sync>) -> Server,
+    ) -> Self {
         let state = Arc::new(Mutex::new(State {
             users,
             ..State::default()
         }));
         let shared = Arc::clone(&state);
-        let server = Server::start(move |req| handle(&shared, req));
+        let server = start(Box::new(move |req| handle(&shared, req)));
         Greenlight { server, state }
     }
 

@@ -1,6 +1,8 @@
-//! A minimal HTTP/1.1 server on 127.0.0.1 for stand-ins (std only): one thread per
-//! connection, one request per connection (`Connection: close`), bodies by
-//! `Content-Length`. Enough for curl and the scripts under test; not a general server.
+//! A minimal HTTP/1.1 server on 127.0.0.1 for stand-ins (std, and rustls for HTTPS): one
+//! thread per connection, one request per connection (`Connection: close`), bodies by
+//! `Content-Length`. Enough for curl, the scripts and bbbctl's clients under test; not a
+//! general server. `start_tls` serves HTTPS with a certificate of a test CA
+//! (`support::TestCa`), so clients verify it as they would a real one.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -65,6 +67,37 @@ pub struct Server {
 
 impl Server {
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
+        Self::start_with(None, handler)
+    }
+
+    /// HTTPS with this certificate chain and key (PEM files).
+    pub fn start_tls(
+        cert_pem: &std::path::Path,
+        key_pem: &std::path::Path,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_pem)
+            .expect("certificate file")
+            .collect::<Result<_, _>>()
+            .expect("PEM certificates");
+        let key = PrivateKeyDer::from_pem_file(key_pem).expect("PEM key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("certificate and key");
+        Self::start_with(Some(Arc::new(config)), handler)
+    }
+
+    fn start_with(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().expect("local addr").port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -77,7 +110,16 @@ impl Server {
                 }
                 let Ok(stream) = stream else { continue };
                 let handler = Arc::clone(&handler);
-                thread::spawn(move || serve(stream, &*handler));
+                let tls = tls.clone();
+                thread::spawn(move || match tls {
+                    None => serve(stream, &*handler),
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(conn, stream), &*handler);
+                    }
+                });
             }
         });
         Server { port, stop }
@@ -86,6 +128,10 @@ impl Server {
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 
@@ -97,11 +143,8 @@ impl Drop for Server {
     }
 }
 
-fn serve(stream: TcpStream, handler: &Handler) {
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(stream);
+fn serve(mut stream: impl Read + Write, handler: &Handler) {
+    let mut reader = BufReader::new(&mut stream);
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
         return;
@@ -132,6 +175,8 @@ fn serve(stream: TcpStream, handler: &Handler) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
+    drop(reader);
+    let mut writer = stream;
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target.clone(), String::new()),

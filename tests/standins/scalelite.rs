@@ -86,6 +86,18 @@ pub struct Scalelite {
 impl Scalelite {
     /// Starts the stand-in with this load-balancer secret (`LOADBALANCER_SECRET`).
     pub fn start(secret: &str) -> Self {
+        Self::start_on(secret, |handler| HttpServer::start(handler))
+    }
+
+    /// Over HTTPS with a test CA's certificate (`support::TestCa::issue`).
+    pub fn start_tls(secret: &str, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        Self::start_on(secret, |handler| HttpServer::start_tls(cert, key, handler))
+    }
+
+    fn start_on(
+        secret: &str,
+        start: impl FnOnce(Box<dyn Fn(&Request) -> Response + Send + Sync>) -> HttpServer,
+    ) -> Self {
         let state = Arc::new(Mutex::new(State {
             secret: secret.to_string(),
             available: true,
@@ -94,8 +106,25 @@ impl Scalelite {
             calls: Vec::new(),
         }));
         let shared = Arc::clone(&state);
-        let http = HttpServer::start(move |req| handle(&shared, req));
+        let http = start(Box::new(move |req| handle(&shared, req)));
         Scalelite { http, state }
+    }
+
+    /// A server as an operator's `addServer` then `updateServer enable` leaves it, polled
+    /// once (online); its id.
+    pub fn add_enabled(&self, url: &str, secret: &str) -> String {
+        let mut st = self.lock();
+        let id = add(&mut st, url, secret).id;
+        if let Some(s) = st.servers.iter_mut().find(|s| s.id == id) {
+            s.state = "enabled".into();
+            s.online = true;
+            s.load = Some(0.0);
+        }
+        id
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.http.port()
     }
 
     /// Base URL (`http://127.0.0.1:PORT`); the API is below `/scalelite/api/`.
@@ -190,8 +219,8 @@ fn param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-/// api_helper.rb `verify_checksum` with the load-balancer secret.
-fn checksum_ok(action: &str, query: &str, secret: &str) -> bool {
+/// api_helper.rb `verify_checksum` (the BBB API checks its calls the same way, with its own secret).
+pub fn checksum_ok(action: &str, query: &str, secret: &str) -> bool {
     let Some(checksum) = param(query, "checksum").filter(|c| !c.is_empty()) else {
         return false;
     };
@@ -211,6 +240,19 @@ fn checksum_ok(action: &str, query: &str, secret: &str) -> bool {
 
 fn handle(state: &Arc<Mutex<State>>, req: &Request) -> Response {
     let mut st = state.lock().expect("stand-in state");
+    // Scalelite's own BigBlueButton API (bigbluebutton_api_controller.rb), checked with the
+    // same secret; this stand-in hosts no meetings: getMeetings says noMeetings, as Scalelite
+    // does when there are none.
+    if req.path == "/bigbluebutton/api/getMeetings" {
+        if !checksum_ok("getMeetings", &req.query, &st.secret) {
+            return xml_error("checksumError", "Checksums do not match");
+        }
+        return Response::new(
+            200,
+            "application/xml",
+            "<response><returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey><message>no meetings were found on this server</message></response>",
+        );
+    }
     let action = req
         .path
         .strip_prefix("/scalelite/api/")

@@ -43,3 +43,109 @@ pub fn shell_function(script: &str, name: &str) -> String {
     let end = start + text[start..].find("\n}\n").unwrap() + 3;
     text[start..end].to_string()
 }
+
+/// A certificate authority of the test's own (openssl), whose file clients are given as
+/// `BBBCTL_CA_FILE`: stand-ins serve certificates it issued, verified as real ones are.
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+    pub ca: std::path::PathBuf,
+    issued: std::cell::Cell<u32>,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        ensure_packages(&["openssl"]);
+        let dir = tempfile::TempDir::new().unwrap();
+        let ca = dir.path().join("ca.crt");
+        openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &dir.path().join("ca.key").display().to_string(),
+            "-out",
+            &ca.display().to_string(),
+            "-days",
+            "3",
+            "-subj",
+            "/CN=bbbctl test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        TestCa {
+            dir,
+            ca,
+            issued: std::cell::Cell::new(0),
+        }
+    }
+
+    /// A server certificate for `names`, valid for `days`: (certificate, key) PEM files.
+    pub fn issue(&self, names: &[&str], days: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+        let n = self.issued.get() + 1;
+        self.issued.set(n);
+        let p = |f: &str| self.dir.path().join(format!("{n}-{f}"));
+        let san = names
+            .iter()
+            .map(|h| format!("DNS:{h}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        std::fs::write(
+            p("ext"),
+            format!("subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"),
+        )
+        .unwrap();
+        let s = |f: &str| p(f).display().to_string();
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &s("key.pem"),
+            "-out",
+            &s("csr.pem"),
+            "-subj",
+            &format!("/CN={}", names[0]),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &s("csr.pem"),
+            "-CA",
+            &self.ca.display().to_string(),
+            "-CAkey",
+            &self.dir.path().join("ca.key").display().to_string(),
+            "-CAcreateserial",
+            "-out",
+            &s("cert.pem"),
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            &s("ext"),
+        ]);
+        (p("cert.pem"), p("key.pem"))
+    }
+}
+
+fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

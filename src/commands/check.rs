@@ -1,0 +1,525 @@
+//! `bbbctl check`: does the deployment work, seen from outside? It finds in the deployment
+//! what to look at (names, the load balancer, the in-service BBB servers and their public
+//! addresses, the secrets the APIs are signed with) and runs the checks of `crate::check`
+//! on them, concurrently; `--wait` retries failing ones. Also the end of `setup`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use super::connect;
+use super::out;
+use super::stacks::{Deployment, server_group, stack_resources};
+use crate::aws::Aws;
+use crate::cfn::cause::root_cause;
+use crate::cfn::ops::{describe_stack, last_operation, outputs, parameters};
+use crate::check::{self, Check, Expected, Outcome, Status};
+use crate::error::AwsContext;
+use crate::http::{Http, Resolver};
+use crate::mail;
+use crate::settings::{Global, P_DOMAIN, P_MODE};
+use crate::ui::Printer;
+
+/// Each check's own deadline (DNS, TLS, HTTP calls inside it have theirs too).
+const CHECK_DEADLINE: Duration = Duration::from_secs(15);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+const RETRY_EVERY: Duration = Duration::from_secs(15);
+
+pub async fn run(g: &Global, p: &Printer, stack: &str, wait: u64) -> Result<()> {
+    let aws = connect(g, p, stack).await?;
+    let d = Deployment::find(&aws, stack).await?;
+    let results = results(&aws, p, &d, true, Duration::from_secs(wait)).await?;
+    let mut json = check::to_json(&results);
+    json["stack"] = Value::String(d.name.clone());
+    p.result(check::render(&results), &json);
+    match failure(&results, &d.name) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Runs the checks of deployment `d`, retrying failures for up to `wait` with a progress
+/// line per round. `public`: also the checks of public names (setup skips them against an
+/// emulator).
+pub async fn results(
+    aws: &Aws,
+    p: &Printer,
+    d: &Deployment,
+    public: bool,
+    wait: Duration,
+) -> Result<Vec<check::Result>> {
+    let checks = plan(aws, d, public).await?;
+    if !wait.is_zero() {
+        p.info(format!(
+            "Checking {} things, retrying failures for up to {} s…",
+            checks.len(),
+            wait.as_secs()
+        ));
+    }
+    Ok(check::run_until(
+        &checks,
+        CHECK_DEADLINE,
+        wait,
+        RETRY_EVERY,
+        |results, left| {
+            let failing: Vec<&str> = results
+                .iter()
+                .filter(|r| r.outcome.status == Status::Fail)
+                .map(|r| r.name.as_str())
+                .collect();
+            p.info(format!(
+                "  {} failing ({}); again in {} s, {} s left",
+                failing.len(),
+                failing.join(", "),
+                RETRY_EVERY.as_secs(),
+                left.as_secs()
+            ));
+        },
+    )
+    .await)
+}
+
+/// The error (exit 1) when a check failed.
+pub fn failure(results: &[check::Result], stack: &str) -> Option<anyhow::Error> {
+    let failed = results
+        .iter()
+        .filter(|r| r.outcome.status == Status::Fail)
+        .count();
+    (failed > 0).then(|| {
+        anyhow::anyhow!(
+            "{failed} of {} checks failed (details above; `bbbctl check -s {stack} --wait 600` retries them)",
+            results.len()
+        )
+    })
+}
+
+/// What the checks look at, found in the deployment.
+async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
+    let params = parameters(&d.stack);
+    let domain = params.get(P_DOMAIN).cloned().unwrap_or_default();
+    let mode = d
+        .outputs
+        .get(out::MODE)
+        .or(params.get(P_MODE))
+        .cloned()
+        .unwrap_or_default();
+    let greenlight = d.outputs.contains_key(out::GREENLIGHT_URL);
+    let nested = nested_stacks(aws, d).await?;
+    let mut checks = Vec::new();
+
+    // ---- AWS: the stacks and the managed services.
+    let status = d.status().to_string();
+    let ok = status.ends_with("_COMPLETE") && !status.contains("ROLLBACK");
+    let cause = if ok {
+        None
+    } else {
+        let id = d.stack.stack_id().unwrap_or(&d.name);
+        root_cause(&last_operation(&aws.cfn, id, &d.name, &status).await?).map(|c| c.to_string())
+    };
+    checks.push(Check::new("AWS", "last stack operation", move || {
+        let (status, cause) = (status.clone(), cause.clone());
+        async move {
+            match cause {
+                None if ok => Outcome::pass(status),
+                c => Outcome::fail(
+                    format!(
+                        "{status}{}",
+                        c.map(|c| format!(": {c}")).unwrap_or_default()
+                    ),
+                    "fix the cause, then run `bbbctl setup` again (`bbbctl status` shows the same)",
+                ),
+            }
+        }
+    }));
+    if let Some(db) = nested_resource(aws, &nested, "DatabaseStack", "DBCluster").await? {
+        let aws = aws.clone();
+        checks.push(Check::new("AWS", "database", move || {
+            let (aws, db) = (aws.clone(), db.clone());
+            async move { database(&aws, &db).await }
+        }));
+    }
+
+    // ---- Mail.
+    if params.get("BBBSESValidated").map(String::as_str) == Some("true") {
+        checks.push(Check::skipped(
+            "Mail",
+            "SES identity",
+            format!("{domain} was verified before (BBBSESValidated)"),
+        ));
+    } else {
+        let (aws2, d2) = (aws.clone(), domain.clone());
+        checks.push(Check::new("Mail", "SES identity", move || {
+            let (aws, domain) = (aws2.clone(), d2.clone());
+            async move { ses_identity(&aws, &domain).await }
+        }));
+    }
+    let (aws2, d2) = (aws.clone(), domain.clone());
+    checks.push(Check::new("Mail", "SES sending", move || {
+        let (aws, domain) = (aws2.clone(), d2.clone());
+        async move {
+            match mail::account(&aws).await {
+                Ok(a) if a.limited() => Outcome::warn(
+                    a.summary(&domain),
+                    "Greenlight's mail reaches only verified addresses until this is done",
+                ),
+                Ok(a) => Outcome::pass(a.summary(&domain)),
+                Err(e) => Outcome::warn(
+                    format!("the account's SES state cannot be read: {e}"),
+                    "bbbctl needs ses:GetAccount",
+                ),
+            }
+        }
+    }));
+
+    // ---- Public names: DNS, certificates, the applications.
+    let resolver = Resolver::from_env()?;
+    let tls = Arc::new(crate::http::tls_config()?);
+    let http = Arc::new(Http::with(HTTP_TIMEOUT, resolver.clone(), (*tls).clone())?);
+    let skip = |group: &'static str, name: String| {
+        Check::skipped(
+            group,
+            name,
+            "public names are not checked against a custom AWS endpoint; `bbbctl check` checks them",
+        )
+    };
+    let mut names: Vec<(String, Expected, String)> = Vec::new(); // name, expected, what
+    let mut servers: Vec<String> = Vec::new(); // in-service BBB servers' host names
+    if mode == "single" {
+        let address = nested_output(aws, &nested, "NetworkStack", "SingleServerAddress").await?;
+        let ips: Vec<IpAddr> = address.iter().filter_map(|a| a.parse().ok()).collect();
+        names.push((
+            domain.clone(),
+            Expected::Addresses(ips),
+            format!("the server's Elastic IP {}", address.unwrap_or_default()),
+        ));
+    } else {
+        let lb = nested_output(aws, &nested, "FrontendStack", "LoadBalancerDNSName")
+            .await?
+            .unwrap_or_default();
+        if greenlight {
+            names.push((
+                domain.clone(),
+                Expected::NameOf(lb.clone()),
+                "the load balancer".into(),
+            ));
+        }
+        names.push((
+            format!("scalelite.{domain}"),
+            Expected::NameOf(lb),
+            "the load balancer".into(),
+        ));
+        let in_service = in_service(aws, d).await?;
+        let addresses = crate::ec2::public_addresses(aws, &in_service).await?;
+        for id in &in_service {
+            let host = format!("bbb-{}.{domain}", id.trim_start_matches("i-"));
+            let ips: Vec<IpAddr> = addresses
+                .get(id)
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            let what = format!(
+                "{id}'s public address {}",
+                addresses.get(id).map(String::as_str).unwrap_or("(none)")
+            );
+            names.push((host.clone(), Expected::Addresses(ips), what));
+            servers.push(host);
+        }
+    }
+    for (name, expected, what) in &names {
+        if !public {
+            checks.push(skip("DNS", name.clone()));
+            continue;
+        }
+        let (r, name2, expected, what) = (
+            resolver.clone(),
+            name.clone(),
+            expected.clone(),
+            what.clone(),
+        );
+        checks.push(Check::new("DNS", name.clone(), move || {
+            let (r, name, expected, what) =
+                (r.clone(), name2.clone(), expected.clone(), what.clone());
+            async move { check::dns(&r, &name, expected, &what).await }
+        }));
+    }
+    for (name, _, _) in &names {
+        if !public {
+            checks.push(skip("TLS", name.clone()));
+            continue;
+        }
+        let (r, tls, name2) = (resolver.clone(), Arc::clone(&tls), name.clone());
+        checks.push(Check::new("TLS", name.clone(), move || {
+            let (r, tls, name) = (r.clone(), Arc::clone(&tls), name2.clone());
+            async move { check::tls(&r, tls, &name, HTTP_TIMEOUT).await }
+        }));
+    }
+
+    // Greenlight and its administrator.
+    let sign_in = "administrator signs in".to_string();
+    if !greenlight {
+        checks.push(Check::skipped(
+            "Greenlight",
+            sign_in,
+            "FrontendType External: no Greenlight",
+        ));
+    } else if !public {
+        checks.push(skip("Greenlight", sign_in));
+    } else {
+        let (email, password) = admin_login(aws, d).await?;
+        let (http2, url) = (Arc::clone(&http), format!("https://{domain}"));
+        checks.push(Check::new("Greenlight", sign_in, move || {
+            let (http, url, email, password) = (
+                Arc::clone(&http2),
+                url.clone(),
+                email.clone(),
+                password.clone(),
+            );
+            async move { check::greenlight(&http, &url, &email, &password).await }
+        }));
+    }
+
+    // Scalelite and the BBB servers behind it.
+    if mode == "single" {
+        checks.push(Check::skipped(
+            "Scalelite",
+            "servers API",
+            "single mode has no Scalelite",
+        ));
+        checks.push(Check::skipped(
+            "BBB servers",
+            domain.clone(),
+            "single mode: the server's API secret stays on the server (`sudo bbb-conf --secret` there)",
+        ));
+    } else if !public {
+        checks.push(skip("Scalelite", "servers API".into()));
+        checks.push(skip("Scalelite", "getMeetings".into()));
+        for host in &servers {
+            checks.push(skip("BBB servers", host.clone()));
+        }
+    } else {
+        let lb_secret = load_balancer_secret(aws, &nested).await?;
+        let base = format!("https://scalelite.{domain}");
+        let (h, b, s, expected) = (
+            Arc::clone(&http),
+            base.clone(),
+            lb_secret.clone(),
+            servers.clone(),
+        );
+        checks.push(Check::new("Scalelite", "servers API", move || {
+            let (h, b, s, expected) = (Arc::clone(&h), b.clone(), s.clone(), expected.clone());
+            async move { check::scalelite_servers(&h, &b, &s, &expected).await }
+        }));
+        let (h, api, s) = (
+            Arc::clone(&http),
+            format!("{base}/bigbluebutton/api/"),
+            lb_secret.clone(),
+        );
+        checks.push(Check::new("Scalelite", "getMeetings", move || {
+            let (h, api, s) = (Arc::clone(&h), api.clone(), s.clone());
+            async move { check::bbb_api(&h, &api, &s, false).await }
+        }));
+        for host in &servers {
+            let (h, b, s, host2) = (
+                Arc::clone(&http),
+                base.clone(),
+                lb_secret.clone(),
+                host.clone(),
+            );
+            checks.push(Check::new("BBB servers", host.clone(), move || {
+                let (h, b, s, host) = (Arc::clone(&h), b.clone(), s.clone(), host2.clone());
+                async move { bbb_server(&h, &b, &s, &host).await }
+            }));
+        }
+    }
+    Ok(checks)
+}
+
+/// One BBB server's own API, signed with the secret Scalelite holds for it.
+async fn bbb_server(http: &Http, scalelite_base: &str, lb_secret: &str, host: &str) -> Outcome {
+    let listed = match crate::scalelite::get_servers(http, scalelite_base, lb_secret).await {
+        Ok(list) => list,
+        Err(e) => {
+            return Outcome::fail(
+                format!(
+                    "its secret comes from Scalelite's server list, which cannot be read: {e:#}"
+                ),
+                "see the Scalelite checks",
+            );
+        }
+    };
+    match listed.into_iter().find(|s| s.host() == host) {
+        Some(s) => check::bbb_api(http, &s.url, &s.secret, true).await,
+        None => Outcome::fail(
+            "not in Scalelite's server list",
+            "the server registers itself once bbb-install is done; see its bootstrap log (status names the log group)",
+        ),
+    }
+}
+
+async fn database(aws: &Aws, cluster: &str) -> Outcome {
+    match aws
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier(cluster)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let status = out
+                .db_clusters()
+                .first()
+                .and_then(|c| c.status())
+                .unwrap_or("unknown")
+                .to_string();
+            if status == "available" {
+                Outcome::pass(format!("Aurora cluster {cluster} available"))
+            } else {
+                Outcome::fail(
+                    format!("Aurora cluster {cluster} is {status}"),
+                    "see the RDS console's events of the cluster",
+                )
+            }
+        }
+        Err(e) => Outcome::fail(
+            crate::error::describe(&e),
+            "bbbctl needs rds:DescribeDBClusters",
+        ),
+    }
+}
+
+async fn ses_identity(aws: &Aws, domain: &str) -> Outcome {
+    match aws
+        .ses
+        .get_email_identity()
+        .email_identity(domain)
+        .send()
+        .await
+    {
+        Ok(id) if id.verified_for_sending_status() => {
+            Outcome::pass(format!("{domain} verified for sending"))
+        }
+        Ok(id) => {
+            let dkim = id
+                .dkim_attributes()
+                .and_then(|a| a.status())
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "unknown".into());
+            if dkim == "FAILED" {
+                Outcome::fail(
+                    format!("{domain} not verified (DKIM {dkim})"),
+                    "the three DKIM CNAME records must be in the domain's public zone",
+                )
+            } else {
+                Outcome::warn(
+                    format!("{domain} not verified yet (DKIM {dkim})"),
+                    "SES verifies the DKIM records it finds in DNS, usually within minutes, at most 72 hours",
+                )
+            }
+        }
+        Err(e) => Outcome::fail(
+            crate::error::describe(&e),
+            "the e-mail layer creates the identity; `bbbctl status` shows its stack",
+        ),
+    }
+}
+
+/// Logical id → physical id of the root's nested stacks.
+async fn nested_stacks(aws: &Aws, d: &Deployment) -> Result<BTreeMap<String, String>> {
+    Ok(stack_resources(aws, d.stack.stack_id().unwrap_or(&d.name))
+        .await?
+        .into_iter()
+        .filter(|r| r.resource_type() == Some("AWS::CloudFormation::Stack"))
+        .filter_map(|r| {
+            Some((
+                r.logical_resource_id()?.to_string(),
+                r.physical_resource_id()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+async fn nested_output(
+    aws: &Aws,
+    nested: &BTreeMap<String, String>,
+    stack: &str,
+    key: &str,
+) -> Result<Option<String>> {
+    let Some(id) = nested.get(stack) else {
+        return Ok(None);
+    };
+    Ok(describe_stack(&aws.cfn, id)
+        .await?
+        .and_then(|s| outputs(&s).remove(key)))
+}
+
+async fn nested_resource(
+    aws: &Aws,
+    nested: &BTreeMap<String, String>,
+    stack: &str,
+    logical: &str,
+) -> Result<Option<String>> {
+    let Some(id) = nested.get(stack) else {
+        return Ok(None);
+    };
+    Ok(stack_resources(aws, id)
+        .await?
+        .into_iter()
+        .find(|r| r.logical_resource_id() == Some(logical))
+        .and_then(|r| r.physical_resource_id().map(str::to_string)))
+}
+
+/// Instance ids of the BBB server group's in-service instances.
+async fn in_service(aws: &Aws, d: &Deployment) -> Result<Vec<String>> {
+    let Some(group) = d.outputs.get(out::SERVER_GROUP) else {
+        return Ok(Vec::new());
+    };
+    Ok(server_group(aws, group)
+        .await?
+        .map(|g| {
+            g.instances()
+                .iter()
+                .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+                .filter_map(|i| i.instance_id().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn secret_string(aws: &Aws, arn: &str, what: &str) -> Result<String> {
+    aws.secrets
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .aws_context(format_args!("reading {what}"))?
+        .secret_string()
+        .map(str::to_string)
+        .with_context(|| format!("{what} holds no text"))
+}
+
+async fn admin_login(aws: &Aws, d: &Deployment) -> Result<(String, String)> {
+    let arn = d.output(out::ADMIN_SECRET)?;
+    let value: Value =
+        serde_json::from_str(&secret_string(aws, arn, "the administrator login").await?)
+            .ok()
+            .context("the administrator secret is not JSON")?;
+    let field = |k: &str| value[k].as_str().unwrap_or_default().to_string();
+    Ok((field("username"), field("password")))
+}
+
+async fn load_balancer_secret(aws: &Aws, nested: &BTreeMap<String, String>) -> Result<String> {
+    let Some(id) = nested.get("FrontendStack") else {
+        bail!("the deployment has no front-end stack")
+    };
+    let frontend = describe_stack(&aws.cfn, id)
+        .await?
+        .context("the front-end stack is gone")?;
+    let arn = parameters(&frontend)
+        .remove("LoadBalancerSecretArn")
+        .context("the front-end stack has no LoadBalancerSecretArn")?;
+    secret_string(aws, &arn, "Scalelite's load-balancer secret").await
+}

@@ -143,7 +143,7 @@ pub fn tls_config_with(ca_file: Option<&str>, system_roots: bool) -> Result<rust
         }
     }
     if let Some(path) = ca_file {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
             .with_context(|| format!("{CA_FILE_ENV}={path}: cannot read it"))?
             .collect::<std::result::Result<_, _>>()
             .with_context(|| format!("{CA_FILE_ENV}={path}: not PEM certificates"))?;

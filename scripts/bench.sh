@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark on the local emulator (not a test): wall time and AWS requests of
-#   setup (first run), setup (no-change re-run), admin-login, scale --count 2 --no-wait.
+#   setup (first run), setup (no-change re-run), admin-login, scale --count 2 --no-wait;
+#   and `bbbctl check` of a deployment with 10 BBB servers against HTTPS stand-ins of the
+#   platform (tests/check_command.rs, debug build; goal < 5 s).
 # Targets: admin-login and scale < 30 ms, no-change re-run < 1 s with 0 uploads.
 # Usage: scripts/bench.sh [RUNS]   (RUNS repetitions of the fast commands, default 20)
 set -euo pipefail
@@ -53,3 +55,8 @@ for cmd in "admin-login -s $STACK" "scale -s $STACK --count 2 --no-wait"; do
 done
 
 "$BBBCTL" destroy -s "$STACK" --yes >/dev/null
+
+# bbbctl check, 10 BBB servers, every public check against stand-ins (its own emulator).
+CHECK_MS=$(BBBCTL_CHECK_SERVERS=10 cargo test --quiet --test check_command -- --nocapture 2>&1 |
+  sed -n 's/^check with 10 BBB server(s) against the stand-ins took \([0-9]*\) ms$/\1/p')
+printf '%-34s %10s %10s  %s\n' "check (10 servers, stand-ins)" "${CHECK_MS:-?}" "-" "debug build; goal < 5000 ms"

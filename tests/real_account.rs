@@ -1,6 +1,7 @@
 //! The whole life cycle on a real AWS account, with the built binary:
 //! setup → admin-login → the administrator signs in to Greenlight over HTTPS (Greenlight's
-//! own session API, as its web page does) → status → destroy, then nothing of the
+//! own session API, as its web page does) → status → `check --wait` with every check passing
+//! (warnings allowed, e.g. the SES sandbox) → destroy, then nothing of the
 //! deployment left — neither
 //! its stacks nor a DNS name in the hosted zone (`<domain>`, `scalelite.<domain>`,
 //! `bbb-*.<domain>`).
@@ -197,6 +198,30 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
         }
         let status = real.bbbctl(dir, &["--output", "json", "status", "-s", &real.stack]);
         check(&mut failures, "status", &status);
+        // Everything seen from outside must pass (setup already ran it with a wait).
+        let report = real.bbbctl(
+            dir,
+            &[
+                "--output",
+                "json",
+                "check",
+                "-s",
+                &real.stack,
+                "--wait",
+                "600",
+            ],
+        );
+        if check(&mut failures, "check", &report) {
+            let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap_or_default();
+            for c in v["checks"].as_array().into_iter().flatten() {
+                if c["status"] == "fail" {
+                    failures.push(format!(
+                        "check {} {}: {}",
+                        c["group"], c["name"], c["detail"]
+                    ));
+                }
+            }
+        }
     }
 
     // Always: whatever the steps above did, the deployment goes again.

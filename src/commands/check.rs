@@ -43,8 +43,8 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, wait: u64) -> Result<()> 
 }
 
 /// Runs the checks of deployment `d`, retrying failures for up to `wait` with a progress
-/// line per round. `public`: also the checks of public names (setup skips them against an
-/// emulator).
+/// line per round. `public`: also the checks of public names and of what must run (setup
+/// skips them against an emulator, where nothing runs).
 pub async fn results(
     aws: &Aws,
     p: &Printer,
@@ -143,6 +143,43 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
         }));
     }
 
+    if let Some(group) = nested_resource(aws, &nested, "CacheStack", "ReplicationGroup").await? {
+        let aws = aws.clone();
+        checks.push(Check::new("AWS", "cache", move || {
+            let (aws, group) = (aws.clone(), group.clone());
+            async move {
+                match crate::signed::replication_group_status(&aws, &group).await {
+                    Ok(s) if s == "available" => {
+                        Outcome::pass(format!("ElastiCache {group} available"))
+                    }
+                    Ok(s) => Outcome::fail(
+                        format!("ElastiCache {group} is {s}"),
+                        "see the ElastiCache console's events of the group",
+                    ),
+                    Err(e) => Outcome::fail(
+                        format!("{e:#}"),
+                        "bbbctl needs elasticache:DescribeReplicationGroups",
+                    ),
+                }
+            }
+        }));
+    }
+    if let Some((cluster, services)) = ecs_services(aws, &nested).await? {
+        if !public {
+            checks.push(Check::skipped(
+                "AWS",
+                "ECS services",
+                "nothing runs behind a custom AWS endpoint (an emulator starts no task); `bbbctl check` checks them",
+            ));
+        } else {
+            let aws = aws.clone();
+            checks.push(Check::new("AWS", "ECS services", move || {
+                let (aws, cluster, services) = (aws.clone(), cluster.clone(), services.clone());
+                async move { ecs(&aws, &cluster, &services).await }
+            }));
+        }
+    }
+
     // ---- Mail.
     if params.get("BBBSESValidated").map(String::as_str) == Some("true") {
         checks.push(Check::skipped(
@@ -213,7 +250,7 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
             "the load balancer".into(),
         ));
         let in_service = in_service(aws, d).await?;
-        let addresses = crate::ec2::public_addresses(aws, &in_service).await?;
+        let addresses = crate::signed::public_addresses(aws, &in_service).await?;
         for id in &in_service {
             let host = format!("bbb-{}.{domain}", id.trim_start_matches("i-"));
             let ips: Vec<IpAddr> = addresses
@@ -360,6 +397,34 @@ async fn bbb_server(http: &Http, scalelite_base: &str, lb_secret: &str, host: &s
     }
 }
 
+/// Every front-end service runs its desired number of tasks.
+async fn ecs(aws: &Aws, cluster: &str, services: &[String]) -> Outcome {
+    let counts = match crate::signed::service_counts(aws, cluster, services).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::fail(format!("{e:#}"), "bbbctl needs ecs:DescribeServices"),
+    };
+    // CloudFormation names them <stack>-<logical id>-<suffix>: the logical id says which.
+    let label = |name: &str| {
+        name.split('-')
+            .rev()
+            .find(|p| p.ends_with("Service"))
+            .unwrap_or(name)
+            .to_string()
+    };
+    let short: Vec<String> = counts
+        .iter()
+        .map(|c| format!("{} {}/{}", label(&c.name), c.running, c.desired))
+        .collect();
+    if counts.len() == services.len() && counts.iter().all(|c| c.running >= c.desired) {
+        Outcome::pass(format!("{} services at their desired count", counts.len()))
+    } else {
+        Outcome::fail(
+            format!("running/desired: {}", short.join(", ")),
+            "a task that keeps stopping says why in the front end's log group (status lists the outputs); the ECS console shows the stopped tasks' reasons",
+        )
+    }
+}
+
 async fn database(aws: &Aws, cluster: &str) -> Outcome {
     match aws
         .rds
@@ -425,6 +490,29 @@ async fn ses_identity(aws: &Aws, domain: &str) -> Outcome {
             "the e-mail layer creates the identity; `bbbctl status` shows its stack",
         ),
     }
+}
+
+/// The front end's ECS cluster and service ARNs.
+async fn ecs_services(
+    aws: &Aws,
+    nested: &BTreeMap<String, String>,
+) -> Result<Option<(String, Vec<String>)>> {
+    let Some(id) = nested.get("FrontendStack") else {
+        return Ok(None);
+    };
+    let Some(frontend) = describe_stack(&aws.cfn, id).await? else {
+        return Ok(None);
+    };
+    let Some(cluster) = parameters(&frontend).remove("ClusterName") else {
+        return Ok(None);
+    };
+    let services: Vec<String> = stack_resources(aws, id)
+        .await?
+        .into_iter()
+        .filter(|r| r.resource_type() == Some("AWS::ECS::Service"))
+        .filter_map(|r| r.physical_resource_id().map(str::to_string))
+        .collect();
+    Ok((!services.is_empty()).then_some((cluster, services)))
 }
 
 /// Logical id → physical id of the root's nested stacks.

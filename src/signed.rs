@@ -1,0 +1,218 @@
+//! A few read-only AWS calls made without their SDK crates — EC2 DescribeInstances (the BBB
+//! servers' public addresses), ElastiCache DescribeReplicationGroups, ECS DescribeServices —
+//! as small signed requests: SigV4 with the SDK's own signer and the credentials `Aws`
+//! resolved, one function per protocol (query, JSON 1.1). The EC2 crate alone would take
+//! longer to compile than the rest of bbbctl.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use hyper::Method;
+use serde_json::Value;
+
+use crate::aws::Aws;
+use crate::http::{Http, Reply, Resolver};
+
+/// POSTs `body` to `service`'s endpoint in the deployment's region (or the custom endpoint),
+/// signed for `service`, with `headers` (content type, target) signed too.
+async fn post(aws: &Aws, service: &str, headers: &[(&str, &str)], body: String) -> Result<Reply> {
+    let region = aws.region().to_string();
+    let endpoint = match aws.config.endpoint_url() {
+        Some(url) => format!("{}/", url.trim_end_matches('/')),
+        None => format!("https://{service}.{region}.amazonaws.com/"),
+    };
+    let credentials = aws
+        .config
+        .credentials_provider()
+        .ok_or_else(|| anyhow!("no AWS credentials"))?
+        .provide_credentials()
+        .await
+        .context("AWS credentials")?;
+    let identity = credentials.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .context("signing an AWS request")?
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        &endpoint,
+        headers.iter().copied(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .context("signing an AWS request")?;
+    let (instructions, _) = sign(signable, &params)
+        .context("signing an AWS request")?
+        .into_parts();
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    all.extend(instructions.headers());
+    let http = Http::with(
+        Duration::from_secs(30),
+        Resolver::default(),
+        crate::http::tls_config()?,
+    )?;
+    http.send(Method::POST, &endpoint, &all, Some(body.into_bytes()))
+        .await
+}
+
+/// A query-protocol call (EC2, ElastiCache): the answer's XML, or its error in one line.
+async fn query(
+    aws: &Aws,
+    service: &str,
+    action: &str,
+    version: &str,
+    params: &[(String, String)],
+) -> Result<String> {
+    let mut body = format!("Action={action}&Version={version}");
+    for (k, v) in params {
+        body.push_str(&format!("&{k}={v}"));
+    }
+    let headers = [(
+        "content-type",
+        "application/x-www-form-urlencoded; charset=utf-8",
+    )];
+    let reply = post(aws, service, &headers, body)
+        .await
+        .with_context(|| format!("{action}"))?;
+    let text = reply.text();
+    if reply.status != 200 {
+        let code = between(&text, "<Code>", "</Code>").unwrap_or("?");
+        let message = between(&text, "<Message>", "</Message>").unwrap_or("");
+        bail!("{action}: {code}: {message}");
+    }
+    Ok(text)
+}
+
+/// A JSON 1.1 call (ECS): the answer, or its error in one line.
+async fn json(aws: &Aws, service: &str, target: &str, body: &Value) -> Result<Value> {
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target),
+    ];
+    let action = target.rsplit('.').next().unwrap_or(target);
+    let reply = post(aws, service, &headers, body.to_string())
+        .await
+        .with_context(|| action.to_string())?;
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    if reply.status != 200 {
+        let code = answer["__type"]
+            .as_str()
+            .unwrap_or("?")
+            .rsplit('#')
+            .next()
+            .unwrap_or("?");
+        bail!(
+            "{action}: {code}: {}",
+            answer["message"]
+                .as_str()
+                .or(answer["Message"].as_str())
+                .unwrap_or("")
+        );
+    }
+    Ok(answer)
+}
+
+/// Public IPv4 address of each instance that has one (instance id → address).
+pub async fn public_addresses(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String, String>> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let params: Vec<(String, String)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (format!("InstanceId.{}", i + 1), id.clone()))
+        .collect();
+    Ok(addresses(
+        &query(aws, "ec2", "DescribeInstances", "2016-11-15", &params).await?,
+    ))
+}
+
+/// Status of an ElastiCache replication group (e.g. "available").
+pub async fn replication_group_status(aws: &Aws, id: &str) -> Result<String> {
+    let xml = query(
+        aws,
+        "elasticache",
+        "DescribeReplicationGroups",
+        "2015-02-02",
+        &[("ReplicationGroupId".into(), id.into())],
+    )
+    .await?;
+    between(&xml, "<Status>", "</Status>")
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("replication group {id} has no status"))
+}
+
+/// An ECS service's name, desired and running task counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceCount {
+    pub name: String,
+    pub desired: i64,
+    pub running: i64,
+}
+
+/// Desired and running tasks of ECS services (ARNs) of one cluster.
+pub async fn service_counts(
+    aws: &Aws,
+    cluster: &str,
+    services: &[String],
+) -> Result<Vec<ServiceCount>> {
+    let answer = json(
+        aws,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.DescribeServices",
+        &serde_json::json!({"cluster": cluster, "services": services}),
+    )
+    .await?;
+    Ok(answer["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| ServiceCount {
+            name: s["serviceName"].as_str().unwrap_or_default().to_string(),
+            desired: s["desiredCount"].as_i64().unwrap_or(0),
+            running: s["runningCount"].as_i64().unwrap_or(0),
+        })
+        .collect())
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(text[start..end].trim())
+}
+
+/// instanceId → ipAddress of each instance in a DescribeInstances answer.
+fn addresses(xml: &str) -> BTreeMap<String, String> {
+    xml.split("<instanceId>")
+        .skip(1)
+        .filter_map(|part| {
+            let id = part.split("</instanceId>").next()?.trim().to_string();
+            let ip = between(part, "<ipAddress>", "</ipAddress>")?.to_string();
+            Some((id, ip))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_read_per_instance() {
+        let xml = "<reservationSet><item><instancesSet><item><instanceId>i-1</instanceId>\
+                   <privateIpAddress>10.0.0.1</privateIpAddress><ipAddress>203.0.113.1</ipAddress></item>\
+                   <item><instanceId>i-2</instanceId><privateIpAddress>10.0.0.2</privateIpAddress></item>\
+                   </instancesSet></item></reservationSet>";
+        let found = addresses(xml);
+        assert_eq!(found.get("i-1").map(String::as_str), Some("203.0.113.1"));
+        assert_eq!(found.get("i-2"), None);
+    }
+}

@@ -81,7 +81,7 @@ async fn query(
     )];
     let reply = post(aws, service, &headers, body)
         .await
-        .with_context(|| format!("{action}"))?;
+        .with_context(|| action.to_string())?;
     let text = reply.text();
     if reply.status != 200 {
         let code = between(&text, "<Code>", "</Code>").unwrap_or("?");

@@ -148,19 +148,15 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
         checks.push(Check::new("AWS", "cache", move || {
             let (aws, group) = (aws.clone(), group.clone());
             async move {
-                match crate::signed::replication_group_status(&aws, &group).await {
-                    Ok(s) if s == "available" => {
-                        Outcome::pass(format!("ElastiCache {group} available"))
-                    }
-                    Ok(s) => Outcome::fail(
-                        format!("ElastiCache {group} is {s}"),
-                        "see the ElastiCache console's events of the group",
-                    ),
-                    Err(e) => Outcome::fail(
-                        format!("{e:#}"),
-                        "bbbctl needs elasticache:DescribeReplicationGroups",
-                    ),
-                }
+                let status = crate::signed::replication_group_status(&aws, &group)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                available(
+                    &format!("ElastiCache {group}"),
+                    status,
+                    "see the ElastiCache console's events of the group",
+                    "elasticache:DescribeReplicationGroups",
+                )
             }
         }));
     }
@@ -426,33 +422,39 @@ async fn ecs(aws: &Aws, cluster: &str, services: &[String]) -> Outcome {
 }
 
 async fn database(aws: &Aws, cluster: &str) -> Outcome {
-    match aws
+    let status = aws
         .rds
         .describe_db_clusters()
         .db_cluster_identifier(cluster)
         .send()
         .await
-    {
-        Ok(out) => {
-            let status = out
-                .db_clusters()
+        .map(|out| {
+            out.db_clusters()
                 .first()
                 .and_then(|c| c.status())
                 .unwrap_or("unknown")
-                .to_string();
-            if status == "available" {
-                Outcome::pass(format!("Aurora cluster {cluster} available"))
-            } else {
-                Outcome::fail(
-                    format!("Aurora cluster {cluster} is {status}"),
-                    "see the RDS console's events of the cluster",
-                )
-            }
-        }
-        Err(e) => Outcome::fail(
-            crate::error::describe(&e),
-            "bbbctl needs rds:DescribeDBClusters",
-        ),
+                .to_string()
+        })
+        .map_err(|e| crate::error::describe(&e));
+    available(
+        &format!("Aurora cluster {cluster}"),
+        status,
+        "see the RDS console's events of the cluster",
+        "rds:DescribeDBClusters",
+    )
+}
+
+/// A managed service's state: "available" passes; another state, or no answer, fails.
+fn available(
+    what: &str,
+    status: std::result::Result<String, String>,
+    events: &str,
+    permission: &str,
+) -> Outcome {
+    match status {
+        Ok(s) if s == "available" => Outcome::pass(format!("{what} available")),
+        Ok(s) => Outcome::fail(format!("{what} is {s}"), events),
+        Err(e) => Outcome::fail(e, format!("bbbctl needs {permission}")),
     }
 }
 

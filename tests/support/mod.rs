@@ -57,15 +57,8 @@ impl TestCa {
         ensure_packages(&["openssl"]);
         let dir = tempfile::TempDir::new().unwrap();
         let ca = dir.path().join("ca.crt");
-        openssl(&[
-            "req",
+        new_key_request(&[
             "-x509",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
             "-keyout",
             &dir.path().join("ca.key").display().to_string(),
             "-out",
@@ -102,14 +95,7 @@ impl TestCa {
         )
         .unwrap();
         let s = |f: &str| p(f).display().to_string();
-        openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
+        new_key_request(&[
             "-keyout",
             &s("key.pem"),
             "-out",
@@ -136,6 +122,21 @@ impl TestCa {
         ]);
         (p("cert.pem"), p("key.pem"))
     }
+}
+
+/// `openssl req -new` with a new P-256 key (unencrypted) and `args`.
+fn new_key_request(args: &[&str]) {
+    let mut all = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    all.extend_from_slice(args);
+    openssl(&all);
 }
 
 fn openssl(args: &[&str]) {

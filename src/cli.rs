@@ -115,11 +115,24 @@ pub enum Command {
     AdminLogin(StackArgs),
     /// Show the state of a deployment: stacks, outputs, BBB servers
     Status(StackArgs),
+    /// List the BBB servers: instance, Auto Scaling state, Scalelite state and load, meetings
+    Servers(ServersArgs),
     /// Check from the outside that a deployment works: DNS, certificates, Greenlight sign-in,
     /// Scalelite and every BBB server, mail, the managed services
     Check(CheckArgs),
     /// Delete a deployment: bucket contents, root stack, sources stack
     Destroy(StackArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServersArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
+    #[arg(short = 's', long, env = "BBBCTL_STACK")]
+    pub stack: Option<String>,
+
+    /// Scalelite's address instead of https://scalelite.<domain> (through a tunnel; tests)
+    #[arg(long, value_name = "URL", env = "BBBCTL_SCALELITE_URL")]
+    pub scalelite_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -213,6 +226,20 @@ pub struct ScaleArgs {
     /// How long to wait for the servers to be in service, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub timeout: u64,
+
+    /// Scaling in: how long the servers taken out may take to empty, in seconds (default:
+    /// the deployment's BBBServerDrainTimeout)
+    #[arg(long, value_name = "SECONDS")]
+    pub drain_timeout: Option<u64>,
+
+    /// Scaling in: at the drain timeout, end the meetings still running on the servers taken
+    /// out (Scalelite's panicServer), after a confirmation
+    #[arg(long)]
+    pub force: bool,
+
+    /// Scalelite's address instead of https://scalelite.<domain> (through a tunnel; tests)
+    #[arg(long, value_name = "URL", env = "BBBCTL_SCALELITE_URL")]
+    pub scalelite_url: Option<String>,
 }
 
 /// Parses the command line. `setup --help` lists the parameter file's names from the built-in

@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod fleet;
 pub mod greenlight;
 pub mod http;
 pub mod mail;

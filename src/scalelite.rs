@@ -89,6 +89,82 @@ pub async fn get_servers(http: &Http, base: &str, lb_secret: &str) -> Result<Vec
     }
 }
 
+/// A POST of the servers API (`updateServer`, `deleteServer`, `panicServer`): JSON body, not
+/// part of the checksum (Scalelite's api_helper.rb). `Ok(false)` when Scalelite no longer
+/// knows the server (404).
+async fn post(http: &Http, base: &str, lb_secret: &str, call: &str, body: &Value) -> Result<bool> {
+    let api = format!("{}/scalelite/api/", base.trim_end_matches('/'));
+    let reply = http
+        .send(
+            Method::POST,
+            &signed_url(&api, call, "", lb_secret),
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+            ],
+            Some(body.to_string().into_bytes()),
+        )
+        .await?;
+    let text = reply.text();
+    if let Some(key) = xml_field(&text, "messageKey") {
+        bail!(
+            "Scalelite refused {call}: {key} ({})",
+            xml_field(&text, "message").unwrap_or_default()
+        );
+    }
+    match reply.status {
+        200..=299 => Ok(true),
+        404 => Ok(false),
+        status => bail!(
+            "Scalelite's {call} answered HTTP {status}: {}",
+            text.chars().take(160).collect::<String>()
+        ),
+    }
+}
+
+/// Sets a server's state: `enable`, `cordon` (no new meetings; Scalelite's poller disables it
+/// once its load is 0) or `disable`.
+pub async fn set_state(
+    http: &Http,
+    base: &str,
+    lb_secret: &str,
+    id: &str,
+    state: &str,
+) -> Result<bool> {
+    post(
+        http,
+        base,
+        lb_secret,
+        "updateServer",
+        &serde_json::json!({"id": id, "server": {"state": state}}),
+    )
+    .await
+}
+
+/// Removes a server from Scalelite.
+pub async fn delete_server(http: &Http, base: &str, lb_secret: &str, id: &str) -> Result<bool> {
+    post(
+        http,
+        base,
+        lb_secret,
+        "deleteServer",
+        &serde_json::json!({"id": id}),
+    )
+    .await
+}
+
+/// Ends every meeting on a server and disables it.
+pub async fn panic_server(http: &Http, base: &str, lb_secret: &str, id: &str) -> Result<bool> {
+    post(
+        http,
+        base,
+        lb_secret,
+        "panicServer",
+        &serde_json::json!({"id": id}),
+    )
+    .await
+}
+
 fn server(v: &Value) -> Server {
     let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     Server {

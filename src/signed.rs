@@ -120,8 +120,16 @@ async fn json(aws: &Aws, service: &str, target: &str, body: &Value) -> Result<Va
     Ok(answer)
 }
 
-/// Public IPv4 address of each instance that has one (instance id → address).
-pub async fn public_addresses(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String, String>> {
+/// What bbbctl reads of an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InstanceInfo {
+    pub public_ip: Option<String>,
+    /// ISO 8601, as EC2 gives it.
+    pub launched: Option<String>,
+}
+
+/// DescribeInstances of these instances (instance id → what bbbctl reads).
+pub async fn instances(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String, InstanceInfo>> {
     if ids.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -130,9 +138,18 @@ pub async fn public_addresses(aws: &Aws, ids: &[String]) -> Result<BTreeMap<Stri
         .enumerate()
         .map(|(i, id)| (format!("InstanceId.{}", i + 1), id.clone()))
         .collect();
-    Ok(addresses(
+    Ok(parse_instances(
         &query(aws, "ec2", "DescribeInstances", "2016-11-15", &params).await?,
     ))
+}
+
+/// Public IPv4 address of each instance that has one (instance id → address).
+pub async fn public_addresses(aws: &Aws, ids: &[String]) -> Result<BTreeMap<String, String>> {
+    Ok(instances(aws, ids)
+        .await?
+        .into_iter()
+        .filter_map(|(id, i)| Some((id, i.public_ip?)))
+        .collect())
 }
 
 /// Status of an ElastiCache replication group (e.g. "available").
@@ -189,14 +206,17 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     Some(text[start..end].trim())
 }
 
-/// instanceId → ipAddress of each instance in a DescribeInstances answer.
-fn addresses(xml: &str) -> BTreeMap<String, String> {
+/// Each instance of a DescribeInstances answer (its `<item>` holds one `<instanceId>`).
+fn parse_instances(xml: &str) -> BTreeMap<String, InstanceInfo> {
     xml.split("<instanceId>")
         .skip(1)
         .filter_map(|part| {
             let id = part.split("</instanceId>").next()?.trim().to_string();
-            let ip = between(part, "<ipAddress>", "</ipAddress>")?.to_string();
-            Some((id, ip))
+            let info = InstanceInfo {
+                public_ip: between(part, "<ipAddress>", "</ipAddress>").map(str::to_string),
+                launched: between(part, "<launchTime>", "</launchTime>").map(str::to_string),
+            };
+            Some((id, info))
         })
         .collect()
 }
@@ -211,8 +231,8 @@ mod tests {
                    <privateIpAddress>10.0.0.1</privateIpAddress><ipAddress>203.0.113.1</ipAddress></item>\
                    <item><instanceId>i-2</instanceId><privateIpAddress>10.0.0.2</privateIpAddress></item>\
                    </instancesSet></item></reservationSet>";
-        let found = addresses(xml);
-        assert_eq!(found.get("i-1").map(String::as_str), Some("203.0.113.1"));
-        assert_eq!(found.get("i-2"), None);
+        let found = parse_instances(xml);
+        assert_eq!(found["i-1"].public_ip.as_deref(), Some("203.0.113.1"));
+        assert_eq!(found["i-2"].public_ip, None);
     }
 }

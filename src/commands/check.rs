@@ -518,7 +518,7 @@ async fn ecs_services(
 }
 
 /// Logical id → physical id of the root's nested stacks.
-async fn nested_stacks(aws: &Aws, d: &Deployment) -> Result<BTreeMap<String, String>> {
+pub(super) async fn nested_stacks(aws: &Aws, d: &Deployment) -> Result<BTreeMap<String, String>> {
     Ok(stack_resources(aws, d.stack.stack_id().unwrap_or(&d.name))
         .await?
         .into_iter()
@@ -601,7 +601,10 @@ async fn admin_login(aws: &Aws, d: &Deployment) -> Result<(String, String)> {
     Ok((field("username"), field("password")))
 }
 
-async fn load_balancer_secret(aws: &Aws, nested: &BTreeMap<String, String>) -> Result<String> {
+pub(super) async fn load_balancer_secret(
+    aws: &Aws,
+    nested: &BTreeMap<String, String>,
+) -> Result<String> {
     let Some(id) = nested.get("FrontendStack") else {
         bail!("the deployment has no front-end stack")
     };

@@ -4,6 +4,7 @@ mod admin_login;
 pub(crate) mod check;
 mod destroy;
 mod scale;
+mod servers;
 mod setup;
 pub mod stacks;
 mod status;
@@ -32,6 +33,10 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
         Command::Status(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
             status::run(&g, p, &stack).await
+        }
+        Command::Servers(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            servers::run(&g, p, &stack, args.scalelite_url.as_deref()).await
         }
         Command::Check(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;

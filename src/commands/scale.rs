@@ -1,18 +1,30 @@
 //! `bbbctl scale --count N`: min = max = desired = N for the BBB server group, then (unless
 //! `--no-wait`) wait until exactly N servers are in service and healthy.
+//!
+//! Below the servers in service, no meeting is cut: the servers to take out are chosen by
+//! Scalelite's load (`fleet::choose`), cordoned in Scalelite (no new meeting lands there),
+//! and only once Scalelite's poller reports each disabled (its meetings are over) is that
+//! instance terminated, with the group's desired capacity decremented, and its Scalelite
+//! entry removed. No other instance is touched. At `--drain-timeout` it stops and says which
+//! servers still hold which meetings (or, with `--force`, ends them after a confirmation).
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 
+use super::check::{load_balancer_secret, nested_stacks};
 use super::connect;
 use super::out;
 use super::stacks::{Deployment, server_group};
 use crate::aws::Aws;
+use crate::cfn::ops::parameters;
 use crate::cli::ScaleArgs;
 use crate::error::AwsContext;
-use crate::settings::{Global, validate_count};
+use crate::fleet::{self, Member};
+use crate::http::Http;
+use crate::scalelite;
+use crate::settings::{Global, P_DOMAIN, validate_count};
 use crate::ui::Printer;
 
 pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Result<()> {
@@ -27,6 +39,10 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
     }
     let group = d.output(out::SERVER_GROUP)?.to_string();
     let n = i32::try_from(n).expect("count is bounded");
+    let in_service = in_service_count(&aws, &group).await?;
+    if n < in_service {
+        drain(&aws, g, p, args, &d, &group, n).await?;
+    }
     aws.autoscaling
         .update_auto_scaling_group()
         .auto_scaling_group_name(&group)
@@ -96,4 +112,204 @@ async fn wait_in_service(
         tokio::time::sleep(pause).await;
         pause = (pause * 3 / 2).min(Duration::from_secs(15));
     }
+}
+
+async fn in_service_count(aws: &Aws, group: &str) -> Result<i32> {
+    let Some(asg) = server_group(aws, group).await? else {
+        bail!("Auto Scaling group {group} no longer exists");
+    };
+    Ok(asg
+        .instances()
+        .iter()
+        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+        .count() as i32)
+}
+
+/// The group's instances with Scalelite's view of each.
+async fn picture(
+    aws: &Aws,
+    http: &Http,
+    base: &str,
+    secret: &str,
+    group: &str,
+    domain: &str,
+) -> Result<fleet::Picture> {
+    let Some(asg) = server_group(aws, group).await? else {
+        bail!("Auto Scaling group {group} no longer exists");
+    };
+    let instances = asg
+        .instances()
+        .iter()
+        .map(|i| {
+            (
+                i.instance_id().unwrap_or_default().to_string(),
+                i.availability_zone().unwrap_or_default().to_string(),
+                i.lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                i.health_status().unwrap_or_default().to_string(),
+                i.protected_from_scale_in().unwrap_or(false),
+            )
+        })
+        .collect();
+    let servers = scalelite::get_servers(http, base, secret).await.context(
+        "Scalelite's servers API must answer before servers are taken out (no meeting may be cut)",
+    )?;
+    Ok(fleet::picture(instances, servers, domain))
+}
+
+/// Takes out the lightest servers until `n` stay, without cutting a meeting.
+async fn drain(
+    aws: &Aws,
+    g: &Global,
+    p: &Printer,
+    args: &ScaleArgs,
+    d: &Deployment,
+    group: &str,
+    n: i32,
+) -> Result<()> {
+    let params = parameters(&d.stack);
+    let domain = params.get(P_DOMAIN).cloned().unwrap_or_default();
+    let timeout = Duration::from_secs(
+        args.drain_timeout
+            .or_else(|| {
+                params
+                    .get("BBBServerDrainTimeout")
+                    .and_then(|t| t.parse().ok())
+            })
+            .unwrap_or(3600),
+    );
+    let base = args
+        .scalelite_url
+        .clone()
+        .unwrap_or_else(|| format!("https://scalelite.{domain}"));
+    let secret = load_balancer_secret(aws, &nested_stacks(aws, d).await?).await?;
+    let http = Http::new(Duration::from_secs(15))?;
+    let now = picture(aws, &http, &base, &secret, group, &domain).await?;
+    let in_service = now
+        .members
+        .iter()
+        .filter(|m| m.lifecycle == "InService")
+        .count();
+    let take = in_service.saturating_sub(usize::try_from(n).unwrap_or(0));
+    let chosen = fleet::choose(&now.members, take);
+    let described: Vec<String> = chosen
+        .iter()
+        .filter_map(|id| now.members.iter().find(|m| &m.instance == id))
+        .map(|m| format!("{} ({})", m.host, load_text(m)))
+        .collect();
+    p.info(format!(
+        "Taking out {take} of {in_service} BBB servers, the emptiest first: {}. They take no new meeting; each goes once its meetings have ended (at most {} s).",
+        described.join(", "),
+        timeout.as_secs()
+    ));
+    // The group may shrink to n; nothing launches or terminates by itself meanwhile.
+    aws.autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .min_size(n)
+        .send()
+        .await
+        .aws_context(format_args!("lowering the minimum of group {group}"))?;
+    for m in now.members.iter().filter(|m| chosen.contains(&m.instance)) {
+        if let Some(s) = m.scalelite.as_ref().filter(|s| s.state == "enabled") {
+            scalelite::set_state(&http, &base, &secret, &s.id, "cordon").await?;
+            p.info(format!("  {}: cordoned in Scalelite", m.host));
+        }
+    }
+
+    // Wait until Scalelite's poller has disabled each (load 0), then let it go.
+    let started = Instant::now();
+    let mut left: Vec<String> = chosen.clone();
+    let mut last_report = String::new();
+    loop {
+        let picture = picture(aws, &http, &base, &secret, group, &domain).await?;
+        let mut waiting = Vec::new();
+        for id in left.clone() {
+            let Some(m) = picture.members.iter().find(|m| m.instance == id) else {
+                left.retain(|x| *x != id); // gone already
+                continue;
+            };
+            if m.serving() {
+                waiting.push(m.clone());
+                continue;
+            }
+            terminate(aws, &http, &base, &secret, m).await?;
+            p.info(format!(
+                "  {}: no meeting left; instance {} terminated",
+                m.host, m.instance
+            ));
+            left.retain(|x| *x != id);
+        }
+        if left.is_empty() {
+            break;
+        }
+        let report = waiting
+            .iter()
+            .map(|m| format!("{} {}", m.host, load_text(m)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if report != last_report {
+            p.info(format!("  waiting for meetings to end: {report}"));
+            last_report = report;
+        }
+        if started.elapsed() >= timeout {
+            if !args.force {
+                bail!(
+                    "after {} s these servers still hold meetings: {last_report}. They stay cordoned (no new meetings) and in the group; nothing more was changed. Run `bbbctl scale --count {n}` again later, or add --force to end their meetings",
+                    timeout.as_secs()
+                );
+            }
+            let question = format!("End the meetings on {last_report} now?");
+            if !g.yes && !p.confirm(&question)? {
+                bail!("not confirmed: the servers stay cordoned; nothing more was changed");
+            }
+            for m in &waiting {
+                if let Some(s) = &m.scalelite {
+                    scalelite::panic_server(&http, &base, &secret, &s.id).await?;
+                    p.info(format!("  {}: meetings ended (panicServer)", m.host));
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DRAIN_POLL) => {}
+            _ = tokio::signal::ctrl_c() => {
+                bail!(
+                    "interrupted: {} stay cordoned in Scalelite and in the group (min = {n}); `bbbctl scale --count {n}` carries on",
+                    left.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How often a drain asks Scalelite (its poller updates loads every 60 s by default).
+const DRAIN_POLL: Duration = Duration::from_secs(3);
+
+fn load_text(m: &Member) -> String {
+    match &m.scalelite {
+        None => "not in Scalelite".into(),
+        Some(s) if s.state == "disabled" => "disabled".into(),
+        Some(s) => match s.load {
+            Some(l) => format!("load {l}"),
+            None => "load unknown".into(),
+        },
+    }
+}
+
+/// Terminates a drained instance with the desired capacity decremented, then removes its
+/// Scalelite entry (the server's own drain agent may have done so already).
+async fn terminate(aws: &Aws, http: &Http, base: &str, secret: &str, m: &Member) -> Result<()> {
+    aws.autoscaling
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&m.instance)
+        .should_decrement_desired_capacity(true)
+        .send()
+        .await
+        .aws_context(format_args!("terminating instance {}", m.instance))?;
+    if let Some(s) = &m.scalelite {
+        scalelite::delete_server(http, base, secret, &s.id).await?;
+    }
+    Ok(())
 }

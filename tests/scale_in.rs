@@ -1,0 +1,286 @@
+//! Scale-in that never cuts a meeting: a deployment on the emulator with three BBB servers
+//! and Scalelite's servers API as a stand-in (`--scalelite-url`), its loads set by the test
+//! and its poller run by the test (a cordoned server with load 0 becomes disabled).
+//! `scale --count 1` with loads 30 / 0 / 10 takes out the load-0 server at once and the
+//! load-10 one only after its load falls to 0; the load-30 one is never touched; no other
+//! instance is terminated; the group ends at 1/1/1. At the drain timeout nothing more
+//! changes; with --force the remaining meetings are ended through panicServer.
+
+mod common;
+mod standins;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use standins::scalelite::Scalelite;
+
+struct Deployment {
+    aws: bbbctl::aws::Aws,
+    dir: std::path::PathBuf,
+    stack: String,
+    group: String,
+    instances: Vec<String>,
+    scalelite: Scalelite,
+    /// Scalelite id of each instance's server, in instance order.
+    ids: Vec<String>,
+}
+
+async fn deployment(servers: usize) -> Deployment {
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("drain"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("drain");
+    let dir = scratch_dir();
+    let params = dir.join("params.json");
+    std::fs::write(
+        &params,
+        format!(r#"{{"Parameters": {{"BBBServerCount": {servers}}}}}"#),
+    )
+    .unwrap();
+    let o = bbbctl_in(
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &["--params", &params.display().to_string(), "--no-check"],
+        ),
+    );
+    assert_code(&o, 0);
+    let (_, outputs) = root(&aws, &stack).await;
+    let group = outputs["BBBServerGroupName"].clone();
+    let instances = instances(&aws, &group).await;
+    let frontend = described(&aws, &stack_resource(&aws, &stack, "FrontendStack").await).await;
+    let arn = bbbctl::cfn::ops::parameters(&frontend)
+        .remove("LoadBalancerSecretArn")
+        .unwrap();
+    let secret = aws
+        .secrets
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap()
+        .secret_string()
+        .unwrap()
+        .to_string();
+    let scalelite = Scalelite::start(&secret);
+    let ids = instances
+        .iter()
+        .map(|i| {
+            scalelite.add_enabled(
+                &format!(
+                    "https://bbb-{}.{domain}/bigbluebutton/api/",
+                    i.trim_start_matches("i-")
+                ),
+                "s",
+            )
+        })
+        .collect();
+    Deployment {
+        aws,
+        dir,
+        stack,
+        group,
+        instances,
+        scalelite,
+        ids,
+    }
+}
+
+async fn instances(aws: &bbbctl::aws::Aws, group: &str) -> Vec<String> {
+    let out = aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = out.auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn capacity(aws: &bbbctl::aws::Aws, group: &str) -> (i32, i32, i32) {
+    let out = aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap();
+    let g = &out.auto_scaling_groups()[0];
+    (
+        g.min_size().unwrap(),
+        g.max_size().unwrap(),
+        g.desired_capacity().unwrap(),
+    )
+}
+
+impl Deployment {
+    fn scale(&self, extra: &[&str]) -> std::process::Child {
+        let mut args = vec![
+            "scale",
+            "-s",
+            &self.stack,
+            "--count",
+            "1",
+            "--scalelite-url",
+        ];
+        let url = self.scalelite.url();
+        args.push(&url);
+        args.extend_from_slice(extra);
+        bbbctl_command(&self.dir, &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn state(&self, i: usize) -> String {
+        self.scalelite
+            .server(&self.ids[i])
+            .map(|s| s.state)
+            .unwrap_or_else(|| "deleted".into())
+    }
+}
+
+/// Runs the stand-in's poller every 200 ms until `done` holds or 60 s pass.
+fn poll_until(d: &Deployment, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out; Scalelite calls: {:#?}",
+            d.scalelite.calls()
+        );
+        d.scalelite.poll();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test]
+async fn scale_in_takes_the_emptiest_servers_and_waits_for_their_meetings() {
+    let _one_at_a_time = exclusive().await;
+    let d = deployment(3).await;
+    // The instances in id order hold loads 30, 0 and 10.
+    for (i, load) in [30.0, 0.0, 10.0].into_iter().enumerate() {
+        d.scalelite.set_load(&d.ids[i], load);
+    }
+    // `servers` shows each instance with Scalelite's view, and an entry no instance backs.
+    let stranger = d
+        .scalelite
+        .add_directly("https://old-server.example.org/bigbluebutton/api/", "x");
+    let url = d.scalelite.url();
+    let o = bbbctl_in(
+        &d.dir,
+        &[
+            "--output",
+            "json",
+            "servers",
+            "-s",
+            &d.stack,
+            "--scalelite-url",
+            &url,
+        ],
+    );
+    assert_code(&o, 0);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = list["servers"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (i, load) in [30.0, 0.0, 10.0].into_iter().enumerate() {
+        let row = rows
+            .iter()
+            .find(|r| r["instance"] == d.instances[i])
+            .unwrap();
+        assert_eq!(row["scalelite"]["load"], load, "{row}");
+        assert_eq!(row["scalelite"]["state"], "enabled");
+        assert_eq!(row["lifecycle"], "InService");
+        assert!(row["launched"].is_string(), "{row}");
+    }
+    assert_eq!(list["unbacked"][0]["host"], "old-server.example.org");
+    let o = bbbctl_in(
+        &d.dir,
+        &["servers", "-s", &d.stack, "--scalelite-url", &url],
+    );
+    assert!(stdout(&o).contains("(no instance)"), "{}", stdout(&o));
+    d.scalelite.forget(&stranger);
+
+    let child = d.scale(&[]);
+    // The load-0 server goes at once; the load-10 one is cordoned and waits.
+    poll_until(&d, || d.state(1) == "deleted" && d.state(2) == "cordoned");
+    assert_eq!(d.state(0), "enabled", "the fullest server is never touched");
+    assert_eq!(
+        instances(&d.aws, &d.group).await,
+        [d.instances[0].clone(), d.instances[2].clone()]
+    );
+    // Its last meeting ends; the poller disables it; then it goes too.
+    d.scalelite.set_load(&d.ids[2], 0.0);
+    poll_until(&d, || d.state(2) == "deleted");
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("Taking out 2 of 3 BBB servers, the emptiest first"),
+        "{text}"
+    );
+    assert!(text.contains("waiting for meetings to end"), "{text}");
+    assert_eq!(instances(&d.aws, &d.group).await, [d.instances[0].clone()]);
+    assert_eq!(capacity(&d.aws, &d.group).await, (1, 1, 1));
+    assert!(
+        !d.scalelite
+            .calls()
+            .iter()
+            .any(|c| c.action == "updateServer" && c.body.contains(&d.ids[0])),
+        "the load-30 server was changed"
+    );
+    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
+    assert_code(&o, 0);
+}
+
+#[tokio::test]
+async fn at_the_drain_timeout_nothing_more_changes_unless_forced() {
+    let _one_at_a_time = exclusive().await;
+    let d = deployment(2).await;
+    d.scalelite.set_load(&d.ids[0], 20.0);
+    d.scalelite.set_load(&d.ids[1], 5.0);
+    let out = d
+        .scale(&["--drain-timeout", "2"])
+        .wait_with_output()
+        .unwrap();
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("still hold meetings") && err.contains("load 5"),
+        "{err}"
+    );
+    assert_eq!(d.state(1), "cordoned");
+    assert_eq!(d.state(0), "enabled");
+    assert_eq!(
+        instances(&d.aws, &d.group).await.len(),
+        2,
+        "no instance was terminated"
+    );
+
+    // --force (answered with --yes) ends the meetings through panicServer, then goes on.
+    let forced = d.scale(&["--drain-timeout", "1", "--force", "--yes"]);
+    poll_until(&d, || d.state(1) == "deleted");
+    let out = forced.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    assert!(
+        d.scalelite
+            .calls()
+            .iter()
+            .any(|c| c.action == "panicServer")
+    );
+    assert_eq!(instances(&d.aws, &d.group).await, [d.instances[0].clone()]);
+    assert_eq!(capacity(&d.aws, &d.group).await, (1, 1, 1));
+    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
+    assert_code(&o, 0);
+}

@@ -47,6 +47,7 @@ case "$1 $2" in
     ;;
   "route53 change-resource-record-sets") echo '{"ChangeInfo":{"Id":"/change/C0001","Status":"PENDING"}}' ;;
   "autoscaling complete-lifecycle-action") ;;
+  "autoscaling set-instance-protection") ;;
   *) echo "fake aws: unexpected call: $*" >&2; exit 255 ;;
 esac
 "#;
@@ -642,4 +643,74 @@ fn the_dns_record_is_written_at_boot_and_deleted_at_shutdown_with_the_same_value
     }
     // Scalelite is not involved: a shutdown never waits for it.
     assert!(rig.scalelite.calls().is_empty());
+}
+
+/// A BBB server's own API on 127.0.0.1 (getMeetings signed with its securitySalt), with as
+/// many meetings as `meetings` holds; -1 makes it fail (503).
+fn bbb_api_standin(meetings: Arc<Mutex<i64>>) -> HttpServer {
+    HttpServer::start(move |req| {
+        let n = *meetings.lock().unwrap();
+        if n < 0 {
+            return Response::new(503, "text/html", "unavailable");
+        }
+        if req.path != "/bigbluebutton/api/getMeetings"
+            || !standins::scalelite::checksum_ok("getMeetings", &req.query, SALT)
+        {
+            return Response::new(
+                200,
+                "text/xml",
+                "<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey></response>",
+            );
+        }
+        let list: String = (0..n)
+            .map(|i| format!("<meeting><meetingID>m{i}</meetingID></meeting>"))
+            .collect();
+        Response::new(
+            200,
+            "text/xml",
+            format!(
+                "<response><returncode>SUCCESS</returncode><meetings>{list}</meetings></response>"
+            ),
+        )
+    })
+}
+
+#[test]
+fn scale_in_protection_is_held_while_meetings_run_and_dropped_when_idle() {
+    let rig = Rig::new();
+    let meetings = Arc::new(Mutex::new(0i64));
+    let api = bbb_api_standin(Arc::clone(&meetings));
+    let config = fs::read_to_string(rig.path("bbb-scalelite.conf")).unwrap()
+        + &format!("BBB_API_URL={}/bigbluebutton/api\n", api.url());
+    fs::write(rig.path("bbb-scalelite.conf"), config).unwrap();
+    let protections = || -> Vec<String> {
+        rig.aws_calls()
+            .into_iter()
+            .filter(|c| c.starts_with("autoscaling set-instance-protection"))
+            .collect()
+    };
+    let mut child = rig.spawn("protect");
+    let expect = |flag: &str| {
+        format!(
+            "autoscaling set-instance-protection --instance-ids {INSTANCE} --auto-scaling-group-name {GROUP} {flag}"
+        )
+    };
+    // Idle at start: protection off, once.
+    wait_until("protection dropped", || protections().len() == 1);
+    assert_eq!(protections()[0], expect("--no-protected-from-scale-in"));
+    // A meeting starts: protection on.
+    *meetings.lock().unwrap() = 2;
+    wait_until("protection held", || protections().len() == 2);
+    assert_eq!(protections()[1], expect("--protected-from-scale-in"));
+    // The API stops answering: nothing changes, however long.
+    *meetings.lock().unwrap() = -1;
+    let sleeps = rig.sleeps();
+    wait_until("a few rounds", || rig.sleeps() >= sleeps + 3);
+    assert_eq!(protections().len(), 2);
+    // The meetings are over: protection off again.
+    *meetings.lock().unwrap() = 0;
+    wait_until("protection dropped again", || protections().len() == 3);
+    assert_eq!(protections()[2], expect("--no-protected-from-scale-in"));
+    child.kill().unwrap();
+    let _ = child.wait();
 }

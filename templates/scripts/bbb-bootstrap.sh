@@ -25,7 +25,9 @@
 #      installs bbb-scalelite.service, which registers this server with Scalelite's
 #      servers API (signed with the load-balancer secret; retried until Scalelite
 #      answers, so the servers never wait for the front end) and cordons it on
-#      shutdown: no new meetings, running ones end normally; and
+#      shutdown: no new meetings, running ones end normally;
+#      bbb-scalelite-protect.service, which holds the group's scale-in protection while
+#      a meeting runs here; and
 #      bbb-scalelite-drain.service, which, once the Auto Scaling group starts to
 #      terminate this server, cordons it, waits for its meetings to end, removes it
 #      from Scalelite and its record from Route 53, and then completes the group's
@@ -530,6 +532,22 @@ WantedBy=multi-user.target
 EOF
   systemctl daemon-reload
   systemctl enable --now bbb-scalelite-drain.service
+  # While a meeting runs here, whatever scales the group in picks another server.
+  install_unit bbb-scalelite-protect <<'EOF'
+[Unit]
+Description=Hold the Auto Scaling group's scale-in protection while a meeting runs on this BigBlueButton server
+Wants=network-online.target
+After=network-online.target bbb-scalelite.service
+
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/bbb-scalelite protect
+Restart=on-failure
+RestartSec=30
+
+[Install]
+WantedBy=multi-user.target
+EOF
   systemctl enable bbb-scalelite.service
   # Do not wait: the front end may still be on its way (the servers never wait for it).
   systemctl start --no-block bbb-scalelite.service

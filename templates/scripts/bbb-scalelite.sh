@@ -9,6 +9,10 @@
 #             when a cordoned server's load is 0, i.e. its meetings ended); remove the
 #             server from Scalelite and its bbb-<id> record from Route 53; complete the
 #             group's bbb-drain lifecycle action so the instance may go
+#   protect   hold the Auto Scaling group's scale-in protection while a meeting runs on
+#             this server and drop it when it is idle (bbb-scalelite-protect.service), so
+#             that whatever scales the group in - a schedule, the console, a policy - picks
+#             idle servers; the lifecycle-hook drain stays the safety net
 #   dns-register  UPSERT this server's bbb-<id> record with its current public address
 #             (bbb-dns.service, ExecStart: at every boot, so a stop/start's new address
 #             is published too)
@@ -48,6 +52,7 @@ IMDS=${IMDS:-http://169.254.169.254/latest}
 DNS_TTL=${DNS_TTL:-60}
 RETRY_SECONDS=${RETRY_SECONDS:-30}
 POLL_SECONDS=${POLL_SECONDS:-30}
+BBB_API_URL=${BBB_API_URL:-https://${HOST_NAME}/bigbluebutton/api}
 export AWS_DEFAULT_REGION
 
 log() { printf 'bbb-scalelite: %s\n' "$*" >&2; }
@@ -330,6 +335,49 @@ drain() {
   return 1
 }
 
+# ---- scale-in protection ---------------------------------------------------------
+# meetings_here: how many meetings this server's own API lists (getMeetings, signed with its
+# securitySalt); fails when the API does not answer.
+meetings_here() {
+  local salt sum answer
+  salt=$(bbb_secret) || return 1
+  sum=$(printf 'getMeetings%s' "${salt}" | sha256sum) || return 1
+  sum=${sum%% *}
+  answer=$(curl -sS --max-time 10 "${BBB_API_URL}/getMeetings?checksum=${sum}") || return 1
+  grep -q '<returncode>SUCCESS</returncode>' <<<"${answer}" || return 1
+  # grep finds nothing (status 1) when there is no meeting: that is 0, not a failure.
+  { grep -o '<meeting>' <<<"${answer}" || true; } | wc -l
+}
+
+# protect: every POLL_SECONDS, scale-in protection on while a meeting runs here, off when
+# none does; unchanged while the API does not answer (not knowing is no reason to drop it).
+protect() {
+  local instance group meetings want held=""
+  until instance=$(imds instance-id) && group=$(imds tags/instance/aws:autoscaling:groupName); do
+    sleep "${RETRY_SECONDS}"
+  done
+  while :; do
+    if meetings=$(meetings_here); then
+      want=--no-protected-from-scale-in
+      if [[ "${meetings}" -gt 0 ]]; then
+        want=--protected-from-scale-in
+      fi
+      if [[ "${want}" != "${held}" ]]; then
+        if aws autoscaling set-instance-protection --instance-ids "${instance}" \
+          --auto-scaling-group-name "${group}" "${want}"; then
+          held=${want}
+          log "${meetings} meeting(s): ${want#--}"
+        else
+          log "set-instance-protection ${want} failed; retrying"
+        fi
+      fi
+    else
+      log "this server's API did not answer; scale-in protection left as it is"
+    fi
+    sleep "${POLL_SECONDS}"
+  done
+}
+
 watch() {
   local state
   while :; do
@@ -348,12 +396,13 @@ case "${1:-}" in
     ;;
   watch) watch ;;
   drain) drain ;;
+  protect) protect ;;
   dns-register) dns_register ;;
   dns-delete)
     change_dns_record DELETE || log "record ${HOST_NAME} not deleted (already gone?)"
     ;;
   *)
-    echo "usage: bbb-scalelite register|cordon|watch|drain|dns-register|dns-delete" >&2
+    echo "usage: bbb-scalelite register|cordon|watch|drain|protect|dns-register|dns-delete" >&2
     exit 2
     ;;
 esac

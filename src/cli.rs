@@ -117,6 +117,8 @@ pub enum Command {
     Status(StackArgs),
     /// List the BBB servers: instance, Auto Scaling state, Scalelite state and load, meetings
     Servers(ServersArgs),
+    /// Take one BBB server out without cutting a meeting (with --replace: a new one first)
+    Drain(DrainArgs),
     /// Check from the outside that a deployment works: DNS, certificates, Greenlight sign-in,
     /// Scalelite and every BBB server, mail, the managed services
     Check(CheckArgs),
@@ -127,8 +129,52 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServersArgs {
     /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
+    #[arg(short = 's', long, env = "BBBCTL_STACK", global = true)]
+    pub stack: Option<String>,
+
+    /// Scalelite's address instead of https://scalelite.<domain> (through a tunnel; tests)
+    #[arg(long, value_name = "URL", env = "BBBCTL_SCALELITE_URL", global = true)]
+    pub scalelite_url: Option<String>,
+
+    #[command(subcommand)]
+    pub action: Option<ServersAction>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ServersAction {
+    /// Let Scalelite place meetings on a server again (undoes a cordon)
+    Enable {
+        /// Instance id (i-…) or host name (bbb-….<domain>)
+        server: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
     #[arg(short = 's', long, env = "BBBCTL_STACK")]
     pub stack: Option<String>,
+
+    /// The server: instance id (i-…) or host name (bbb-….<domain>)
+    pub server: String,
+
+    /// Start a new server first and wait until it is in service and enabled in Scalelite,
+    /// so that capacity never drops
+    #[arg(long)]
+    pub replace: bool,
+
+    /// How long the server may take to empty, in seconds (default: BBBServerDrainTimeout)
+    #[arg(long, value_name = "SECONDS")]
+    pub drain_timeout: Option<u64>,
+
+    /// At the drain timeout, end its remaining meetings (Scalelite's panicServer), after a
+    /// confirmation
+    #[arg(long)]
+    pub force: bool,
+
+    /// With --replace: how long to wait for the new server, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub timeout: u64,
 
     /// Scalelite's address instead of https://scalelite.<domain> (through a tunnel; tests)
     #[arg(long, value_name = "URL", env = "BBBCTL_SCALELITE_URL")]

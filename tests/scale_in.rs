@@ -4,7 +4,9 @@
 //! `scale --count 1` with loads 30 / 0 / 10 takes out the load-0 server at once and the
 //! load-10 one only after its load falls to 0; the load-30 one is never touched; no other
 //! instance is terminated; the group ends at 1/1/1. At the drain timeout nothing more
-//! changes; with --force the remaining meetings are ended through panicServer.
+//! changes; with --force the remaining meetings are ended through panicServer. `drain
+//! --replace` starts a new server and waits until Scalelite has it enabled before the old one
+//! is cordoned; `servers enable` undoes a cordon.
 
 mod common;
 mod standins;
@@ -24,6 +26,7 @@ struct Deployment {
     scalelite: Scalelite,
     /// Scalelite id of each instance's server, in instance order.
     ids: Vec<String>,
+    domain: String,
 }
 
 async fn deployment(servers: usize) -> Deployment {
@@ -86,6 +89,7 @@ async fn deployment(servers: usize) -> Deployment {
         instances,
         scalelite,
         ids,
+        domain,
     }
 }
 
@@ -281,6 +285,97 @@ async fn at_the_drain_timeout_nothing_more_changes_unless_forced() {
     );
     assert_eq!(instances(&d.aws, &d.group).await, [d.instances[0].clone()]);
     assert_eq!(capacity(&d.aws, &d.group).await, (1, 1, 1));
+    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
+    assert_code(&o, 0);
+}
+
+#[tokio::test]
+async fn drain_replace_brings_the_new_server_in_first_and_enable_undoes_a_cordon() {
+    let _one_at_a_time = exclusive().await;
+    let d = deployment(2).await;
+    d.scalelite.set_load(&d.ids[0], 5.0);
+    let url = d.scalelite.url();
+    let drain = |args: &[&str]| {
+        let mut all = vec!["drain", "-s", &d.stack, "--scalelite-url", &url];
+        all.extend_from_slice(args);
+        bbbctl_command(&d.dir, &all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // A server with meetings, drained with a short timeout: it stays, cordoned; enable undoes it.
+    let out = drain(&[&d.instances[0], "--drain-timeout", "1"])
+        .wait_with_output()
+        .unwrap();
+    assert_code(&out, 1);
+    assert_eq!(d.state(0), "cordoned");
+    let o = bbbctl_in(
+        &d.dir,
+        &[
+            "servers",
+            "enable",
+            &d.instances[0],
+            "-s",
+            &d.stack,
+            "--scalelite-url",
+            &url,
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(d.state(0), "enabled");
+    let o = bbbctl_in(
+        &d.dir,
+        &[
+            "drain",
+            "-s",
+            &d.stack,
+            "--scalelite-url",
+            &url,
+            "i-nothere",
+        ],
+    );
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("no BBB server i-nothere"),
+        "{}",
+        stderr(&o)
+    );
+
+    // --replace: a third server comes in and is enabled before the second one is cordoned.
+    let child = drain(&[&d.instances[1], "--replace"]);
+    let start = Instant::now();
+    let new = loop {
+        let now = instances(&d.aws, &d.group).await;
+        if let Some(n) = now.iter().find(|i| !d.instances.contains(i)) {
+            break n.clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no new instance");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        d.state(1),
+        "enabled",
+        "the old server is cordoned only once the new one serves"
+    );
+    d.scalelite.add_enabled(
+        &format!(
+            "https://bbb-{}.{}/bigbluebutton/api/",
+            new.trim_start_matches("i-"),
+            d.domain
+        ),
+        "s",
+    );
+    poll_until(&d, || d.state(1) == "deleted");
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    let mut expected = vec![d.instances[0].clone(), new];
+    expected.sort();
+    assert_eq!(instances(&d.aws, &d.group).await, expected);
+    assert_eq!(capacity(&d.aws, &d.group).await, (2, 2, 2));
     let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
     assert_code(&o, 0);
 }

@@ -3,7 +3,8 @@
 mod admin_login;
 pub(crate) mod check;
 mod destroy;
-mod scale;
+mod drain;
+pub(super) mod scale;
 mod servers;
 mod setup;
 pub mod stacks;
@@ -36,7 +37,16 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
         }
         Command::Servers(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
-            servers::run(&g, p, &stack, args.scalelite_url.as_deref()).await
+            match &args.action {
+                None => servers::run(&g, p, &stack, args.scalelite_url.as_deref()).await,
+                Some(crate::cli::ServersAction::Enable { server }) => {
+                    drain::enable(&g, p, &stack, server, args.scalelite_url.as_deref()).await
+                }
+            }
+        }
+        Command::Drain(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            drain::run(&g, p, &args, &stack).await
         }
         Command::Check(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;

@@ -41,7 +41,7 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
     let n = i32::try_from(n).expect("count is bounded");
     let in_service = in_service_count(&aws, &group).await?;
     if n < in_service {
-        drain(&aws, g, p, args, &d, &group, n).await?;
+        drain(&aws, g, p, args, &d, n).await?;
     }
     aws.autoscaling
         .update_auto_scaling_group()
@@ -71,7 +71,7 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
 }
 
 /// Polls the group until exactly `n` instances are InService and Healthy.
-async fn wait_in_service(
+pub(super) async fn wait_in_service(
     aws: &Aws,
     p: &Printer,
     group: &str,
@@ -125,67 +125,204 @@ async fn in_service_count(aws: &Aws, group: &str) -> Result<i32> {
         .count() as i32)
 }
 
-/// The group's instances with Scalelite's view of each.
-async fn picture(
-    aws: &Aws,
-    http: &Http,
-    base: &str,
-    secret: &str,
-    group: &str,
-    domain: &str,
-) -> Result<fleet::Picture> {
-    let Some(asg) = server_group(aws, group).await? else {
-        bail!("Auto Scaling group {group} no longer exists");
-    };
-    let instances = asg
-        .instances()
-        .iter()
-        .map(|i| {
-            (
-                i.instance_id().unwrap_or_default().to_string(),
-                i.availability_zone().unwrap_or_default().to_string(),
-                i.lifecycle_state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                i.health_status().unwrap_or_default().to_string(),
-                i.protected_from_scale_in().unwrap_or(false),
-            )
-        })
-        .collect();
-    let servers = scalelite::get_servers(http, base, secret).await.context(
-        "Scalelite's servers API must answer before servers are taken out (no meeting may be cut)",
-    )?;
-    Ok(fleet::picture(instances, servers, domain))
+/// How long a drain waits, and whether it then ends the remaining meetings (`--force`,
+/// confirmed, or answered by `--yes`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub timeout: Duration,
+    pub force: bool,
+    pub yes: bool,
 }
 
-/// Takes out the lightest servers until `n` stay, without cutting a meeting.
+/// What a drain needs: the group, Scalelite (address, secret, client), the domain.
+pub(super) struct Fleet {
+    pub group: String,
+    pub domain: String,
+    pub base: String,
+    secret: String,
+    pub http: Http,
+    /// The deployment's BBBServerDrainTimeout, seconds.
+    pub default_timeout: u64,
+}
+
+impl Fleet {
+    pub async fn new(aws: &Aws, d: &Deployment, scalelite_url: Option<&str>) -> Result<Self> {
+        let params = parameters(&d.stack);
+        let domain = params.get(P_DOMAIN).cloned().unwrap_or_default();
+        Ok(Fleet {
+            group: d.output(out::SERVER_GROUP)?.to_string(),
+            base: scalelite_url
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("https://scalelite.{domain}")),
+            secret: load_balancer_secret(aws, &nested_stacks(aws, d).await?).await?,
+            http: Http::new(Duration::from_secs(15))?,
+            default_timeout: params
+                .get("BBBServerDrainTimeout")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(3600),
+            domain,
+        })
+    }
+
+    /// The group's instances with Scalelite's view of each.
+    pub async fn picture(&self, aws: &Aws) -> Result<fleet::Picture> {
+        let Some(asg) = server_group(aws, &self.group).await? else {
+            bail!("Auto Scaling group {} no longer exists", self.group);
+        };
+        let instances = asg
+            .instances()
+            .iter()
+            .map(|i| {
+                (
+                    i.instance_id().unwrap_or_default().to_string(),
+                    i.availability_zone().unwrap_or_default().to_string(),
+                    i.lifecycle_state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    i.health_status().unwrap_or_default().to_string(),
+                    i.protected_from_scale_in().unwrap_or(false),
+                )
+            })
+            .collect();
+        let servers = scalelite::get_servers(&self.http, &self.base, &self.secret)
+            .await
+            .context("Scalelite's servers API must answer before servers are taken out (no meeting may be cut)")?;
+        Ok(fleet::picture(instances, servers, &self.domain))
+    }
+
+    pub async fn set_state(&self, id: &str, state: &str) -> Result<bool> {
+        scalelite::set_state(&self.http, &self.base, &self.secret, id, state).await
+    }
+
+    /// Takes `chosen` out without cutting a meeting, leaving `n` servers: lowers the group's
+    /// minimum to `n`, cordons them, waits until Scalelite disables each (its meetings are
+    /// over; at `timeout` stops, or with `force` ends them after a confirmation), then
+    /// terminates each with the desired capacity decremented and removes its entry.
+    pub async fn take_out(
+        &self,
+        aws: &Aws,
+        p: &Printer,
+        chosen: &[String],
+        n: i32,
+        limits: Limits,
+    ) -> Result<()> {
+        let Limits {
+            timeout,
+            force,
+            yes,
+        } = limits;
+        let group = &self.group;
+        let now = self.picture(aws).await?;
+        // The group may shrink to n; nothing launches or terminates by itself meanwhile.
+        aws.autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .min_size(n)
+            .send()
+            .await
+            .aws_context(format_args!("lowering the minimum of group {group}"))?;
+        for m in now.members.iter().filter(|m| chosen.contains(&m.instance)) {
+            if let Some(s) = m.scalelite.as_ref().filter(|s| s.state == "enabled") {
+                self.set_state(&s.id, "cordon").await?;
+                p.info(format!("  {}: cordoned in Scalelite", m.host));
+            }
+        }
+
+        // Wait until Scalelite's poller has disabled each (load 0), then let it go.
+        let started = Instant::now();
+        let mut left: Vec<String> = chosen.to_vec();
+        let mut last_report = String::new();
+        loop {
+            let picture = self.picture(aws).await?;
+            let mut waiting = Vec::new();
+            for id in left.clone() {
+                let Some(m) = picture.members.iter().find(|m| m.instance == id) else {
+                    left.retain(|x| *x != id); // gone already
+                    continue;
+                };
+                if m.serving() {
+                    waiting.push(m.clone());
+                    continue;
+                }
+                self.terminate(aws, m).await?;
+                p.info(format!(
+                    "  {}: no meeting left; instance {} terminated",
+                    m.host, m.instance
+                ));
+                left.retain(|x| *x != id);
+            }
+            if left.is_empty() {
+                return Ok(());
+            }
+            let report = waiting
+                .iter()
+                .map(|m| format!("{} {}", m.host, load_text(m)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if report != last_report {
+                p.info(format!("  waiting for meetings to end: {report}"));
+                last_report = report;
+            }
+            if started.elapsed() >= timeout {
+                if !force {
+                    bail!(
+                        "after {} s these servers still hold meetings: {last_report}. They stay cordoned (no new meetings) and in the group; nothing more was changed. Run the command again later, add --force to end their meetings, or `bbbctl servers enable …` to take them back",
+                        timeout.as_secs()
+                    );
+                }
+                let question = format!("End the meetings on {last_report} now?");
+                if !yes && !p.confirm(&question)? {
+                    bail!("not confirmed: the servers stay cordoned; nothing more was changed");
+                }
+                for m in &waiting {
+                    if let Some(s) = &m.scalelite {
+                        scalelite::panic_server(&self.http, &self.base, &self.secret, &s.id)
+                            .await?;
+                        p.info(format!("  {}: meetings ended (panicServer)", m.host));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(DRAIN_POLL) => {}
+                _ = tokio::signal::ctrl_c() => {
+                    bail!(
+                        "interrupted: {} stay cordoned in Scalelite and in the group (min = {n}); the same command carries on, `bbbctl servers enable …` takes them back",
+                        left.join(", ")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Terminates a drained instance with the desired capacity decremented, then removes its
+    /// Scalelite entry (the server's own drain agent may have done so already).
+    async fn terminate(&self, aws: &Aws, m: &Member) -> Result<()> {
+        aws.autoscaling
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(&m.instance)
+            .should_decrement_desired_capacity(true)
+            .send()
+            .await
+            .aws_context(format_args!("terminating instance {}", m.instance))?;
+        if let Some(s) = &m.scalelite {
+            scalelite::delete_server(&self.http, &self.base, &self.secret, &s.id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes out the emptiest servers until `n` stay, without cutting a meeting.
 async fn drain(
     aws: &Aws,
     g: &Global,
     p: &Printer,
     args: &ScaleArgs,
     d: &Deployment,
-    group: &str,
     n: i32,
 ) -> Result<()> {
-    let params = parameters(&d.stack);
-    let domain = params.get(P_DOMAIN).cloned().unwrap_or_default();
-    let timeout = Duration::from_secs(
-        args.drain_timeout
-            .or_else(|| {
-                params
-                    .get("BBBServerDrainTimeout")
-                    .and_then(|t| t.parse().ok())
-            })
-            .unwrap_or(3600),
-    );
-    let base = args
-        .scalelite_url
-        .clone()
-        .unwrap_or_else(|| format!("https://scalelite.{domain}"));
-    let secret = load_balancer_secret(aws, &nested_stacks(aws, d).await?).await?;
-    let http = Http::new(Duration::from_secs(15))?;
-    let now = picture(aws, &http, &base, &secret, group, &domain).await?;
+    let fleet = Fleet::new(aws, d, args.scalelite_url.as_deref()).await?;
+    let timeout = Duration::from_secs(args.drain_timeout.unwrap_or(fleet.default_timeout));
+    let now = fleet.picture(aws).await?;
     let in_service = now
         .members
         .iter()
@@ -203,91 +340,18 @@ async fn drain(
         described.join(", "),
         timeout.as_secs()
     ));
-    // The group may shrink to n; nothing launches or terminates by itself meanwhile.
-    aws.autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(group)
-        .min_size(n)
-        .send()
-        .await
-        .aws_context(format_args!("lowering the minimum of group {group}"))?;
-    for m in now.members.iter().filter(|m| chosen.contains(&m.instance)) {
-        if let Some(s) = m.scalelite.as_ref().filter(|s| s.state == "enabled") {
-            scalelite::set_state(&http, &base, &secret, &s.id, "cordon").await?;
-            p.info(format!("  {}: cordoned in Scalelite", m.host));
-        }
-    }
-
-    // Wait until Scalelite's poller has disabled each (load 0), then let it go.
-    let started = Instant::now();
-    let mut left: Vec<String> = chosen.clone();
-    let mut last_report = String::new();
-    loop {
-        let picture = picture(aws, &http, &base, &secret, group, &domain).await?;
-        let mut waiting = Vec::new();
-        for id in left.clone() {
-            let Some(m) = picture.members.iter().find(|m| m.instance == id) else {
-                left.retain(|x| *x != id); // gone already
-                continue;
-            };
-            if m.serving() {
-                waiting.push(m.clone());
-                continue;
-            }
-            terminate(aws, &http, &base, &secret, m).await?;
-            p.info(format!(
-                "  {}: no meeting left; instance {} terminated",
-                m.host, m.instance
-            ));
-            left.retain(|x| *x != id);
-        }
-        if left.is_empty() {
-            break;
-        }
-        let report = waiting
-            .iter()
-            .map(|m| format!("{} {}", m.host, load_text(m)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if report != last_report {
-            p.info(format!("  waiting for meetings to end: {report}"));
-            last_report = report;
-        }
-        if started.elapsed() >= timeout {
-            if !args.force {
-                bail!(
-                    "after {} s these servers still hold meetings: {last_report}. They stay cordoned (no new meetings) and in the group; nothing more was changed. Run `bbbctl scale --count {n}` again later, or add --force to end their meetings",
-                    timeout.as_secs()
-                );
-            }
-            let question = format!("End the meetings on {last_report} now?");
-            if !g.yes && !p.confirm(&question)? {
-                bail!("not confirmed: the servers stay cordoned; nothing more was changed");
-            }
-            for m in &waiting {
-                if let Some(s) = &m.scalelite {
-                    scalelite::panic_server(&http, &base, &secret, &s.id).await?;
-                    p.info(format!("  {}: meetings ended (panicServer)", m.host));
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(DRAIN_POLL) => {}
-            _ = tokio::signal::ctrl_c() => {
-                bail!(
-                    "interrupted: {} stay cordoned in Scalelite and in the group (min = {n}); `bbbctl scale --count {n}` carries on",
-                    left.join(", ")
-                );
-            }
-        }
-    }
-    Ok(())
+    let limits = Limits {
+        timeout,
+        force: args.force,
+        yes: g.yes,
+    };
+    fleet.take_out(aws, p, &chosen, n, limits).await
 }
 
 /// How often a drain asks Scalelite (its poller updates loads every 60 s by default).
 const DRAIN_POLL: Duration = Duration::from_secs(3);
 
-fn load_text(m: &Member) -> String {
+pub(super) fn load_text(m: &Member) -> String {
     match &m.scalelite {
         None => "not in Scalelite".into(),
         Some(s) if s.state == "disabled" => "disabled".into(),
@@ -296,20 +360,4 @@ fn load_text(m: &Member) -> String {
             None => "load unknown".into(),
         },
     }
-}
-
-/// Terminates a drained instance with the desired capacity decremented, then removes its
-/// Scalelite entry (the server's own drain agent may have done so already).
-async fn terminate(aws: &Aws, http: &Http, base: &str, secret: &str, m: &Member) -> Result<()> {
-    aws.autoscaling
-        .terminate_instance_in_auto_scaling_group()
-        .instance_id(&m.instance)
-        .should_decrement_desired_capacity(true)
-        .send()
-        .await
-        .aws_context(format_args!("terminating instance {}", m.instance))?;
-    if let Some(s) = &m.scalelite {
-        scalelite::delete_server(http, base, secret, &s.id).await?;
-    }
-    Ok(())
 }

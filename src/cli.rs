@@ -119,6 +119,8 @@ pub enum Command {
     Servers(ServersArgs),
     /// Take one BBB server out without cutting a meeting (with --replace: a new one first)
     Drain(DrainArgs),
+    /// Capacity on a timetable: Auto Scaling scheduled actions of the BBB server group
+    Schedule(ScheduleArgs),
     /// Check from the outside that a deployment works: DNS, certificates, Greenlight sign-in,
     /// Scalelite and every BBB server, mail, the managed services
     Check(CheckArgs),
@@ -146,6 +148,45 @@ pub enum ServersAction {
     Enable {
         /// Instance id (i-…) or host name (bbb-….<domain>)
         server: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
+    #[arg(short = 's', long, env = "BBBCTL_STACK", global = true)]
+    pub stack: Option<String>,
+
+    #[command(subcommand)]
+    pub action: ScheduleAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ScheduleAction {
+    /// Add (or change) a schedule: at every time the cron expression names, min = max =
+    /// desired = COUNT
+    Add {
+        /// Name of the schedule (letters, digits, - and _)
+        name: String,
+        /// When, as a cron expression: minute hour day-of-month month day-of-week
+        #[arg(long, value_name = "CRON")]
+        cron: String,
+        /// Number of BBB servers from then on
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        count: String,
+        /// Time zone of the cron expression (IANA name, e.g. Europe/Berlin; default UTC)
+        #[arg(long, value_name = "ZONE", default_value = "UTC")]
+        time_zone: String,
+        /// Highest count accepted without complaint (guards against typos such as 100 for 10)
+        #[arg(long, value_name = "N", default_value_t = crate::settings::DEFAULT_MAX_SERVERS)]
+        max: u32,
+    },
+    /// List the schedules with their next run
+    List,
+    /// Remove a schedule
+    Remove {
+        /// Name of the schedule
+        name: String,
     },
 }
 

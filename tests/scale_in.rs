@@ -27,12 +27,15 @@ struct Deployment {
     /// Scalelite id of each instance's server, in instance order.
     ids: Vec<String>,
     domain: String,
+    /// The emulator's inventory before the deployment.
+    before: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 async fn deployment(servers: usize) -> Deployment {
     let aws = account().await;
     let domain = format!("{}.example.org", unique("drain"));
     let zone = hosted_zone(&aws, &domain).await;
+    let before = inventory::inventory();
     let stack = unique("drain");
     let dir = scratch_dir();
     let params = dir.join("params.json");
@@ -90,6 +93,7 @@ async fn deployment(servers: usize) -> Deployment {
         scalelite,
         ids,
         domain,
+        before,
     }
 }
 
@@ -378,4 +382,86 @@ async fn drain_replace_brings_the_new_server_in_first_and_enable_undoes_a_cordon
     assert_eq!(capacity(&d.aws, &d.group).await, (2, 2, 2));
     let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
     assert_code(&o, 0);
+}
+
+#[tokio::test]
+async fn schedules_round_trip_and_show_in_status() {
+    let _one_at_a_time = exclusive().await;
+    let d = deployment(1).await;
+    let schedule = |args: &[&str]| {
+        let mut all = vec!["--output", "json", "schedule", "-s", &d.stack];
+        all.extend_from_slice(args);
+        bbbctl_in(&d.dir, &all)
+    };
+    let o = schedule(&[
+        "add",
+        "morning",
+        "--cron",
+        "30 7 * * 1-5",
+        "--count",
+        "10",
+        "--time-zone",
+        "Europe/Berlin",
+    ]);
+    assert_code(&o, 0);
+    let o = schedule(&["add", "night", "--cron", "0 20 * * *", "--count", "1"]);
+    assert_code(&o, 0);
+    let o = schedule(&["list"]);
+    assert_code(&o, 0);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = list["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{list}");
+    let morning = list["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "morning")
+        .unwrap();
+    assert_eq!(
+        (
+            morning["cron"].as_str(),
+            morning["time_zone"].as_str(),
+            morning["count"].as_i64()
+        ),
+        (Some("30 7 * * 1-5"), Some("Europe/Berlin"), Some(10))
+    );
+    let o = bbbctl_in(&d.dir, &["status", "-s", &d.stack]);
+    assert!(
+        stdout(&o).contains("morning")
+            && stdout(&o).contains("30 7 * * 1-5 (Europe/Berlin) → 10 server(s)"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Bad input is refused before anything is sent; an unknown name is named.
+    let o = schedule(&["add", "x y", "--cron", "every day", "--count", "2"]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("five fields"), "{}", stderr(&o));
+    let o = schedule(&["remove", "evening"]);
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("no schedule evening") && stderr(&o).contains("morning"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = schedule(&["remove", "morning"]);
+    assert_code(&o, 0);
+    let o = schedule(&["list"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list["schedules"].as_array().unwrap().len(), 1);
+    // Setup keeps them; destroy takes them with the group.
+    let o = bbbctl_in(&d.dir, &["setup", "-s", &d.stack, "--no-check"]);
+    assert_code(&o, 0);
+    let o = schedule(&["list"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list["schedules"][0]["name"], "night");
+    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
+    assert_code(&o, 0);
+    assert_nothing_left(&d.aws, &d.stack, &d.before, &["rds:cluster_snapshots"]).await;
 }

@@ -5,6 +5,7 @@ pub(crate) mod check;
 mod destroy;
 mod drain;
 pub(super) mod scale;
+pub(super) mod schedule;
 mod servers;
 mod setup;
 pub mod stacks;
@@ -43,6 +44,10 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
                     drain::enable(&g, p, &stack, server, args.scalelite_url.as_deref()).await
                 }
             }
+        }
+        Command::Schedule(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            schedule::run(&g, p, &args.action, &stack).await
         }
         Command::Drain(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;

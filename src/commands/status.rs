@@ -119,6 +119,25 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             ));
         }
     }
+    let schedules = match d.outputs.get(out::SERVER_GROUP) {
+        Some(group) if d.outputs.get(out::MODE).map(String::as_str) != Some("single") => {
+            super::schedule::schedules(&aws, group).await?
+        }
+        _ => Vec::new(),
+    };
+    if !schedules.is_empty() {
+        text.push_str("  Schedules:\n");
+        for s in &schedules {
+            text.push_str(&format!(
+                "    {:<20} {} ({}) → {} server(s), next {}\n",
+                s["name"].as_str().unwrap_or(""),
+                s["cron"].as_str().unwrap_or(""),
+                s["time_zone"].as_str().unwrap_or("UTC"),
+                s["count"],
+                s["next_run"].as_str().unwrap_or("-")
+            ));
+        }
+    }
     p.result(
         text.trim_end(),
         &json!({
@@ -129,6 +148,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "nested": nested,
             "outputs": d.outputs,
             "servers": servers,
+            "schedules": schedules,
             "mail": match &mail {
                 Ok(a) => a.to_json(&domain),
                 Err(e) => json!({ "error": e }),

@@ -121,6 +121,9 @@ pub enum Command {
     Drain(DrainArgs),
     /// Capacity on a timetable: Auto Scaling scheduled actions of the BBB server group
     Schedule(ScheduleArgs),
+    /// Replace the BBB servers that run an older launch template, new ones first, without
+    /// cutting a meeting
+    Roll(RollArgs),
     /// Check from the outside that a deployment works: DNS, certificates, Greenlight sign-in,
     /// Scalelite and every BBB server, mail, the managed services
     Check(CheckArgs),
@@ -188,6 +191,37 @@ pub enum ScheduleAction {
         /// Name of the schedule
         name: String,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
+    #[arg(short = 's', long, env = "BBBCTL_STACK")]
+    pub stack: Option<String>,
+
+    /// Servers replaced at a time: this many new ones come in before as many old ones go
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub batch: u32,
+
+    /// Replace every server, not only those on an older launch template
+    #[arg(long)]
+    pub all: bool,
+
+    /// How long an old server may take to empty, in seconds (default: BBBServerDrainTimeout)
+    #[arg(long, value_name = "SECONDS")]
+    pub drain_timeout: Option<u64>,
+
+    /// At the drain timeout, end the remaining meetings (panicServer), after a confirmation
+    #[arg(long)]
+    pub force: bool,
+
+    /// How long to wait for each batch of new servers, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub timeout: u64,
+
+    /// Scalelite's address instead of https://scalelite.<domain> (through a tunnel; tests)
+    #[arg(long, value_name = "URL", env = "BBBCTL_SCALELITE_URL")]
+    pub scalelite_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

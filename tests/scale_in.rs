@@ -465,3 +465,73 @@ async fn schedules_round_trip_and_show_in_status() {
     assert_code(&o, 0);
     assert_nothing_left(&d.aws, &d.stack, &d.before, &["rds:cluster_snapshots"]).await;
 }
+
+#[tokio::test]
+async fn roll_replaces_every_server_new_ones_first() {
+    let _one_at_a_time = exclusive().await;
+    let d = deployment(2).await;
+    let url = d.scalelite.url();
+    let roll = |args: &[&str]| {
+        let mut all = vec!["roll", "-s", &d.stack, "--scalelite-url", &url];
+        all.extend_from_slice(args);
+        bbbctl_command(&d.dir, &all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Every server runs the group's launch template: nothing to roll.
+    let out = roll(&[]).wait_with_output().unwrap();
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("nothing to roll"), "{}", stdout(&out));
+
+    let mut child = roll(&["--all"]);
+    let mut known = d.instances.clone();
+    let mut fewest_enabled = usize::MAX;
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "roll did not finish"
+        );
+        // New servers register themselves once bbb-install is done: here, at once.
+        for i in instances(&d.aws, &d.group).await {
+            if !known.contains(&i) {
+                d.scalelite.add_enabled(
+                    &format!(
+                        "https://bbb-{}.{}/bigbluebutton/api/",
+                        i.trim_start_matches("i-"),
+                        d.domain
+                    ),
+                    "s",
+                );
+                known.push(i);
+            }
+        }
+        let enabled = d
+            .scalelite
+            .servers()
+            .iter()
+            .filter(|s| s.state == "enabled" && s.online)
+            .count();
+        fewest_enabled = fewest_enabled.min(enabled);
+        d.scalelite.poll();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    let now = instances(&d.aws, &d.group).await;
+    assert_eq!(now.len(), 2);
+    assert!(
+        now.iter().all(|i| !d.instances.contains(i)),
+        "an old server is left: {now:?}"
+    );
+    assert_eq!(capacity(&d.aws, &d.group).await, (2, 2, 2));
+    assert!(
+        fewest_enabled >= 2,
+        "only {fewest_enabled} servers were enabled at one point"
+    );
+    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
+    assert_code(&o, 0);
+}

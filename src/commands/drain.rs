@@ -1,7 +1,8 @@
 //! `bbbctl drain SERVER [--replace]`: one BBB server out without cutting a meeting (the same
 //! engine as scale-in, `scale::Fleet::take_out`); with `--replace` a new server comes in first
 //! and is in service and enabled in Scalelite before the old one is cordoned, so capacity never
-//! drops. `bbbctl servers enable SERVER` takes a cordoned server back.
+//! drops. `bbbctl servers enable SERVER` takes a cordoned server back. `bbbctl roll` replaces
+//! the servers on an older launch template the same way, K at a time.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use super::out;
 use super::scale::{Fleet, Limits, load_text, wait_in_service};
 use super::stacks::Deployment;
 use crate::aws::Aws;
-use crate::cli::DrainArgs;
+use crate::cli::{DrainArgs, RollArgs};
 use crate::error::{AwsContext, usage};
 use crate::fleet::{Member, Picture};
 use crate::settings::Global;
@@ -204,6 +205,135 @@ pub async fn enable(
             m.host
         ),
         &json!({"stack": stack, "instance": m.instance, "host": m.host, "state": "enabled"}),
+    );
+    Ok(())
+}
+
+/// Raises the group by `k`, waits until the new servers are in service and enabled in
+/// Scalelite; returns the new count.
+async fn add_servers(
+    aws: &Aws,
+    p: &Printer,
+    fleet: &Fleet,
+    now: &Picture,
+    k: i32,
+    timeout: Duration,
+) -> Result<i32> {
+    let in_service = now
+        .members
+        .iter()
+        .filter(|m| m.lifecycle == "InService")
+        .count() as i32;
+    let group = &fleet.group;
+    aws.autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .max_size(in_service + k)
+        .desired_capacity(in_service + k)
+        .send()
+        .await
+        .aws_context(format_args!("adding servers to group {group}"))?;
+    wait_in_service(aws, p, group, in_service + k, timeout).await?;
+    wait_enabled(aws, p, fleet, now, timeout).await?;
+    Ok(in_service + k)
+}
+
+/// Instances whose launch template version is not the group's.
+async fn outdated(aws: &Aws, group: &str) -> Result<Vec<String>> {
+    let Some(asg) = super::stacks::server_group(aws, group).await? else {
+        bail!("Auto Scaling group {group} no longer exists");
+    };
+    let current = asg
+        .launch_template()
+        .and_then(|t| t.version())
+        .unwrap_or_default()
+        .to_string();
+    Ok(asg
+        .instances()
+        .iter()
+        .filter(|i| {
+            i.launch_template()
+                .and_then(|t| t.version())
+                .unwrap_or_default()
+                != current
+        })
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect())
+}
+
+/// `bbbctl roll`: K new servers first, in service and enabled in Scalelite, then K old ones
+/// drained; until no server of an older launch template (with --all: of before the roll) is
+/// left. Scalelite always has at least as many enabled servers as before.
+pub async fn roll(g: &Global, p: &Printer, args: &RollArgs, stack: &str) -> Result<()> {
+    let (aws, _d, fleet) = fleet_of(g, p, stack, args.scalelite_url.as_deref()).await?;
+    let start = fleet.picture(&aws).await?;
+    let n = start
+        .members
+        .iter()
+        .filter(|m| m.lifecycle == "InService")
+        .count() as i32;
+    let mut old: Vec<String> = if args.all {
+        start.members.iter().map(|m| m.instance.clone()).collect()
+    } else {
+        outdated(&aws, &fleet.group).await?
+    };
+    if old.is_empty() {
+        p.result(
+            "Every BBB server runs the group's current launch template: nothing to roll (--all replaces them anyway).",
+            &json!({"stack": stack, "replaced": [], "capacity": n}),
+        );
+        return Ok(());
+    }
+    let limits = Limits {
+        timeout: Duration::from_secs(args.drain_timeout.unwrap_or(fleet.default_timeout)),
+        force: args.force,
+        yes: g.yes,
+    };
+    p.info(format!(
+        "Rolling {} of {n} BBB servers, {} at a time, new ones first.",
+        old.len(),
+        args.batch.max(1)
+    ));
+    let mut replaced = Vec::new();
+    while !old.is_empty() {
+        let now = fleet.picture(&aws).await?;
+        let k = (args.batch.max(1) as usize).min(old.len());
+        add_servers(
+            &aws,
+            p,
+            &fleet,
+            &now,
+            k as i32,
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
+        let olds: Vec<Member> = fleet
+            .picture(&aws)
+            .await?
+            .members
+            .into_iter()
+            .filter(|m| old.contains(&m.instance))
+            .collect();
+        let chosen = crate::fleet::choose(&olds, k);
+        fleet.take_out(&aws, p, &chosen, n, limits).await?;
+        old.retain(|i| !chosen.contains(i));
+        replaced.extend(chosen);
+    }
+    aws.autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&fleet.group)
+        .min_size(n)
+        .max_size(n)
+        .desired_capacity(n)
+        .send()
+        .await
+        .aws_context(format_args!(
+            "setting the capacity of group {}",
+            fleet.group
+        ))?;
+    p.result(
+        format!("Rolled {} BBB server(s); {n} in service.", replaced.len()),
+        &json!({"stack": stack, "replaced": replaced, "capacity": n}),
     );
     Ok(())
 }

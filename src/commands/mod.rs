@@ -49,6 +49,10 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
             let (g, stack) = target(g, args.stack.as_deref())?;
             schedule::run(&g, p, &args.action, &stack).await
         }
+        Command::Roll(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            drain::roll(&g, p, &args, &stack).await
+        }
         Command::Drain(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
             drain::run(&g, p, &args, &stack).await

@@ -535,3 +535,66 @@ async fn roll_replaces_every_server_new_ones_first() {
     let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
     assert_code(&o, 0);
 }
+
+#[tokio::test]
+async fn scale_out_waits_until_scalelite_has_the_new_servers_enabled() {
+    let _one_at_a_time = exclusive().await;
+    let d = deployment(1).await;
+    let url = d.scalelite.url();
+    let mut child = bbbctl_command(
+        &d.dir,
+        &[
+            "scale",
+            "-s",
+            &d.stack,
+            "--count",
+            "2",
+            "--scalelite-url",
+            &url,
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    let mut registered = false;
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "scale did not finish"
+        );
+        let new = instances(&d.aws, &d.group)
+            .await
+            .into_iter()
+            .find(|i| !d.instances.contains(i));
+        if let Some(new) = new.filter(|_| !registered) {
+            // bbb-install takes a while: the command must still be waiting.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "scale-out returned before the new server was enabled"
+            );
+            d.scalelite.add_enabled(
+                &format!(
+                    "https://bbb-{}.{}/bigbluebutton/api/",
+                    new.trim_start_matches("i-"),
+                    d.domain
+                ),
+                "s",
+            );
+            registered = true;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("enabled in Scalelite"),
+        "{}",
+        stdout(&out)
+    );
+    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
+    assert_code(&o, 0);
+}

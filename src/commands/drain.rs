@@ -96,7 +96,8 @@ pub async fn run(g: &Global, p: &Printer, args: &DrainArgs, stack: &str) -> Resu
             Duration::from_secs(args.timeout),
         )
         .await?;
-        wait_enabled(&aws, p, &fleet, &picture, Duration::from_secs(args.timeout)).await?;
+        let before: Vec<String> = picture.members.iter().map(|m| m.instance.clone()).collect();
+        wait_enabled(&aws, p, &fleet, &before, Duration::from_secs(args.timeout)).await?;
         in_service
     } else {
         in_service - 1
@@ -136,11 +137,11 @@ pub async fn run(g: &Global, p: &Printer, args: &DrainArgs, stack: &str) -> Resu
 
 /// Waits until every instance not in `before` is enabled and online in Scalelite (the new
 /// server registers itself once bbb-install is done).
-async fn wait_enabled(
+pub(super) async fn wait_enabled(
     aws: &Aws,
     p: &Printer,
     fleet: &Fleet,
-    before: &Picture,
+    before: &[String],
     timeout: Duration,
 ) -> Result<()> {
     let started = Instant::now();
@@ -149,7 +150,7 @@ async fn wait_enabled(
         let new: Vec<&Member> = now
             .members
             .iter()
-            .filter(|m| !before.members.iter().any(|b| b.instance == m.instance))
+            .filter(|m| !before.contains(&m.instance))
             .collect();
         let waiting: Vec<&str> = new
             .iter()
@@ -234,7 +235,8 @@ async fn add_servers(
         .await
         .aws_context(format_args!("adding servers to group {group}"))?;
     wait_in_service(aws, p, group, in_service + k, timeout).await?;
-    wait_enabled(aws, p, fleet, now, timeout).await?;
+    let before: Vec<String> = now.members.iter().map(|m| m.instance.clone()).collect();
+    wait_enabled(aws, p, fleet, &before, timeout).await?;
     Ok(in_service + k)
 }
 

@@ -39,6 +39,7 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
     }
     let group = d.output(out::SERVER_GROUP)?.to_string();
     let n = i32::try_from(n).expect("count is bounded");
+    let before = instance_ids(&aws, &group).await?;
     let in_service = in_service_count(&aws, &group).await?;
     if n < in_service {
         drain(&aws, g, p, args, &d, n).await?;
@@ -58,7 +59,21 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
     let in_service = if args.no_wait {
         None
     } else {
-        Some(wait_in_service(&aws, p, &group, n, Duration::from_secs(args.timeout)).await?)
+        let ready = wait_in_service(&aws, p, &group, n, Duration::from_secs(args.timeout)).await?;
+        if n > in_service {
+            // Scale-out: the new servers count once Scalelite places meetings on them.
+            let fleet = Fleet::new(&aws, &d, args.scalelite_url.as_deref()).await?;
+            match fleet.picture(&aws).await {
+                Ok(_) => {
+                    let timeout = Duration::from_secs(args.timeout);
+                    super::drain::wait_enabled(&aws, p, &fleet, &before, timeout).await?;
+                }
+                Err(e) => p.warn(format!(
+                    "the new servers are in service, but Scalelite cannot be asked whether they are enabled ({e:#}); `bbbctl servers` shows it later"
+                )),
+            }
+        }
+        Some(ready)
     };
     p.result(
         match in_service {
@@ -112,6 +127,17 @@ pub(super) async fn wait_in_service(
         tokio::time::sleep(pause).await;
         pause = (pause * 3 / 2).min(Duration::from_secs(15));
     }
+}
+
+async fn instance_ids(aws: &Aws, group: &str) -> Result<Vec<String>> {
+    let Some(asg) = server_group(aws, group).await? else {
+        bail!("Auto Scaling group {group} no longer exists");
+    };
+    Ok(asg
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect())
 }
 
 async fn in_service_count(aws: &Aws, group: &str) -> Result<i32> {

@@ -134,6 +134,17 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             o.host()
         ));
     }
+    let schedules = super::schedule::schedules(&aws, &group).await?;
+    for sc in &schedules {
+        text.push_str(&format!(
+            "schedule {}: {} ({}) → {} server(s), next {}\n",
+            sc["name"].as_str().unwrap_or(""),
+            sc["cron"].as_str().unwrap_or(""),
+            sc["time_zone"].as_str().unwrap_or("UTC"),
+            sc["count"],
+            sc["next_run"].as_str().unwrap_or("-")
+        ));
+    }
     if let Some(e) = &scalelite_error {
         text.push_str(&format!("Scalelite could not be read: {e}\n"));
     }
@@ -144,7 +155,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
         .collect();
     p.result(
         text.trim_end(),
-        &json!({"stack": stack, "group": group, "servers": rows, "unbacked": orphans, "scalelite_error": scalelite_error}),
+        &json!({"stack": stack, "group": group, "servers": rows, "unbacked": orphans, "schedules": schedules, "scalelite_error": scalelite_error}),
     );
     Ok(())
 }

@@ -131,24 +131,30 @@ async fn capacity(aws: &bbbctl::aws::Aws, group: &str) -> (i32, i32, i32) {
 }
 
 impl Deployment {
-    fn scale(&self, extra: &[&str]) -> std::process::Child {
-        let mut args = vec![
-            "scale",
-            "-s",
-            &self.stack,
-            "--count",
-            "1",
-            "--scalelite-url",
-        ];
+    /// `bbbctl COMMAND -s STACK --scalelite-url STAND-IN ARGS…`, started (output piped).
+    fn start(&self, command: &str, args: &[&str]) -> std::process::Child {
         let url = self.scalelite.url();
-        args.push(&url);
-        args.extend_from_slice(extra);
-        bbbctl_command(&self.dir, &args)
+        let mut all = vec![command, "-s", &self.stack, "--scalelite-url", &url];
+        all.extend_from_slice(args);
+        bbbctl_command(&self.dir, &all)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
+    }
+
+    fn scale(&self, extra: &[&str]) -> std::process::Child {
+        let mut args = vec!["--count", "1"];
+        args.extend_from_slice(extra);
+        self.start("scale", &args)
+    }
+
+    fn destroy(&self) {
+        assert_code(
+            &bbbctl_in(&self.dir, &["destroy", "-s", &self.stack, "--yes"]),
+            0,
+        );
     }
 
     fn state(&self, i: usize) -> String {
@@ -248,8 +254,7 @@ async fn scale_in_takes_the_emptiest_servers_and_waits_for_their_meetings() {
             .any(|c| c.action == "updateServer" && c.body.contains(&d.ids[0])),
         "the load-30 server was changed"
     );
-    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
-    assert_code(&o, 0);
+    d.destroy();
 }
 
 #[tokio::test]
@@ -289,8 +294,7 @@ async fn at_the_drain_timeout_nothing_more_changes_unless_forced() {
     );
     assert_eq!(instances(&d.aws, &d.group).await, [d.instances[0].clone()]);
     assert_eq!(capacity(&d.aws, &d.group).await, (1, 1, 1));
-    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
-    assert_code(&o, 0);
+    d.destroy();
 }
 
 #[tokio::test]
@@ -299,16 +303,7 @@ async fn drain_replace_brings_the_new_server_in_first_and_enable_undoes_a_cordon
     let d = deployment(2).await;
     d.scalelite.set_load(&d.ids[0], 5.0);
     let url = d.scalelite.url();
-    let drain = |args: &[&str]| {
-        let mut all = vec!["drain", "-s", &d.stack, "--scalelite-url", &url];
-        all.extend_from_slice(args);
-        bbbctl_command(&d.dir, &all)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let drain = |args: &[&str]| d.start("drain", args);
 
     // A server with meetings, drained with a short timeout: it stays, cordoned; enable undoes it.
     let out = drain(&[&d.instances[0], "--drain-timeout", "1"])
@@ -380,8 +375,7 @@ async fn drain_replace_brings_the_new_server_in_first_and_enable_undoes_a_cordon
     expected.sort();
     assert_eq!(instances(&d.aws, &d.group).await, expected);
     assert_eq!(capacity(&d.aws, &d.group).await, (2, 2, 2));
-    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
-    assert_code(&o, 0);
+    d.destroy();
 }
 
 #[tokio::test]
@@ -461,8 +455,7 @@ async fn schedules_round_trip_and_show_in_status() {
     let o = schedule(&["list"]);
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(list["schedules"][0]["name"], "night");
-    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
-    assert_code(&o, 0);
+    d.destroy();
     assert_nothing_left(&d.aws, &d.stack, &d.before, &["rds:cluster_snapshots"]).await;
 }
 
@@ -470,17 +463,7 @@ async fn schedules_round_trip_and_show_in_status() {
 async fn roll_replaces_every_server_new_ones_first() {
     let _one_at_a_time = exclusive().await;
     let d = deployment(2).await;
-    let url = d.scalelite.url();
-    let roll = |args: &[&str]| {
-        let mut all = vec!["roll", "-s", &d.stack, "--scalelite-url", &url];
-        all.extend_from_slice(args);
-        bbbctl_command(&d.dir, &all)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let roll = |args: &[&str]| d.start("roll", args);
     // Every server runs the group's launch template: nothing to roll.
     let out = roll(&[]).wait_with_output().unwrap();
     assert_code(&out, 0);
@@ -532,32 +515,14 @@ async fn roll_replaces_every_server_new_ones_first() {
         fewest_enabled >= 2,
         "only {fewest_enabled} servers were enabled at one point"
     );
-    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
-    assert_code(&o, 0);
+    d.destroy();
 }
 
 #[tokio::test]
 async fn scale_out_waits_until_scalelite_has_the_new_servers_enabled() {
     let _one_at_a_time = exclusive().await;
     let d = deployment(1).await;
-    let url = d.scalelite.url();
-    let mut child = bbbctl_command(
-        &d.dir,
-        &[
-            "scale",
-            "-s",
-            &d.stack,
-            "--count",
-            "2",
-            "--scalelite-url",
-            &url,
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = d.start("scale", &["--count", "2"]);
     let start = Instant::now();
     let mut registered = false;
     while child.try_wait().unwrap().is_none() {
@@ -595,6 +560,5 @@ async fn scale_out_waits_until_scalelite_has_the_new_servers_enabled() {
         "{}",
         stdout(&out)
     );
-    let o = bbbctl_in(&d.dir, &["destroy", "-s", &d.stack, "--yes"]);
-    assert_code(&o, 0);
+    d.destroy();
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::connect;
 use super::out;
-use super::scale::{Fleet, Limits, load_text, wait_in_service};
+use super::scale::{Fleet, Limits, load_text, set_capacity, wait_in_service};
 use super::stacks::Deployment;
 use crate::aws::Aws;
 use crate::cli::{DrainArgs, RollArgs};
@@ -78,26 +78,16 @@ pub async fn run(g: &Global, p: &Printer, args: &DrainArgs, stack: &str) -> Resu
     let timeout = Duration::from_secs(args.drain_timeout.unwrap_or(fleet.default_timeout));
     let n = if args.replace {
         // A new server first: one more, in service and taking meetings in Scalelite.
-        let group = &fleet.group;
-        aws.autoscaling
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(group)
-            .max_size(in_service + 1)
-            .desired_capacity(in_service + 1)
-            .send()
-            .await
-            .aws_context(format_args!("adding a server to group {group}"))?;
         p.info(format!("Starting a server to replace {}…", target.host));
-        wait_in_service(
+        add_servers(
             &aws,
             p,
-            group,
-            in_service + 1,
+            &fleet,
+            &picture,
+            1,
             Duration::from_secs(args.timeout),
         )
         .await?;
-        let before: Vec<String> = picture.members.iter().map(|m| m.instance.clone()).collect();
-        wait_enabled(&aws, p, &fleet, &before, Duration::from_secs(args.timeout)).await?;
         in_service
     } else {
         in_service - 1
@@ -116,18 +106,7 @@ pub async fn run(g: &Global, p: &Printer, args: &DrainArgs, stack: &str) -> Resu
     fleet
         .take_out(&aws, p, std::slice::from_ref(&target.instance), n, limits)
         .await?;
-    aws.autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&fleet.group)
-        .min_size(n)
-        .max_size(n)
-        .desired_capacity(n)
-        .send()
-        .await
-        .aws_context(format_args!(
-            "setting the capacity of group {}",
-            fleet.group
-        ))?;
+    set_capacity(&aws, &fleet.group, n).await?;
     p.result(
         format!("{} drained and terminated; {n} BBB server(s) remain.", target.host),
         &json!({"stack": stack, "drained": target.instance, "host": target.host, "capacity": n, "replaced": args.replace}),
@@ -321,18 +300,7 @@ pub async fn roll(g: &Global, p: &Printer, args: &RollArgs, stack: &str) -> Resu
         old.retain(|i| !chosen.contains(i));
         replaced.extend(chosen);
     }
-    aws.autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&fleet.group)
-        .min_size(n)
-        .max_size(n)
-        .desired_capacity(n)
-        .send()
-        .await
-        .aws_context(format_args!(
-            "setting the capacity of group {}",
-            fleet.group
-        ))?;
+    set_capacity(&aws, &fleet.group, n).await?;
     p.result(
         format!("Rolled {} BBB server(s); {n} in service.", replaced.len()),
         &json!({"stack": stack, "replaced": replaced, "capacity": n}),

@@ -44,15 +44,7 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
     if n < in_service {
         drain(&aws, g, p, args, &d, n).await?;
     }
-    aws.autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&group)
-        .min_size(n)
-        .max_size(n)
-        .desired_capacity(n)
-        .send()
-        .await
-        .aws_context(format_args!("setting the capacity of group {group}"))?;
+    set_capacity(&aws, &group, n).await?;
     p.info(format!(
         "BBB server group {group}: min = max = desired = {n}"
     ));
@@ -195,21 +187,7 @@ impl Fleet {
         let Some(asg) = server_group(aws, &self.group).await? else {
             bail!("Auto Scaling group {} no longer exists", self.group);
         };
-        let instances = asg
-            .instances()
-            .iter()
-            .map(|i| {
-                (
-                    i.instance_id().unwrap_or_default().to_string(),
-                    i.availability_zone().unwrap_or_default().to_string(),
-                    i.lifecycle_state()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    i.health_status().unwrap_or_default().to_string(),
-                    i.protected_from_scale_in().unwrap_or(false),
-                )
-            })
-            .collect();
+        let instances = group_instances(&asg);
         let servers = scalelite::get_servers(&self.http, &self.base, &self.secret)
             .await
             .context("Scalelite's servers API must answer before servers are taken out (no meeting may be cut)")?;
@@ -386,4 +364,38 @@ pub(super) fn load_text(m: &Member) -> String {
             None => "load unknown".into(),
         },
     }
+}
+
+/// The group's instances as the fleet picture takes them.
+pub(super) fn group_instances(
+    asg: &aws_sdk_autoscaling::types::AutoScalingGroup,
+) -> Vec<fleet::Instance> {
+    asg.instances()
+        .iter()
+        .map(|i| {
+            (
+                i.instance_id().unwrap_or_default().to_string(),
+                i.availability_zone().unwrap_or_default().to_string(),
+                i.lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                i.health_status().unwrap_or_default().to_string(),
+                i.protected_from_scale_in().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// min = max = desired = `n`.
+pub(super) async fn set_capacity(aws: &Aws, group: &str, n: i32) -> Result<()> {
+    aws.autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .min_size(n)
+        .max_size(n)
+        .desired_capacity(n)
+        .send()
+        .await
+        .aws_context(format_args!("setting the capacity of group {group}"))?;
+    Ok(())
 }

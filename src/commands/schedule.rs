@@ -167,6 +167,18 @@ pub async fn run(g: &Global, p: &Printer, action: &ScheduleAction, stack: &str) 
     Ok(())
 }
 
+/// One schedule in one line: `name: cron (zone) → N server(s), next …`.
+pub fn line(s: &serde_json::Value) -> String {
+    format!(
+        "{:<16} {} ({}) → {} server(s), next {}",
+        s["name"].as_str().unwrap_or(""),
+        s["cron"].as_str().unwrap_or(""),
+        s["time_zone"].as_str().unwrap_or("UTC"),
+        s["count"],
+        s["next_run"].as_str().unwrap_or("-")
+    )
+}
+
 /// The group's scheduled actions (bbbctl's by their name without the prefix), with the next
 /// run Auto Scaling reports.
 pub async fn schedules(aws: &Aws, group: &str) -> Result<Vec<serde_json::Value>> {

@@ -27,21 +27,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     let Some(asg) = server_group(&aws, &group).await? else {
         anyhow::bail!("Auto Scaling group {group} no longer exists");
     };
-    let instances: Vec<fleet::Instance> = asg
-        .instances()
-        .iter()
-        .map(|i| {
-            (
-                i.instance_id().unwrap_or_default().to_string(),
-                i.availability_zone().unwrap_or_default().to_string(),
-                i.lifecycle_state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                i.health_status().unwrap_or_default().to_string(),
-                i.protected_from_scale_in().unwrap_or(false),
-            )
-        })
-        .collect();
+    let instances = super::scale::group_instances(&asg);
     let ids: Vec<String> = instances.iter().map(|i| i.0.clone()).collect();
     let ec2 = crate::signed::instances(&aws, &ids).await?;
 
@@ -136,14 +122,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     }
     let schedules = super::schedule::schedules(&aws, &group).await?;
     for sc in &schedules {
-        text.push_str(&format!(
-            "schedule {}: {} ({}) → {} server(s), next {}\n",
-            sc["name"].as_str().unwrap_or(""),
-            sc["cron"].as_str().unwrap_or(""),
-            sc["time_zone"].as_str().unwrap_or("UTC"),
-            sc["count"],
-            sc["next_run"].as_str().unwrap_or("-")
-        ));
+        text.push_str(&format!("schedule {}\n", super::schedule::line(sc)));
     }
     if let Some(e) = &scalelite_error {
         text.push_str(&format!("Scalelite could not be read: {e}\n"));

@@ -128,14 +128,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     if !schedules.is_empty() {
         text.push_str("  Schedules:\n");
         for s in &schedules {
-            text.push_str(&format!(
-                "    {:<20} {} ({}) → {} server(s), next {}\n",
-                s["name"].as_str().unwrap_or(""),
-                s["cron"].as_str().unwrap_or(""),
-                s["time_zone"].as_str().unwrap_or("UTC"),
-                s["count"],
-                s["next_run"].as_str().unwrap_or("-")
-            ));
+            text.push_str(&format!("    {}\n", super::schedule::line(s)));
         }
     }
     p.result(

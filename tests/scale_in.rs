@@ -562,3 +562,39 @@ async fn scale_out_waits_until_scalelite_has_the_new_servers_enabled() {
     );
     d.destroy();
 }
+
+#[tokio::test]
+async fn without_scalelite_scale_in_stops_unless_forced() {
+    let _one_at_a_time = exclusive().await;
+    let d = deployment(2).await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let scale = |extra: &[&str]| {
+        let mut args = vec![
+            "scale",
+            "-s",
+            &d.stack,
+            "--count",
+            "1",
+            "--scalelite-url",
+            &closed,
+        ];
+        args.extend_from_slice(extra);
+        bbbctl_in(&d.dir, &args)
+    };
+    let o = scale(&[]);
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains("nothing was changed") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(capacity(&d.aws, &d.group).await, (2, 2, 2));
+    let o = scale(&["--force", "--yes"]);
+    assert_code(&o, 0);
+    assert!(stderr(&o).contains("without Scalelite"), "{}", stderr(&o));
+    assert_eq!(capacity(&d.aws, &d.group).await, (1, 1, 1));
+    d.destroy();
+}

@@ -326,7 +326,27 @@ async fn drain(
 ) -> Result<()> {
     let fleet = Fleet::new(aws, d, args.scalelite_url.as_deref()).await?;
     let timeout = Duration::from_secs(args.drain_timeout.unwrap_or(fleet.default_timeout));
-    let now = fleet.picture(aws).await?;
+    let now = match fleet.picture(aws).await {
+        Ok(now) => now,
+        // Without Scalelite no server can be drained: only --force goes on, and only after
+        // saying what that means (the group picks the servers; each still runs its own
+        // drain on the way out, which waits for Scalelite too).
+        Err(e) if args.force => {
+            let question = format!(
+                "{e:#}. Scale in anyway? The Auto Scaling group picks the servers, and meetings on them may be cut."
+            );
+            if !g.yes && !p.confirm(&question)? {
+                bail!("not confirmed: nothing was changed");
+            }
+            p.warn("scaling in without Scalelite (--force): the group picks the servers");
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(e.context(
+                "nothing was changed; when Scalelite cannot be reached, --force scales in without draining",
+            ));
+        }
+    };
     let in_service = now
         .members
         .iter()

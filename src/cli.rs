@@ -207,21 +207,12 @@ pub struct RollArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// How long an old server may take to empty, in seconds (default: BBBServerDrainTimeout)
-    #[arg(long, value_name = "SECONDS")]
-    pub drain_timeout: Option<u64>,
-
-    /// At the drain timeout, end the remaining meetings (panicServer), after a confirmation
-    #[arg(long)]
-    pub force: bool,
-
     /// How long to wait for each batch of new servers, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub timeout: u64,
 
-    /// Scalelite's address instead of https://scalelite.<domain> (through a tunnel; tests)
-    #[arg(long, value_name = "URL", env = "BBBCTL_SCALELITE_URL")]
-    pub scalelite_url: Option<String>,
+    #[command(flatten)]
+    pub drain: DrainOptions,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -238,18 +229,26 @@ pub struct DrainArgs {
     #[arg(long)]
     pub replace: bool,
 
-    /// How long the server may take to empty, in seconds (default: BBBServerDrainTimeout)
-    #[arg(long, value_name = "SECONDS")]
-    pub drain_timeout: Option<u64>,
-
-    /// At the drain timeout, end its remaining meetings (Scalelite's panicServer), after a
-    /// confirmation
-    #[arg(long)]
-    pub force: bool,
-
     /// With --replace: how long to wait for the new server, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub timeout: u64,
+
+    #[command(flatten)]
+    pub drain: DrainOptions,
+}
+
+/// How servers are drained: by `scale` (in), `drain` and `roll`.
+#[derive(Debug, Clone, Args)]
+pub struct DrainOptions {
+    /// How long a server taken out may take to empty, in seconds (default: the deployment's
+    /// BBBServerDrainTimeout)
+    #[arg(long, value_name = "SECONDS")]
+    pub drain_timeout: Option<u64>,
+
+    /// At the drain timeout, end the meetings still running there (Scalelite's panicServer),
+    /// after a confirmation; for scale-in also when Scalelite cannot be reached
+    #[arg(long)]
+    pub force: bool,
 
     /// Scalelite's address instead of https://scalelite.<domain> (through a tunnel; tests)
     #[arg(long, value_name = "URL", env = "BBBCTL_SCALELITE_URL")]
@@ -348,19 +347,8 @@ pub struct ScaleArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub timeout: u64,
 
-    /// Scaling in: how long the servers taken out may take to empty, in seconds (default:
-    /// the deployment's BBBServerDrainTimeout)
-    #[arg(long, value_name = "SECONDS")]
-    pub drain_timeout: Option<u64>,
-
-    /// Scaling in: at the drain timeout, end the meetings still running on the servers taken
-    /// out (Scalelite's panicServer), after a confirmation
-    #[arg(long)]
-    pub force: bool,
-
-    /// Scalelite's address instead of https://scalelite.<domain> (through a tunnel; tests)
-    #[arg(long, value_name = "URL", env = "BBBCTL_SCALELITE_URL")]
-    pub scalelite_url: Option<String>,
+    #[command(flatten)]
+    pub drain: DrainOptions,
 }
 
 /// Parses the command line. `setup --help` lists the parameter file's names from the built-in

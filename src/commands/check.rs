@@ -8,17 +8,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use serde_json::Value;
 
 use super::connect;
 use super::out;
-use super::stacks::{Deployment, server_group, stack_resources};
+use super::stacks::{
+    Deployment, admin_login, group_instances, load_balancer_secret, nested_stacks, server_group,
+    stack_resources,
+};
 use crate::aws::Aws;
 use crate::cfn::cause::root_cause;
 use crate::cfn::ops::{describe_stack, last_operation, outputs, parameters};
 use crate::check::{self, Check, Expected, Outcome, Status};
-use crate::error::AwsContext;
 use crate::http::{Http, Resolver};
 use crate::mail;
 use crate::settings::{Global, P_DOMAIN, P_MODE};
@@ -517,21 +519,6 @@ async fn ecs_services(
     Ok((!services.is_empty()).then_some((cluster, services)))
 }
 
-/// Logical id → physical id of the root's nested stacks.
-pub(super) async fn nested_stacks(aws: &Aws, d: &Deployment) -> Result<BTreeMap<String, String>> {
-    Ok(stack_resources(aws, d.stack.stack_id().unwrap_or(&d.name))
-        .await?
-        .into_iter()
-        .filter(|r| r.resource_type() == Some("AWS::CloudFormation::Stack"))
-        .filter_map(|r| {
-            Some((
-                r.logical_resource_id()?.to_string(),
-                r.physical_resource_id()?.to_string(),
-            ))
-        })
-        .collect())
-}
-
 async fn nested_output(
     aws: &Aws,
     nested: &BTreeMap<String, String>,
@@ -570,49 +557,11 @@ async fn in_service(aws: &Aws, d: &Deployment) -> Result<Vec<String>> {
     Ok(server_group(aws, group)
         .await?
         .map(|g| {
-            g.instances()
-                .iter()
-                .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
-                .filter_map(|i| i.instance_id().map(str::to_string))
+            group_instances(&g)
+                .into_iter()
+                .filter(|i| i.2 == "InService")
+                .map(|i| i.0)
                 .collect()
         })
         .unwrap_or_default())
-}
-
-async fn secret_string(aws: &Aws, arn: &str, what: &str) -> Result<String> {
-    aws.secrets
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .aws_context(format_args!("reading {what}"))?
-        .secret_string()
-        .map(str::to_string)
-        .with_context(|| format!("{what} holds no text"))
-}
-
-async fn admin_login(aws: &Aws, d: &Deployment) -> Result<(String, String)> {
-    let arn = d.output(out::ADMIN_SECRET)?;
-    let value: Value =
-        serde_json::from_str(&secret_string(aws, arn, "the administrator login").await?)
-            .ok()
-            .context("the administrator secret is not JSON")?;
-    let field = |k: &str| value[k].as_str().unwrap_or_default().to_string();
-    Ok((field("username"), field("password")))
-}
-
-pub(super) async fn load_balancer_secret(
-    aws: &Aws,
-    nested: &BTreeMap<String, String>,
-) -> Result<String> {
-    let Some(id) = nested.get("FrontendStack") else {
-        bail!("the deployment has no front-end stack")
-    };
-    let frontend = describe_stack(&aws.cfn, id)
-        .await?
-        .context("the front-end stack is gone")?;
-    let arn = parameters(&frontend)
-        .remove("LoadBalancerSecretArn")
-        .context("the front-end stack has no LoadBalancerSecretArn")?;
-    secret_string(aws, &arn, "Scalelite's load-balancer secret").await
 }

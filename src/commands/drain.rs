@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::connect;
 use super::out;
-use super::scale::{Fleet, Limits, load_text, set_capacity, wait_in_service};
+use super::scale::{Fleet, load_text, set_capacity, wait_in_service};
 use super::stacks::Deployment;
 use crate::aws::Aws;
 use crate::cli::{DrainArgs, RollArgs};
@@ -67,7 +67,7 @@ async fn fleet_of(
 }
 
 pub async fn run(g: &Global, p: &Printer, args: &DrainArgs, stack: &str) -> Result<()> {
-    let (aws, _d, fleet) = fleet_of(g, p, stack, args.scalelite_url.as_deref()).await?;
+    let (aws, _d, fleet) = fleet_of(g, p, stack, args.drain.scalelite_url.as_deref()).await?;
     let picture = fleet.picture(&aws).await?;
     let target = find(&picture, &args.server)?.clone();
     let in_service = picture
@@ -75,7 +75,7 @@ pub async fn run(g: &Global, p: &Printer, args: &DrainArgs, stack: &str) -> Resu
         .iter()
         .filter(|m| m.lifecycle == "InService")
         .count() as i32;
-    let timeout = Duration::from_secs(args.drain_timeout.unwrap_or(fleet.default_timeout));
+    let limits = fleet.limits(&args.drain, g.yes);
     let n = if args.replace {
         // A new server first: one more, in service and taking meetings in Scalelite.
         p.info(format!("Starting a server to replace {}…", target.host));
@@ -96,15 +96,17 @@ pub async fn run(g: &Global, p: &Printer, args: &DrainArgs, stack: &str) -> Resu
         "Taking out {} ({}): no new meetings there; it goes once its meetings have ended (at most {} s).",
         target.host,
         load_text(&target),
-        timeout.as_secs()
+        limits.timeout.as_secs()
     ));
-    let limits = Limits {
-        timeout,
-        force: args.force,
-        yes: g.yes,
-    };
     fleet
-        .take_out(&aws, p, std::slice::from_ref(&target.instance), n, limits)
+        .take_out(
+            &aws,
+            p,
+            &picture,
+            std::slice::from_ref(&target.instance),
+            n,
+            limits,
+        )
         .await?;
     set_capacity(&aws, &fleet.group, n).await?;
     p.result(
@@ -246,7 +248,7 @@ async fn outdated(aws: &Aws, group: &str) -> Result<Vec<String>> {
 /// drained; until no server of an older launch template (with --all: of before the roll) is
 /// left. Scalelite always has at least as many enabled servers as before.
 pub async fn roll(g: &Global, p: &Printer, args: &RollArgs, stack: &str) -> Result<()> {
-    let (aws, _d, fleet) = fleet_of(g, p, stack, args.scalelite_url.as_deref()).await?;
+    let (aws, _d, fleet) = fleet_of(g, p, stack, args.drain.scalelite_url.as_deref()).await?;
     let start = fleet.picture(&aws).await?;
     let n = start
         .members
@@ -265,11 +267,7 @@ pub async fn roll(g: &Global, p: &Printer, args: &RollArgs, stack: &str) -> Resu
         );
         return Ok(());
     }
-    let limits = Limits {
-        timeout: Duration::from_secs(args.drain_timeout.unwrap_or(fleet.default_timeout)),
-        force: args.force,
-        yes: g.yes,
-    };
+    let limits = fleet.limits(&args.drain, g.yes);
     p.info(format!(
         "Rolling {} of {n} BBB servers, {} at a time, new ones first.",
         old.len(),
@@ -288,15 +286,15 @@ pub async fn roll(g: &Global, p: &Printer, args: &RollArgs, stack: &str) -> Resu
             Duration::from_secs(args.timeout),
         )
         .await?;
-        let olds: Vec<Member> = fleet
-            .picture(&aws)
-            .await?
+        let now = fleet.picture(&aws).await?;
+        let olds: Vec<Member> = now
             .members
-            .into_iter()
+            .iter()
             .filter(|m| old.contains(&m.instance))
+            .cloned()
             .collect();
         let chosen = crate::fleet::choose(&olds, k);
-        fleet.take_out(&aws, p, &chosen, n, limits).await?;
+        fleet.take_out(&aws, p, &now, &chosen, n, limits).await?;
         old.retain(|i| !chosen.contains(i));
         replaced.extend(chosen);
     }

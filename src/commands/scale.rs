@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::check::{load_balancer_secret, nested_stacks};
 use super::connect;
 use super::out;
-use super::stacks::{Deployment, server_group};
+use super::stacks::{Deployment, instances_now, load_balancer_secret, nested_stacks, server_group};
 use crate::aws::Aws;
 use crate::cfn::ops::parameters;
-use crate::cli::ScaleArgs;
+use crate::cli::{DrainOptions, ScaleArgs};
 use crate::error::AwsContext;
 use crate::fleet::{self, Member};
 use crate::http::Http;
@@ -39,8 +38,9 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
     }
     let group = d.output(out::SERVER_GROUP)?.to_string();
     let n = i32::try_from(n).expect("count is bounded");
-    let before = instance_ids(&aws, &group).await?;
-    let in_service = in_service_count(&aws, &group).await?;
+    let instances = instances_now(&aws, &group).await?;
+    let before: Vec<String> = instances.iter().map(|i| i.0.clone()).collect();
+    let in_service = instances.iter().filter(|i| i.2 == "InService").count() as i32;
     if n < in_service {
         drain(&aws, g, p, args, &d, n).await?;
     }
@@ -54,7 +54,7 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
         let ready = wait_in_service(&aws, p, &group, n, Duration::from_secs(args.timeout)).await?;
         if n > in_service {
             // Scale-out: the new servers count once Scalelite places meetings on them.
-            let fleet = Fleet::new(&aws, &d, args.scalelite_url.as_deref()).await?;
+            let fleet = Fleet::new(&aws, &d, args.drain.scalelite_url.as_deref()).await?;
             match fleet.picture(&aws).await {
                 Ok(_) => {
                     let timeout = Duration::from_secs(args.timeout);
@@ -121,28 +121,6 @@ pub(super) async fn wait_in_service(
     }
 }
 
-async fn instance_ids(aws: &Aws, group: &str) -> Result<Vec<String>> {
-    let Some(asg) = server_group(aws, group).await? else {
-        bail!("Auto Scaling group {group} no longer exists");
-    };
-    Ok(asg
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect())
-}
-
-async fn in_service_count(aws: &Aws, group: &str) -> Result<i32> {
-    let Some(asg) = server_group(aws, group).await? else {
-        bail!("Auto Scaling group {group} no longer exists");
-    };
-    Ok(asg
-        .instances()
-        .iter()
-        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
-        .count() as i32)
-}
-
 /// How long a drain waits, and whether it then ends the remaining meetings (`--force`,
 /// confirmed, or answered by `--yes`).
 #[derive(Debug, Clone, Copy)]
@@ -160,7 +138,7 @@ pub(super) struct Fleet {
     secret: String,
     pub http: Http,
     /// The deployment's BBBServerDrainTimeout, seconds.
-    pub default_timeout: u64,
+    default_timeout: u64,
 }
 
 impl Fleet {
@@ -182,12 +160,18 @@ impl Fleet {
         })
     }
 
+    /// The limits of a drain: `--drain-timeout` (else the deployment's), `--force`, `--yes`.
+    pub fn limits(&self, opts: &DrainOptions, yes: bool) -> Limits {
+        Limits {
+            timeout: Duration::from_secs(opts.drain_timeout.unwrap_or(self.default_timeout)),
+            force: opts.force,
+            yes,
+        }
+    }
+
     /// The group's instances with Scalelite's view of each.
     pub async fn picture(&self, aws: &Aws) -> Result<fleet::Picture> {
-        let Some(asg) = server_group(aws, &self.group).await? else {
-            bail!("Auto Scaling group {} no longer exists", self.group);
-        };
-        let instances = group_instances(&asg);
+        let instances = instances_now(aws, &self.group).await?;
         let servers = scalelite::get_servers(&self.http, &self.base, &self.secret)
             .await
             .context("Scalelite's servers API must answer before servers are taken out (no meeting may be cut)")?;
@@ -198,7 +182,7 @@ impl Fleet {
         scalelite::set_state(&self.http, &self.base, &self.secret, id, state).await
     }
 
-    /// Takes `chosen` out without cutting a meeting, leaving `n` servers: lowers the group's
+    /// Takes `chosen` (members of `now`) out without cutting a meeting, leaving `n` servers: lowers the group's
     /// minimum to `n`, cordons them, waits until Scalelite disables each (its meetings are
     /// over; at `timeout` stops, or with `force` ends them after a confirmation), then
     /// terminates each with the desired capacity decremented and removes its entry.
@@ -206,6 +190,7 @@ impl Fleet {
         &self,
         aws: &Aws,
         p: &Printer,
+        now: &fleet::Picture,
         chosen: &[String],
         n: i32,
         limits: Limits,
@@ -216,7 +201,6 @@ impl Fleet {
             yes,
         } = limits;
         let group = &self.group;
-        let now = self.picture(aws).await?;
         // The group may shrink to n; nothing launches or terminates by itself meanwhile.
         aws.autoscaling
             .update_auto_scaling_group()
@@ -324,14 +308,14 @@ async fn drain(
     d: &Deployment,
     n: i32,
 ) -> Result<()> {
-    let fleet = Fleet::new(aws, d, args.scalelite_url.as_deref()).await?;
-    let timeout = Duration::from_secs(args.drain_timeout.unwrap_or(fleet.default_timeout));
+    let fleet = Fleet::new(aws, d, args.drain.scalelite_url.as_deref()).await?;
+    let limits = fleet.limits(&args.drain, g.yes);
     let now = match fleet.picture(aws).await {
         Ok(now) => now,
         // Without Scalelite no server can be drained: only --force goes on, and only after
         // saying what that means (the group picks the servers; each still runs its own
         // drain on the way out, which waits for Scalelite too).
-        Err(e) if args.force => {
+        Err(e) if args.drain.force => {
             let question = format!(
                 "{e:#}. Scale in anyway? The Auto Scaling group picks the servers, and meetings on them may be cut."
             );
@@ -362,14 +346,9 @@ async fn drain(
     p.info(format!(
         "Taking out {take} of {in_service} BBB servers, the emptiest first: {}. They take no new meeting; each goes once its meetings have ended (at most {} s).",
         described.join(", "),
-        timeout.as_secs()
+        limits.timeout.as_secs()
     ));
-    let limits = Limits {
-        timeout,
-        force: args.force,
-        yes: g.yes,
-    };
-    fleet.take_out(aws, p, &chosen, n, limits).await
+    fleet.take_out(aws, p, &now, &chosen, n, limits).await
 }
 
 /// How often a drain asks Scalelite (its poller updates loads every 60 s by default).
@@ -384,26 +363,6 @@ pub(super) fn load_text(m: &Member) -> String {
             None => "load unknown".into(),
         },
     }
-}
-
-/// The group's instances as the fleet picture takes them.
-pub(super) fn group_instances(
-    asg: &aws_sdk_autoscaling::types::AutoScalingGroup,
-) -> Vec<fleet::Instance> {
-    asg.instances()
-        .iter()
-        .map(|i| {
-            (
-                i.instance_id().unwrap_or_default().to_string(),
-                i.availability_zone().unwrap_or_default().to_string(),
-                i.lifecycle_state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                i.health_status().unwrap_or_default().to_string(),
-                i.protected_from_scale_in().unwrap_or(false),
-            )
-        })
-        .collect()
 }
 
 /// min = max = desired = `n`.

@@ -8,10 +8,9 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::check::{load_balancer_secret, nested_stacks};
 use super::connect;
 use super::out;
-use super::stacks::{Deployment, server_group};
+use super::stacks::{Deployment, load_balancer_secret, nested_stacks, server_group};
 use crate::cfn::ops::parameters;
 use crate::fleet::{self, Member};
 use crate::http::Http;
@@ -27,7 +26,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     let Some(asg) = server_group(&aws, &group).await? else {
         anyhow::bail!("Auto Scaling group {group} no longer exists");
     };
-    let instances = super::scale::group_instances(&asg);
+    let instances = super::stacks::group_instances(&asg);
     let ids: Vec<String> = instances.iter().map(|i| i.0.clone()).collect();
     let ec2 = crate::signed::instances(&aws, &ids).await?;
 

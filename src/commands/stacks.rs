@@ -10,7 +10,9 @@ use aws_sdk_cloudformation::types::{Stack, StackResourceSummary};
 use crate::aws::Aws;
 use crate::cfn::cause::root_cause;
 use crate::cfn::events::EventPoller;
-use crate::cfn::ops::{self, Outcome, StackSpec, Started, describe_stack, outputs, status};
+use crate::cfn::ops::{
+    self, Outcome, StackSpec, Started, describe_stack, outputs, parameters, status,
+};
 use crate::cfn::tree::{Op, StackTree, is_terminal};
 use crate::error::{AwsContext, usage};
 use crate::settings::Global;
@@ -362,6 +364,91 @@ impl Deployment {
             "stack {name} has no output {key} ({st}): it was not created by this version of bbbctl, or its template lacks the output"
         )
     }
+}
+
+/// Logical id → physical id of the root's nested stacks.
+pub async fn nested_stacks(aws: &Aws, d: &Deployment) -> Result<BTreeMap<String, String>> {
+    Ok(stack_resources(aws, d.stack.stack_id().unwrap_or(&d.name))
+        .await?
+        .into_iter()
+        .filter(|r| r.resource_type() == Some("AWS::CloudFormation::Stack"))
+        .filter_map(|r| {
+            Some((
+                r.logical_resource_id()?.to_string(),
+                r.physical_resource_id()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// The text of a secret; `what` names it in errors (never its value).
+async fn secret_string(aws: &Aws, arn: &str, what: &str) -> Result<String> {
+    aws.secrets
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .aws_context(format_args!("reading {what}"))?
+        .secret_string()
+        .map(str::to_string)
+        .with_context(|| format!("{what} holds no text"))
+}
+
+/// The Greenlight administrator login (e-mail, password) from the secret the stack created.
+pub async fn admin_login(aws: &Aws, d: &Deployment) -> Result<(String, String)> {
+    let arn = d.output(super::out::ADMIN_SECRET)?;
+    let text = secret_string(aws, arn, &format!("the administrator secret of {}", d.name)).await?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok().context(
+        "the administrator secret is not the JSON bbbctl expects ({\"username\", \"password\"})",
+    )?;
+    let field = |k: &str| {
+        value
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .with_context(|| format!("the administrator secret has no {k:?}"))
+    };
+    Ok((field("username")?, field("password")?))
+}
+
+/// Scalelite's load-balancer secret (the front-end stack's LoadBalancerSecretArn).
+pub async fn load_balancer_secret(aws: &Aws, nested: &BTreeMap<String, String>) -> Result<String> {
+    let Some(id) = nested.get("FrontendStack") else {
+        bail!("the deployment has no front-end stack")
+    };
+    let frontend = describe_stack(&aws.cfn, id)
+        .await?
+        .context("the front-end stack is gone")?;
+    let arn = parameters(&frontend)
+        .remove("LoadBalancerSecretArn")
+        .context("the front-end stack has no LoadBalancerSecretArn")?;
+    secret_string(aws, &arn, "Scalelite's load-balancer secret").await
+}
+
+/// The group's instances as the fleet picture takes them.
+pub fn group_instances(asg: &AutoScalingGroup) -> Vec<crate::fleet::Instance> {
+    asg.instances()
+        .iter()
+        .map(|i| {
+            (
+                i.instance_id().unwrap_or_default().to_string(),
+                i.availability_zone().unwrap_or_default().to_string(),
+                i.lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                i.health_status().unwrap_or_default().to_string(),
+                i.protected_from_scale_in().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// The group's instances now (id, zone, lifecycle state, health, protection), from one read.
+pub async fn instances_now(aws: &Aws, group: &str) -> Result<Vec<crate::fleet::Instance>> {
+    let Some(asg) = server_group(aws, group).await? else {
+        bail!("Auto Scaling group {group} no longer exists");
+    };
+    Ok(group_instances(&asg))
 }
 
 #[cfg(test)]

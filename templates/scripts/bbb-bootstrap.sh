@@ -97,6 +97,25 @@ install_unit() {
   systemctl daemon-reload
   systemctl enable --now "$1.service"
 }
+# agent_unit NAME SUBCOMMAND DESCRIPTION: NAME.service running `bbb-scalelite SUBCOMMAND` (a
+# loop), restarted if it stops, after bbb-scalelite.service; enabled and started.
+agent_unit() {
+  install_unit "$1" <<EOF
+[Unit]
+Description=$3
+Wants=network-online.target
+After=network-online.target bbb-scalelite.service
+
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/bbb-scalelite $2
+Restart=on-failure
+RestartSec=30
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
 SMTP_SECRET="" DATA_VOLUME="" EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID="" LOG_GROUP=""
@@ -515,39 +534,11 @@ RestartSec=30
 [Install]
 WantedBy=multi-user.target
 EOF
-  cat >/etc/systemd/system/bbb-scalelite-drain.service <<'EOF'
-[Unit]
-Description=Drain this BigBlueButton server (cordon, wait for meetings) when its Auto Scaling group terminates it
-Wants=network-online.target
-After=network-online.target bbb-scalelite.service
-
-[Service]
-Type=simple
-ExecStart=/usr/local/sbin/bbb-scalelite watch
-Restart=on-failure
-RestartSec=30
-
-[Install]
-WantedBy=multi-user.target
-EOF
-  systemctl daemon-reload
-  systemctl enable --now bbb-scalelite-drain.service
+  agent_unit bbb-scalelite-drain watch \
+    "Drain this BigBlueButton server (cordon, wait for meetings) when its Auto Scaling group terminates it"
   # While a meeting runs here, whatever scales the group in picks another server.
-  install_unit bbb-scalelite-protect <<'EOF'
-[Unit]
-Description=Hold the Auto Scaling group's scale-in protection while a meeting runs on this BigBlueButton server
-Wants=network-online.target
-After=network-online.target bbb-scalelite.service
-
-[Service]
-Type=simple
-ExecStart=/usr/local/sbin/bbb-scalelite protect
-Restart=on-failure
-RestartSec=30
-
-[Install]
-WantedBy=multi-user.target
-EOF
+  agent_unit bbb-scalelite-protect protect \
+    "Hold the Auto Scaling group's scale-in protection while a meeting runs on this BigBlueButton server"
   systemctl enable bbb-scalelite.service
   # Do not wait: the front end may still be on its way (the servers never wait for it).
   systemctl start --no-block bbb-scalelite.service

@@ -43,27 +43,12 @@ async fn check_reports_every_piece_of_a_deployment() {
     let before = inventory::inventory();
     let stack = unique("chk");
     let dir = scratch_dir();
-    let params = dir.join("params.json");
-    std::fs::write(
-        &params,
-        format!(r#"{{"Parameters": {{"BBBServerCount": {servers}}}}}"#),
-    )
-    .unwrap();
-    let o = bbbctl_in(
-        &dir,
-        &setup_args(
-            &zone,
-            &stack,
-            &domain,
-            &["--params", &params.display().to_string()],
-        ),
-    );
+    let o = setup_with_servers(&dir, (&zone, &stack, &domain), servers, &[]);
     assert_code(&o, 0);
     // Setup ends with the checks; against the emulator the public ones are skipped.
-    assert!(
-        stdout(&o).contains("public names are not checked against a custom AWS endpoint"),
-        "{}",
-        stdout(&o)
+    assert_stdout_has(
+        &o,
+        "public names are not checked against a custom AWS endpoint",
     );
 
     // What the deployment holds: the login, the load balancer, the secret, the instances.
@@ -74,32 +59,9 @@ async fn check_reports_every_piece_of_a_deployment() {
     let frontend = described(&aws, &stack_resource(&aws, &stack, "FrontendStack").await).await;
     let output = |k: &str| bbbctl::cfn::ops::outputs(&frontend).remove(k).unwrap();
     let lb = output("LoadBalancerDNSName");
-    let secret_arn = bbbctl::cfn::ops::parameters(&frontend)
-        .remove("LoadBalancerSecretArn")
-        .unwrap();
-    let lb_secret = aws
-        .secrets
-        .get_secret_value()
-        .secret_id(&secret_arn)
-        .send()
-        .await
-        .unwrap()
-        .secret_string()
-        .unwrap()
-        .to_string();
+    let lb_secret = load_balancer_secret(&aws, &stack).await;
     let (_, outputs) = root(&aws, &stack).await;
-    let group = aws
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&outputs["BBBServerGroupName"])
-        .send()
-        .await
-        .unwrap();
-    let instances: Vec<String> = group.auto_scaling_groups()[0]
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect();
+    let instances = group_instances(&aws, &outputs["BBBServerGroupName"]).await;
     assert_eq!(instances.len(), servers);
     let hosts: Vec<String> = instances
         .iter()

@@ -177,14 +177,7 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         stdout(&o)
     );
     let group = &outputs["BBBServerGroupName"];
-    let asg = aws
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .unwrap();
-    let asg = &asg.auto_scaling_groups()[0];
+    let asg = &auto_scaling_group(&aws, group).await;
     assert_eq!(
         (asg.min_size(), asg.max_size(), asg.desired_capacity()),
         (Some(2), Some(2), Some(2))
@@ -237,10 +230,9 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     // destroy: no stack, no bucket, no secret left.
     let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
     assert_code(&o, 0);
-    assert!(
-        stdout(&o).contains(&format!("Bucket {uploads}: 2 object version(s) deleted")),
-        "{}",
-        stdout(&o)
+    assert_stdout_has(
+        &o,
+        &format!("Bucket {uploads}: 2 object version(s) deleted"),
     );
     assert!(
         stdout(&o).contains(&format!("Deployment {stack} is deleted")),
@@ -446,10 +438,9 @@ async fn docker_hub_images_come_through_ecr_and_go_with_destroy() {
 
     let o = bbbctl(&["destroy", "-s", &stack, "--yes"]);
     assert_code(&o, 0);
-    assert!(
-        stdout(&o).contains(&format!("Deleted the cached Docker Hub images: {cached}")),
-        "{}",
-        stdout(&o)
+    assert_stdout_has(
+        &o,
+        &format!("Deleted the cached Docker Hub images: {cached}"),
     );
     assert_nothing_left(&aws, &stack, &before, &["rds:cluster_snapshots"]).await;
     // The user's secret and repository are untouched.

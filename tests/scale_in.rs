@@ -38,39 +38,12 @@ async fn deployment(servers: usize) -> Deployment {
     let before = inventory::inventory();
     let stack = unique("drain");
     let dir = scratch_dir();
-    let params = dir.join("params.json");
-    std::fs::write(
-        &params,
-        format!(r#"{{"Parameters": {{"BBBServerCount": {servers}}}}}"#),
-    )
-    .unwrap();
-    let o = bbbctl_in(
-        &dir,
-        &setup_args(
-            &zone,
-            &stack,
-            &domain,
-            &["--params", &params.display().to_string(), "--no-check"],
-        ),
-    );
+    let o = setup_with_servers(&dir, (&zone, &stack, &domain), servers, &["--no-check"]);
     assert_code(&o, 0);
     let (_, outputs) = root(&aws, &stack).await;
     let group = outputs["BBBServerGroupName"].clone();
-    let instances = instances(&aws, &group).await;
-    let frontend = described(&aws, &stack_resource(&aws, &stack, "FrontendStack").await).await;
-    let arn = bbbctl::cfn::ops::parameters(&frontend)
-        .remove("LoadBalancerSecretArn")
-        .unwrap();
-    let secret = aws
-        .secrets
-        .get_secret_value()
-        .secret_id(&arn)
-        .send()
-        .await
-        .unwrap()
-        .secret_string()
-        .unwrap()
-        .to_string();
+    let instances = group_instances(&aws, &group).await;
+    let secret = load_balancer_secret(&aws, &stack).await;
     let scalelite = Scalelite::start(&secret);
     let ids = instances
         .iter()
@@ -97,32 +70,8 @@ async fn deployment(servers: usize) -> Deployment {
     }
 }
 
-async fn instances(aws: &bbbctl::aws::Aws, group: &str) -> Vec<String> {
-    let out = aws
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .unwrap();
-    let mut ids: Vec<String> = out.auto_scaling_groups()[0]
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect();
-    ids.sort();
-    ids
-}
-
 async fn capacity(aws: &bbbctl::aws::Aws, group: &str) -> (i32, i32, i32) {
-    let out = aws
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .unwrap();
-    let g = &out.auto_scaling_groups()[0];
+    let g = auto_scaling_group(aws, group).await;
     (
         g.min_size().unwrap(),
         g.max_size().unwrap(),
@@ -231,7 +180,7 @@ async fn scale_in_takes_the_emptiest_servers_and_waits_for_their_meetings() {
     poll_until(&d, || d.state(1) == "deleted" && d.state(2) == "cordoned");
     assert_eq!(d.state(0), "enabled", "the fullest server is never touched");
     assert_eq!(
-        instances(&d.aws, &d.group).await,
+        group_instances(&d.aws, &d.group).await,
         [d.instances[0].clone(), d.instances[2].clone()]
     );
     // Its last meeting ends; the poller disables it; then it goes too.
@@ -245,7 +194,10 @@ async fn scale_in_takes_the_emptiest_servers_and_waits_for_their_meetings() {
         "{text}"
     );
     assert!(text.contains("waiting for meetings to end"), "{text}");
-    assert_eq!(instances(&d.aws, &d.group).await, [d.instances[0].clone()]);
+    assert_eq!(
+        group_instances(&d.aws, &d.group).await,
+        [d.instances[0].clone()]
+    );
     assert_eq!(capacity(&d.aws, &d.group).await, (1, 1, 1));
     assert!(
         !d.scalelite
@@ -276,7 +228,7 @@ async fn at_the_drain_timeout_nothing_more_changes_unless_forced() {
     assert_eq!(d.state(1), "cordoned");
     assert_eq!(d.state(0), "enabled");
     assert_eq!(
-        instances(&d.aws, &d.group).await.len(),
+        group_instances(&d.aws, &d.group).await.len(),
         2,
         "no instance was terminated"
     );
@@ -292,7 +244,10 @@ async fn at_the_drain_timeout_nothing_more_changes_unless_forced() {
             .iter()
             .any(|c| c.action == "panicServer")
     );
-    assert_eq!(instances(&d.aws, &d.group).await, [d.instances[0].clone()]);
+    assert_eq!(
+        group_instances(&d.aws, &d.group).await,
+        [d.instances[0].clone()]
+    );
     assert_eq!(capacity(&d.aws, &d.group).await, (1, 1, 1));
     d.destroy();
 }
@@ -347,7 +302,7 @@ async fn drain_replace_brings_the_new_server_in_first_and_enable_undoes_a_cordon
     let child = drain(&[&d.instances[1], "--replace"]);
     let start = Instant::now();
     let new = loop {
-        let now = instances(&d.aws, &d.group).await;
+        let now = group_instances(&d.aws, &d.group).await;
         if let Some(n) = now.iter().find(|i| !d.instances.contains(i)) {
             break n.clone();
         }
@@ -373,7 +328,7 @@ async fn drain_replace_brings_the_new_server_in_first_and_enable_undoes_a_cordon
     assert_code(&out, 0);
     let mut expected = vec![d.instances[0].clone(), new];
     expected.sort();
-    assert_eq!(instances(&d.aws, &d.group).await, expected);
+    assert_eq!(group_instances(&d.aws, &d.group).await, expected);
     assert_eq!(capacity(&d.aws, &d.group).await, (2, 2, 2));
     d.destroy();
 }
@@ -479,7 +434,7 @@ async fn roll_replaces_every_server_new_ones_first() {
             "roll did not finish"
         );
         // New servers register themselves once bbb-install is done: here, at once.
-        for i in instances(&d.aws, &d.group).await {
+        for i in group_instances(&d.aws, &d.group).await {
             if !known.contains(&i) {
                 d.scalelite.add_enabled(
                     &format!(
@@ -504,7 +459,7 @@ async fn roll_replaces_every_server_new_ones_first() {
     }
     let out = child.wait_with_output().unwrap();
     assert_code(&out, 0);
-    let now = instances(&d.aws, &d.group).await;
+    let now = group_instances(&d.aws, &d.group).await;
     assert_eq!(now.len(), 2);
     assert!(
         now.iter().all(|i| !d.instances.contains(i)),
@@ -530,7 +485,7 @@ async fn scale_out_waits_until_scalelite_has_the_new_servers_enabled() {
             start.elapsed() < Duration::from_secs(60),
             "scale did not finish"
         );
-        let new = instances(&d.aws, &d.group)
+        let new = group_instances(&d.aws, &d.group)
             .await
             .into_iter()
             .find(|i| !d.instances.contains(i));

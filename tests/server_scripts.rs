@@ -10,6 +10,7 @@
 //! stopped; a refused call loses no line and repeats none.
 
 mod standins;
+mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -713,4 +714,38 @@ fn scale_in_protection_is_held_while_meetings_run_and_dropped_when_idle() {
     assert_eq!(protections()[2], expect("--no-protected-from-scale-in"));
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+#[test]
+fn the_agent_loops_run_as_systemd_services_after_registration() {
+    let dir = tempfile::tempdir().unwrap();
+    let function = support::shell_function("templates/scripts/bbb-bootstrap.sh", "agent_unit");
+    // install_unit as a stub that keeps the unit it is given.
+    let script = format!(
+        "set -euo pipefail\ninstall_unit() {{ cat >\"$UNITS/$1.service\"; }}\n{function}\n\
+         agent_unit bbb-scalelite-protect protect \"Hold the group's scale-in protection\"\n"
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env("UNITS", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = fs::read_to_string(dir.path().join("bbb-scalelite-protect.service")).unwrap();
+    for line in [
+        "Description=Hold the group's scale-in protection",
+        "After=network-online.target bbb-scalelite.service",
+        "ExecStart=/usr/local/sbin/bbb-scalelite protect",
+        "Restart=on-failure",
+        "WantedBy=multi-user.target",
+    ] {
+        assert!(
+            unit.lines().any(|l| l == line),
+            "{line} missing in:\n{unit}"
+        );
+    }
 }

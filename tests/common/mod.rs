@@ -233,6 +233,74 @@ pub fn assert_code(o: &Output, code: i32) {
     );
 }
 
+/// Asserts that `o`'s stdout says `text`, printing it when not.
+pub fn assert_stdout_has(o: &Output, text: &str) {
+    assert!(stdout(o).contains(text), "{text:?} not in:\n{}", stdout(o));
+}
+
+/// `setup` of a new deployment with `servers` BBB servers (a parameter file in `dir`).
+pub fn setup_with_servers(
+    dir: &Path,
+    (zone, stack, domain): (&str, &str, &str),
+    servers: usize,
+    extra: &[&str],
+) -> Output {
+    let params = dir.join("params.json");
+    std::fs::write(
+        &params,
+        format!(r#"{{"Parameters": {{"BBBServerCount": {servers}}}}}"#),
+    )
+    .unwrap();
+    let file = params.display().to_string();
+    let mut args = vec!["--params", file.as_str()];
+    args.extend_from_slice(extra);
+    bbbctl_in(dir, &setup_args(zone, stack, domain, &args))
+}
+
+/// The instance ids of an Auto Scaling group, sorted.
+pub async fn group_instances(aws: &Aws, group: &str) -> Vec<String> {
+    let mut ids: Vec<String> = auto_scaling_group(aws, group)
+        .await
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// An Auto Scaling group as described now.
+pub async fn auto_scaling_group(
+    aws: &Aws,
+    name: &str,
+) -> aws_sdk_autoscaling::types::AutoScalingGroup {
+    aws.autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()[0]
+        .clone()
+}
+
+/// Scalelite's load-balancer secret of a deployment (the front end's LoadBalancerSecretArn).
+pub async fn load_balancer_secret(aws: &Aws, stack: &str) -> String {
+    let frontend = described(aws, &stack_resource(aws, stack, "FrontendStack").await).await;
+    let arn = bbbctl::cfn::ops::parameters(&frontend)
+        .remove("LoadBalancerSecretArn")
+        .unwrap();
+    aws.secrets
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap()
+        .secret_string()
+        .unwrap()
+        .to_string()
+}
+
 /// SDK clients against the emulator, for checking state.
 pub async fn aws() -> Aws {
     let config = aws_config::defaults(BehaviorVersion::latest())

@@ -64,6 +64,9 @@ async fn single_mode_then_scalable_and_back() {
         "{volume} not in {volumes:?}"
     );
 
+    let (_, outputs) = root(&aws, &stack).await;
+    let group = outputs["BBBServerGroupName"].clone();
+    let first = group_instances(&aws, &group).await;
     // A change that replaces the server says the data stays, and the volume is the same one.
     let bigger = dir.join("bigger.json");
     std::fs::write(
@@ -90,6 +93,12 @@ async fn single_mode_then_scalable_and_back() {
     );
     let servers = stack_resource(&aws, &stack, "BbbServersStack").await;
     assert_eq!(stack_resource(&aws, &servers, "DataVolume").await, volume);
+    // Single mode: CloudFormation replaced the server (rolling update).
+    let second = group_instances(&aws, &group).await;
+    assert!(
+        second.len() == 1 && second != first,
+        "{first:?} → {second:?}"
+    );
 
     let o = setup("scalable");
     assert_code(&o, 0);
@@ -108,6 +117,12 @@ async fn single_mode_then_scalable_and_back() {
     assert_eq!(status, "UPDATE_COMPLETE");
     assert_eq!(outputs["EnvironmentType"], "scalable");
     assert!(outputs.contains_key("ScaleliteURL"), "{outputs:?}");
+    // A mode switch replaces the servers too: the single server is of no use to Scalelite.
+    let switched = group_instances(&aws, &outputs["BBBServerGroupName"]).await;
+    assert!(
+        !switched.is_empty() && switched.iter().all(|i| !second.contains(i)),
+        "{second:?} → {switched:?}"
+    );
 
     let now = inventory::created_since(&before);
     for kind in [

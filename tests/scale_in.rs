@@ -6,7 +6,8 @@
 //! instance is terminated; the group ends at 1/1/1. At the drain timeout nothing more
 //! changes; with --force the remaining meetings are ended through panicServer. `drain
 //! --replace` starts a new server and waits until Scalelite has it enabled before the old one
-//! is cordoned; `servers enable` undoes a cordon.
+//! is cordoned; `servers enable` undoes a cordon. A setup that changes the launch template
+//! leaves the servers running and names them; `roll` replaces them, new ones first.
 
 mod common;
 mod standins;
@@ -27,6 +28,7 @@ struct Deployment {
     /// Scalelite id of each instance's server, in instance order.
     ids: Vec<String>,
     domain: String,
+    zone: String,
     /// The emulator's inventory before the deployment.
     before: std::collections::BTreeMap<String, Vec<String>>,
 }
@@ -66,6 +68,7 @@ async fn deployment(servers: usize) -> Deployment {
         scalelite,
         ids,
         domain,
+        zone,
         before,
     }
 }
@@ -415,7 +418,7 @@ async fn schedules_round_trip_and_show_in_status() {
 }
 
 #[tokio::test]
-async fn roll_replaces_every_server_new_ones_first() {
+async fn setup_leaves_servers_running_and_roll_replaces_them_new_ones_first() {
     let _one_at_a_time = exclusive().await;
     let d = deployment(2).await;
     let roll = |args: &[&str]| d.start("roll", args);
@@ -424,7 +427,48 @@ async fn roll_replaces_every_server_new_ones_first() {
     assert_code(&out, 0);
     assert!(stdout(&out).contains("nothing to roll"), "{}", stdout(&out));
 
-    let mut child = roll(&["--all"]);
+    // A change that reaches the launch template: setup leaves the servers running (no
+    // meeting is cut) and says which run the old template and that `roll` replaces them.
+    let params = d.dir.join("bigger.json");
+    std::fs::write(
+        &params,
+        r#"{"Parameters": {"BBBServerInstanceType": "c5.4xlarge"}}"#,
+    )
+    .unwrap();
+    let file = params.display().to_string();
+    let o = bbbctl_in(
+        &d.dir,
+        &setup_args(
+            &d.zone,
+            &d.stack,
+            &d.domain,
+            &["--params", &file, "--yes", "--no-check"],
+        ),
+    );
+    assert_code(&o, 0);
+    for text in [
+        "running servers keep theirs",
+        "2 of 2 BBB server(s) run an older launch template",
+        &format!("`bbbctl roll -s {}`", d.stack),
+    ] {
+        assert_stdout_has(&o, text);
+    }
+    assert_eq!(group_instances(&d.aws, &d.group).await, d.instances);
+    let o = d
+        .start("servers", &["--output", "json"])
+        .wait_with_output()
+        .unwrap();
+    assert_code(&o, 0);
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let outdated: Vec<bool> = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["outdated"].as_bool().unwrap())
+        .collect();
+    assert_eq!(outdated, [true, true], "{listed}");
+
+    let mut child = roll(&[]);
     let mut known = d.instances.clone();
     let mut fewest_enabled = usize::MAX;
     let start = Instant::now();
@@ -466,6 +510,8 @@ async fn roll_replaces_every_server_new_ones_first() {
         "an old server is left: {now:?}"
     );
     assert_eq!(capacity(&d.aws, &d.group).await, (2, 2, 2));
+    let o = d.start("roll", &[]).wait_with_output().unwrap();
+    assert!(stdout(&o).contains("nothing to roll"), "{}", stdout(&o));
     assert!(
         fewest_enabled >= 2,
         "only {fewest_enabled} servers were enabled at one point"

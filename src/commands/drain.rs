@@ -226,22 +226,7 @@ async fn outdated(aws: &Aws, group: &str) -> Result<Vec<String>> {
     let Some(asg) = super::stacks::server_group(aws, group).await? else {
         bail!("Auto Scaling group {group} no longer exists");
     };
-    let current = asg
-        .launch_template()
-        .and_then(|t| t.version())
-        .unwrap_or_default()
-        .to_string();
-    Ok(asg
-        .instances()
-        .iter()
-        .filter(|i| {
-            i.launch_template()
-                .and_then(|t| t.version())
-                .unwrap_or_default()
-                != current
-        })
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect())
+    Ok(super::stacks::outdated_instances(&asg))
 }
 
 /// `bbbctl roll`: K new servers first, in service and enabled in Scalelite, then K old ones

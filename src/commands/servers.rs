@@ -27,6 +27,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
         anyhow::bail!("Auto Scaling group {group} no longer exists");
     };
     let instances = super::stacks::group_instances(&asg);
+    let outdated = super::stacks::outdated_instances(&asg);
     let ids: Vec<String> = instances.iter().map(|i| i.0.clone()).collect();
     let ec2 = crate::signed::instances(&aws, &ids).await?;
 
@@ -95,6 +96,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             "lifecycle": m.lifecycle,
             "health": m.health,
             "protected": m.protected,
+            "outdated": outdated.contains(&m.instance),
             "host": m.host,
             "launched": ec2.get(&m.instance).and_then(|i| i.launched.clone()),
             "public_ip": ec2.get(&m.instance).and_then(|i| i.public_ip.clone()),
@@ -118,6 +120,9 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             o.bbb_version,
             o.host()
         ));
+    }
+    if let Some(note) = super::stacks::outdated_note(&outdated, picture.members.len(), stack) {
+        text.push_str(&format!("{note}\n"));
     }
     let schedules = super::schedule::schedules(&aws, &group).await?;
     for sc in &schedules {

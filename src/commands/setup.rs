@@ -94,7 +94,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     let bucket = bucket_of(&s, &sources.stack)?;
 
     // 2. Templates and scripts.
-    let mut root_spec = RootSpec::new(p, &aws, &s, &bucket)?;
+    let mut root_spec = RootSpec::new(p, &aws, &s, &bucket, existing.as_ref())?;
     if let Some(stack) = &existing {
         keep_server_count(&aws, p, &s, stack, &mut root_spec.params).await?;
     }
@@ -127,15 +127,48 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         p.info(crate::check::render(&results));
         Some(results)
     };
-    report_ready(p, &s, &root, uploaded, checked.as_deref());
+    let outdated = match outputs(&root.stack).remove(out::SERVER_GROUP) {
+        Some(group) if s.mode == "scalable" => server_group(&aws, &group).await?.map(|asg| {
+            (
+                super::stacks::outdated_instances(&asg),
+                asg.instances().len(),
+            )
+        }),
+        _ => None,
+    };
+    report_ready(
+        p,
+        &s,
+        &root,
+        uploaded,
+        checked.as_deref(),
+        outdated.as_ref(),
+    );
     match checked.as_deref().and_then(|r| check::failure(r, &s.stack)) {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
+/// Root parameter (set by bbbctl) that says what a changed launch template does to the
+/// running BBB servers: `replace` (CloudFormation's rolling update) or `keep`.
+const P_SERVER_UPDATE: &str = "ServerUpdate";
+
+/// Scalable servers are never replaced by CloudFormation behind the user's back: they keep
+/// running and `bbbctl roll` drains them first. A single server and every server of a mode
+/// switch are of no use with the old template, so CloudFormation replaces them.
+fn server_update(s: &SetupSettings, existing: Option<&Stack>) -> &'static str {
+    let mode_before = existing.and_then(|st| parameters(st).remove(P_MODE));
+    let switch = mode_before.is_some_and(|m| m != s.mode);
+    if s.mode == "scalable" && !switch {
+        "keep"
+    } else {
+        "replace"
+    }
+}
+
 /// Parameters that reach the BBB servers' launch template (templates/bbb-servers.yaml): a
-/// change replaces the servers.
+/// change replaces the servers (single mode, a mode switch) or leaves them to `bbbctl roll`.
 const REPLACES_SERVERS: [&str; 6] = [
     P_SERVER_IMAGE,
     "BBBServerInstanceType",
@@ -174,9 +207,16 @@ fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
         .iter()
         .any(|(n, _, _)| REPLACES_SERVERS.contains(&n.as_str()))
     {
-        text.push_str(
-            "\n  ! The BBB servers' launch template changes: CloudFormation replaces the servers, one at a time.",
-        );
+        if server_update(s, Some(stack)) == "keep" {
+            text.push_str(&format!(
+                "\n  The BBB servers' launch template changes: running servers keep theirs (no meeting is cut); new servers start from the new one. `bbbctl roll -s {}` replaces the old ones, draining them first.",
+                s.stack
+            ));
+        } else {
+            text.push_str(
+                "\n  ! The BBB servers' launch template changes: CloudFormation replaces the servers, one at a time.",
+            );
+        }
         if s.mode == "single" {
             text.push_str(&single_server_data(s));
         }
@@ -218,10 +258,20 @@ struct RootSpec {
 }
 
 impl RootSpec {
-    fn new(p: &Printer, aws: &Aws, s: &SetupSettings, bucket: &str) -> Result<Self> {
+    fn new(
+        p: &Printer,
+        aws: &Aws,
+        s: &SetupSettings,
+        bucket: &str,
+        existing: Option<&Stack>,
+    ) -> Result<Self> {
         let mut assets = s.bundle.assets();
         let mut params = s.params.clone();
         params.insert(BUCKET_PARAM.into(), bucket.to_string());
+        params.insert(
+            P_SERVER_UPDATE.into(),
+            server_update(s, existing).to_string(),
+        );
         for a in &assets {
             let param = a.param.as_deref().unwrap_or_default();
             if s.root.parameters.contains_key(param) {
@@ -328,7 +378,7 @@ async fn dry_run(
         p.info(&text);
     }
     let bucket = bucket_of(s, sources)?;
-    let mut root_spec = RootSpec::new(p, aws, s, &bucket)?;
+    let mut root_spec = RootSpec::new(p, aws, s, &bucket, Some(root))?;
     keep_server_count(aws, p, s, root, &mut root_spec.params).await?;
     upload_assets(aws, p, &bucket, &root_spec.assets).await?;
     let changes = plan::plan(&aws.cfn, &root_spec.spec(s)).await?;
@@ -557,6 +607,7 @@ fn report_ready(
     root: &Deployed,
     uploaded: usize,
     checked: Option<&[crate::check::Result]>,
+    outdated: Option<&(Vec<String>, usize)>,
 ) {
     let outs = outputs(&root.stack);
     let get = |k: &str| outs.get(k).map(String::as_str).unwrap_or("-");
@@ -582,6 +633,11 @@ fn report_ready(
     if let Some(url) = outs.get(out::SCALELITE_URL) {
         text.push_str(&format!("  Scalelite API: {url}\n"));
     }
+    if let Some(note) =
+        outdated.and_then(|(ids, total)| super::stacks::outdated_note(ids, *total, &s.stack))
+    {
+        text.push_str(&format!("  ! {note}\n"));
+    }
     text.push_str(&format!(
         "  Mode:          {}\n  BBB servers:   Auto Scaling group {}\n\nNext:\n  bbbctl admin-login -s {stack}          # Greenlight administrator login\n  bbbctl scale -s {stack} --count N      # number of BBB servers\n  bbbctl status -s {stack}               # stacks and servers",
         get(out::MODE),
@@ -597,6 +653,7 @@ fn report_ready(
             "uploaded": uploaded,
             "outputs": outs,
             "check": checked.map(crate::check::to_json),
+            "outdated_servers": outdated.map(|(ids, _)| ids),
         }),
     );
 }

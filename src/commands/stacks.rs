@@ -443,6 +443,31 @@ pub fn group_instances(asg: &AutoScalingGroup) -> Vec<crate::fleet::Instance> {
         .collect()
 }
 
+/// The group's instances launched from another launch template version than the group's
+/// (setup leaves scalable servers running; `bbbctl roll` replaces these).
+pub fn outdated_instances(asg: &AutoScalingGroup) -> Vec<String> {
+    let version = |t: Option<&aws_sdk_autoscaling::types::LaunchTemplateSpecification>| {
+        t.and_then(|t| t.version()).unwrap_or_default().to_string()
+    };
+    let current = version(asg.launch_template());
+    asg.instances()
+        .iter()
+        .filter(|i| version(i.launch_template()) != current)
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect()
+}
+
+/// The outdated servers in one line, `None` when there are none.
+pub fn outdated_note(outdated: &[String], total: usize, stack: &str) -> Option<String> {
+    (!outdated.is_empty()).then(|| {
+        format!(
+            "{} of {total} BBB server(s) run an older launch template ({}): `bbbctl roll -s {stack}` replaces them, new ones first, without cutting a meeting.",
+            outdated.len(),
+            outdated.join(", ")
+        )
+    })
+}
+
 /// The group's instances now (id, zone, lifecycle state, health, protection), from one read.
 pub async fn instances_now(aws: &Aws, group: &str) -> Result<Vec<crate::fleet::Instance>> {
     let Some(asg) = server_group(aws, group).await? else {

@@ -85,7 +85,10 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
 10. Updates follow conditions and dependencies: a resource whose Condition turns false
     is deleted, one whose Condition turns true is created (moto diffed the JSON only);
     added and modified resources go in dependency order (moto: all additions first,
-    so they read stale outputs of resources modified in the same update).  Change
+    so they read stale outputs of resources modified in the same update); a resource
+    that reads an attribute of a modified one (Ref, Fn::GetAtt, Fn::Sub) is updated
+    when that value changes (moto: never, e.g. a group on !GetAtt
+    Template.LatestVersionNumber kept the old version).  Change
     sets of an existing stack diff with their parameters too (moto: template only, so
     a parameter-only change listed no changes).
     Also: patch 7's parameters are created under a lock (parallel CreateStacks
@@ -183,10 +186,22 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     (PullThroughCacheRuleAlreadyExistsException); the stack's delete removes it.  The
     repositories a first pull would create are not (nothing pulls here); the ECR API
     calls for rules are not emulated.
+19. Auto Scaling groups update in place.  moto deleted and re-created an
+    AWS::AutoScaling::AutoScalingGroup on every update: all its servers replaced, their
+    scale-in protection and the group's scheduled actions lost.  AWS (and now moto): the
+    group is updated in place (sizes, launch template and version, subnets, health
+    check); its instances stay and keep running what they were launched with.  Only an
+    UpdatePolicy AutoScalingRollingUpdate (as it reads in the new template, after
+    Fn::If) makes a changed launch template, version or subnet list replace them: every
+    instance launched from another version is terminated and a new one launched
+    (batches, pauses and signals are not emulated; all at once).  An instance reports
+    the launch template version it was launched with (moto: the template's default
+    version, so an outdated instance could not be told from a current one).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -1470,6 +1485,13 @@ def _depends_on(resource_json: Any) -> set[str]:
     return found
 
 
+_CHANGES = object()  # equal to no resolved properties
+
+
+def _resolved_properties(rmap: ResourceMap, resource_json: dict[str, Any]) -> Any:
+    return parsing.clean_json(copy.deepcopy(resource_json.get("Properties") or {}), rmap)
+
+
 def _rm_update(self: ResourceMap, template: dict[str, Any],
                parameters: dict[str, Any] | None = None) -> None:
     diff = self.build_resource_diff(template, parameters)
@@ -1508,6 +1530,30 @@ def _rm_update(self: ResourceMap, template: dict[str, Any],
             visit(dependency, path + (name,))
         ordered.append(name)
 
+    # Resources that read an attribute of a modified one (e.g. an Auto Scaling group's
+    # !GetAtt Template.LatestVersionNumber) are updated when what they read changes,
+    # as in AWS (moto: only resources whose own JSON or parameters changed).
+    modified = {name for name, action in pending.items() if action == "Modify"}
+    added = set(pending) - modified
+    before: dict[str, Any] = {}
+    grew = True
+    while grew:
+        grew = False
+        for name, resource_json in self._resource_json_map.items():
+            condition = resource_json.get("Condition")
+            if (name in pending or name in before or name not in self._parsed_resources
+                    or name in diff["Remove"]
+                    or (condition and not self.lazy_condition_map[condition])):
+                continue
+            reads = _depends_on(resource_json)
+            if reads & (modified | set(before)) and not reads & added:
+                try:
+                    before[name] = _resolved_properties(self, resource_json)
+                except Exception:  # reads what only this update creates: it changes
+                    before[name] = _CHANGES
+                grew = True
+    pending.update({name: "Follow" for name in before})
+
     for name in list(pending):
         visit(name, ())
     tries = 1
@@ -1516,6 +1562,9 @@ def _rm_update(self: ResourceMap, template: dict[str, Any],
             try:
                 if pending[name] == "Add":
                     _ = self[name]
+                elif pending[name] == "Follow" and before[name] == _resolved_properties(
+                        self, self._resource_json_map[name]):
+                    pass  # what it reads did not change
                 else:
                     self._parsed_resources[name] = parsing.parse_and_update_resource(
                         name, self._resource_json_map[name], self,
@@ -2287,3 +2336,83 @@ class ECRPullThroughCacheRule(_BackendModel, CloudFormationModel):
     @classmethod
     def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
         cls._rules(account_id, region_name).pop(physical_id, None)
+
+
+# ------------------------------------------- 19. Auto Scaling groups update in place
+from moto.autoscaling.models import (  # noqa: E402
+    FakeAutoScalingGroup,
+    InstanceState,
+    autoscaling_backends,
+)
+
+
+def _launched_version(group: Any) -> str | None:
+    """The launch template version the group launches now, as a number."""
+    template = getattr(group, "ec2_launch_template", None)
+    if template is None:
+        return None
+    return str(template.get_version(group.launch_template_version).number)
+
+
+_orig_instance_state_init = InstanceState.__init__
+_orig_instance_launch_template = InstanceState.launch_template
+
+
+def _instance_state_init(self: Any, instance: Any, *args: Any, **kwargs: Any) -> None:
+    _orig_instance_state_init(self, instance, *args, **kwargs)
+    if not hasattr(instance, "moto_ext_launch_template_version"):
+        instance.moto_ext_launch_template_version = _launched_version(self.auto_scaling_group)
+
+
+def _instance_launch_template(self: Any) -> dict[str, Any] | None:
+    template = _orig_instance_launch_template.fget(self)
+    version = getattr(self.instance, "moto_ext_launch_template_version", None)
+    if template is not None and version is not None:
+        template["Version"] = version
+    return template
+
+
+InstanceState.__init__ = _instance_state_init  # type: ignore[method-assign]
+InstanceState.launch_template = property(_instance_launch_template)  # type: ignore[assignment]
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _asg_update_from_cloudformation_json(cls: Any, original_resource: Any,
+                                         new_resource_name: str,
+                                         cloudformation_json: dict[str, Any],
+                                         account_id: str, region_name: str) -> Any:
+    backend = autoscaling_backends[account_id][region_name]
+    group = original_resource
+    if backend.autoscaling_groups.get(group.name) is not group:  # gone: create it again
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
+                                                   account_id, region_name)
+    props = cloudformation_json.get("Properties") or {}
+    before = (_launched_version(group), group.vpc_zone_identifier)
+    group.update(
+        availability_zones=props.get("AvailabilityZones", []),
+        desired_capacity=_int_or_none(props.get("DesiredCapacity")),
+        max_size=_int_or_none(props.get("MaxSize")),
+        min_size=_int_or_none(props.get("MinSize")),
+        launch_config_name=props.get("LaunchConfigurationName"),
+        launch_template=props.get("LaunchTemplate", {}),
+        vpc_zone_identifier=",".join(props.get("VPCZoneIdentifier", [])) or None,
+        health_check_period=_int_or_none(props.get("HealthCheckGracePeriod")),
+        health_check_type=props.get("HealthCheckType"),
+    )
+    backend.update_attached_elbs(group.name)
+    rolling = (cloudformation_json.get("UpdatePolicy") or {}).get("AutoScalingRollingUpdate")
+    now = _launched_version(group)
+    if rolling and before != (now, group.vpc_zone_identifier):
+        subnets_changed = before[1] != group.vpc_zone_identifier
+        for state in list(group.instance_states):
+            launched = getattr(state.instance, "moto_ext_launch_template_version", None)
+            if subnets_changed or launched != now:
+                backend.terminate_instance(state.instance.id, should_decrement=False)
+    return group
+
+
+FakeAutoScalingGroup.update_from_cloudformation_json = classmethod(  # type: ignore[method-assign]
+    _asg_update_from_cloudformation_json)

@@ -1520,6 +1520,73 @@ def pull_through_cache_rules():
     settle(third_id)
 
 
+def auto_scaling_group_updates():
+    """patch 19: an Auto Scaling group is updated in place; only a rolling-update policy
+    (here behind Fn::If) replaces its instances on a new launch template version; every
+    instance reports the version it was launched with."""
+    name = f"asg-{RUN}"
+    ami = client("ec2").describe_images()["Images"][0]["ImageId"]
+    asg = client("autoscaling")
+    body = json.dumps({
+        "Parameters": {"Type": {"Type": "String"}, "Count": {"Type": "String"},
+                       "Replace": {"Type": "String"}},
+        "Conditions": {"Replace": {"Fn::Equals": [{"Ref": "Replace"}, "yes"]}},
+        "Resources": {
+            "Template": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
+                "LaunchTemplateData": {"ImageId": ami, "InstanceType": {"Ref": "Type"}}}},
+            "Group": {
+                "Type": "AWS::AutoScaling::AutoScalingGroup",
+                "UpdatePolicy": {"AutoScalingRollingUpdate": {"Fn::If": [
+                    "Replace", {"MinInstancesInService": 0, "MaxBatchSize": 1},
+                    {"Ref": "AWS::NoValue"}]}},
+                "Properties": {
+                    "MinSize": {"Ref": "Count"}, "MaxSize": {"Ref": "Count"},
+                    "DesiredCapacity": {"Ref": "Count"},
+                    "AvailabilityZones": [f"{REGION}a"],
+                    "LaunchTemplate": {
+                        "LaunchTemplateId": {"Ref": "Template"},
+                        "Version": {"Fn::GetAtt": ["Template", "LatestVersionNumber"]}}}}},
+        "Outputs": {"Group": {"Value": {"Ref": "Group"}}},
+    })
+
+    def deploy(action, kind, count, replace):
+        action(StackName=name, TemplateBody=body, Parameters=[
+            {"ParameterKey": "Type", "ParameterValue": kind},
+            {"ParameterKey": "Count", "ParameterValue": count},
+            {"ParameterKey": "Replace", "ParameterValue": replace}])
+        st = settle(name)
+        group = asg.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[outputs(st)["Group"]])["AutoScalingGroups"][0]
+        return st, group, {i["InstanceId"]: i["LaunchTemplate"]["Version"]
+                           for i in group["Instances"]}
+
+    st, group, first = deploy(cfn.create_stack, "t3.small", "2", "no")
+    check("auto scaling group: created with 2 instances of version 1",
+          st["StackStatus"] == "CREATE_COMPLETE" and list(first.values()) == ["1", "1"], first)
+    asg.set_instance_protection(AutoScalingGroupName=group["AutoScalingGroupName"],
+                                InstanceIds=list(first)[:1], ProtectedFromScaleIn=True)
+    st, after, kept = deploy(cfn.update_stack, "t3.medium", "2", "no")
+    protected = [i["InstanceId"] for i in after["Instances"] if i["ProtectedFromScaleIn"]]
+    check("auto scaling group: a new launch template version without a rolling-update "
+          "policy keeps the instances, their version and protection (moto: all replaced)",
+          st["StackStatus"] == "UPDATE_COMPLETE" and kept == first
+          and after["AutoScalingGroupName"] == group["AutoScalingGroupName"]
+          and after["LaunchTemplate"]["Version"] == "2" and protected == list(first)[:1],
+          (st["StackStatus"], kept, after.get("LaunchTemplate"), protected))
+    st, after, grown = deploy(cfn.update_stack, "t3.medium", "3", "no")
+    new = {i: v for i, v in grown.items() if i not in first}
+    check("auto scaling group: a larger count adds an instance of the current version",
+          len(grown) == 3 and list(new.values()) == ["2"]
+          and all(i in grown for i in first), grown)
+    st, after, rolled = deploy(cfn.update_stack, "t3.large", "3", "yes")
+    check("auto scaling group: with a rolling-update policy a new version replaces "
+          "every instance",
+          st["StackStatus"] == "UPDATE_COMPLETE" and len(rolled) == 3
+          and not set(rolled) & set(grown) and set(rolled.values()) == {"3"}, rolled)
+    cfn.delete_stack(StackName=st["StackId"])
+    settle(st["StackId"])
+
+
 def run_all(groups) -> int:
     for g in groups:
         try:
@@ -1547,7 +1614,7 @@ def main() -> int:
                     service_linked_role_names, describe_stacks_parameters,
                     client_request_tokens, stack_deletes_leave_nothing,
                     effective_parameters_and_terminated_instances, ses_account,
-                    pull_through_cache_rules))
+                    pull_through_cache_rules, auto_scaling_group_updates))
 
 
 if __name__ == "__main__":

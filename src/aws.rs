@@ -33,8 +33,22 @@ pub struct Aws {
     pub rds: aws_sdk_rds::Client,
     pub ses: aws_sdk_sesv2::Client,
     pub sts: aws_sdk_sts::Client,
+    /// The Price List Query API, in the endpoint region nearest the deployment's.
+    pub pricing: aws_sdk_pricing::Client,
     /// The account the credentials belong to (set by `connect`; empty in unit tests).
     pub account: String,
+}
+
+/// The Price List Query API answers in us-east-1, eu-central-1 and ap-south-1 only (for
+/// every region's prices): the one nearest `region`.
+pub fn pricing_region(region: &str) -> &'static str {
+    if region.starts_with("eu-") || region.starts_with("me-") || region.starts_with("af-") {
+        "eu-central-1"
+    } else if region.starts_with("ap-") {
+        "ap-south-1"
+    } else {
+        "us-east-1"
+    }
 }
 
 /// Who bbbctl acts as: the account and principal behind the credentials.
@@ -117,6 +131,12 @@ impl Aws {
             rds: client!(aws_sdk_rds),
             ses: client!(aws_sdk_sesv2),
             sts: client!(aws_sdk_sts),
+            pricing: client!(
+                aws_sdk_pricing,
+                region(Region::new(pricing_region(
+                    config.region().map(|r| r.as_ref()).unwrap_or("us-east-1")
+                )))
+            ),
             account: String::new(),
             config,
         }

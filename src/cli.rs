@@ -127,8 +127,68 @@ pub enum Command {
     /// Check from the outside that a deployment works: DNS, certificates, Greenlight sign-in,
     /// Scalelite and every BBB server, mail, the managed services
     Check(CheckArgs),
+    /// Estimate what a deployment costs a month, item by item, from its templates and
+    /// parameters (an existing one: its current parameters, servers and schedules)
+    Cost(CostArgs),
     /// Delete a deployment: bucket contents, root stack, sources stack
     Destroy(StackArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CostArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup;
+    /// none: the parameter file alone)
+    #[arg(short = 's', long, env = "BBBCTL_STACK")]
+    pub stack: Option<String>,
+
+    /// Parameter file (default: ./bbb-on-aws-param.json, else the built-in defaults); with an
+    /// existing deployment, what it sets replaces the deployment's values ("what if")
+    #[arg(long, value_name = "FILE")]
+    pub params: Option<PathBuf>,
+
+    /// Deployment mode (BBBEnvironmentType) to estimate
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+
+    /// Prices from the snapshot inside bbbctl: no AWS call, no credentials needed
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Participant-hours a month, all meetings together (data transfer out)
+    #[arg(long, value_name = "HOURS", default_value_t = 10_000.0)]
+    pub participant_hours: f64,
+
+    /// GB sent per participant-hour, N or LOW-HIGH (audio and slides ≈ 0.05, webcams ≈ 0.5)
+    #[arg(long, value_name = "GB", default_value = "0.05-0.5")]
+    pub gb_per_participant_hour: String,
+
+    /// Recordings kept on EFS, GB (scalable mode)
+    #[arg(long, value_name = "GB", default_value_t = 100.0)]
+    pub recordings_gb: f64,
+
+    /// BBB server-hours a month (default: servers × 730, or what the schedules give)
+    #[arg(long, value_name = "HOURS")]
+    pub server_hours: Option<f64>,
+
+    /// Average load balancer capacity units, N or LOW-HIGH
+    #[arg(long, value_name = "LCU", default_value = "0.5-2")]
+    pub lcu: String,
+
+    /// Log data sent to CloudWatch a month, GB, N or LOW-HIGH
+    #[arg(long, value_name = "GB", default_value = "1-10")]
+    pub log_gb: String,
+
+    /// Data through the NAT gateways a month, GB, N or LOW-HIGH
+    #[arg(long, value_name = "GB", default_value = "5-50")]
+    pub nat_gb: String,
+
+    /// Aurora I/O a month, million requests, N or LOW-HIGH
+    #[arg(long, value_name = "MILLIONS", default_value = "1-20")]
+    pub db_io: String,
+
+    /// Aurora storage used, GB
+    #[arg(long, value_name = "GB", default_value_t = 5.0)]
+    pub db_gb: f64,
 }
 
 #[derive(Debug, Clone, Args)]

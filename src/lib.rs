@@ -10,6 +10,7 @@ pub mod cfn;
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod cost;
 pub mod error;
 pub mod fleet;
 pub mod greenlight;

@@ -457,7 +457,7 @@ pub fn sources_stack_name(stack: &str) -> String {
 
 /// The parameter file's text, its name, and whether the user chose it (`--params`, or
 /// `./bbb-on-aws-param.json`) rather than bbbctl's built-in defaults.
-fn read_param_file(path: Option<&Path>) -> Result<(String, String, bool)> {
+pub fn read_param_file(path: Option<&Path>) -> Result<(String, String, bool)> {
     let chosen: Option<PathBuf> = match path {
         Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from(PARAM_FILE)).filter(|p| p.is_file()),

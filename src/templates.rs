@@ -249,6 +249,17 @@ pub struct TemplateInfo {
     /// The `Rules` section: constraints across parameters that CloudFormation checks before
     /// it changes anything.
     pub rules: Vec<Rule>,
+    /// Every resource: (logical id, type, `Condition`, `Properties`), in template order.
+    pub resources: Vec<Resource>,
+}
+
+/// One resource of a template, as declared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub logical_id: String,
+    pub kind: String,
+    pub condition: Option<String>,
+    pub properties: Value,
 }
 
 /// One entry of a template's `Rules` section.
@@ -342,6 +353,21 @@ impl TemplateInfo {
             bail!("template has no Resources");
         };
         info.resource_count = resources.len();
+        for (logical, res) in resources {
+            info.resources.push(Resource {
+                logical_id: logical.as_str().unwrap_or_default().to_string(),
+                kind: res
+                    .get("Type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                condition: res
+                    .get("Condition")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                properties: res.get("Properties").cloned().unwrap_or(Value::Null),
+            });
+        }
         for (logical, res) in resources {
             let policy = res.get("DeletionPolicy").and_then(Value::as_str);
             if let (Some(logical), Some(policy)) = (logical.as_str(), policy)

@@ -2,6 +2,7 @@
 
 mod admin_login;
 pub(crate) mod check;
+mod cost;
 mod destroy;
 mod drain;
 pub(super) mod scale;
@@ -61,6 +62,7 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
             let (g, stack) = target(g, args.stack.as_deref())?;
             check::run(&g, p, &stack, args.wait).await
         }
+        Command::Cost(args) => cost::run(g, p, &args).await,
         Command::Destroy(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
             destroy::run(&g, p, &stack).await

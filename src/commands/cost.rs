@@ -1,0 +1,192 @@
+//! `bbbctl cost`: the monthly estimate of a deployment, item by item. An existing deployment
+//! is read as it is (parameters, servers running, schedules); otherwise, or with `--params` /
+//! `--mode`, the definition alone. Prices: the Price List API (cached), else the snapshot.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use serde_json::json;
+
+use super::out;
+use super::stacks::server_group;
+use crate::aws::Aws;
+use crate::cfn::ops::{describe_stack, outputs, parameters};
+use crate::cli::CostArgs;
+use crate::cost::{self, Assumptions, Band, Estimate, cron};
+use crate::error::usage;
+use crate::memory;
+use crate::settings::{Global, P_MODE, parse_param_file, read_param_file, user_params};
+use crate::templates::Bundle;
+use crate::ui::Printer;
+
+/// The usage assumptions from the flags; a bad value says which flag and what it takes.
+fn assumptions(args: &CostArgs) -> Result<Assumptions> {
+    let band =
+        |flag: &str, text: &str| Band::parse(text).map_err(|e| usage(format!("--{flag}: {e}")));
+    for (flag, v) in [
+        ("participant-hours", args.participant_hours),
+        ("recordings-gb", args.recordings_gb),
+        ("db-gb", args.db_gb),
+        ("server-hours", args.server_hours.unwrap_or(0.0)),
+    ] {
+        if !v.is_finite() || v < 0.0 {
+            return Err(usage(format!("--{flag} {v}: must be a number ≥ 0")));
+        }
+    }
+    Ok(Assumptions {
+        participant_hours: args.participant_hours,
+        gb_per_participant_hour: band("gb-per-participant-hour", &args.gb_per_participant_hour)?,
+        recordings_gb: args.recordings_gb,
+        server_hours: args.server_hours,
+        lcu: band("lcu", &args.lcu)?,
+        log_gb: band("log-gb", &args.log_gb)?,
+        nat_gb: band("nat-gb", &args.nat_gb)?,
+        db_io_millions: band("db-io", &args.db_io)?,
+        db_gb: args.db_gb,
+    })
+}
+
+/// What the estimate is of: parameters, servers running, the timetable.
+struct Subject {
+    what: String,
+    params: BTreeMap<String, String>,
+    servers: Option<f64>,
+    actions: Vec<cron::Action>,
+}
+
+/// The schedules of a server group as timetable actions (those with a cron and a count).
+async fn timetable(aws: &Aws, group: &str) -> Result<Vec<cron::Action>> {
+    Ok(super::schedule::schedules(aws, group)
+        .await?
+        .iter()
+        .filter_map(|s| {
+            Some(cron::Action {
+                cron: s["cron"].as_str()?.to_string(),
+                count: u32::try_from(s["count"].as_i64()?).ok()?,
+            })
+        })
+        .collect())
+}
+
+/// An existing deployment as it runs now, with what the flags and a chosen file change.
+async fn deployed(
+    aws: &Aws,
+    bundle: &Bundle,
+    stack: &str,
+    chosen: &BTreeMap<String, String>,
+) -> Result<Option<Subject>> {
+    let Some(st) = describe_stack(&aws.cfn, stack).await? else {
+        return Ok(None);
+    };
+    super::stacks::ensure_ours(aws, &st, stack).await?;
+    let root = bundle.root_info()?;
+    let mut params = user_params(&root, parameters(&st));
+    params.extend(chosen.clone());
+    let (mut servers, mut actions) = (None, Vec::new());
+    if let Some(group) = outputs(&st).remove(out::SERVER_GROUP)
+        && let Some(asg) = server_group(aws, &group).await?
+    {
+        servers = asg.desired_capacity().map(f64::from);
+        actions = timetable(aws, &group).await?;
+    }
+    Ok(Some(Subject {
+        what: format!("deployment {stack}"),
+        params,
+        servers,
+        actions,
+    }))
+}
+
+pub async fn run(g: &Global, p: &Printer, args: &CostArgs) -> Result<()> {
+    let a = assumptions(args)?;
+    let bundle = Bundle::embedded();
+    let root = bundle.root_info()?;
+    let (text, origin, chosen_file) = read_param_file(args.params.as_deref())?;
+    let mut file = parse_param_file(&text, &origin, &root)?;
+    let mut chosen = if chosen_file {
+        file.clone()
+    } else {
+        BTreeMap::new()
+    };
+    if let Some(m) = args.mode {
+        chosen.insert(P_MODE.into(), m.as_str().into());
+        file.insert(P_MODE.into(), m.as_str().into());
+    }
+    let remembered = memory::load();
+    let stack = args
+        .stack
+        .clone()
+        .or_else(|| remembered.as_ref().map(|r| r.stack.clone()));
+    let mut g = g.clone();
+    if g.region.is_none() && args.stack.is_none() {
+        g.region = remembered.and_then(|r| r.region);
+    }
+
+    let mut aws = None;
+    let mut notes = Vec::new();
+    if !args.offline {
+        match Aws::connect(&g).await {
+            Ok(x) => aws = Some(x),
+            Err(e) => notes.push(format!(
+                "AWS could not be reached ({e:#}): prices from the snapshot, the deployment from {origin}"
+            )),
+        }
+    }
+    let region = match &aws {
+        Some(x) => x.region().to_string(),
+        None => g
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+            .or_else(|| {
+                std::env::var("AWS_DEFAULT_REGION")
+                    .ok()
+                    .filter(|r| !r.is_empty())
+            })
+            .ok_or_else(|| usage("no region to price: pass --region (e.g. --region us-east-1)"))?,
+    };
+    let subject = match (&aws, &stack) {
+        (Some(x), Some(s)) => deployed(x, &bundle, s, &chosen).await?,
+        _ => None,
+    };
+    let subject = subject.unwrap_or_else(|| Subject {
+        what: format!("the parameters of {origin}"),
+        params: file,
+        servers: None,
+        actions: Vec::new(),
+    });
+    let shape = cost::shape(&bundle, &subject.params, &region, subject.servers)?;
+    let average = if subject.actions.is_empty() {
+        None
+    } else {
+        Some(cost::cron::average_servers(
+            shape.servers as u32,
+            &subject.actions,
+            cron::today(),
+        )?)
+    };
+    let book = match &aws {
+        Some(x) => cost::prices::load(Some(&x.pricing), &region, &cost::meters(&shape)).await?,
+        None => cost::prices::from_snapshot(&region)?,
+    };
+    let estimate = cost::estimate(&shape, &book, &a, average);
+    for n in notes.iter().chain(&book.notes) {
+        p.warn(n);
+    }
+    print(p, &estimate, &subject.what)
+}
+
+fn print(p: &Printer, e: &Estimate, what: &str) -> Result<()> {
+    if e.lines.iter().all(|l| l.unit_price.is_none()) {
+        bail!("no price is known for any item in {}", e.shape.region);
+    }
+    let title = format!(
+        "Monthly cost of {what}: {} mode, {}, {} BBB server(s) ({})",
+        e.shape.mode, e.shape.region, e.shape.servers, e.shape.server_type
+    );
+    p.result(
+        cost::render(e, &title),
+        &json!({"what": what, "estimate": e}),
+    );
+    Ok(())
+}

@@ -190,3 +190,94 @@ fn print(p: &Printer, e: &Estimate, what: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// For `setup --dry-run`: the monthly estimate before and after the planned change, the
+/// items that change side by side (a mode switch: every item of both modes). Prices as
+/// `bbbctl cost` gets them; when none can be had, a warning and nothing else.
+pub async fn compare(
+    aws: &Aws,
+    p: &Printer,
+    bundle: &Bundle,
+    before: Option<&BTreeMap<String, String>>,
+    after: &BTreeMap<String, String>,
+) {
+    let region = aws.region().to_string();
+    let servers = after
+        .get(crate::settings::P_SERVER_COUNT)
+        .and_then(|c| c.parse().ok());
+    let shape = |params| cost::shape(bundle, params, &region, servers);
+    let (now, then) = match (before.map(shape).transpose(), shape(after)) {
+        (Ok(now), Ok(then)) => (now, then),
+        (Err(e), _) | (_, Err(e)) => {
+            p.warn(format!("no cost estimate: {e:#}"));
+            return;
+        }
+    };
+    let mut meters = cost::meters(&then);
+    if let Some(n) = &now {
+        meters.extend(cost::meters(n));
+    }
+    let book = match cost::prices::load(Some(&aws.pricing), &region, &meters).await {
+        Ok(b) => b,
+        Err(e) => {
+            p.warn(format!("no cost estimate: {e:#}"));
+            return;
+        }
+    };
+    let a = Assumptions::default();
+    let then = cost::estimate(&then, &book, &a, None);
+    let Some(now) = now.map(|n| cost::estimate(&n, &book, &a, None)) else {
+        p.info(format!(
+            "Cost a month: {} USD ({}; `bbbctl cost` itemizes it and takes other usage assumptions).",
+            cost::money(then.total),
+            book.describe()
+        ));
+        return;
+    };
+    let switch = now.shape.mode != then.shape.mode;
+    let mut text = format!(
+        "Cost a month (USD, default usage assumptions; `bbbctl cost` itemizes):\n  {:<36} {:>19} {:>19}\n",
+        "item",
+        if switch {
+            now.shape.mode.as_str()
+        } else {
+            "now"
+        },
+        if switch {
+            then.shape.mode.as_str()
+        } else {
+            "after"
+        }
+    );
+    let mut items: Vec<&str> = now.lines.iter().map(|l| l.item.as_str()).collect();
+    for l in &then.lines {
+        if !items.contains(&l.item.as_str()) {
+            items.push(&l.item);
+        }
+    }
+    let of = |e: &Estimate, item: &str| e.lines.iter().find(|l| l.item == item).map(|l| l.monthly);
+    for item in items {
+        let (a, b) = (of(&now, item), of(&then, item));
+        if !switch && a == b {
+            continue;
+        }
+        let shown = |m: Option<Band>| m.map_or("-".to_string(), cost::money);
+        text.push_str(&format!("  {item:<36} {:>19} {:>19}\n", shown(a), shown(b)));
+    }
+    let (low, high) = (
+        then.total.low - now.total.low,
+        then.total.high - now.total.high,
+    );
+    let delta = if (high - low).abs() < 0.005 {
+        format!("{low:+.2}")
+    } else {
+        format!("{low:+.2} to {high:+.2}")
+    };
+    text.push_str(&format!(
+        "  {:<36} {:>19} {:>19}\n  This change: {delta} USD a month.",
+        "Total",
+        cost::money(now.total),
+        cost::money(then.total),
+    ));
+    p.info(text);
+}

@@ -2,7 +2,7 @@
 
 mod admin_login;
 pub(crate) mod check;
-mod cost;
+pub(super) mod cost;
 mod destroy;
 mod drain;
 pub(super) mod scale;

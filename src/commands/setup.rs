@@ -363,6 +363,7 @@ async fn dry_run(
             text.push_str(&format!("\n    + {name} ({n} resource(s))"));
         }
         text.push_str("\nNothing was changed.");
+        super::cost::compare(aws, p, &s.bundle, None, &s.params).await;
         p.result(
             text,
             &json!({
@@ -382,6 +383,8 @@ async fn dry_run(
     keep_server_count(aws, p, s, root, &mut root_spec.params).await?;
     upload_assets(aws, p, &bucket, &root_spec.assets).await?;
     let changes = plan::plan(&aws.cfn, &root_spec.spec(s)).await?;
+    let before = user_params(&s.root, parameters(root));
+    super::cost::compare(aws, p, &s.bundle, Some(&before), &root_spec.params).await;
     let text = if changes.is_empty() {
         format!(
             "Dry run: deployment {} is up to date; setup would change nothing.",

@@ -271,14 +271,27 @@ impl PriceBook {
 
     /// How old the prices are, in words.
     pub fn describe(&self) -> String {
+        let snapped = self
+            .prices
+            .values()
+            .filter(|p| p.source.starts_with("bbbctl's snapshot"))
+            .count();
+        let mixed = if snapped > 0 {
+            format!(
+                "; {snapped} of {} from bbbctl's snapshot, where the API had no record",
+                self.prices.len()
+            )
+        } else {
+            String::new()
+        };
         match &self.origin {
             Origin::Api => format!(
-                "AWS Price List API ({}), fetched {}",
+                "AWS Price List API ({}), fetched {}{mixed}",
                 self.region,
                 cron::date(cron::today())
             ),
             Origin::Cache(day) => format!(
-                "AWS Price List API ({}), fetched {} ({} day(s) ago, cached)",
+                "AWS Price List API ({}), fetched {} ({} day(s) ago, cached for {CACHE_DAYS} days){mixed}",
                 self.region,
                 cron::date(*day),
                 cron::today() - day
@@ -323,10 +336,10 @@ pub fn snapshot() -> Snapshot {
 pub fn from_snapshot(region: &str) -> Result<PriceBook> {
     let snap = snapshot();
     let prices = snap.regions.get(region).cloned().ok_or_else(|| {
-        anyhow!(
+        crate::error::usage(format!(
             "the price snapshot has no prices for {region} (it has {}); run without --offline to ask the AWS Price List API",
             snap.regions.keys().cloned().collect::<Vec<_>>().join(", ")
-        )
+        ))
     })?;
     Ok(PriceBook {
         region: region.to_string(),
@@ -395,15 +408,27 @@ pub async fn load(
     };
     let mut prices = BTreeMap::new();
     let mut notes = Vec::new();
+    let snap = snapshot().regions.remove(region).unwrap_or_default();
+    let (mut snapped, mut unpriced) = (Vec::new(), Vec::new());
     for m in meters {
         match fetch(client, region, m).await {
             Ok(Some(price)) => {
                 prices.insert(m.key(), price);
             }
-            Ok(None) => notes.push(format!(
-                "the Price List API has no price for {} in {region}",
-                m.key()
-            )),
+            // No record answers: the snapshot's price, if it has one, says where it is from.
+            Ok(None) => match snap.get(&m.key()) {
+                Some(p) => {
+                    prices.insert(
+                        m.key(),
+                        Price {
+                            source: format!("bbbctl's snapshot: {}", p.source),
+                            ..p.clone()
+                        },
+                    );
+                    snapped.push(m.key());
+                }
+                None => unpriced.push(m.key()),
+            },
             Err(e) => {
                 let mut book = from_snapshot(region).map_err(|s| {
                     anyhow!("the AWS Price List API could not be asked ({e:#}), and {s:#}")
@@ -413,6 +438,18 @@ pub async fn load(
                 return Ok(book);
             }
         }
+    }
+    if !snapped.is_empty() {
+        notes.push(format!(
+            "the Price List API had no record for {}: priced from bbbctl's snapshot",
+            snapped.join(", ")
+        ));
+    }
+    if !unpriced.is_empty() {
+        notes.push(format!(
+            "no price in {region} for {}, neither from the Price List API nor in the snapshot",
+            unpriced.join(", ")
+        ));
     }
     if let Err(e) = write_cache(region, cron::today(), &prices) {
         notes.push(format!("prices not cached: {e:#}"));

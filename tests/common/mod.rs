@@ -205,6 +205,8 @@ pub fn bbbctl_command(dir: &Path, args: &[&str]) -> Command {
     }
     cmd.current_dir(dir)
         .env("HOME", dir)
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("XDG_CONFIG_HOME")
         .env("AWS_ENDPOINT_URL", endpoint())
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")

@@ -197,6 +197,15 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     (batches, pauses and signals are not emulated; all at once).  An instance reports
     the launch template version it was launched with (moto: the template's default
     version, so an outdated instance could not be told from a current one).
+20. The Price List Query API (moto has none): GetProducts (X-Amz-Target
+    AWSPriceListService.GetProducts) answers from the real price list records in
+    tests/emulator/pricing/ (each as AWS published it; SOURCES.json says where from):
+    ServiceCode and TERM_MATCH filters on the product's attributes, productFamily and sku
+    (every filter must match; a record without the attribute does not), MaxResults (1 to
+    100, default 100) with NextToken paging, FormatVersion aws_v1, PriceList as JSON
+    strings.  Another filter type, a bad MaxResults or token: AWS's
+    InvalidParameterException / InvalidNextTokenException (HTTP 400).  Other actions:
+    UnknownOperationException.
 """
 
 from __future__ import annotations
@@ -2416,3 +2425,81 @@ def _asg_update_from_cloudformation_json(cls: Any, original_resource: Any,
 
 FakeAutoScalingGroup.update_from_cloudformation_json = classmethod(  # type: ignore[method-assign]
     _asg_update_from_cloudformation_json)
+
+
+# ----------------------------------------------- 20. the Price List Query API
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
+
+_PRICING_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pricing")
+
+
+def _pricing_records() -> list[dict[str, Any]]:
+    records = []
+    for name in sorted(os.listdir(_PRICING_DIR)):
+        if name.endswith(".json") and name != "SOURCES.json":
+            with open(os.path.join(_PRICING_DIR, name), encoding="utf-8") as f:
+                records.append(json.load(f))
+    return records
+
+
+def _pricing_error(start_response: Any, code: str, message: str) -> list[bytes]:
+    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1"),
+                                       ("x-amzn-ErrorType", code)])
+    return [json.dumps({"__type": code, "Message": message}).encode()]
+
+
+def _pricing_matches(record: dict[str, Any], field: str, value: str) -> bool:
+    product = record.get("product") or {}
+    if field == "productFamily":
+        return product.get("productFamily") == value
+    if field == "sku":
+        return product.get("sku") == value
+    return (product.get("attributes") or {}).get(field) == value
+
+
+def _pricing_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    action = environ.get("HTTP_X_AMZ_TARGET", "").split(".")[-1]
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+    if action != "GetProducts":
+        return _pricing_error(start_response, "UnknownOperationException",
+                              f"moto_ext: {action} is not emulated")
+    filters = body.get("Filters") or []
+    for f in filters:
+        if f.get("Type") != "TERM_MATCH" or not f.get("Field") or "Value" not in f:
+            return _pricing_error(start_response, "InvalidParameterException",
+                                  f"Invalid filter: {json.dumps(f)}")
+    size = body.get("MaxResults", 100)
+    if not isinstance(size, int) or not 1 <= size <= 100:
+        return _pricing_error(start_response, "InvalidParameterException",
+                              "MaxResults must be between 1 and 100")
+    token = body.get("NextToken")
+    try:
+        start = int(token) if token is not None else 0
+    except ValueError:
+        start = -1
+    found = [r for r in _pricing_records()
+             if r.get("serviceCode") == body.get("ServiceCode")
+             and all(_pricing_matches(r, f["Field"], f["Value"]) for f in filters)]
+    if start < 0 or start > len(found):
+        return _pricing_error(start_response, "InvalidNextTokenException",
+                              "The pagination token is invalid.")
+    page = found[start:start + size]
+    answer: dict[str, Any] = {"FormatVersion": body.get("FormatVersion", "aws_v1"),
+                              "PriceList": [json.dumps(r) for r in page]}
+    if start + size < len(found):
+        answer["NextToken"] = str(start + size)
+    start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1")])
+    return [json.dumps(answer).encode()]
+
+
+_orig_dispatch = DomainDispatcherApplication.__call__
+
+
+def _dispatch(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    if environ.get("HTTP_X_AMZ_TARGET", "").startswith("AWSPriceListService."):
+        return _pricing_app(environ, start_response)
+    return _orig_dispatch(self, environ, start_response)
+
+
+DomainDispatcherApplication.__call__ = _dispatch  # type: ignore[method-assign]

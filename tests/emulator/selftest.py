@@ -1587,6 +1587,44 @@ def auto_scaling_group_updates():
     settle(st["StackId"])
 
 
+def pricing_get_products():
+    """patch 20: GetProducts answers from the real records in tests/emulator/pricing/:
+    filters, paging, errors."""
+    pricing = client("pricing", "us-east-1")
+    ecs = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"}]
+    got = pricing.get_products(ServiceCode="AmazonECS", Filters=ecs, MaxResults=1)
+    rest = pricing.get_products(ServiceCode="AmazonECS", Filters=ecs, MaxResults=1,
+                                NextToken=got["NextToken"])
+    usages = sorted(json.loads(r)["product"]["attributes"]["usagetype"]
+                    for r in got["PriceList"] + rest["PriceList"])
+    check("pricing: GetProducts pages (MaxResults 1, NextToken) through the Fargate records",
+          len(got["PriceList"]) == 1 and "NextToken" not in rest
+          and usages == ["USE1-Fargate-GB-Hours", "USE1-Fargate-vCPU-Hours:perCPU"], usages)
+    one = pricing.get_products(ServiceCode="AmazonECS", Filters=ecs + [
+        {"Type": "TERM_MATCH", "Field": "cputype", "Value": "perCPU"}])["PriceList"]
+    terms = json.loads(one[0])["terms"]["OnDemand"] if one else {}
+    usd = [d["pricePerUnit"]["USD"] for t in terms.values()
+           for d in t["priceDimensions"].values()]
+    check("pricing: every filter must match (cputype perCPU: the vCPU record only)",
+          len(one) == 1 and usd == ["0.0404800000"], usd)
+    ec2 = pricing.get_products(ServiceCode="AmazonEC2", Filters=[
+        {"Type": "TERM_MATCH", "Field": "instanceType", "Value": "m5.large"},
+        {"Type": "TERM_MATCH", "Field": "location", "Value": "US East (N. Virginia)"}])
+    by_region = pricing.get_products(ServiceCode="AmazonEC2", Filters=[
+        {"Type": "TERM_MATCH", "Field": "instanceType", "Value": "m5.large"},
+        {"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"}])
+    check("pricing: a record without the filtered attribute does not match (the 2021 EC2 "
+          "record has location, no regionCode)",
+          len(ec2["PriceList"]) == 1 and by_region["PriceList"] == [], by_region)
+    check("pricing: another filter type is InvalidParameterException",
+          "InvalidParameterException" in error_of(
+              pricing.get_products, ServiceCode="AmazonEC2",
+              Filters=[{"Type": "ANY_OF", "Field": "sku", "Value": "x"}]))
+    check("pricing: a bad token is InvalidNextTokenException",
+          "InvalidNextTokenException" in error_of(
+              pricing.get_products, ServiceCode="AmazonECS", NextToken="zz"))
+
+
 def run_all(groups) -> int:
     for g in groups:
         try:
@@ -1614,7 +1652,8 @@ def main() -> int:
                     service_linked_role_names, describe_stacks_parameters,
                     client_request_tokens, stack_deletes_leave_nothing,
                     effective_parameters_and_terminated_instances, ses_account,
-                    pull_through_cache_rules, auto_scaling_group_updates))
+                    pull_through_cache_rules, auto_scaling_group_updates,
+                    pricing_get_products))
 
 
 if __name__ == "__main__":

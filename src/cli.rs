@@ -360,8 +360,9 @@ pub struct SetupArgs {
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
 
-    /// Move the BBB servers to the image BBBServerAmi names now (replaces them, one at a
-    /// time); without it an existing deployment keeps the image its servers run
+    /// Move the BBB servers to the image BBBServerAmi names now: new servers start from it,
+    /// `bbbctl roll` replaces the running ones (single mode: the server is replaced); without
+    /// it an existing deployment keeps the image its servers run
     #[arg(long)]
     pub new_server_image: bool,
 

@@ -418,7 +418,7 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     assert_eq!(param(&aws, &stack, "BBBServerDrainTimeout").await, "1800");
 
     // --new-server-image: the servers are to move to the image BBBServerAmi names now; the
-    // prompt says they are replaced.
+    // prompt says the running (scalable) servers keep theirs until `roll` replaces them.
     let o = bbbctl_in(
         &dir,
         &["setup", "-s", &stack, "--new-server-image", "--dry-run"],
@@ -427,7 +427,8 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     let out = stdout(&o);
     assert!(
         out.contains(&format!("BBBServerImageId  {resolved} → (empty)"))
-            && out.contains("CloudFormation replaces the servers, one at a time"),
+            && out.contains("running servers keep theirs (no meeting is cut)")
+            && out.contains(&format!("`bbbctl roll -s {stack}` replaces the old ones")),
         "{out}"
     );
     let o = bbbctl_in(

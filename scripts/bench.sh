@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark on the local emulator (not a test): wall time and AWS requests of
-#   setup (first run), setup (no-change re-run), admin-login, scale --count 2 --no-wait;
+#   setup (first run), setup (no-change re-run), admin-login, scale --count 2 --no-wait,
+#   cost of the deployment with two schedules (Price List API first, then its cache; and
+#   --offline from the snapshot);
 #   and `bbbctl check` of a deployment with 10 BBB servers against HTTPS stand-ins of the
 #   platform (tests/check_command.rs, debug build; goal < 5 s).
 # Targets: admin-login and scale < 30 ms, no-change re-run < 1 s with 0 uploads.
@@ -47,7 +49,13 @@ times=()
 for _ in $(seq 1 5); do run "${SETUP[@]}"; times+=("$MS"); done
 printf '%-34s %10s %10s  %s\n' "setup (no-change re-run, median 5)" "$(printf '%s\n' "${times[@]}" | median)" "$REQUESTS" "$(grep -o 'Templates: [^(]*' <<<"$OUT")"
 
-for cmd in "admin-login -s $STACK" "scale -s $STACK --count 2 --no-wait"; do
+"$BBBCTL" schedule -s "$STACK" add day --cron "0 8 * * 1-5" --count 6 >/dev/null
+"$BBBCTL" schedule -s "$STACK" add night --cron "0 18 * * 1-5" --count 2 >/dev/null
+export XDG_CACHE_HOME
+XDG_CACHE_HOME=$(mktemp -d)
+run cost -s "$STACK"
+printf '%-34s %10s %10s  %s\n' "cost (Price List API, first)" "$MS" "$REQUESTS" "every meter asked, then cached"
+for cmd in "admin-login -s $STACK" "scale -s $STACK --count 2 --no-wait" "cost -s $STACK" "cost --offline"; do
   times=()
   # shellcheck disable=SC2086 # word splitting of the command line is intended
   for _ in $(seq 1 "$RUNS"); do run $cmd; times+=("$MS"); done

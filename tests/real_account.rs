@@ -1,6 +1,7 @@
 //! The whole life cycle on a real AWS account, with the built binary:
 //! setup → admin-login → the administrator signs in to Greenlight over HTTPS (Greenlight's
-//! own session API, as its web page does) → status → `check --wait` with every check passing
+//! own session API, as its web page does) → status → cost (every line priced by the Price
+//! List API, none from the snapshot) → `check --wait` with every check passing
 //! (warnings allowed, e.g. the SES sandbox) → destroy, then nothing of the
 //! deployment left — neither
 //! its stacks nor a DNS name in the hosted zone (`<domain>`, `scalelite.<domain>`,
@@ -198,6 +199,23 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
         }
         let status = real.bbbctl(dir, &["--output", "json", "status", "-s", &real.stack]);
         check(&mut failures, "status", &status);
+        // The Price List API's real records answer every filter `cost` sends: no line may
+        // fall back to the snapshot.
+        let cost = real.bbbctl(dir, &["--output", "json", "cost", "-s", &real.stack]);
+        if check(&mut failures, "cost", &cost) {
+            let v: serde_json::Value = serde_json::from_slice(&cost.stdout).unwrap_or_default();
+            for l in v["estimate"]["lines"].as_array().into_iter().flatten() {
+                if !l["source"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("AWS Price List API"))
+                {
+                    failures.push(format!(
+                        "cost: {} not priced by the API: {}",
+                        l["item"], l["source"]
+                    ));
+                }
+            }
+        }
         // Everything seen from outside must pass (setup already ran it with a wait).
         let report = real.bbbctl(
             dir,

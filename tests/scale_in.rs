@@ -467,6 +467,8 @@ async fn setup_leaves_servers_running_and_roll_replaces_them_new_ones_first() {
         .map(|s| s["outdated"].as_bool().unwrap())
         .collect();
     assert_eq!(outdated, [true, true], "{listed}");
+    let o = bbbctl_in(&d.dir, &["status", "-s", &d.stack]);
+    assert_stdout_has(&o, "2 of 2 BBB server(s) run an older launch template");
 
     let mut child = roll(&[]);
     let mut known = d.instances.clone();

@@ -192,15 +192,15 @@ fn print(p: &Printer, e: &Estimate, what: &str) -> Result<()> {
 }
 
 /// For `setup --dry-run`: the monthly estimate before and after the planned change, the
-/// items that change side by side (a mode switch: every item of both modes). Prices as
-/// `bbbctl cost` gets them; when none can be had, a warning and nothing else.
+/// items that change side by side (a mode switch: every item of both modes), as text and
+/// JSON. Prices as `bbbctl cost` gets them; when none can be had, a warning and `None`.
 pub async fn compare(
     aws: &Aws,
     p: &Printer,
     bundle: &Bundle,
     before: Option<&BTreeMap<String, String>>,
     after: &BTreeMap<String, String>,
-) {
+) -> Option<(String, serde_json::Value)> {
     let region = aws.region().to_string();
     let servers = after
         .get(crate::settings::P_SERVER_COUNT)
@@ -210,7 +210,7 @@ pub async fn compare(
         (Ok(now), Ok(then)) => (now, then),
         (Err(e), _) | (_, Err(e)) => {
             p.warn(format!("no cost estimate: {e:#}"));
-            return;
+            return None;
         }
     };
     let mut meters = cost::meters(&then);
@@ -221,18 +221,20 @@ pub async fn compare(
         Ok(b) => b,
         Err(e) => {
             p.warn(format!("no cost estimate: {e:#}"));
-            return;
+            return None;
         }
     };
     let a = Assumptions::default();
     let then = cost::estimate(&then, &book, &a, None);
     let Some(now) = now.map(|n| cost::estimate(&n, &book, &a, None)) else {
-        p.info(format!(
-            "Cost a month: {} USD ({}; `bbbctl cost` itemizes it and takes other usage assumptions).",
-            cost::money(then.total),
-            book.describe()
+        return Some((
+            format!(
+                "Cost a month: {} USD ({}; `bbbctl cost` itemizes it and takes other usage assumptions).",
+                cost::money(then.total),
+                book.describe()
+            ),
+            json!({"after": then.total, "prices": book.describe()}),
         ));
-        return;
     };
     let switch = now.shape.mode != then.shape.mode;
     let mut text = format!(
@@ -279,5 +281,8 @@ pub async fn compare(
         cost::money(now.total),
         cost::money(then.total),
     ));
-    p.info(text);
+    Some((
+        text,
+        json!({"before": now.total, "after": then.total, "prices": book.describe()}),
+    ))
 }

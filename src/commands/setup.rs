@@ -363,7 +363,10 @@ async fn dry_run(
             text.push_str(&format!("\n    + {name} ({n} resource(s))"));
         }
         text.push_str("\nNothing was changed.");
-        super::cost::compare(aws, p, &s.bundle, None, &s.params).await;
+        let cost = super::cost::compare(aws, p, &s.bundle, None, &s.params).await;
+        if let Some((t, _)) = &cost {
+            text.push_str(&format!("\n{t}"));
+        }
         p.result(
             text,
             &json!({
@@ -371,6 +374,7 @@ async fn dry_run(
                 "exists": root.is_some(),
                 "sources_exists": sources.is_some(),
                 "create": layers.iter().map(|(l, n)| json!({"stack": l, "resources": n})).collect::<Vec<_>>(),
+                "cost": cost.map(|(_, j)| j),
             }),
         );
         return Ok(());
@@ -384,8 +388,8 @@ async fn dry_run(
     upload_assets(aws, p, &bucket, &root_spec.assets).await?;
     let changes = plan::plan(&aws.cfn, &root_spec.spec(s)).await?;
     let before = user_params(&s.root, parameters(root));
-    super::cost::compare(aws, p, &s.bundle, Some(&before), &root_spec.params).await;
-    let text = if changes.is_empty() {
+    let cost = super::cost::compare(aws, p, &s.bundle, Some(&before), &root_spec.params).await;
+    let mut text = if changes.is_empty() {
         format!(
             "Dry run: deployment {} is up to date; setup would change nothing.",
             s.stack
@@ -397,11 +401,15 @@ async fn dry_run(
             plan::render(&changes)
         )
     };
+    if let Some((t, _)) = &cost {
+        text.push_str(&format!("\n{t}"));
+    }
     p.result(
         text,
         &json!({
             "stack": s.stack,
             "exists": true,
+            "cost": cost.map(|(_, j)| j),
             "changes": changes.iter().map(|c| json!({
                 "stack_path": c.stack_path,
                 "logical_id": c.logical_id,

@@ -43,10 +43,14 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     };
 
     let mut servers = serde_json::Value::Null;
+    let mut outdated_note = None;
     if let Some(group) = d.outputs.get(out::SERVER_GROUP)
         && let Some(asg) = server_group(&aws, group).await?
     {
+        let outdated = super::stacks::outdated_instances(&asg);
+        outdated_note = super::stacks::outdated_note(&outdated, asg.instances().len(), stack);
         servers = json!({
+            "outdated": outdated,
             "group": group,
             "desired": asg.desired_capacity(),
             "min": asg.min_size(),
@@ -117,6 +121,9 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
                 i["lifecycle"].as_str().unwrap_or(""),
                 i["health"].as_str().unwrap_or("")
             ));
+        }
+        if let Some(note) = &outdated_note {
+            text.push_str(&format!("    ! {note}\n"));
         }
     }
     let schedules = match d.outputs.get(out::SERVER_GROUP) {

@@ -97,8 +97,9 @@ impl Cron {
     }
 }
 
-/// A calendar day: day of month, month, day of week (0 = Sunday).
+/// A calendar day: year, day of month, month, day of week (0 = Sunday).
 struct Day {
+    year: i64,
     dom: u32,
     month: u32,
     dow: u32,
@@ -116,8 +117,7 @@ pub fn today() -> i64 {
 /// A day number as YYYY-MM-DD.
 pub fn date(days: i64) -> String {
     let d = civil(days);
-    let year = civil_year(days);
-    format!("{year:04}-{:02}-{:02}", d.month, d.dom)
+    format!("{:04}-{:02}-{:02}", d.year, d.month, d.dom)
 }
 
 /// The day number of a YYYY-MM-DD date (`None` if it is not one).
@@ -137,16 +137,6 @@ pub fn day_number(date: &str) -> Option<i64> {
     Some(era * 146_097 + doe - 719_468)
 }
 
-fn civil_year(days: i64) -> i64 {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    yoe + era * 400 + i64::from(mp >= 10)
-}
-
 /// The civil date of a day number (days since 1970-01-01), Howard Hinnant's algorithm.
 fn civil(days: i64) -> Day {
     let z = days + 719_468;
@@ -158,6 +148,7 @@ fn civil(days: i64) -> Day {
     let dom = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     Day {
+        year: yoe + era * 400 + i64::from(month <= 2),
         dom,
         month,
         dow: (days + 4).rem_euclid(7) as u32, // 1970-01-01 was a Thursday
@@ -204,7 +195,7 @@ mod tests {
     #[test]
     fn calendar_is_right() {
         let d = civil(MONDAY);
-        assert_eq!((d.dom, d.month, d.dow), (30, 11, 1));
+        assert_eq!((d.year, d.dom, d.month, d.dow), (2026, 30, 11, 1));
         let d = civil(0);
         assert_eq!((d.dom, d.month, d.dow), (1, 1, 4));
     }
@@ -259,16 +250,9 @@ mod tests {
     #[test]
     fn steps_lists_and_sunday_as_seven() {
         let c = Cron::parse("*/15 9,17 1 * 7").unwrap();
-        let sunday = Day {
-            dom: 6,
-            month: 12,
-            dow: 0,
-        };
-        let first = Day {
-            dom: 1,
-            month: 12,
-            dow: 2,
-        };
+        let sunday = civil(day_number("2026-12-06").unwrap());
+        let first = civil(day_number("2026-12-01").unwrap());
+        assert_eq!((sunday.dow, first.dow), (0, 2));
         assert!(c.matches(&sunday, 9, 45));
         assert!(c.matches(&first, 17, 0));
         assert!(!c.matches(&first, 17, 5));

@@ -230,13 +230,12 @@ fn tasks(frontend: &TemplateInfo, task_count: f64, greenlight: bool) -> Vec<Task
 /// How many resources of `kind` the nested stacks in effect declare, counting a resource
 /// with a condition only when the condition is one of the mode's and holds.
 fn count_resources(
-    bundle: &Bundle,
+    nested: &BTreeMap<String, TemplateInfo>,
     root: &TemplateInfo,
     params: &BTreeMap<String, String>,
     kind: &str,
     holds: impl Fn(&str) -> bool,
 ) -> Result<u32> {
-    let nested = bundle.nested_templates()?;
     let mut n = 0;
     for stack in root.nested_in_effect(params) {
         if let Some(t) = nested.get(&stack.logical_id) {
@@ -274,15 +273,15 @@ pub fn shape(
     let azs = num(&p, "BBBNumberOfAZs", 2.0) as u32;
     let own_vpc = get("BBBExistingVPC").is_empty();
     let greenlight = get("BBBFrontendType") != "External";
-    let frontend = bundle.nested_templates()?.remove("FrontendStack");
+    let nested = bundle.nested_templates()?;
+    let frontend = nested.get("FrontendStack");
     let ecs_type = get("BBBECSInstanceType");
-    let ecs_group = bundle
-        .nested_templates()?
-        .remove("EcsStack")
+    let ecs_group = nested
+        .get("EcsStack")
         .and_then(|t| {
             let g = t
                 .resources
-                .into_iter()
+                .iter()
                 .find(|r| r.kind == "AWS::AutoScaling::AutoScalingGroup")?;
             let n = |k: &str| g.properties.get(k)?.as_str()?.parse::<u32>().ok();
             Some((n("MinSize")?, n("MaxSize")?))
@@ -294,12 +293,11 @@ pub fn shape(
         "HasGreenlight" => greenlight,
         _ => true,
     };
-    let secrets = count_resources(bundle, &root, &p, "AWS::SecretsManager::Secret", holds)?;
+    let secrets = count_resources(&nested, &root, &p, "AWS::SecretsManager::Secret", holds)?;
     let class = get("BBBDBInstanceClass");
     let data_gb = num(&p, "BBBServerDataVolumeSize", 100.0);
-    let root_gb = bundle
-        .nested_templates()?
-        .remove("BbbServersStack")
+    let root_gb = nested
+        .get("BbbServersStack")
         .and_then(|t| t.parameters.get("RootVolumeSize")?.default.clone())
         .and_then(|d| d.parse().ok())
         .unwrap_or(50.0);
@@ -321,7 +319,7 @@ pub fn shape(
             (true, true, false) => 1,
             _ => 0,
         },
-        tasks: match (&frontend, scalable) {
+        tasks: match (frontend, scalable) {
             (Some(f), true) => tasks(f, num(&p, "BBBFrontendTaskCount", 1.0), greenlight),
             _ => Vec::new(),
         },

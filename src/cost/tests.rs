@@ -25,27 +25,8 @@ fn book(extra: &[Extra]) -> PriceBook {
             },
         );
     };
-    for m in [
-        Meter::Gp3,
-        Meter::NatHours,
-        Meter::NatGb,
-        Meter::AlbHours,
-        Meter::AlbLcu,
-        Meter::FargateVcpu,
-        Meter::FargateGb,
-        Meter::AuroraAcu,
-        Meter::AuroraStorage,
-        Meter::AuroraIo,
-        Meter::Efs,
-        Meter::PublicIpv4,
-        Meter::Secret,
-        Meter::HostedZone,
-        Meter::LogsIngest,
-        Meter::LogsStorage,
-        Meter::TransferOut,
-        Meter::Ec2("c5.2xlarge".into()),
-        Meter::CacheNode("Valkey".into(), "cache.t4g.micro".into()),
-    ] {
+    // every meter of the default scalable deployment
+    for m in meters(&shape_of(&[], None)) {
         put(m, 0.01, None);
     }
     for (m, usd, size) in extra {

@@ -146,7 +146,15 @@ pub async fn run(g: &Global, p: &Printer, args: &CostArgs) -> Result<()> {
             .ok_or_else(|| usage("no region to price: pass --region (e.g. --region us-east-1)"))?,
     };
     let subject = match (&aws, &stack) {
-        (Some(x), Some(s)) => deployed(x, &bundle, s, &chosen).await?,
+        (Some(x), Some(s)) => {
+            let found = deployed(x, &bundle, s, &chosen).await?;
+            if found.is_none() && args.stack.is_some() {
+                notes.push(format!(
+                    "deployment {s} does not exist in {region}: estimating {origin} instead"
+                ));
+            }
+            found
+        }
         _ => None,
     };
     let subject = subject.unwrap_or_else(|| Subject {

@@ -125,7 +125,11 @@ pub async fn run(g: &Global, p: &Printer, args: &CostArgs) -> Result<()> {
     let mut aws = None;
     let mut notes = Vec::new();
     if !args.offline {
-        match Aws::connect(&g).await {
+        let connected = match &stack {
+            Some(s) => super::connect(&g, p, s).await,
+            None => Aws::connect(&g).await,
+        };
+        match connected {
             Ok(x) => aws = Some(x),
             Err(e) => notes.push(format!(
                 "AWS could not be reached ({e:#}): prices from the snapshot, the deployment from {origin}"

@@ -126,22 +126,25 @@ def evaluate(node, values, conditions):
     return as_str(node)
 
 
+def any_entry(node, hit):
+    """Does hit(key, value) hold for some mapping entry anywhere in node?"""
+    if isinstance(node, dict):
+        return any(hit(k, v) or any_entry(v, hit) for k, v in node.items())
+    if isinstance(node, list):
+        return any(any_entry(v, hit) for v in node)
+    return False
+
+
 def references(node, name):
     """Does node refer to parameter name (Ref, or ${name} in a Sub)?"""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref" and value == name:
-                return True
-            if key == "Fn::Sub":
-                text = value if isinstance(value, str) else value[0]
-                if "${" + name + "}" in text:
-                    return True
-            if references(value, name):
-                return True
+    def hit(key, value):
+        if key == "Ref":
+            return value == name
+        if key == "Fn::Sub":
+            text = value if isinstance(value, str) else value[0]
+            return "${" + name + "}" in text
         return False
-    if isinstance(node, list):
-        return any(references(v, name) for v in node)
-    return False
+    return any_entry(node, hit)
 
 
 def substitute(node, name, value, typed):
@@ -237,18 +240,9 @@ def collapse_subs(node):
 
 
 def uses_condition(node, name):
-    if isinstance(node, dict):
-        for key, child in node.items():
-            if key in ("Condition",) and child == name:
-                return True
-            if key == "Fn::If" and isinstance(child, list) and child and child[0] == name:
-                return True
-            if uses_condition(child, name):
-                return True
-        return False
-    if isinstance(node, list):
-        return any(uses_condition(c, name) for c in node)
-    return False
+    """Does node use condition name (a Condition key, or the first argument of Fn::If)?"""
+    return any_entry(node, lambda key, value: (key == "Condition" and value == name) or (
+        key == "Fn::If" and isinstance(value, list) and bool(value) and value[0] == name))
 
 
 def deployed(nested, passed_values):

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 mod support;
 
-use support::{ensure_packages, shell_function};
+use support::{assert_success, ensure_packages, shell_function};
 
 const EXAMPLE_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 /// AWS SDK for PHP's expected SMTP password for EXAMPLE_KEY in us-east-2.
@@ -37,12 +37,7 @@ fn container_password(key: &str, region: &str) -> String {
         .env("SMTP_REGION", region)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    assert_success(&out)
 }
 
 fn server_password(key: &str, region: &str) -> String {
@@ -62,15 +57,7 @@ fn server_password(key: &str, region: &str) -> String {
     // As the bootstrap feeds it: the key from the secret's JSON, with a newline.
     writeln!(child.stdin.take().unwrap(), "{key}").unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end()
-        .to_string()
+    assert_success(&out).trim_end().to_string()
 }
 
 #[test]
@@ -120,11 +107,7 @@ fn the_server_sets_greenlights_mail_settings_in_its_env_file() {
         .arg(&env)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(
         fs::read_to_string(&env).unwrap(),
         "SECRET_KEY_BASE=abc\nDATABASE_URL=postgres://x\n\

@@ -49,15 +49,7 @@ async fn deployment(servers: usize) -> Deployment {
     let scalelite = Scalelite::start(&secret);
     let ids = instances
         .iter()
-        .map(|i| {
-            scalelite.add_enabled(
-                &format!(
-                    "https://bbb-{}.{domain}/bigbluebutton/api/",
-                    i.trim_start_matches("i-")
-                ),
-                "s",
-            )
-        })
+        .map(|i| register(&scalelite, i, &domain))
         .collect();
     Deployment {
         aws,
@@ -71,6 +63,17 @@ async fn deployment(servers: usize) -> Deployment {
         zone,
         before,
     }
+}
+
+/// A server registers itself once bbb-install is done: here, at once. Returns its Scalelite id.
+fn register(scalelite: &Scalelite, instance: &str, domain: &str) -> String {
+    scalelite.add_enabled(
+        &format!(
+            "https://bbb-{}.{domain}/bigbluebutton/api/",
+            instance.trim_start_matches("i-")
+        ),
+        "s",
+    )
 }
 
 async fn capacity(aws: &bbbctl::aws::Aws, group: &str) -> (i32, i32, i32) {
@@ -318,14 +321,7 @@ async fn drain_replace_brings_the_new_server_in_first_and_enable_undoes_a_cordon
         "enabled",
         "the old server is cordoned only once the new one serves"
     );
-    d.scalelite.add_enabled(
-        &format!(
-            "https://bbb-{}.{}/bigbluebutton/api/",
-            new.trim_start_matches("i-"),
-            d.domain
-        ),
-        "s",
-    );
+    register(&d.scalelite, &new, &d.domain);
     poll_until(&d, || d.state(1) == "deleted");
     let out = child.wait_with_output().unwrap();
     assert_code(&out, 0);
@@ -479,17 +475,9 @@ async fn setup_leaves_servers_running_and_roll_replaces_them_new_ones_first() {
             start.elapsed() < Duration::from_secs(120),
             "roll did not finish"
         );
-        // New servers register themselves once bbb-install is done: here, at once.
         for i in group_instances(&d.aws, &d.group).await {
             if !known.contains(&i) {
-                d.scalelite.add_enabled(
-                    &format!(
-                        "https://bbb-{}.{}/bigbluebutton/api/",
-                        i.trim_start_matches("i-"),
-                        d.domain
-                    ),
-                    "s",
-                );
+                register(&d.scalelite, &i, &d.domain);
                 known.push(i);
             }
         }
@@ -544,14 +532,7 @@ async fn scale_out_waits_until_scalelite_has_the_new_servers_enabled() {
                 child.try_wait().unwrap().is_none(),
                 "scale-out returned before the new server was enabled"
             );
-            d.scalelite.add_enabled(
-                &format!(
-                    "https://bbb-{}.{}/bigbluebutton/api/",
-                    new.trim_start_matches("i-"),
-                    d.domain
-                ),
-                "s",
-            );
+            register(&d.scalelite, &new, &d.domain);
             registered = true;
         }
         tokio::time::sleep(Duration::from_millis(150)).await;

@@ -730,11 +730,7 @@ fn the_agent_loops_run_as_systemd_services_after_registration() {
         .env("UNITS", dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::assert_success(&out);
     let unit = fs::read_to_string(dir.path().join("bbb-scalelite-protect.service")).unwrap();
     for line in [
         "Description=Hold the group's scale-in protection",

@@ -71,7 +71,7 @@ async fn timetable(aws: &Aws, group: &str) -> Result<Vec<cron::Action>> {
 /// An existing deployment as it runs now, with what the flags and a chosen file change.
 async fn deployed(
     aws: &Aws,
-    bundle: &Bundle,
+    root: &crate::templates::TemplateInfo,
     stack: &str,
     chosen: &BTreeMap<String, String>,
 ) -> Result<Option<Subject>> {
@@ -79,8 +79,7 @@ async fn deployed(
         return Ok(None);
     };
     super::stacks::ensure_ours(aws, &st, stack).await?;
-    let root = bundle.root_info()?;
-    let mut params = user_params(&root, parameters(&st));
+    let mut params = user_params(root, parameters(&st));
     params.extend(chosen.clone());
     let (mut servers, mut actions) = (None, Vec::new());
     if let Some(group) = outputs(&st).remove(out::SERVER_GROUP)
@@ -151,7 +150,7 @@ pub async fn run(g: &Global, p: &Printer, args: &CostArgs) -> Result<()> {
     };
     let subject = match (&aws, &stack) {
         (Some(x), Some(s)) => {
-            let found = deployed(x, &bundle, s, &chosen).await?;
+            let found = deployed(x, &root, s, &chosen).await?;
             if found.is_none() && args.stack.is_some() {
                 notes.push(format!(
                     "deployment {s} does not exist in {region}: estimating {origin} instead"

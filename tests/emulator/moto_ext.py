@@ -211,6 +211,7 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -2433,6 +2434,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E
 _PRICING_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pricing")
 
 
+@functools.lru_cache(maxsize=1)
 def _pricing_records() -> list[dict[str, Any]]:
     records = []
     for name in sorted(os.listdir(_PRICING_DIR)):

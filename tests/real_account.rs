@@ -1,6 +1,8 @@
 //! The whole life cycle on a real AWS account, with the built binary:
 //! setup → admin-login → the administrator signs in to Greenlight over HTTPS (Greenlight's
-//! own session API, as its web page does) → status → cost (every line priced by the Price
+//! own session API, as its web page does) → (scalable) a meeting created through Scalelite,
+//! joined on a BBB server and ended, the player and a recording route on the Scalelite host
+//! → status → cost (every line priced by the Price
 //! List API, none from the snapshot) → `check --wait` with every check passing
 //! (warnings allowed, e.g. the SES sandbox) → destroy, then nothing of the
 //! deployment left — neither
@@ -132,6 +134,145 @@ async fn sign_in_when_up(url: &str, email: &str, password: &str) -> anyhow::Resu
     }
 }
 
+/// The load-balancer secret of the deployment: the root stack's SecretsStack output.
+async fn load_balancer_secret(sdk: &aws_config::SdkConfig, stack: &str) -> anyhow::Result<String> {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let nested = cfn
+        .describe_stack_resource()
+        .stack_name(stack)
+        .logical_resource_id("SecretsStack")
+        .send()
+        .await?;
+    let id = nested
+        .stack_resource_detail()
+        .and_then(|r| r.physical_resource_id())
+        .ok_or_else(|| anyhow::anyhow!("no SecretsStack in {stack}"))?
+        .to_string();
+    let found = cfn.describe_stacks().stack_name(&id).send().await?;
+    let arn = found
+        .stacks()
+        .iter()
+        .flat_map(|s| s.outputs())
+        .find(|o| o.output_key() == Some("LoadBalancerSecretArn"))
+        .and_then(|o| o.output_value())
+        .ok_or_else(|| anyhow::anyhow!("SecretsStack has no LoadBalancerSecretArn"))?
+        .to_string();
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    let value = secrets.get_secret_value().secret_id(arn).send().await?;
+    Ok(value.secret_string().unwrap_or_default().to_string())
+}
+
+/// Scalable mode, from outside as Greenlight and a browser do it: a meeting created through
+/// Scalelite lands on a BBB server (getMeetingInfo answers), a join redirects to a
+/// bbb-<id> server whose own API answers the join, the player is served on the Scalelite
+/// host (nginx image) and a recording route reaches Scalelite's API through its nginx (a
+/// 404 of Scalelite's, not the load balancer's plain "Not found"). A recording made and
+/// played back needs a browser in the meeting: see README, "What only a real account can
+/// prove".
+async fn meeting_and_playback_routes(domain: &str, secret: &str) -> anyhow::Result<()> {
+    use bbbctl::scalelite::checksum;
+    use hyper::Method;
+    let http = bbbctl::http::Http::new(std::time::Duration::from_secs(20))?;
+    let api = format!("https://scalelite.{domain}/bigbluebutton/api/");
+    let meeting = format!("bbbctl-real-{}", std::process::id());
+    let call = |name: &str, query: &str| {
+        format!(
+            "{api}{name}?{query}&checksum={}",
+            checksum(name, query, secret)
+        )
+    };
+    let create = format!("name=bbbctl%20real%20account&meetingID={meeting}&record=true");
+    let reply = http
+        .send(Method::GET, &call("create", &create), &[], None)
+        .await?;
+    anyhow::ensure!(
+        reply.text().contains("<returncode>SUCCESS</returncode>"),
+        "create through Scalelite: {} {}",
+        reply.status,
+        reply.text()
+    );
+    let info = http
+        .send(
+            Method::GET,
+            &call("getMeetingInfo", &format!("meetingID={meeting}")),
+            &[],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(
+        info.text().contains("<returncode>SUCCESS</returncode>"),
+        "getMeetingInfo: {}",
+        info.text()
+    );
+    let join = format!("fullName=Real%20Account&meetingID={meeting}&role=MODERATOR&redirect=true");
+    let reply = http
+        .send(Method::GET, &call("join", &join), &[], None)
+        .await?;
+    let location = reply
+        .header_values("location")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    anyhow::ensure!(
+        reply.status == 302 && location.contains(&format!(".{domain}/bigbluebutton/api/join")),
+        "join through Scalelite: {} to {location:?}",
+        reply.status
+    );
+    let host = location.split('/').nth(2).unwrap_or_default().to_string();
+    anyhow::ensure!(
+        host.starts_with("bbb-"),
+        "joined on {host}, not a bbb-<id> server"
+    );
+    let reply = http.send(Method::GET, &location, &[], None).await?;
+    anyhow::ensure!(
+        reply.status == 302
+            && reply
+                .header_values("location")
+                .any(|l| l.contains("sessionToken=")),
+        "the BBB server {host} did not answer the join with its client: {}",
+        reply.status
+    );
+    let end = http
+        .send(
+            Method::GET,
+            &call("end", &format!("meetingID={meeting}")),
+            &[],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(end.text().contains("SUCCESS"), "end: {}", end.text());
+    eprintln!("real_account: meeting {meeting} created through Scalelite, joined on {host}, ended");
+
+    let player = http
+        .send(
+            Method::GET,
+            &format!("https://scalelite.{domain}/playback/presentation/2.3/x"),
+            &[],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(
+        player.status == 200 && player.text().to_lowercase().contains("<html"),
+        "the player on scalelite.{domain}: {}",
+        player.status
+    );
+    let missing = http
+        .send(
+            Method::GET,
+            &format!("https://scalelite.{domain}/presentation/{meeting}-0/metadata.xml"),
+            &[],
+            None,
+        )
+        .await?;
+    anyhow::ensure!(
+        missing.status == 404 && missing.text().trim() != "Not found",
+        "a recording route on scalelite.{domain} did not reach Scalelite: {} {:?}",
+        missing.status,
+        missing.text()
+    );
+    Ok(())
+}
+
 fn check(failures: &mut Vec<String>, step: &str, out: &Output) -> bool {
     if out.status.success() {
         true
@@ -195,6 +336,16 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
                     }
                 }
                 Err(e) => failures.push(format!("admin-login: not JSON: {e}")),
+            }
+        }
+        if real.mode == "scalable" {
+            let sdk = real.sdk().await;
+            let result = match load_balancer_secret(&sdk, &real.stack).await {
+                Ok(secret) => meeting_and_playback_routes(&real.domain, &secret).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                failures.push(format!("meeting and playback routes: {e:#}"));
             }
         }
         let status = real.bbbctl(dir, &["--output", "json", "status", "-s", &real.stack]);

@@ -73,11 +73,11 @@ fn fixed(a: Assumptions) -> Assumptions {
 fn default_scalable_deployment_line_by_line() {
     let s = shape_of(&[], None);
     assert_eq!(s.mode, "scalable");
-    // frontend.yaml: Greenlight 1024/2048, Scalelite API 512/1024, nginx 256/512, poller
+    // frontend.yaml: Greenlight 1024/2048, Scalelite API with its nginx 512/2048, poller
     // 256/512, importer 512/1024; one of each (BBBFrontendTaskCount 1).
     let vcpu: f64 = s.tasks.iter().map(|t| t.vcpu * t.count).sum();
     let gib: f64 = s.tasks.iter().map(|t| t.gib * t.count).sum();
-    assert_eq!((s.tasks.len(), vcpu, gib), (5, 2.5, 5.0));
+    assert_eq!((s.tasks.len(), vcpu, gib), (4, 2.25, 5.5));
     assert_eq!(s.nat_gateways, 1);
     let e = estimate(&s, &book(&[]), &fixed(Assumptions::default()), None);
     let h = HOURS_PER_MONTH;
@@ -89,11 +89,11 @@ fn default_scalable_deployment_line_by_line() {
     assert_eq!(line(&e, "NAT gateways").quantity, Band::fixed(h));
     assert_eq!(
         line(&e, "ECS tasks on Fargate (vCPU)").quantity,
-        Band::fixed(2.5 * h)
+        Band::fixed(2.25 * h)
     );
     assert_eq!(
         line(&e, "ECS tasks on Fargate (memory)").quantity,
-        Band::fixed(5.0 * h)
+        Band::fixed(5.5 * h)
     );
     // Serverless v2 0.5 to 4 ACU: a band
     assert_eq!(
@@ -155,7 +155,7 @@ fn an_existing_vpc_has_no_nat_gateway_of_ours() {
 fn ec2_capacity_instead_of_fargate() {
     let s = shape_of(&[("BBBECSInstanceType", "t3.large")], None);
     assert_eq!(s.ecs_instance.as_deref(), Some("t3.large"));
-    // 2.5 vCPU and 5 GiB of tasks on 2-vCPU / 8-GiB instances: 2 instances
+    // 2.25 vCPU and 5.5 GiB of tasks on 2-vCPU / 8-GiB instances: 2 instances
     let sized = book(&[(Meter::Ec2("t3.large".into()), 0.1, Some((2.0, 8.0)))]);
     let e = estimate(&s, &sized, &Assumptions::default(), None);
     let l = line(&e, "ECS instances (t3.large)");
@@ -241,7 +241,7 @@ fn scalelite_only_front_end_has_no_greenlight() {
         "{:?}",
         s.tasks
     );
-    assert_eq!(s.tasks.len(), 4);
+    assert_eq!(s.tasks.len(), 3); // Scalelite API (with its nginx), poller, importer
     // Greenlight's database login and URL secrets are not created
     assert_eq!(s.secrets, 10);
 }

@@ -1,0 +1,352 @@
+//! Assertions on the templates as written, for the wiring the emulator never runs: which
+//! container receives which setting, where the load balancer sends each host and path,
+//! what its health checks ask, and which nested stack waits for which. Each names the
+//! upstream file that makes it matter (see docs/journeys.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_yaml_ng::Value;
+
+fn template(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("templates")
+        .join(name);
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn resources(doc: &Value) -> BTreeMap<String, Value> {
+    doc["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone()))
+        .collect()
+}
+
+/// `!Sub "x"` / `!Ref x` / plain scalars as text (tags dropped).
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Tagged(t) => format!("{}:{}", t.tag, text(&t.value)),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every resource an expression names with Ref, GetAtt or ${…} in a Sub, in every branch
+/// of every Fn::If (CloudFormation may order by a reference in an untaken branch).
+fn referenced(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            match (tag.trim_start_matches('!'), &t.value) {
+                ("Ref", Value::String(s)) => {
+                    out.insert(s.clone());
+                }
+                ("GetAtt", Value::String(s)) => {
+                    out.insert(s.split('.').next().unwrap().to_string());
+                }
+                ("GetAtt", Value::Sequence(items)) => {
+                    out.insert(text(&items[0]));
+                }
+                ("Sub", Value::String(s)) => sub_refs(s, out),
+                _ => referenced(&t.value, out),
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, val) in m {
+                match (k.as_str(), val) {
+                    (Some("Ref"), Value::String(s)) => {
+                        out.insert(s.clone());
+                    }
+                    (Some("Fn::GetAtt"), Value::Sequence(items)) => {
+                        out.insert(text(&items[0]));
+                    }
+                    (Some("Fn::Sub"), Value::String(s)) => sub_refs(s, out),
+                    _ => referenced(val, out),
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|i| referenced(i, out)),
+        _ => {}
+    }
+}
+
+fn sub_refs(s: &str, out: &mut BTreeSet<String>) {
+    for part in s.split("${").skip(1) {
+        if let Some(name) = part.split('}').next() {
+            out.insert(name.split('.').next().unwrap().to_string());
+        }
+    }
+}
+
+/// (task definition, container) for every container of the front end.
+fn containers(doc: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (name, r) in resources(doc) {
+        if r["Type"] == "AWS::ECS::TaskDefinition" {
+            for c in r["Properties"]["ContainerDefinitions"]
+                .as_sequence()
+                .unwrap()
+            {
+                out.push((name.clone(), c.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn env_names(c: &Value) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for key in ["Environment", "Secrets"] {
+        if let Some(items) = c[key].as_sequence() {
+            names.extend(items.iter().map(|e| text(&e["Name"])));
+        }
+    }
+    names
+}
+
+fn env_value(c: &Value, name: &str) -> Option<String> {
+    c["Environment"]
+        .as_sequence()?
+        .iter()
+        .find(|e| text(&e["Name"]) == name)
+        .map(|e| text(&e["Value"]))
+}
+
+fn container<'a>(all: &'a [(String, Value)], name: &str) -> &'a Value {
+    &all.iter()
+        .find(|(_, c)| text(&c["Name"]) == name)
+        .unwrap_or_else(|| panic!("no container {name}"))
+        .1
+}
+
+#[test]
+fn every_scalelite_container_has_the_environment_upstream_gives_them_all() {
+    // Scalelite v1.8.5 docs/docker-README.md: every container reads /etc/default/scalelite
+    // with URL_HOST, SECRET_KEY_BASE, LOADBALANCER_SECRET, DATABASE_URL, REDIS_URL. The
+    // importer needs the secret for the recording_ready callback
+    // (app/services/recording_ready_notifier_service.rb loops over the configured secrets).
+    let doc = template("frontend.yaml");
+    let all = containers(&doc);
+    let apps: Vec<_> = all
+        .iter()
+        .filter(|(_, c)| {
+            let image = text(&c["Image"]);
+            image.contains("blindsidenetwks/scalelite")
+                && !image.ends_with("-nginx")
+                && text(&c["Name"]) != "database-setup"
+        })
+        .collect();
+    assert_eq!(apps.len(), 3, "api, poller, importer");
+    for (task, c) in apps {
+        let names = env_names(c);
+        for needed in [
+            "URL_HOST",
+            "SECRET_KEY_BASE",
+            "LOADBALANCER_SECRET",
+            "DATABASE_URL",
+            "REDIS_URL",
+        ] {
+            assert!(
+                names.contains(needed),
+                "{task}/{} lacks {needed}",
+                text(&c["Name"])
+            );
+        }
+        assert_eq!(
+            env_value(c, "URL_HOST").as_deref(),
+            Some("!Sub:scalelite.${DomainName}")
+        );
+    }
+}
+
+#[test]
+fn every_scalelite_path_reaches_an_nginx_in_proxy_mode_beside_the_api() {
+    let doc = template("frontend.yaml");
+    let res = resources(&doc);
+    // One rule for the whole host, no path condition: the player and the recordings'
+    // routes (/presentation/<id>/…, /playback/…) go where the API's X-Accel-Redirect works.
+    let rules: Vec<_> = res
+        .values()
+        .filter(|r| r["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule")
+        .filter(|r| {
+            r["Properties"]["Conditions"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|c| text(&c["HostHeaderConfig"]["Values"][0]).contains("scalelite."))
+        })
+        .collect();
+    assert_eq!(rules.len(), 1);
+    let conditions = rules[0]["Properties"]["Conditions"].as_sequence().unwrap();
+    assert_eq!(conditions.len(), 1, "host only: {conditions:?}");
+    let group = text(&rules[0]["Properties"]["Actions"][0]["TargetGroupArn"]);
+    assert_eq!(group, "!Ref:ScaleliteTargetGroup");
+    assert_eq!(
+        res["ScaleliteTargetGroup"]["Properties"]["Port"].as_u64(),
+        Some(80)
+    );
+
+    // The service puts that group on the nginx container of the API's task.
+    let service = &res["ScaleliteApiService"]["Properties"];
+    assert_eq!(
+        text(&service["LoadBalancers"][0]["ContainerName"]),
+        "scalelite-nginx"
+    );
+    let task = text(&service["TaskDefinition"]);
+    assert_eq!(task, "!Ref:ScaleliteApiTask");
+    let defs = res["ScaleliteApiTask"]["Properties"]["ContainerDefinitions"]
+        .as_sequence()
+        .unwrap();
+    let names: Vec<_> = defs.iter().map(|c| text(&c["Name"])).collect();
+    assert!(names.contains(&"scalelite-api".to_string()), "{names:?}");
+    let nginx = defs
+        .iter()
+        .find(|c| text(&c["Name"]) == "scalelite-nginx")
+        .unwrap();
+    assert!(text(&nginx["Image"]).ends_with("-nginx"));
+    // nginx/start: NGINX_RECORDINGS_ONLY wins over NGINX_BEHIND_PROXY; it must not be set.
+    assert_eq!(
+        env_value(nginx, "NGINX_BEHIND_PROXY").as_deref(),
+        Some("true")
+    );
+    assert_eq!(env_value(nginx, "NGINX_RECORDINGS_ONLY"), None);
+    let mount = &nginx["MountPoints"][0];
+    assert_eq!(
+        text(&mount["ContainerPath"]),
+        "/var/bigbluebutton/published"
+    );
+    // No other nginx serves recordings only.
+    assert!(
+        containers(&doc)
+            .iter()
+            .all(|(_, c)| env_value(c, "NGINX_RECORDINGS_ONLY").is_none())
+    );
+}
+
+/// The start command of the API task's nginx, run with sh on a copy of the template line
+/// it rewrites: the upstream host name scalelite-api (which resolves on upstream's Docker
+/// network only) becomes 127.0.0.1, and a template without that line stops the container.
+#[test]
+fn the_nginx_start_command_points_the_proxy_at_the_api_in_the_same_task() {
+    let doc = template("frontend.yaml");
+    let all = containers(&doc);
+    let nginx = container(&all, "scalelite-nginx");
+    let entry: Vec<_> = nginx["EntryPoint"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(entry, ["/bin/sh", "-c"]);
+    let script = text(&nginx["Command"][0]);
+    assert!(script.contains("exec /etc/nginx/start"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scalelite-proxy.template");
+    let run = |content: &str| {
+        std::fs::write(&file, content).unwrap();
+        let local = script
+            .replace(
+                "/etc/nginx/http.d/scalelite-proxy.template",
+                file.to_str().unwrap(),
+            )
+            .replace("exec /etc/nginx/start", "cat \"$template\"");
+        Command::new("sh").args(["-c", &local]).output().unwrap()
+    };
+    let out =
+        run("  location / {\n    proxy_pass http://scalelite-api:$SCALELITE_API_PORT;\n  }\n");
+    assert!(out.status.success());
+    let rewritten = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        rewritten.contains("proxy_pass http://127.0.0.1:$SCALELITE_API_PORT;"),
+        "{rewritten}"
+    );
+    let out = run("  location / {\n    proxy_pass http://api.internal:3000;\n  }\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no proxy_pass to scalelite-api"));
+}
+
+#[test]
+fn health_checks_ask_the_paths_the_apps_exempt_and_only_what_a_restart_fixes() {
+    let doc = template("frontend.yaml");
+    let res = resources(&doc);
+    for group in ["GreenlightTargetGroup", "ScaleliteTargetGroup"] {
+        let p = &res[group]["Properties"];
+        assert_eq!(text(&p["HealthCheckPath"]), "/health_check", "{group}");
+        assert_eq!(text(&p["Matcher"]["HttpCode"]), "200", "{group}");
+    }
+    // Greenlight release-3.8.2.4 health_checks_controller.rb: SMTP and the BigBlueButton
+    // endpoint are checked unless switched off; neither may decide a task's health.
+    let all = containers(&doc);
+    let greenlight = container(&all, "greenlight");
+    for switch in [
+        "SMTP_HEALTH_CHECK_DISABLED",
+        "BBB_HEALTH_CHECK_DISABLED",
+        "REDIS_HEALTH_CHECK_DISABLED",
+    ] {
+        assert_eq!(
+            env_value(greenlight, switch).as_deref(),
+            Some("true"),
+            "{switch}"
+        );
+    }
+    assert_eq!(
+        env_value(greenlight, "DATABASE_HEALTH_CHECK_DISABLED"),
+        None
+    );
+}
+
+#[test]
+fn only_the_deployments_own_host_names_reach_an_application() {
+    // Greenlight builds mailed links from the request's host unless URL_HOST restricts it
+    // (release-3.8.2.4 config/environments/production.rb): the listener answers any other
+    // host with 404, and Greenlight has URL_HOST too.
+    let doc = template("frontend.yaml");
+    let res = resources(&doc);
+    let listener = &res["HttpsListener"]["Properties"];
+    assert_eq!(
+        text(&listener["DefaultActions"][0]["Type"]),
+        "fixed-response"
+    );
+    let rule = &res["GreenlightRule"]["Properties"];
+    assert_eq!(
+        text(&rule["Conditions"][0]["HostHeaderConfig"]["Values"][0]),
+        "!Ref:DomainName"
+    );
+    assert_eq!(
+        text(&rule["Actions"][0]["TargetGroupArn"]),
+        "!Ref:GreenlightTargetGroup"
+    );
+    let all = containers(&doc);
+    assert_eq!(
+        env_value(container(&all, "greenlight"), "URL_HOST").as_deref(),
+        Some("!Ref:DomainName")
+    );
+}
+
+/// No nested stack of one mode waits for a resource of the other mode: in scalable mode
+/// the servers start beside the front end, on AWS and on the emulator alike.
+#[test]
+fn the_servers_never_wait_for_the_front_end_or_the_domain_record() {
+    let doc = template("root.yaml");
+    let res = resources(&doc);
+    let mut deps = BTreeSet::new();
+    referenced(&res["BbbServersStack"]["Properties"], &mut deps);
+    if let Some(d) = res["BbbServersStack"].get("DependsOn") {
+        referenced(d, &mut deps);
+        if let Some(items) = d.as_sequence() {
+            deps.extend(items.iter().map(text));
+        }
+    }
+    for other in ["FrontendStack", "DomainRecord"] {
+        assert!(
+            !deps.contains(other),
+            "BbbServersStack refers to {other}: {deps:?}"
+        );
+    }
+}

@@ -101,6 +101,31 @@ pub fn choose(members: &[Member], k: usize) -> Vec<String> {
         .collect()
 }
 
+/// How a server's bootstrap went, from the last lines of its log stream: bbb-bootstrap.sh
+/// ends with `bbb-bootstrap: READY <url>` or `bbb-bootstrap: FAILED <reason>`. In scalable
+/// mode a failed server still signals its group (the platform completes without it), so
+/// this is where a broken server shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bootstrap {
+    Ready,
+    Failed(String),
+    /// Neither line yet: still installing (the last line so far, if any).
+    Running(Option<String>),
+}
+
+pub fn bootstrap(lines: &[String]) -> Bootstrap {
+    const FAILED: &str = "bbb-bootstrap: FAILED";
+    for line in lines.iter().rev() {
+        if let Some(at) = line.find(FAILED) {
+            return Bootstrap::Failed(line[at + FAILED.len()..].trim().to_string());
+        }
+        if line.contains("bbb-bootstrap: READY") {
+            return Bootstrap::Ready;
+        }
+    }
+    Bootstrap::Running(lines.last().cloned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +198,34 @@ mod tests {
         // Only in-service instances are candidates.
         members[1].lifecycle = "Pending".into();
         assert!(!choose(&members, 4).contains(&"i-b".to_string()));
+    }
+
+    #[test]
+    fn a_bootstrap_is_read_from_its_last_lines() {
+        let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(bootstrap(&[]), Bootstrap::Running(None));
+        assert_eq!(
+            bootstrap(&lines(&[
+                "2026-12-07T10:00:00Z bbb-bootstrap: running bbb-install"
+            ])),
+            Bootstrap::Running(Some(
+                "2026-12-07T10:00:00Z bbb-bootstrap: running bbb-install".into()
+            ))
+        );
+        assert_eq!(
+            bootstrap(&lines(&[
+                "2026-12-07T10:00:00Z bbb-bootstrap: ERROR: apt-get failed",
+                "2026-12-07T10:00:01Z bbb-bootstrap: FAILED bbb-install exited with 100",
+                "2026-12-07T10:00:02Z bbb-bootstrap: signalling SUCCESS to bbb-BbbServersStack-X/ServerGroup",
+            ])),
+            Bootstrap::Failed("bbb-install exited with 100".into())
+        );
+        assert_eq!(
+            bootstrap(&lines(&[
+                "2026-12-07T10:20:00Z bbb-bootstrap: READY https://bbb-0abc.bbb.example.org",
+                "2026-12-07T10:20:01Z bbb-bootstrap: signalling SUCCESS",
+            ])),
+            Bootstrap::Ready
+        );
     }
 }

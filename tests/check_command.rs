@@ -99,6 +99,19 @@ async fn check_reports_every_piece_of_a_deployment() {
         pins.push(format!("{host}=127.0.0.1:{}", bbb[i].server.port()));
     }
 
+    // Each server's bootstrap log ends with READY (bbb-bootstrap.sh's last line).
+    let log_group = &outputs["BBBServerLogGroupName"];
+    for (id, host) in instances.iter().zip(&hosts) {
+        put_log_lines(
+            log_group,
+            id,
+            &[
+                "2026-12-07T10:00:00Z bbb-bootstrap: running bbb-install",
+                &format!("2026-12-07T10:15:00Z bbb-bootstrap: READY https://{host}"),
+            ],
+        );
+    }
+
     let started = Instant::now();
     let o = bbbctl_command(&dir, &["--output", "json", "check", "-s", &stack])
         .env("BBBCTL_RESOLVE", pins.join(","))
@@ -166,8 +179,12 @@ async fn check_reports_every_piece_of_a_deployment() {
             .contains("GreenlightService 0/1")
     );
     assert_eq!(
+        find("BBB servers", &format!("bootstrap {}", instances[0]))["detail"],
+        "BigBlueButton installed and verified"
+    );
+    assert_eq!(
         all.len(),
-        4 + 2 + 2 * (2 + servers) + 1 + 2 + servers,
+        4 + 2 + 2 * (2 + servers) + servers + 1 + 2 + servers,
         "{all:#?}"
     );
     assert_code(&o, 1);
@@ -175,6 +192,55 @@ async fn check_reports_every_piece_of_a_deployment() {
     for s in [&lb_secret, login["password"].as_str().unwrap(), "secret-0"] {
         assert!(!stdout(&o).contains(s) && !stderr(&o).contains(s));
     }
+
+    // A server whose bootstrap failed is named, with the reason and where its log is; so
+    // does `servers` (the platform completed without it).
+    put_log_lines(
+        log_group,
+        &instances[0],
+        &[
+            "2026-12-07T10:20:00Z bbb-bootstrap: FAILED bbb-install exited with 100 (apt-get update)",
+        ],
+    );
+    let o = bbbctl_command(&dir, &["--output", "json", "check", "-s", &stack])
+        .env("BBBCTL_RESOLVE", pins.join(","))
+        .env("BBBCTL_CA_FILE", &ca.ca)
+        .output()
+        .unwrap();
+    let failed = checks(&o)
+        .into_iter()
+        .find(|c| c["name"] == format!("bootstrap {}", instances[0]))
+        .unwrap();
+    assert_eq!(failed["status"], "fail", "{failed}");
+    assert_eq!(
+        failed["detail"],
+        "FAILED: bbb-install exited with 100 (apt-get update)"
+    );
+    let hint = failed["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains(log_group.as_str()) && hint.contains(&instances[0]),
+        "{failed}"
+    );
+    assert!(hint.contains("--replace"), "{failed}");
+    let o = bbbctl_in(&dir, &["--output", "json", "servers", "-s", &stack]);
+    let listed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["instance"] == instances[0].as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["bootstrap"], "failed", "{row}");
+    let o = bbbctl_in(&dir, &["servers", "-s", &stack]);
+    assert!(
+        stdout(&o).contains(&format!(
+            "{}: bootstrap FAILED: bbb-install exited with 100 (apt-get update) (log: CloudWatch Logs group {log_group}, stream {})",
+            instances[0], instances[0]
+        )),
+        "{}",
+        stdout(&o)
+    );
 
     // Without pins nothing public answers: clear failures, exit 1, fast.
     let started = Instant::now();

@@ -3,8 +3,9 @@
 //! instance metadata service and Scalelite by stand-ins on 127.0.0.1 (curl stays real).
 //! Shows: registration retries until Scalelite answers (and the secret can be read),
 //! failures are never taken for a registration, registration is idempotent across
-//! reboots, and a drain cordons, waits for the meetings to end, removes the Scalelite
-//! entry and the DNS record, and completes the lifecycle action.
+//! reboots, and a drain cordons, waits for the meetings to end - by the server's own
+//! getMeetings, whatever Scalelite's poller says (offline, disabled, no answer) - removes
+//! the Scalelite entry and the DNS record, and completes the lifecycle action.
 //! The bootstrap log shipper (templates/scripts/bbb-logship.sh) with a fake AWS CLI:
 //! every line reaches CloudWatch Logs once, in order and in batches, resuming where it
 //! stopped; a refused call loses no line and repeats none.
@@ -64,6 +65,9 @@ struct Rig {
     scalelite: Scalelite,
     _imds: HttpServer,
     lifecycle: Arc<Mutex<String>>,
+    /// Meetings this server's own API lists (getMeetings); -1: the API does not answer.
+    meetings: Arc<Mutex<i64>>,
+    _bbb: HttpServer,
 }
 
 impl Rig {
@@ -83,6 +87,8 @@ impl Rig {
         let scalelite = Scalelite::start(LB_SECRET);
         let lifecycle = Arc::new(Mutex::new("InService".to_string()));
         let imds = imds_standin(Arc::clone(&lifecycle));
+        let meetings = Arc::new(Mutex::new(0i64));
+        let bbb = bbb_api_standin(Arc::clone(&meetings));
         let config = format!(
             "AWS_DEFAULT_REGION=eu-central-1\n\
              SCALELITE_URL={scalelite}\n\
@@ -95,11 +101,13 @@ impl Rig {
              BBB_PROPERTIES={props}\n\
              IMDS={imds}/latest\n\
              RETRY_SECONDS=1\n\
-             POLL_SECONDS=1\n",
+             POLL_SECONDS=1\n\
+             BBB_API_URL={bbb}/bigbluebutton/api\n",
             scalelite = scalelite.url(),
             state = dir.path().join("scalelite-server-id").display(),
             props = dir.path().join("bbb-web.properties").display(),
             imds = imds.url(),
+            bbb = bbb.url(),
         );
         fs::write(dir.path().join("bbb-scalelite.conf"), config).unwrap();
         Rig {
@@ -107,6 +115,8 @@ impl Rig {
             scalelite,
             _imds: imds,
             lifecycle,
+            meetings,
+            _bbb: bbb,
         }
     }
 
@@ -367,6 +377,7 @@ fn drain_waits_for_meetings_then_removes_the_server_and_completes_the_lifecycle_
     rig.run_ok("register");
     let id = rig.stored_id().expect("stored id");
     rig.scalelite.set_load(&id, 12.0); // meetings are running
+    *rig.meetings.lock().unwrap() = 2;
 
     let mut agent = rig.spawn("watch");
     thread::sleep(Duration::from_millis(500));
@@ -399,6 +410,7 @@ fn drain_waits_for_meetings_then_removes_the_server_and_completes_the_lifecycle_
     );
 
     // The last meeting ends: load 0, and the poller disables the cordoned server.
+    *rig.meetings.lock().unwrap() = 0;
     rig.scalelite.set_load(&id, 0.0);
     rig.scalelite.poll();
     let status = rig.wait(&mut agent, "watch");
@@ -442,6 +454,126 @@ fn drain_waits_for_meetings_then_removes_the_server_and_completes_the_lifecycle_
         dns < done,
         "the record must go before the instance is released"
     );
+}
+
+/// Whether the drain went past its wait: the Scalelite entry removed or the lifecycle action
+/// completed.
+fn drain_went_on(rig: &Rig) -> bool {
+    rig.calls_to("deleteServer") > 0
+        || rig
+            .aws_calls()
+            .iter()
+            .any(|c| c.contains("complete-lifecycle-action"))
+}
+
+#[test]
+fn a_server_scalelite_marks_offline_is_not_drained_while_its_own_api_lists_meetings() {
+    // Scalelite's poller (lib/tasks/poll.rake) sets a server offline after failed polls and
+    // forgets its meetings; when the network is what failed, they still run on the server.
+    let rig = Rig::new();
+    rig.run_ok("register");
+    let id = rig.stored_id().expect("stored id");
+    rig.scalelite.set_load(&id, 12.0);
+    *rig.meetings.lock().unwrap() = 2;
+
+    let mut agent = rig.spawn("drain");
+    wait_until("the server to be cordoned", || {
+        rig.scalelite.server(&id).unwrap().state == "cordoned"
+    });
+    rig.scalelite.set_offline(&id);
+    let not_done = |what: &str| {
+        let sleeps = rig.sleeps();
+        wait_until("a few more rounds", || {
+            rig.sleeps() >= sleeps + 4 || drain_went_on(&rig)
+        });
+        assert!(
+            !drain_went_on(&rig),
+            "drain finished {what}\n{}",
+            rig.stderr("drain")
+        );
+    };
+    not_done("while Scalelite reported the server offline and meetings ran on it");
+    assert!(agent.try_wait().unwrap().is_none());
+
+    // Not knowing is no reason to go either: this server's API does not answer.
+    *rig.meetings.lock().unwrap() = -1;
+    not_done("while this server's own API did not answer");
+    assert!(agent.try_wait().unwrap().is_none());
+
+    // The meetings end on the server: its own empty list is enough while Scalelite still
+    // reports it offline (cordoned, never disabled by the poller).
+    *rig.meetings.lock().unwrap() = 0;
+    let status = rig.wait(&mut agent, "drain");
+    assert!(status.success(), "{}", rig.stderr("drain"));
+    assert_eq!(rig.calls_to("deleteServer"), 1);
+    assert!(rig.scalelite.servers().is_empty());
+    assert!(
+        rig.aws_calls()
+            .iter()
+            .any(|c| c.starts_with("autoscaling complete-lifecycle-action"))
+    );
+}
+
+#[test]
+fn a_drain_goes_on_by_the_servers_own_account_when_scalelite_stops_answering() {
+    let rig = Rig::new();
+    rig.run_ok("register");
+    let id = rig.stored_id().expect("stored id");
+    *rig.meetings.lock().unwrap() = 1;
+    let mut agent = rig.spawn("drain");
+    wait_until("the server to be cordoned", || {
+        rig.scalelite.server(&id).unwrap().state == "cordoned"
+    });
+    // Scalelite goes away (its load balancer answers 503) while a meeting still runs here.
+    rig.scalelite.set_available(false);
+    let sleeps = rig.sleeps();
+    wait_until("a few more rounds", || {
+        rig.sleeps() >= sleeps + 4 || drain_went_on(&rig)
+    });
+    assert!(!drain_went_on(&rig), "drained with a meeting running");
+    // The meeting ends: the server's own empty list is enough; the entry it cannot remove
+    // is left, and the lifecycle action completes.
+    *rig.meetings.lock().unwrap() = 0;
+    let status = rig.wait(&mut agent, "drain");
+    assert!(status.success(), "{}", rig.stderr("drain"));
+    assert!(
+        rig.stderr("drain")
+            .contains(&format!("could not remove {id} from Scalelite")),
+        "{}",
+        rig.stderr("drain")
+    );
+    assert_eq!(rig.scalelite.servers().len(), 1);
+    assert!(
+        rig.aws_calls()
+            .iter()
+            .any(|c| c.starts_with("autoscaling complete-lifecycle-action"))
+    );
+}
+
+#[test]
+fn a_disabled_server_is_not_drained_while_its_own_api_lists_meetings() {
+    // Scalelite says disabled (say, an operator disabled it by hand), but meetings still run
+    // here: the drain waits for them.
+    let rig = Rig::new();
+    rig.run_ok("register");
+    let id = rig.stored_id().expect("stored id");
+    *rig.meetings.lock().unwrap() = 1;
+    let mut agent = rig.spawn("drain");
+    wait_until("the server to be cordoned", || {
+        rig.scalelite.server(&id).unwrap().state == "cordoned"
+    });
+    rig.scalelite.set_load(&id, 0.0);
+    rig.scalelite.poll();
+    assert_eq!(rig.scalelite.server(&id).unwrap().state, "disabled");
+    let sleeps = rig.sleeps();
+    wait_until("a few more rounds", || {
+        rig.sleeps() >= sleeps + 4 || drain_went_on(&rig)
+    });
+    assert!(!drain_went_on(&rig), "drained with a meeting running");
+    *rig.meetings.lock().unwrap() = 0;
+    let status = rig.wait(&mut agent, "drain");
+    assert!(status.success(), "{}", rig.stderr("drain"));
+    assert_eq!(rig.calls_to("deleteServer"), 1);
 }
 
 // ---------------------------------------------------------------------------------
@@ -663,6 +795,14 @@ fn bbb_api_standin(meetings: Arc<Mutex<i64>>) -> HttpServer {
                 "<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey></response>",
             );
         }
+        if n == 0 {
+            // As BigBlueButton says it: an empty list and the noMeetings key.
+            return Response::new(
+                200,
+                "text/xml",
+                "<response><returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey><message>no meetings were found on this server</message></response>",
+            );
+        }
         let list: String = (0..n)
             .map(|i| format!("<meeting><meetingID>m{i}</meetingID></meeting>"))
             .collect();
@@ -679,11 +819,7 @@ fn bbb_api_standin(meetings: Arc<Mutex<i64>>) -> HttpServer {
 #[test]
 fn scale_in_protection_is_held_while_meetings_run_and_dropped_when_idle() {
     let rig = Rig::new();
-    let meetings = Arc::new(Mutex::new(0i64));
-    let api = bbb_api_standin(Arc::clone(&meetings));
-    let config = fs::read_to_string(rig.path("bbb-scalelite.conf")).unwrap()
-        + &format!("BBB_API_URL={}/bigbluebutton/api\n", api.url());
-    fs::write(rig.path("bbb-scalelite.conf"), config).unwrap();
+    let meetings = Arc::clone(&rig.meetings);
     let protections = || -> Vec<String> {
         rig.aws_calls()
             .into_iter()

@@ -21,6 +21,7 @@ use crate::aws::Aws;
 use crate::cfn::cause::root_cause;
 use crate::cfn::ops::{describe_stack, last_operation, outputs, parameters};
 use crate::check::{self, Check, Expected, Outcome, Status};
+use crate::fleet::Bootstrap;
 use crate::http::{Http, Resolver};
 use crate::mail;
 use crate::settings::{Global, P_DOMAIN, P_MODE};
@@ -221,6 +222,7 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
             "public names are not checked against a custom AWS endpoint; `bbbctl check` checks them",
         )
     };
+    let in_service = in_service(aws, d).await?;
     let mut names: Vec<(String, Expected, String)> = Vec::new(); // name, expected, what
     let mut servers: Vec<String> = Vec::new(); // in-service BBB servers' host names
     if mode == "single" {
@@ -247,7 +249,6 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
             Expected::NameOf(lb),
             "the load balancer".into(),
         ));
-        let in_service = in_service(aws, d).await?;
         let addresses = crate::signed::public_addresses(aws, &in_service).await?;
         for id in &in_service {
             let host = format!("bbb-{}.{domain}", id.trim_start_matches("i-"));
@@ -290,6 +291,29 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
         checks.push(Check::new("TLS", name.clone(), move || {
             let (r, tls, name) = (r.clone(), Arc::clone(&tls), name2.clone());
             async move { check::tls(&r, tls, &name, HTTP_TIMEOUT).await }
+        }));
+    }
+
+    // Each server's bootstrap, from the last lines of its log (a broken server in scalable
+    // mode does not stop the platform: this names it and its log).
+    let log_group = d.outputs.get(out::SERVER_LOGS).cloned().unwrap_or_default();
+    for id in &in_service {
+        let name = format!("bootstrap {id}");
+        if !public {
+            checks.push(Check::skipped(
+                "BBB servers",
+                name,
+                "nothing runs behind a custom AWS endpoint (no server bootstraps); `bbbctl check` reads the logs",
+            ));
+            continue;
+        }
+        let replace =
+            (mode != "single").then(|| format!("bbbctl drain -s {} {id} --replace", d.name));
+        let (aws, group, id) = (aws.clone(), log_group.clone(), id.clone());
+        checks.push(Check::new("BBB servers", name, move || {
+            let (aws, group, id, replace) =
+                (aws.clone(), group.clone(), id.clone(), replace.clone());
+            async move { bootstrap(&aws, &group, &id, replace.as_deref()).await }
         }));
     }
 
@@ -371,6 +395,34 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
         }
     }
     Ok(checks)
+}
+
+/// How server `id`'s bootstrap went, from its log stream in `group`; `replace`: the command
+/// that puts a new server in its place (scalable mode).
+async fn bootstrap(aws: &Aws, group: &str, id: &str, replace: Option<&str>) -> Outcome {
+    let log = format!("CloudWatch Logs group {group}, stream {id}");
+    match crate::signed::log_tail(aws, group, id, 20).await {
+        Ok(lines) => match crate::fleet::bootstrap(&lines) {
+            Bootstrap::Ready => Outcome::pass("BigBlueButton installed and verified"),
+            Bootstrap::Failed(reason) => Outcome::fail(
+                format!("FAILED: {reason}"),
+                match replace {
+                    Some(cmd) => format!(
+                        "its log: {log}; once the cause is fixed, `{cmd}` puts a new server in its place"
+                    ),
+                    None => format!("its log: {log}"),
+                },
+            ),
+            Bootstrap::Running(last) => Outcome::fail(
+                format!(
+                    "still installing (last line: {})",
+                    last.as_deref().unwrap_or("none yet")
+                ),
+                format!("about 15 minutes from launch; its log: {log}"),
+            ),
+        },
+        Err(e) => Outcome::fail(format!("{e:#}"), "bbbctl needs logs:GetLogEvents"),
+    }
 }
 
 /// One BBB server's own API, signed with the secret Scalelite holds for it.

@@ -1,7 +1,8 @@
 //! `bbbctl servers`: one row per BBB server — the instance (zone, Auto Scaling state and
 //! health, scale-in protection, age) next to what Scalelite says of it (state, online, load)
-//! and what the server's own API says (meetings, participants, version) — and the servers
-//! Scalelite lists that no instance backs. Reads only.
+//! and what the server's own API says (meetings, participants, version), how its bootstrap
+//! went (its log: a failed one is named with its log stream) — and the servers Scalelite
+//! lists that no instance backs. Reads only.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use super::connect;
 use super::out;
 use super::stacks::{Deployment, load_balancer_secret, nested_stacks, server_group};
 use crate::cfn::ops::parameters;
-use crate::fleet::{self, Member};
+use crate::fleet::{self, Bootstrap, Member};
 use crate::http::Http;
 use crate::scalelite::{self, Meetings};
 use crate::settings::{Global, P_DOMAIN};
@@ -53,6 +54,17 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     // Each server's own API, concurrently, with Scalelite's secret for it.
     let meetings =
         futures::future::join_all(picture.members.iter().map(|m| meetings_of(&http, m))).await;
+    // How each server's bootstrap went, from the end of its log stream.
+    let log_group = d.output(out::SERVER_LOGS).unwrap_or_default().to_string();
+    let bootstraps = futures::future::join_all(picture.members.iter().map(|m| {
+        let (aws, group) = (&aws, &log_group);
+        async move {
+            crate::signed::log_tail(aws, group, &m.instance, 20)
+                .await
+                .map(|lines| fleet::bootstrap(&lines))
+        }
+    }))
+    .await;
 
     let mut rows = Vec::new();
     let mut text = format!(
@@ -69,7 +81,20 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
         "version",
         "host"
     );
-    for (m, meet) in picture.members.iter().zip(&meetings) {
+    let mut broken = String::new();
+    for ((m, meet), boot) in picture.members.iter().zip(&meetings).zip(&bootstraps) {
+        let (boot_state, boot_detail) = match boot {
+            Ok(Bootstrap::Ready) => ("ready", None),
+            Ok(Bootstrap::Failed(reason)) => {
+                broken.push_str(&format!(
+                    "{}: bootstrap FAILED: {reason} (log: CloudWatch Logs group {log_group}, stream {})\n",
+                    m.instance, m.instance
+                ));
+                ("failed", Some(reason.clone()))
+            }
+            Ok(Bootstrap::Running(last)) => ("running", last.clone()),
+            Err(e) => ("unknown", Some(format!("{e:#}"))),
+        };
         let s = m.scalelite.as_ref();
         let meet_text = match meet {
             Ok(x) => format!("{}/{}", x.meetings, x.participants),
@@ -103,6 +128,8 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             "scalelite": s.map(|s| json!({"id": s.id, "state": s.state, "online": s.online, "load": s.load, "bbb_version": s.bbb_version})),
             "meetings": meet.as_ref().ok().map(|x| x.meetings),
             "participants": meet.as_ref().ok().map(|x| x.participants),
+            "bootstrap": boot_state,
+            "bootstrap_detail": boot_detail,
         }));
     }
     for o in &picture.orphans {
@@ -121,6 +148,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             o.host()
         ));
     }
+    text.push_str(&broken);
     if let Some(note) = super::stacks::outdated_note(&outdated, picture.members.len(), stack) {
         text.push_str(&format!("{note}\n"));
     }

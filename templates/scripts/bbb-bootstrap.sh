@@ -16,10 +16,14 @@
 #      record at every boot and deletes it at every shutdown; single mode: associates the deployment's Elastic IP
 #      with this instance - <domain> is a record of the root stack on that address
 #      (root.yaml, DomainRecord), so destroy and a mode switch remove it,
-#   3. installs BigBlueButton with the pinned bbb-install script (by commit; its sha256
-#      is checked before it runs), which also gets the
-#      Let's Encrypt certificate; without -c it sets up coturn (TURN) on this host too,
-#      reached through haproxy on 443,
+#   3. waits until apt is free (first boot runs apt-daily / unattended-upgrades; their
+#      timers are off for the install) and installs BigBlueButton with the pinned
+#      bbb-install script (by commit; its sha256 is checked before it runs), which also
+#      gets the Let's Encrypt certificate; without -c it sets up coturn (TURN) on this
+#      host too, reached through haproxy on 443; single mode: Greenlight's image is
+#      pinned in the compose file bbb-install runs; then verifies the result (package
+#      state, the services BigBlueButton runs, its API over HTTPS) before anything
+#      registers or signals,
 #   4. scalable mode: mounts the recordings spool on EFS (amazon-efs-utils: TLS + IAM,
 #      through the spool access point), installs Scalelite's post-publish hook, and
 #      installs bbb-scalelite.service, which registers this server with Scalelite's
@@ -36,11 +40,21 @@
 #   5. single mode: sets up Greenlight's mail through Amazon SES (SMTP login from its
 #      secret, the password derived as AWS documents) and creates the Greenlight
 #      administrator from the login secret,
-#   6. signals the Auto Scaling group's CreationPolicy: SUCCESS, or FAILURE on any error.
+#   6. signals the Auto Scaling group's CreationPolicy. Single mode: SUCCESS, or FAILURE on
+#      any error (the stack follows its one server). Scalable mode: SUCCESS once the
+#      bootstrap has ended, ready or not, so one broken server cannot roll the platform
+#      back (Aurora, EFS, the front end); a server that failed stays out of Scalelite
+#      (registration is the last step) and bbbctl names it from its FAILED line.
+#
+# Every run ends with one of these lines, the last of this log and of its CloudWatch Logs
+# stream (bbbctl reads it there):
+#   <UTC time> bbb-bootstrap: READY https://<host name>
+#   <UTC time> bbb-bootstrap: FAILED <reason, one line>
 #
 # Needs: the AWS CLI, curl and python3, and an instance role allowing
 # route53:ChangeResourceRecordSets/GetChange (scalable mode),
-# ec2:AssociateAddress/DescribeAddresses (single mode), cloudformation:SignalResource,
+# ec2:AssociateAddress/DescribeAddresses and route53:GetHostedZone (single mode; dig, from
+# bind9-dnsutils, is installed if missing), cloudformation:SignalResource,
 # secretsmanager:GetSecretValue (single mode: admin login and SMTP login; scalable mode: the
 # load-balancer secret) and, in scalable mode, elasticfilesystem:ClientMount/ClientWrite.
 set -euo pipefail
@@ -51,7 +65,12 @@ set -euo pipefail
 # what a new server installs (a floating branch broke installs in late 2025).
 # Commit: head of bigbluebutton/bbb-install's v3.0.x-release branch in the snapshot read
 # for this pin (2024-02-23, "Merge pull request #732"); sha256 of its bbb-install.sh.
-# To move the pin, take a newer commit of that branch and its file's sha256.
+# To move the pin: take a newer commit C of that branch, set BBB_INSTALL_COMMIT=C and
+# BBB_INSTALL_SHA256 to the output of
+#   curl -fsSL https://raw.githubusercontent.com/bigbluebutton/bbb-install/C/bbb-install.sh | sha256sum
+# (or `git show C:bbb-install.sh | sha256sum` in a clone), then read what the new installer
+# does with -g (the Greenlight pin below relies on it writing docker-compose.yml only when
+# missing) and which services it sets up (verify_bigbluebutton).
 readonly BBB_VERSION="jammy-300"
 readonly BBB_INSTALL_COMMIT="26ce2d16c2a82ef962d685525b0c20bb89d4d151"
 readonly BBB_INSTALL_SHA256="9654ba2c4470b7e4a986c1bbf98544c7b3bf509314f1e8b217c7ef8e029186c2"
@@ -64,6 +83,19 @@ readonly EFS_UTILS_REF="v1.36.0"
 # same file from v1.6.11 to v1.8.5).
 readonly SCALELITE_REF="v1.8.5"
 readonly SCALELITE_HOOK_URL="https://raw.githubusercontent.com/blindsidenetworks/scalelite/${SCALELITE_REF}/bigbluebutton/scalelite_post_publish.rb"
+# Single mode's Greenlight: bbb-install -g runs whatever bigbluebutton/greenlight:v3 (a
+# floating tag) is that day, from ~/greenlight-v3/docker-compose.yml, which it writes only
+# when the file is missing. This script puts Greenlight's own compose file of the release
+# there first (checked by sha256) with the image pinned: the release the front end runs in
+# scalable mode (frontend.yaml GreenlightImageTag, root.yaml BBBGreenlightImageTag).
+# To move the pin: set GREENLIGHT_IMAGE_TAG=vX (the image tag the release tag release-X
+# is pushed as), GREENLIGHT_REF=release-X and GREENLIGHT_COMPOSE_SHA256 to the output of
+#   curl -fsSL https://raw.githubusercontent.com/bigbluebutton/greenlight/release-X/docker-compose.yml | sha256sum
+# A replaced server finds the file on the data volume and gets its image line re-pinned.
+readonly GREENLIGHT_IMAGE_TAG="v3.8.2.4"
+readonly GREENLIGHT_REF="release-3.8.2.4"
+readonly GREENLIGHT_COMPOSE_SHA256="b55a1d550d0494c81ecd6aa37ecf597e3a4507a10f44e5c79734b3308f7dffb5"
+readonly GREENLIGHT_COMPOSE_URL="https://raw.githubusercontent.com/bigbluebutton/greenlight/${GREENLIGHT_REF}/docker-compose.yml"
 
 readonly DATA_DIR=/var/bigbluebutton
 readonly SPOOL_DIR=/mnt/scalelite-recordings/var/bigbluebutton/spool
@@ -72,6 +104,18 @@ readonly SPOOL_GID=2000  # group scalelite-spool; owner of the spool access poin
 readonly SCALELITE_AGENT=/usr/local/sbin/bbb-scalelite
 readonly LOG_SHIPPER=/usr/local/sbin/bbb-logship
 readonly DNS_TTL=60  # also the agent's, which deletes the record with the same values
+
+# First boot: how long to wait for apt-daily / unattended-upgrades to let go of apt.
+readonly APT_WAIT_SECONDS=1200
+readonly APT_LOCK_CONF=/etc/apt/apt.conf.d/90bbbctl-lock-timeout
+# After the install: how often (10 s apart) to look for the services and the API.
+readonly VERIFY_ATTEMPTS=30
+# The services BigBlueButton 3.0 runs, as `bbb-conf --status` lists them (bigbluebutton-config/
+# bin/bbb-conf, display_bigbluebutton_status): always these, plus haproxy and coturn, which
+# bbb-install sets up without -c ...
+readonly BBB_UNITS="nginx haproxy coturn freeswitch redis-server bbb-apps-akka bbb-fsesl-akka bbb-web bbb-webrtc-sfu"
+# ... and these when their unit is installed (bbb-conf --status checks their unit files).
+readonly BBB_UNITS_IF_INSTALLED="bbb-graphql-server bbb-graphql-middleware bbb-graphql-actions bbb-webrtc-recorder etherpad bbb-pads bbb-export-annotations bbb-rap-resque-worker bbb-rap-starter"
 
 readonly LOG_FILE=/var/log/bbb-bootstrap.log
 readonly STATE_DIR=/var/lib/bbb-bootstrap
@@ -90,7 +134,14 @@ EOF
 
 # shellcheck disable=SC2312 # date with a fixed format does not fail in a way worth stopping for
 log() { printf '%s bbb-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
-die() { log "ERROR: $*"; exit 1; }
+# The reason the FAILED line gives: die's message, else the command that failed (ERR trap).
+FAILURE_REASON=""
+FAILED_COMMAND=""
+die() {
+  FAILURE_REASON=$*
+  log "ERROR: $*"
+  exit 1
+}
 # install_unit NAME: the systemd unit NAME.service from standard input, enabled and started.
 install_unit() {
   cat >"/etc/systemd/system/$1.service"
@@ -217,23 +268,42 @@ flush_log() {
   "${LOG_SHIPPER}" flush || log "could not ship the log to CloudWatch Logs (${LOG_GROUP})"
 }
 
-# ---- CloudFormation signal ------------------------------------------------------
-SIGNALLED=false
+# ---- CloudFormation signal ---------------------------------------------------------
+# Single mode: SUCCESS or FAILURE, the truth about the one server. Scalable mode: SUCCESS
+# when the bootstrap has ended, whatever its outcome (bbb-servers.yaml, ServerGroup): the
+# group's creation and rolling updates wait for every server to finish, but a broken one
+# does not fail them. A server launched later (scale-out) finds the group complete: its
+# signal is refused, which only its log says.
 signal() {
-  log "signalling $1 to ${STACK_NAME}/${RESOURCE}"
   aws cloudformation signal-resource --stack-name "${STACK_NAME}" --logical-resource-id "${RESOURCE}" \
     --unique-id "${INSTANCE_ID}" --status "$1"
-  SIGNALLED=true
 }
+# The run's last line, READY or FAILED, is written once.
+FINISHED=false
 on_exit() {
-  local rc=$?
-  if [[ "${rc}" -ne 0 ]] && [[ "${SIGNALLED}" = false ]]; then
-    log "failed with exit code ${rc} (details in ${LOG_FILE}; CloudWatch Logs group ${LOG_GROUP:-(none)}, stream ${INSTANCE_ID})"
-    flush_log
-    # shellcheck disable=SC2310 # its failure is handled right here
-    signal FAILURE || log "could not signal FAILURE"
+  local rc=$? reason
+  if [[ "${rc}" -eq 0 ]] || [[ "${FINISHED}" = true ]]; then
+    return 0
+  fi
+  FINISHED=true
+  reason=${FAILURE_REASON:-exit code ${rc}${FAILED_COMMAND:+ at ${FAILED_COMMAND}}}
+  log "failed with exit code ${rc} (details in ${LOG_FILE}; CloudWatch Logs group ${LOG_GROUP:-(none)}, stream ${INSTANCE_ID})"
+  if [[ "${MODE}" = single ]]; then
+    log "signalling FAILURE to ${STACK_NAME}/${RESOURCE}"
+  fi
+  log "FAILED ${reason//$'\n'/ }"
+  # Shipped before the signal: a failed single server is terminated soon after it.
+  flush_log
+  # shellcheck disable=SC2310 # its failure is handled right here
+  if [[ "${MODE}" = single ]]; then
+    signal FAILURE || echo "bbb-bootstrap: could not signal FAILURE" >&2
+  else
+    signal SUCCESS || echo "bbb-bootstrap: the group took no signal (it is not being created or updated)" >&2
   fi
 }
+# The command that made the script stop (set -e), for the FAILED line; -E: in functions too.
+set -E
+trap 'FAILED_COMMAND="line ${LINENO}: ${BASH_COMMAND}"' ERR
 trap on_exit EXIT
 start_log_shipping
 
@@ -422,10 +492,44 @@ EOF
 }
 if [[ "${MODE}" = single ]]; then
   take_elastic_ip
+  wait_for_domain_record
 else
   install_dns_service
   register_host_name
 fi
+
+# wait_for_domain_record: single mode. <domain> is the root stack's record on the Elastic IP
+# (root.yaml, DomainRecord), created beside this stack, not before it: no nested stack waits
+# for a resource of the other mode. bbb-install resolves the name and stops unless it is this
+# server's address (check_host), and Let's Encrypt asks the zone's own name servers; a name
+# looked up before its record exists stays unresolvable in the VPC resolver's negative cache
+# (up to the SOA's TTL, 900 s in a Route 53 zone). So the zone's name servers are asked
+# directly, without recursion, until each answers with this server's address; only then is
+# the name resolved through the cache.
+wait_for_domain_record() {
+  local answer attempt pending="" max=${DOMAIN_WAIT_ATTEMPTS:-120} ns listed
+  local -a servers
+  command -v dig >/dev/null 2>&1 || apt_install bind9-dnsutils
+  listed=$(aws route53 get-hosted-zone --id "${HOSTED_ZONE}" \
+    --query 'DelegationSet.NameServers' --output text)
+  read -ra servers <<<"${listed}"
+  [[ "${#servers[@]}" -gt 0 ]] || die "hosted zone ${HOSTED_ZONE} lists no name servers"
+  for attempt in $(seq 1 "${max}"); do
+    pending=""
+    for ns in "${servers[@]}"; do
+      # shellcheck disable=SC2312 # no answer is what the loop waits out
+      answer=$(dig +short +norecurse +time=3 +tries=1 "@${ns}" "${DOMAIN}" A | tail -n 1) || answer=""
+      [[ "${answer}" = "${PUBLIC_IP}" ]] || pending+=" ${ns}:${answer:-nothing}"
+    done
+    if [[ -z "${pending}" ]]; then
+      log "${DOMAIN} -> ${PUBLIC_IP} on every name server of zone ${HOSTED_ZONE}"
+      return 0
+    fi
+    log "waiting for ${DOMAIN} -> ${PUBLIC_IP}; not yet on${pending} (attempt ${attempt}/${max})"
+    [[ "${attempt}" -ge "${max}" ]] || sleep 10
+  done
+  die "${DOMAIN} does not point at this server's address ${PUBLIC_IP} on the zone's name servers (${pending# }): is the record of the domain the deployment's own?"
+}
 
 # ---- 3. BigBlueButton ------------------------------------------------------------
 # install_compose_shim PATH: docker-compose at PATH as a front for the Compose plugin. bbb-install downloads docker-compose 1.24 there unless the
@@ -445,12 +549,100 @@ SCRIPT
   chmod 0755 "${target}"
 }
 
+# apt_busy: prints what holds apt now (the first-boot apt-daily and apt-daily-upgrade
+# runs - unattended-upgrade runs in the latter -, a process holding dpkg's locks, an apt or
+# dpkg process); fails when nothing does. Not by the name unattended-upgr: the idle
+# shutdown helper of unattended-upgrades.service has that name too.
+apt_busy() {
+  local unit holders processes
+  local -a busy=()
+  for unit in apt-daily.service apt-daily-upgrade.service; do
+    if systemctl is-active --quiet "${unit}"; then
+      busy+=("${unit} runs")
+    fi
+  done
+  if command -v fuser >/dev/null 2>&1; then
+    # fuser prints the PIDs on standard output, the file names on standard error.
+    holders=$(fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock 2>/dev/null || true)
+    holders=$(tr -s ' \n' ' ' <<<"${holders}")
+    if [[ -n "${holders// /}" ]]; then
+      busy+=("dpkg's lock held by pid${holders% }")
+    fi
+  fi
+  processes=$(pgrep -d ' ' -x 'apt|apt-get|aptitude|dpkg' || true)
+  if [[ -n "${processes}" ]]; then
+    busy+=("apt/dpkg processes ${processes}")
+  fi
+  [[ "${#busy[@]}" -gt 0 ]] || return 1
+  local IFS=';'
+  printf '%s\n' "${busy[*]}"
+}
+
+# quiet_apt: apt to itself for bbb-install. A fresh Ubuntu runs apt-daily, apt-daily-upgrade
+# (unattended-upgrades) at first boot, and not all of bbb-install's apt calls wait for the
+# lock: the timers are stopped and disabled for the install (restore_apt_timers turns them
+# on again after it), unattended-upgrades' service is stopped, apt-get waits up to 10
+# minutes for dpkg's lock (DPkg::Lock::Timeout, apt >= 1.9.11; the file stays), and this
+# waits (bounded, logged) until no apt or dpkg process is left. cloud-init's own apt runs
+# are over: its package_update_upgrade_install module runs before scripts_user, which runs
+# this user data, in the same final stage (cloud-init config/cloud.cfg.tmpl); and
+# `cloud-init status --wait` from inside the user data would wait for itself.
+quiet_apt() {
+  local waited=0 busy
+  systemctl disable --now apt-daily.timer apt-daily-upgrade.timer ||
+    log "could not stop the apt timers; waiting for apt all the same"
+  systemctl stop --no-block unattended-upgrades.service || true
+  printf '%s\n' '// bbbctl (bbb-bootstrap.sh): apt and apt-get wait for the dpkg lock' \
+    'DPkg::Lock::Timeout "600";' >"${APT_LOCK_CONF}"
+  # shellcheck disable=SC2310 # "nothing holds apt" is its failure; the loop ends on it
+  while busy=$(apt_busy); do
+    if [[ "${waited}" -ge "${APT_WAIT_SECONDS}" ]]; then
+      log "apt still busy after ${waited} s (${busy}); going on (apt calls wait for the lock)"
+      return 0
+    fi
+    log "waiting for apt: ${busy} (${waited} s)"
+    sleep 10
+    waited=$((waited + 10))
+  done
+  log "apt is free (waited ${waited} s); apt-daily timers off for the install"
+}
+restore_apt_timers() {
+  systemctl enable --now apt-daily.timer apt-daily-upgrade.timer ||
+    log "could not turn the apt timers on again"
+}
+
+# pin_greenlight: single mode; bbb-install -g starts Greenlight from
+# ~/greenlight-v3/docker-compose.yml, which it writes from bigbluebutton/greenlight:v3 only
+# when the file is missing. Greenlight's own compose file of GREENLIGHT_REF is put there
+# first (sha256 checked), and the image line pinned to GREENLIGHT_IMAGE_TAG; a file kept
+# on the data volume (a replaced server) gets its image line pinned the same way.
+pin_greenlight() {
+  local dir=/root/greenlight-v3 compose actual
+  compose="${dir}/docker-compose.yml"
+  mkdir -p "${dir}"
+  if [[ ! -s "${compose}" ]]; then
+    curl -fsSL --retry 5 -o "${compose}.new" "${GREENLIGHT_COMPOSE_URL}"
+    actual=$(sha256sum "${compose}.new") || die "could not checksum ${compose}.new"
+    actual=${actual%% *}
+    if [[ "${actual}" != "${GREENLIGHT_COMPOSE_SHA256}" ]]; then
+      die "Greenlight's compose file checksum mismatch: ${GREENLIGHT_COMPOSE_URL} has sha256 ${actual}, expected ${GREENLIGHT_COMPOSE_SHA256}"
+    fi
+    mv -f "${compose}.new" "${compose}"
+  fi
+  sed -i -E "s#^([[:space:]]*image:[[:space:]]*bigbluebutton/greenlight):.*\$#\\1:${GREENLIGHT_IMAGE_TAG}#" "${compose}"
+  if ! grep -Eq "^[[:space:]]*image:[[:space:]]*bigbluebutton/greenlight:${GREENLIGHT_IMAGE_TAG}\$" "${compose}"; then
+    die "no bigbluebutton/greenlight image line to pin in ${compose}"
+  fi
+  log "Greenlight pinned to bigbluebutton/greenlight:${GREENLIGHT_IMAGE_TAG} (${compose})"
+}
+
 install_bigbluebutton() {
-  local installer="${STATE_DIR}/bbb-install.sh" actual
+  local installer="${STATE_DIR}/bbb-install.sh" actual rc=0 hint
   local -a options=(-v "${BBB_VERSION}" -s "${HOST_NAME}" -e "${EMAIL}")
   if [[ "${MODE}" = single ]]; then
     options+=(-g)
     install_compose_shim /usr/local/bin/docker-compose
+    pin_greenlight
   fi
 
   curl -fsSL --retry 5 -o "${installer}" "${BBB_INSTALL_URL}"
@@ -464,10 +656,86 @@ install_bigbluebutton() {
   # bbb-install reads the public address from the metadata service without an IMDSv2
   # token, which this launch template refuses; hand it both addresses instead (it
   # skips its own detection when IP is set).
+  # Its exit status says little: its last line is `main "$@" || exit 1`, so -e (its
+  # "#!/bin/bash -ex") is ignored inside main whichever way it is started, and its steps
+  # rely on that (check_cap_sys_nice returns 1 on a server without the problem it
+  # looks for). A failed apt step goes on unseen: verify_bigbluebutton checks the result.
   log "running bbb-install (${BBB_INSTALL_COMMIT}) ${options[*]}"
-  IP="${PUBLIC_IP}" INTERNAL_IP="${LOCAL_IP}" bash "${installer}" "${options[@]}"
+  IP="${PUBLIC_IP}" INTERNAL_IP="${LOCAL_IP}" bash "${installer}" "${options[@]}" 2>&1 |
+    tee "${STATE_DIR}/bbb-install.out" || rc=$?
+  if [[ "${rc}" -ne 0 ]]; then
+    hint=$(apt_errors)
+    die "bbb-install exited with status ${rc}${hint}"
+  fi
 }
+
+# apt_errors: apt's error lines (E: ...) in bbb-install's output, for a failure message.
+apt_errors() {
+  local errors
+  errors=$(grep -E '^E: ' "${STATE_DIR}/bbb-install.out" 2>/dev/null | tail -n 3 | tr '\n' ' ' || true)
+  [[ -z "${errors}" ]] || printf '; apt said: %s' "${errors% }"
+}
+
+# verify_bigbluebutton: what bbb-install left is checked before this server registers or
+# signals: the packages bigbluebutton (which depends on the server's parts) and bbb-html5
+# (the client, which bbb-install installs on its own) installed and no package
+# half-installed (dpkg --audit); every service BigBlueButton runs active; its API
+# answering SUCCESS over HTTPS (through haproxy and nginx, with the certificate, on this
+# host). Services may still be starting: up to VERIFY_ATTEMPTS looks, 10 s apart. On
+# failure the last journal lines of each failed service go to this log.
+verify_bigbluebutton() {
+  local package status audit attempt unit load answer hint first
+  local -a failed=() problems=()
+  hint=$(apt_errors)
+  for package in bigbluebutton bbb-html5; do
+    status=$(dpkg-query -W -f='${Status}' "${package}" 2>/dev/null || true)
+    if [[ "${status}" != "install ok installed" ]]; then
+      die "BigBlueButton is not installed: package ${package} is ${status:-not installed}${hint}"
+    fi
+  done
+  audit=$(dpkg --audit 2>&1 || true)
+  if [[ -n "${audit}" ]]; then
+    printf '%s\n' "${audit}"
+    first=$(head -n 3 <<<"${audit}" | tr '\n' ' ' || true)
+    die "packages left half-installed (dpkg --audit): ${first% }${hint}"
+  fi
+  for attempt in $(seq 1 "${VERIFY_ATTEMPTS}"); do
+    failed=()
+    problems=()
+    for unit in ${BBB_UNITS} ${BBB_UNITS_IF_INSTALLED}; do
+      if [[ " ${BBB_UNITS_IF_INSTALLED} " == *" ${unit} "* ]]; then
+        load=$(systemctl show -p LoadState --value "${unit}.service" 2>/dev/null || true)
+        [[ "${load}" = loaded ]] || continue
+      fi
+      systemctl is-active --quiet "${unit}.service" || failed+=("${unit}")
+    done
+    if [[ "${#failed[@]}" -gt 0 ]]; then
+      problems+=("services not active: ${failed[*]}")
+    fi
+    answer=$(curl -sS --max-time 15 --resolve "${HOST_NAME}:443:127.0.0.1" \
+      "https://${HOST_NAME}/bigbluebutton/api" 2>&1 || true)
+    if ! grep -q '<returncode>SUCCESS</returncode>' <<<"${answer}"; then
+      problems+=("https://${HOST_NAME}/bigbluebutton/api answered: $(head -c 200 <<<"${answer}" | tr '\n' ' ')")
+    fi
+    if [[ "${#problems[@]}" -eq 0 ]]; then
+      log "BigBlueButton verified: services active, API answers SUCCESS at https://${HOST_NAME}/bigbluebutton/api"
+      return 0
+    fi
+    log "BigBlueButton not up yet (look ${attempt}/${VERIFY_ATTEMPTS}): ${problems[*]}"
+    [[ "${attempt}" -eq "${VERIFY_ATTEMPTS}" ]] || sleep 10
+  done
+  for unit in "${failed[@]}"; do
+    log "last journal lines of ${unit}.service:"
+    journalctl -u "${unit}.service" -n 20 --no-pager 2>&1 | sed 's/^/    /' || true
+  done
+  local IFS=';'
+  die "BigBlueButton is not up: ${problems[*]}"
+}
+
+quiet_apt
 install_bigbluebutton
+verify_bigbluebutton
+restore_apt_timers
 
 # ---- 4. Scalelite: recordings spool on EFS, post-publish hook, registration ------
 mount_spool() {
@@ -629,7 +897,21 @@ if [[ "${MODE}" = single ]]; then
 fi
 
 # ---- 6. done ---------------------------------------------------------------------
+# ready: single mode signals SUCCESS (a failed signal is a failure); then the READY line,
+# the last of the run, and the log to CloudWatch Logs; scalable mode signals after it.
+ready() {
+  if [[ "${MODE}" = single ]]; then
+    log "signalling SUCCESS to ${STACK_NAME}/${RESOURCE}"
+    # shellcheck disable=SC2310 # its failure is handled right here
+    signal SUCCESS || die "could not signal SUCCESS to ${STACK_NAME}/${RESOURCE}"
+  fi
+  FINISHED=true
+  log "READY https://${HOST_NAME}"
+  flush_log
+  if [[ "${MODE}" != single ]]; then
+    # shellcheck disable=SC2310 # a refused signal changes nothing here (see signal)
+    signal SUCCESS || echo "bbb-bootstrap: the group took no signal (it is not being created or updated)" >&2
+  fi
+}
 touch "${STATE_DIR}/done"
-log "BigBlueButton is ready at https://${HOST_NAME}"
-flush_log
-signal SUCCESS
+ready

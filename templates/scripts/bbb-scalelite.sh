@@ -5,8 +5,10 @@
 #             until Scalelite answers (bbb-scalelite.service, ExecStart)
 #   cordon    no new meetings on this server; running ones go on (ExecStop: shutdown)
 #   watch     wait until the Auto Scaling group terminates this server, then drain
-#   drain     cordon; wait until Scalelite's poller has disabled the server (it does so
-#             when a cordoned server's load is 0, i.e. its meetings ended); remove the
+#   drain     cordon; wait until no meeting runs here by this server's own getMeetings and
+#             Scalelite's poller has disabled the server (it does so when a cordoned
+#             server's load is 0) - or, while Scalelite reports it offline or does not
+#             answer, by this server's own account alone; remove the
 #             server from Scalelite and its bbb-<id> record from Route 53; complete the
 #             group's bbb-drain lifecycle action so the instance may go
 #   protect   hold the Auto Scaling group's scale-in protection while a meeting runs on
@@ -36,7 +38,9 @@
 # - app/controllers/api/servers_controller.rb: getServers answers 404 with
 #   {"error":"No servers are configured"} when empty; an unknown id answers 404;
 #   addServer answers 201 with the new server, disabled.
-# - lib/tasks/poll.rake: the poller sets a cordoned server with load 0 to disabled.
+# - lib/tasks/poll.rake: the poller sets a cordoned server with load 0 to disabled; after
+#   consecutive failed polls it sets a server offline, forgets its meetings and tries to
+#   end them (which fails too when the network is what failed).
 #
 # shellcheck disable=SC2310 # Functions here run as conditions on purpose (until/if/||) and check every step themselves; none relies on set -e.
 set -euo pipefail
@@ -241,19 +245,34 @@ wait_for_id() {
   printf '%s\n' "${id}"
 }
 
-# drained ID: true once Scalelite has disabled the server (its poller does that when
-# the cordoned server's load is 0), forgot it, or marked it offline (its meetings are
-# then ended by Scalelite).
+# drained ID: true once this server has no meeting by its own account (meetings_here: its
+# own getMeetings lists none) and Scalelite sends it none either: Scalelite has disabled it
+# (its poller does that when the cordoned server's load is 0) or forgot it. While Scalelite
+# reports it offline or does not answer, the server's own empty list suffices: the poller
+# marks a server offline after failed polls and forgets its meetings (lib/tasks/poll.rake),
+# but when those polls failed because of the network the meetings still run here. Never
+# drained while this server's own API does not answer (not knowing is no reason to go).
 drained() {
-  local info rc=0 state
+  local info rc=0 state meetings
+  if ! meetings=$(meetings_here); then
+    log "this server's API did not answer; not drained"
+    return 1
+  fi
+  if [[ "${meetings}" -gt 0 ]]; then
+    log "${meetings} meeting(s) still run here"
+    return 1
+  fi
   info=$(api getServerInfo "id=$1") || rc=$?
   case "${rc}" in
     0) ;;
     2) return 0 ;;
-    *) return 1 ;;
+    *)
+      log "Scalelite did not answer; no meeting runs here: drained"
+      return 0
+      ;;
   esac
   state=$(json 'd.get("state", "") + " " + d.get("online", "")' <<<"${info}") || return 1
-  log "Scalelite reports $1: ${state}"
+  log "Scalelite reports $1: ${state}; no meeting runs here"
   case "${state}" in
     "disabled "* | *" offline") return 0 ;;
     *) return 1 ;;
@@ -307,15 +326,21 @@ drain() {
       sleep "${POLL_SECONDS}"
     done
     body=$(ID=${id} json_object '{"id": os.environ["ID"]}')
-    rc=0
-    api deleteServer "" "${body}" >/dev/null || rc=$?
-    while [[ "${rc}" -eq 1 ]]; do
-      sleep "${RETRY_SECONDS}"
+    # Scalelite may be what does not answer (drained by this server's own account): a
+    # few attempts, then the entry is left - Scalelite shows it offline once this
+    # server is gone, and sends it no meeting.
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
       rc=0
       api deleteServer "" "${body}" >/dev/null || rc=$?
+      [[ "${rc}" -eq 1 ]] || break
+      sleep "${RETRY_SECONDS}"
     done
-    rm -f "${STATE_FILE}"
-    log "removed ${id} from Scalelite"
+    if [[ "${rc}" -eq 1 ]]; then
+      log "could not remove ${id} from Scalelite; its entry is left (offline once this server is gone)"
+    else
+      rm -f "${STATE_FILE}"
+      log "removed ${id} from Scalelite"
+    fi
   else
     log "not registered in Scalelite: nothing to drain"
   fi

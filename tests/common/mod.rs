@@ -92,6 +92,43 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs boto3 (the emulator's venv) against the emulator, for services bbbctl has no SDK
+/// crate of (CloudWatch Logs): `code` sees `client`, a boto3 client of `service`, and
+/// `json`; what it prints is returned.
+pub fn boto3(service: &str, code: &str) -> String {
+    let out = Command::new(repo().join(".venv/emulator/bin/python"))
+        .arg("-c")
+        .arg(format!(
+            "import boto3, json\nclient = boto3.client({service:?}, region_name='{REGION}', endpoint_url='{}', aws_access_key_id='test', aws_secret_access_key='test')\n{code}",
+            endpoint()
+        ))
+        .output()
+        .expect("running the emulator's python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Writes `lines` as the log stream `stream` of `group` (both created if missing), the way
+/// a BBB server's log shipper does.
+pub fn put_log_lines(group: &str, stream: &str, lines: &[&str]) {
+    boto3(
+        "logs",
+        &format!(
+            "import time\n\
+             try: client.create_log_group(logGroupName={group:?})\n\
+             except client.exceptions.ResourceAlreadyExistsException: pass\n\
+             try: client.create_log_stream(logGroupName={group:?}, logStreamName={stream:?})\n\
+             except client.exceptions.ResourceAlreadyExistsException: pass\n\
+             now = int(time.time() * 1000)\n\
+             client.put_log_events(logGroupName={group:?}, logStreamName={stream:?}, logEvents=[{{'timestamp': now + i, 'message': m}} for i, m in enumerate({lines:?})])"
+        ),
+    );
+}
+
 /// The emulator's endpoint URL; starts it on first call (the server started by
 /// `endpoint_with_env` when that came first).
 pub fn endpoint() -> &'static str {

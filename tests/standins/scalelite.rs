@@ -14,7 +14,8 @@
 //! - `app/controllers/api/servers_controller.rb` and `app/services/server_update_service.rb`:
 //!   the answers, `getServers` 404 when empty, unknown id 404, `addServer` 201 with a
 //!   disabled server, states enable/cordon/disable.
-//! - `lib/tasks/poll.rake`: the poller disables a cordoned server whose load is 0.
+//! - `lib/tasks/poll.rake`: the poller disables a cordoned server whose load is 0, and sets
+//!   a server offline (load unavailable, meetings forgotten) after failed polls.
 //!
 //! Tests set each server's load, run a poller step, make the API unavailable (the load
 //! balancer's 503 while no task is healthy) and read the calls it received.
@@ -163,6 +164,17 @@ impl Scalelite {
             if s.state == "cordoned" && s.online && s.load.unwrap_or(0.0) == 0.0 {
                 s.state = "disabled".to_string();
             }
+        }
+    }
+
+    /// The poller's rounds fail for a server (lib/tasks/poll.rake: after
+    /// `server_unhealthy_threshold` consecutive failed `getMeetings`): it is set offline, its
+    /// load becomes unavailable and its meetings are forgotten; its state stays as it was.
+    /// Whether the meetings really ended on the server is not Scalelite's to know.
+    pub fn set_offline(&self, id: &str) {
+        if let Some(s) = self.lock().servers.iter_mut().find(|s| s.id == id) {
+            s.online = false;
+            s.load = None;
         }
     }
 

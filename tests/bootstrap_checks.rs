@@ -1,0 +1,661 @@
+//! templates/scripts/bbb-bootstrap.sh, function by function, with the commands it calls
+//! replaced by recording fakes: apt is left alone until nothing holds it (quiet_apt); what
+//! bbb-install left is verified before the server registers or signals
+//! (verify_bigbluebutton); single mode's Greenlight image is pinned (pin_greenlight); and
+//! every run ends with a READY or FAILED line, flushed to CloudWatch Logs, with a
+//! CloudFormation signal in single mode only (on_exit, ready).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod support;
+
+const SCRIPT: &str = "templates/scripts/bbb-bootstrap.sh";
+const HOST: &str = "bbb-0abc1234.bbb.example.org";
+
+/// A directory of fakes on PATH; each records its arguments in `<name>.log`.
+struct Fakes {
+    dir: tempfile::TempDir,
+}
+
+impl Fakes {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("bin")).unwrap();
+        let fakes = Fakes { dir };
+        fakes.fake("sleep", "");
+        fakes
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A fake NAME: records `NAME ARGS` in calls.log and NAME.log, then runs BODY.
+    fn fake(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path("bin").join(name);
+        fs::write(
+            &path,
+            format!(
+                "#!/usr/bin/env bash\nprintf '%s\\n' \"$*\" >>\"$FAKE_DIR/{name}.log\"\nprintf '%s\\n' \"{name} $*\" >>\"$FAKE_DIR/calls.log\"\n{body}\n"
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn calls(&self, name: &str) -> Vec<String> {
+        fs::read_to_string(self.path(&format!("{name}.log")))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Runs `prelude`, the named functions of the bootstrap script, then `main`.
+    fn run(&self, prelude: &str, functions: &[&str], main: &str) -> Output {
+        let mut script = format!("set -euo pipefail\n{prelude}\n");
+        for f in functions {
+            script += &support::shell_function(SCRIPT, f);
+        }
+        script += main;
+        Command::new("bash")
+            .args(["-c", &script])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    self.path("bin").display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("FAKE_DIR", self.dir.path())
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The script's own one-line `log()`.
+fn log_function() -> String {
+    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SCRIPT)).unwrap();
+    text.lines()
+        .find(|l| l.starts_with("log() {"))
+        .expect("log() in the script")
+        .to_string()
+}
+
+/// A constant of the script (`readonly NAME="value"` or `readonly NAME=value`).
+fn constant(name: &str) -> String {
+    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SCRIPT)).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("readonly {name}=")))
+        .unwrap_or_else(|| panic!("no constant {name}"));
+    line.split_once('=')
+        .unwrap()
+        .1
+        .trim_matches('"')
+        .to_string()
+}
+
+const STUBS: &str = "log() { echo \"log: $*\"; }\ndie() { echo \"die: $*\"; exit 1; }\n";
+
+// ---- verify_bigbluebutton ----------------------------------------------------------
+
+/// The fakes a finished install answers with: every unit of `units_file` active unless it is
+/// listed in `inactive` (a line each, optionally `NAME N`: inactive for the first N looks);
+/// the optional units installed when listed in `installed`; the API answering `api`.
+fn install_fakes(fakes: &Fakes) {
+    fakes.fake(
+        "systemctl",
+        r#"case "$1" in
+  is-active)
+    unit=${3%.service}
+    line=$(grep -E "^${unit}( |$)" "$FAKE_DIR/inactive" 2>/dev/null || true)
+    [ -z "$line" ] && exit 0
+    n=${line#"$unit"}; n=${n# }
+    if [ -z "$n" ]; then exit 3; fi
+    seen=$(grep -c "^is-active --quiet $3$" "$FAKE_DIR/systemctl.log")
+    [ "$seen" -gt "$n" ] && exit 0
+    exit 3 ;;
+  show)
+    unit=${5%.service}
+    if grep -qx "$unit" "$FAKE_DIR/installed" 2>/dev/null; then echo loaded; else echo not-found; fi ;;
+esac"#,
+    );
+    fakes.fake(
+        "curl",
+        r#"cat "$FAKE_DIR/api" 2>/dev/null || { echo "curl: (7) Failed to connect" >&2; exit 7; }"#,
+    );
+    fakes.fake("dpkg-query", r#"cat "$FAKE_DIR/dpkg-status""#);
+    fakes.fake("dpkg", r#"cat "$FAKE_DIR/dpkg-audit" 2>/dev/null || true"#);
+    fakes.fake(
+        "journalctl",
+        r#"echo "-- journal of $2 --"; echo "$2: Failed to start: address already in use""#,
+    );
+    fs::write(fakes.path("dpkg-status"), "install ok installed").unwrap();
+    fs::write(
+        fakes.path("api"),
+        "<response><returncode>SUCCESS</returncode><version>2.0</version></response>",
+    )
+    .unwrap();
+}
+
+fn verify(fakes: &Fakes) -> Output {
+    let prelude = format!(
+        "{STUBS}STATE_DIR=$FAKE_DIR\nHOST_NAME={HOST}\nVERIFY_ATTEMPTS=3\n\
+         BBB_UNITS=\"{}\"\nBBB_UNITS_IF_INSTALLED=\"{}\"\n",
+        constant("BBB_UNITS"),
+        constant("BBB_UNITS_IF_INSTALLED")
+    );
+    fakes.run(
+        &prelude,
+        &["apt_errors", "verify_bigbluebutton"],
+        "verify_bigbluebutton\n",
+    )
+}
+
+#[test]
+fn a_complete_install_is_verified_without_waiting() {
+    let fakes = Fakes::new();
+    install_fakes(&fakes);
+    fs::write(fakes.path("installed"), "bbb-graphql-server\netherpad\n").unwrap();
+    let out = verify(&fakes);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fakes.calls("dpkg-query"),
+        ["-W -f=${Status} bigbluebutton", "-W -f=${Status} bbb-html5"]
+    );
+    assert_eq!(fakes.calls("dpkg"), ["--audit"]);
+    let checked: Vec<String> = fakes
+        .calls("systemctl")
+        .into_iter()
+        .filter(|c| c.starts_with("is-active"))
+        .collect();
+    for unit in [
+        "nginx",
+        "haproxy",
+        "coturn",
+        "freeswitch",
+        "redis-server",
+        "bbb-web",
+        "bbb-webrtc-sfu",
+        "bbb-graphql-server",
+        "etherpad",
+    ] {
+        assert!(
+            checked.contains(&format!("is-active --quiet {unit}.service")),
+            "{unit} not checked: {checked:?}"
+        );
+    }
+    // A unit that is not installed here is not looked for.
+    assert!(
+        !checked.iter().any(|c| c.contains("bbb-pads")),
+        "{checked:?}"
+    );
+    assert!(fakes.calls("sleep").is_empty());
+    // The API is asked over HTTPS on this host, by its name (the certificate is checked).
+    let curl = fakes.calls("curl");
+    assert_eq!(curl.len(), 1);
+    assert!(
+        curl[0].contains(&format!("--resolve {HOST}:443:127.0.0.1"))
+            && curl[0].ends_with(&format!("https://{HOST}/bigbluebutton/api")),
+        "{curl:?}"
+    );
+}
+
+#[test]
+fn a_service_that_stays_down_fails_the_verification_naming_it_with_its_journal() {
+    let fakes = Fakes::new();
+    install_fakes(&fakes);
+    fs::write(fakes.path("inactive"), "freeswitch\n").unwrap();
+    let out = verify(&fakes);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("die: BigBlueButton is not up: services not active: freeswitch"),
+        "{all}"
+    );
+    assert!(
+        all.contains("log: last journal lines of freeswitch.service:"),
+        "{all}"
+    );
+    assert!(
+        all.contains("    freeswitch.service: Failed to start"),
+        "{all}"
+    );
+    assert_eq!(fakes.calls("sleep").len(), 2, "three looks, 10 s apart");
+    assert_eq!(
+        fakes.calls("journalctl"),
+        ["-u freeswitch.service -n 20 --no-pager"]
+    );
+}
+
+#[test]
+fn services_still_starting_are_waited_for() {
+    let fakes = Fakes::new();
+    install_fakes(&fakes);
+    fs::write(fakes.path("inactive"), "bbb-web 1\n").unwrap();
+    let out = verify(&fakes);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("not up yet (look 1/3): services not active: bbb-web"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fakes.calls("sleep").len(), 1);
+}
+
+#[test]
+fn an_installed_optional_service_that_is_down_and_a_silent_api_fail_the_verification() {
+    let fakes = Fakes::new();
+    install_fakes(&fakes);
+    fs::write(fakes.path("installed"), "bbb-graphql-server\n").unwrap();
+    fs::write(fakes.path("inactive"), "bbb-graphql-server\n").unwrap();
+    fs::write(
+        fakes.path("api"),
+        "<html><body>502 Bad Gateway</body></html>",
+    )
+    .unwrap();
+    let out = verify(&fakes);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!(
+            "die: BigBlueButton is not up: services not active: bbb-graphql-server;https://{HOST}/bigbluebutton/api answered: <html><body>502 Bad Gateway"
+        )),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_package_step_that_failed_in_bbb_install_is_caught() {
+    // bbb-install's exit status does not show it (main "$@" || exit 1 turns -e off).
+    let fakes = Fakes::new();
+    install_fakes(&fakes);
+    fs::write(fakes.path("dpkg-status"), "").unwrap();
+    fs::write(
+        fakes.path("bbb-install.out"),
+        "Reading package lists...\nE: The repository 'https://repo.mongodb.org/apt/ubuntu jammy/mongodb-org/6.0 Release' does not have a Release file.\nE: Unable to locate package bigbluebutton\n",
+    )
+    .unwrap();
+    let out = verify(&fakes);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("die: BigBlueButton is not installed: package bigbluebutton is not installed; apt said: E: The repository"),
+        "{all}"
+    );
+    assert!(
+        all.contains("E: Unable to locate package bigbluebutton"),
+        "{all}"
+    );
+
+    // Installed, but a package was left half-configured.
+    fs::write(fakes.path("dpkg-status"), "install ok installed").unwrap();
+    fs::write(
+        fakes.path("dpkg-audit"),
+        "The following packages are only half configured, probably due to problems\nconfiguring them the first time.\n bbb-html5            BigBlueButton HTML5 client\n",
+    )
+    .unwrap();
+    let out = verify(&fakes);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("die: packages left half-installed (dpkg --audit): The following packages are only half configured"),
+        "{all}"
+    );
+}
+
+// ---- quiet_apt ----------------------------------------------------------------------
+
+/// apt-daily.service runs for the first `busy_looks` looks; dpkg's lock is held by pid 4242
+/// as long as apt-daily runs.
+fn apt_fakes(fakes: &Fakes, busy_looks: usize) {
+    fs::write(fakes.path("busy"), busy_looks.to_string()).unwrap();
+    fakes.fake(
+        "systemctl",
+        r#"if [ "$1" = is-active ]; then
+  n=$(cat "$FAKE_DIR/busy")
+  if [ "$3" = apt-daily.service ] && [ "$n" -gt 0 ]; then echo $((n - 1)) >"$FAKE_DIR/busy"; touch "$FAKE_DIR/locked"; exit 0; fi
+  [ "$3" = apt-daily.service ] && rm -f "$FAKE_DIR/locked"
+  exit 3
+fi"#,
+    );
+    fakes.fake(
+        "fuser",
+        r#"if [ -e "$FAKE_DIR/locked" ]; then echo "/var/lib/dpkg/lock-frontend:" >&2; printf ' 4242'; fi"#,
+    );
+    fakes.fake("pgrep", "exit 1");
+}
+
+fn quiet_apt(fakes: &Fakes, wait_seconds: u32) -> Output {
+    let prelude = format!(
+        "{STUBS}APT_WAIT_SECONDS={wait_seconds}\nAPT_LOCK_CONF=$FAKE_DIR/90bbbctl-lock-timeout\n"
+    );
+    fakes.run(
+        &prelude,
+        &["apt_busy", "quiet_apt", "restore_apt_timers"],
+        "quiet_apt\nrestore_apt_timers\n",
+    )
+}
+
+#[test]
+fn the_install_waits_until_first_boot_apt_runs_are_over_with_the_timers_off() {
+    let fakes = Fakes::new();
+    apt_fakes(&fakes, 3);
+    let out = quiet_apt(&fakes, 1200);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let systemctl = fakes.calls("systemctl");
+    assert_eq!(
+        systemctl[0],
+        "disable --now apt-daily.timer apt-daily-upgrade.timer"
+    );
+    assert_eq!(systemctl[1], "stop --no-block unattended-upgrades.service");
+    assert_eq!(
+        systemctl.last().unwrap(),
+        "enable --now apt-daily.timer apt-daily-upgrade.timer",
+        "the timers are on again after the install"
+    );
+    assert!(
+        all.contains(
+            "log: waiting for apt: apt-daily.service runs;dpkg's lock held by pid 4242 (0 s)"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("log: apt is free (waited 30 s)"), "{all}");
+    assert_eq!(fakes.calls("sleep"), ["10", "10", "10"]);
+    let conf = fs::read_to_string(fakes.path("90bbbctl-lock-timeout")).unwrap();
+    assert!(conf.contains("DPkg::Lock::Timeout \"600\";"), "{conf}");
+}
+
+#[test]
+fn the_wait_for_apt_is_bounded() {
+    let fakes = Fakes::new();
+    apt_fakes(&fakes, 1000);
+    let out = quiet_apt(&fakes, 50);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("log: apt still busy after 50 s (apt-daily.service runs;dpkg's lock held by pid 4242); going on"),
+        "{all}"
+    );
+    assert_eq!(fakes.calls("sleep").len(), 5);
+}
+
+#[test]
+fn nothing_holding_apt_means_no_wait() {
+    let fakes = Fakes::new();
+    apt_fakes(&fakes, 0);
+    let out = quiet_apt(&fakes, 1200);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(fakes.calls("sleep").is_empty());
+    assert!(text(&out).contains("log: apt is free (waited 0 s)"));
+}
+
+// ---- pin_greenlight -----------------------------------------------------------------
+
+const COMPOSE: &str = "services:\n  greenlight-v3:\n    entrypoint: [bin/start]\n    image: bigbluebutton/greenlight:v3\n    container_name: greenlight-v3\n  postgres:\n    environment:\n      - POSTGRES_PASSWORD=\n";
+
+fn pin(fakes: &Fakes, dir: &Path, sha256: &str) -> Output {
+    let function = support::shell_function(SCRIPT, "pin_greenlight")
+        .replace("/root/greenlight-v3", &dir.display().to_string());
+    let prelude = format!(
+        "{STUBS}GREENLIGHT_IMAGE_TAG=v3.8.2.4\nGREENLIGHT_COMPOSE_SHA256={sha256}\n\
+         GREENLIGHT_COMPOSE_URL=https://raw.githubusercontent.com/bigbluebutton/greenlight/release-3.8.2.4/docker-compose.yml\n{function}"
+    );
+    fakes.run(&prelude, &[], "pin_greenlight\n")
+}
+
+fn sha256(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(text.as_bytes())[..])
+}
+
+#[test]
+fn greenlight_runs_the_pinned_image_in_single_mode() {
+    let fakes = Fakes::new();
+    fs::write(fakes.path("compose"), COMPOSE).unwrap();
+    // curl -fsSL --retry 5 -o FILE URL
+    fakes.fake("curl", r#"cp "$FAKE_DIR/compose" "$5""#);
+    let dir = fakes.path("greenlight-v3");
+
+    // First install: Greenlight's compose file of the release, its image pinned; the rest
+    // as bbb-install expects it (it fills in POSTGRES_PASSWORD=).
+    let out = pin(&fakes, &dir, &sha256(COMPOSE));
+    assert!(out.status.success(), "{}", text(&out));
+    let written = fs::read_to_string(dir.join("docker-compose.yml")).unwrap();
+    assert_eq!(
+        written,
+        COMPOSE.replace(
+            "image: bigbluebutton/greenlight:v3\n",
+            "image: bigbluebutton/greenlight:v3.8.2.4\n"
+        )
+    );
+    assert_eq!(
+        fakes.calls("curl"),
+        [format!(
+            "-fsSL --retry 5 -o {}/docker-compose.yml.new https://raw.githubusercontent.com/bigbluebutton/greenlight/release-3.8.2.4/docker-compose.yml",
+            dir.display()
+        )]
+    );
+
+    // A replaced server: the file kept on the data volume (another tag in it) is re-pinned,
+    // nothing is fetched.
+    fs::write(
+        dir.join("docker-compose.yml"),
+        COMPOSE.replace(":v3\n", ":v3.8.1\n"),
+    )
+    .unwrap();
+    let out = pin(&fakes, &dir, "not-used");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        fs::read_to_string(dir.join("docker-compose.yml"))
+            .unwrap()
+            .contains("    image: bigbluebutton/greenlight:v3.8.2.4\n")
+    );
+    assert_eq!(fakes.calls("curl").len(), 1);
+}
+
+#[test]
+fn a_greenlight_compose_file_with_another_checksum_is_refused() {
+    let fakes = Fakes::new();
+    fs::write(fakes.path("compose"), COMPOSE).unwrap();
+    fakes.fake("curl", r#"cp "$FAKE_DIR/compose" "$5""#);
+    let dir = fakes.path("greenlight-v3");
+    let out = pin(&fakes, &dir, &"0".repeat(64));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("die: Greenlight's compose file checksum mismatch"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.join("docker-compose.yml").exists());
+}
+
+#[test]
+fn single_mode_runs_the_greenlight_release_the_scalable_front_end_runs() {
+    let read = |p: &str| fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap();
+    let tag = constant("GREENLIGHT_IMAGE_TAG");
+    assert_eq!(constant("GREENLIGHT_REF"), format!("release-{}", &tag[1..]));
+    for (file, parameter) in [
+        ("templates/frontend.yaml", "GreenlightImageTag:"),
+        ("templates/root.yaml", "BBBGreenlightImageTag:"),
+    ] {
+        let text = read(file);
+        let block = &text[text.find(&format!("  {parameter}\n")).expect(parameter)..];
+        let default = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Default: "))
+            .unwrap();
+        assert_eq!(default, tag, "{file} {parameter}");
+    }
+}
+
+// ---- the last line: READY or FAILED; the signal: the truth in single mode, "ended" in scalable
+
+/// Runs the script's end-of-run functions in MODE with a recording AWS CLI and log shipper;
+/// `main` ends the run. The log shipper keeps a copy of the log as it was at each flush.
+fn finish(mode: &str, main: &str) -> (Output, Fakes) {
+    let fakes = Fakes::new();
+    fakes.fake("aws", "");
+    fakes.fake(
+        "bbb-logship",
+        r#"cp "$FAKE_DIR/out.log" "$FAKE_DIR/flushed.log""#,
+    );
+    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SCRIPT)).unwrap();
+    let err_trap = text
+        .lines()
+        .find(|l| l.starts_with("trap '") && l.ends_with("' ERR"))
+        .expect("ERR trap");
+    let prelude = format!(
+        "exec >>\"$FAKE_DIR/out.log\" 2>&1\n{log}\nFAILURE_REASON=\"\"\nFAILED_COMMAND=\"\"\n\
+         MODE={mode}\nSTACK_NAME=bbb-BbbServersStack-1A2B\nRESOURCE=ServerGroup\nINSTANCE_ID=i-0abc1234\n\
+         HOST_NAME={HOST}\nLOG_GROUP=bbb-BootstrapLogGroup\nLOG_FILE=/var/log/bbb-bootstrap.log\n\
+         SHIPPING=true\nLOG_SHIPPER=bbb-logship\nFINISHED=false\n",
+        log = log_function()
+    );
+    let functions = ["die", "flush_log", "signal", "on_exit", "ready"];
+    let main = format!("trap on_exit EXIT\nset -E\n{err_trap}\n{main}");
+    let out = fakes.run(&prelude, &functions, &main);
+    (out, fakes)
+}
+
+fn last_line(path: &Path) -> String {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `<UTC time> bbb-bootstrap: <rest>`
+fn assert_line(line: &str, rest: &str) {
+    let (time, tail) = line.split_once(' ').unwrap_or_default();
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "no time stamp: {line}"
+    );
+    assert_eq!(tail, format!("bbb-bootstrap: {rest}"));
+}
+
+/// Scalable mode: a broken server must not roll the platform back, so its signal says only
+/// that its bootstrap has ended (SUCCESS), after the FAILED line is flushed.
+#[test]
+fn a_failed_scalable_server_signals_that_it_ended_after_a_flushed_failed_line() {
+    let (out, fakes) = finish(
+        "scalable",
+        "die \"bbb-install exited with status 100; apt said: E: Unable to locate package bigbluebutton\"\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let log = fakes.path("out.log");
+    let want = "FAILED bbb-install exited with status 100; apt said: E: Unable to locate package bigbluebutton";
+    assert_line(&last_line(&log), want);
+    assert_line(&last_line(&fakes.path("flushed.log")), want);
+    assert_eq!(
+        fakes.calls("aws"),
+        [
+            "cloudformation signal-resource --stack-name bbb-BbbServersStack-1A2B --logical-resource-id ServerGroup --unique-id i-0abc1234 --status SUCCESS"
+        ]
+    );
+    let calls = fs::read_to_string(fakes.path("calls.log")).unwrap();
+    assert!(
+        calls.find("bbb-logship flush").unwrap() < calls.find("aws cloudformation").unwrap(),
+        "{calls}"
+    );
+}
+
+#[test]
+fn an_unexpected_failure_names_the_command_in_the_failed_line() {
+    let (out, fakes) = finish(
+        "scalable",
+        "step() {\n  ls /nonexistent/efs-utils\n}\nstep\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let last = last_line(&fakes.path("out.log"));
+    assert!(
+        last.contains("bbb-bootstrap: FAILED exit code 2 at line ")
+            && last.ends_with(": ls /nonexistent/efs-utils"),
+        "{last}"
+    );
+    assert_eq!(
+        fakes.calls("aws"),
+        [
+            "cloudformation signal-resource --stack-name bbb-BbbServersStack-1A2B --logical-resource-id ServerGroup --unique-id i-0abc1234 --status SUCCESS"
+        ]
+    );
+}
+
+#[test]
+fn a_failed_single_server_signals_failure_after_the_flush() {
+    let (out, fakes) = finish("single", "die \"could not mount the data volume\"\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_line(
+        &last_line(&fakes.path("flushed.log")),
+        "FAILED could not mount the data volume",
+    );
+    assert_eq!(
+        fakes.calls("aws"),
+        [
+            "cloudformation signal-resource --stack-name bbb-BbbServersStack-1A2B --logical-resource-id ServerGroup --unique-id i-0abc1234 --status FAILURE"
+        ]
+    );
+    let calls = fs::read_to_string(fakes.path("calls.log")).unwrap();
+    assert!(
+        calls.find("bbb-logship flush").unwrap() < calls.find("aws cloudformation").unwrap(),
+        "{calls}"
+    );
+}
+
+#[test]
+fn a_ready_server_ends_with_the_ready_line_and_signals_success() {
+    let (out, fakes) = finish("scalable", "ready\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_line(
+        &last_line(&fakes.path("flushed.log")),
+        &format!("READY https://{HOST}"),
+    );
+    assert_eq!(
+        fakes.calls("aws"),
+        [
+            "cloudformation signal-resource --stack-name bbb-BbbServersStack-1A2B --logical-resource-id ServerGroup --unique-id i-0abc1234 --status SUCCESS"
+        ]
+    );
+    // A server launched later (scale-out) finds the group complete: the refused signal
+    // changes nothing, READY stands.
+    let (out, fakes) = finish("scalable", "aws() { return 254; }\nready\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_line(
+        &last_line(&fakes.path("flushed.log")),
+        &format!("READY https://{HOST}"),
+    );
+
+    let (out, fakes) = finish("single", "ready\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_line(
+        &last_line(&fakes.path("out.log")),
+        &format!("READY https://{HOST}"),
+    );
+    assert_eq!(
+        fakes.calls("aws"),
+        [
+            "cloudformation signal-resource --stack-name bbb-BbbServersStack-1A2B --logical-resource-id ServerGroup --unique-id i-0abc1234 --status SUCCESS"
+        ]
+    );
+
+    // A SUCCESS that CloudFormation refuses is a failure, not READY.
+    let (out, fakes) = finish("single", "aws() { return 254; }\nready\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_line(
+        &last_line(&fakes.path("flushed.log")),
+        "FAILED could not signal SUCCESS to bbb-BbbServersStack-1A2B/ServerGroup",
+    );
+}

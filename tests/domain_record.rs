@@ -1,0 +1,131 @@
+//! Single mode: the server waits for the root stack's record of the domain itself
+//! (wait_for_domain_record in templates/scripts/bbb-bootstrap.sh), asking the hosted zone's
+//! own name servers, before bbb-install resolves the name (it stops unless the name is this
+//! server's address) and Let's Encrypt validates it. Run with the AWS CLI, `dig`, `sleep`
+//! and `apt_install` replaced by recording fakes.
+
+use std::fs;
+use std::process::Command;
+
+mod support;
+
+/// `aws route53 get-hosted-zone` answers the zone's four name servers.
+const FAKE_AWS: &str = r#"#!/usr/bin/env bash
+printf '%s\n' "$*" >>"$FAKE_DIR/aws.log"
+case "$1 $2" in
+  "route53 get-hosted-zone")
+    printf 'ns-1.awsdns-01.org\tns-2.awsdns-02.co.uk\tns-3.awsdns-03.com\tns-4.awsdns-04.net\n' ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+"#;
+
+/// `dig +short … @NS NAME A`: the answer of NS is the file answers/NS once the call count
+/// reaches the number in delay/NS (default 0); nothing before. Every call is logged.
+const FAKE_DIG: &str = r#"#!/usr/bin/env bash
+printf '%s\n' "$*" >>"$FAKE_DIR/dig.log"
+ns=""
+for a in "$@"; do case "$a" in @*) ns=${a#@} ;; esac; done
+[[ -n "$ns" ]] || { echo "dig without @server: the system resolver must not be asked yet" >&2; exit 9; }
+n=$(cat "$FAKE_DIR/count-$ns" 2>/dev/null || echo 0); echo $((n + 1)) >"$FAKE_DIR/count-$ns"
+delay=$(cat "$FAKE_DIR/delay-$ns" 2>/dev/null || echo 0)
+if [[ "$n" -ge "$delay" ]] && [[ -f "$FAKE_DIR/answer-$ns" ]]; then cat "$FAKE_DIR/answer-$ns"; fi
+exit 0
+"#;
+
+struct Run {
+    code: i32,
+    out: String,
+    sleeps: usize,
+    digs: Vec<String>,
+}
+
+/// Runs wait_for_domain_record with `answers`: (name server, answer, polls before it appears).
+fn run(answers: &[(&str, &str, u32)]) -> Run {
+    let dir = tempfile::TempDir::new().unwrap();
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    for (name, body) in [
+        ("aws", FAKE_AWS),
+        ("dig", FAKE_DIG),
+        (
+            "sleep",
+            "#!/bin/sh\necho \"$*\" >>\"$FAKE_DIR/sleep.log\"\n",
+        ),
+    ] {
+        let path = bin.join(name);
+        fs::write(&path, body).unwrap();
+        Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+    }
+    for (ns, answer, delay) in answers {
+        fs::write(
+            dir.path().join(format!("answer-{ns}")),
+            format!("{answer}\n"),
+        )
+        .unwrap();
+        fs::write(dir.path().join(format!("delay-{ns}")), delay.to_string()).unwrap();
+    }
+    let script = format!(
+        "set -euo pipefail\nlog() {{ echo \"log: $*\"; }}\ndie() {{ echo \"die: $*\"; exit 1; }}\n\
+         apt_install() {{ echo \"apt_install $*\" >>\"$FAKE_DIR/apt.log\"; }}\n\
+         DOMAIN=bbb.example.org\nHOSTED_ZONE=Z0123456789ABCDEFGHIJ\nPUBLIC_IP=198.51.100.7\n\
+         DOMAIN_WAIT_ATTEMPTS=20\n{}\nwait_for_domain_record\n",
+        support::shell_function(
+            "templates/scripts/bbb-bootstrap.sh",
+            "wait_for_domain_record"
+        )
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("FAKE_DIR", dir.path())
+        .output()
+        .unwrap();
+    let read = |f: &str| fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr),
+        sleeps: read("sleep.log").lines().count(),
+        digs: read("dig.log").lines().map(str::to_string).collect(),
+    }
+}
+
+const IP: &str = "198.51.100.7";
+
+#[test]
+fn waits_until_every_name_server_of_the_zone_answers_with_this_servers_address() {
+    let r = run(&[
+        ("ns-1.awsdns-01.org", IP, 0),
+        ("ns-2.awsdns-02.co.uk", IP, 3),
+        ("ns-3.awsdns-03.com", IP, 1),
+        ("ns-4.awsdns-04.net", IP, 0),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert_eq!(r.sleeps, 3, "{}", r.out);
+    assert!(r.out.contains("ns-2.awsdns-02.co.uk"), "{}", r.out);
+    // Every question went to a name server of the zone, none to the caching resolver.
+    assert!(r.digs.iter().all(|d| d.contains(" @ns-")), "{:?}", r.digs);
+    assert!(
+        r.digs.iter().all(|d| d.contains("+norecurse")),
+        "{:?}",
+        r.digs
+    );
+}
+
+#[test]
+fn a_record_on_another_address_is_not_taken_and_ends_in_a_clear_failure() {
+    let r = run(&[
+        ("ns-1.awsdns-01.org", "203.0.113.99", 0),
+        ("ns-2.awsdns-02.co.uk", "203.0.113.99", 0),
+        ("ns-3.awsdns-03.com", "203.0.113.99", 0),
+        ("ns-4.awsdns-04.net", "203.0.113.99", 0),
+    ]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(r.out.contains("die: "), "{}", r.out);
+    assert!(r.out.contains("203.0.113.99"), "{}", r.out);
+    assert!(r.out.contains(IP), "{}", r.out);
+    assert_eq!(r.sleeps, 19, "{}", r.out);
+}

@@ -131,7 +131,20 @@ pub enum Command {
     /// parameters (an existing one: its current parameters, servers and schedules)
     Cost(CostArgs),
     /// Delete a deployment: bucket contents, root stack, sources stack
-    Destroy(StackArgs),
+    Destroy(DestroyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DestroyArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
+    #[arg(short = 's', long, env = "BBBCTL_STACK")]
+    pub stack: Option<String>,
+
+    /// Single mode: keep the final snapshot CloudFormation takes of the server's data volume
+    /// (Greenlight's users and rooms, recordings, the certificate); by default destroy
+    /// deletes it once the stacks are gone
+    #[arg(long)]
+    pub keep_data_snapshot: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,5 +1,7 @@
-//! A few read-only AWS calls made without their SDK crates — EC2 DescribeInstances (the BBB
-//! servers' public addresses), ElastiCache DescribeReplicationGroups, ECS DescribeServices —
+//! A few AWS calls made without their SDK crates — EC2 DescribeInstances (the BBB servers'
+//! public addresses), DescribeSnapshots and DeleteSnapshot (the single server's data volume),
+//! ElastiCache DescribeReplicationGroups, ECS DescribeServices, CloudWatch Logs
+//! DeleteLogGroup and GetLogEvents —
 //! as small signed requests: SigV4 with the SDK's own signer and the credentials `Aws`
 //! resolved, one function per protocol (query, JSON 1.1). The EC2 crate alone would take
 //! longer to compile than the rest of bbbctl.
@@ -120,6 +122,17 @@ async fn json(aws: &Aws, service: &str, target: &str, body: &Value) -> Result<Va
     Ok(answer)
 }
 
+/// SSM GetParameter: the value of parameter `name` (e.g. the AMI id a public
+/// `/aws/service/...` parameter names now); `None` when it does not exist.
+pub async fn ssm_parameter(aws: &Aws, name: &str) -> Result<Option<String>> {
+    let body = serde_json::json!({ "Name": name });
+    match json(aws, "ssm", "AmazonSSM.GetParameter", &body).await {
+        Ok(answer) => Ok(answer["Parameter"]["Value"].as_str().map(str::to_string)),
+        Err(e) if e.to_string().contains(": ParameterNotFound:") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// What bbbctl reads of an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InstanceInfo {
@@ -200,6 +213,114 @@ pub async fn service_counts(
         .collect())
 }
 
+/// CloudWatch Logs (JSON 1.1, target prefix `Logs_20140328`).
+async fn logs(aws: &Aws, action: &str, body: &Value) -> Result<Value> {
+    json(aws, "logs", &format!("Logs_20140328.{action}"), body).await
+}
+
+/// Whether an error of `json`/`query` is AWS's `code` ("Action: Code: message").
+fn is_code(e: &anyhow::Error, code: &str) -> bool {
+    e.to_string().contains(&format!(": {code}:"))
+}
+
+/// DeleteLogGroup: `true` when it was deleted, `false` when it did not exist (done either way).
+pub async fn delete_log_group(aws: &Aws, name: &str) -> Result<bool> {
+    match logs(
+        aws,
+        "DeleteLogGroup",
+        &serde_json::json!({ "logGroupName": name }),
+    )
+    .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(false),
+        Err(e) => Err(e.context(format!("deleting log group {name}"))),
+    }
+}
+
+/// The last `lines` messages of a log stream, oldest first (GetLogEvents from the end,
+/// `startFromHead` false); empty when the group or stream does not exist (yet).
+pub async fn log_tail(aws: &Aws, group: &str, stream: &str, lines: usize) -> Result<Vec<String>> {
+    let body = serde_json::json!({
+        "logGroupName": group,
+        "logStreamName": stream,
+        "startFromHead": false,
+        "limit": lines.clamp(1, 10_000),
+    });
+    match logs(aws, "GetLogEvents", &body).await {
+        Ok(answer) => Ok(log_messages(&answer, lines)),
+        Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(Vec::new()),
+        Err(e) => Err(e.context(format!("reading log stream {stream} of {group}"))),
+    }
+}
+
+/// The messages of a GetLogEvents answer in time order, at most the last `lines`.
+fn log_messages(answer: &Value, lines: usize) -> Vec<String> {
+    let mut events: Vec<(i64, String)> = answer["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let message = e["message"].as_str()?.trim_end_matches('\n').to_string();
+            Some((e["timestamp"].as_i64().unwrap_or(0), message))
+        })
+        .collect();
+    events.sort_by_key(|(t, _)| *t); // stable: same-millisecond lines keep their order
+    let skip = events.len().saturating_sub(lines);
+    events.into_iter().skip(skip).map(|(_, m)| m).collect()
+}
+
+/// An EBS snapshot as bbbctl reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub volume: String,
+    /// ISO 8601, as EC2 gives it.
+    pub started: String,
+    pub state: String,
+}
+
+/// The account's own EBS snapshots of volume `volume` (DescribeSnapshots, filter volume-id).
+pub async fn volume_snapshots(aws: &Aws, volume: &str) -> Result<Vec<SnapshotInfo>> {
+    let params = [
+        ("Owner.1".to_string(), "self".to_string()),
+        ("Filter.1.Name".to_string(), "volume-id".to_string()),
+        ("Filter.1.Value.1".to_string(), volume.to_string()),
+    ];
+    Ok(parse_snapshots(
+        &query(aws, "ec2", "DescribeSnapshots", "2016-11-15", &params).await?,
+    ))
+}
+
+/// DeleteSnapshot: `true` when deleted, `false` when it did not exist.
+pub async fn delete_snapshot(aws: &Aws, id: &str) -> Result<bool> {
+    let params = [("SnapshotId".to_string(), id.to_string())];
+    match query(aws, "ec2", "DeleteSnapshot", "2016-11-15", &params).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_code(&e, "InvalidSnapshot.NotFound") => Ok(false),
+        Err(e) => Err(e.context(format!("deleting snapshot {id}"))),
+    }
+}
+
+/// Each snapshot of a DescribeSnapshots answer (one `<snapshotId>` per `<item>`).
+fn parse_snapshots(xml: &str) -> Vec<SnapshotInfo> {
+    xml.split("<snapshotId>")
+        .skip(1)
+        .filter_map(|part| {
+            Some(SnapshotInfo {
+                id: part.split("</snapshotId>").next()?.trim().to_string(),
+                volume: between(part, "<volumeId>", "</volumeId>")?.to_string(),
+                started: between(part, "<startTime>", "</startTime>")
+                    .unwrap_or_default()
+                    .to_string(),
+                state: between(part, "<status>", "</status>")
+                    .unwrap_or_default()
+                    .to_string(),
+            })
+        })
+        .collect()
+}
+
 fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let start = text.find(open)? + open.len();
     let end = text[start..].find(close)? + start;
@@ -234,5 +355,40 @@ mod tests {
         let found = parse_instances(xml);
         assert_eq!(found["i-1"].public_ip.as_deref(), Some("203.0.113.1"));
         assert_eq!(found["i-2"].public_ip, None);
+    }
+
+    #[test]
+    fn a_log_tail_is_the_last_lines_in_time_order() {
+        // GetLogEvents as AWS documents its answer (startFromHead false: the newest page).
+        let answer = serde_json::json!({
+            "events": [
+                {"timestamp": 1700000000002_i64, "message": "apt-get install failed\n", "ingestionTime": 1},
+                {"timestamp": 1700000000001_i64, "message": "installing bbb", "ingestionTime": 1},
+                {"timestamp": 1700000000003_i64, "message": "bootstrap failed: exit 100", "ingestionTime": 1}
+            ],
+            "nextForwardToken": "f/1",
+            "nextBackwardToken": "b/1"
+        });
+        assert_eq!(
+            log_messages(&answer, 2),
+            vec!["apt-get install failed", "bootstrap failed: exit 100"]
+        );
+        assert_eq!(log_messages(&answer, 10).len(), 3);
+        assert!(log_messages(&serde_json::json!({"events": []}), 5).is_empty());
+    }
+
+    #[test]
+    fn snapshots_are_read_per_item() {
+        let xml = "<DescribeSnapshotsResponse><snapshotSet>\
+                   <item><snapshotId>snap-1</snapshotId><volumeId>vol-1</volumeId>\
+                   <status>completed</status><startTime>2026-01-01T00:00:00.000Z</startTime></item>\
+                   <item><snapshotId>snap-2</snapshotId><volumeId>vol-1</volumeId>\
+                   <status>pending</status><startTime>2026-01-02T00:00:00.000Z</startTime></item>\
+                   </snapshotSet></DescribeSnapshotsResponse>";
+        let found = parse_snapshots(xml);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[1].id, "snap-2");
+        assert_eq!(found[1].state, "pending");
+        assert_eq!(found[0].started, "2026-01-01T00:00:00.000Z");
     }
 }

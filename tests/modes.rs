@@ -1,10 +1,14 @@
 //! Both deployment modes on the emulator: a fresh single-mode deployment, a switch to scalable
-//! and back, and a destroy that leaves nothing behind.
+//! and back, and a destroy that leaves nothing behind. The single server's data volume is
+//! snapshotted by CloudFormation when a switch or destroy deletes it (DeletionPolicy Snapshot,
+//! moto_ext patch 22): the switch names the snapshot, destroy deletes it unless
+//! `--keep-data-snapshot`.
 
 mod common;
 
 use std::collections::BTreeMap;
 
+use bbbctl::signed::volume_snapshots;
 use bbbctl::templates::Bundle;
 use common::*;
 
@@ -107,6 +111,29 @@ async fn single_mode_then_scalable_and_back() {
         "{}",
         stdout(&o)
     );
+    // The prompt says what happens to the data volume; CloudFormation snapshotted it, and
+    // setup names that snapshot.
+    for said in [
+        "removed: DataVolume (BbbServersStack)",
+        "CloudFormation snapshots it, then deletes it",
+        "NOT migrated",
+    ] {
+        assert_stdout_has(&o, said);
+    }
+    let switched_out = volume_snapshots(&aws, &volume).await.unwrap();
+    assert_eq!(switched_out.len(), 1, "{switched_out:?}");
+    assert_eq!(switched_out[0].volume, volume);
+    assert_stdout_has(
+        &o,
+        &format!(
+            "was deleted after CloudFormation snapshotted it: snapshot {}",
+            switched_out[0].id
+        ),
+    );
+    let volumes = inventory::inventory()
+        .remove("ec2:volumes")
+        .unwrap_or_default();
+    assert!(!volumes.iter().any(|v| v.ends_with(&volume)), "{volumes:?}");
     let nested = nested_stacks(&aws, &stack).await;
     assert_eq!(nested.keys().cloned().collect::<Vec<_>>(), {
         let mut s = scalable.clone();
@@ -156,7 +183,87 @@ async fn single_mode_then_scalable_and_back() {
     }
     assert!(now.contains_key("rds:cluster_snapshots"), "{now:#?}");
 
+    // Back in single mode: a new, empty data volume (the snapshot is not restored).
+    let servers = stack_resource(&aws, &stack, "BbbServersStack").await;
+    let second_volume = stack_resource(&aws, &servers, "DataVolume").await;
+    assert_ne!(second_volume, volume);
+    // destroy's confirmation says what happens to it.
+    let o = bbbctl_in(&dir, &["destroy", "-s", &stack]);
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains(&format!("The single server's data volume {second_volume}"))
+            && stderr(&o).contains("is snapshotted by CloudFormation before it is deleted")
+            && stderr(&o).contains(
+                "destroy then deletes that snapshot (pass --keep-data-snapshot to keep it)"
+            ),
+        "{}",
+        stderr(&o)
+    );
+
     let o = bbbctl_in(&dir, &["destroy", "--yes"]);
     assert_code(&o, 0);
+    // CloudFormation's final snapshot of the data volume is deleted by destroy.
+    assert_stdout_has(
+        &o,
+        "Deleted the final snapshot of the single server's data volume: snap-",
+    );
+    assert!(
+        volume_snapshots(&aws, &second_volume)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The switch's snapshot is the user's to delete (it is of another volume).
+    assert_eq!(volume_snapshots(&aws, &volume).await.unwrap(), switched_out);
+    bbbctl::signed::delete_snapshot(&aws, &switched_out[0].id)
+        .await
+        .unwrap();
     assert_nothing_left(&aws, &stack, &before, &["rds:cluster_snapshots"]).await;
+}
+
+#[tokio::test]
+async fn destroy_keeps_the_data_snapshot_when_asked() {
+    let _one_at_a_time = exclusive().await;
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("keep"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let before = inventory::inventory();
+    let stack = unique("keep");
+    let dir = scratch_dir();
+    let o = bbbctl_in(
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &["--mode", "single", "--yes", "--no-check"],
+        ),
+    );
+    assert_code(&o, 0);
+    let servers = stack_resource(&aws, &stack, "BbbServersStack").await;
+    let volume = stack_resource(&aws, &servers, "DataVolume").await;
+
+    let o = bbbctl_in(
+        &dir,
+        &["destroy", "-s", &stack, "--yes", "--keep-data-snapshot"],
+    );
+    assert_code(&o, 0);
+    let kept = volume_snapshots(&aws, &volume).await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_stdout_has(
+        &o,
+        &format!(
+            "Left on purpose: final snapshot {} of the single server's data volume {volume}",
+            kept[0].id
+        ),
+    );
+    assert!(
+        !stdout(&o).contains("Deleted the final snapshot"),
+        "{}",
+        stdout(&o)
+    );
+    assert_nothing_left(&aws, &stack, &before, &["ec2:snapshots"]).await;
+    bbbctl::signed::delete_snapshot(&aws, &kept[0].id)
+        .await
+        .unwrap();
 }

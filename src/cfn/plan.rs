@@ -44,6 +44,35 @@ impl PlannedChange {
     fn is_nested_stack(&self) -> bool {
         self.resource_type == super::tree::STACK_TYPE
     }
+
+    /// Single mode's data volume (templates/bbb-servers.yaml `DataVolume`).
+    fn is_data_volume(&self) -> bool {
+        self.logical_id == "DataVolume" && self.resource_type == "AWS::EC2::Volume"
+    }
+}
+
+/// What a mode switch does to the single server's data, for the switch's prompt (`own_vpc`:
+/// the deployment's VPC is bbbctl's, so the data is on the stack's `DataVolume`, whose
+/// DeletionPolicy is Snapshot); `None` unless the switch leaves single mode.
+pub fn data_volume_on_switch(from: &str, to: &str, own_vpc: bool) -> Option<String> {
+    if from != "single" || to == "single" {
+        return None;
+    }
+    if !own_vpc {
+        return Some(
+            "\n  ! The single server's data (Greenlight's users and rooms, recordings, the certificate) is on the server's own disk (existing VPC): it is deleted with the server and NOT migrated. Back it up first."
+                .to_string(),
+        );
+    }
+    Some(format!(
+        "\n  removed: DataVolume (BbbServersStack) — the single server's data volume: Greenlight's users and rooms, recordings, the certificate. \
+         CloudFormation snapshots it, then deletes it (DeletionPolicy Snapshot); setup prints the snapshot's id after the switch. \
+         Its data is NOT migrated to the {to} deployment (a new Greenlight database and recording store, empty). \
+         To get it back: create a volume from the snapshot in the same zone (aws ec2 create-volume --snapshot-id SNAPSHOT --availability-zone ZONE), \
+         attach it to an instance there, mount it (ext4, label bbb-data) and copy out: the recordings (the volume's top folder was the server's /var/bigbluebutton), \
+         Greenlight's database and files (.bbbctl/root/greenlight-v3), the certificate (.bbbctl/etc/letsencrypt). \
+         Switching back to single mode does not restore it: that creates a new, empty data volume."
+    ))
 }
 
 /// Creates an UPDATE change set for the stack (nested stacks included), collects every change
@@ -165,6 +194,10 @@ pub fn render(changes: &[PlannedChange]) -> String {
         for c in changes.iter().filter(|c| &c.stack_path == path) {
             let (mark, note) = match c.action.as_str() {
                 "Add" => ("+", String::new()),
+                "Remove" if c.is_data_volume() => (
+                    "-",
+                    "   <-- REMOVED after CloudFormation snapshots it (DeletionPolicy Snapshot); its data is not migrated".to_string(),
+                ),
                 "Remove" => ("-", "   <-- REMOVED (its data goes with it)".to_string()),
                 "Modify" if c.replaced() => (
                     "!",
@@ -326,6 +359,38 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_data_volume_is_said_to_be_snapshotted_not_migrated() {
+        let removed = PlannedChange {
+            stack_path: vec!["bbb".into(), "BbbServersStack".into()],
+            logical_id: "DataVolume".into(),
+            resource_type: "AWS::EC2::Volume".into(),
+            action: "Remove".into(),
+            replacement: None,
+        };
+        let text = render(&[removed]);
+        assert!(
+            text.contains("REMOVED after CloudFormation snapshots it"),
+            "{text}"
+        );
+        let note = data_volume_on_switch("single", "scalable", true).unwrap();
+        for said in [
+            "snapshots it",
+            "NOT migrated",
+            "create-volume",
+            "does not restore",
+        ] {
+            assert!(note.contains(said), "{said:?} not in {note}");
+        }
+        assert!(
+            data_volume_on_switch("single", "scalable", false)
+                .unwrap()
+                .contains("Back it up first")
+        );
+        assert_eq!(data_volume_on_switch("scalable", "single", true), None);
+        assert_eq!(data_volume_on_switch("single", "single", true), None);
     }
 
     #[tokio::test]

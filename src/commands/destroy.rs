@@ -1,9 +1,12 @@
 //! `bbbctl destroy`: empties the versioned sources bucket and the deployment's own buckets
-//! (Greenlight's uploaded files), deletes the root stack with progress, then the sources
-//! stack, and says what stays on purpose. Re-running after an
-//! interruption carries on.
+//! (Greenlight's uploaded files), lifts the BBB servers' scale-in protection (CloudFormation
+//! cannot delete a group whose instances are protected), deletes the root stack with
+//! progress, then the sources stack; then the log groups AWS services created for the
+//! deployment and (unless kept) the final snapshot of single mode's data volume; and says
+//! what stays on purpose. Re-running after an interruption carries on.
 
 use anyhow::{Result, bail};
+use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_cloudformation::types::Stack;
 use serde_json::json;
 
@@ -15,11 +18,18 @@ use crate::cfn::ops::{describe_stack, outputs, parameters};
 use crate::error::AwsContext;
 use crate::memory;
 use crate::settings::{Global, P_DOMAIN, P_ZONE, sources_stack_name};
+use crate::signed;
 use crate::templates::Bundle;
 use crate::ui::Printer;
 use crate::upload;
 
-pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
+/// Tag destroy puts on the deployment's Auto Scaling groups before it lifts scale-in
+/// protection: the servers' role denies `autoscaling:SetInstanceProtection` on a group that
+/// carries it (templates/bbb-servers.yaml, `StopProtectingOnDestroy`), so the protection
+/// agent on a server (`bbb-scalelite protect`) cannot set it again.
+pub const PROTECTION_TAG: &str = "bbbctl:protection";
+
+pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool) -> Result<()> {
     let sources_name = sources_stack_name(stack);
     let aws = connect(g, p, stack).await?;
     let root = describe_stack(&aws.cfn, stack).await?;
@@ -34,12 +44,21 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     for st in root.iter().chain(&sources) {
         ensure_ours(&aws, st, stack).await?;
     }
+    // Read before the stacks go: the names AWS services derive their own resources from.
+    let found = match &root {
+        Some(root) => Found::read(&aws, root).await?,
+        None => Found::default(),
+    };
     if !g.yes {
-        let question = format!(
+        let mut question = format!(
             "This deletes deployment {stack} in account {}, region {}: every stack, server, secret, Greenlight's uploaded files and the source bucket with its contents.",
             aws.account,
             aws.region()
         );
+        if let Some(volume) = &found.data_volume {
+            question.push(' ');
+            question.push_str(&data_volume_notice(volume, keep_data_snapshot));
+        }
         if !p.confirm_by_typing(&question, stack)? {
             bail!("not confirmed: nothing was deleted");
         }
@@ -61,12 +80,16 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         ));
     }
     // CloudFormation deletes only empty buckets: Greenlight's uploads go first.
-    if let Some(root) = &root {
-        for bucket in deployment_buckets(&aws, root).await? {
-            let n = upload::empty_bucket(&aws.s3, &bucket).await?;
-            p.info(format!("Bucket {bucket}: {n} object version(s) deleted"));
-            objects += n;
-        }
+    for bucket in &found.buckets {
+        let n = upload::empty_bucket(&aws.s3, bucket).await?;
+        p.info(format!("Bucket {bucket}: {n} object version(s) deleted"));
+        objects += n;
+    }
+    // CloudFormation deletes a group by setting it to 0 and does not force-delete: a server
+    // holding scale-in protection (a meeting runs on it) would make the delete hang, then fail.
+    let lifted = lift_protection(&aws, &found.groups).await?;
+    if !lifted.is_empty() {
+        p.info(protection_text(lifted.len()));
     }
     let image_cache = root
         .as_ref()
@@ -103,15 +126,55 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         Some(prefix) => delete_cached_images(&aws, prefix).await?,
         None => Vec::new(),
     };
+    // Created by RDS (log export) and ECS (Container Insights), not by the stacks: they
+    // never expire, and nothing else would delete them.
+    // The deployment is gone by now: what fails here is said, and destroy goes on.
+    let mut log_groups = Vec::new();
+    for name in found.service_log_groups() {
+        match signed::delete_log_group(&aws, &name).await {
+            Ok(true) => log_groups.push(name),
+            Ok(false) => {}
+            Err(e) => p.warn(format!(
+                "{e:#}: delete log group {name} yourself (aws logs delete-log-group --log-group-name {name})"
+            )),
+        }
+    }
+    let (data_snapshots, deleted_snapshots) = match &found.data_volume {
+        Some(volume) => final_data_snapshots(&aws, p, volume, &started, keep_data_snapshot).await?,
+        None => (Vec::new(), Vec::new()),
+    };
     memory::forget(stack);
     let mut left = Vec::new();
-    for k in &kept {
+    // The data volume's snapshot is handled above (deleted, or named below when kept).
+    for k in kept.iter().filter(|k| k.kind != "AWS::EC2::Volume") {
         left.extend(k.what_is_left(&aws, &started).await?);
+    }
+    if let Some(volume) = &found.data_volume {
+        left.extend(data_snapshots.iter().map(|id| {
+            format!(
+                "final snapshot {id} of the single server's data volume {volume} (Greenlight's users and rooms, recordings, the certificate; DeletionPolicy Snapshot); delete it when you no longer need the data"
+            )
+        }));
     }
     let mut text = format!(
         "Deployment {stack} is deleted (stacks: {}).",
         deleted.join(", ")
     );
+    if !lifted.is_empty() {
+        text.push_str(&format!("\n{}", protection_text(lifted.len())));
+    }
+    if !deleted_snapshots.is_empty() {
+        text.push_str(&format!(
+            "\nDeleted the final snapshot of the single server's data volume: {} (--keep-data-snapshot keeps it)",
+            deleted_snapshots.join(", ")
+        ));
+    }
+    if !log_groups.is_empty() {
+        text.push_str(&format!(
+            "\nDeleted the log groups AWS services created for the deployment: {}",
+            log_groups.join(", ")
+        ));
+    }
     for k in &left {
         text.push_str(&format!("\nLeft on purpose: {k}"));
     }
@@ -141,29 +204,278 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "not_deleted": skipped,
             "swept_records": swept,
             "deleted_image_repositories": cached,
+            "lifted_protection": lifted,
+            "deleted_log_groups": log_groups,
+            "deleted_data_snapshots": deleted_snapshots,
         }),
     );
     Ok(())
 }
 
-/// The S3 buckets of the deployment's nested stacks (Greenlight's uploaded files), by the
-/// stacks' own resource lists: nothing outside the deployment is touched.
-async fn deployment_buckets(aws: &Aws, root: &Stack) -> Result<Vec<String>> {
-    let mut stacks = vec![root.stack_id().unwrap_or_default().to_string()];
-    let mut buckets = Vec::new();
-    while let Some(stack) = stacks.pop() {
-        for r in stack_resources(aws, &stack).await? {
-            let (Some(kind), Some(id)) = (r.resource_type(), r.physical_resource_id()) else {
-                continue;
-            };
-            match kind {
-                "AWS::CloudFormation::Stack" => stacks.push(id.to_string()),
-                "AWS::S3::Bucket" => buckets.push(id.to_string()),
-                _ => {}
+/// What destroy reads of the deployment's nested stacks before deleting them, by the stacks'
+/// own resource lists: nothing outside the deployment is touched.
+#[derive(Debug, Default)]
+struct Found {
+    /// S3 buckets (Greenlight's uploaded files).
+    buckets: Vec<String>,
+    /// Auto Scaling groups (the BBB servers; ECS's EC2 capacity when used).
+    groups: Vec<String>,
+    /// Aurora cluster identifiers.
+    aurora_clusters: Vec<String>,
+    /// ECS cluster names.
+    ecs_clusters: Vec<String>,
+    /// Single mode's data volume (`DataVolume` of the servers' stack).
+    data_volume: Option<String>,
+}
+
+impl Found {
+    async fn read(aws: &Aws, root: &Stack) -> Result<Self> {
+        let mut stacks = vec![root.stack_id().unwrap_or_default().to_string()];
+        let mut found = Found::default();
+        while let Some(stack) = stacks.pop() {
+            for r in stack_resources(aws, &stack).await? {
+                let (Some(kind), Some(id)) = (r.resource_type(), r.physical_resource_id()) else {
+                    continue;
+                };
+                if id.is_empty()
+                    || r.resource_status()
+                        .is_some_and(|s| s.as_str() == "DELETE_COMPLETE")
+                {
+                    continue;
+                }
+                let id = id.to_string();
+                match kind {
+                    "AWS::CloudFormation::Stack" => stacks.push(id),
+                    "AWS::S3::Bucket" => found.buckets.push(id),
+                    "AWS::AutoScaling::AutoScalingGroup" => found.groups.push(id),
+                    "AWS::RDS::DBCluster" => found.aurora_clusters.push(id),
+                    // Ref (and the physical id) is the name; an ARN ends with it.
+                    "AWS::ECS::Cluster" => found
+                        .ecs_clusters
+                        .push(id.rsplit('/').next().unwrap_or(&id).to_string()),
+                    "AWS::EC2::Volume" if r.logical_resource_id() == Some("DataVolume") => {
+                        found.data_volume = Some(id)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The log groups RDS and ECS create for this deployment's clusters and CloudFormation
+    /// never deletes: Aurora's exported PostgreSQL log (database.yaml
+    /// `EnableCloudwatchLogsExports: [postgresql]`) and Container Insights' performance log
+    /// (ecs.yaml `containerInsights: enabled`). Only these names, only these clusters.
+    fn service_log_groups(&self) -> Vec<String> {
+        self.aurora_clusters
+            .iter()
+            .map(|id| format!("/aws/rds/cluster/{id}/postgresql"))
+            .chain(
+                self.ecs_clusters
+                    .iter()
+                    .map(|name| format!("/aws/ecs/containerinsights/{name}/performance")),
+            )
+            .collect()
+    }
+}
+
+/// Before a setup that leaves single mode: the data volume the switch removes (CloudFormation
+/// snapshots it, DeletionPolicy Snapshot), to name its snapshot afterwards.
+pub(super) async fn data_volume_of_switch(
+    aws: &Aws,
+    existing: Option<&Stack>,
+    to_mode: &str,
+) -> Result<Option<String>> {
+    let Some(stack) = existing else {
+        return Ok(None);
+    };
+    if to_mode == "single"
+        || parameters(stack)
+            .get(crate::settings::P_MODE)
+            .map(String::as_str)
+            != Some("single")
+    {
+        return Ok(None);
+    }
+    super::stacks::nested_resource(aws, stack, "BbbServersStack", "DataVolume").await
+}
+
+/// After such a switch: names the snapshot CloudFormation took of the data volume, and says
+/// that its data was not migrated.
+pub(super) async fn report_switch_snapshot(aws: &Aws, p: &Printer, volume: &str) -> Result<()> {
+    let mut snapshots = signed::volume_snapshots(aws, volume).await?;
+    snapshots.sort_by(|a, b| b.started.cmp(&a.started));
+    let Some(snapshot) = snapshots.first() else {
+        p.warn(format!(
+            "no snapshot of the single server's data volume {volume} was found: CloudFormation should have taken one (DeletionPolicy Snapshot)"
+        ));
+        return Ok(());
+    };
+    let pending = if snapshot.state.is_empty() || snapshot.state == "completed" {
+        String::new()
+    } else {
+        format!(" (still being written: {})", snapshot.state)
+    };
+    p.info(format!(
+        "The single server's data volume {volume} (Greenlight's users and rooms, recordings, the certificate) was deleted after CloudFormation snapshotted it: snapshot {}{pending}. \
+         Its data is not migrated to scalable mode; the snapshot stays until you delete it (aws ec2 delete-snapshot --snapshot-id {}). \
+         To get the data back, create a volume from it and copy the data out (README: \"Switching a single deployment to scalable: what happens to its data\").",
+        snapshot.id, snapshot.id
+    ));
+    Ok(())
+}
+
+/// What destroy's confirmation says about single mode's data volume.
+fn data_volume_notice(volume: &str, keep: bool) -> String {
+    let then = if keep {
+        "destroy keeps that snapshot (--keep-data-snapshot) and names it at the end"
+    } else {
+        "destroy then deletes that snapshot (pass --keep-data-snapshot to keep it)"
+    };
+    format!(
+        "The single server's data volume {volume} (Greenlight's users and rooms, recordings, the certificate) is snapshotted by CloudFormation before it is deleted (DeletionPolicy Snapshot); {then}."
+    )
+}
+
+fn protection_text(servers: usize) -> String {
+    format!(
+        "Lifted scale-in protection from {servers} server(s) (meetings on them end with the deployment)."
+    )
+}
+
+/// Stops the protection agents (the group tag their role's Deny reads), then lifts scale-in
+/// protection from every protected instance of each group, 50 ids a call (the API's limit),
+/// and looks again: an agent's call already under way may have set it once more. Returns
+/// the instances it was lifted from.
+async fn lift_protection(aws: &Aws, groups: &[String]) -> Result<Vec<String>> {
+    let mut lifted = std::collections::BTreeSet::new();
+    for name in groups {
+        if protected_instances(aws, name).await?.is_none() {
+            continue; // gone already (a re-run)
+        }
+        let tag = aws_sdk_autoscaling::types::Tag::builder()
+            .resource_id(name)
+            .resource_type("auto-scaling-group")
+            .key(PROTECTION_TAG)
+            .value("off")
+            .propagate_at_launch(false)
+            .build();
+        aws.autoscaling
+            .create_or_update_tags()
+            .tags(tag)
+            .send()
+            .await
+            .aws_context(format_args!("tagging Auto Scaling group {name}"))?;
+        for _ in 0..3 {
+            let protected = protected_instances(aws, name).await?.unwrap_or_default();
+            if protected.is_empty() {
+                break;
+            }
+            for batch in protected.chunks(50) {
+                aws.autoscaling
+                    .set_instance_protection()
+                    .auto_scaling_group_name(name)
+                    .set_instance_ids(Some(batch.to_vec()))
+                    .protected_from_scale_in(false)
+                    .send()
+                    .await
+                    .aws_context(format_args!(
+                        "lifting scale-in protection in Auto Scaling group {name}"
+                    ))?;
+            }
+            lifted.extend(protected);
+        }
+    }
+    Ok(lifted.into_iter().collect())
+}
+
+/// Undoes what an interrupted or failed destroy left on a group that is kept after all (setup
+/// runs again): the tag under which the servers' role denies them scale-in protection.
+/// Returns whether the tag was there.
+pub async fn allow_protection(aws: &Aws, asg: &AutoScalingGroup) -> Result<bool> {
+    let name = asg.auto_scaling_group_name().unwrap_or_default();
+    if !asg.tags().iter().any(|t| t.key() == Some(PROTECTION_TAG)) {
+        return Ok(false);
+    }
+    let tag = aws_sdk_autoscaling::types::Tag::builder()
+        .resource_id(name)
+        .resource_type("auto-scaling-group")
+        .key(PROTECTION_TAG)
+        .build();
+    aws.autoscaling
+        .delete_tags()
+        .tags(tag)
+        .send()
+        .await
+        .aws_context(format_args!("untagging Auto Scaling group {name}"))?;
+    Ok(true)
+}
+
+/// The protected instances of a group (not those already terminating); `None` when the
+/// group does not exist.
+async fn protected_instances(aws: &Aws, group: &str) -> Result<Option<Vec<String>>> {
+    let out = aws
+        .autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .aws_context(format_args!("describing Auto Scaling group {group}"))?;
+    Ok(out.auto_scaling_groups().first().map(|g| {
+        g.instances()
+            .iter()
+            .filter(|i| i.protected_from_scale_in() == Some(true))
+            .filter(|i| {
+                !i.lifecycle_state()
+                    .is_some_and(|s| s.as_str().starts_with("Terminat"))
+            })
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect()
+    }))
+}
+
+/// The snapshots CloudFormation took of the data volume while this destroy ran (its
+/// DeletionPolicy Snapshot; older ones, e.g. the user's own backups, are not touched):
+/// deleted unless `keep`. Returns (kept, deleted); one that cannot be deleted is kept, and
+/// a warning says why.
+async fn final_data_snapshots(
+    aws: &Aws,
+    p: &Printer,
+    volume: &str,
+    since: &aws_smithy_types::DateTime,
+    keep: bool,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let taken: Vec<String> = signed::volume_snapshots(aws, volume)
+        .await?
+        .into_iter()
+        .filter(|s| {
+            aws_smithy_types::DateTime::from_str(
+                &s.started,
+                aws_smithy_types::date_time::Format::DateTime,
+            )
+            .map_or(true, |t| t.secs() >= since.secs() - 60)
+        })
+        .map(|s| s.id)
+        .collect();
+    if taken.is_empty() {
+        tracing::warn!("no final snapshot of data volume {volume} was found");
+    }
+    if keep {
+        return Ok((taken, Vec::new()));
+    }
+    let (mut kept, mut deleted) = (Vec::new(), Vec::new());
+    for id in taken {
+        match signed::delete_snapshot(aws, &id).await {
+            Ok(true) => deleted.push(id),
+            Ok(false) => {}
+            Err(e) => {
+                p.warn(format!("{e:#}: the snapshot stays"));
+                kept.push(id);
             }
         }
     }
-    Ok(buckets)
+    Ok((kept, deleted))
 }
 
 /// Deletes the ECR repositories under the deployment's pull-through cache prefix (with their

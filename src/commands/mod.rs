@@ -65,7 +65,7 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
         Command::Cost(args) => cost::run(g, p, &args).await,
         Command::Destroy(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
-            destroy::run(&g, p, &stack).await
+            destroy::run(&g, p, &stack, args.keep_data_snapshot).await
         }
     }
 }

@@ -206,6 +206,26 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     strings.  Another filter type, a bad MaxResults or token: AWS's
     InvalidParameterException / InvalidNextTokenException (HTTP 400).  Other actions:
     UnknownOperationException.
+21. CloudFormation cannot delete an Auto Scaling group that has instances protected from
+    scale-in.  moto deleted the group and its instances at once.  AWS: CloudFormation
+    sets the group to 0 and waits; protected instances are never terminated (the
+    group's scaling activity: "Could not scale to desired capacity because all remaining
+    instances are protected from scale-in."), CloudFormation does not force-delete, so
+    the delete fails after its timeout (aws-cdk issue 18179).  Now the group's
+    DELETE_FAILED names the protected instances, the stack (and a parent, through
+    "Embedded stack ... was not successfully deleted") ends DELETE_FAILED, and group
+    and instances stay; once protection is lifted a new DeleteStack deletes it.  Not
+    emulated: the wait itself, and the unprotected instances AWS terminates meanwhile.
+22. DeletionPolicy Snapshot on AWS::EC2::Volume, when its stack is deleted and when an
+    update removes it (e.g. its Condition turns false, patch 10): moto deleted the
+    volume and kept nothing.  AWS (documented for
+    the DeletionPolicy attribute) and now moto: an EBS snapshot of the volume is taken,
+    then the volume is deleted; the snapshot has the volume's id (VolumeId, so
+    DescribeSnapshots with the filter volume-id finds it) and size, the volume's own
+    tags (not the aws: ones), and the description "Created by CloudFormation for stack <stack name> resource
+    <logical id> (DeletionPolicy Snapshot)".  The description and tags AWS gives it
+    were not found documented: match snapshots by volume id, not by description.
+    UpdateReplacePolicy (a replaced volume) is not emulated: moto does not replace volumes.
 """
 
 from __future__ import annotations
@@ -2505,3 +2525,46 @@ def _dispatch(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
 
 
 DomainDispatcherApplication.__call__ = _dispatch  # type: ignore[method-assign]
+
+
+# ------------------------ 21. a group with scale-in protected instances is not deleted
+def _asg_protected_ids(group: Any) -> list[str]:
+    return sorted(state.instance.id for state in group.instance_states
+                  if state.protected_from_scale_in
+                  and getattr(state.instance, "state", "") != "terminated")
+
+
+def _asg_refuse_protected(delete: Any) -> Any:
+    def method(self: Any, account_id: str, region_name: str) -> None:
+        backend = autoscaling_backends[account_id][region_name]
+        group = backend.autoscaling_groups.get(self.name)
+        protected = _asg_protected_ids(group) if group is not None else []
+        if protected:
+            raise ValidationError(message=(
+                "moto_ext: CloudFormation sets the group to 0 and waits, but "
+                f"{len(protected)} instance(s) are protected from scale-in and are never "
+                f"terminated ({', '.join(protected)}): Could not scale to desired capacity "
+                "because all remaining instances are protected from scale-in."))
+        delete(self, account_id, region_name)
+    return method
+
+
+FakeAutoScalingGroup.delete = _asg_refuse_protected(FakeAutoScalingGroup.delete)  # type: ignore[method-assign]
+
+
+# ------------------------------- 22. DeletionPolicy Snapshot on AWS::EC2::Volume
+def _volume_delete(self: Any, account_id: str, region_name: str) -> None:
+    ec2 = ec2_backends[account_id][region_name]
+    policy, stack_name, logical_id = getattr(self, "_ext_deletion", (None, "", ""))
+    if policy == "Snapshot" and self.id in ec2.volumes:
+        snapshot = ec2.create_snapshot(
+            self.id, f"Created by CloudFormation for stack {stack_name} resource "
+                     f"{logical_id} (DeletionPolicy Snapshot)")
+        tags = {k: v for k, v in (ec2.tags.get(self.id) or {}).items()
+                if not k.startswith("aws:")}  # reserved: only AWS sets those
+        if tags:
+            ec2.create_tags([snapshot.id], tags)
+    ec2.delete_volume(self.id)
+
+
+_EC2Volume.delete = _gone_ok(_volume_delete)  # type: ignore[attr-defined]

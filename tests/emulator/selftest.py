@@ -1587,6 +1587,110 @@ def auto_scaling_group_updates():
     settle(st["StackId"])
 
 
+def protected_group_delete():
+    """patch 21: a stack whose Auto Scaling group still has an instance protected from
+    scale-in ends DELETE_FAILED (group DELETE_FAILED, reason naming the protection), the
+    group and its instances stay; once protection is lifted the delete goes through."""
+    name = f"protected-{RUN}"
+    ami = client("ec2").describe_images()["Images"][0]["ImageId"]
+    asg = client("autoscaling")
+    child = upload(f"protected-{RUN}.json", json.dumps({
+        "Resources": {
+            "Template": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
+                "LaunchTemplateData": {"ImageId": ami, "InstanceType": "t3.small"}}},
+            "Group": {"Type": "AWS::AutoScaling::AutoScalingGroup", "Properties": {
+                "MinSize": "2", "MaxSize": "2", "DesiredCapacity": "2",
+                "AvailabilityZones": [f"{REGION}a"],
+                "LaunchTemplate": {
+                    "LaunchTemplateId": {"Ref": "Template"},
+                    "Version": {"Fn::GetAtt": ["Template", "LatestVersionNumber"]}}}}},
+        "Outputs": {"Group": {"Value": {"Ref": "Group"}}}}))
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": {
+        "Servers": {"Type": "AWS::CloudFormation::Stack",
+                    "Properties": {"TemplateURL": child}}},
+        "Outputs": {"Group": {"Value": {"Fn::GetAtt": ["Servers", "Outputs.Group"]}}}}))
+    st = settle(name)
+    group = outputs(st)["Group"]
+    ids = [i["InstanceId"] for i in asg.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]]
+    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=ids[:1],
+                                ProtectedFromScaleIn=True)
+    cfn.delete_stack(StackName=st["StackId"])
+    after = settle(st["StackId"])
+    servers = [s for s in cfn.list_stack_resources(StackName=st["StackId"])[
+        "StackResourceSummaries"] if s["LogicalResourceId"] == "Servers"]
+    child_id = servers[0]["PhysicalResourceId"] if servers else ""
+    failed = find(events(child_id), "Group", "DELETE_FAILED") if child_id else []
+    left = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    check("protected group: stack DELETE_FAILED, the child's group DELETE_FAILED naming "
+          "the protected instance, group and instances kept",
+          after["StackStatus"] == "DELETE_FAILED"
+          and "[Servers]" in after.get("StackStatusReason", "")
+          and any("was not successfully deleted" in e.get("ResourceStatusReason", "")
+                  for e in find(events(st["StackId"]), "Servers", "DELETE_FAILED"))
+          and stack(child_id)["StackStatus"] == "DELETE_FAILED"
+          and bool(failed) and "protected from scale-in" in failed[0]["ResourceStatusReason"]
+          and ids[0] in failed[0]["ResourceStatusReason"]
+          and len(left) == 1 and len(left[0]["Instances"]) == 2,
+          (after.get("StackStatus"), after.get("StackStatusReason"), failed, left))
+    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=ids[:1],
+                                ProtectedFromScaleIn=False)
+    cfn.delete_stack(StackName=st["StackId"])
+    done = settle(st["StackId"])
+    check("protected group: once protection is lifted, DeleteStack deletes group and stack",
+          done["StackStatus"] == "DELETE_COMPLETE" and not asg.describe_auto_scaling_groups(
+              AutoScalingGroupNames=[group])["AutoScalingGroups"], done["StackStatus"])
+
+
+def volume_snapshot_policy():
+    """patch 22: DeletionPolicy Snapshot on an AWS::EC2::Volume leaves an EBS snapshot
+    of it (volume id, size) when the stack deletes it, also when an update removes
+    it (Condition false); Delete leaves none."""
+    name = f"volsnap-{RUN}"
+    body = json.dumps({
+        "Parameters": {"Keep": {"Type": "String"}},
+        "Conditions": {"Keep": {"Fn::Equals": [{"Ref": "Keep"}, "yes"]}},
+        "Resources": {
+            "Data": {"Type": "AWS::EC2::Volume", "Condition": "Keep",
+                     "DeletionPolicy": "Snapshot", "UpdateReplacePolicy": "Snapshot",
+                     "Properties": {"AvailabilityZone": f"{REGION}a", "Size": 3}},
+            "Plain": {"Type": "AWS::EC2::Volume", "DeletionPolicy": "Delete",
+                      "Properties": {"AvailabilityZone": f"{REGION}a", "Size": 2}}}})
+
+    def deploy(action, keep):
+        action(StackName=name, TemplateBody=body,
+               Parameters=[{"ParameterKey": "Keep", "ParameterValue": keep}])
+        return settle(name)
+
+    def snapshots(volume):
+        return ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+            {"Name": "volume-id", "Values": [volume]}])["Snapshots"]
+
+    st = deploy(cfn.create_stack, "yes")
+    ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
+           cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
+    st = deploy(cfn.update_stack, "no")
+    snaps = snapshots(ids["Data"])
+    gone = ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [ids["Data"]]}])
+    check("volume snapshot: an update that removes a Snapshot-policy volume deletes it and "
+          "leaves a snapshot of it (volume id, size, description naming the stack)",
+          st["StackStatus"] == "UPDATE_COMPLETE" and not gone["Volumes"] and len(snaps) == 1
+          and snaps[0]["VolumeSize"] == 3 and name in snaps[0]["Description"],
+          (st["StackStatus"], gone["Volumes"], snaps))
+    st = deploy(cfn.update_stack, "yes")
+    again = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
+             cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
+    cfn.delete_stack(StackName=st["StackId"])
+    done = settle(st["StackId"])
+    check("volume snapshot: the stack's deletion leaves a snapshot of the Snapshot-policy "
+          "volume, none of the Delete-policy one",
+          done["StackStatus"] == "DELETE_COMPLETE" and len(snapshots(again["Data"])) == 1
+          and not snapshots(again["Plain"]), (done["StackStatus"], again))
+    for vol in (ids["Data"], again["Data"]):
+        for snap in snapshots(vol):
+            ec2.delete_snapshot(SnapshotId=snap["SnapshotId"])
+
+
 def pricing_get_products():
     """patch 20: GetProducts answers from the real records in tests/emulator/pricing/:
     filters, paging, errors."""
@@ -1653,7 +1757,8 @@ def main() -> int:
                     client_request_tokens, stack_deletes_leave_nothing,
                     effective_parameters_and_terminated_instances, ses_account,
                     pull_through_cache_rules, auto_scaling_group_updates,
-                    pricing_get_products))
+                    pricing_get_products, protected_group_delete,
+                    volume_snapshot_policy))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,18 @@ pub const P_SERVER_COUNT: &str = "BBBServerCount";
 pub const P_SERVER_AMI: &str = "BBBServerAmi";
 pub const P_SERVER_IMAGE: &str = "BBBServerImageId";
 pub const P_DOCKER_HUB: &str = "BBBDockerHubCredentialsArn";
+pub const P_FRONTEND: &str = "BBBFrontendType";
+pub const P_CERT: &str = "BBBACMCertArn";
+pub const P_SES_VALIDATED: &str = "BBBSESValidated";
+
+/// ACM's limit for a certificate's first name (`DomainName`, its Common Name: RFC 5280's
+/// ub-common-name); the other names (`SubjectAlternativeNames`) may have up to 253.
+pub const ACM_FIRST_NAME_MAX: usize = 64;
+/// Longest DNS name written out (RFC 1035: 255 octets on the wire).
+pub const DNS_NAME_MAX: usize = 253;
+/// What a scalable BBB server's name adds to the domain: `bbb-<17 hex digits>.`
+/// (templates/scripts/bbb-bootstrap.sh: `bbb-${INSTANCE_ID#i-}.${DOMAIN}`).
+const SERVER_NAME_PREFIX: usize = "bbb-".len() + 17 + ".".len();
 
 /// Settings every command shares.
 #[derive(Debug, Clone)]
@@ -283,6 +295,14 @@ impl SetupInput {
             given(&args.hosted_zone).as_deref().map(validate_zone_id),
         );
         flag(P_MODE, args.mode.map(|m| Ok(m.as_str().to_string())));
+        // The template's own limits hold for flags as for the file (e.g. the domain's length).
+        for (name, value) in &flags {
+            if let Some(spec) = root.parameters.get(name)
+                && let Err(why) = spec.check(value)
+            {
+                problems.add(format!("{name} {value:?} (from its flag) {why}"));
+            }
+        }
         problems.into_result()?;
         Ok(SetupInput {
             stack,
@@ -358,6 +378,18 @@ impl SetupInput {
                 }
             }
         }
+        if let Some(domain) = &domain {
+            let value = |n: &str| {
+                params
+                    .get(n)
+                    .cloned()
+                    .or_else(|| self.root.parameters.get(n)?.default.clone())
+                    .unwrap_or_default()
+            };
+            for why in domain_fits(domain, &value) {
+                problems.add(why);
+            }
+        }
         for b in self.root.broken_rules(&params) {
             let values: Vec<String> = b
                 .params
@@ -423,6 +455,38 @@ impl SetupInput {
             bundle: self.bundle,
             root: self.root,
         })
+    }
+}
+
+impl SetupSettings {
+    /// The SSM parameter whose AMI the servers start from when `BBBServerImageId` is empty
+    /// (`BBBServerAmi`: the parameter file's, else root.yaml's default); `None` when the
+    /// image is already set.
+    pub fn image_to_resolve(&self) -> Option<String> {
+        if self
+            .params
+            .get(P_SERVER_IMAGE)
+            .is_some_and(|v| !v.is_empty())
+        {
+            return None;
+        }
+        self.params
+            .get(P_SERVER_AMI)
+            .cloned()
+            .or_else(|| self.root.parameters.get(P_SERVER_AMI)?.default.clone())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Records `ami` as the servers' image (`BBBServerImageId`), as a re-run would: so a
+    /// first create already holds what later setups keep. Err: the template refuses the value.
+    pub fn pin_image(&mut self, ami: &str) -> std::result::Result<(), String> {
+        if let Some(spec) = self.root.parameters.get(P_SERVER_IMAGE) {
+            spec.check(ami)?;
+        }
+        self.params
+            .insert(P_SERVER_IMAGE.to_string(), ami.to_string());
+        self.pinned_image = Some(ami.to_string());
+        Ok(())
     }
 }
 
@@ -611,6 +675,51 @@ pub fn validate_domain(domain: &str) -> Result<String> {
     Ok(normalized)
 }
 
+/// The names a deployment derives from its domain, checked against the limits of ACM and
+/// DNS before anything is created (CloudFormation would fail deep inside a nested stack).
+/// `value` gives a parameter's value in effect. Each label ≤ 63 and the whole ≤ 253 are
+/// `validate_domain`'s and the template's (AllowedPattern, MaxLength). Single mode needs
+/// nothing more: its server's Let's Encrypt certificate may hold a name of any DNS length
+/// (since 2023 Let's Encrypt leaves out the Common Name when no name fits in 64).
+pub fn domain_fits(domain: &str, value: &dyn Fn(&str) -> String) -> Vec<String> {
+    let mut problems = Vec::new();
+    if value(P_MODE) != "scalable" {
+        return problems;
+    }
+    let n = domain.chars().count();
+    if value(P_CERT).is_empty() {
+        // templates/frontend.yaml, Certificate: the domain first where Greenlight serves it.
+        let fix = |names: &str| {
+            format!(
+                "or set {P_CERT} in the parameter file to an existing ACM certificate for {names}"
+            )
+        };
+        if value(P_FRONTEND) == "External" {
+            if n + "scalelite.".len() > ACM_FIRST_NAME_MAX {
+                problems.push(format!(
+                    "domain {domain} has {n} characters: with {P_FRONTEND} External the first name of the load balancer's ACM certificate is scalelite.{domain} ({} characters), and ACM allows at most {ACM_FIRST_NAME_MAX} there, so the domain may have at most {}. Use a shorter domain with -d, {}",
+                    n + "scalelite.".len(),
+                    ACM_FIRST_NAME_MAX - "scalelite.".len(),
+                    fix(&format!("scalelite.{domain}"))
+                ));
+            }
+        } else if n > ACM_FIRST_NAME_MAX {
+            problems.push(format!(
+                "domain {domain} has {n} characters: in scalable mode it is the first name of the load balancer's ACM certificate, and ACM allows at most {ACM_FIRST_NAME_MAX} there. Use a shorter domain with -d, {}",
+                fix(&format!("{domain} and scalelite.{domain}"))
+            ));
+        }
+    }
+    if n + SERVER_NAME_PREFIX > DNS_NAME_MAX {
+        problems.push(format!(
+            "domain {domain} has {n} characters: the BBB servers' names bbb-<17 hex digits>.{domain} would have {}, and DNS allows at most {DNS_NAME_MAX}, so the domain may have at most {}. Use a shorter domain with -d",
+            n + SERVER_NAME_PREFIX,
+            DNS_NAME_MAX - SERVER_NAME_PREFIX
+        ));
+    }
+    problems
+}
+
 fn validate_hostname(name: &str) -> std::result::Result<(), String> {
     if name.len() > 253 {
         return Err("is longer than 253 characters".into());
@@ -726,6 +835,82 @@ mod tests {
         assert!(msg(validate_domain("bbb_x.example.org")).contains("characters other"));
         assert!(msg(validate_domain("-a.example.org")).contains("starts or ends"));
         assert!(msg(validate_domain("10.0.0.1")).contains("numeric"));
+    }
+
+    /// A domain of `n` characters: labels of at most 63, ending in `.example.org`.
+    fn domain_of(n: usize) -> String {
+        let tail = ".example.org";
+        let mut head = String::new();
+        while head.len() < n - tail.len() {
+            if !head.is_empty() {
+                head.push('.');
+            }
+            let room = (n - tail.len() - head.len()).min(63);
+            head.push_str(&"a".repeat(room));
+        }
+        let d = format!("{head}{tail}");
+        assert_eq!(d.len(), n);
+        validate_domain(&d).unwrap()
+    }
+
+    #[test]
+    fn derived_names_fit_acm_and_dns() {
+        let with = |mode: &'static str, frontend: &'static str, cert: &'static str| {
+            move |n: &str| match n {
+                P_MODE => mode.to_string(),
+                P_FRONTEND => frontend.to_string(),
+                P_CERT => cert.to_string(),
+                _ => String::new(),
+            }
+        };
+        let greenlight = with("scalable", "Greenlight", "");
+        let external = with("scalable", "External", "");
+        // Greenlight: the domain is the certificate's first name, 64 at most.
+        assert!(domain_fits(&domain_of(64), &greenlight).is_empty());
+        let e = domain_fits(&domain_of(65), &greenlight).join("\n");
+        assert!(
+            e.contains("has 65 characters") && e.contains("ACM allows at most 64"),
+            "{e}"
+        );
+        // External: scalelite.<domain> comes first, so the domain has 54 at most.
+        assert!(domain_fits(&domain_of(54), &external).is_empty());
+        let e = domain_fits(&domain_of(55), &external).join("\n");
+        assert!(
+            e.contains("has 55 characters")
+                && e.contains("(65 characters)")
+                && e.contains("at most 54"),
+            "{e}"
+        );
+        // An existing certificate, or single mode (Let's Encrypt): the DNS limits only.
+        let cert = "arn:aws:acm:us-east-1:123456789012:certificate/0-1";
+        assert!(domain_fits(&domain_of(200), &with("scalable", "External", cert)).is_empty());
+        assert!(domain_fits(&domain_of(240), &with("single", "Greenlight", "")).is_empty());
+        // Scalable servers are bbb-<17 hex>.<domain>: 253 at most.
+        assert!(domain_fits(&domain_of(231), &with("scalable", "Greenlight", cert)).is_empty());
+        let e = domain_fits(&domain_of(232), &with("scalable", "Greenlight", cert)).join("\n");
+        assert!(
+            e.contains("would have 254") && e.contains("at most 231"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn flags_keep_the_templates_limits() {
+        use clap::Parser;
+        let long = domain_of(201);
+        let argv = ["bbbctl", "setup", "-s", "bbb", "-d", &long];
+        let crate::cli::Command::Setup(a) = crate::cli::Cli::try_parse_from(argv).unwrap().command
+        else {
+            unreachable!()
+        };
+        let e = msg(SetupInput::read(&a, "bbb".into()));
+        assert!(
+            e.contains("BBBDomainName") && e.contains("must be at most 200 characters"),
+            "{e}"
+        );
+        // A label over 63 is refused by -d's own check.
+        let e = msg(validate_domain(&format!("{}.example.org", "a".repeat(64))));
+        assert!(e.contains("longer than 63"), "{e}");
     }
 
     #[test]

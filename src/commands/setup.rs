@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::check;
 use super::stacks::{
-    Counts, Deployed, Deployment, TAG, deploy, ensure_ours, server_group, summary,
+    Counts, Deployed, Deployment, TAG, deploy, ensure_ours, nested_resource, server_group, summary,
 };
 use super::{connect, out};
 use crate::aws::Aws;
@@ -22,7 +22,7 @@ use crate::mail;
 use crate::memory::{self, Remembered};
 use crate::settings::{
     Current, Global, P_DOCKER_HUB, P_MODE, P_SERVER_AMI, P_SERVER_COUNT, P_SERVER_IMAGE,
-    SetupInput, SetupSettings, sources_stack_name, user_params,
+    P_SES_VALIDATED, SetupInput, SetupSettings, sources_stack_name, user_params,
 };
 use crate::templates::{self, Asset, BUCKET_PARAM, TemplateInfo};
 use crate::ui::Printer;
@@ -46,7 +46,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             .and_then(|x| x.resolved_value())
             .map(str::to_string),
     });
-    let s = input.settle(current.as_ref())?;
+    let mut s = input.settle(current.as_ref())?;
     p.info(format!(
         "{} mode; parameters from {}",
         s.mode, s.params_origin
@@ -58,7 +58,11 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     }
     check_hosted_zone(&aws, &s).await?;
     check_image_cache_secret(&aws, &s).await?;
+    check_email_identity(&aws, p, &s, existing.as_ref()).await?;
     report_mail(&aws, p, &s.domain).await;
+    if existing.is_none() && !args.dry_run {
+        pin_first_image(&aws, p, &mut s).await?;
+    }
     if args.dry_run {
         return dry_run(&aws, p, &s, existing.as_ref(), sources.as_ref()).await;
     }
@@ -105,7 +109,12 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         root: Some(s.root.resource_count),
         children: s.bundle.nested_resource_counts()?,
     };
+    let data_volume =
+        super::destroy::data_volume_of_switch(&aws, existing.as_ref(), &s.mode).await?;
     let root = deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await?;
+    if let Some(volume) = &data_volume {
+        super::destroy::report_switch_snapshot(&aws, p, volume).await?;
+    }
     let remembered = Remembered {
         stack: s.stack.clone(),
         region: Some(aws.region().to_string()),
@@ -127,15 +136,21 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         p.info(crate::check::render(&results));
         Some(results)
     };
-    let outdated = match outputs(&root.stack).remove(out::SERVER_GROUP) {
-        Some(group) if s.mode == "scalable" => server_group(&aws, &group).await?.map(|asg| {
-            (
-                super::stacks::outdated_instances(&asg),
-                asg.instances().len(),
-            )
-        }),
+    let group = match outputs(&root.stack).remove(out::SERVER_GROUP) {
+        Some(group) if s.mode == "scalable" => server_group(&aws, &group).await?,
         _ => None,
     };
+    if let Some(asg) = &group
+        && super::destroy::allow_protection(&aws, asg).await?
+    {
+        p.info("An earlier destroy had stopped the servers from holding scale-in protection; they hold it again while meetings run.");
+    }
+    let outdated = group.map(|asg| {
+        (
+            super::stacks::outdated_instances(&asg),
+            asg.instances().len(),
+        )
+    });
     report_ready(
         p,
         &s,
@@ -474,6 +489,10 @@ fn mode_switch(s: &SetupSettings, stack: &Stack) -> Option<String> {
             .unwrap_or("its resources are deleted");
         text.push_str(&format!("\n  removed: {} — {note}", n.logical_id));
     }
+    let own_vpc = current.get("BBBExistingVPC").is_none_or(|v| v.is_empty());
+    if let Some(note) = crate::cfn::plan::data_volume_on_switch(from, &s.mode, own_vpc) {
+        text.push_str(&note);
+    }
     for n in &added {
         text.push_str(&format!("\n  added:   {}", n.logical_id));
     }
@@ -564,6 +583,110 @@ async fn check_image_cache_secret(aws: &Aws, s: &SetupSettings) -> Result<()> {
             "{P_DOCKER_HUB}: secret {arn} cannot be read: {}",
             describe(&e)
         )),
+    }
+}
+
+/// A new deployment records its servers' image (`BBBServerImageId`) on its first create, as
+/// the AMI `BBBServerAmi` names now, so that the next setup with nothing changed changes
+/// nothing (it would otherwise record the image CloudFormation resolved). A parameter that
+/// does not exist is refused before anything is created; one bbbctl may not read is left to
+/// CloudFormation, and the next setup records the image.
+async fn pin_first_image(aws: &Aws, p: &Printer, s: &mut SetupSettings) -> Result<()> {
+    let Some(name) = s.image_to_resolve() else {
+        return Ok(());
+    };
+    match crate::signed::ssm_parameter(aws, &name).await {
+        Ok(Some(ami)) => match s.pin_image(&ami) {
+            Ok(()) => p.info(format!(
+                "BBB servers start from image {ami} ({P_SERVER_AMI} {name}); later setups keep it (`bbbctl setup --new-server-image` moves them to a newer one)."
+            )),
+            Err(why) => p.warn(format!(
+                "{P_SERVER_AMI} {name} holds {ami:?}, which {P_SERVER_IMAGE} {why}; CloudFormation resolves it"
+            )),
+        },
+        Ok(None) => {
+            return Err(crate::error::usage(format!(
+                "{P_SERVER_AMI}: SSM parameter {name} does not exist in region {}, so CloudFormation could not find the servers' image. Set {P_SERVER_AMI} in the parameter file to a parameter that holds an Ubuntu 22.04 amd64 AMI id (default /aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id), or set {P_SERVER_IMAGE} to an AMI id",
+                aws.region()
+            )));
+        }
+        Err(e) => p.warn(format!(
+            "the servers' image could not be read from SSM parameter {name} ({e:#}); CloudFormation resolves it, and the next setup records it"
+        )),
+    }
+    Ok(())
+}
+
+/// Pre-flight: an Amazon SES identity for exactly the domain that this deployment's e-mail
+/// layer (root.yaml `EmailStack`, templates/email.yaml) did not create makes its
+/// `AWS::SES::EmailIdentity` fail with AlreadyExists, and the whole root stack rolls back.
+/// Refused (exit 2) with the two ways out. The deployment's own identity (a re-run) is fine.
+/// An identity of a parent domain is no conflict (SES: a verified domain verifies its
+/// subdomains too): it is only mentioned.
+async fn check_email_identity(
+    aws: &Aws,
+    p: &Printer,
+    s: &SetupSettings,
+    existing: Option<&Stack>,
+) -> Result<()> {
+    if s.params.get(P_SES_VALIDATED).is_some_and(|v| v == "true") {
+        return Ok(());
+    }
+    let domain = &s.domain;
+    let identity = |name: String| async move {
+        let found = aws
+            .ses
+            .get_email_identity()
+            .email_identity(&name)
+            .send()
+            .await;
+        (name, found)
+    };
+    let (_, found) = identity(domain.clone()).await;
+    match found {
+        Ok(found) => {
+            if let Some(root) = existing
+                && nested_resource(aws, root, "EmailStack", "EmailIdentity")
+                    .await?
+                    .as_deref()
+                    == Some(domain.as_str())
+            {
+                return Ok(()); // this deployment's own
+            }
+            let state = if found.verified_for_sending_status() {
+                "verified for sending"
+            } else {
+                "not verified"
+            };
+            Err(crate::error::usage(format!(
+                "domain {domain} is already an Amazon SES identity in account {} region {} ({state}), and deployment {} did not create it: creating it again fails (AlreadyExists) and CloudFormation rolls back the whole deployment. Either use it as it is: set \"{P_SES_VALIDATED}\": \"true\" in the parameter file (--params), and bbbctl creates no identity and no DKIM records (mail then works once the identity is verified); or delete it first if nothing else sends with it: aws sesv2 delete-email-identity --email-identity {domain} --region {}. Nothing was changed",
+                aws.account,
+                aws.region(),
+                s.stack,
+                aws.region()
+            )))
+        }
+        Err(e) if aws_code(&e) == Some("NotFoundException") => {
+            // A parent domain's identity (not the top-level domain) already verifies sending.
+            let labels: Vec<&str> = domain.split('.').collect();
+            for i in 1..labels.len().saturating_sub(1) {
+                let (parent, found) = identity(labels[i..].join(".")).await;
+                if found.is_ok_and(|f| f.verified_for_sending_status()) {
+                    p.info(format!(
+                        "Mail: SES identity {parent} is verified and already covers {domain}; setup still creates {domain}'s own identity with DKIM ({P_SES_VALIDATED}=true in the parameter file skips it)."
+                    ));
+                    break;
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            p.warn(format!(
+                "Mail: whether {domain} is already an SES identity could not be read ({}); if it is, the deployment rolls back: set {P_SES_VALIDATED}=true then",
+                describe(&e)
+            ));
+            Ok(())
+        }
     }
 }
 

@@ -381,6 +381,30 @@ pub async fn nested_stacks(aws: &Aws, d: &Deployment) -> Result<BTreeMap<String,
         .collect())
 }
 
+/// The physical id of resource `logical` in the nested stack `nested` (a logical id) of the
+/// root stack `root`; `None` when either does not exist (or the nested stack is gone).
+pub async fn nested_resource(
+    aws: &Aws,
+    root: &Stack,
+    nested: &str,
+    logical: &str,
+) -> Result<Option<String>> {
+    let root_id = root.stack_id().or(root.stack_name()).unwrap_or_default();
+    let child = stack_resources(aws, root_id).await?.into_iter().find(|r| {
+        r.logical_resource_id() == Some(nested)
+            && r.resource_status()
+                .is_none_or(|s| s.as_str() != "DELETE_COMPLETE")
+    });
+    let Some(child) = child.and_then(|r| r.physical_resource_id().map(str::to_string)) else {
+        return Ok(None);
+    };
+    Ok(stack_resources(aws, &child)
+        .await?
+        .into_iter()
+        .find(|r| r.logical_resource_id() == Some(logical))
+        .and_then(|r| r.physical_resource_id().map(str::to_string)))
+}
+
 /// The text of a secret; `what` names it in errors (never its value).
 async fn secret_string(aws: &Aws, arn: &str, what: &str) -> Result<String> {
     aws.secrets

@@ -1,0 +1,133 @@
+//! Setup's pre-flight on the local emulator: what would fail deep inside a nested stack is
+//! refused before anything is created (exit 2, what is wrong and how to fix it), and what
+//! bbbctl itself created is never taken for a conflict.
+
+mod common;
+
+use common::*;
+
+/// A domain of exactly `n` characters under a unique subdomain of example.org.
+fn domain_of(n: usize) -> String {
+    let tail = format!(".{}.example.org", unique("ln"));
+    let head = "a".repeat(n - tail.len());
+    assert!(head.len() <= 63);
+    format!("{head}{tail}")
+}
+
+/// Long domains: ACM allows 64 characters for a certificate's first name. With Greenlight
+/// the domain itself comes first (scalelite.<domain> second), so a 60-character domain
+/// deploys; a re-run of that deployment (its own SES identity included) changes nothing.
+#[tokio::test]
+async fn domain_lengths_fit_the_certificate() {
+    let aws = account().await;
+    let domain = domain_of(60);
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("ln");
+    let dir = scratch_dir();
+    let o = bbbctl_in(&dir, &setup_args(&zone, &stack, &domain, &["--no-check"]));
+    assert_code(&o, 0);
+    assert_eq!(root(&aws, &stack).await.0, "CREATE_COMPLETE");
+
+    // The re-run: its own e-mail identity is no conflict, and nothing changes.
+    let o = bbbctl_in(&dir, &setup_args(&zone, &stack, &domain, &["--no-check"]));
+    assert_code(&o, 0);
+    assert_stdout_has(&o, &format!("Deployment {stack} is up to date"));
+
+    // Over the limits: refused before anything is created, with the limit and the count.
+    for (n, extra, says) in [
+        (
+            65,
+            None,
+            "has 65 characters: in scalable mode it is the first name of the load balancer's ACM certificate, and ACM allows at most 64",
+        ),
+        (
+            55,
+            Some("External"),
+            "has 55 characters: with BBBFrontendType External the first name of the load balancer's ACM certificate is scalelite.",
+        ),
+    ] {
+        let long = domain_of(n);
+        let zone = hosted_zone(&aws, &long).await;
+        let other = unique("ln");
+        let mut args = setup_args(&zone, &other, &long, &[]);
+        let file = dir.join(format!("{other}.json"));
+        let path = file.display().to_string();
+        if let Some(frontend) = extra {
+            std::fs::write(
+                &file,
+                format!(r#"{{"Parameters": {{"BBBFrontendType": "{frontend}"}}}}"#),
+            )
+            .unwrap();
+            args.extend(["--params", path.as_str()]);
+        }
+        let o = bbbctl_in(&dir, &args);
+        assert_code(&o, 2);
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+        let left = live_stacks(&aws).await;
+        assert!(!left.iter().any(|s| s.starts_with(&other)), "{left:?}");
+    }
+
+    let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
+}
+
+/// An SES identity for the domain that the deployment did not create would make its e-mail
+/// layer fail (AlreadyExists) and the root stack roll back: refused, nothing created, with
+/// both ways out. BBBSESValidated=true uses the identity as it is.
+#[tokio::test]
+async fn an_existing_ses_identity_is_refused_unless_validated() {
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("ses"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("ses");
+    let dir = scratch_dir();
+    aws.ses
+        .create_email_identity()
+        .email_identity(&domain)
+        .send()
+        .await
+        .expect("create the identity");
+
+    let o = bbbctl_in(&dir, &setup_args(&zone, &stack, &domain, &[]));
+    assert_code(&o, 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "domain {domain} is already an Amazon SES identity"
+        )) && err.contains(&format!("deployment {stack} did not create it"))
+            && err.contains("\"BBBSESValidated\": \"true\"")
+            && err.contains(&format!(
+                "aws sesv2 delete-email-identity --email-identity {domain}"
+            )),
+        "{err}"
+    );
+    let left = live_stacks(&aws).await;
+    assert!(!left.iter().any(|s| s.starts_with(&stack)), "{left:?}");
+
+    // The identity used as it is: pre-flight passes (a dry run creates nothing).
+    std::fs::write(
+        dir.join("validated.json"),
+        r#"{"Parameters": {"BBBSESValidated": "true"}}"#,
+    )
+    .unwrap();
+    let o = bbbctl_in(
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &["--params", "validated.json", "--dry-run"],
+        ),
+    );
+    assert_code(&o, 0);
+    assert_stdout_has(
+        &o,
+        &format!("Dry run: deployment {stack} does not exist yet"),
+    );
+    aws.ses
+        .delete_email_identity()
+        .email_identity(&domain)
+        .send()
+        .await
+        .unwrap();
+}

@@ -646,23 +646,38 @@ pub fn validate_stack_name(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// The operator's address, lower-cased: it is the Greenlight administrator's login, and
+/// Greenlight accepts a user's e-mail only of letters, digits and `_ . + -` before the `@`
+/// and a domain ending in letters (release-3.8.2.4 app/models/user.rb), and looks it up
+/// lower-cased at sign-in (api/v1/sessions_controller.rb) while storing it as given: an
+/// address with capitals could never sign in, one with other characters is refused by
+/// `rake admin:create`. (Such an address never holds a character a shell acts on.)
 pub fn validate_email(email: &str) -> Result<String> {
-    let email = email.trim();
-    let bad = || {
+    let email = email.trim().to_ascii_lowercase();
+    let bad = |why: &str| {
         usage(format!(
-            "{email:?} is not a valid e-mail address. Pass the operator's address with -e, e.g. -e ops@example.org"
+            "{email:?} is not a valid e-mail address{why}. Pass the operator's address with -e, e.g. -e ops@example.org"
         ))
     };
-    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let (local, domain) = email.split_once('@').ok_or_else(|| bad(""))?;
     let local_ok = !local.is_empty()
         && local.len() <= 64
         && local
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&*+-/=?^_{|}~.".contains(c));
-    if !local_ok || email.len() > 254 || validate_hostname(domain).is_err() {
-        return Err(bad());
+            .all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
+    if !local_ok {
+        return Err(bad(
+            " for Greenlight (its administrator login): before the @ only letters, digits and _ . + - are accepted",
+        ));
     }
-    Ok(email.to_string())
+    let tld_ok = domain
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| !tld.is_empty() && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    if email.len() > 254 || validate_hostname(domain).is_err() || !tld_ok {
+        return Err(bad(""));
+    }
+    Ok(email)
 }
 
 pub fn validate_domain(domain: &str) -> Result<String> {
@@ -810,6 +825,23 @@ mod tests {
     fn emails() {
         assert!(validate_email("ops@example.org").is_ok());
         assert!(validate_email("first.last+bbb@uni.example.ac.uk").is_ok());
+        // Greenlight looks the login up lower-cased: stored lower-cased too.
+        assert_eq!(
+            validate_email(" Ops@Example.ORG ").unwrap(),
+            "ops@example.org"
+        );
+        // Greenlight refuses these characters; a shell would act on some of them.
+        for bad in [
+            "o!ps@example.org",
+            "a$(id)@example.org",
+            "ops`x`@example.org",
+            "o'p@x.org",
+        ] {
+            assert!(
+                msg(validate_email(bad)).contains("only letters, digits and _ . + -"),
+                "{bad}"
+            );
+        }
         for bad in [
             "ops",
             "ops@",

@@ -659,3 +659,74 @@ fn a_ready_server_ends_with_the_ready_line_and_signals_success() {
         "FAILED could not signal SUCCESS to bbb-BbbServersStack-1A2B/ServerGroup",
     );
 }
+
+// ---- the script as a whole ----------------------------------------------------------
+
+/// Bash runs a script top to bottom: a function called at the top level before its
+/// definition is "command not found", and the bootstrap ends FAILED on every server. Each
+/// top-level call of a function of the script must come after that function's definition.
+#[test]
+fn every_function_is_defined_before_the_script_calls_it() {
+    for script in [SCRIPT, "templates/scripts/bbb-scalelite.sh"] {
+        let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(script)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let defined_at = |name: &str| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(&format!("{name}() {{")))
+        };
+        let names: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_suffix("() {"))
+            .filter(|n| !n.contains(' '))
+            .collect();
+        assert!(names.len() > 5, "{script}: {names:?}");
+        // Lines outside every function body (a body ends with `}` alone at column 0), and
+        // outside heredocs (a line that ends an unquoted or quoted EOF marker).
+        let mut in_body = false;
+        let mut heredoc: Option<String> = None;
+        for (n, line) in lines.iter().enumerate() {
+            if let Some(end) = &heredoc {
+                if line.trim() == end {
+                    heredoc = None;
+                }
+                continue;
+            }
+            if let Some(at) = line.find("<<") {
+                let marker = line[at + 2..]
+                    .trim_start_matches('-')
+                    .trim()
+                    .trim_matches(|c| c == '\'' || c == '"');
+                let marker: String = marker
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !marker.is_empty() {
+                    heredoc = Some(marker);
+                }
+            }
+            if line.ends_with("() {") && !line.starts_with(' ') {
+                in_body = true;
+                continue;
+            }
+            if in_body {
+                in_body = *line != "}";
+                continue;
+            }
+            let word = line
+                .trim_start()
+                .split([' ', ';', ')'])
+                .next()
+                .unwrap_or("");
+            if let Some(name) = names.iter().find(|f| **f == word) {
+                let at = defined_at(name).unwrap();
+                assert!(
+                    at < n,
+                    "{script}:{}: {name} is called before its definition at line {}",
+                    n + 1,
+                    at + 1
+                );
+            }
+        }
+    }
+}

@@ -161,8 +161,23 @@ async fn single_mode_then_scalable_and_back() {
         assert!(now.contains_key(kind), "scalable mode has {kind}: {now:#?}");
     }
 
+    // A meeting runs on a scalable server: its agent holds scale-in protection, which would
+    // block the group's way down to one server. The switch releases it first, and says so.
+    aws.autoscaling
+        .set_instance_protection()
+        .auto_scaling_group_name(&outputs["BBBServerGroupName"])
+        .instance_ids(&switched[0])
+        .protected_from_scale_in(true)
+        .send()
+        .await
+        .unwrap();
     let o = setup("single");
     assert_code(&o, 0);
+    assert_stdout_has(&o, "meetings running now end");
+    assert_stdout_has(
+        &o,
+        "Lifted scale-in protection from 1 server(s) for the switch",
+    );
     let nested = nested_stacks(&aws, &stack).await;
     assert_eq!(nested.len(), single.len(), "{nested:?}");
     // The layers that went took their resources with them (the database its final snapshot).

@@ -551,6 +551,41 @@ fn a_drain_goes_on_by_the_servers_own_account_when_scalelite_stops_answering() {
 }
 
 #[test]
+fn a_drain_that_starts_while_scalelite_is_down_goes_on_by_the_servers_own_account() {
+    let rig = Rig::new();
+    rig.run_ok("register");
+    let id = rig.stored_id().expect("stored id");
+    *rig.meetings.lock().unwrap() = 1;
+    rig.scalelite.set_available(false);
+    let mut agent = rig.spawn("drain");
+    // Scalelite is asked a bounded number of times, then the server's own list decides.
+    wait_until("the drain to give up on Scalelite", || {
+        rig.stderr("drain")
+            .contains("draining by this server's own account")
+    });
+    let sleeps = rig.sleeps();
+    wait_until("a few more rounds", || {
+        rig.sleeps() >= sleeps + 4 || drain_went_on(&rig)
+    });
+    assert!(!drain_went_on(&rig), "drained with a meeting running");
+    assert!(agent.try_wait().unwrap().is_none());
+    *rig.meetings.lock().unwrap() = 0;
+    let status = rig.wait(&mut agent, "drain");
+    assert!(status.success(), "{}", rig.stderr("drain"));
+    assert!(
+        rig.stderr("drain")
+            .contains(&format!("could not remove {id} from Scalelite")),
+        "{}",
+        rig.stderr("drain")
+    );
+    assert!(
+        rig.aws_calls()
+            .iter()
+            .any(|c| c.starts_with("autoscaling complete-lifecycle-action"))
+    );
+}
+
+#[test]
 fn a_disabled_server_is_not_drained_while_its_own_api_lists_meetings() {
     // Scalelite says disabled (say, an operator disabled it by hand), but meetings still run
     // here: the drain waits for them.

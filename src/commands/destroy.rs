@@ -348,7 +348,7 @@ fn protection_text(servers: usize) -> String {
 /// protection from every protected instance of each group, 50 ids a call (the API's limit),
 /// and looks again: an agent's call already under way may have set it once more. Returns
 /// the instances it was lifted from.
-async fn lift_protection(aws: &Aws, groups: &[String]) -> Result<Vec<String>> {
+pub(super) async fn lift_protection(aws: &Aws, groups: &[String]) -> Result<Vec<String>> {
     let mut lifted = std::collections::BTreeSet::new();
     for name in groups {
         if protected_instances(aws, name).await?.is_none() {

@@ -111,6 +111,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     };
     let data_volume =
         super::destroy::data_volume_of_switch(&aws, existing.as_ref(), &s.mode).await?;
+    release_servers_of_switch(&aws, p, existing.as_ref(), &s.mode).await?;
     let root = deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await?;
     if let Some(volume) = &data_volume {
         super::destroy::report_switch_snapshot(&aws, p, volume).await?;
@@ -496,6 +497,9 @@ fn mode_switch(s: &SetupSettings, stack: &Stack) -> Option<String> {
     for n in &added {
         text.push_str(&format!("\n  added:   {}", n.logical_id));
     }
+    if from == "scalable" {
+        text.push_str("\n  The BBB servers are replaced by one new server: meetings running now end (their scale-in protection is lifted first).");
+    }
     if removed.is_empty() && added.is_empty() {
         text.push_str("\n  The same layers stay; their resources are updated for the new mode.");
     }
@@ -584,6 +588,36 @@ async fn check_image_cache_secret(aws: &Aws, s: &SetupSettings) -> Result<()> {
             describe(&e)
         )),
     }
+}
+
+/// A switch from scalable to single mode takes the group from its servers to one: a server
+/// holding scale-in protection (a meeting runs on it) would block that scale-in, and the
+/// update would fail. As destroy does, the servers are released first (their meetings end
+/// with the switch, which the confirmation said).
+async fn release_servers_of_switch(
+    aws: &Aws,
+    p: &Printer,
+    existing: Option<&Stack>,
+    to_mode: &str,
+) -> Result<()> {
+    let Some(stack) = existing else {
+        return Ok(());
+    };
+    let from = parameters(stack).get(P_MODE).cloned();
+    if to_mode != "single" || from.as_deref() != Some("scalable") {
+        return Ok(());
+    }
+    let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
+        return Ok(());
+    };
+    let lifted = super::destroy::lift_protection(aws, &[group]).await?;
+    if !lifted.is_empty() {
+        p.info(format!(
+            "Lifted scale-in protection from {} server(s) for the switch (meetings on them end with it).",
+            lifted.len()
+        ));
+    }
+    Ok(())
 }
 
 /// A new deployment records its servers' image (`BBBServerImageId`) on its first create, as

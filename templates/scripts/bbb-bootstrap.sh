@@ -490,19 +490,11 @@ TimeoutStopSec=60
 WantedBy=multi-user.target
 EOF
 }
-if [[ "${MODE}" = single ]]; then
-  take_elastic_ip
-  wait_for_domain_record
-else
-  install_dns_service
-  register_host_name
-fi
-
 # wait_for_domain_record: single mode. <domain> is the root stack's record on the Elastic IP
 # (root.yaml, DomainRecord), created beside this stack, not before it: no nested stack waits
-# for a resource of the other mode. bbb-install resolves the name and stops unless it is this
-# server's address (check_host), and Let's Encrypt asks the zone's own name servers; a name
-# looked up before its record exists stays unresolvable in the VPC resolver's negative cache
+# for a resource of the other mode. Let's Encrypt asks the zone's own name servers for the
+# name, and certbot and bbb-install's later steps resolve it through the VPC resolver; a name
+# looked up before its record exists stays unresolvable in that resolver's negative cache
 # (up to the SOA's TTL, 900 s in a Route 53 zone). So the zone's name servers are asked
 # directly, without recursion, until each answers with this server's address; only then is
 # the name resolved through the cache.
@@ -530,6 +522,14 @@ wait_for_domain_record() {
   done
   die "${DOMAIN} does not point at this server's address ${PUBLIC_IP} on the zone's name servers (${pending# }): is the record of the domain the deployment's own?"
 }
+
+if [[ "${MODE}" = single ]]; then
+  take_elastic_ip
+  wait_for_domain_record
+else
+  install_dns_service
+  register_host_name
+fi
 
 # ---- 3. BigBlueButton ------------------------------------------------------------
 # install_compose_shim PATH: docker-compose at PATH as a front for the Compose plugin. bbb-install downloads docker-compose 1.24 there unless the

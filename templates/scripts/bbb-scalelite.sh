@@ -56,6 +56,9 @@ IMDS=${IMDS:-http://169.254.169.254/latest}
 DNS_TTL=${DNS_TTL:-60}
 RETRY_SECONDS=${RETRY_SECONDS:-30}
 POLL_SECONDS=${POLL_SECONDS:-30}
+# A drain asks Scalelite this many times (RETRY_SECONDS apart) before it goes on by this
+# server's own account alone (Scalelite, or the way to it, may be down for good).
+SCALELITE_ATTEMPTS=${SCALELITE_ATTEMPTS:-20}
 BBB_API_URL=${BBB_API_URL:-https://${HOST_NAME}/bigbluebutton/api}
 export AWS_DEFAULT_REGION
 
@@ -235,14 +238,23 @@ cordon() {
 }
 
 # ---- drain -----------------------------------------------------------------------
-# Waits (retrying) until Scalelite answers; prints this server's id or nothing.
+# Prints this server's id in Scalelite, or nothing when Scalelite does not know it; asks up
+# to SCALELITE_ATTEMPTS times, then prints the id stored at registration (if any): the
+# drain then goes on by this server's own account.
 wait_for_id() {
-  local id
-  until id=$(known_id); do
-    log "Scalelite not reachable; retrying in ${RETRY_SECONDS} s"
+  local id attempt
+  for attempt in $(seq 1 "${SCALELITE_ATTEMPTS}"); do
+    if id=$(known_id); then
+      printf '%s\n' "${id}"
+      return 0
+    fi
+    log "Scalelite not reachable (attempt ${attempt}/${SCALELITE_ATTEMPTS}); retrying in ${RETRY_SECONDS} s"
     sleep "${RETRY_SECONDS}"
   done
-  printf '%s\n' "${id}"
+  log "Scalelite did not answer: draining by this server's own account of its meetings"
+  if [[ -s "${STATE_FILE}" ]]; then
+    cat "${STATE_FILE}"
+  fi
 }
 
 # drained ID: true once this server has no meeting by its own account (meetings_here: its
@@ -262,6 +274,8 @@ drained() {
     log "${meetings} meeting(s) still run here"
     return 1
   fi
+  # Not in Scalelite (or its id never learned): this server's own account is all there is.
+  [[ -n "$1" ]] || return 0
   info=$(api getServerInfo "id=$1") || rc=$?
   case "${rc}" in
     0) ;;
@@ -314,14 +328,17 @@ drain() {
   done
   id=$(wait_for_id)
   if [[ -n "${id}" ]]; then
-    rc=0
-    cordon_once "${id}" || rc=$?
-    while [[ "${rc}" -eq 1 ]]; do
-      sleep "${RETRY_SECONDS}"
+    for attempt in $(seq 1 "${SCALELITE_ATTEMPTS}"); do
       rc=0
       cordon_once "${id}" || rc=$?
+      [[ "${rc}" -eq 1 ]] || break
+      sleep "${RETRY_SECONDS}"
     done
-    log "cordoned ${id}; waiting for its meetings to end"
+    if [[ "${rc}" -eq 1 ]]; then
+      log "could not cordon ${id} in Scalelite; waiting for this server's meetings to end"
+    else
+      log "cordoned ${id}; waiting for its meetings to end"
+    fi
     until drained "${id}"; do
       sleep "${POLL_SECONDS}"
     done
@@ -342,7 +359,10 @@ drain() {
       log "removed ${id} from Scalelite"
     fi
   else
-    log "not registered in Scalelite: nothing to drain"
+    log "not registered in Scalelite: waiting only for meetings this server lists itself"
+    until drained ""; do
+      sleep "${POLL_SECONDS}"
+    done
   fi
   change_dns_record DELETE || true
   instance=$(imds instance-id)

@@ -177,6 +177,18 @@ impl Rig {
         fs::read_to_string(self.path(&format!("{arg}.stderr"))).unwrap_or_default()
     }
 
+    /// The drain `agent` ends, successfully.
+    fn drain_finishes(&self, agent: &mut Child) {
+        let status = self.wait(agent, "drain");
+        assert!(status.success(), "{}", self.stderr("drain"));
+    }
+
+    fn lifecycle_action_completed(&self) -> bool {
+        self.aws_calls()
+            .iter()
+            .any(|c| c.starts_with("autoscaling complete-lifecycle-action"))
+    }
+
     fn aws_calls(&self) -> Vec<String> {
         lines(&self.path("aws.log"))
     }
@@ -459,11 +471,16 @@ fn drain_waits_for_meetings_then_removes_the_server_and_completes_the_lifecycle_
 /// Whether the drain went past its wait: the Scalelite entry removed or the lifecycle action
 /// completed.
 fn drain_went_on(rig: &Rig) -> bool {
-    rig.calls_to("deleteServer") > 0
-        || rig
-            .aws_calls()
-            .iter()
-            .any(|c| c.contains("complete-lifecycle-action"))
+    rig.calls_to("deleteServer") > 0 || rig.lifecycle_action_completed()
+}
+
+/// A few more rounds of the drain go by without it going on (a meeting runs here).
+fn assert_drain_waits(rig: &Rig) {
+    let sleeps = rig.sleeps();
+    wait_until("a few more rounds", || {
+        rig.sleeps() >= sleeps + 4 || drain_went_on(rig)
+    });
+    assert!(!drain_went_on(rig), "drained with a meeting running");
 }
 
 #[test]
@@ -503,15 +520,10 @@ fn a_server_scalelite_marks_offline_is_not_drained_while_its_own_api_lists_meeti
     // The meetings end on the server: its own empty list is enough while Scalelite still
     // reports it offline (cordoned, never disabled by the poller).
     *rig.meetings.lock().unwrap() = 0;
-    let status = rig.wait(&mut agent, "drain");
-    assert!(status.success(), "{}", rig.stderr("drain"));
+    rig.drain_finishes(&mut agent);
     assert_eq!(rig.calls_to("deleteServer"), 1);
     assert!(rig.scalelite.servers().is_empty());
-    assert!(
-        rig.aws_calls()
-            .iter()
-            .any(|c| c.starts_with("autoscaling complete-lifecycle-action"))
-    );
+    assert!(rig.lifecycle_action_completed());
 }
 
 #[test]
@@ -526,16 +538,11 @@ fn a_drain_goes_on_by_the_servers_own_account_when_scalelite_stops_answering() {
     });
     // Scalelite goes away (its load balancer answers 503) while a meeting still runs here.
     rig.scalelite.set_available(false);
-    let sleeps = rig.sleeps();
-    wait_until("a few more rounds", || {
-        rig.sleeps() >= sleeps + 4 || drain_went_on(&rig)
-    });
-    assert!(!drain_went_on(&rig), "drained with a meeting running");
+    assert_drain_waits(&rig);
     // The meeting ends: the server's own empty list is enough; the entry it cannot remove
     // is left, and the lifecycle action completes.
     *rig.meetings.lock().unwrap() = 0;
-    let status = rig.wait(&mut agent, "drain");
-    assert!(status.success(), "{}", rig.stderr("drain"));
+    rig.drain_finishes(&mut agent);
     assert!(
         rig.stderr("drain")
             .contains(&format!("could not remove {id} from Scalelite")),
@@ -543,11 +550,7 @@ fn a_drain_goes_on_by_the_servers_own_account_when_scalelite_stops_answering() {
         rig.stderr("drain")
     );
     assert_eq!(rig.scalelite.servers().len(), 1);
-    assert!(
-        rig.aws_calls()
-            .iter()
-            .any(|c| c.starts_with("autoscaling complete-lifecycle-action"))
-    );
+    assert!(rig.lifecycle_action_completed());
 }
 
 #[test]
@@ -563,26 +566,17 @@ fn a_drain_that_starts_while_scalelite_is_down_goes_on_by_the_servers_own_accoun
         rig.stderr("drain")
             .contains("draining by this server's own account")
     });
-    let sleeps = rig.sleeps();
-    wait_until("a few more rounds", || {
-        rig.sleeps() >= sleeps + 4 || drain_went_on(&rig)
-    });
-    assert!(!drain_went_on(&rig), "drained with a meeting running");
+    assert_drain_waits(&rig);
     assert!(agent.try_wait().unwrap().is_none());
     *rig.meetings.lock().unwrap() = 0;
-    let status = rig.wait(&mut agent, "drain");
-    assert!(status.success(), "{}", rig.stderr("drain"));
+    rig.drain_finishes(&mut agent);
     assert!(
         rig.stderr("drain")
             .contains(&format!("could not remove {id} from Scalelite")),
         "{}",
         rig.stderr("drain")
     );
-    assert!(
-        rig.aws_calls()
-            .iter()
-            .any(|c| c.starts_with("autoscaling complete-lifecycle-action"))
-    );
+    assert!(rig.lifecycle_action_completed());
 }
 
 #[test]
@@ -600,14 +594,9 @@ fn a_disabled_server_is_not_drained_while_its_own_api_lists_meetings() {
     rig.scalelite.set_load(&id, 0.0);
     rig.scalelite.poll();
     assert_eq!(rig.scalelite.server(&id).unwrap().state, "disabled");
-    let sleeps = rig.sleeps();
-    wait_until("a few more rounds", || {
-        rig.sleeps() >= sleeps + 4 || drain_went_on(&rig)
-    });
-    assert!(!drain_went_on(&rig), "drained with a meeting running");
+    assert_drain_waits(&rig);
     *rig.meetings.lock().unwrap() = 0;
-    let status = rig.wait(&mut agent, "drain");
-    assert!(status.success(), "{}", rig.stderr("drain"));
+    rig.drain_finishes(&mut agent);
     assert_eq!(rig.calls_to("deleteServer"), 1);
 }
 

@@ -415,14 +415,7 @@ pub async fn allow_protection(aws: &Aws, asg: &AutoScalingGroup) -> Result<bool>
 /// The protected instances of a group (not those already terminating); `None` when the
 /// group does not exist.
 async fn protected_instances(aws: &Aws, group: &str) -> Result<Option<Vec<String>>> {
-    let out = aws
-        .autoscaling
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .aws_context(format_args!("describing Auto Scaling group {group}"))?;
-    Ok(out.auto_scaling_groups().first().map(|g| {
+    Ok(super::stacks::server_group(aws, group).await?.map(|g| {
         g.instances()
             .iter()
             .filter(|i| i.protected_from_scale_in() == Some(true))

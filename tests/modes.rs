@@ -173,7 +173,7 @@ async fn single_mode_then_scalable_and_back() {
         .unwrap();
     let o = setup("single");
     assert_code(&o, 0);
-    assert_stdout_has(&o, "meetings running now end");
+    assert_stdout_has(&o, "start the switch when no meeting runs");
     assert_stdout_has(
         &o,
         "Lifted scale-in protection from 1 server(s) for the switch",

@@ -498,7 +498,7 @@ fn mode_switch(s: &SetupSettings, stack: &Stack) -> Option<String> {
         text.push_str(&format!("\n  added:   {}", n.logical_id));
     }
     if from == "scalable" {
-        text.push_str("\n  The BBB servers are replaced by one new server: meetings running now end (their scale-in protection is lifted first).");
+        text.push_str("\n  The BBB servers are replaced by one new server. Their scale-in protection is lifted first so the group can shrink; each is still drained as it goes (its running meetings may go on, at most BBBServerDrainTimeout), and Scalelite and Greenlight go with the front end: start the switch when no meeting runs.");
     }
     if removed.is_empty() && added.is_empty() {
         text.push_str("\n  The same layers stay; their resources are updated for the new mode.");
@@ -592,8 +592,8 @@ async fn check_image_cache_secret(aws: &Aws, s: &SetupSettings) -> Result<()> {
 
 /// A switch from scalable to single mode takes the group from its servers to one: a server
 /// holding scale-in protection (a meeting runs on it) would block that scale-in, and the
-/// update would fail. As destroy does, the servers are released first (their meetings end
-/// with the switch, which the confirmation said).
+/// update would fail. As destroy does, the servers are released first; the group's drain
+/// hook still drains each as it goes (the confirmation says so).
 async fn release_servers_of_switch(
     aws: &Aws,
     p: &Printer,

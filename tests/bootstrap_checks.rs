@@ -519,10 +519,18 @@ fn finish(mode: &str, main: &str) -> (Output, Fakes) {
         "exec >>\"$FAKE_DIR/out.log\" 2>&1\n{log}\nFAILURE_REASON=\"\"\nFAILED_COMMAND=\"\"\n\
          MODE={mode}\nSTACK_NAME=bbb-BbbServersStack-1A2B\nRESOURCE=ServerGroup\nINSTANCE_ID=i-0abc1234\n\
          HOST_NAME={HOST}\nLOG_GROUP=bbb-BootstrapLogGroup\nLOG_FILE=/var/log/bbb-bootstrap.log\n\
-         SHIPPING=true\nLOG_SHIPPER=bbb-logship\nFINISHED=false\n",
+         SHIPPING=true\nLOG_SHIPPER=bbb-logship\nFINISHED=false\nWATCHDOG=\"\"\nSIGNAL_DEADLINE=0\n",
         log = log_function()
     );
-    let functions = ["die", "flush_log", "signal", "on_exit", "ready"];
+    let functions = [
+        "die",
+        "flush_log",
+        "signal",
+        "signal_deadline",
+        "stop_watchdog",
+        "on_exit",
+        "ready",
+    ];
     let main = format!("trap on_exit EXIT\nset -E\n{err_trap}\n{main}");
     let out = fakes.run(&prelude, &functions, &main);
     (out, fakes)
@@ -592,6 +600,44 @@ fn an_unexpected_failure_names_the_command_in_the_failed_line() {
             "cloudformation signal-resource --stack-name bbb-BbbServersStack-1A2B --logical-resource-id ServerGroup --unique-id i-0abc1234 --status SUCCESS"
         ]
     );
+}
+
+/// Scalable mode: a bootstrap still running when the group's wait (PT60M) nears its end
+/// tells the group it will not hold the platform up, and goes on; single mode never does.
+#[test]
+fn a_slow_scalable_bootstrap_signals_before_the_groups_wait_runs_out() {
+    let (out, fakes) = finish("scalable", "signal_deadline\nwait \"${WATCHDOG}\"\nready\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fakes.calls("aws"),
+        [
+            "cloudformation signal-resource --stack-name bbb-BbbServersStack-1A2B --logical-resource-id ServerGroup --unique-id i-0abc1234 --status SUCCESS",
+            "cloudformation signal-resource --stack-name bbb-BbbServersStack-1A2B --logical-resource-id ServerGroup --unique-id i-0abc1234 --status SUCCESS"
+        ]
+    );
+    let log = fs::read_to_string(fakes.path("out.log")).unwrap();
+    assert!(log.contains("still running after 0 s"), "{log}");
+    assert_line(
+        &last_line(&fakes.path("flushed.log")),
+        &format!("READY https://{HOST}"),
+    );
+
+    let (out, fakes) = finish("single", "signal_deadline\nready\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fakes.calls("aws").len(), 1, "{:?}", fakes.calls("aws"));
+}
+
+/// The run's end stops the watchdog: no late signal from a finished bootstrap.
+#[test]
+fn a_finished_bootstrap_stops_its_watchdog() {
+    let (out, fakes) = finish(
+        "scalable",
+        "sleep() { /bin/sleep \"$1\"; }\nSIGNAL_DEADLINE=5\nsignal_deadline\nwatchdog=${WATCHDOG}\nready\n/bin/sleep 0.3\nkill -0 \"${watchdog}\" 2>/dev/null && echo WATCHDOG-ALIVE || echo WATCHDOG-GONE\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let log = fs::read_to_string(fakes.path("out.log")).unwrap();
+    assert!(log.contains("WATCHDOG-GONE"), "{log}");
+    assert_eq!(fakes.calls("aws").len(), 1, "{:?}", fakes.calls("aws"));
 }
 
 #[test]

@@ -171,9 +171,26 @@ async fn single_mode_then_scalable_and_back() {
         .send()
         .await
         .unwrap();
+    // Greenlight's uploads: CloudFormation deletes only an empty bucket (AWS leaves a full
+    // one behind in the update's clean-up, outside the deployment), so setup empties it.
+    let frontend = stack_resource(&aws, &stack, "FrontendStack").await;
+    let uploads = stack_resource(&aws, &frontend, "GreenlightStorageBucket").await;
+    aws.s3
+        .put_object()
+        .bucket(&uploads)
+        .key("avatars/admin.png")
+        .body(b"png".to_vec().into())
+        .send()
+        .await
+        .unwrap();
     let o = setup("single");
     assert_code(&o, 0);
     assert_stdout_has(&o, "start the switch when no meeting runs");
+    assert_stdout_has(
+        &o,
+        &format!("its uploads bucket {uploads} emptied (1 object version(s) deleted)"),
+    );
+    assert!(!bucket_names(&aws).await.contains(&uploads));
     assert_stdout_has(
         &o,
         "Lifted scale-in protection from 1 server(s) for the switch",

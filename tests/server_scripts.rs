@@ -894,7 +894,7 @@ fn the_agent_loops_run_as_systemd_services_after_registration() {
     let unit = fs::read_to_string(dir.path().join("bbb-scalelite-protect.service")).unwrap();
     for line in [
         "Description=Hold the group's scale-in protection",
-        "After=network-online.target bbb-scalelite.service",
+        "After=network-online.target",
         "ExecStart=/usr/local/sbin/bbb-scalelite protect",
         "Restart=on-failure",
         "WantedBy=multi-user.target",

@@ -55,6 +55,15 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
             aws.account,
             aws.region()
         );
+        let scalable = root.as_ref().is_some_and(|r| {
+            parameters(r)
+                .get(crate::settings::P_MODE)
+                .map(String::as_str)
+                == Some("scalable")
+        });
+        if scalable {
+            question.push_str(" Every recording goes with the EFS file system (its automatic backups are AWS Backup's: daily recovery points in the default EFS backup vault, kept for their retention, 35 days by default, from which AWS Backup restores them), and Greenlight's and Scalelite's databases with Aurora (a final snapshot is kept).");
+        }
         if let Some(volume) = &found.data_volume {
             question.push(' ');
             question.push_str(&data_volume_notice(volume, keep_data_snapshot));

@@ -112,6 +112,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     let data_volume =
         super::destroy::data_volume_of_switch(&aws, existing.as_ref(), &s.mode).await?;
     release_servers_of_switch(&aws, p, existing.as_ref(), &s.mode).await?;
+    empty_dropped_uploads(&aws, p, existing.as_ref(), &s).await?;
     let root = deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await?;
     if let Some(volume) = &data_volume {
         super::destroy::report_switch_snapshot(&aws, p, volume).await?;
@@ -617,6 +618,39 @@ async fn release_servers_of_switch(
             lifted.len()
         ));
     }
+    Ok(())
+}
+
+/// A change that drops Greenlight (a switch to single mode, or FrontendType External) deletes
+/// its uploads bucket; CloudFormation deletes only empty buckets, and a bucket it cannot
+/// delete during an update's clean-up is left behind outside the deployment. As destroy
+/// does, bbbctl empties it first (the confirmation named it).
+async fn empty_dropped_uploads(
+    aws: &Aws,
+    p: &Printer,
+    existing: Option<&Stack>,
+    s: &SetupSettings,
+) -> Result<()> {
+    let Some(stack) = existing else {
+        return Ok(());
+    };
+    let keeps_greenlight = s.mode == "scalable"
+        && s.params
+            .get("BBBFrontendType")
+            .is_none_or(|t| t == "Greenlight");
+    if keeps_greenlight {
+        return Ok(());
+    }
+    let Some(bucket) =
+        super::stacks::nested_resource(aws, stack, "FrontendStack", "GreenlightStorageBucket")
+            .await?
+    else {
+        return Ok(());
+    };
+    let n = crate::upload::empty_bucket(&aws.s3, &bucket).await?;
+    p.info(format!(
+        "Greenlight goes: its uploads bucket {bucket} emptied ({n} object version(s) deleted)."
+    ));
     Ok(())
 }
 

@@ -108,6 +108,9 @@ readonly DNS_TTL=60  # also the agent's, which deletes the record with the same 
 # First boot: how long to wait for apt-daily / unattended-upgrades to let go of apt.
 readonly APT_WAIT_SECONDS=1200
 readonly APT_LOCK_CONF=/etc/apt/apt.conf.d/90bbbctl-lock-timeout
+# Scalable mode: after this many seconds a server still bootstrapping tells its group it
+# will not hold the platform up (signal_deadline; the group waits PT60M).
+readonly SIGNAL_DEADLINE=3000
 # After the install: how often (10 s apart) to look for the services and the API.
 readonly VERIFY_ATTEMPTS=30
 # The services BigBlueButton 3.0 runs, as `bbb-conf --status` lists them (bigbluebutton-config/
@@ -149,13 +152,16 @@ install_unit() {
   systemctl enable --now "$1.service"
 }
 # agent_unit NAME SUBCOMMAND DESCRIPTION: NAME.service running `bbb-scalelite SUBCOMMAND` (a
-# loop), restarted if it stops, after bbb-scalelite.service; enabled and started.
+# loop), restarted if it stops; enabled and started. Not ordered after bbb-scalelite.service:
+# that oneshot's start (register) retries until Scalelite answers, and systemd would hold
+# every unit ordered after it until then - after a reboot while Scalelite is unreachable the
+# server would hold no scale-in protection and answer no drain.
 agent_unit() {
   install_unit "$1" <<EOF
 [Unit]
 Description=$3
 Wants=network-online.target
-After=network-online.target bbb-scalelite.service
+After=network-online.target
 
 [Service]
 Type=simple
@@ -278,6 +284,29 @@ signal() {
   aws cloudformation signal-resource --stack-name "${STACK_NAME}" --logical-resource-id "${RESOURCE}" \
     --unique-id "${INSTANCE_ID}" --status "$1"
 }
+# signal_deadline: scalable mode. The group's creation, or a rolling update, waits PT60M
+# for each server's signal (bbb-servers.yaml); a bootstrap still running then (a slow
+# mirror, a long apt lock, a slow DNS change) would roll the whole platform back. So a
+# watchdog tells the group after SIGNAL_DEADLINE seconds that this server will not hold it
+# up; the bootstrap goes on, and its READY or FAILED line says how it ended (CloudFormation
+# counts one signal per server). The run's end stops the watchdog.
+WATCHDOG=""
+signal_deadline() {
+  [[ "${MODE}" != single ]] || return 0
+  (
+    sleep "${SIGNAL_DEADLINE}"
+    log "still running after ${SIGNAL_DEADLINE} s: the group is told this server will not hold up the platform"
+    # shellcheck disable=SC2310 # a refused signal changes nothing here (see signal)
+    signal SUCCESS || echo "bbb-bootstrap: the group took no signal (it is not being created or updated)" >&2
+  ) &
+  WATCHDOG=$!
+}
+stop_watchdog() {
+  if [[ -n "${WATCHDOG}" ]]; then
+    kill "${WATCHDOG}" 2>/dev/null || true
+    WATCHDOG=""
+  fi
+}
 # The run's last line, READY or FAILED, is written once.
 FINISHED=false
 on_exit() {
@@ -286,6 +315,7 @@ on_exit() {
     return 0
   fi
   FINISHED=true
+  stop_watchdog
   reason=${FAILURE_REASON:-exit code ${rc}${FAILED_COMMAND:+ at ${FAILED_COMMAND}}}
   log "failed with exit code ${rc} (details in ${LOG_FILE}; CloudWatch Logs group ${LOG_GROUP:-(none)}, stream ${INSTANCE_ID})"
   if [[ "${MODE}" = single ]]; then
@@ -306,6 +336,7 @@ set -E
 trap 'FAILED_COMMAND="line ${LINENO}: ${BASH_COMMAND}"' ERR
 trap on_exit EXIT
 start_log_shipping
+signal_deadline
 
 # shellcheck disable=SC2310 # its failure is handled right here
 PUBLIC_IP=$(imds public-ipv4) || die "this instance has no public IPv4 address"
@@ -906,6 +937,7 @@ ready() {
     signal SUCCESS || die "could not signal SUCCESS to ${STACK_NAME}/${RESOURCE}"
   fi
   FINISHED=true
+  stop_watchdog
   log "READY https://${HOST_NAME}"
   flush_log
   if [[ "${MODE}" != single ]]; then

@@ -16,8 +16,10 @@
 #             that whatever scales the group in - a schedule, the console, a policy - picks
 #             idle servers; the lifecycle-hook drain stays the safety net
 #   dns-register  UPSERT this server's bbb-<id> record with its current public address
-#             (bbb-dns.service, ExecStart: at every boot, so a stop/start's new address
-#             is published too)
+#             (bbb-dns.service, ExecStart: at every boot). A stop/start's new address
+#             reaches DNS, but not BigBlueButton's media settings (FreeSWITCH, mediasoup,
+#             coturn keep the address bbb-install wrote): a scalable server is not meant to
+#             be stopped and started - Auto Scaling replaces a stopped instance anyway.
 #   dns-delete    DELETE that record (bbb-dns.service, ExecStop: at every shutdown, so
 #             the name goes with the server however it ends - a drain, a failed
 #             bootstrap's rollback, or the stack's deletion, which removes the drain's

@@ -29,11 +29,14 @@ impl Member {
         }
     }
 
-    /// Whether Scalelite may still place or hold a meeting there.
+    /// Whether Scalelite may still place or hold a meeting there. An offline server is not
+    /// (Scalelite's poller forgot its meetings and never disables it, lib/tasks/poll.rake):
+    /// the group may take it, and the server's own drain, which asks its own getMeetings
+    /// before it lets the instance go, keeps a meeting that still runs there.
     pub fn serving(&self) -> bool {
         self.scalelite
             .as_ref()
-            .is_some_and(|s| s.state != "disabled")
+            .is_some_and(|s| s.state != "disabled" && s.online)
     }
 }
 
@@ -198,6 +201,20 @@ mod tests {
         // Only in-service instances are candidates.
         members[1].lifecycle = "Pending".into();
         assert!(!choose(&members, 4).contains(&"i-b".to_string()));
+    }
+
+    #[test]
+    fn an_offline_server_is_not_serving_and_is_taken_first() {
+        let mut offline = server("bbb-0b.d.org", "cordoned", None);
+        offline.online = false;
+        let p = picture(
+            vec![instance("i-0a"), instance("i-0b")],
+            vec![server("bbb-0a.d.org", "enabled", Some(1.0)), offline],
+            "d.org",
+        );
+        assert!(p.members[0].serving());
+        assert!(!p.members[1].serving());
+        assert_eq!(choose(&p.members, 1), vec!["i-0b".to_string()]);
     }
 
     #[test]

@@ -776,3 +776,85 @@ fn every_function_is_defined_before_the_script_calls_it() {
         }
     }
 }
+
+// ---- Scalelite's post-publish hook ----------------------------------------------------
+
+/// install_post_publish_hook with its paths moved into a temporary folder, curl serving
+/// `hook` (the file it would download), the pinned sha256 being `pinned`, systemctl and the
+/// user tools faked.
+fn install_hook(hook: &str, pinned: &str) -> (Output, Fakes) {
+    let fakes = Fakes::new();
+    fs::write(fakes.path("hook.rb"), hook).unwrap();
+    // curl -fsSL --retry 5 -o FILE URL: copies the file the test put there.
+    fakes.fake(
+        "curl",
+        r#"out=""; while [ $# -gt 0 ]; do case "$1" in -o) out=$2; shift ;; esac; shift; done; cp "$FAKE_DIR/hook.rb" "$out""#,
+    );
+    for tool in ["getent", "groupadd", "usermod", "systemctl"] {
+        fakes.fake(tool, "");
+    }
+    let root = fakes.path("root");
+    let function = support::shell_function(SCRIPT, "install_post_publish_hook")
+        .replace(
+            "/usr/local/bigbluebutton",
+            &format!("{}/usr/local/bigbluebutton", root.display()),
+        )
+        .replace(
+            "/etc/systemd/system",
+            &format!("{}/etc/systemd/system", root.display()),
+        );
+    let prelude = format!(
+        "{function}\nlog() {{ echo \"log: $*\"; }}\ndie() {{ echo \"die: $*\"; exit 1; }}\n\
+         SPOOL_GID=2000\nSPOOL_DIR=/mnt/scalelite-recordings/var/bigbluebutton/spool\n\
+         SCALELITE_REF=v1.8.5\nSCALELITE_HOOK_URL=https://example.invalid/hook.rb\n\
+         SCALELITE_HOOK_SHA256={pinned}\n"
+    );
+    let out = fakes.run(&prelude, &[], "install_post_publish_hook\n");
+    (out, fakes)
+}
+
+#[test]
+fn the_post_publish_hook_is_checked_and_the_worker_waits_for_the_spool() {
+    use sha2::Digest;
+    let script = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SCRIPT)).unwrap();
+    assert!(
+        script.contains("readonly SCALELITE_HOOK_SHA256=\"29f8980e917e83b3d432d9ab4521407abb48bc6ca7055b888ea56eea6e031616\""),
+        "the pin of Scalelite v1.8.5's bigbluebutton/scalelite_post_publish.rb"
+    );
+    let hook_text = "# the hook\n";
+    let pinned = hex::encode(sha2::Sha256::digest(hook_text.as_bytes()));
+    let installed =
+        "root/usr/local/bigbluebutton/core/scripts/post_publish/scalelite_post_publish.rb";
+
+    // Another file than the pinned one: refused, nothing installed.
+    let (out, fakes) = install_hook("puts 'something else'\n", &pinned);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("die: scalelite_post_publish.rb checksum mismatch"),
+        "{}",
+        text(&out)
+    );
+    assert!(!fakes.path(installed).exists());
+    assert!(fakes.calls("systemctl").is_empty());
+
+    // The pinned file: installed; the recording worker is bound to the spool mount and
+    // restarted (which also gives it the spool group).
+    let (out, fakes) = install_hook(hook_text, &pinned);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fs::read_to_string(fakes.path(installed)).unwrap(),
+        hook_text
+    );
+    let dropin = fs::read_to_string(
+        fakes.path("root/etc/systemd/system/bbb-rap-resque-worker.service.d/bbbctl-spool.conf"),
+    )
+    .unwrap();
+    assert!(
+        dropin.contains("RequiresMountsFor=/mnt/scalelite-recordings/var/bigbluebutton/spool"),
+        "{dropin}"
+    );
+    assert_eq!(
+        fakes.calls("systemctl"),
+        ["daemon-reload", "try-restart bbb-rap-resque-worker.service"]
+    );
+}

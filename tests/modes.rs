@@ -183,9 +183,24 @@ async fn single_mode_then_scalable_and_back() {
         .send()
         .await
         .unwrap();
+    // What RDS and ECS made for the clusters the switch deletes (destroy could no longer
+    // find them afterwards).
+    let database = stack_resource(&aws, &stack, "DatabaseStack").await;
+    let cluster = stack_resource(&aws, &database, "DBCluster").await;
+    let service_logs = [
+        format!("/aws/rds/cluster/{cluster}/postgresql"),
+        format!("/aws/ecs/containerinsights/{stack}-frontend/performance"),
+    ];
+    for name in &service_logs {
+        put_log_lines(name, "s", &["x"]);
+    }
     let o = setup("single");
     assert_code(&o, 0);
     assert_stdout_has(&o, "start the switch when no meeting runs");
+    assert_stdout_has(&o, "Taking the BBB servers out before the switch");
+    for name in &service_logs {
+        assert_stdout_has(&o, &format!("Deleted log group {name}"));
+    }
     assert_stdout_has(
         &o,
         &format!("its uploads bucket {uploads} emptied (1 object version(s) deleted)"),

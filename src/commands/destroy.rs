@@ -138,16 +138,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
     // Created by RDS (log export) and ECS (Container Insights), not by the stacks: they
     // never expire, and nothing else would delete them.
     // The deployment is gone by now: what fails here is said, and destroy goes on.
-    let mut log_groups = Vec::new();
-    for name in found.service_log_groups() {
-        match signed::delete_log_group(&aws, &name).await {
-            Ok(true) => log_groups.push(name),
-            Ok(false) => {}
-            Err(e) => p.warn(format!(
-                "{e:#}: delete log group {name} yourself (aws logs delete-log-group --log-group-name {name})"
-            )),
-        }
-    }
+    let log_groups = delete_log_groups(&aws, p, found.service_log_groups()).await;
     let (data_snapshots, deleted_snapshots) = match &found.data_volume {
         Some(volume) => final_data_snapshots(&aws, p, volume, &started, keep_data_snapshot).await?,
         None => (Vec::new(), Vec::new()),
@@ -287,6 +278,28 @@ impl Found {
             )
             .collect()
     }
+}
+
+/// Deletes the log groups `names` (services', not the stacks'); what fails is said and the
+/// caller goes on. Returns those deleted.
+pub(super) async fn delete_log_groups(aws: &Aws, p: &Printer, names: Vec<String>) -> Vec<String> {
+    let mut deleted = Vec::new();
+    for name in names {
+        match signed::delete_log_group(aws, &name).await {
+            Ok(true) => deleted.push(name),
+            Ok(false) => {}
+            Err(e) => p.warn(format!(
+                "{e:#}: delete log group {name} yourself (aws logs delete-log-group --log-group-name {name})"
+            )),
+        }
+    }
+    deleted
+}
+
+/// Before a switch away from scalable mode: the log groups RDS and ECS made for the
+/// clusters the switch deletes (destroy would no longer find them afterwards).
+pub(super) async fn service_log_groups_of(aws: &Aws, root: &Stack) -> Result<Vec<String>> {
+    Ok(Found::read(aws, root).await?.service_log_groups())
 }
 
 /// Before a setup that leaves single mode: the data volume the switch removes (CloudFormation

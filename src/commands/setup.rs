@@ -111,9 +111,18 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     };
     let data_volume =
         super::destroy::data_volume_of_switch(&aws, existing.as_ref(), &s.mode).await?;
-    release_servers_of_switch(&aws, p, existing.as_ref(), &s.mode).await?;
+    let leaving_scalable = release_servers_of_switch(&aws, p, existing.as_ref(), &s.mode).await?;
     empty_dropped_uploads(&aws, p, existing.as_ref(), &s).await?;
+    let service_logs = match (&existing, leaving_scalable) {
+        (Some(stack), true) => super::destroy::service_log_groups_of(&aws, stack).await?,
+        _ => Vec::new(),
+    };
     let root = deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await?;
+    for name in super::destroy::delete_log_groups(&aws, p, service_logs).await {
+        p.info(format!(
+            "Deleted log group {name} (the switch deleted its cluster)"
+        ));
+    }
     if let Some(volume) = &data_volume {
         super::destroy::report_switch_snapshot(&aws, p, volume).await?;
     }
@@ -499,7 +508,7 @@ fn mode_switch(s: &SetupSettings, stack: &Stack) -> Option<String> {
         text.push_str(&format!("\n  added:   {}", n.logical_id));
     }
     if from == "scalable" {
-        text.push_str("\n  The BBB servers are replaced by one new server. Their scale-in protection is lifted first so the group can shrink; each is still drained as it goes (its running meetings may go on, at most BBBServerDrainTimeout), and Scalelite and Greenlight go with the front end: start the switch when no meeting runs.");
+        text.push_str("\n  The BBB servers are taken out first, each drained (its running meetings may go on, at most BBBServerDrainTimeout), then one new server starts; Scalelite and Greenlight go with the front end: start the switch when no meeting runs.");
     }
     if removed.is_empty() && added.is_empty() {
         text.push_str("\n  The same layers stay; their resources are updated for the new mode.");
@@ -591,34 +600,47 @@ async fn check_image_cache_secret(aws: &Aws, s: &SetupSettings) -> Result<()> {
     }
 }
 
-/// A switch from scalable to single mode takes the group from its servers to one: a server
-/// holding scale-in protection (a meeting runs on it) would block that scale-in, and the
-/// update would fail. As destroy does, the servers are released first; the group's drain
-/// hook still drains each as it goes (the confirmation says so).
+/// A switch from scalable to single mode replaces the servers with one, and the same update
+/// takes from the servers' role what their drain needs (the load-balancer secret, the
+/// lifecycle action, their DNS record): a server drained during that update could neither
+/// cordon itself nor finish, and would hold the update for its whole drain timeout. So,
+/// while the scalable mode's permissions still hold, the servers are released (a server
+/// holding scale-in protection would block the way down) and taken out first: each drains
+/// (cordoned in Scalelite, its meetings may go on up to BBBServerDrainTimeout) and goes.
+/// Returns whether the deployment leaves scalable mode.
 async fn release_servers_of_switch(
     aws: &Aws,
     p: &Printer,
     existing: Option<&Stack>,
     to_mode: &str,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(stack) = existing else {
-        return Ok(());
+        return Ok(false);
     };
-    let from = parameters(stack).get(P_MODE).cloned();
-    if to_mode != "single" || from.as_deref() != Some("scalable") {
-        return Ok(());
+    let params = parameters(stack);
+    if to_mode != "single" || params.get(P_MODE).map(String::as_str) != Some("scalable") {
+        return Ok(false);
     }
     let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
-        return Ok(());
+        return Ok(true);
     };
-    let lifted = super::destroy::lift_protection(aws, &[group]).await?;
+    let lifted = super::destroy::lift_protection(aws, std::slice::from_ref(&group)).await?;
     if !lifted.is_empty() {
         p.info(format!(
-            "Lifted scale-in protection from {} server(s) for the switch (meetings on them end with it).",
+            "Lifted scale-in protection from {} server(s) for the switch.",
             lifted.len()
         ));
     }
-    Ok(())
+    let drain: u64 = params
+        .get("BBBServerDrainTimeout")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3600);
+    p.info(format!(
+        "Taking the BBB servers out before the switch: each drains (its meetings may go on, at most {drain} s)…"
+    ));
+    super::scale::set_capacity(aws, &group, 0).await?;
+    super::scale::wait_in_service(aws, p, &group, 0, Duration::from_secs(drain + 600)).await?;
+    Ok(true)
 }
 
 /// A change that drops Greenlight (a switch to single mode, or FrontendType External) deletes

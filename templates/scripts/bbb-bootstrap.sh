@@ -83,6 +83,9 @@ readonly EFS_UTILS_REF="v1.36.0"
 # same file from v1.6.11 to v1.8.5).
 readonly SCALELITE_REF="v1.8.5"
 readonly SCALELITE_HOOK_URL="https://raw.githubusercontent.com/blindsidenetworks/scalelite/${SCALELITE_REF}/bigbluebutton/scalelite_post_publish.rb"
+# sha256 of that file at SCALELITE_REF (`git show v1.8.5:bigbluebutton/scalelite_post_publish.rb
+# | sha256sum`): it runs as the recording worker on every recording.
+readonly SCALELITE_HOOK_SHA256="29f8980e917e83b3d432d9ab4521407abb48bc6ca7055b888ea56eea6e031616"
 # Single mode's Greenlight: bbb-install -g runs whatever bigbluebutton/greenlight:v3 (a
 # floating tag) is that day, from ~/greenlight-v3/docker-compose.yml, which it writes only
 # when the file is missing. This script puts Greenlight's own compose file of the release
@@ -795,16 +798,33 @@ mount_spool() {
 }
 
 install_post_publish_hook() {
-  local scripts=/usr/local/bigbluebutton/core/scripts
+  local scripts=/usr/local/bigbluebutton/core/scripts hook actual
+  hook="${scripts}/post_publish/scalelite_post_publish.rb"
   getent group scalelite-spool >/dev/null || groupadd -g "${SPOOL_GID}" scalelite-spool
   usermod -a -G scalelite-spool bigbluebutton
   mkdir -p "${scripts}/post_publish"
-  curl -fsSL --retry 5 -o "${scripts}/post_publish/scalelite_post_publish.rb" "${SCALELITE_HOOK_URL}"
+  curl -fsSL --retry 5 -o "${hook}.new" "${SCALELITE_HOOK_URL}"
+  actual=$(sha256sum "${hook}.new") || die "could not checksum ${hook}.new"
+  actual=${actual%% *}
+  [[ "${actual}" = "${SCALELITE_HOOK_SHA256}" ]] ||
+    die "scalelite_post_publish.rb checksum mismatch: ${SCALELITE_HOOK_URL} has sha256 ${actual}, expected ${SCALELITE_HOOK_SHA256}"
+  mv -f "${hook}.new" "${hook}"
   cat >"${scripts}/scalelite.yml" <<EOF
 work_dir: /var/bigbluebutton/recording/scalelite
 spool_dir: ${SPOOL_DIR}
 EOF
-  log "Scalelite post-publish hook ${SCALELITE_REF} installed"
+  # The recording worker runs the hook, which copies each recording into the spool: it
+  # must never run while the spool (nofail, on EFS) is not mounted, or the copy lands on
+  # the root disk under the mount point and is never imported. The restart also gives the
+  # worker its new group.
+  mkdir -p /etc/systemd/system/bbb-rap-resque-worker.service.d
+  cat >/etc/systemd/system/bbb-rap-resque-worker.service.d/bbbctl-spool.conf <<EOF
+[Unit]
+RequiresMountsFor=${SPOOL_DIR}
+EOF
+  systemctl daemon-reload
+  systemctl try-restart bbb-rap-resque-worker.service || log "could not restart bbb-rap-resque-worker.service"
+  log "Scalelite post-publish hook ${SCALELITE_REF} installed (sha256 verified); recordings wait for the spool mount"
 }
 
 # bbb-scalelite (templates/scripts/bbb-scalelite.sh, fetched by the user data next to

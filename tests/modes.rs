@@ -314,3 +314,54 @@ async fn destroy_keeps_the_data_snapshot_when_asked() {
         .await
         .unwrap();
 }
+
+/// A switch to single that fails (here its network stack: a subnet outside the VPC) before
+/// the servers' stack is touched leaves the scalable deployment as it was: the servers taken
+/// out for the switch start again.
+#[tokio::test]
+async fn a_failed_switch_to_single_brings_the_servers_back() {
+    let _one_at_a_time = exclusive().await;
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("back"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let before = inventory::inventory();
+    let stack = unique("back");
+    let dir = scratch_dir();
+    let o = setup_with_servers(&dir, (&zone, &stack, &domain), 2, &["--no-check"]);
+    assert_code(&o, 0);
+    let (_, outputs) = root(&aws, &stack).await;
+    let group = outputs["BBBServerGroupName"].clone();
+
+    let fixture = repo().join("tests/fixtures/failing-network");
+    let o = bbbctl_in(
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &[
+                "--mode",
+                "single",
+                "--yes",
+                "--no-check",
+                "--templates-dir",
+                fixture.to_str().unwrap(),
+            ],
+        ),
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_stdout_has(&o, "Taking the BBB servers out before the switch");
+    assert!(
+        stderr(&o).contains("The switch failed: the 2 BBB server(s) taken out for it start again"),
+        "{}",
+        stderr(&o)
+    );
+    let asg = auto_scaling_group(&aws, &group).await;
+    assert_eq!(asg.desired_capacity(), Some(2));
+    let status = root(&aws, &stack).await.0;
+    assert!(status.starts_with("UPDATE_ROLLBACK"), "{status}");
+
+    let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
+    assert_nothing_left(&aws, &stack, &before, &["rds:cluster_snapshots"]).await;
+}

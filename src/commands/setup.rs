@@ -111,13 +111,39 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     };
     let data_volume =
         super::destroy::data_volume_of_switch(&aws, existing.as_ref(), &s.mode).await?;
-    let leaving_scalable = release_servers_of_switch(&aws, p, existing.as_ref(), &s.mode).await?;
+    let leaving_scalable = s.mode == "single"
+        && existing
+            .as_ref()
+            .is_some_and(|st| parameters(st).get(P_MODE).map(String::as_str) == Some("scalable"));
+    let released = match &existing {
+        Some(stack) if leaving_scalable => release_servers_for_switch(&aws, p, stack).await?,
+        _ => None,
+    };
     empty_dropped_uploads(&aws, p, existing.as_ref(), &s).await?;
-    let service_logs = match (&existing, leaving_scalable) {
-        (Some(stack), true) => super::destroy::service_log_groups_of(&aws, stack).await?,
+    let service_logs = match &existing {
+        Some(stack) if leaving_scalable => {
+            super::destroy::service_log_groups_of(&aws, stack).await?
+        }
         _ => Vec::new(),
     };
-    let root = deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await?;
+    let root = match deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await {
+        Ok(root) => root,
+        Err(e) => {
+            // The switch did not happen: the servers taken out for it come back.
+            if let Some((group, before)) = &released {
+                match super::scale::set_capacity(&aws, group, *before).await {
+                    Ok(()) => p.warn(format!(
+                        "The switch failed: the {before} BBB server(s) taken out for it start again (group {group})."
+                    )),
+                    Err(e2) => p.warn(format!(
+                        "The switch failed, and the BBB servers taken out for it could not be started again ({e2:#}): `bbbctl scale -s {} --count {before}`",
+                        s.stack
+                    )),
+                }
+            }
+            return Err(e);
+        }
+    };
     for name in super::destroy::delete_log_groups(&aws, p, service_logs).await {
         p.info(format!(
             "Deleted log group {name} (the switch deleted its cluster)"
@@ -607,23 +633,19 @@ async fn check_image_cache_secret(aws: &Aws, s: &SetupSettings) -> Result<()> {
 /// while the scalable mode's permissions still hold, the servers are released (a server
 /// holding scale-in protection would block the way down) and taken out first: each drains
 /// (cordoned in Scalelite, its meetings may go on up to BBBServerDrainTimeout) and goes.
-/// Returns whether the deployment leaves scalable mode.
-async fn release_servers_of_switch(
+/// Returns the group and how many servers it had, to bring them back if the switch fails.
+async fn release_servers_for_switch(
     aws: &Aws,
     p: &Printer,
-    existing: Option<&Stack>,
-    to_mode: &str,
-) -> Result<bool> {
-    let Some(stack) = existing else {
-        return Ok(false);
-    };
-    let params = parameters(stack);
-    if to_mode != "single" || params.get(P_MODE).map(String::as_str) != Some("scalable") {
-        return Ok(false);
-    }
+    stack: &Stack,
+) -> Result<Option<(String, i32)>> {
     let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
-        return Ok(true);
+        return Ok(None);
     };
+    let Some(asg) = server_group(aws, &group).await? else {
+        return Ok(None);
+    };
+    let before = asg.desired_capacity().unwrap_or(0);
     let lifted = super::destroy::lift_protection(aws, std::slice::from_ref(&group)).await?;
     if !lifted.is_empty() {
         p.info(format!(
@@ -631,7 +653,7 @@ async fn release_servers_of_switch(
             lifted.len()
         ));
     }
-    let drain: u64 = params
+    let drain: u64 = parameters(stack)
         .get("BBBServerDrainTimeout")
         .and_then(|v| v.parse().ok())
         .unwrap_or(3600);
@@ -640,7 +662,7 @@ async fn release_servers_of_switch(
     ));
     super::scale::set_capacity(aws, &group, 0).await?;
     super::scale::wait_in_service(aws, p, &group, 0, Duration::from_secs(drain + 600)).await?;
-    Ok(true)
+    Ok(Some((group, before)))
 }
 
 /// A change that drops Greenlight (a switch to single mode, or FrontendType External) deletes

@@ -296,9 +296,13 @@ signal() {
 WATCHDOG=""
 signal_deadline() {
   [[ "${MODE}" != single ]] || return 0
+  local up
+  # The group's wait counts from the launch, not from this script (the user data ran first).
+  up=$(cut -d. -f1 /proc/uptime 2>/dev/null) || up=0
+  [[ "${up}" =~ ^[0-9]+$ ]] || up=0
   (
-    sleep "${SIGNAL_DEADLINE}"
-    log "still running after ${SIGNAL_DEADLINE} s: the group is told this server will not hold up the platform"
+    sleep "$((SIGNAL_DEADLINE > up ? SIGNAL_DEADLINE - up : 0))"
+    log "still running ${SIGNAL_DEADLINE} s after launch: the group is told this server will not hold up the platform"
     # shellcheck disable=SC2310 # a refused signal changes nothing here (see signal)
     signal SUCCESS || echo "bbb-bootstrap: the group took no signal (it is not being created or updated)" >&2
   ) &
@@ -815,12 +819,19 @@ spool_dir: ${SPOOL_DIR}
 EOF
   # The recording worker runs the hook, which copies each recording into the spool: it
   # must never run while the spool (nofail, on EFS) is not mounted, or the copy lands on
-  # the root disk under the mount point and is never imported. The restart also gives the
-  # worker its new group.
+  # the root disk under the mount point and is never imported. So it starts only once the
+  # spool is mounted, mounting it again until it is (a dependency on the mount unit would
+  # leave the worker failed, and every recording waiting, after one failed mount at boot).
+  # The restart also gives the worker its new group.
   mkdir -p /etc/systemd/system/bbb-rap-resque-worker.service.d
   cat >/etc/systemd/system/bbb-rap-resque-worker.service.d/bbbctl-spool.conf <<EOF
 [Unit]
-RequiresMountsFor=${SPOOL_DIR}
+Wants=remote-fs.target
+After=remote-fs.target
+
+[Service]
+ExecStartPre=/bin/sh -c 'until mountpoint -q ${SPOOL_DIR}; do mount ${SPOOL_DIR} || sleep 30; done'
+TimeoutStartSec=infinity
 EOF
   systemctl daemon-reload
   systemctl try-restart bbb-rap-resque-worker.service || log "could not restart bbb-rap-resque-worker.service"
@@ -948,22 +959,16 @@ if [[ "${MODE}" = single ]]; then
 fi
 
 # ---- 6. done ---------------------------------------------------------------------
-# ready: single mode signals SUCCESS (a failed signal is a failure); then the READY line,
-# the last of the run, and the log to CloudWatch Logs; scalable mode signals after it.
+# ready: the READY line, the last of the run, the log to CloudWatch Logs, then the signal.
 ready() {
-  if [[ "${MODE}" = single ]]; then
-    log "signalling SUCCESS to ${STACK_NAME}/${RESOURCE}"
-    # shellcheck disable=SC2310 # its failure is handled right here
-    signal SUCCESS || die "could not signal SUCCESS to ${STACK_NAME}/${RESOURCE}"
-  fi
   FINISHED=true
   stop_watchdog
   log "READY https://${HOST_NAME}"
   flush_log
-  if [[ "${MODE}" != single ]]; then
-    # shellcheck disable=SC2310 # a refused signal changes nothing here (see signal)
-    signal SUCCESS || echo "bbb-bootstrap: the group took no signal (it is not being created or updated)" >&2
-  fi
+  # A refused signal does not make a working server a failed one: the group takes none
+  # when it is not being created or updated (a server launched later, a replacement).
+  # shellcheck disable=SC2310 # a refused signal changes nothing here (see signal)
+  signal SUCCESS || echo "bbb-bootstrap: the group took no signal (it is not being created or updated)" >&2
 }
 touch "${STATE_DIR}/done"
 ready

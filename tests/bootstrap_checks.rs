@@ -852,7 +852,7 @@ fn the_post_publish_hook_is_checked_and_the_worker_waits_for_the_spool() {
     .unwrap();
     assert!(
         dropin.contains(
-            "ExecStartPre=/bin/sh -c 'until mountpoint -q /mnt/scalelite-recordings/var/bigbluebutton/spool; do mount /mnt/scalelite-recordings/var/bigbluebutton/spool || sleep 30; done'"
+            "ExecStartPre=+/bin/sh -c 'until mountpoint -q /mnt/scalelite-recordings/var/bigbluebutton/spool; do mount /mnt/scalelite-recordings/var/bigbluebutton/spool || sleep 30; done'"
         ) && dropin.contains("TimeoutStartSec=infinity"),
         "{dropin}"
     );

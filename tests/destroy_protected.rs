@@ -109,6 +109,15 @@ async fn destroy_lifts_scale_in_protection_and_deletes_the_services_log_groups()
     let group = outputs["BBBServerGroupName"].clone();
     let instances = group_instances(&aws, &group).await;
     assert_eq!(instances.len(), 2, "{instances:?}");
+    // bbbctl chooses which server goes: Auto Scaling's rebalancing would undo that.
+    let asg = auto_scaling_group(&aws, &group).await;
+    assert!(
+        asg.suspended_processes()
+            .iter()
+            .any(|p| p.process_name() == Some("AZRebalance")),
+        "{:?}",
+        asg.suspended_processes()
+    );
 
     // The Deny reached IAM with the deployed role.
     let servers = stack_resource(&aws, &stack, "BbbServersStack").await;

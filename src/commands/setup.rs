@@ -129,8 +129,14 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     let root = match deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await {
         Ok(root) => root,
         Err(e) => {
-            // The switch did not happen: the servers taken out for it come back.
+            // The switch did not happen: the servers taken out for it come back, and may
+            // hold scale-in protection again.
             if let Some((group, before)) = &released {
+                if let Ok(Some(asg)) = server_group(&aws, group).await
+                    && let Err(e2) = super::destroy::allow_protection(&aws, &asg).await
+                {
+                    p.warn(format!("{e2:#}"));
+                }
                 match super::scale::set_capacity(&aws, group, *before).await {
                     Ok(()) => p.warn(format!(
                         "The switch failed: the {before} BBB server(s) taken out for it start again (group {group})."
@@ -181,6 +187,9 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         && super::destroy::allow_protection(&aws, asg).await?
     {
         p.info("An earlier destroy had stopped the servers from holding scale-in protection; they hold it again while meetings run.");
+    }
+    if let Some(asg) = &group {
+        keep_servers_where_they_are(&aws, asg).await?;
     }
     let outdated = group.map(|asg| {
         (
@@ -665,6 +674,33 @@ async fn release_servers_for_switch(
     Ok(Some((group, before)))
 }
 
+/// bbbctl decides which server goes (the emptiest, drained first); Auto Scaling's
+/// AZRebalance would undo that after a scale-in, launching a server in one zone and
+/// terminating one with meetings in another. CloudFormation has no property for suspended
+/// processes (only its rolling updates suspend them for their duration), so setup suspends
+/// AZRebalance on the scalable server group; launches still spread over the zones.
+async fn keep_servers_where_they_are(
+    aws: &Aws,
+    asg: &aws_sdk_autoscaling::types::AutoScalingGroup,
+) -> Result<()> {
+    if asg
+        .suspended_processes()
+        .iter()
+        .any(|p| p.process_name() == Some("AZRebalance"))
+    {
+        return Ok(());
+    }
+    let name = asg.auto_scaling_group_name().unwrap_or_default();
+    aws.autoscaling
+        .suspend_processes()
+        .auto_scaling_group_name(name)
+        .scaling_processes("AZRebalance")
+        .send()
+        .await
+        .aws_context(format_args!("suspending AZRebalance on group {name}"))?;
+    Ok(())
+}
+
 /// A change that drops Greenlight (a switch to single mode, or FrontendType External) deletes
 /// its uploads bucket; CloudFormation deletes only empty buckets, and a bucket it cannot
 /// delete during an update's clean-up is left behind outside the deployment. As destroy
@@ -693,7 +729,7 @@ async fn empty_dropped_uploads(
     };
     let n = crate::upload::empty_bucket(&aws.s3, &bucket).await?;
     p.info(format!(
-        "Greenlight goes: its uploads bucket {bucket} emptied ({n} object version(s) deleted)."
+        "Greenlight goes: its uploads bucket {bucket} emptied ({n} object version(s) deleted; should the change fail, they stay deleted)."
     ));
     Ok(())
 }

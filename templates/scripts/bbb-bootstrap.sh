@@ -822,7 +822,8 @@ EOF
   # the root disk under the mount point and is never imported. So it starts only once the
   # spool is mounted, mounting it again until it is (a dependency on the mount unit would
   # leave the worker failed, and every recording waiting, after one failed mount at boot).
-  # The restart also gives the worker its new group.
+  # "+": the worker runs as bigbluebutton, and only root may mount. The restart also gives
+  # the worker its new group.
   mkdir -p /etc/systemd/system/bbb-rap-resque-worker.service.d
   cat >/etc/systemd/system/bbb-rap-resque-worker.service.d/bbbctl-spool.conf <<EOF
 [Unit]
@@ -830,7 +831,7 @@ Wants=remote-fs.target
 After=remote-fs.target
 
 [Service]
-ExecStartPre=/bin/sh -c 'until mountpoint -q ${SPOOL_DIR}; do mount ${SPOOL_DIR} || sleep 30; done'
+ExecStartPre=+/bin/sh -c 'until mountpoint -q ${SPOOL_DIR}; do mount ${SPOOL_DIR} || sleep 30; done'
 TimeoutStartSec=infinity
 EOF
   systemctl daemon-reload

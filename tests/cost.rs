@@ -161,4 +161,12 @@ async fn a_deployment_with_a_timetable_priced_from_the_price_list_api() {
     }
     let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]);
     assert_code(&o, 0);
+    // A deployment named with -s that does not exist is an error, not another estimate.
+    let o = bbbctl_in(&dir, &["cost", "-s", &stack]);
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains(&format!("deployment {stack} does not exist in account")),
+        "{}",
+        stderr(&o)
+    );
 }

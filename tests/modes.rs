@@ -44,6 +44,8 @@ async fn single_mode_then_scalable_and_back() {
 
     let o = setup("single");
     assert_code(&o, 0);
+    // Single mode runs one server: what comes next does not suggest `scale`.
+    assert!(!stdout(&o).contains("bbbctl scale"), "{}", stdout(&o));
     let nested = nested_stacks(&aws, &stack).await;
     assert_eq!(nested.keys().cloned().collect::<Vec<_>>(), {
         let mut s = single.clone();

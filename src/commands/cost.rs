@@ -152,9 +152,10 @@ pub async fn run(g: &Global, p: &Printer, args: &CostArgs) -> Result<()> {
         (Some(x), Some(s)) => {
             let found = deployed(x, &root, s, &chosen).await?;
             if found.is_none() && args.stack.is_some() {
-                notes.push(format!(
-                    "deployment {s} does not exist in {region}: estimating {origin} instead"
-                ));
+                return Err(usage(format!(
+                    "deployment {s} does not exist in account {} region {region}: check -s and --region, or leave -s out to estimate {origin}",
+                    x.account
+                )));
             }
             found
         }

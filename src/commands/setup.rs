@@ -920,8 +920,17 @@ fn report_ready(
     {
         text.push_str(&format!("  ! {note}\n"));
     }
+    // Single mode runs one server: `scale` refuses it, so it is not suggested there.
+    let scale = if get(out::MODE) == "single" {
+        String::new()
+    } else {
+        format!(
+            "  bbbctl scale -s {} --count N      # number of BBB servers\n",
+            s.stack
+        )
+    };
     text.push_str(&format!(
-        "  Mode:          {}\n  BBB servers:   Auto Scaling group {}\n\nNext:\n  bbbctl admin-login -s {stack}          # Greenlight administrator login\n  bbbctl scale -s {stack} --count N      # number of BBB servers\n  bbbctl status -s {stack}               # stacks and servers",
+        "  Mode:          {}\n  BBB servers:   Auto Scaling group {}\n\nNext:\n  bbbctl admin-login -s {stack}          # Greenlight administrator login\n{scale}  bbbctl status -s {stack}               # stacks and servers",
         get(out::MODE),
         get(out::SERVER_GROUP),
         stack = s.stack

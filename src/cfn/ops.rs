@@ -286,9 +286,10 @@ const TICK: Duration = Duration::from_secs(1);
 
 fn interrupted(tree: &StackTree) -> anyhow::Error {
     let name = &tree.root().label;
+    let deployment = tree.deployment.as_deref().unwrap_or(name);
     let cancel = match tree.op {
         Op::Create => {
-            format!("to cancel, run `bbbctl destroy -s {name}` (it attaches, then deletes)")
+            format!("to cancel, run `bbbctl destroy -s {deployment}` (it attaches, then deletes)")
         }
         Op::Update => format!(
             "to cancel, run `aws cloudformation cancel-update-stack --stack-name {name}` (CloudFormation rolls back)"
@@ -406,6 +407,28 @@ mod tests {
     use aws_smithy_types::DateTime;
 
     use super::*;
+
+    #[test]
+    fn the_cancel_hint_names_the_deployment_not_its_sources_stack() {
+        let mut tree = StackTree::new(Op::Create, "lecture-sources", "id", None, BTreeMap::new());
+        tree.deployment = Some("lecture".into());
+        let text = interrupted(&tree).to_string();
+        assert!(
+            text.contains("run `bbbctl destroy -s lecture` (it attaches"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the create of stack lecture-sources goes on"),
+            "{text}"
+        );
+        // The root stack is the deployment's own name.
+        let tree = StackTree::new(Op::Create, "lecture", "id", None, BTreeMap::new());
+        assert!(
+            interrupted(&tree)
+                .to_string()
+                .contains("`bbbctl destroy -s lecture`")
+        );
+    }
 
     fn stack(status: StackStatus) -> DescribeStacksOutput {
         DescribeStacksOutput::builder()

@@ -175,6 +175,9 @@ pub struct Applied {
 #[derive(Debug, Clone)]
 pub struct StackTree {
     pub op: Op,
+    /// The bbbctl deployment the root stack belongs to, when it is not the root's own name
+    /// (the `-sources` stack): what a hint tells the user to pass to `-s`.
+    pub deployment: Option<String>,
     nodes: Vec<StackNode>,
     /// Resource counts of nested stacks by logical id (from the templates).
     expected_children: BTreeMap<String, usize>,
@@ -190,6 +193,7 @@ impl StackTree {
     ) -> Self {
         StackTree {
             op,
+            deployment: None,
             nodes: vec![StackNode::new(root_label, root_id, None, 0, root_expected)],
             expected_children,
         }

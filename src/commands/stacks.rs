@@ -183,8 +183,13 @@ pub async fn deploy(
                     .map(|(id, t)| (Some(t), Some(id)))
                     .unwrap_or_default();
                 poller.start(&stack_id, since, seen);
-                let tree =
+                let mut tree =
                     StackTree::new(op, name, &stack_id, counts.root, counts.children.clone());
+                tree.deployment = spec
+                    .tags
+                    .iter()
+                    .find(|(k, _)| k == TAG)
+                    .map(|(_, v)| v.clone());
                 let outcome = ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await?;
                 check(&outcome, name)?;
                 let stack = describe_stack(&aws.cfn, &stack_id)

@@ -41,6 +41,11 @@ pub fn validate(name: &str, cron: &str, zone: &str) -> Result<()> {
         problems.push(format!(
             "--cron {cron:?}: five fields, minute hour day-of-month month day-of-week, e.g. \"30 7 * * 1-5\" (weekdays at 7:30)"
         ));
+    } else if let Err(e) = crate::cost::cron::check(cron) {
+        // One grammar for what is stored and what `cost` plays: numbers, not names.
+        problems.push(format!(
+            "--cron {cron:?}: {e}; write days and months as numbers (day of week 0-7, Sunday 0 or 7: \"1-5\" is Monday to Friday; months 1-12)"
+        ));
     }
     let zone_ok = zone == "UTC"
         || (zone.split('/').count() >= 2
@@ -220,5 +225,19 @@ mod tests {
         assert!(e.contains("schedule name \"bad name!\""), "{e}");
         assert!(e.contains("five fields"), "{e}");
         assert!(e.contains("IANA time zone"), "{e}");
+        // Names (and typos of names) are refused at add, in the grammar cost plays.
+        for cron in [
+            "30 7 * * MON-FRI",
+            "30 7 * * Mon-Fry",
+            "0 8 * JAN *",
+            "61 7 * * *",
+        ] {
+            let e = validate("morning", cron, "UTC").unwrap_err().to_string();
+            assert!(e.contains(&format!("--cron {cron:?}")), "{e}");
+        }
+        let e = validate("morning", "30 7 * * MON-FRI", "UTC")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"1-5\" is Monday to Friday"), "{e}");
     }
 }

@@ -53,6 +53,13 @@ fn number(text: &str, what: &str) -> Result<u32> {
         .map_err(|_| anyhow::anyhow!("cron {what}: {text:?} is not a number"))
 }
 
+/// Checks a five-field cron expression in the one grammar bbbctl reads (numbers, `*`,
+/// ranges, lists, steps; 0 or 7 = Sunday), so that what `schedule add` accepts, `cost` can
+/// play. The error says which field is wrong.
+pub fn check(text: &str) -> Result<()> {
+    Cron::parse(text).map(|_| ())
+}
+
 /// A cron expression as Auto Scaling reads it: minute hour day-of-month month day-of-week
 /// (0 or 7 = Sunday). Day-of-month and day-of-week both restricted: either matches.
 struct Cron {

@@ -215,6 +215,9 @@ pub struct SetupSettings {
     pub changes: Vec<(String, String, String)>,
     /// The server image this setup keeps (pinned from the AMI the deployment resolved).
     pub pinned_image: Option<String>,
+    /// For an existing deployment: a parameter file in the folder that was not named and
+    /// differs from it, (file, [(name, deployed, in the file)]): not applied, only said.
+    pub unapplied_file: Option<(String, Vec<(String, String, String)>)>,
     pub bundle: Bundle,
     pub root: TemplateInfo,
 }
@@ -441,6 +444,23 @@ impl SetupInput {
                     .collect()
             }
         };
+        let unapplied_file = match current {
+            Some(current)
+                if !self.file_explicit && !self.file_origin.starts_with("the built-in") =>
+            {
+                let differs: Vec<(String, String, String)> = self
+                    .file
+                    .iter()
+                    .filter(|(name, _)| !self.flags.contains_key(*name))
+                    .filter_map(|(name, value)| {
+                        let now = current.get(name).cloned().unwrap_or_default();
+                        (now != *value).then(|| (name.clone(), now, value.clone()))
+                    })
+                    .collect();
+                (!differs.is_empty()).then(|| (self.file_origin.clone(), differs))
+            }
+            _ => None,
+        };
         Ok(SetupSettings {
             sources_stack: sources_stack_name(&self.stack),
             stack: self.stack,
@@ -452,6 +472,7 @@ impl SetupInput {
             params_origin,
             changes,
             pinned_image,
+            unapplied_file,
             bundle: self.bundle,
             root: self.root,
         })
@@ -519,16 +540,19 @@ pub fn sources_stack_name(stack: &str) -> String {
     format!("{stack}-sources")
 }
 
-/// The parameter file's text, its name, and whether the user chose it (`--params`, or
-/// `./bbb-on-aws-param.json`) rather than bbbctl's built-in defaults.
+/// The parameter file's text, its name, and whether the user named it (`--params`). Without
+/// `--params` it is `./bbb-on-aws-param.json` when there is one, else bbbctl's built-in
+/// defaults: a new deployment starts from it, but only a named file changes an existing one
+/// (a file that happens to lie in the folder must never steer a running deployment).
 pub fn read_param_file(path: Option<&Path>) -> Result<(String, String, bool)> {
     let chosen: Option<PathBuf> = match path {
         Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from(PARAM_FILE)).filter(|p| p.is_file()),
     };
+    let named = path.is_some();
     match chosen {
         Some(p) => std::fs::read_to_string(&p)
-            .map(|t| (t, p.display().to_string(), true))
+            .map(|t| (t, p.display().to_string(), named))
             .map_err(|e| {
                 usage(format!(
                     "cannot read parameter file {}: {e}. Pass an existing JSON file with --params",

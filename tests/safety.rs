@@ -371,14 +371,55 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     assert_eq!(param(&aws, &stack, "BBBLogRetentionDays").await, "14");
     assert_eq!(param(&aws, &stack, "BBBServerDataVolumeSize").await, "50");
 
-    // A parameter file in the folder would change two of them: shown, and not applied
-    // without consent.
+    // A parameter file that lies in the folder steers nothing that runs: it is not applied
+    // to the existing deployment, only said to differ (what differs, and how to apply it).
     std::fs::write(
         dir.join("bbb-on-aws-param.json"),
         r#"{"Parameters": {"BBBLogRetentionDays": 30, "BBBServerDataVolumeSize": 50, "BBBServerDrainTimeout": 1800}}"#,
     )
     .unwrap();
     let o = bbbctl_in(&dir, &["setup", "-s", &stack]);
+    assert_code(&o, 0);
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        said.contains(&format!(
+            "bbb-on-aws-param.json differs from deployment {stack}"
+        )) && said.contains("BBBLogRetentionDays \"14\" → \"30\"")
+            && said.contains("BBBServerDrainTimeout \"3600\" → \"1800\"")
+            && said.contains(&format!(
+                "To apply it: bbbctl setup -s {stack} --params bbb-on-aws-param.json"
+            )),
+        "{said}"
+    );
+    assert!(
+        !said.contains("BBBServerDataVolumeSize \""),
+        "unchanged ones are not listed:\n{said}"
+    );
+    assert!(
+        stdout(&o).contains(&format!("Deployment {stack} is up to date")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(param(&aws, &stack, "BBBLogRetentionDays").await, "14");
+    // Nor does it steer what cost prices: the deployment as it runs.
+    let o = bbbctl_in(&dir, &["cost", "-s", &stack]);
+    assert_code(&o, 0);
+    assert!(
+        format!("{}{}", stdout(&o), stderr(&o)).contains("differs from deployment"),
+        "{}",
+        stderr(&o)
+    );
+    assert_stdout_has(&o, &format!("deployment {stack}"));
+
+    // Named with --params, it changes two of them: shown, and not applied without consent.
+    let named = [
+        "setup",
+        "-s",
+        stack.as_str(),
+        "--params",
+        "bbb-on-aws-param.json",
+    ];
+    let o = bbbctl_in(&dir, &named);
     assert_code(&o, 2);
     let out = stdout(&o);
     assert!(
@@ -394,7 +435,7 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     assert_eq!(param(&aws, &stack, "BBBLogRetentionDays").await, "14");
 
     // The dry run shows the same changes and a plan whose summary agrees with its list.
-    let o = bbbctl_in(&dir, &["setup", "-s", &stack, "--dry-run"]);
+    let o = bbbctl_in(&dir, &[&named[..], &["--dry-run"]].concat());
     assert_code(&o, 0);
     let out = stdout(&o);
     assert!(out.contains("BBBLogRetentionDays    14 → 30"), "{out}");
@@ -405,7 +446,7 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     assert_plan_agrees(&out);
     assert_eq!(param(&aws, &stack, "BBBLogRetentionDays").await, "14");
 
-    let o = bbbctl_in(&dir, &["setup", "-s", &stack, "--yes"]);
+    let o = bbbctl_in(&dir, &[&named[..], &["--yes"]].concat());
     assert_code(&o, 0);
     assert_eq!(param(&aws, &stack, "BBBLogRetentionDays").await, "30");
     assert_eq!(param(&aws, &stack, "BBBServerDrainTimeout").await, "1800");

@@ -151,6 +151,18 @@ pub async fn run(g: &Global, p: &Printer, args: &CostArgs) -> Result<()> {
     let subject = match (&aws, &stack) {
         (Some(x), Some(s)) => {
             let found = deployed(x, &root, s, &chosen).await?;
+            // A parameter file that lies in the folder prices nothing that runs.
+            if let Some(d) = &found
+                && !chosen_file
+                && !origin.starts_with("the built-in")
+                && file
+                    .iter()
+                    .any(|(k, v)| d.params.get(k).is_some_and(|now| now != v))
+            {
+                notes.push(format!(
+                    "{origin} differs from deployment {s} and is not applied: this prices what runs (pass --params {origin} for a what-if)"
+                ));
+            }
             if found.is_none() && args.stack.is_some() {
                 return Err(usage(format!(
                     "deployment {s} does not exist in account {} region {region}: check -s and --region, or leave -s out to estimate {origin}",

@@ -51,6 +51,18 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         "{} mode; parameters from {}",
         s.mode, s.params_origin
     ));
+    if let Some((file, differs)) = &s.unapplied_file {
+        let list: Vec<String> = differs
+            .iter()
+            .map(|(name, now, then)| format!("{name} {now:?} → {then:?}"))
+            .collect();
+        p.warn(format!(
+            "{file} differs from deployment {} ({}). It is not applied: only a file named with --params changes an existing deployment. To apply it: bbbctl setup -s {} --params {file}",
+            s.stack,
+            list.join(", "),
+            s.stack
+        ));
+    }
     if let Some(ami) = &s.pinned_image {
         p.info(format!(
             "BBB servers keep their image {ami} (`bbbctl setup --new-server-image` moves them to the one {P_SERVER_AMI} names now)."

@@ -217,10 +217,13 @@ pub struct SetupSettings {
     pub pinned_image: Option<String>,
     /// For an existing deployment: a parameter file in the folder that was not named and
     /// differs from it, (file, [(name, deployed, in the file)]): not applied, only said.
-    pub unapplied_file: Option<(String, Vec<(String, String, String)>)>,
+    pub unapplied_file: Option<(String, Vec<ParamChange>)>,
     pub bundle: Bundle,
     pub root: TemplateInfo,
 }
+
+/// A parameter's (name, value now, value then).
+pub type ParamChange = (String, String, String);
 
 /// Problems with the user's input, collected so that one run reports all of them.
 #[derive(Debug, Default)]
@@ -448,7 +451,7 @@ impl SetupInput {
             Some(current)
                 if !self.file_explicit && !self.file_origin.starts_with("the built-in") =>
             {
-                let differs: Vec<(String, String, String)> = self
+                let differs: Vec<ParamChange> = self
                     .file
                     .iter()
                     .filter(|(name, _)| !self.flags.contains_key(*name))

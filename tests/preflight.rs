@@ -131,3 +131,41 @@ async fn an_existing_ses_identity_is_refused_unless_validated() {
         .await
         .unwrap();
 }
+
+/// Two deployments on one domain: the second is refused before anything is created (its
+/// records would collide with the first's, and its destroy would take the first's names).
+#[tokio::test]
+async fn a_domain_another_deployment_holds_is_refused() {
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("dup"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let first = unique("dup");
+    let dir = scratch_dir();
+    let o = bbbctl_in(&dir, &setup_args(&zone, &first, &domain, &["--no-check"]));
+    assert_code(&o, 0);
+
+    let second = unique("dup");
+    let o = bbbctl_in(&dir, &setup_args(&zone, &second, &domain, &["--no-check"]));
+    assert_code(&o, 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "domain {domain} already has records in hosted zone {zone}"
+        )) && err.contains(&format!("scalelite.{domain} A"))
+            && err.contains(&format!("they belong to bbbctl deployment {first}"))
+            && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert!(status_of(&aws, &second).await.is_none());
+    assert!(
+        status_of(&aws, &format!("{second}-sources"))
+            .await
+            .is_none()
+    );
+
+    // The first deployment's own re-run is no conflict.
+    let o = bbbctl_in(&dir, &setup_args(&zone, &first, &domain, &["--no-check"]));
+    assert_code(&o, 0);
+    let o = bbbctl_in(&dir, &["destroy", "-s", &first, "--yes"]);
+    assert_code(&o, 0);
+}

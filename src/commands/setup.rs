@@ -21,7 +21,7 @@ use crate::error::{AwsContext, aws_code, describe};
 use crate::mail;
 use crate::memory::{self, Remembered};
 use crate::settings::{
-    Current, Global, P_DOCKER_HUB, P_MODE, P_SERVER_AMI, P_SERVER_COUNT, P_SERVER_IMAGE,
+    Current, Global, P_DOCKER_HUB, P_DOMAIN, P_MODE, P_SERVER_AMI, P_SERVER_COUNT, P_SERVER_IMAGE,
     P_SES_VALIDATED, SetupInput, SetupSettings, sources_stack_name, user_params,
 };
 use crate::templates::{self, Asset, BUCKET_PARAM, TemplateInfo};
@@ -69,6 +69,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         ));
     }
     check_hosted_zone(&aws, &s).await?;
+    check_domain_free(&aws, &s, existing.as_ref()).await?;
     check_image_cache_secret(&aws, &s).await?;
     check_email_identity(&aws, p, &s, existing.as_ref()).await?;
     report_mail(&aws, p, &s.domain).await;
@@ -893,6 +894,83 @@ async fn check_hosted_zone(aws: &Aws, s: &SetupSettings) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Pre-flight: the names a deployment writes (`<domain>`, `scalelite.<domain>`) must not
+/// be in the zone already, unless they are this deployment's own (a re-run). Route 53
+/// refuses a second record of a name and type: CloudFormation would fail midway, after
+/// Aurora and the NAT gateway were built; and two deployments on one domain would take each
+/// other's names. Refused (exit 2) naming the records and, when it is one, the bbbctl
+/// deployment they belong to.
+async fn check_domain_free(aws: &Aws, s: &SetupSettings, existing: Option<&Stack>) -> Result<()> {
+    if existing.is_some_and(|st| parameters(st).get(P_DOMAIN) == Some(&s.domain)) {
+        return Ok(());
+    }
+    let mut found = Vec::new();
+    for name in [s.domain.clone(), format!("scalelite.{}", s.domain)] {
+        let page = aws
+            .route53
+            .list_resource_record_sets()
+            .hosted_zone_id(&s.hosted_zone)
+            .start_record_name(&name)
+            .max_items(10)
+            .send()
+            .await
+            .aws_context(format_args!(
+                "listing the records of hosted zone {}",
+                s.hosted_zone
+            ))?;
+        for r in page.resource_record_sets() {
+            let kind = r.r#type().as_str();
+            if r.name().trim_end_matches('.').eq_ignore_ascii_case(&name)
+                && matches!(kind, "A" | "AAAA" | "CNAME")
+            {
+                found.push(format!("{name} {kind}"));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    let owner = domain_owner(aws, &s.domain).await?;
+    Err(crate::error::usage(format!(
+        "domain {} already has records in hosted zone {}: {} ({}). Two deployments cannot share a domain: choose another -d (e.g. -d {}2.{}), or remove what holds it first. Nothing was changed",
+        s.domain,
+        s.hosted_zone,
+        found.join(", "),
+        match owner {
+            Some(d) => format!(
+                "they belong to bbbctl deployment {d}; `bbbctl destroy -s {d}` removes them"
+            ),
+            None => "not a bbbctl deployment's".to_string(),
+        },
+        s.domain.split('.').next().unwrap_or("bbb"),
+        s.domain
+            .split_once('.')
+            .map_or(s.domain.as_str(), |(_, rest)| rest),
+    )))
+}
+
+/// The bbbctl deployment in this account and region whose domain is `domain`, if any.
+async fn domain_owner(aws: &Aws, domain: &str) -> Result<Option<String>> {
+    let mut pages = aws.cfn.describe_stacks().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws_context(format_args!("listing the stacks"))?;
+        for st in page.stacks() {
+            let deployment = st
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(TAG))
+                .and_then(|t| t.value());
+            if let Some(d) = deployment
+                && st.stack_name() == Some(d)
+                && parameters(st).get(P_DOMAIN).map(String::as_str) == Some(domain)
+            {
+                return Ok(Some(d.to_string()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn report_ready(

@@ -33,6 +33,15 @@ pub const P_DOCKER_HUB: &str = "BBBDockerHubCredentialsArn";
 pub const P_FRONTEND: &str = "BBBFrontendType";
 pub const P_CERT: &str = "BBBACMCertArn";
 pub const P_SES_VALIDATED: &str = "BBBSESValidated";
+pub const P_DRAIN_TIMEOUT: &str = "BBBServerDrainTimeout";
+
+/// A deployment's drain timeout in seconds (`BBBServerDrainTimeout`; root.yaml's default).
+pub fn drain_timeout(params: &BTreeMap<String, String>) -> u64 {
+    params
+        .get(P_DRAIN_TIMEOUT)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(3600)
+}
 
 /// ACM's limit for a certificate's first name (`DomainName`, its Common Name: RFC 5280's
 /// ub-common-name); the other names (`SubjectAlternativeNames`) may have up to 253.

@@ -6,76 +6,22 @@
 //! CloudFormation signal in single mode only (on_exit, ready).
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 mod support;
 
 const SCRIPT: &str = "templates/scripts/bbb-bootstrap.sh";
 const HOST: &str = "bbb-0abc1234.bbb.example.org";
 
-/// A directory of fakes on PATH; each records its arguments in `<name>.log`.
-struct Fakes {
-    dir: tempfile::TempDir,
-}
-
-impl Fakes {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("bin")).unwrap();
-        let fakes = Fakes { dir };
-        fakes.fake("sleep", "");
-        fakes
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A fake NAME: records `NAME ARGS` in calls.log and NAME.log, then runs BODY.
-    fn fake(&self, name: &str, body: &str) {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.path("bin").join(name);
-        fs::write(
-            &path,
-            format!(
-                "#!/usr/bin/env bash\nprintf '%s\\n' \"$*\" >>\"$FAKE_DIR/{name}.log\"\nprintf '%s\\n' \"{name} $*\" >>\"$FAKE_DIR/calls.log\"\n{body}\n"
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    fn calls(&self, name: &str) -> Vec<String> {
-        fs::read_to_string(self.path(&format!("{name}.log")))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
+impl support::Fakes {
     /// Runs `prelude`, the named functions of the bootstrap script, then `main`.
     fn run(&self, prelude: &str, functions: &[&str], main: &str) -> Output {
-        let mut script = format!("set -euo pipefail\n{prelude}\n");
-        for f in functions {
-            script += &support::shell_function(SCRIPT, f);
-        }
-        script += main;
-        Command::new("bash")
-            .args(["-c", &script])
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    self.path("bin").display(),
-                    std::env::var("PATH").unwrap()
-                ),
-            )
-            .env("FAKE_DIR", self.dir.path())
-            .output()
-            .unwrap()
+        self.run_script(SCRIPT, prelude, functions, main)
     }
 }
+
+use support::Fakes;
 
 fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)

@@ -5,14 +5,12 @@
 //! never becomes its own.
 
 use std::fs;
-use std::process::Command;
 
 mod support;
 
 /// A fake AWS CLI: each describe-volumes answers the next line of `answers` (the last one
 /// repeats); attach-volume is recorded and turns the answer into "attached to i-new".
-const FAKE_AWS: &str = r#"#!/usr/bin/env bash
-printf '%s\n' "$*" >>"$FAKE_DIR/aws.log"
+const FAKE_AWS: &str = r#"
 case "$1 $2" in
   "ec2 describe-volumes")
     if [[ -f "$FAKE_DIR/attached" ]]; then printf 'in-use\ti-new\tattached\n'; exit 0; fi
@@ -33,41 +31,22 @@ struct Run {
 }
 
 fn run(answers: &[&str]) -> Run {
-    let dir = tempfile::TempDir::new().unwrap();
-    let bin = dir.path().join("bin");
-    fs::create_dir(&bin).unwrap();
-    for (name, body) in [
-        ("aws", FAKE_AWS.to_string()),
-        (
-            "sleep",
-            "#!/bin/sh\necho \"$*\" >>\"$FAKE_DIR/sleep.log\"\n".to_string(),
-        ),
-    ] {
-        let path = bin.join(name);
-        fs::write(&path, body).unwrap();
-        Command::new("chmod").arg("+x").arg(&path).status().unwrap();
-    }
-    fs::write(dir.path().join("answers"), answers.join("\n") + "\n").unwrap();
-    let script = format!(
-        "set -euo pipefail\nlog() {{ echo \"log: $*\"; }}\ndie() {{ echo \"die: $*\"; exit 1; }}\n\
-         INSTANCE_ID=i-new\nDATA_VOLUME=vol-0123abcd\n{}\nattach_data_volume\n",
-        support::shell_function("templates/scripts/bbb-bootstrap.sh", "attach_data_volume")
+    let fakes = support::Fakes::new();
+    fakes.fake("aws", FAKE_AWS);
+    fs::write(fakes.path("answers"), answers.join("\n") + "\n").unwrap();
+    let prelude = "log() { echo \"log: $*\"; }\ndie() { echo \"die: $*\"; exit 1; }\n\
+                   INSTANCE_ID=i-new\nDATA_VOLUME=vol-0123abcd";
+    let out = fakes.run_script(
+        "templates/scripts/bbb-bootstrap.sh",
+        prelude,
+        &["attach_data_volume"],
+        "attach_data_volume\n",
     );
-    let out = Command::new("bash")
-        .args(["-c", &script])
-        .env(
-            "PATH",
-            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
-        )
-        .env("FAKE_DIR", dir.path())
-        .output()
-        .unwrap();
-    let read = |f: &str| fs::read_to_string(dir.path().join(f)).unwrap_or_default();
     Run {
         code: out.status.code().unwrap_or(-1),
         out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        aws: read("aws.log").lines().map(str::to_string).collect(),
-        sleeps: read("sleep.log").lines().count(),
+        aws: fakes.calls("aws"),
+        sleeps: fakes.calls("sleep").len(),
     }
 }
 

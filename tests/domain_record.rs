@@ -5,13 +5,11 @@
 //! and `apt_install` replaced by recording fakes.
 
 use std::fs;
-use std::process::Command;
 
 mod support;
 
 /// `aws route53 get-hosted-zone` answers the zone's four name servers.
-const FAKE_AWS: &str = r#"#!/usr/bin/env bash
-printf '%s\n' "$*" >>"$FAKE_DIR/aws.log"
+const FAKE_AWS: &str = r#"
 case "$1 $2" in
   "route53 get-hosted-zone")
     printf 'ns-1.awsdns-01.org\tns-2.awsdns-02.co.uk\tns-3.awsdns-03.com\tns-4.awsdns-04.net\n' ;;
@@ -21,8 +19,7 @@ esac
 
 /// `dig +short … @NS NAME A`: the answer of NS is the file answers/NS once the call count
 /// reaches the number in delay/NS (default 0); nothing before. Every call is logged.
-const FAKE_DIG: &str = r#"#!/usr/bin/env bash
-printf '%s\n' "$*" >>"$FAKE_DIR/dig.log"
+const FAKE_DIG: &str = r#"
 ns=""
 for a in "$@"; do case "$a" in @*) ns=${a#@} ;; esac; done
 [[ -n "$ns" ]] || { echo "dig without @server: the system resolver must not be asked yet" >&2; exit 9; }
@@ -41,55 +38,29 @@ struct Run {
 
 /// Runs wait_for_domain_record with `answers`: (name server, answer, polls before it appears).
 fn run(answers: &[(&str, &str, u32)]) -> Run {
-    let dir = tempfile::TempDir::new().unwrap();
-    let bin = dir.path().join("bin");
-    fs::create_dir(&bin).unwrap();
-    for (name, body) in [
-        ("aws", FAKE_AWS),
-        ("dig", FAKE_DIG),
-        (
-            "sleep",
-            "#!/bin/sh\necho \"$*\" >>\"$FAKE_DIR/sleep.log\"\n",
-        ),
-    ] {
-        let path = bin.join(name);
-        fs::write(&path, body).unwrap();
-        Command::new("chmod").arg("+x").arg(&path).status().unwrap();
-    }
+    let fakes = support::Fakes::new();
+    fakes.fake("aws", FAKE_AWS);
+    fakes.fake("dig", FAKE_DIG);
     for (ns, answer, delay) in answers {
-        fs::write(
-            dir.path().join(format!("answer-{ns}")),
-            format!("{answer}\n"),
-        )
-        .unwrap();
-        fs::write(dir.path().join(format!("delay-{ns}")), delay.to_string()).unwrap();
+        fs::write(fakes.path(&format!("answer-{ns}")), format!("{answer}\n")).unwrap();
+        fs::write(fakes.path(&format!("delay-{ns}")), delay.to_string()).unwrap();
     }
-    let script = format!(
-        "set -euo pipefail\nlog() {{ echo \"log: $*\"; }}\ndie() {{ echo \"die: $*\"; exit 1; }}\n\
-         apt_install() {{ echo \"apt_install $*\" >>\"$FAKE_DIR/apt.log\"; }}\n\
+    let prelude = "log() { echo \"log: $*\"; }\ndie() { echo \"die: $*\"; exit 1; }\n\
+         apt_install() { echo \"apt_install $*\" >>\"$FAKE_DIR/apt.log\"; }\n\
          DOMAIN=bbb.example.org\nHOSTED_ZONE=Z0123456789ABCDEFGHIJ\nPUBLIC_IP=198.51.100.7\n\
-         DOMAIN_WAIT_ATTEMPTS=20\n{}\nwait_for_domain_record\n",
-        support::shell_function(
-            "templates/scripts/bbb-bootstrap.sh",
-            "wait_for_domain_record"
-        )
+         DOMAIN_WAIT_ATTEMPTS=20";
+    let out = fakes.run_script(
+        "templates/scripts/bbb-bootstrap.sh",
+        prelude,
+        &["wait_for_domain_record"],
+        "wait_for_domain_record\n",
     );
-    let out = Command::new("bash")
-        .args(["-c", &script])
-        .env(
-            "PATH",
-            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
-        )
-        .env("FAKE_DIR", dir.path())
-        .output()
-        .unwrap();
-    let read = |f: &str| fs::read_to_string(dir.path().join(f)).unwrap_or_default();
     Run {
         code: out.status.code().unwrap_or(-1),
         out: String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr),
-        sleeps: read("sleep.log").lines().count(),
-        digs: read("dig.log").lines().map(str::to_string).collect(),
+        sleeps: fakes.calls("sleep").len(),
+        digs: fakes.calls("dig"),
     }
 }
 

@@ -302,52 +302,6 @@ pub(super) async fn service_log_groups_of(aws: &Aws, root: &Stack) -> Result<Vec
     Ok(Found::read(aws, root).await?.service_log_groups())
 }
 
-/// Before a setup that leaves single mode: the data volume the switch removes (CloudFormation
-/// snapshots it, DeletionPolicy Snapshot), to name its snapshot afterwards.
-pub(super) async fn data_volume_of_switch(
-    aws: &Aws,
-    existing: Option<&Stack>,
-    to_mode: &str,
-) -> Result<Option<String>> {
-    let Some(stack) = existing else {
-        return Ok(None);
-    };
-    if to_mode == "single"
-        || parameters(stack)
-            .get(crate::settings::P_MODE)
-            .map(String::as_str)
-            != Some("single")
-    {
-        return Ok(None);
-    }
-    super::stacks::nested_resource(aws, stack, "BbbServersStack", "DataVolume").await
-}
-
-/// After such a switch: names the snapshot CloudFormation took of the data volume, and says
-/// that its data was not migrated.
-pub(super) async fn report_switch_snapshot(aws: &Aws, p: &Printer, volume: &str) -> Result<()> {
-    let mut snapshots = signed::volume_snapshots(aws, volume).await?;
-    snapshots.sort_by(|a, b| b.started.cmp(&a.started));
-    let Some(snapshot) = snapshots.first() else {
-        p.warn(format!(
-            "no snapshot of the single server's data volume {volume} was found: CloudFormation should have taken one (DeletionPolicy Snapshot)"
-        ));
-        return Ok(());
-    };
-    let pending = if snapshot.state.is_empty() || snapshot.state == "completed" {
-        String::new()
-    } else {
-        format!(" (still being written: {})", snapshot.state)
-    };
-    p.info(format!(
-        "The single server's data volume {volume} (Greenlight's users and rooms, recordings, the certificate) was deleted after CloudFormation snapshotted it: snapshot {}{pending}. \
-         Its data is not migrated to scalable mode; the snapshot stays until you delete it (aws ec2 delete-snapshot --snapshot-id {}). \
-         To get the data back, create a volume from it and copy the data out (README: \"Switching a single deployment to scalable: what happens to its data\").",
-        snapshot.id, snapshot.id
-    ));
-    Ok(())
-}
-
 /// What destroy's confirmation says about single mode's data volume.
 fn data_volume_notice(volume: &str, keep: bool) -> String {
     let then = if keep {

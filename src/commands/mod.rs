@@ -11,6 +11,7 @@ mod servers;
 mod setup;
 pub mod stacks;
 mod status;
+mod switch;
 
 use anyhow::Result;
 

@@ -152,10 +152,7 @@ impl Fleet {
                 .unwrap_or_else(|| format!("https://scalelite.{domain}")),
             secret: load_balancer_secret(aws, &nested_stacks(aws, d).await?).await?,
             http: Http::new(Duration::from_secs(15))?,
-            default_timeout: params
-                .get("BBBServerDrainTimeout")
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(3600),
+            default_timeout: crate::settings::drain_timeout(&params),
             domain,
         })
     }

@@ -122,55 +122,16 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         root: Some(s.root.resource_count),
         children: s.bundle.nested_resource_counts()?,
     };
-    let data_volume =
-        super::destroy::data_volume_of_switch(&aws, existing.as_ref(), &s.mode).await?;
-    let leaving_scalable = s.mode == "single"
-        && existing
-            .as_ref()
-            .is_some_and(|st| parameters(st).get(P_MODE).map(String::as_str) == Some("scalable"));
-    let released = match &existing {
-        Some(stack) if leaving_scalable => release_servers_for_switch(&aws, p, stack).await?,
-        _ => None,
-    };
-    empty_dropped_uploads(&aws, p, existing.as_ref(), &s).await?;
-    let service_logs = match &existing {
-        Some(stack) if leaving_scalable => {
-            super::destroy::service_log_groups_of(&aws, stack).await?
-        }
-        _ => Vec::new(),
-    };
+    // What a change of mode or front end does beside CloudFormation's update.
+    let switch = super::switch::Switch::prepare(&aws, p, existing.as_ref(), &s).await?;
     let root = match deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await {
         Ok(root) => root,
         Err(e) => {
-            // The switch did not happen: the servers taken out for it come back, and may
-            // hold scale-in protection again.
-            if let Some((group, before)) = &released {
-                if let Ok(Some(asg)) = server_group(&aws, group).await
-                    && let Err(e2) = super::destroy::allow_protection(&aws, &asg).await
-                {
-                    p.warn(format!("{e2:#}"));
-                }
-                match super::scale::set_capacity(&aws, group, *before).await {
-                    Ok(()) => p.warn(format!(
-                        "The switch failed: the {before} BBB server(s) taken out for it start again (group {group})."
-                    )),
-                    Err(e2) => p.warn(format!(
-                        "The switch failed, and the BBB servers taken out for it could not be started again ({e2:#}): `bbbctl scale -s {} --count {before}`",
-                        s.stack
-                    )),
-                }
-            }
+            switch.failed(&aws, p, &s.stack).await;
             return Err(e);
         }
     };
-    for name in super::destroy::delete_log_groups(&aws, p, service_logs).await {
-        p.info(format!(
-            "Deleted log group {name} (the switch deleted its cluster)"
-        ));
-    }
-    if let Some(volume) = &data_volume {
-        super::destroy::report_switch_snapshot(&aws, p, volume).await?;
-    }
+    switch.done(&aws, p).await?;
     let remembered = Remembered {
         stack: s.stack.clone(),
         region: Some(aws.region().to_string()),
@@ -648,45 +609,6 @@ async fn check_image_cache_secret(aws: &Aws, s: &SetupSettings) -> Result<()> {
     }
 }
 
-/// A switch from scalable to single mode replaces the servers with one, and the same update
-/// takes from the servers' role what their drain needs (the load-balancer secret, the
-/// lifecycle action, their DNS record): a server drained during that update could neither
-/// cordon itself nor finish, and would hold the update for its whole drain timeout. So,
-/// while the scalable mode's permissions still hold, the servers are released (a server
-/// holding scale-in protection would block the way down) and taken out first: each drains
-/// (cordoned in Scalelite, its meetings may go on up to BBBServerDrainTimeout) and goes.
-/// Returns the group and how many servers it had, to bring them back if the switch fails.
-async fn release_servers_for_switch(
-    aws: &Aws,
-    p: &Printer,
-    stack: &Stack,
-) -> Result<Option<(String, i32)>> {
-    let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
-        return Ok(None);
-    };
-    let Some(asg) = server_group(aws, &group).await? else {
-        return Ok(None);
-    };
-    let before = asg.desired_capacity().unwrap_or(0);
-    let lifted = super::destroy::lift_protection(aws, std::slice::from_ref(&group)).await?;
-    if !lifted.is_empty() {
-        p.info(format!(
-            "Lifted scale-in protection from {} server(s) for the switch.",
-            lifted.len()
-        ));
-    }
-    let drain: u64 = parameters(stack)
-        .get("BBBServerDrainTimeout")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3600);
-    p.info(format!(
-        "Taking the BBB servers out before the switch: each drains (its meetings may go on, at most {drain} s)…"
-    ));
-    super::scale::set_capacity(aws, &group, 0).await?;
-    super::scale::wait_in_service(aws, p, &group, 0, Duration::from_secs(drain + 600)).await?;
-    Ok(Some((group, before)))
-}
-
 /// bbbctl decides which server goes (the emptiest, drained first); Auto Scaling's
 /// AZRebalance would undo that after a scale-in, launching a server in one zone and
 /// terminating one with meetings in another. CloudFormation has no property for suspended
@@ -711,39 +633,6 @@ async fn keep_servers_where_they_are(
         .send()
         .await
         .aws_context(format_args!("suspending AZRebalance on group {name}"))?;
-    Ok(())
-}
-
-/// A change that drops Greenlight (a switch to single mode, or FrontendType External) deletes
-/// its uploads bucket; CloudFormation deletes only empty buckets, and a bucket it cannot
-/// delete during an update's clean-up is left behind outside the deployment. As destroy
-/// does, bbbctl empties it first (the confirmation named it).
-async fn empty_dropped_uploads(
-    aws: &Aws,
-    p: &Printer,
-    existing: Option<&Stack>,
-    s: &SetupSettings,
-) -> Result<()> {
-    let Some(stack) = existing else {
-        return Ok(());
-    };
-    let keeps_greenlight = s.mode == "scalable"
-        && s.params
-            .get("BBBFrontendType")
-            .is_none_or(|t| t == "Greenlight");
-    if keeps_greenlight {
-        return Ok(());
-    }
-    let Some(bucket) =
-        super::stacks::nested_resource(aws, stack, "FrontendStack", "GreenlightStorageBucket")
-            .await?
-    else {
-        return Ok(());
-    };
-    let n = crate::upload::empty_bucket(&aws.s3, &bucket).await?;
-    p.info(format!(
-        "Greenlight goes: its uploads bucket {bucket} emptied ({n} object version(s) deleted; should the change fail, they stay deleted)."
-    ));
     Ok(())
 }
 

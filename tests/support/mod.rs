@@ -2,7 +2,8 @@
 //! one function of a shell script taken out of it.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
@@ -160,4 +161,74 @@ pub fn assert_success(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A directory of fakes on PATH; each records its arguments in `<name>.log`.
+pub struct Fakes {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fakes {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("bin")).unwrap();
+        let fakes = Fakes { dir };
+        fakes.fake("sleep", "");
+        fakes
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A fake NAME: records `NAME ARGS` in calls.log and NAME.log, then runs BODY.
+    pub fn fake(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path("bin").join(name);
+        fs::write(
+            &path,
+            format!(
+                "#!/usr/bin/env bash\nprintf '%s\\n' \"$*\" >>\"$FAKE_DIR/{name}.log\"\nprintf '%s\\n' \"{name} $*\" >>\"$FAKE_DIR/calls.log\"\n{body}\n"
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    pub fn calls(&self, name: &str) -> Vec<String> {
+        fs::read_to_string(self.path(&format!("{name}.log")))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Runs `prelude`, the named functions of `script` (a path in the repository), then
+    /// `main`, with the fakes first on PATH and FAKE_DIR set.
+    pub fn run_script(
+        &self,
+        script: &str,
+        prelude: &str,
+        functions: &[&str],
+        main: &str,
+    ) -> Output {
+        let mut text = format!("set -euo pipefail\n{prelude}\n");
+        for f in functions {
+            text += &shell_function(script, f);
+        }
+        text += main;
+        Command::new("bash")
+            .args(["-c", &text])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    self.path("bin").display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("FAKE_DIR", self.dir.path())
+            .output()
+            .unwrap()
+    }
 }

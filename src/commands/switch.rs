@@ -1,0 +1,167 @@
+//! What a change of mode (or of front end) does beside CloudFormation's update of the root
+//! stack, in one place for `setup`: before the update, what only the old mode can still do
+//! or what CloudFormation would leave behind; after it, what is gone and what was kept.
+//!
+//! - scalable → single: the servers are taken out while the scalable role still lets them
+//!   drain (the same update removes the permissions their drain needs), and are brought back
+//!   if the update fails; the log groups RDS and ECS made for the clusters the switch deletes
+//!   go after it (destroy could no longer find them);
+//! - away from Greenlight (to single, or `FrontendType External`): its uploads bucket is
+//!   emptied first (CloudFormation deletes only empty buckets, and one it cannot delete in an
+//!   update's clean-up is left outside the deployment);
+//! - single → scalable: the data volume CloudFormation snapshots and deletes is named, with
+//!   its snapshot, afterwards.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_sdk_cloudformation::types::Stack;
+
+use super::out;
+use super::stacks::{nested_resource, server_group};
+use crate::aws::Aws;
+use crate::cfn::ops::{outputs, parameters};
+use crate::settings::{P_FRONTEND, P_MODE, SetupSettings, drain_timeout};
+use crate::signed;
+use crate::ui::Printer;
+
+#[derive(Debug, Default)]
+pub(super) struct Switch {
+    /// single → scalable: the data volume the update deletes (after its snapshot).
+    data_volume: Option<String>,
+    /// scalable → single: the server group and how many servers it had before they were
+    /// taken out.
+    released: Option<(String, i32)>,
+    /// scalable → single: the log groups of the clusters the update deletes.
+    service_logs: Vec<String>,
+}
+
+impl Switch {
+    /// Before the update (after the user confirmed it).
+    pub(super) async fn prepare(
+        aws: &Aws,
+        p: &Printer,
+        existing: Option<&Stack>,
+        s: &SetupSettings,
+    ) -> Result<Self> {
+        let Some(stack) = existing else {
+            return Ok(Switch::default());
+        };
+        let from = parameters(stack).get(P_MODE).cloned().unwrap_or_default();
+        let mut switch = Switch::default();
+        if from == "single" && s.mode == "scalable" {
+            switch.data_volume =
+                nested_resource(aws, stack, "BbbServersStack", "DataVolume").await?;
+        }
+        if from == "scalable" && s.mode == "single" {
+            switch.released = take_servers_out(aws, p, stack).await?;
+            switch.service_logs = super::destroy::service_log_groups_of(aws, stack).await?;
+        }
+        let keeps_greenlight =
+            s.mode == "scalable" && s.params.get(P_FRONTEND).is_none_or(|t| t == "Greenlight");
+        if !keeps_greenlight {
+            empty_uploads(aws, p, stack).await?;
+        }
+        Ok(switch)
+    }
+
+    /// The update failed: the servers taken out for it come back, and may hold scale-in
+    /// protection again. What fails here is said; the update's error stays the error.
+    pub(super) async fn failed(&self, aws: &Aws, p: &Printer, stack: &str) {
+        let Some((group, before)) = &self.released else {
+            return;
+        };
+        if let Ok(Some(asg)) = server_group(aws, group).await
+            && let Err(e) = super::destroy::allow_protection(aws, &asg).await
+        {
+            p.warn(format!("{e:#}"));
+        }
+        match super::scale::set_capacity(aws, group, *before).await {
+            Ok(()) => p.warn(format!(
+                "The switch failed: the {before} BBB server(s) taken out for it start again (group {group})."
+            )),
+            Err(e) => p.warn(format!(
+                "The switch failed, and the BBB servers taken out for it could not be started again ({e:#}): `bbbctl scale -s {stack} --count {before}`"
+            )),
+        }
+    }
+
+    /// After a successful update.
+    pub(super) async fn done(&self, aws: &Aws, p: &Printer) -> Result<()> {
+        for name in super::destroy::delete_log_groups(aws, p, self.service_logs.clone()).await {
+            p.info(format!(
+                "Deleted log group {name} (the switch deleted its cluster)"
+            ));
+        }
+        if let Some(volume) = &self.data_volume {
+            report_snapshot(aws, p, volume).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Releases the servers (a server holding scale-in protection would block the way down) and
+/// takes them out: each drains (cordoned in Scalelite, its meetings may go on up to
+/// BBBServerDrainTimeout) and goes. Returns the group and how many servers it had.
+async fn take_servers_out(aws: &Aws, p: &Printer, stack: &Stack) -> Result<Option<(String, i32)>> {
+    let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
+        return Ok(None);
+    };
+    let Some(asg) = server_group(aws, &group).await? else {
+        return Ok(None);
+    };
+    let before = asg.desired_capacity().unwrap_or(0);
+    let lifted = super::destroy::lift_protection(aws, std::slice::from_ref(&group)).await?;
+    if !lifted.is_empty() {
+        p.info(format!(
+            "Lifted scale-in protection from {} server(s) for the switch.",
+            lifted.len()
+        ));
+    }
+    let drain = drain_timeout(&parameters(stack));
+    p.info(format!(
+        "Taking the BBB servers out before the switch: each drains (its meetings may go on, at most {drain} s)…"
+    ));
+    super::scale::set_capacity(aws, &group, 0).await?;
+    super::scale::wait_in_service(aws, p, &group, 0, Duration::from_secs(drain + 600)).await?;
+    Ok(Some((group, before)))
+}
+
+/// Empties Greenlight's uploads bucket, when the deployment has one.
+async fn empty_uploads(aws: &Aws, p: &Printer, stack: &Stack) -> Result<()> {
+    let Some(bucket) =
+        nested_resource(aws, stack, "FrontendStack", "GreenlightStorageBucket").await?
+    else {
+        return Ok(());
+    };
+    let n = crate::upload::empty_bucket(&aws.s3, &bucket).await?;
+    p.info(format!(
+        "Greenlight goes: its uploads bucket {bucket} emptied ({n} object version(s) deleted; should the change fail, they stay deleted)."
+    ));
+    Ok(())
+}
+
+/// After such a switch: names the snapshot CloudFormation took of the data volume, and says
+/// that its data was not migrated.
+async fn report_snapshot(aws: &Aws, p: &Printer, volume: &str) -> Result<()> {
+    let mut snapshots = signed::volume_snapshots(aws, volume).await?;
+    snapshots.sort_by(|a, b| b.started.cmp(&a.started));
+    let Some(snapshot) = snapshots.first() else {
+        p.warn(format!(
+            "no snapshot of the single server's data volume {volume} was found: CloudFormation should have taken one (DeletionPolicy Snapshot)"
+        ));
+        return Ok(());
+    };
+    let pending = if snapshot.state.is_empty() || snapshot.state == "completed" {
+        String::new()
+    } else {
+        format!(" (still being written: {})", snapshot.state)
+    };
+    p.info(format!(
+        "The single server's data volume {volume} (Greenlight's users and rooms, recordings, the certificate) was deleted after CloudFormation snapshotted it: snapshot {}{pending}. \
+         Its data is not migrated to scalable mode; the snapshot stays until you delete it (aws ec2 delete-snapshot --snapshot-id {}). \
+         To get the data back, create a volume from it and copy the data out (README: \"Switching a single deployment to scalable: what happens to its data\").",
+        snapshot.id, snapshot.id
+    ));
+    Ok(())
+}

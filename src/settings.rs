@@ -273,7 +273,8 @@ pub fn user_params(
 }
 
 impl SetupInput {
-    /// Reads and checks the flags and the parameter file; every problem is reported at once.
+    /// Reads and checks the stack name (as given: `stack` is not validated yet), the flags and
+    /// the parameter file; every problem is reported at once.
     pub fn read(args: &SetupArgs, stack: String) -> Result<Self> {
         let bundle = Bundle::load(args.templates_dir.as_deref())?;
         let root = bundle.root_info().map_err(|e| {
@@ -281,10 +282,11 @@ impl SetupInput {
                 "root.yaml cannot be read ({e:#}). Check the file in --templates-dir"
             ))
         })?;
-        let (text, file_origin, file_explicit) = read_param_file(args.params.as_deref())?;
-        let file = parse_param_file(&text, &file_origin, &root)?;
-
         let mut problems = Problems::default();
+        let stack = problems.check(validate_stack_name(&stack));
+        let (text, file_origin, file_explicit) = read_param_file(args.params.as_deref())?;
+        let file = read_params(&text, &file_origin, &root, &mut problems)?;
+
         for (name, value) in &file {
             if let Err(why) = root.parameters[name].check(value) {
                 problems.add(format!(
@@ -320,7 +322,7 @@ impl SetupInput {
         }
         problems.into_result()?;
         Ok(SetupInput {
-            stack,
+            stack: stack.expect("checked"),
             bundle,
             root,
             file,
@@ -527,9 +529,16 @@ impl SetupSettings {
 /// successful `setup` (whose region and profile then fill in what flags and environment leave
 /// open). Returns the settings to use and the validated stack name.
 pub fn target(g: &Global, stack: Option<&str>) -> Result<(Global, String)> {
+    let (g, stack) = target_as_given(g, stack)?;
+    Ok((g, validate_stack_name(&stack)?))
+}
+
+/// [`target`] without checking a given name: for `setup`, which reports a bad name together
+/// with every other problem of its input.
+pub fn target_as_given(g: &Global, stack: Option<&str>) -> Result<(Global, String)> {
     let mut g = g.clone();
     if let Some(stack) = stack.filter(|s| !s.trim().is_empty()) {
-        return Ok((g, validate_stack_name(stack)?));
+        return Ok((g, stack.to_string()));
     }
     let Some(r) = memory::load() else {
         return Err(usage(
@@ -544,7 +553,7 @@ pub fn target(g: &Global, stack: Option<&str>) -> Result<(Global, String)> {
     {
         g.profile = Some(check_profile(&p, "the remembered deployment")?);
     }
-    Ok((g, validate_stack_name(&r.stack)?))
+    Ok((g, r.stack))
 }
 
 /// The name of the stack that holds a deployment's source bucket.
@@ -579,11 +588,26 @@ pub fn read_param_file(path: Option<&Path>) -> Result<(String, String, bool)> {
     }
 }
 
-/// Parses `{"Parameters": {"Name": value, …}}` and checks every name against the template.
+/// Parses `{"Parameters": {"Name": value, …}}` and checks every name against the template;
+/// every problem of the file is reported at once.
 pub fn parse_param_file(
     text: &str,
     origin: &str,
     root: &TemplateInfo,
+) -> Result<BTreeMap<String, String>> {
+    let mut problems = Problems::default();
+    let out = read_params(text, origin, root, &mut problems)?;
+    problems.into_result()?;
+    Ok(out)
+}
+
+/// The parameters of a parameter file; a file that is not `{"Parameters": {…}}` is an error
+/// (nothing in it can be read), while each bad parameter is added to `problems` and skipped.
+fn read_params(
+    text: &str,
+    origin: &str,
+    root: &TemplateInfo,
+    problems: &mut Problems,
 ) -> Result<BTreeMap<String, String>> {
     let doc: Value = serde_json::from_str(text).map_err(|e| {
         usage(format!(
@@ -608,14 +632,16 @@ pub fn parse_param_file(
                 )
                 .map(|c| format!(" Did you mean {c}?"))
                 .unwrap_or_default();
-                return Err(usage(format!(
+                problems.add(format!(
                     "unknown parameter {name} in {origin}.{hint} Run `bbbctl setup --help` and see the README for the parameter list"
-                )));
+                ));
+                continue;
             }
             Some(spec) if spec.is_internal() => {
-                return Err(usage(format!(
+                problems.add(format!(
                     "parameter {name} in {origin} is set by bbbctl itself: remove it from the file"
-                )));
+                ));
+                continue;
             }
             Some(_) => {}
         }
@@ -633,9 +659,10 @@ pub fn parse_param_file(
                 .collect::<Vec<_>>()
                 .join(","),
             _ => {
-                return Err(usage(format!(
+                problems.add(format!(
                     "parameter {name} in {origin} must be a string, a number or a list of them"
-                )));
+                ));
+                continue;
             }
         };
         out.insert(name.clone(), text);

@@ -327,6 +327,32 @@ async fn bad_input_is_explained_and_changes_nothing() {
         );
         assert!(err.starts_with("error:"), "{}: {err}", c.name);
     }
+    // Every problem at once: a bad stack name, a bad address, and three bad parameters.
+    std::fs::write(
+        dir.join("several.json"),
+        r#"{"Parameters": {"BBBNumberOfAZ": 2, "BBBServerCount": [{"n": 1}], "TemplateBucket": "x"}}"#,
+    )
+    .unwrap();
+    let mut args = with(
+        with(ok(&["--params", "several.json"]), "-s", "1bbb"),
+        "-e",
+        "ops.example.org",
+    );
+    args.retain(|a| !a.is_empty());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = bbbctl_in(&dir, &args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    for expected in [
+        "5 problems with the input",
+        "stack name \"1bbb\" must start with a letter",
+        "is not a valid e-mail address",
+        "unknown parameter BBBNumberOfAZ in several.json. Did you mean BBBNumberOfAZs?",
+        "parameter BBBServerCount in several.json must be a string",
+        "parameter TemplateBucket in several.json is set by bbbctl itself",
+    ] {
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
     // Nothing was created by any of them.
     let left = live_stacks(&aws).await;
     assert!(!left.iter().any(|s| s.starts_with(&stack)), "{left:?}");

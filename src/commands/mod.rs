@@ -17,13 +17,14 @@ use anyhow::Result;
 
 use crate::aws::Aws;
 use crate::cli::Command;
-use crate::settings::{Global, target};
+use crate::settings::{Global, target, target_as_given};
 use crate::ui::Printer;
 
 pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
     match command {
         Command::Setup(args) => {
-            let (g, stack) = target(g, args.stack.as_deref())?;
+            // A bad name is reported with every other problem of setup's input.
+            let (g, stack) = target_as_given(g, args.stack.as_deref())?;
             setup::run(&g, p, &args, stack).await
         }
         Command::Scale(args) => {

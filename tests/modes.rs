@@ -189,6 +189,8 @@ async fn single_mode_then_scalable_and_back() {
     // find them afterwards).
     let database = stack_resource(&aws, &stack, "DatabaseStack").await;
     let cluster = stack_resource(&aws, &database, "DBCluster").await;
+    let storage = stack_resource(&aws, &stack, "StorageStack").await;
+    let file_system = stack_resource(&aws, &storage, "FileSystem").await;
     let service_logs = [
         format!("/aws/rds/cluster/{cluster}/postgresql"),
         format!("/aws/ecs/containerinsights/{stack}-frontend/performance"),
@@ -231,6 +233,35 @@ async fn single_mode_then_scalable_and_back() {
         );
     }
     assert!(now.contains_key("rds:cluster_snapshots"), "{now:#?}");
+    // The plan never promises data a switch does not carry over; afterwards setup names what
+    // is kept: the final snapshot by its id, and the file system's backups.
+    let out = stdout(&o);
+    assert!(
+        !out.contains("attaches the data volume of the old one"),
+        "{out}"
+    );
+    assert_stdout_has(&o, "! Nothing is migrated");
+    let snapshot = out
+        .split("databases: final snapshot ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no final snapshot named in:\n{out}"));
+    assert!(
+        now["rds:cluster_snapshots"]
+            .iter()
+            .any(|id| id.ends_with(&format!(":{snapshot}"))),
+        "{snapshot} vs {now:#?}"
+    );
+    assert_stdout_has(
+        &o,
+        &format!("of Aurora cluster {cluster}, kept until you delete it"),
+    );
+    assert_stdout_has(
+        &o,
+        &format!(
+            "automatic backups of EFS file system {file_system}, recovery points in AWS Backup's vault aws/efs/automatic-backup-vault"
+        ),
+    );
 
     // Back in single mode: a new, empty data volume (the snapshot is not restored).
     let servers = stack_resource(&aws, &stack, "BbbServersStack").await;

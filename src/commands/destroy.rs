@@ -563,26 +563,7 @@ impl Kept {
                 "a final snapshot of {kind} {physical} (DeletionPolicy Snapshot)"
             )]);
         }
-        let out = aws
-            .rds
-            .describe_db_cluster_snapshots()
-            .db_cluster_identifier(physical)
-            .snapshot_type("manual")
-            .send()
-            .await
-            .aws_context(format_args!("looking up the final snapshot of {physical}"))?;
-        let snapshots: Vec<String> = out
-            .db_cluster_snapshots()
-            .iter()
-            .filter(|s| {
-                s.snapshot_create_time()
-                    .is_none_or(|t| t.secs() >= since.secs() - 60)
-            })
-            .filter_map(|s| s.db_cluster_snapshot_identifier().map(str::to_string))
-            .collect();
-        if snapshots.is_empty() {
-            tracing::warn!("no final snapshot of Aurora cluster {physical} was found");
-        }
+        let snapshots = final_cluster_snapshots(aws, physical, since).await?;
         Ok(snapshots
             .into_iter()
             .map(|id| {
@@ -592,6 +573,37 @@ impl Kept {
             })
             .collect())
     }
+}
+
+/// The manual snapshots RDS lists for Aurora cluster `cluster` taken since `since` (a minute's
+/// leeway for clocks): the final snapshot CloudFormation takes when it deletes the cluster
+/// (DeletionPolicy Snapshot). None, with a warning in the log, when it failed or is gone.
+pub(super) async fn final_cluster_snapshots(
+    aws: &Aws,
+    cluster: &str,
+    since: &aws_smithy_types::DateTime,
+) -> Result<Vec<String>> {
+    let out = aws
+        .rds
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier(cluster)
+        .snapshot_type("manual")
+        .send()
+        .await
+        .aws_context(format_args!("looking up the final snapshot of {cluster}"))?;
+    let snapshots: Vec<String> = out
+        .db_cluster_snapshots()
+        .iter()
+        .filter(|s| {
+            s.snapshot_create_time()
+                .is_none_or(|t| t.secs() >= since.secs() - 60)
+        })
+        .filter_map(|s| s.db_cluster_snapshot_identifier().map(str::to_string))
+        .collect();
+    if snapshots.is_empty() {
+        tracing::warn!("no final snapshot of Aurora cluster {cluster} was found");
+    }
+    Ok(snapshots)
 }
 
 /// What deleting the root stack leaves behind by design (e.g. the database's final snapshot):

@@ -252,7 +252,9 @@ fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
                 "\n  ! The BBB servers' launch template changes: CloudFormation replaces the servers, one at a time.",
             );
         }
-        if s.mode == "single" {
+        // Only a single server that stays single keeps its data volume (a switch says what
+        // happens to the data in its own words, below).
+        if s.mode == "single" && parameters(stack).get(P_MODE) == Some(&s.mode) {
             text.push_str(&single_server_data(s));
         }
     }
@@ -518,6 +520,7 @@ fn mode_switch(s: &SetupSettings, stack: &Stack) -> Option<String> {
     }
     if from == "scalable" {
         text.push_str("\n  The BBB servers are taken out first, each drained (its running meetings may go on, at most BBBServerDrainTimeout), then one new server starts; Scalelite and Greenlight go with the front end: start the switch when no meeting runs.");
+        text.push_str("\n  ! Nothing is migrated: the single server starts a new Greenlight with an empty database and no recordings. Kept: the database's final snapshot (named after the switch, kept until you delete it) and EFS's daily automatic backups of the recordings (AWS Backup, 35 days by default). A switch back to scalable mode starts empty too; the README's \"Backup, restore and upgrades\" says how to restore from these.");
     }
     if removed.is_empty() && added.is_empty() {
         text.push_str("\n  The same layers stay; their resources are updated for the new mode.");

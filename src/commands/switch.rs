@@ -10,7 +10,9 @@
 //!   emptied first (CloudFormation deletes only empty buckets, and one it cannot delete in an
 //!   update's clean-up is left outside the deployment);
 //! - single → scalable: the data volume CloudFormation snapshots and deletes is named, with
-//!   its snapshot, afterwards.
+//!   its snapshot, afterwards;
+//! - scalable → single: afterwards, what is kept of the deleted database and recordings (the
+//!   cluster's final snapshot, EFS's backups) and that nothing is migrated.
 
 use std::time::Duration;
 
@@ -34,6 +36,16 @@ pub(super) struct Switch {
     released: Option<(String, i32)>,
     /// scalable → single: the log groups of the clusters the update deletes.
     service_logs: Vec<String>,
+    /// scalable → single: the Aurora cluster and the EFS file system the update deletes, and
+    /// when it started (to find the cluster's final snapshot).
+    scalable_data: Option<ScalableData>,
+}
+
+#[derive(Debug)]
+struct ScalableData {
+    cluster: Option<String>,
+    file_system: Option<String>,
+    since: aws_smithy_types::DateTime,
 }
 
 impl Switch {
@@ -56,6 +68,11 @@ impl Switch {
         if from == "scalable" && s.mode == "single" {
             switch.released = take_servers_out(aws, p, stack).await?;
             switch.service_logs = super::destroy::service_log_groups_of(aws, stack).await?;
+            switch.scalable_data = Some(ScalableData {
+                cluster: nested_resource(aws, stack, "DatabaseStack", "DBCluster").await?,
+                file_system: nested_resource(aws, stack, "StorageStack", "FileSystem").await?,
+                since: aws_smithy_types::DateTime::from(std::time::SystemTime::now()),
+            });
         }
         let keeps_greenlight =
             s.mode == "scalable" && s.params.get(P_FRONTEND).is_none_or(|t| t == "Greenlight");
@@ -96,7 +113,47 @@ impl Switch {
         if let Some(volume) = &self.data_volume {
             report_snapshot(aws, p, volume).await?;
         }
+        if let Some(data) = &self.scalable_data {
+            p.info(data.kept(aws).await?);
+        }
         Ok(())
+    }
+}
+
+impl ScalableData {
+    /// What stays of the scalable deployment's data after a switch to single mode, and how
+    /// to get it back: nothing of it is migrated to the single server.
+    async fn kept(&self, aws: &Aws) -> Result<String> {
+        let mut text = String::from(
+            "The scalable deployment's data is not migrated to the single server (a new Greenlight, with an empty database and no recordings). What is kept:",
+        );
+        if let Some(cluster) = &self.cluster {
+            let snapshots =
+                super::destroy::final_cluster_snapshots(aws, cluster, &self.since).await?;
+            match snapshots.as_slice() {
+                [] => text.push_str(&format!(
+                    "\n  - Greenlight's and Scalelite's databases: no final snapshot of Aurora cluster {cluster} was found (look with `aws rds describe-db-cluster-snapshots --db-cluster-identifier {cluster}`)"
+                )),
+                ids => text.push_str(&format!(
+                    "\n  - Greenlight's and Scalelite's databases: final snapshot {} of Aurora cluster {cluster}, kept until you delete it (aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier ID)",
+                    ids.join(", ")
+                )),
+            }
+        }
+        if let Some(fs) = &self.file_system {
+            let arn = format!(
+                "arn:aws:elasticfilesystem:{}:{}:file-system/{fs}",
+                aws.region(),
+                aws.account
+            );
+            text.push_str(&format!(
+                "\n  - the recordings: the daily automatic backups of EFS file system {fs}, recovery points in AWS Backup's vault aws/efs/automatic-backup-vault, each kept for the vault plan's retention (35 days by default): aws backup list-recovery-points-by-resource --resource-arn {arn}"
+            ));
+        }
+        text.push_str(
+            "\n  A switch back to scalable mode starts with a new, empty database and file system; the README's \"Backup, restore and upgrades\" says how to restore them from these.",
+        );
+        Ok(text)
     }
 }
 

@@ -445,6 +445,45 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     );
     assert_plan_agrees(&out);
     assert_eq!(param(&aws, &stack, "BBBLogRetentionDays").await, "14");
+    // So does its JSON: the parameter changes beside the resource changes.
+    let o = bbbctl_in(
+        &dir,
+        &[&named[..], &["--dry-run", "--output", "json"]].concat(),
+    );
+    assert_code(&o, 0);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let changes = plan["parameter_changes"]
+        .as_array()
+        .expect("parameter_changes");
+    assert!(
+        changes.contains(
+            &serde_json::json!({"name": "BBBLogRetentionDays", "now": "14", "then": "30"})
+        ) && changes.contains(
+            &serde_json::json!({"name": "BBBServerDrainTimeout", "now": "3600", "then": "1800"})
+        ) && changes.len() == 2,
+        "{plan:#}"
+    );
+    assert!(
+        plan["changes"].as_array().is_some_and(|c| !c.is_empty()),
+        "{plan:#}"
+    );
+    // Without --params the file in the folder is reported as not applied, in JSON too.
+    let o = bbbctl_in(
+        &dir,
+        &["setup", "-s", &stack, "--dry-run", "--output", "json"],
+    );
+    assert_code(&o, 0);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(plan["parameter_changes"], serde_json::json!([]), "{plan:#}");
+    assert_eq!(
+        plan["unapplied_file"]["file"], "bbb-on-aws-param.json",
+        "{plan:#}"
+    );
+    assert_eq!(
+        plan["unapplied_file"]["differs"].as_array().map(Vec::len),
+        Some(2),
+        "{plan:#}"
+    );
 
     let o = bbbctl_in(&dir, &[&named[..], &["--yes"]].concat());
     assert_code(&o, 0);

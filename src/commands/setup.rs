@@ -22,7 +22,7 @@ use crate::mail;
 use crate::memory::{self, Remembered};
 use crate::settings::{
     Current, Global, P_DOCKER_HUB, P_DOMAIN, P_MODE, P_SERVER_AMI, P_SERVER_COUNT, P_SERVER_IMAGE,
-    P_SES_VALIDATED, SetupInput, SetupSettings, sources_stack_name, user_params,
+    P_SES_VALIDATED, ParamChange, SetupInput, SetupSettings, sources_stack_name, user_params,
 };
 use crate::templates::{self, Asset, BUCKET_PARAM, TemplateInfo};
 use crate::ui::Printer;
@@ -411,6 +411,7 @@ async fn dry_run(
                 "exists": root.is_some(),
                 "sources_exists": sources.is_some(),
                 "create": layers.iter().map(|(l, n)| json!({"stack": l, "resources": n})).collect::<Vec<_>>(),
+                "parameters": s.params,
                 "cost": cost.map(|(_, j)| j),
             }),
         );
@@ -447,6 +448,11 @@ async fn dry_run(
             "stack": s.stack,
             "exists": true,
             "cost": cost.map(|(_, j)| j),
+            "parameter_changes": param_changes_json(&s.changes),
+            "unapplied_file": s.unapplied_file.as_ref().map(|(file, differs)| json!({
+                "file": file,
+                "differs": param_changes_json(differs),
+            })),
             "changes": changes.iter().map(|c| json!({
                 "stack_path": c.stack_path,
                 "logical_id": c.logical_id,
@@ -457,6 +463,14 @@ async fn dry_run(
         }),
     );
     Ok(())
+}
+
+/// Parameter changes as JSON: `[{"name", "now", "then"}]`.
+fn param_changes_json(changes: &[ParamChange]) -> serde_json::Value {
+    changes
+        .iter()
+        .map(|(name, now, then)| json!({"name": name, "now": now, "then": then}))
+        .collect()
 }
 
 /// `bbbctl scale` changes the server group directly; a later setup keeps that capacity rather

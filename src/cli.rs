@@ -115,6 +115,9 @@ pub enum Command {
     AdminLogin(StackArgs),
     /// Show the state of a deployment: stacks, outputs, BBB servers
     Status(StackArgs),
+    /// List bbbctl's deployments in the account and region: mode, status, domain, servers;
+    /// `*` marks the one commands act on without -s
+    List,
     /// List the BBB servers: instance, Auto Scaling state, Scalelite state and load, meetings
     Servers(ServersArgs),
     /// Take one BBB server out without cutting a meeting (with --replace: a new one first)

@@ -525,9 +525,11 @@ impl SetupSettings {
     }
 }
 
-/// Which deployment a command acts on: `-s`/`BBBCTL_STACK`, else the one remembered by the last
-/// successful `setup` (whose region and profile then fill in what flags and environment leave
-/// open). Returns the settings to use and the validated stack name.
+/// Which deployment a command acts on: `-s`/`BBBCTL_STACK`, else the most recently set up one
+/// bbbctl remembers (in the region and of the profile given, if given; whose region and
+/// profile then fill in what flags and environment leave open; a destroyed one is forgotten,
+/// so the one set up before it is next). Returns the settings to use and the validated stack
+/// name.
 pub fn target(g: &Global, stack: Option<&str>) -> Result<(Global, String)> {
     let (g, stack) = target_as_given(g, stack)?;
     Ok((g, validate_stack_name(&stack)?))
@@ -540,9 +542,9 @@ pub fn target_as_given(g: &Global, stack: Option<&str>) -> Result<(Global, Strin
     if let Some(stack) = stack.filter(|s| !s.trim().is_empty()) {
         return Ok((g, stack.to_string()));
     }
-    let Some(r) = memory::load() else {
+    let Some(r) = memory::load_for(g.region.as_deref(), g.profile.as_deref()) else {
         return Err(usage(
-            "no deployment given: pass -s STACK (bbbctl remembers the deployment of the last successful `bbbctl setup`)",
+            "no deployment given: pass -s STACK (bbbctl remembers the deployments of its successful `bbbctl setup`s on this machine; `bbbctl list` shows those in the account and region)",
         ));
     };
     if g.region.is_none() {

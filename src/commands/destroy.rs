@@ -143,7 +143,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
         Some(volume) => final_data_snapshots(&aws, p, volume, &started, keep_data_snapshot).await?,
         None => (Vec::new(), Vec::new()),
     };
-    memory::forget(stack);
+    memory::forget(stack, aws.region());
     let mut left = Vec::new();
     // The data volume's snapshot is handled above (deleted, or named below when kept).
     for k in kept.iter().filter(|k| k.kind != "AWS::EC2::Volume") {

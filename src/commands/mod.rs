@@ -5,6 +5,7 @@ pub(crate) mod check;
 pub(super) mod cost;
 mod destroy;
 mod drain;
+mod list;
 pub(super) mod scale;
 pub(super) mod schedule;
 mod servers;
@@ -65,6 +66,7 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
             check::run(&g, p, &stack, args.wait).await
         }
         Command::Cost(args) => cost::run(g, p, &args).await,
+        Command::List => list::run(g, p).await,
         Command::Destroy(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
             destroy::run(&g, p, &stack, args.keep_data_snapshot).await

@@ -80,8 +80,21 @@ impl MailAccount {
             None => String::new(),
         };
         format!(
-            "this account is in the Amazon SES sandbox in {region}: Greenlight's mail reaches only addresses verified in SES{quota}.{review} Request production access in the SES console (Account dashboard → Request production access) or with `aws sesv2 put-account-details --region {region} --production-access-enabled --mail-type TRANSACTIONAL --website-url https://{domain} --use-case-description \"Greenlight (BigBlueButton) account mail\"`."
+            "this account is in the Amazon SES sandbox in {region}: Greenlight's mail reaches only addresses verified in SES{quota}.{review}"
         )
+    }
+
+    /// The step that ends the limit, when there is one to take (the sandbox); said once per
+    /// command, beside the summary where the command reports mail in full.
+    pub fn remedy(&self, domain: &str) -> Option<String> {
+        let region = &self.region;
+        (self.limited()
+            && self.sending_enabled
+            && !NO_SMTP_REGIONS.contains(&region.as_str())
+            && !self.production)
+            .then(|| format!(
+                "request production access in the SES console (Account dashboard → Request production access) or with `aws sesv2 put-account-details --region {region} --production-access-enabled --mail-type TRANSACTIONAL --website-url https://{domain} --use-case-description \"Greenlight (BigBlueButton) account mail\"`"
+            ))
     }
 
     /// Whether the summary is a warning (mail does not reach everyone).
@@ -98,6 +111,7 @@ impl MailAccount {
             "review": self.review,
             "smtp_endpoint": !NO_SMTP_REGIONS.contains(&self.region.as_str()),
             "summary": self.summary(domain),
+            "remedy": self.remedy(domain),
         })
     }
 }
@@ -123,13 +137,15 @@ mod tests {
         let s = a.summary("bbb.example.org");
         assert!(s.contains("sandbox in eu-west-1"), "{s}");
         assert!(s.contains("at most 200 a day"), "{s}");
+        assert!(s.len() <= 120, "one short line: {s}");
+        let r = a.remedy("bbb.example.org").unwrap();
         assert!(
-            s.contains(
+            r.contains(
                 "aws sesv2 put-account-details --region eu-west-1 --production-access-enabled"
             ),
-            "{s}"
+            "{r}"
         );
-        assert!(s.contains("--website-url https://bbb.example.org"), "{s}");
+        assert!(r.contains("--website-url https://bbb.example.org"), "{r}");
         let s = account("eu-west-1", false, true, Some("PENDING")).summary("d.org");
         assert!(s.contains("under review"), "{s}");
     }
@@ -138,6 +154,7 @@ mod tests {
     fn production_access_is_fine_unless_sending_is_paused_or_there_is_no_smtp() {
         let a = account("eu-west-1", true, true, Some("GRANTED"));
         assert!(!a.limited());
+        assert_eq!(a.remedy("d.org"), None);
         assert_eq!(
             a.summary("bbb.example.org"),
             "Greenlight sends mail from no-reply@bbb.example.org through Amazon SES (eu-west-1)."

@@ -198,10 +198,13 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
         let (aws, domain) = (aws2.clone(), d2.clone());
         async move {
             match mail::account(&aws).await {
-                Ok(a) if a.limited() => Outcome::warn(
-                    a.summary(&domain),
-                    "Greenlight's mail reaches only verified addresses until this is done",
-                ),
+                Ok(a) if a.limited() => {
+                    let remedy = a.remedy(&domain);
+                    Outcome::warn(
+                        a.summary(&domain),
+                        remedy.as_deref().unwrap_or("see the SES account dashboard"),
+                    )
+                }
                 Ok(a) => Outcome::pass(a.summary(&domain)),
                 Err(e) => Outcome::warn(
                     format!("the account's SES state cannot be read: {e}"),

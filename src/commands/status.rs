@@ -68,9 +68,14 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
     let mail = mail::account(&aws).await;
     let mail_line = match &mail {
         Ok(a) => format!(
-            "{}{}",
+            "{}{}{}",
             if a.limited() { "! " } else { "" },
-            a.summary(&domain)
+            a.summary(&domain),
+            if a.remedy(&domain).is_some() {
+                format!(" (`bbbctl check -s {stack}` says how to end it)")
+            } else {
+                String::new()
+            }
         ),
         Err(e) => format!("! the account's Amazon SES state could not be read ({e})"),
     };

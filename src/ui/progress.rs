@@ -124,7 +124,7 @@ impl Progress {
                             ProgressStyle::with_template("{spinner:.cyan} {msg}")
                                 .expect("valid template")
                                 .tick_strings(&[
-                                    "⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏", "✔",
+                                    "⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏", "■",
                                 ]),
                         );
                         bar.enable_steady_tick(Duration::from_millis(120));
@@ -132,11 +132,7 @@ impl Progress {
                     });
                     bar.set_message(stack_line(tree, node, now));
                     if node.is_finished() && !bar.is_finished() {
-                        let status = node.status.as_deref().unwrap_or_default();
-                        let ok = status.ends_with("_COMPLETE") && !status.contains("ROLLBACK");
-                        let mark = if ok { "✔ {msg}" } else { "✖ {msg:.red}" };
-                        bar.set_style(ProgressStyle::with_template(mark).expect("valid template"));
-                        bar.finish();
+                        freeze(bar, node.status.as_deref());
                     }
                 }
             }
@@ -184,17 +180,37 @@ impl Progress {
         }
     }
 
-    /// The operation ended: freeze the live lines.
+    /// The operation ended: freeze the live lines, each marked by its stack's own last status
+    /// (a stack whose end was not seen keeps its status, marked `■`, never `✔`).
     pub fn finish(&mut self, tree: &StackTree) {
         self.draw(tree);
         if let Progress::Live { bars, .. } = self {
-            for bar in bars.values() {
+            for (idx, bar) in bars.iter() {
                 if !bar.is_finished() {
-                    bar.finish();
+                    freeze(bar, tree.nodes()[*idx].status.as_deref());
                 }
             }
         }
     }
+}
+
+/// The mark a stack's frozen line carries: `✔` for a successful end, `✖` for a failed one,
+/// `■` for a stack still (or last seen) in progress.
+pub fn end_mark(status: Option<&str>) -> &'static str {
+    match status.unwrap_or_default() {
+        s if s.ends_with("_IN_PROGRESS") || s.is_empty() => "■",
+        s if s.ends_with("_COMPLETE") && !s.contains("ROLLBACK") => "✔",
+        _ => "✖",
+    }
+}
+
+fn freeze(bar: &ProgressBar, status: Option<&str>) {
+    let template = match end_mark(status) {
+        "✖" => "✖ {msg:.red}".to_string(),
+        mark => format!("{mark} {{msg}}"),
+    };
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
+    bar.finish();
 }
 
 /// While live lines are drawn, the terminal does not echo `^C` (ECHOCTL): the echo would move
@@ -243,6 +259,20 @@ impl Drop for QuietCtrlC {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    #[test]
+    fn a_line_is_marked_done_only_when_its_stack_is() {
+        assert_eq!(super::end_mark(Some("UPDATE_COMPLETE")), "✔");
+        assert_eq!(super::end_mark(Some("DELETE_COMPLETE")), "✔");
+        assert_eq!(super::end_mark(Some("UPDATE_IN_PROGRESS")), "■");
+        assert_eq!(
+            super::end_mark(Some("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")),
+            "■"
+        );
+        assert_eq!(super::end_mark(None), "■");
+        assert_eq!(super::end_mark(Some("UPDATE_ROLLBACK_COMPLETE")), "✖");
+        assert_eq!(super::end_mark(Some("DELETE_FAILED")), "✖");
+    }
 
     use super::*;
     use crate::cfn::tree::Op;

@@ -54,11 +54,16 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     // and names the step out, once in the whole run (not again in the pre-flight).
     let all = format!("{out}{}", stderr(&o));
     assert_eq!(
-        all.matches("this account is in the Amazon SES sandbox in").count(),
+        all.matches("this account is in the Amazon SES sandbox in")
+            .count(),
         1,
         "{all}"
     );
-    assert_eq!(all.matches("aws sesv2 put-account-details").count(), 1, "{all}");
+    assert_eq!(
+        all.matches("aws sesv2 put-account-details").count(),
+        1,
+        "{all}"
+    );
 
     let (status, outputs) = root(&aws, &stack).await;
     assert_eq!(status, "CREATE_COMPLETE");
@@ -185,6 +190,19 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         stdout(&o).contains("2 BBB server(s) in service."),
         "{}",
         stdout(&o)
+    );
+    // A scale-out takes nothing out, and says so plainly: what it cannot check here, no
+    // warning about servers "taken out".
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        !said.contains("taken out") && !said.contains("warning"),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "Whether Scalelite enabled the new servers is not checked behind a custom AWS endpoint"
+        ),
+        "{said}"
     );
     let group = &outputs["BBBServerGroupName"];
     let asg = &auto_scaling_group(&aws, group).await;

@@ -52,10 +52,14 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
         None
     } else {
         let ready = wait_in_service(&aws, p, &group, n, Duration::from_secs(args.timeout)).await?;
-        if n > in_service {
+        if n > in_service && g.endpoint_url.is_some() && args.drain.scalelite_url.is_none() {
+            p.info(
+                "Whether Scalelite enabled the new servers is not checked behind a custom AWS endpoint (nothing runs there); `bbbctl servers` shows Scalelite's view on AWS.",
+            );
+        } else if n > in_service {
             // Scale-out: the new servers count once Scalelite places meetings on them.
             let fleet = Fleet::new(&aws, &d, args.drain.scalelite_url.as_deref()).await?;
-            match fleet.picture(&aws).await {
+            match fleet.picture_now(&aws).await {
                 Ok(_) => {
                     let timeout = Duration::from_secs(args.timeout);
                     super::drain::wait_enabled(&aws, p, &fleet, &before, timeout).await?;
@@ -166,12 +170,17 @@ impl Fleet {
         }
     }
 
-    /// The group's instances with Scalelite's view of each.
+    /// The group's instances with Scalelite's view of each, before servers are taken out.
     pub async fn picture(&self, aws: &Aws) -> Result<fleet::Picture> {
-        let instances = instances_now(aws, &self.group).await?;
-        let servers = scalelite::get_servers(&self.http, &self.base, &self.secret)
+        self.picture_now(aws)
             .await
-            .context("Scalelite's servers API must answer before servers are taken out (no meeting may be cut)")?;
+            .context("Scalelite's servers API must answer before servers are taken out (no meeting may be cut)")
+    }
+
+    /// The group's instances with Scalelite's view of each.
+    pub async fn picture_now(&self, aws: &Aws) -> Result<fleet::Picture> {
+        let instances = instances_now(aws, &self.group).await?;
+        let servers = scalelite::get_servers(&self.http, &self.base, &self.secret).await?;
         Ok(fleet::picture(instances, servers, &self.domain))
     }
 

@@ -10,7 +10,7 @@ use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, Tag};
 
 use super::cause::{RootCause, root_cause};
 use super::events::EventPoller;
-use super::tree::{Op, StackTree, is_terminal};
+use super::tree::{Op, StackEvent, StackTree, is_terminal};
 use crate::error::{AwsContext, Interrupted, aws_code, aws_message, describe};
 use crate::ui::Progress;
 
@@ -224,6 +224,49 @@ impl Outcome {
 
     pub fn root_cause(&self) -> Option<RootCause> {
         root_cause(&self.tree)
+    }
+
+    /// A successful update whose clean-up could not delete some resources it removed or
+    /// replaced: CloudFormation skips such a delete and completes the update anyway, leaving
+    /// the resource in the account. Those DELETE_FAILED events, once each.
+    pub fn skipped_deletes(&self) -> Vec<&StackEvent> {
+        if self.tree.op != Op::Update || !self.succeeded() {
+            return Vec::new();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        self.tree
+            .nodes()
+            .iter()
+            .flat_map(|n| &n.failures)
+            .filter(|e| e.status == "DELETE_FAILED" && !e.is_stack_itself())
+            .filter(|e| seen.insert((e.stack_id.clone(), e.logical_id.clone())))
+            .collect()
+    }
+
+    /// What [`Self::skipped_deletes`] left, for a person; `None` when nothing was skipped.
+    pub fn skipped_deletes_note(&self) -> Option<String> {
+        let skipped = self.skipped_deletes();
+        if skipped.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = skipped
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} ({}) {} in stack {}: {}",
+                    e.logical_id,
+                    e.resource_type,
+                    e.physical_id.as_deref().unwrap_or("-"),
+                    e.stack_name,
+                    e.reason.as_deref().unwrap_or("no reason given")
+                )
+            })
+            .collect();
+        Some(format!(
+            "The update completed, but CloudFormation could not delete {} resource(s) it removed or replaced (the DELETE_FAILED above) and left them in the account, where they may cost money: delete them yourself.\n  {}",
+            list.len(),
+            list.join("\n  ")
+        ))
     }
 }
 

@@ -192,6 +192,9 @@ pub async fn deploy(
                     .map(|(_, v)| v.clone());
                 let outcome = ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await?;
                 check(&outcome, name)?;
+                if let Some(note) = outcome.skipped_deletes_note() {
+                    p.warn(note);
+                }
                 let stack = describe_stack(&aws.cfn, &stack_id)
                     .await?
                     .with_context(|| format!("stack {name} vanished after its {}", op.verb()))?;

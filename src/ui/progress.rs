@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cfn::tree::{StackEvent, StackNode, StackTree};
+use crate::cfn::tree::{Op, StackEvent, StackNode, StackTree};
 
 pub enum Progress {
     /// Draws nothing (for reading events without showing them).
@@ -59,6 +59,17 @@ pub fn stack_line(tree: &StackTree, node: &StackNode, now_ms: i64) -> String {
 }
 
 fn failure_line(tree: &StackTree, idx: usize, e: &StackEvent) -> String {
+    if tree.op == crate::cfn::tree::Op::Update && e.status == "DELETE_FAILED" {
+        // An update's clean-up: CloudFormation skips the delete and goes on.
+        return format!(
+            "{}  ! {} ({}) {}: {} (the update goes on: CloudFormation leaves this resource in the account)",
+            tree.nodes()[idx].label,
+            e.logical_id,
+            e.resource_type,
+            e.status,
+            e.reason.as_deref().unwrap_or("(no reason given)")
+        );
+    }
     format!(
         "{}  ✖ {} ({}) {}: {}",
         tree.nodes()[idx].label,
@@ -132,7 +143,7 @@ impl Progress {
                     });
                     bar.set_message(stack_line(tree, node, now));
                     if node.is_finished() && !bar.is_finished() {
-                        freeze(bar, node.status.as_deref());
+                        freeze(bar, tree.op, node.status.as_deref());
                     }
                 }
             }
@@ -187,7 +198,7 @@ impl Progress {
         if let Progress::Live { bars, .. } = self {
             for (idx, bar) in bars.iter() {
                 if !bar.is_finished() {
-                    freeze(bar, tree.nodes()[*idx].status.as_deref());
+                    freeze(bar, tree.op, tree.nodes()[*idx].status.as_deref());
                 }
             }
         }
@@ -195,17 +206,20 @@ impl Progress {
 }
 
 /// The mark a stack's frozen line carries: `✔` for a successful end, `✖` for a failed one,
-/// `■` for a stack still (or last seen) in progress.
-pub fn end_mark(status: Option<&str>) -> &'static str {
+/// `■` for a stack still (or last seen) in progress, `!` for a nested stack an update removed
+/// but could not delete (CloudFormation skips it and completes the update).
+pub fn end_mark(op: Op, status: Option<&str>) -> &'static str {
     match status.unwrap_or_default() {
         s if s.ends_with("_IN_PROGRESS") || s.is_empty() => "■",
         s if s.ends_with("_COMPLETE") && !s.contains("ROLLBACK") => "✔",
+        "DELETE_FAILED" if op == Op::Update => "!",
         _ => "✖",
     }
 }
 
-fn freeze(bar: &ProgressBar, status: Option<&str>) {
-    let template = match end_mark(status) {
+fn freeze(bar: &ProgressBar, op: Op, status: Option<&str>) {
+    let template = match end_mark(op, status) {
+        "!" => "! {msg:.yellow}".to_string(),
         "✖" => "✖ {msg:.red}".to_string(),
         mark => format!("{mark} {{msg}}"),
     };
@@ -262,16 +276,20 @@ mod tests {
 
     #[test]
     fn a_line_is_marked_done_only_when_its_stack_is() {
-        assert_eq!(super::end_mark(Some("UPDATE_COMPLETE")), "✔");
-        assert_eq!(super::end_mark(Some("DELETE_COMPLETE")), "✔");
-        assert_eq!(super::end_mark(Some("UPDATE_IN_PROGRESS")), "■");
+        use super::end_mark;
+        use crate::cfn::tree::Op::{Delete, Update};
+        assert_eq!(end_mark(Update, Some("UPDATE_COMPLETE")), "✔");
+        assert_eq!(end_mark(Delete, Some("DELETE_COMPLETE")), "✔");
+        assert_eq!(end_mark(Update, Some("UPDATE_IN_PROGRESS")), "■");
         assert_eq!(
-            super::end_mark(Some("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")),
+            end_mark(Update, Some("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")),
             "■"
         );
-        assert_eq!(super::end_mark(None), "■");
-        assert_eq!(super::end_mark(Some("UPDATE_ROLLBACK_COMPLETE")), "✖");
-        assert_eq!(super::end_mark(Some("DELETE_FAILED")), "✖");
+        assert_eq!(end_mark(Update, None), "■");
+        assert_eq!(end_mark(Update, Some("UPDATE_ROLLBACK_COMPLETE")), "✖");
+        assert_eq!(end_mark(Delete, Some("DELETE_FAILED")), "✖");
+        // An update's clean-up that could not delete a removed nested stack goes on.
+        assert_eq!(end_mark(Update, Some("DELETE_FAILED")), "!");
     }
 
     use super::*;
@@ -324,5 +342,51 @@ mod tests {
             failure_line(&tree, 0, &e),
             "bbb  ✖ Vpc (AWS::EC2::VPC) CREATE_FAILED: bad cidr"
         );
+    }
+
+    /// An update whose clean-up cannot delete a resource: CloudFormation skips it and the
+    /// update completes. The line says so (no ✖), and the end names what was left.
+    #[test]
+    fn a_delete_skipped_by_an_update_is_explained_not_alarming() {
+        let mut tree = StackTree::new(Op::Update, "bbb", "bbb", Some(2), BTreeMap::new());
+        tree.apply(0, &stack_ev("bbb", "UPDATE_IN_PROGRESS", 0, None));
+        let e = ev(
+            "bbb",
+            "OldGroup",
+            "AWS::EC2::SecurityGroup",
+            "DELETE_FAILED",
+            Some("sg-123"),
+            2,
+            Some("resource sg-123 has a dependent object"),
+        );
+        tree.apply(0, &e);
+        let line = failure_line(&tree, 0, &e);
+        assert!(!line.contains('✖'), "{line}");
+        assert!(
+            line.contains("! OldGroup (AWS::EC2::SecurityGroup) DELETE_FAILED"),
+            "{line}"
+        );
+        assert!(line.contains("the update goes on"), "{line}");
+        tree.apply(
+            0,
+            &stack_ev("bbb", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", 3, None),
+        );
+        tree.apply(0, &stack_ev("bbb", "UPDATE_COMPLETE", 4, None));
+        let outcome = crate::cfn::ops::Outcome {
+            status: "UPDATE_COMPLETE".into(),
+            tree,
+        };
+        let note = outcome.skipped_deletes_note().expect("a note");
+        assert!(
+            note.contains("could not delete 1 resource(s)")
+                && note.contains("OldGroup (AWS::EC2::SecurityGroup) sg-123 in stack bbb"),
+            "{note}"
+        );
+        // A failed update or a delete is not "skipped": its failure is the error.
+        let failed = crate::cfn::ops::Outcome {
+            status: "UPDATE_ROLLBACK_COMPLETE".into(),
+            tree: outcome.tree.clone(),
+        };
+        assert!(failed.skipped_deletes().is_empty());
     }
 }

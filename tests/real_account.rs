@@ -383,10 +383,10 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
         if check(&mut failures, "check", &report) {
             let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap_or_default();
             for c in v["checks"].as_array().into_iter().flatten() {
-                if c["status"] == "fail" {
+                if c["state"] == "failed" {
                     failures.push(format!(
                         "check {} {}: {}",
-                        c["group"], c["name"], c["detail"]
+                        c["group"], c["name"], c["reason"]
                     ));
                 }
             }

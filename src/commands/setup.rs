@@ -147,9 +147,9 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         None
     } else {
         let d = Deployment::find(&aws, &s.stack).await?;
-        let public = g.endpoint_url.is_none();
+        let reach = check::Reach::of(g);
         let results =
-            check::results(&aws, p, &d, public, Duration::from_secs(args.check_wait)).await?;
+            check::results(&aws, p, &d, &reach, Duration::from_secs(args.check_wait)).await?;
         p.info(crate::check::render(&results));
         Some(results)
     };

@@ -340,6 +340,12 @@ pub struct CheckArgs {
     /// Retry failing checks for up to this many seconds (e.g. right after setup)
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub wait: u64,
+
+    /// Also check the public names and what runs when AWS is a custom endpoint (where they
+    /// are otherwise not checked): an endpoint in front of real AWS, or stand-ins pinned with
+    /// BBBCTL_RESOLVE
+    #[arg(long)]
+    pub public: bool,
 }
 
 #[derive(Debug, Clone, Args)]

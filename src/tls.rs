@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, anyhow, bail};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -20,6 +19,29 @@ pub struct Served {
     pub days_left: i64,
 }
 
+/// Why a probe failed, by what is at fault: the name, the way to the server, or what the
+/// server presents. Each says it in one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The name does not resolve.
+    Name(String),
+    /// Nothing accepts the connection, or no TLS answer comes in time.
+    Connection(String),
+    /// The handshake failed on what the server presents: a certificate a browser refuses
+    /// (unknown issuer, another name, expired), or none.
+    Certificate(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Name(m) | Failure::Connection(m) | Failure::Certificate(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
 /// Connects to `host` (port 443, or the port `BBBCTL_RESOLVE` pins it to) and verifies what it
 /// serves; the error says why a browser would refuse it (unknown issuer, wrong name, expired…).
 pub async fn probe(
@@ -27,39 +49,42 @@ pub async fn probe(
     tls: Arc<rustls::ClientConfig>,
     host: &str,
     timeout: Duration,
-) -> Result<Served> {
-    let addrs = resolver.connect_addrs(host, 443).await?;
+) -> std::result::Result<Served, Failure> {
+    let addrs = resolver
+        .connect_addrs(host, 443)
+        .await
+        .map_err(|e| Failure::Name(e.to_string()))?;
     let addr = addrs[0];
-    let name =
-        ServerName::try_from(host.to_string()).map_err(|_| anyhow!("{host} is not a DNS name"))?;
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| Failure::Name(format!("{host} is not a DNS name")))?;
     let handshake = async {
         let tcp = TcpStream::connect(addr)
             .await
-            .map_err(|e| anyhow!("cannot connect to {host} ({addr}): {e}"))?;
+            .map_err(|e| Failure::Connection(format!("cannot connect to {host} ({addr}): {e}")))?;
         TlsConnector::from(tls)
             .connect(name, tcp)
             .await
             .map_err(|e| {
-                anyhow!(
+                Failure::Certificate(format!(
                     "{host} serves no certificate a browser accepts: {}",
                     innermost(&e)
-                )
+                ))
             })
     };
     let stream = tokio::time::timeout(timeout, handshake)
         .await
         .map_err(|_| {
-            anyhow!(
+            Failure::Connection(format!(
                 "no TLS answer from {host} ({addr}) within {} s",
                 timeout.as_secs()
-            )
+            ))
         })??;
     let (_, session) = stream.get_ref();
     let Some(leaf) = session.peer_certificates().and_then(|c| c.first()) else {
-        bail!("{host} sent no certificate");
+        return Err(Failure::Certificate(format!("{host} sent no certificate")));
     };
-    let not_after =
-        not_after(leaf.as_ref()).ok_or_else(|| anyhow!("{host}'s certificate cannot be read"))?;
+    let not_after = not_after(leaf.as_ref())
+        .ok_or_else(|| Failure::Certificate(format!("{host}'s certificate cannot be read")))?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

@@ -7,11 +7,10 @@
 mod standins;
 mod support;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bbbctl::check::{self, Expected, Status};
+use bbbctl::check::{self, Expected, Record, Status, Zone};
 use bbbctl::http::{Http, Resolver, tls_config_with};
 use standins::bbb::Bbb;
 use standins::greenlight::{Greenlight, User};
@@ -21,10 +20,6 @@ use support::TestCa;
 const DOMAIN: &str = "bbb.test.example";
 const LB_SECRET: &str = "lb-secret-0123456789";
 const T: Duration = Duration::from_secs(5);
-
-fn localhost() -> IpAddr {
-    "127.0.0.1".parse().unwrap()
-}
 
 /// A resolver that pins each (name, port) to 127.0.0.1.
 fn pins(names: &[(&str, u16)]) -> Resolver {
@@ -43,6 +38,42 @@ fn config(ca: &TestCa) -> rustls::ClientConfig {
     tls_config_with(Some(&ca.ca.display().to_string()), false).unwrap()
 }
 
+/// The deployment's hosted zone, as `check` reads it from Route 53.
+fn zone() -> Zone {
+    Zone {
+        id: "Z0TEST".into(),
+        name: "test.example".into(),
+        name_servers: vec!["ns-1.awsdns-01.org".into(), "ns-2.awsdns-02.net".into()],
+    }
+}
+
+fn record(name: &str, expected: Expected, what: &str) -> Record {
+    Record {
+        name: name.into(),
+        expected,
+        what: what.into(),
+        zone: zone(),
+    }
+}
+
+fn at(ip: &str) -> Expected {
+    Expected::Addresses(vec![ip.parse().unwrap()])
+}
+
+/// The hint of a name that is not where the deployment put it: the record, the zone, its
+/// name servers, `dig` — and not the certificate.
+fn assert_dns_hint(o: &check::Outcome, name: &str) {
+    let hint = o.hint.as_deref().unwrap_or_default();
+    for part in [
+        &format!("`dig +short {name} @ns-1.awsdns-01.org`"),
+        "hosted zone test.example (Z0TEST)",
+        "`dig +short NS test.example` must list ns-1.awsdns-01.org, ns-2.awsdns-02.net",
+    ] {
+        assert!(hint.contains(part), "{part:?} not in {o:?}");
+    }
+    assert!(!hint.contains("certificate"), "{o:?}");
+}
+
 #[tokio::test]
 async fn dns_pass_when_the_name_points_where_the_stack_says() {
     let r = pins(&[
@@ -50,29 +81,16 @@ async fn dns_pass_when_the_name_points_where_the_stack_says() {
         ("lb.elb.example", 0),
         ("other.test.example", 0),
     ]);
-    let ok = check::dns(
-        &r,
-        DOMAIN,
-        Expected::NameOf("lb.elb.example".into()),
-        "the load balancer",
-    )
-    .await;
+    let lb = Expected::NameOf("lb.elb.example".into());
+    let ok = check::dns(&r, &record(DOMAIN, lb, "the load balancer")).await;
     assert_eq!(ok.status, Status::Pass, "{ok:?}");
     assert_eq!(ok.detail, "127.0.0.1 (the load balancer)");
-    let ok = check::dns(
-        &r,
-        DOMAIN,
-        Expected::Addresses(vec![localhost()]),
-        "i-1's public address",
-    )
-    .await;
+    let ok = check::dns(&r, &record(DOMAIN, at("127.0.0.1"), "i-1's public address")).await;
     assert_eq!(ok.status, Status::Pass);
 
     let wrong = check::dns(
         &r,
-        DOMAIN,
-        Expected::Addresses(vec!["203.0.113.7".parse().unwrap()]),
-        "i-1's public address",
+        &record(DOMAIN, at("203.0.113.7"), "i-1's public address"),
     )
     .await;
     assert_eq!(wrong.status, Status::Fail);
@@ -80,13 +98,8 @@ async fn dns_pass_when_the_name_points_where_the_stack_says() {
         wrong.detail,
         "resolves to 127.0.0.1, not to i-1's public address (203.0.113.7)"
     );
-    let missing = check::dns(
-        &r,
-        "nowhere.invalid",
-        Expected::Addresses(vec![localhost()]),
-        "x",
-    )
-    .await;
+    assert_dns_hint(&wrong, DOMAIN);
+    let missing = check::dns(&r, &record("nowhere.invalid", at("127.0.0.1"), "x")).await;
     assert_eq!(missing.status, Status::Fail);
     assert!(
         missing
@@ -94,7 +107,13 @@ async fn dns_pass_when_the_name_points_where_the_stack_says() {
             .starts_with("nowhere.invalid does not resolve"),
         "{missing:?}"
     );
-    assert!(missing.hint.is_some());
+    assert_dns_hint(&missing, "nowhere.invalid");
+    assert!(
+        missing
+            .hint
+            .unwrap()
+            .contains("SOA minimum TTL (the last number of `dig +short SOA test.example`)")
+    );
 }
 
 #[tokio::test]
@@ -110,22 +129,24 @@ async fn tls_passes_a_trusted_certificate_and_says_why_others_fail() {
         ("soon.test.example", soon.server.port()),
     ]);
     let trusted = Arc::new(config(&ca));
+    let here = |name: &str| record(name, at("127.0.0.1"), "the load balancer");
 
-    let ok = check::tls(&r, Arc::clone(&trusted), DOMAIN, T).await;
+    let ok = check::tls(&r, Arc::clone(&trusted), &here(DOMAIN), T).await;
     assert_eq!(ok.status, Status::Pass, "{ok:?}");
     assert!(
         ok.detail == "valid for 29 more days" || ok.detail == "valid for 30 more days",
         "{ok:?}"
     );
 
-    let soon = check::tls(&r, Arc::clone(&trusted), "soon.test.example", T).await;
+    let soon = check::tls(&r, Arc::clone(&trusted), &here("soon.test.example"), T).await;
     assert_eq!(soon.status, Status::Warn, "{soon:?}");
     assert!(
         soon.detail.contains("for 4 more day(s)") || soon.detail.contains("for 5 more day(s)"),
         "{soon:?}"
     );
 
-    let wrong_name = check::tls(&r, Arc::clone(&trusted), "wrong.test.example", T).await;
+    // A certificate reason: the certificate's hint, no DNS talk.
+    let wrong_name = check::tls(&r, Arc::clone(&trusted), &here("wrong.test.example"), T).await;
     assert_eq!(wrong_name.status, Status::Fail);
     assert!(
         wrong_name
@@ -133,11 +154,73 @@ async fn tls_passes_a_trusted_certificate_and_says_why_others_fail() {
             .contains("certificate not valid for name \"wrong.test.example\""),
         "{wrong_name:?}"
     );
-
     let untrusted = Arc::new(tls_config_with(None, false).unwrap());
-    let unknown = check::tls(&r, untrusted, DOMAIN, T).await;
+    let unknown = check::tls(&r, untrusted, &here(DOMAIN), T).await;
     assert_eq!(unknown.status, Status::Fail);
     assert!(unknown.detail.contains("UnknownIssuer"), "{unknown:?}");
+    for o in [&wrong_name, &unknown] {
+        let hint = o.hint.as_deref().unwrap_or_default();
+        assert!(
+            hint.contains("certificate") && !hint.contains("dig"),
+            "{o:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_of_a_name_that_is_not_the_deployments_gets_the_dns_hint() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&[DOMAIN], 30);
+    let gl = Greenlight::start_tls(Vec::new(), &cert, &key);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // free again once the listener is dropped
+    let r = pins(&[(DOMAIN, gl.server.port()), ("refused.test.example", closed)]);
+    let trusted = Arc::new(config(&ca));
+
+    // Not in DNS at all: no certificate is looked at; the hint is the record and its zone.
+    let name = "bbb-nowhere.invalid";
+    let missing = check::tls(
+        &r,
+        Arc::clone(&trusted),
+        &record(name, at("127.0.0.1"), "lb"),
+        T,
+    )
+    .await;
+    assert_eq!(missing.status, Status::Fail);
+    assert!(
+        missing
+            .detail
+            .starts_with(&format!("{name} does not resolve"))
+            && missing.detail.ends_with("no certificate checked"),
+        "{missing:?}"
+    );
+    assert_dns_hint(&missing, name);
+
+    // Resolves, to a machine with a valid certificate that is not the deployment's: DNS.
+    let elsewhere = record(DOMAIN, at("203.0.113.7"), "i-1's public address");
+    let other = check::tls(&r, Arc::clone(&trusted), &elsewhere, T).await;
+    assert_eq!(other.status, Status::Fail, "{other:?}");
+    assert!(
+        other
+            .detail
+            .starts_with("resolves to 127.0.0.1, not to i-1's public address (203.0.113.7)"),
+        "{other:?}"
+    );
+    assert_dns_hint(&other, DOMAIN);
+
+    // The deployment's address, but nothing answers HTTPS there: the network's hint.
+    let refused = record("refused.test.example", at("127.0.0.1"), "the load balancer");
+    let refused = check::tls(&r, trusted, &refused, T).await;
+    assert_eq!(refused.status, Status::Fail);
+    assert!(refused.detail.starts_with("cannot connect"), "{refused:?}");
+    let hint = refused.hint.unwrap_or_default();
+    assert!(
+        hint.contains("nothing there answers HTTPS") && hint.contains("TCP 443"),
+        "{hint}"
+    );
 }
 
 #[tokio::test]

@@ -2,11 +2,13 @@
 //! what runs on AWS — Greenlight behind the load balancer, Scalelite, one BBB server per
 //! in-service instance — over HTTPS with a test CA's certificates (`BBBCTL_CA_FILE`), the
 //! deployment's names pinned to them (`BBBCTL_RESOLVE`). The check finds everything in the
-//! deployment (names, secrets, instances) and reports each piece; the only failures are the
-//! BBB servers' DNS names, which point at the stand-ins, not at the instances' public
-//! addresses (the emulator's, unreachable), and the ECS services, whose tasks the emulator
-//! never starts. Without pins, nothing public answers: every
-//! public check fails, clearly and at once.
+//! deployment (names, secrets, instances) and reports each piece. Against the emulator, a
+//! custom endpoint, `check` checks what AWS holds and says once why the rest is not checked;
+//! `--public` checks the rest too, here against the stand-ins: the only failures are then the
+//! BBB servers' names (DNS and TLS), which point at the stand-ins, not at the instances'
+//! public addresses (the emulator's, unreachable), and the ECS services, whose tasks the
+//! emulator never starts. Without pins, nothing public answers: every public check fails,
+//! clearly and at once, with the DNS hint where the name does not resolve.
 //!
 //! `BBBCTL_CHECK_SERVERS=10` runs it with ten servers; the run prints how long the check took
 //! (scripts/bench.sh reports it).
@@ -45,10 +47,53 @@ async fn check_reports_every_piece_of_a_deployment() {
     let dir = scratch_dir();
     let o = setup_with_servers(&dir, (&zone, &stack, &domain), servers, &[]);
     assert_code(&o, 0);
-    // Setup ends with the checks; against the emulator the public ones are skipped.
-    assert_stdout_has(
-        &o,
-        "public names are not checked against a custom AWS endpoint",
+    // Setup ends with the checks; against the emulator the public ones are not made, and
+    // the report says why once.
+    let custom = "AWS is a custom endpoint here";
+    assert_eq!(stdout(&o).matches(custom).count(), 1, "{}", stdout(&o));
+    assert_stdout_has(&o, "Not checked (");
+
+    // So does `check`: what AWS holds is checked (the stacks, the managed services, SES) and
+    // passes; nothing fails, exit 0; each check says its state and reason.
+    let o = bbbctl_in(&dir, &["--output", "json", "check", "-s", &stack]);
+    assert_code(&o, 0);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let all = v["checks"].as_array().unwrap();
+    let made = all.iter().filter(|c| c["state"] != "skipped").count();
+    assert!(made >= 3, "{v:#}"); // last stack operation, SES identity, SES sending
+    assert_eq!(
+        (
+            v["ok"].as_bool(),
+            v["checked"].as_u64(),
+            v["failed"].as_u64()
+        ),
+        (Some(true), Some(made as u64), Some(0)),
+        "{v:#}"
+    );
+    assert_eq!(v["not_checked"].as_u64(), Some((all.len() - made) as u64));
+    for c in all {
+        let reason = c["reason"].as_str().unwrap_or_default();
+        match c["group"].as_str().unwrap() {
+            "DNS" | "TLS" | "Greenlight" | "Scalelite" | "BBB servers" => {
+                assert_eq!(c["state"], "skipped", "{c}");
+                assert!(reason.starts_with(custom), "{c}");
+            }
+            _ => assert_ne!(c["state"], "failed", "{c}"),
+        }
+    }
+    let o = bbbctl_in(&dir, &["check", "-s", &stack]);
+    assert_code(&o, 0);
+    let text = stdout(&o);
+    assert_eq!(text.matches(custom).count(), 1, "{text}");
+    assert!(!text.contains('✖'), "{text}");
+    // the emulated account is in the SES sandbox: one warning
+    assert_eq!(
+        text.lines().last().unwrap_or_default(),
+        format!(
+            "{made} checked: {made} passed (1 with a warning), 0 failed; {} not checked",
+            all.len() - made
+        ),
+        "{text}"
     );
 
     // What the deployment holds: the login, the load balancer, the secret, the instances.
@@ -113,11 +158,14 @@ async fn check_reports_every_piece_of_a_deployment() {
     }
 
     let started = Instant::now();
-    let o = bbbctl_command(&dir, &["--output", "json", "check", "-s", &stack])
-        .env("BBBCTL_RESOLVE", pins.join(","))
-        .env("BBBCTL_CA_FILE", &ca.ca)
-        .output()
-        .unwrap();
+    let o = bbbctl_command(
+        &dir,
+        &["--output", "json", "check", "-s", &stack, "--public"],
+    )
+    .env("BBBCTL_RESOLVE", pins.join(","))
+    .env("BBBCTL_CA_FILE", &ca.ca)
+    .output()
+    .unwrap();
     let took = started.elapsed();
     eprintln!(
         "check with {servers} BBB server(s) against the stand-ins took {} ms",
@@ -125,23 +173,25 @@ async fn check_reports_every_piece_of_a_deployment() {
     );
     let all = checks(&o);
     for c in &all {
-        let (group, name, status) = (
+        let (group, name, state) = (
             c["group"].as_str().unwrap(),
             c["name"].as_str().unwrap(),
-            c["status"].as_str().unwrap(),
+            c["state"].as_str().unwrap(),
         );
-        // bbb-* names are pinned to stand-ins, not to the instances' public addresses; the
-        // emulator starts no ECS task (0 of 1 running, as ECS would say).
-        let expected = if (group == "DNS" && name.starts_with("bbb-"))
+        // bbb-* names are pinned to stand-ins, not to the instances' public addresses (so
+        // their certificates are not looked at either); the emulator starts no ECS task (0 of
+        // 1 running, as ECS would say).
+        let expected = if ((group == "DNS" || group == "TLS") && name.starts_with("bbb-"))
             || (group == "AWS" && name == "ECS services")
         {
-            "fail"
-        } else if group == "Mail" && name == "SES sending" {
-            "warn" // the emulated account is in the SES sandbox
+            "failed"
         } else {
-            "pass"
+            "passed"
         };
-        assert_eq!(status, expected, "{c}");
+        assert_eq!(state, expected, "{c}");
+        // the emulated account is in the SES sandbox
+        let warned = group == "Mail" && name == "SES sending";
+        assert_eq!(c["warning"].as_bool().unwrap_or(false), warned, "{c}");
     }
     let find = |group: &str, name: &str| {
         all.iter()
@@ -150,36 +200,48 @@ async fn check_reports_every_piece_of_a_deployment() {
             .unwrap()
     };
     assert_eq!(
-        find("Scalelite", "servers API")["detail"],
+        find("Scalelite", "servers API")["reason"],
         format!("{servers} of {servers} in-service servers enabled and online")
     );
     assert_eq!(
-        find("Greenlight", "administrator signs in")["detail"],
+        find("Greenlight", "administrator signs in")["reason"],
         format!(
             "{} signs in (Administrator)",
             login["username"].as_str().unwrap()
         )
     );
     assert!(
-        find("BBB servers", &hosts[0])["detail"]
+        find("BBB servers", &hosts[0])["reason"]
             .as_str()
             .unwrap()
             .starts_with("BigBlueButton 3.0.4")
     );
     assert!(
-        find("DNS", &hosts[0])["detail"]
+        find("DNS", &hosts[0])["reason"]
             .as_str()
             .unwrap()
             .contains(&format!("not to {}'s public address", instances[0]))
     );
+    let tls = find("TLS", &hosts[0]);
     assert!(
-        find("AWS", "ECS services")["detail"]
+        tls["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("no certificate checked")
+            && tls["hint"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`dig +short NS {domain}` must list")),
+        "{tls}"
+    );
+    assert!(
+        find("AWS", "ECS services")["reason"]
             .as_str()
             .unwrap()
             .contains("GreenlightService 0/1")
     );
     assert_eq!(
-        find("BBB servers", &format!("bootstrap {}", instances[0]))["detail"],
+        find("BBB servers", &format!("bootstrap {}", instances[0]))["reason"],
         "BigBlueButton installed and verified"
     );
     assert_eq!(
@@ -202,18 +264,21 @@ async fn check_reports_every_piece_of_a_deployment() {
             "2026-12-07T10:20:00Z bbb-bootstrap: FAILED bbb-install exited with 100 (apt-get update)",
         ],
     );
-    let o = bbbctl_command(&dir, &["--output", "json", "check", "-s", &stack])
-        .env("BBBCTL_RESOLVE", pins.join(","))
-        .env("BBBCTL_CA_FILE", &ca.ca)
-        .output()
-        .unwrap();
+    let o = bbbctl_command(
+        &dir,
+        &["--output", "json", "check", "-s", &stack, "--public"],
+    )
+    .env("BBBCTL_RESOLVE", pins.join(","))
+    .env("BBBCTL_CA_FILE", &ca.ca)
+    .output()
+    .unwrap();
     let failed = checks(&o)
         .into_iter()
         .find(|c| c["name"] == format!("bootstrap {}", instances[0]))
         .unwrap();
-    assert_eq!(failed["status"], "fail", "{failed}");
+    assert_eq!(failed["state"], "failed", "{failed}");
     assert_eq!(
-        failed["detail"],
+        failed["reason"],
         "FAILED: bbb-install exited with 100 (apt-get update)"
     );
     let hint = failed["hint"].as_str().unwrap_or_default();
@@ -244,7 +309,7 @@ async fn check_reports_every_piece_of_a_deployment() {
 
     // Without pins nothing public answers: clear failures, exit 1, fast.
     let started = Instant::now();
-    let o = bbbctl_in(&dir, &["check", "-s", &stack]);
+    let o = bbbctl_in(&dir, &["check", "-s", &stack, "--public"]);
     eprintln!(
         "check of unreachable names took {} ms",
         started.elapsed().as_millis()
@@ -252,7 +317,48 @@ async fn check_reports_every_piece_of_a_deployment() {
     assert_code(&o, 1);
     let out = stdout(&o);
     assert!(out.contains(&format!("✖ {domain}")), "{out}");
-    assert!(stderr(&o).contains("checks failed"), "{}", stderr(&o));
+    // The error names the failures itself (under JSON there is nothing "above").
+    let error = stderr(&o);
+    assert!(
+        error.contains("checks failed (AWS ECS services, DNS ")
+            && error.contains(" more); `bbbctl check -s"),
+        "{error}"
+    );
+    let o = bbbctl_in(
+        &dir,
+        &["--output", "json", "check", "-s", &stack, "--public"],
+    );
+    assert_code(&o, 1);
+    let error = stderr(&o);
+    assert!(
+        error.contains("checks failed (AWS ECS services, DNS ") && !error.contains("above"),
+        "{error}"
+    );
+    let failed: Vec<Value> = checks(&o)
+        .into_iter()
+        .filter(|c| c["state"] == "failed")
+        .collect();
+    assert!(failed.len() > 4, "{failed:#?}");
+    for c in &failed {
+        assert!(
+            !c["reason"].as_str().unwrap_or_default().is_empty() && c["hint"].is_string(),
+            "{c}"
+        );
+    }
+    // The name does not resolve: the TLS check says so, with the record and the zone's
+    // delegation to look at, not the certificate.
+    let tls = failed
+        .iter()
+        .find(|c| c["group"] == "TLS" && c["name"] == domain.as_str())
+        .unwrap();
+    let hint = tls["hint"].as_str().unwrap();
+    assert!(
+        hint.contains(&format!(
+            "{domain} is an A record in hosted zone {domain} ({zone})"
+        )) && hint.contains(&format!("`dig +short NS {domain}` must list"))
+            && !hint.contains("certificate"),
+        "{tls}"
+    );
 
     let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]);
     assert_code(&o, 0);

@@ -356,10 +356,7 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
         if check(&mut failures, "cost", &cost) {
             let v: serde_json::Value = serde_json::from_slice(&cost.stdout).unwrap_or_default();
             for l in v["estimate"]["lines"].as_array().into_iter().flatten() {
-                if !l["source"]
-                    .as_str()
-                    .is_some_and(|s| s.starts_with("AWS Price List API"))
-                {
+                if l["from_snapshot"] != false || !l["sku"].is_string() {
                     failures.push(format!(
                         "cost: {} not priced by the API: {}",
                         l["item"], l["source"]
@@ -383,10 +380,10 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
         if check(&mut failures, "check", &report) {
             let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap_or_default();
             for c in v["checks"].as_array().into_iter().flatten() {
-                if c["status"] == "fail" {
+                if c["state"] == "failed" {
                     failures.push(format!(
                         "check {} {}: {}",
-                        c["group"], c["name"], c["detail"]
+                        c["group"], c["name"], c["reason"]
                     ));
                 }
             }

@@ -1,7 +1,9 @@
 //! `bbbctl check`: does the deployment work, seen from outside? It finds in the deployment
 //! what to look at (names, the load balancer, the in-service BBB servers and their public
 //! addresses, the secrets the APIs are signed with) and runs the checks of `crate::check`
-//! on them, concurrently; `--wait` retries failing ones. Also the end of `setup`.
+//! on them, concurrently; `--wait` retries failing ones. Also the end of `setup`. Against a
+//! custom AWS endpoint (an emulator) the checks of public names and of what must run are not
+//! made, and say why once ([`Reach`]); `--public` makes them anyway.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,11 +22,11 @@ use super::stacks::{
 use crate::aws::Aws;
 use crate::cfn::cause::root_cause;
 use crate::cfn::ops::{describe_stack, last_operation, outputs, parameters};
-use crate::check::{self, Check, Expected, Outcome, Status};
+use crate::check::{self, Check, Expected, Outcome, Record, Status, Zone};
 use crate::fleet::Bootstrap;
 use crate::http::{Http, Resolver};
 use crate::mail;
-use crate::settings::{Global, P_DOMAIN, P_MODE};
+use crate::settings::{Global, P_DOMAIN, P_MODE, P_ZONE};
 use crate::ui::Printer;
 
 /// Each check's own deadline (DNS, TLS, HTTP calls inside it have theirs too).
@@ -32,10 +34,47 @@ const CHECK_DEADLINE: Duration = Duration::from_secs(15);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_EVERY: Duration = Duration::from_secs(15);
 
-pub async fn run(g: &Global, p: &Printer, stack: &str, wait: u64) -> Result<()> {
+/// What the checks can reach from where bbbctl runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// AWS itself: every check runs.
+    Everything,
+    /// A custom AWS endpoint (an emulator): what AWS holds is checked; the public names and
+    /// what must run are not, for the reason given (said once in the report).
+    AwsOnly(String),
+}
+
+impl Reach {
+    /// From the settings, for `setup` and `check` alike: a custom endpoint (`--endpoint-url`,
+    /// `AWS_ENDPOINT_URL`) answers as AWS does, but nothing public answers and nothing runs
+    /// behind it.
+    pub fn of(g: &Global) -> Self {
+        match &g.endpoint_url {
+            None => Reach::Everything,
+            Some(url) => Reach::AwsOnly(format!(
+                "AWS is a custom endpoint here ({url}): no public name of the deployment answers and no task or server runs behind it; against AWS these are checked (`bbbctl check --public` checks them here too)"
+            )),
+        }
+    }
+
+    /// Why the public checks are not made, if they are not.
+    fn not_here(&self) -> Option<&str> {
+        match self {
+            Reach::Everything => None,
+            Reach::AwsOnly(why) => Some(why),
+        }
+    }
+}
+
+pub async fn run(g: &Global, p: &Printer, stack: &str, wait: u64, public: bool) -> Result<()> {
     let aws = connect(g, p, stack).await?;
     let d = Deployment::find(&aws, stack).await?;
-    let results = results(&aws, p, &d, true, Duration::from_secs(wait)).await?;
+    let reach = if public {
+        Reach::Everything
+    } else {
+        Reach::of(g)
+    };
+    let results = results(&aws, p, &d, &reach, Duration::from_secs(wait)).await?;
     let mut json = check::to_json(&results);
     json["stack"] = Value::String(d.name.clone());
     p.result(check::render(&results), &json);
@@ -45,21 +84,20 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, wait: u64) -> Result<()> 
     }
 }
 
-/// Runs the checks of deployment `d`, retrying failures for up to `wait` with a progress
-/// line per round. `public`: also the checks of public names and of what must run (setup
-/// skips them against an emulator, where nothing runs).
+/// Runs the checks of deployment `d` that `reach` allows, retrying failures for up to `wait`
+/// with a progress line per round.
 pub async fn results(
     aws: &Aws,
     p: &Printer,
     d: &Deployment,
-    public: bool,
+    reach: &Reach,
     wait: Duration,
 ) -> Result<Vec<check::Result>> {
-    let checks = plan(aws, d, public).await?;
+    let checks = plan(aws, d, reach).await?;
     if !wait.is_zero() {
+        let made = checks.iter().filter(|c| !c.is_skipped()).count();
         p.info(format!(
-            "Checking {} things, retrying failures for up to {} s…",
-            checks.len(),
+            "Checking {made} things, retrying failures for up to {} s…",
             wait.as_secs()
         ));
     }
@@ -86,22 +124,34 @@ pub async fn results(
     .await)
 }
 
-/// The error (exit 1) when a check failed.
+/// The error (exit 1) when a check failed. It names the failed checks itself: the text
+/// report shows each one's reason and hint, the JSON result carries them (`checks`), and
+/// this line reads the same under both.
 pub fn failure(results: &[check::Result], stack: &str) -> Option<anyhow::Error> {
-    let failed = results
+    let failed: Vec<String> = results
         .iter()
         .filter(|r| r.outcome.status == Status::Fail)
-        .count();
-    (failed > 0).then(|| {
-        anyhow::anyhow!(
-            "{failed} of {} checks failed (details above; `bbbctl check -s {stack} --wait 600` retries them)",
-            results.len()
-        )
-    })
+        .map(|r| format!("{} {}", r.group, r.name))
+        .collect();
+    if failed.is_empty() {
+        return None;
+    }
+    const NAMED: usize = 4;
+    let more = match failed.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Some(anyhow::anyhow!(
+        "{} of {} checks failed ({}{more}); `bbbctl check -s {stack} --wait 600` runs them again until they pass",
+        failed.len(),
+        check::Tally::of(results).checked,
+        failed[..failed.len().min(NAMED)].join(", "),
+    ))
 }
 
 /// What the checks look at, found in the deployment.
-async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
+async fn plan(aws: &Aws, d: &Deployment, reach: &Reach) -> Result<Vec<Check>> {
+    let not_here = reach.not_here().map(str::to_string);
     let params = parameters(&d.stack);
     let domain = params.get(P_DOMAIN).cloned().unwrap_or_default();
     let mode = d
@@ -164,12 +214,8 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
         }));
     }
     if let Some((cluster, services)) = ecs_services(aws, &nested).await? {
-        if !public {
-            checks.push(Check::skipped(
-                "AWS",
-                "ECS services",
-                "nothing runs behind a custom AWS endpoint (an emulator starts no task); `bbbctl check` checks them",
-            ));
+        if let Some(why) = &not_here {
+            checks.push(Check::skipped("AWS", "ECS services", why.clone()));
         } else {
             let aws = aws.clone();
             checks.push(Check::new("AWS", "ECS services", move || {
@@ -218,20 +264,24 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
     let resolver = Resolver::from_env()?;
     let tls = Arc::new(crate::http::tls_config()?);
     let http = Arc::new(Http::with(HTTP_TIMEOUT, resolver.clone(), (*tls).clone())?);
-    let skip = |group: &'static str, name: String| {
-        Check::skipped(
-            group,
-            name,
-            "public names are not checked against a custom AWS endpoint; `bbbctl check` checks them",
-        )
-    };
+    let skip = |group: &'static str, name: String, why: &str| Check::skipped(group, name, why);
     let in_service = in_service(aws, d).await?;
-    let mut names: Vec<(String, Expected, String)> = Vec::new(); // name, expected, what
+    let zone = match &not_here {
+        Some(_) => Zone::default(),
+        None => hosted_zone(aws, params.get(P_ZONE).map(String::as_str).unwrap_or("")).await,
+    };
+    let mut records: Vec<Record> = Vec::new();
     let mut servers: Vec<String> = Vec::new(); // in-service BBB servers' host names
+    let record = |name: String, expected: Expected, what: String| Record {
+        name,
+        expected,
+        what,
+        zone: zone.clone(),
+    };
     if mode == "single" {
         let address = nested_output(aws, &nested, "NetworkStack", "SingleServerAddress").await?;
         let ips: Vec<IpAddr> = address.iter().filter_map(|a| a.parse().ok()).collect();
-        names.push((
+        records.push(record(
             domain.clone(),
             Expected::Addresses(ips),
             format!("the server's Elastic IP {}", address.unwrap_or_default()),
@@ -241,13 +291,13 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
             .await?
             .unwrap_or_default();
         if greenlight {
-            names.push((
+            records.push(record(
                 domain.clone(),
                 Expected::NameOf(lb.clone()),
                 "the load balancer".into(),
             ));
         }
-        names.push((
+        records.push(record(
             format!("scalelite.{domain}"),
             Expected::NameOf(lb),
             "the load balancer".into(),
@@ -264,36 +314,30 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
                 "{id}'s public address {}",
                 addresses.get(id).map(String::as_str).unwrap_or("(none)")
             );
-            names.push((host.clone(), Expected::Addresses(ips), what));
+            records.push(record(host.clone(), Expected::Addresses(ips), what));
             servers.push(host);
         }
     }
-    for (name, expected, what) in &names {
-        if !public {
-            checks.push(skip("DNS", name.clone()));
+    for rec in &records {
+        if let Some(why) = &not_here {
+            checks.push(skip("DNS", rec.name.clone(), why));
             continue;
         }
-        let (r, name2, expected, what) = (
-            resolver.clone(),
-            name.clone(),
-            expected.clone(),
-            what.clone(),
-        );
-        checks.push(Check::new("DNS", name.clone(), move || {
-            let (r, name, expected, what) =
-                (r.clone(), name2.clone(), expected.clone(), what.clone());
-            async move { check::dns(&r, &name, expected, &what).await }
+        let (r, rec2) = (resolver.clone(), rec.clone());
+        checks.push(Check::new("DNS", rec.name.clone(), move || {
+            let (r, rec) = (r.clone(), rec2.clone());
+            async move { check::dns(&r, &rec).await }
         }));
     }
-    for (name, _, _) in &names {
-        if !public {
-            checks.push(skip("TLS", name.clone()));
+    for rec in &records {
+        if let Some(why) = &not_here {
+            checks.push(skip("TLS", rec.name.clone(), why));
             continue;
         }
-        let (r, tls, name2) = (resolver.clone(), Arc::clone(&tls), name.clone());
-        checks.push(Check::new("TLS", name.clone(), move || {
-            let (r, tls, name) = (r.clone(), Arc::clone(&tls), name2.clone());
-            async move { check::tls(&r, tls, &name, HTTP_TIMEOUT).await }
+        let (r, tls, rec2) = (resolver.clone(), Arc::clone(&tls), rec.clone());
+        checks.push(Check::new("TLS", rec.name.clone(), move || {
+            let (r, tls, rec) = (r.clone(), Arc::clone(&tls), rec2.clone());
+            async move { check::tls(&r, tls, &rec, HTTP_TIMEOUT).await }
         }));
     }
 
@@ -302,12 +346,8 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
     let log_group = d.outputs.get(out::SERVER_LOGS).cloned().unwrap_or_default();
     for id in &in_service {
         let name = format!("bootstrap {id}");
-        if !public {
-            checks.push(Check::skipped(
-                "BBB servers",
-                name,
-                "nothing runs behind a custom AWS endpoint (no server bootstraps); `bbbctl check` reads the logs",
-            ));
+        if let Some(why) = &not_here {
+            checks.push(skip("BBB servers", name, why));
             continue;
         }
         let replace =
@@ -328,8 +368,8 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
             sign_in,
             "FrontendType External: no Greenlight",
         ));
-    } else if !public {
-        checks.push(skip("Greenlight", sign_in));
+    } else if let Some(why) = &not_here {
+        checks.push(skip("Greenlight", sign_in, why));
     } else {
         let (email, password) = admin_login(aws, d).await?;
         let (http2, url) = (Arc::clone(&http), format!("https://{domain}"));
@@ -356,11 +396,11 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
             domain.clone(),
             "single mode: the server's API secret stays on the server (`sudo bbb-conf --secret` there)",
         ));
-    } else if !public {
-        checks.push(skip("Scalelite", "servers API".into()));
-        checks.push(skip("Scalelite", "getMeetings".into()));
+    } else if let Some(why) = &not_here {
+        checks.push(skip("Scalelite", "servers API".into(), why));
+        checks.push(skip("Scalelite", "getMeetings".into(), why));
         for host in &servers {
-            checks.push(skip("BBB servers", host.clone()));
+            checks.push(skip("BBB servers", host.clone(), why));
         }
     } else {
         let lb_secret = load_balancer_secret(aws, &nested).await?;
@@ -398,6 +438,34 @@ async fn plan(aws: &Aws, d: &Deployment, public: bool) -> Result<Vec<Check>> {
         }
     }
     Ok(checks)
+}
+
+/// The hosted zone `id` (its name and name servers, for the DNS hints); what is known of it
+/// when it cannot be read (the hints then say less, the checks are the same).
+async fn hosted_zone(aws: &Aws, id: &str) -> Zone {
+    let mut zone = Zone {
+        id: id.trim_start_matches("/hostedzone/").to_string(),
+        ..Zone::default()
+    };
+    if id.is_empty() {
+        return zone;
+    }
+    match aws.route53.get_hosted_zone().id(id).send().await {
+        Ok(out) => {
+            if let Some(z) = out.hosted_zone() {
+                zone.name = z.name().trim_end_matches('.').to_string();
+            }
+            zone.name_servers = out
+                .delegation_set()
+                .map(|d| d.name_servers().to_vec())
+                .unwrap_or_default();
+        }
+        Err(e) => tracing::debug!(
+            "hosted zone {id} not read for the hints: {}",
+            crate::error::describe(&e)
+        ),
+    }
+    zone
 }
 
 /// How server `id`'s bootstrap went, from its log stream in `group`; `replace`: the command

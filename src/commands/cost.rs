@@ -18,6 +18,7 @@ use crate::memory;
 use crate::settings::{Global, P_MODE, parse_param_file, read_param_file, user_params};
 use crate::templates::Bundle;
 use crate::ui::Printer;
+use aws_sdk_cloudformation::types::Stack;
 
 /// The usage assumptions from the flags; a bad value says which flag and what it takes.
 fn assumptions(args: &CostArgs) -> Result<Assumptions> {
@@ -46,12 +47,55 @@ fn assumptions(args: &CostArgs) -> Result<Assumptions> {
     })
 }
 
-/// What the estimate is of: parameters, servers running, the timetable.
+/// What the estimate is of: parameters, and what runs.
 struct Subject {
     what: String,
     params: BTreeMap<String, String>,
+    running: Running,
+}
+
+/// What runs in an existing deployment, as far as its cost goes: the servers its group holds
+/// now and the schedules that change their number. Empty for a deployment yet to be made.
+#[derive(Clone, Debug, Default)]
+pub struct Running {
     servers: Option<f64>,
     actions: Vec<cron::Action>,
+}
+
+impl Running {
+    /// Of deployment `stack` (its server group, if it has one).
+    async fn of(aws: &Aws, stack: &Stack) -> Result<Self> {
+        let mut running = Running::default();
+        if let Some(group) = outputs(stack).remove(out::SERVER_GROUP)
+            && let Some(asg) = server_group(aws, &group).await?
+        {
+            running.servers = asg.desired_capacity().map(f64::from);
+            running.actions = timetable(aws, &group).await?;
+        }
+        Ok(running)
+    }
+}
+
+/// What `params` deploy with what runs (`running`), and the servers the timetable keeps
+/// running on average (scalable mode with schedules). `cost` and `setup --dry-run` price
+/// through here, then [`cost::estimate`] with the same book.
+fn shaped(
+    bundle: &Bundle,
+    params: &BTreeMap<String, String>,
+    region: &str,
+    running: &Running,
+) -> Result<(cost::Shape, Option<f64>)> {
+    let shape = cost::shape(bundle, params, region, running.servers)?;
+    let average = if running.actions.is_empty() || shape.mode != "scalable" {
+        None
+    } else {
+        Some(cron::average_servers(
+            shape.servers as u32,
+            &running.actions,
+            cron::today(),
+        )?)
+    };
+    Ok((shape, average))
 }
 
 /// The schedules of a server group as timetable actions (those with a cron and a count).
@@ -81,18 +125,10 @@ async fn deployed(
     super::stacks::ensure_ours(aws, &st, stack).await?;
     let mut params = user_params(root, parameters(&st));
     params.extend(chosen.clone());
-    let (mut servers, mut actions) = (None, Vec::new());
-    if let Some(group) = outputs(&st).remove(out::SERVER_GROUP)
-        && let Some(asg) = server_group(aws, &group).await?
-    {
-        servers = asg.desired_capacity().map(f64::from);
-        actions = timetable(aws, &group).await?;
-    }
     Ok(Some(Subject {
         what: format!("deployment {stack}"),
         params,
-        servers,
-        actions,
+        running: Running::of(aws, &st).await?,
     }))
 }
 
@@ -176,19 +212,9 @@ pub async fn run(g: &Global, p: &Printer, args: &CostArgs) -> Result<()> {
     let subject = subject.unwrap_or_else(|| Subject {
         what: format!("the parameters of {origin}"),
         params: file,
-        servers: None,
-        actions: Vec::new(),
+        running: Running::default(),
     });
-    let shape = cost::shape(&bundle, &subject.params, &region, subject.servers)?;
-    let average = if subject.actions.is_empty() {
-        None
-    } else {
-        Some(cost::cron::average_servers(
-            shape.servers as u32,
-            &subject.actions,
-            cron::today(),
-        )?)
-    };
+    let (shape, average) = shaped(&bundle, &subject.params, &region, &subject.running)?;
     let book = match &aws {
         Some(x) => cost::prices::load(Some(&x.pricing), &region, &cost::meters(&shape)).await?,
         None => cost::prices::from_snapshot(&region)?,
@@ -217,22 +243,41 @@ fn print(p: &Printer, e: &Estimate, what: &str) -> Result<()> {
 
 /// For `setup --dry-run`: the monthly estimate before and after the planned change, the
 /// items that change side by side (a mode switch: every item of both modes), as text and
-/// JSON. Prices as `bbbctl cost` gets them; when none can be had, a warning and `None`.
+/// JSON. `before`: the deployment as it is, priced as `bbbctl cost -s` prices it (its
+/// servers and schedules, which the change keeps unless it switches modes). Prices as
+/// `bbbctl cost` gets them; when none can be had, a warning and `None`.
 pub async fn compare(
     aws: &Aws,
     p: &Printer,
     bundle: &Bundle,
-    before: Option<&BTreeMap<String, String>>,
+    before: Option<&Stack>,
     after: &BTreeMap<String, String>,
 ) -> Option<(String, serde_json::Value)> {
     let region = aws.region().to_string();
-    let servers = after
-        .get(crate::settings::P_SERVER_COUNT)
-        .and_then(|c| c.parse().ok());
-    let shape = |params| cost::shape(bundle, params, &region, servers);
-    let (now, then) = match (before.map(shape).transpose(), shape(after)) {
-        (Ok(now), Ok(then)) => (now, then),
-        (Err(e), _) | (_, Err(e)) => {
+    let shapes = async {
+        let now = match before {
+            Some(st) => {
+                let root = bundle.root_info()?;
+                let params = user_params(&root, parameters(st));
+                let running = Running::of(aws, st).await?;
+                Some((shaped(bundle, &params, &region, &running)?, running))
+            }
+            None => None,
+        };
+        // The servers and their schedules stay, unless the mode changes.
+        let running = match &now {
+            Some(((shape, _), running)) if after.get(P_MODE).is_none_or(|m| *m == shape.mode) => {
+                running.clone()
+            }
+            _ => Running::default(),
+        };
+        let then = shaped(bundle, after, &region, &running)?;
+        anyhow::Ok((now.map(|(n, _)| n), then))
+    };
+    let ((now, now_average), (then, then_average)) = match shapes.await {
+        Ok((Some(now), then)) => ((Some(now.0), now.1), then),
+        Ok((None, then)) => ((None, None), then),
+        Err(e) => {
             p.warn(format!("no cost estimate: {e:#}"));
             return None;
         }
@@ -249,8 +294,8 @@ pub async fn compare(
         }
     };
     let a = Assumptions::default();
-    let then = cost::estimate(&then, &book, &a, None);
-    let Some(now) = now.map(|n| cost::estimate(&n, &book, &a, None)) else {
+    let then = cost::estimate(&then, &book, &a, then_average);
+    let Some(now) = now.map(|n| cost::estimate(&n, &book, &a, now_average)) else {
         return Some((
             format!(
                 "Cost a month: {} USD ({}; `bbbctl cost` itemizes it and takes other usage assumptions).",

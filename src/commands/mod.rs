@@ -63,7 +63,7 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
         }
         Command::Check(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
-            check::run(&g, p, &stack, args.wait).await
+            check::run(&g, p, &stack, args.wait, args.public).await
         }
         Command::Cost(args) => cost::run(g, p, &args).await,
         Command::List => list::run(g, p).await,

@@ -151,9 +151,9 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         None
     } else {
         let d = Deployment::find(&aws, &s.stack).await?;
-        let public = g.endpoint_url.is_none();
+        let reach = check::Reach::of(g);
         let results =
-            check::results(&aws, p, &d, public, Duration::from_secs(args.check_wait)).await?;
+            check::results(&aws, p, &d, &reach, Duration::from_secs(args.check_wait)).await?;
         p.info(crate::check::render(&results));
         Some(results)
     };
@@ -429,8 +429,7 @@ async fn dry_run(
     keep_server_count(aws, p, s, root, &mut root_spec.params).await?;
     upload_assets(aws, p, &bucket, &root_spec.assets).await?;
     let changes = plan::plan(&aws.cfn, &root_spec.spec(s)).await?;
-    let before = user_params(&s.root, parameters(root));
-    let cost = super::cost::compare(aws, p, &s.bundle, Some(&before), &root_spec.params).await;
+    let cost = super::cost::compare(aws, p, &s.bundle, Some(root), &root_spec.params).await;
     let mut text = if changes.is_empty() {
         format!(
             "Dry run: deployment {} is up to date; setup would change nothing.",

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_yaml_ng::Value;
 
 use crate::templates::{Bundle, TemplateInfo};
+use crate::ui::{WIDTH, wrap};
 use prices::{Meter, PriceBook};
 
 /// Hours in the average month (365 × 24 / 12), as AWS's own calculator counts.
@@ -161,10 +162,24 @@ pub struct Line {
     /// `None`: no price known for this meter (not in the total).
     pub unit_price: Option<f64>,
     pub currency: &'static str,
+    /// quantity × unit price, in cents ([`cents`]).
     pub monthly: Band,
     pub depends_on: String,
+    /// The AWS Price List file the unit price is in (a URL to open).
     pub source: Option<String>,
+    /// The price list record, when the price came from the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    /// The price's date: the record's publication date, or the day the snapshot was taken.
     pub price_date: Option<String>,
+    /// The price is bbbctl's snapshot's, not the API's answer of today.
+    pub from_snapshot: bool,
+}
+
+/// A USD amount rounded to cents: every amount of an estimate goes through here once, so
+/// that the lines and the total, in text and JSON, are the same numbers.
+pub fn cents(usd: f64) -> f64 {
+    (usd * 100.0).round() / 100.0
 }
 
 /// The priced deployment.
@@ -409,6 +424,7 @@ pub fn estimate(
     let mut add = |item: String, meter: Meter, quantity: Band, depends_on: String| {
         let price = book.get(&meter);
         let unit_price = price.map(|p| p.usd);
+        let monthly = quantity.times(unit_price.unwrap_or(0.0));
         lines.push(Line {
             item,
             meter: meter.key(),
@@ -416,10 +432,12 @@ pub fn estimate(
             unit: meter.unit().to_string(),
             unit_price,
             currency: "USD",
-            monthly: quantity.times(unit_price.unwrap_or(0.0)),
+            monthly: Band::new(cents(monthly.low), cents(monthly.high)),
             depends_on,
             source: price.map(|p| p.source.clone()),
+            sku: price.and_then(|p| p.sku.clone()),
             price_date: price.map(|p| p.date.clone()),
+            from_snapshot: price.is_some_and(|p| p.snapshot),
         });
     };
     let h = HOURS_PER_MONTH;
@@ -651,9 +669,11 @@ pub fn estimate(
         ),
     );
 
-    let total = lines.iter().fold(Band::fixed(0.0), |t, l| {
+    // The sum of the lines as shown (each in cents), without float noise.
+    let sum = lines.iter().fold(Band::fixed(0.0), |t, l| {
         Band::new(t.low + l.monthly.low, t.high + l.monthly.high)
     });
+    let total = Band::new(cents(sum.low), cents(sum.high));
     let unpriced = lines
         .iter()
         .filter(|l| l.unit_price.is_none())
@@ -686,50 +706,83 @@ fn amount(v: f64) -> String {
     }
 }
 
-/// The estimate as a table.
+/// The estimate as a table that fits [`WIDTH`] columns: a line per item with its numbers, what
+/// it depends on under it; then the total, where the prices come from (each service's AWS
+/// Price List file, named once) and what the estimate leaves out.
 pub fn render(e: &Estimate, title: &str) -> String {
-    let mut text = format!("{title}\n");
-    text.push_str(&format!(
-        "  {:<34} {:>18} {:<17} {:>11} {:>19}  {}\n",
-        "item", "quantity", "unit", "unit price", "USD a month", "depends on"
-    ));
+    let row = |item: &str, q: &str, unit: &str, price: &str, usd: &str| {
+        format!("  {item:<36} {q:>12}  {unit:<16} {price:>8} {usd:>20}")
+            .trim_end()
+            .to_string()
+    };
+    let mut lines = vec![
+        wrap(title, WIDTH, "", "  "),
+        row("item", "quantity", "unit", "USD/unit", "USD a month"),
+    ];
     for l in &e.lines {
         let q = if l.quantity.is_fixed() {
             amount(l.quantity.low)
         } else {
             format!("{}–{}", amount(l.quantity.low), amount(l.quantity.high))
         };
-        text.push_str(&format!(
-            "  {:<34} {:>18} {:<17} {:>11} {:>19}  {}\n",
-            l.item,
-            q,
-            l.unit,
-            l.unit_price.map_or("no price".into(), |p| format!("{p}")),
-            if l.unit_price.is_some() {
-                money(l.monthly)
-            } else {
-                "-".into()
-            },
-            l.depends_on
-        ));
+        let (price, usd) = match l.unit_price {
+            Some(p) => (format!("{p}"), money(l.monthly)),
+            None => ("none".into(), "-".into()),
+        };
+        if l.item.chars().count() > 36 {
+            lines.push(format!("  {}", l.item));
+            lines.push(row("", &q, &l.unit, &price, &usd));
+        } else {
+            lines.push(row(&l.item, &q, &l.unit, &price, &usd));
+        }
+        lines.push(wrap(&l.depends_on, WIDTH, "      ", "      "));
     }
-    text.push_str(&format!(
-        "  {:<34} {:>18} {:<17} {:>11} {:>19}\n",
-        "Total",
-        "",
-        "",
-        "",
-        money(e.total)
-    ));
-    text.push_str(&format!("Prices: {}.\n", e.prices));
+    lines.push(row("Total", "", "", "", &money(e.total)));
+    lines.push(wrap(&format!("Prices: {}.", e.prices), WIDTH, "", "  "));
+    // Each Price List file once, with the items it prices.
+    let mut sources: Vec<(&str, Vec<&str>)> = Vec::new();
+    for l in &e.lines {
+        let Some(src) = l.source.as_deref() else {
+            continue;
+        };
+        match sources.iter_mut().find(|(s, _)| *s == src) {
+            Some((_, items)) => items.push(&l.item),
+            None => sources.push((src, vec![&l.item])),
+        }
+    }
+    if !sources.is_empty() {
+        lines.push(format!(
+            "Sources: AWS Price List files under {}",
+            prices::OFFERS
+        ));
+        for (src, items) in &sources {
+            let file = src.strip_prefix(prices::OFFERS).unwrap_or(src);
+            lines.push(wrap(
+                &items.join(", "),
+                WIDTH,
+                &format!("  {file}: "),
+                "      ",
+            ));
+        }
+    }
     if !e.unpriced.is_empty() {
-        text.push_str(&format!(
-            "Not in the total (no price found): {}.\n",
-            e.unpriced.join(", ")
+        lines.push(wrap(
+            &format!(
+                "Not in the total (no price found): {}.",
+                e.unpriced.join(", ")
+            ),
+            WIDTH,
+            "",
+            "  ",
         ));
     }
-    text.push_str("On-Demand list prices before tax, without free tiers, savings plans or reserved capacity; the ranges come from usage (flags of `bbbctl cost`).");
-    text
+    lines.push(wrap(
+        "On-Demand list prices before tax, without free tiers, savings plans or reserved capacity; the ranges come from usage (flags of `bbbctl cost`).",
+        WIDTH,
+        "",
+        "",
+    ));
+    lines.join("\n")
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Unit prices: the AWS Price List Query API (GetProducts, filtered by region and the
 //! product's attributes), a cache of its answers on disk with their date, and a dated
 //! snapshot that ships with the binary (for `--offline` and when the API cannot be reached).
+//! Every price names its source as a user can open it: the AWS Price List file of its
+//! service and region (the Price List Bulk API), where the same record is.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,6 +51,19 @@ pub enum Meter {
     LogsStorage,
     /// Data transfer out of EC2 to the internet (first paid tier), per GB.
     TransferOut,
+}
+
+/// Where AWS publishes the Price List Bulk API's files.
+pub const OFFERS: &str = "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/";
+
+/// The AWS Price List file (Bulk API, JSON) with the current prices of `service` in `region`;
+/// global services (Route 53) have one file for all regions.
+pub fn offer_url(service: &str, region: &str) -> String {
+    if service == "AmazonRoute53" {
+        format!("{OFFERS}{service}/current/index.json")
+    } else {
+        format!("{OFFERS}{service}/current/{region}/index.json")
+    }
 }
 
 /// What to ask the Price List API for a meter.
@@ -103,6 +118,11 @@ impl Meter {
             Meter::Secret => "secret-month",
             Meter::HostedZone => "zone-month",
         }
+    }
+
+    /// The AWS Price List file that holds this meter's price in `region`.
+    pub fn source(&self, region: &str) -> String {
+        offer_url(self.query(region).service, region)
     }
 
     /// The GetProducts filters (all TERM_MATCH) and the usage type that pick this meter's
@@ -232,10 +252,17 @@ pub struct Price {
     pub usd: f64,
     /// The price list's own unit (Hrs, GB-Mo, GB, ...).
     pub unit: String,
-    /// Where the number comes from: a price list SKU, or the page the snapshot took it from.
+    /// The AWS Price List file (service and region) that holds the price: open it to check.
     pub source: String,
-    /// The date of the price: the record's publicationDate, or the snapshot source's date.
+    /// The price list record's SKU, when the price was read from the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    /// The date of the price: the record's publicationDate, or the day the snapshot was taken.
+    #[serde(default)]
     pub date: String,
+    /// From bbbctl's snapshot (the API was not asked, could not be, or had no record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot: bool,
     /// EC2 instance types: their vCPUs and memory (GiB), from the price list record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcpu: Option<f64>,
@@ -269,63 +296,64 @@ impl PriceBook {
         self.prices.get(&meter.key())
     }
 
-    /// How old the prices are, in words.
+    /// Where the prices come from and how old they are, in words.
     pub fn describe(&self) -> String {
-        let snapped = self
-            .prices
-            .values()
-            .filter(|p| p.source.starts_with("bbbctl's snapshot"))
-            .count();
-        let mixed = if snapped > 0 {
-            format!(
-                "; {snapped} of {} from bbbctl's snapshot, where the API had no record",
-                self.prices.len()
-            )
-        } else {
-            String::new()
+        let snapped: Vec<&Price> = self.prices.values().filter(|p| p.snapshot).collect();
+        let mixed = match snapped.first() {
+            Some(p) if snapped.len() < self.prices.len() => format!(
+                "; {} of {} from bbbctl's snapshot of {}, where the API had no record",
+                snapped.len(),
+                self.prices.len(),
+                p.date
+            ),
+            _ => String::new(),
+        };
+        let ago = |day: i64| match cron::today() - day {
+            0 => "today".to_string(),
+            1 => "1 day ago".to_string(),
+            n => format!("{n} days ago"),
         };
         match &self.origin {
             Origin::Api => format!(
-                "AWS Price List API ({}), fetched {}{mixed}",
+                "AWS Price List API ({}), read {}{mixed}",
                 self.region,
                 cron::date(cron::today())
             ),
             Origin::Cache(day) => format!(
-                "AWS Price List API ({}), fetched {} ({} day(s) ago, cached for {CACHE_DAYS} days){mixed}",
+                "AWS Price List API ({}), read {} ({}, cached for {CACHE_DAYS} days){mixed}",
                 self.region,
                 cron::date(*day),
-                cron::today() - day
+                ago(*day)
             ),
-            Origin::Snapshot(date) => {
-                let dated: Vec<i64> = self
-                    .prices
-                    .values()
-                    .filter_map(|p| cron::day_number(&p.date))
-                    .collect();
-                let span = match (dated.iter().min(), dated.iter().max()) {
-                    (Some(a), Some(b)) => format!(
-                        ", its sources dated {} to {} (the oldest {} day(s) ago)",
-                        cron::date(*a),
-                        cron::date(*b),
-                        cron::today() - a
-                    ),
-                    _ => String::new(),
-                };
-                format!(
-                    "the price snapshot in bbbctl ({}), assembled {date}{span}; every line's source is in --output json; without --offline bbbctl asks the AWS Price List API",
-                    self.region
-                )
-            }
+            Origin::Snapshot(date) => format!(
+                "the price snapshot in bbbctl ({}), taken {date}{}; without --offline bbbctl asks the AWS Price List API",
+                self.region,
+                cron::day_number(date)
+                    .map(|d| format!(" ({})", ago(d)))
+                    .unwrap_or_default()
+            ),
         }
     }
 }
 
 /// The snapshot that ships with the binary: prices of the regions people use most, each
-/// with its source and date.
+/// with the AWS Price List file it is in; all of the day it was taken.
 #[derive(Debug, Deserialize)]
 pub struct Snapshot {
     pub date: String,
     pub regions: BTreeMap<String, BTreeMap<String, Price>>,
+}
+
+impl Snapshot {
+    /// A region's prices, dated and marked as the snapshot's.
+    fn region(&self, region: &str) -> Option<BTreeMap<String, Price>> {
+        let mut prices = self.regions.get(region)?.clone();
+        for p in prices.values_mut() {
+            p.date = self.date.clone();
+            p.snapshot = true;
+        }
+        Some(prices)
+    }
 }
 
 pub fn snapshot() -> Snapshot {
@@ -335,7 +363,7 @@ pub fn snapshot() -> Snapshot {
 /// The snapshot's prices for a region; the error names the regions it has.
 pub fn from_snapshot(region: &str) -> Result<PriceBook> {
     let snap = snapshot();
-    let prices = snap.regions.get(region).cloned().ok_or_else(|| {
+    let prices = snap.region(region).ok_or_else(|| {
         crate::error::usage(format!(
             "the price snapshot has no prices for {region} (it has {}); run without --offline to ask the AWS Price List API",
             snap.regions.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -361,16 +389,24 @@ fn cache_file(region: &str) -> Option<PathBuf> {
 
 #[derive(Serialize, Deserialize)]
 struct Cached {
+    /// CACHE_VERSION; a cache of another version is not read.
+    #[serde(default)]
+    version: u32,
     fetched: String,
     prices: BTreeMap<String, Price>,
 }
+
+/// The cache's format: 2 since prices cite their Price List file (`source`) and `sku`.
+const CACHE_VERSION: u32 = 2;
 
 /// Cached prices are used for this many days.
 pub const CACHE_DAYS: i64 = 7;
 
 fn read_cache(region: &str) -> Option<(i64, BTreeMap<String, Price>)> {
     let text = std::fs::read_to_string(cache_file(region)?).ok()?;
-    let cached: Cached = serde_json::from_str(&text).ok()?;
+    let cached: Cached = serde_json::from_str(&text)
+        .ok()
+        .filter(|c: &Cached| c.version == CACHE_VERSION)?;
     let day = cron::day_number(&cached.fetched)?;
     (cron::today() - day < CACHE_DAYS).then_some((day, cached.prices))
 }
@@ -379,6 +415,7 @@ fn write_cache(region: &str, day: i64, prices: &BTreeMap<String, Price>) -> Resu
     let path = cache_file(region).context("no cache directory")?;
     std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
     let body = serde_json::to_string_pretty(&Cached {
+        version: CACHE_VERSION,
         fetched: cron::date(day),
         prices: prices.clone(),
     })?;
@@ -408,23 +445,17 @@ pub async fn load(
     };
     let mut prices = BTreeMap::new();
     let mut notes = Vec::new();
-    let snap = snapshot().regions.remove(region).unwrap_or_default();
+    let snap = snapshot().region(region).unwrap_or_default();
     let (mut snapped, mut unpriced) = (Vec::new(), Vec::new());
     for m in meters {
         match fetch(client, region, m).await {
             Ok(Some(price)) => {
                 prices.insert(m.key(), price);
             }
-            // No record answers: the snapshot's price, if it has one, says where it is from.
+            // No record answers: the snapshot's price, if it has one (marked as such).
             Ok(None) => match snap.get(&m.key()) {
                 Some(p) => {
-                    prices.insert(
-                        m.key(),
-                        Price {
-                            source: format!("bbbctl's snapshot: {}", p.source),
-                            ..p.clone()
-                        },
-                    );
+                    prices.insert(m.key(), p.clone());
                     snapped.push(m.key());
                 }
                 None => unpriced.push(m.key()),
@@ -497,7 +528,7 @@ async fn fetch(
         for record in page.price_list() {
             let record: Value = serde_json::from_str(record)
                 .with_context(|| format!("a {} price list record is not JSON", query.service))?;
-            if let Some(price) = price_of(&record, query.usage_suffix) {
+            if let Some(price) = price_of(&record, query.usage_suffix, &meter.source(region)) {
                 return Ok(Some(price));
             }
         }
@@ -509,8 +540,8 @@ async fn fetch(
 }
 
 /// The On-Demand price of a price list record (its first paid tier), if its usage type
-/// ends with `suffix`.
-pub fn price_of(record: &Value, suffix: Option<&str>) -> Option<Price> {
+/// ends with `suffix`; `source`: the Price List file the record is in.
+pub fn price_of(record: &Value, suffix: Option<&str>, source: &str) -> Option<Price> {
     let product = record.get("product")?;
     let attrs = product.get("attributes")?;
     let usage = attrs.get("usagetype").and_then(Value::as_str).unwrap_or("");
@@ -559,14 +590,12 @@ pub fn price_of(record: &Value, suffix: Option<&str>) -> Option<Price> {
     Some(Price {
         usd,
         unit,
-        source: format!(
-            "AWS Price List API, {} sku {}",
-            record
-                .get("serviceCode")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-            product.get("sku").and_then(Value::as_str).unwrap_or("?")
-        ),
+        source: source.to_string(),
+        sku: product
+            .get("sku")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        snapshot: false,
         date: record
             .get("publicationDate")
             .and_then(Value::as_str)
@@ -600,14 +629,21 @@ mod tests {
                 "c": {"beginRange": "100", "endRange": "10240", "unit": "GB", "pricePerUnit": {"USD": "0.0900000000"}},
             }),
         );
-        let p = price_of(&r, Some("DataTransfer-Out-Bytes")).unwrap();
+        let source = Meter::TransferOut.source("eu-central-1");
+        let p = price_of(&r, Some("DataTransfer-Out-Bytes"), &source).unwrap();
         assert_eq!(
             (p.usd, p.unit.as_str(), p.date.as_str()),
             (0.09, "GB", "2026-11-02")
         );
-        assert!(p.source.contains("sku SKU1"), "{}", p.source);
+        assert_eq!(
+            (p.source.as_str(), p.sku.as_deref()),
+            (
+                "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AWSDataTransfer/current/eu-central-1/index.json",
+                Some("SKU1")
+            )
+        );
         assert_eq!((p.vcpu, p.memory_gib), (Some(8.0), Some(16.0)));
-        assert!(price_of(&r, Some("NatGateway-Hours")).is_none());
+        assert!(price_of(&r, Some("NatGateway-Hours"), &source).is_none());
     }
 
     #[test]
@@ -619,5 +655,22 @@ mod tests {
         );
         let q = Meter::Ec2("c5.2xlarge".into()).query("eu-central-1");
         assert_eq!(q.filters[0], ("regionCode", "eu-central-1".to_string()));
+    }
+
+    #[test]
+    fn sources_are_the_price_list_files_of_service_and_region() {
+        assert_eq!(
+            Meter::Ec2("c5.2xlarge".into()).source("eu-central-1"),
+            "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonEC2/current/eu-central-1/index.json"
+        );
+        assert_eq!(
+            Meter::PublicIpv4.source("us-east-1"),
+            "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonVPC/current/us-east-1/index.json"
+        );
+        // Route 53 is global: one file for every region.
+        assert_eq!(
+            Meter::HostedZone.source("eu-central-1"),
+            "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonRoute53/current/index.json"
+        );
     }
 }

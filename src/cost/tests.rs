@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::cron;
 use super::prices::{Meter, Origin, Price, PriceBook};
 use super::*;
 
@@ -18,8 +19,10 @@ fn book(extra: &[Extra]) -> PriceBook {
             Price {
                 usd,
                 unit: m.unit().into(),
-                source: "test".into(),
+                source: m.source("us-east-1"),
+                sku: None,
                 date: "2026-11-01".into(),
+                snapshot: true,
                 vcpu: size.map(|s| s.0),
                 memory_gib: size.map(|s| s.1),
             },
@@ -111,8 +114,11 @@ fn default_scalable_deployment_line_by_line() {
         line(&e, "CloudWatch Logs storage").quantity,
         Band::fixed(3.0)
     );
-    // every amount is quantity × 0.01; the total is their sum
-    let sum: f64 = e.lines.iter().map(|l| l.quantity.low * 0.01).sum();
+    // every amount is quantity × 0.01 in cents; the total is their sum
+    for l in &e.lines {
+        assert_eq!(l.monthly.low, cents(l.quantity.low * 0.01), "{l:?}");
+    }
+    let sum: f64 = e.lines.iter().map(|l| l.monthly.low).sum();
     assert!((e.total.low - sum).abs() < 1e-9 && e.total.high > e.total.low);
     assert!(e.unpriced.is_empty());
 }
@@ -289,20 +295,69 @@ fn bands_parse_and_refuse() {
 }
 
 #[test]
-fn the_snapshot_prices_every_default_meter_it_has_a_source_for() {
+fn the_snapshot_prices_every_default_meter_and_cites_its_price_list_file() {
     let snap = prices::snapshot();
+    assert!(cron::day_number(&snap.date).is_some(), "{}", snap.date);
     for (region, prices) in &snap.regions {
         for (key, p) in prices {
             assert!(p.usd > 0.0, "{region} {key}");
-            assert!(!p.source.is_empty() && !p.date.is_empty(), "{region} {key}");
+            // A file of AWS's Price List Bulk API, for that region (Route 53: global).
+            let file = p.source.strip_prefix(prices::OFFERS).unwrap_or_default();
+            assert!(
+                file.ends_with(&format!("/current/{region}/index.json"))
+                    || file == "AmazonRoute53/current/index.json",
+                "{region} {key}: {}",
+                p.source
+            );
         }
     }
-    let us = &snap.regions["us-east-1"];
-    let shape = shape_of(&[], None);
-    let missing: Vec<String> = meters(&shape)
-        .iter()
-        .map(Meter::key)
-        .filter(|k| !us.contains_key(k))
-        .collect();
-    assert!(missing.is_empty(), "{missing:?}");
+    let book = prices::from_snapshot("us-east-1").unwrap();
+    let mut wanted = meters(&shape_of(&[], None));
+    wanted.extend(meters(&shape_of(&[("BBBEnvironmentType", "single")], None)));
+    for m in wanted {
+        let p = book
+            .get(&m)
+            .unwrap_or_else(|| panic!("no snapshot price for {}", m.key()));
+        // the very file the Price List API's record of that meter is in, dated the snapshot's day
+        assert_eq!(p.source, m.source("us-east-1"), "{}", m.key());
+        assert_eq!((p.date.as_str(), p.snapshot), (snap.date.as_str(), true));
+    }
+}
+
+#[test]
+fn amounts_are_cents_and_the_table_fits_a_hundred_columns() {
+    // Unit prices with many decimals and usage ranges in the hundreds of thousands.
+    let extra = [(Meter::Ec2("c5.2xlarge".into()), 0.3456789, None)];
+    let s = shape_of(&[("BBBFrontendTaskCount", "3")], Some(100.0));
+    let a = Assumptions {
+        participant_hours: 1_000_000.0,
+        ..Assumptions::default()
+    };
+    let e = estimate(&s, &book(&extra), &a, Some(37.3));
+    let is_cents = |v: f64| {
+        (v * 100.0 - (v * 100.0).round()).abs() < 1e-6 && {
+            let text = serde_json::json!(v).to_string();
+            text.split('.').nth(1).is_none_or(|d| d.len() <= 2)
+        }
+    };
+    for l in &e.lines {
+        assert!(is_cents(l.monthly.low) && is_cents(l.monthly.high), "{l:?}");
+    }
+    assert!(
+        is_cents(e.total.low) && is_cents(e.total.high),
+        "{:?}",
+        e.total
+    );
+    let title = "Monthly cost of deployment a-stack-name-of-32-characters: scalable mode, ap-southeast-2, 100 BBB server(s) (c5.2xlarge)";
+    let text = render(&e, title);
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= crate::ui::WIDTH, "{widest} columns:\n{text}");
+    // Every line's numbers are in the table, its Price List file named once.
+    assert!(text.contains("Sources: AWS Price List files under https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/"));
+    assert_eq!(
+        text.matches("AmazonEC2/current/us-east-1/index.json")
+            .count(),
+        1,
+        "{text}"
+    );
 }

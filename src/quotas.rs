@@ -551,7 +551,7 @@ pub async fn check(
                     }
                     Err(why) => {
                         p.warn(format!(
-                            "Service quotas not checked: {} ({} {}) cannot be read ({why}). The operator policy iam/bbbctl-operator-policy.json allows servicequotas:GetServiceQuota and GetAWSDefaultServiceQuota",
+                            "Service quotas not checked: {} ({} {}) cannot be read ({why}). bbbctl's operator policy (iam/bbbctl-operator-1.json) allows servicequotas:GetServiceQuota and GetAWSDefaultServiceQuota",
                             $q.name, $q.service, $q.code
                         ));
                         return Ok(());
@@ -587,6 +587,11 @@ pub async fn check(
         let (need_new, words) = standard_vcpus(&new, &vcpus);
         let (need_old, _) = standard_vcpus(&old, &vcpus);
         let needed = need_new - need_old;
+        let detail = if need_old > 0.0 {
+            format!("{}, instead of {} now", words.join(" + "), number(need_old))
+        } else {
+            words.join(" + ")
+        };
         if needed > 0.0 {
             let limit = limit!(STANDARD_VCPUS);
             let in_use = match running_on_demand(aws).await {
@@ -617,7 +622,7 @@ pub async fn check(
                 quota: STANDARD_VCPUS,
                 zone: None,
                 needed,
-                detail: words.join(" + "),
+                detail,
                 limit,
                 in_use,
             });

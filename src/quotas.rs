@@ -26,7 +26,8 @@ pub struct Quota {
     pub service: &'static str,
     pub code: &'static str,
     pub name: &'static str,
-    /// What it counts.
+    /// What it counts, one and more.
+    pub one: &'static str,
     pub unit: &'static str,
     /// Its name in a summary line.
     pub short: &'static str,
@@ -36,6 +37,7 @@ pub const STANDARD_VCPUS: Quota = Quota {
     service: "ec2",
     code: "L-1216C47A",
     name: "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+    one: "vCPU",
     unit: "vCPUs",
     short: "On-Demand Standard vCPUs",
 };
@@ -43,6 +45,7 @@ pub const ELASTIC_IPS: Quota = Quota {
     service: "ec2",
     code: "L-0263D0A3",
     name: "EC2-VPC Elastic IPs",
+    one: "Elastic IP address",
     unit: "Elastic IP addresses",
     short: "Elastic IPs",
 };
@@ -50,6 +53,7 @@ pub const VPCS: Quota = Quota {
     service: "vpc",
     code: "L-F678F1CE",
     name: "VPCs per Region",
+    one: "VPC",
     unit: "VPCs",
     short: "VPCs",
 };
@@ -57,6 +61,7 @@ pub const NAT_GATEWAYS_PER_AZ: Quota = Quota {
     service: "vpc",
     code: "L-FE5A380F",
     name: "NAT gateways per Availability Zone",
+    one: "NAT gateway",
     unit: "NAT gateways",
     short: "NAT gateways",
 };
@@ -64,6 +69,7 @@ pub const FARGATE_VCPUS: Quota = Quota {
     service: "fargate",
     code: "L-3032A538",
     name: "Fargate On-Demand vCPU resource count",
+    one: "vCPU",
     unit: "vCPUs",
     short: "Fargate vCPUs",
 };
@@ -227,7 +233,7 @@ pub fn refusal(region: &str, short: &[&Need]) -> String {
             service = q.service,
             code = q.code,
             needed = number(n.needed),
-            unit = q.unit,
+            unit = if n.needed == 1.0 { q.one } else { q.unit },
             detail = n.detail,
             limit = number(n.limit),
             desired = number(desired),
@@ -660,7 +666,7 @@ pub async fn check(
             quota: VPCS,
             zone: None,
             needed: f64::from(new.vpcs - old.vpcs),
-            detail: "the deployment's own VPC (BBBExistingVPC empty)".into(),
+            detail: "the deployment's own; BBBExistingVPC would use one of yours".into(),
             limit,
             in_use,
         });

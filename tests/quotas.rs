@@ -182,8 +182,8 @@ async fn every_short_quota_is_named_at_once() {
     assert_code(&o, 2);
     let err = stderr(&o);
     for says in [
-        "VPCs per Region (vpc quota L-F678F1CE): needs 1 more VPCs (the deployment's own VPC (BBBExistingVPC empty)); the quota is 1, 1 in use, 0 left",
-        "EC2-VPC Elastic IPs (ec2 quota L-0263D0A3): needs 1 more Elastic IP addresses",
+        "VPCs per Region (vpc quota L-F678F1CE): needs 1 more VPC (the deployment's own; BBBExistingVPC would use one of yours); the quota is 1, 1 in use, 0 left",
+        "EC2-VPC Elastic IPs (ec2 quota L-0263D0A3): needs 1 more Elastic IP address",
         "the quota is 0, 0 in use, 0 left",
         "--service-code vpc --quota-code L-F678F1CE --desired-value 2",
     ] {
@@ -207,7 +207,7 @@ async fn nat_gateways_count_per_availability_zone() {
     assert_code(&o, 2);
     assert!(
         stderr(&o).contains(
-            "NAT gateways per Availability Zone (vpc quota L-FE5A380F) in ca-central-1a: needs 1 more NAT gateways (the private subnets' way out); the quota is 0, 0 in use, 0 left"
+            "NAT gateways per Availability Zone (vpc quota L-FE5A380F) in ca-central-1a: needs 1 more NAT gateway (the private subnets' way out); the quota is 0, 0 in use, 0 left"
         ),
         "{}",
         stderr(&o)

@@ -1387,6 +1387,60 @@ fn the_policy_allows_nothing_that_nothing_needs() {
     );
 }
 
+/// The names the policy scopes to are the names the templates give: every secret's name
+/// starts with `BBB` (statement DeploymentSecrets), the image cache's repositories with
+/// `bbb-` (ImageCacheRepositories).
+#[test]
+fn scoped_names_are_the_templates_names() {
+    let st = statements();
+    let resources_of = |sid: &str| -> Vec<String> {
+        st.iter()
+            .find(|s| s.sid == sid)
+            .unwrap_or_else(|| panic!("no statement {sid}"))
+            .resources
+            .clone()
+    };
+    assert_eq!(
+        resources_of("DeploymentSecrets"),
+        vec!["arn:aws:secretsmanager:*:*:secret:BBB*"]
+    );
+    let mut secrets = 0;
+    for (file, text) in templates() {
+        let info = bbbctl::templates::TemplateInfo::parse(text.as_bytes()).unwrap();
+        for r in info
+            .resources
+            .iter()
+            .filter(|r| r.kind == "AWS::SecretsManager::Secret")
+        {
+            secrets += 1;
+            let name = match r.properties.get("Name") {
+                Some(serde_yaml_ng::Value::Tagged(t)) => t.value.as_str().map(str::to_string),
+                Some(v) => v.as_str().map(str::to_string),
+                None => None,
+            };
+            assert!(
+                name.as_deref().is_some_and(|n| n.starts_with("BBB")),
+                "{file} {}: secret name {name:?} must start with BBB (the policy allows only those)",
+                r.logical_id
+            );
+        }
+    }
+    assert!(secrets >= 10);
+    assert_eq!(
+        resources_of("ImageCacheRepositories"),
+        vec!["arn:aws:ecr:*:*:repository/bbb-*"]
+    );
+    let root = std::fs::read_to_string(repo().join("templates/root.yaml")).unwrap();
+    let rule = root
+        .split("AWS::ECR::PullThroughCacheRule")
+        .nth(1)
+        .expect("the image cache rule");
+    assert!(
+        rule[..rule.find("UpstreamRegistry").unwrap()].contains("- bbb-"),
+        "the image cache's EcrRepositoryPrefix starts with bbb-"
+    );
+}
+
 #[test]
 fn sdk_operations_map_to_iam_actions() {
     assert_eq!(pascal("list_objects_v2"), "ListObjectsV2");

@@ -15,7 +15,7 @@ use aws_sdk_cloudformation::types::Stack;
 use crate::aws::Aws;
 use crate::cfn::ops::parameters;
 use crate::cost::{self, Shape};
-use crate::error::{aws_code, describe, usage};
+use crate::error::{UsageError, aws_code, describe, usage};
 use crate::settings::{SetupSettings, user_params};
 use crate::signed::{between, query};
 use crate::ui::Printer;
@@ -589,7 +589,17 @@ pub async fn check(
                 .find(|i| i.instance_type == t)
                 .map(|i| i.parameter)
         };
-        let mut vcpus = vcpus_of(aws, &wanted_types, &parameter_of).await?;
+        let mut vcpus = match vcpus_of(aws, &wanted_types, &parameter_of).await {
+            Ok(v) => v,
+            Err(e) if e.downcast_ref::<UsageError>().is_some() => return Err(e),
+            Err(e) => {
+                p.warn(format!(
+                    "{} not checked: EC2 instance types cannot be read ({e:#})",
+                    STANDARD_VCPUS.short
+                ));
+                BTreeMap::new()
+            }
+        };
         let (need_new, words) = standard_vcpus(&new, &vcpus);
         let (need_old, _) = standard_vcpus(&old, &vcpus);
         let needed = need_new - need_old;
@@ -607,17 +617,26 @@ pub async fn check(
                         .filter(|t| is_standard(t) && !vcpus.contains_key(*t))
                         .cloned()
                         .collect();
-                    if !missing.is_empty() {
-                        vcpus.extend(vcpus_of(aws, &missing, &|_| None).await?);
+                    let known = match missing.is_empty() {
+                        true => Ok(()),
+                        false => vcpus_of(aws, &missing, &|_| None)
+                            .await
+                            .map(|more| vcpus.extend(more)),
+                    };
+                    match known {
+                        Ok(()) => Some(
+                            running
+                                .iter()
+                                .filter(|t| is_standard(t))
+                                .filter_map(|t| vcpus.get(t))
+                                .map(|v| f64::from(*v))
+                                .sum(),
+                        ),
+                        Err(e) => {
+                            unread("On-Demand instances", &e);
+                            None
+                        }
                     }
-                    Some(
-                        running
-                            .iter()
-                            .filter(|t| is_standard(t))
-                            .filter_map(|t| vcpus.get(t))
-                            .map(|v| f64::from(*v))
-                            .sum(),
-                    )
                 }
                 Err(e) => {
                     unread("On-Demand instances", &e);

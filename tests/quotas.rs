@@ -238,3 +238,33 @@ async fn a_quota_that_cannot_be_read_is_said_and_setup_goes_on() {
     );
     assert_stdout_has(&o, "Dry run");
 }
+
+/// An instance type EC2 does not offer (a typo the parameter's pattern lets through) is the
+/// user's error, said before anything is created.
+#[tokio::test]
+async fn an_unknown_instance_type_is_refused() {
+    server();
+    let (zone, stack, domain) = deployment("qtyp").await;
+    let dir = scratch_dir();
+    let params = dir.join("typo.json");
+    std::fs::write(
+        &params,
+        r#"{"Parameters": {"BBBServerInstanceType": "c5.2xlrge"}}"#,
+    )
+    .unwrap();
+    let file = params.display().to_string();
+    let o = bbbctl_at(
+        "eu-central-1",
+        &dir,
+        &setup_args(&zone, &stack, &domain, &["--params", &file]),
+    );
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains(
+            "BBBServerInstanceType c5.2xlrge is not an EC2 instance type offered in region eu-central-1"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    nothing_created("eu-central-1", &stack).await;
+}

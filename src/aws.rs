@@ -33,6 +33,8 @@ pub struct Aws {
     pub rds: aws_sdk_rds::Client,
     pub ses: aws_sdk_sesv2::Client,
     pub sts: aws_sdk_sts::Client,
+    /// Service Quotas: the account's quotas, read by setup's pre-flight (src/quotas.rs).
+    pub quotas: aws_sdk_servicequotas::Client,
     /// The Price List Query API, in the endpoint region nearest the deployment's.
     pub pricing: aws_sdk_pricing::Client,
     /// The account the credentials belong to (set by `connect`; empty in unit tests).
@@ -131,6 +133,7 @@ impl Aws {
             rds: client!(aws_sdk_rds),
             ses: client!(aws_sdk_sesv2),
             sts: client!(aws_sdk_sts),
+            quotas: client!(aws_sdk_servicequotas),
             pricing: client!(
                 aws_sdk_pricing,
                 region(Region::new(pricing_region(

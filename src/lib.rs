@@ -17,6 +17,7 @@ pub mod greenlight;
 pub mod http;
 pub mod mail;
 pub mod memory;
+pub mod quotas;
 pub mod scalelite;
 pub mod settings;
 pub mod signed;

@@ -65,8 +65,9 @@ async fn post(aws: &Aws, service: &str, headers: &[(&str, &str)], body: String) 
         .await
 }
 
-/// A query-protocol call (EC2, ElastiCache): the answer's XML, or its error in one line.
-async fn query(
+/// A query-protocol call (EC2, ElastiCache): the answer's XML, or its error in one line
+/// ("Action: Code: message"). `params` values must be URL-encoded.
+pub(crate) async fn query(
     aws: &Aws,
     service: &str,
     action: &str,
@@ -321,7 +322,7 @@ fn parse_snapshots(xml: &str) -> Vec<SnapshotInfo> {
         .collect()
 }
 
-fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+pub(crate) fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let start = text.find(open)? + open.len();
     let end = text[start..].find(close)? + start;
     Some(text[start..end].trim())

@@ -70,6 +70,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     }
     check_hosted_zone(&aws, &s).await?;
     check_domain_free(&aws, &s, existing.as_ref()).await?;
+    crate::quotas::check(&aws, p, &s, existing.as_ref()).await?;
     check_image_cache_secret(&aws, &s).await?;
     check_email_identity(&aws, p, &s, existing.as_ref()).await?;
     // The platform check at the end reports mail, with the way out of the SES sandbox: said

@@ -354,6 +354,20 @@ pub async fn aws() -> Aws {
     Aws::from_config(config, true)
 }
 
+/// SDK clients against the emulator in another region than `REGION`.
+pub async fn aws_in(region: &str) -> Aws {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(bbbctl::aws::https_client())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await;
+    Aws::from_config(config, true)
+}
+
 /// SDK clients against an emulator account set up like a typical AWS account: it has the ECS
 /// service-linked role (created once per emulator). Tests of a bare account use `aws()`.
 pub async fn account() -> Aws {

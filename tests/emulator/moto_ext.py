@@ -226,6 +226,20 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     <logical id> (DeletionPolicy Snapshot)".  The description and tags AWS gives it
     were not found documented: match snapshots by volume id, not by description.
     UpdateReplacePolicy (a replaced volume) is not emulated: moto does not replace volumes.
+23. Service Quotas of setup's quota pre-flight.  moto: GetServiceQuota and
+    ListAWSDefaultServiceQuotas for service code vpc only, GetAWSDefaultServiceQuota not
+    implemented (HTTP 500).  AWS (and now moto): GetAWSDefaultServiceQuota answers a quota's
+    default (QuotaArn without the account), GetServiceQuota the account's applied value
+    (QuotaArn with the account) or NoSuchResourceException when it has none, for ec2
+    L-1216C47A (Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances, default
+    5), ec2 L-0263D0A3 (EC2-VPC Elastic IPs, 5), fargate L-3032A538 (Fargate On-Demand vCPU
+    resource count, 4000) and moto's vpc list (VPCs per Region L-F678F1CE and NAT gateways
+    per Availability Zone L-FE5A380F: 5).  The emulated account is one in use whose quotas
+    were raised (1152 vCPUs, 100 Elastic IPs, VPCs, NAT gateways per AZ), so that tests
+    deploying side by side fit.  MOTO_EXT_QUOTAS="REGION/SERVICE/CODE=VALUE[,...]" in the
+    server's environment sets applied values per region (read at import); VALUE "none":
+    no applied value (NoSuchResourceException), "denied": AccessDeniedException, as for a
+    principal without servicequotas:GetServiceQuota.  Used by tests/quotas.rs.
 """
 
 from __future__ import annotations
@@ -2568,3 +2582,94 @@ def _volume_delete(self: Any, account_id: str, region_name: str) -> None:
 
 
 _EC2Volume.delete = _gone_ok(_volume_delete)  # type: ignore[attr-defined]
+
+
+# ------------------------------- 23. Service Quotas of setup's quota pre-flight
+# moto: GetServiceQuota and ListAWSDefaultServiceQuotas know service code vpc only (its
+# default list), GetAWSDefaultServiceQuota is not implemented (HTTP 500).  AWS:
+# GetAWSDefaultServiceQuota answers a quota's default value (QuotaArn without the
+# account), GetServiceQuota the account's applied value (QuotaArn with the account), or
+# NoSuchResourceException when the quota has no applied value.  Now both answer, with the
+# QuotaName, Unit "None", Adjustable, GlobalQuota false and the defaults AWS lists, for the
+# quotas bbbctl reads (moto's vpc list included).  The emulated account is one in use, whose
+# quotas were raised: its applied values below.  MOTO_EXT_QUOTAS in the server's
+# environment sets others, per region (read at import):
+#   "REGION/SERVICE/CODE=VALUE[,...]"; VALUE "none": no applied value; "denied": the
+#   caller may not read it (AccessDeniedException, as AWS answers a principal without
+#   servicequotas:GetServiceQuota).
+from moto.core.exceptions import JsonRESTError  # noqa: E402
+from moto.servicequotas import models as _sq_models  # noqa: E402
+from moto.servicequotas.exceptions import NoSuchResource as _SqNoSuchResource  # noqa: E402
+from moto.servicequotas.resources.default_quotas.vpc import VPC_DEFAULT_QUOTAS  # noqa: E402
+from moto.servicequotas.responses import ServiceQuotasResponse  # noqa: E402
+
+# (service code, quota code) -> (service name, quota name, AWS default value)
+_QUOTA_DEFAULTS: dict[tuple[str, str], tuple[str, str, float]] = {
+    ("ec2", "L-1216C47A"): ("Amazon Elastic Compute Cloud (Amazon EC2)",
+                            "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+                            5.0),
+    ("ec2", "L-0263D0A3"): ("Amazon Elastic Compute Cloud (Amazon EC2)",
+                            "EC2-VPC Elastic IPs", 5.0),
+    ("fargate", "L-3032A538"): ("AWS Fargate", "Fargate On-Demand vCPU resource count",
+                                4000.0),
+    **{("vpc", q["QuotaCode"]): (q["ServiceName"], q["QuotaName"], q["Value"])
+       for q in VPC_DEFAULT_QUOTAS},
+}
+# The emulated account's applied values where they differ from the default.
+_QUOTA_RAISED = {("ec2", "L-1216C47A"): 1152.0, ("ec2", "L-0263D0A3"): 100.0,
+                 ("vpc", "L-F678F1CE"): 100.0, ("vpc", "L-FE5A380F"): 100.0}
+
+
+def _quota_overrides(text: str) -> dict[tuple[str, str, str], float | str]:
+    found: dict[tuple[str, str, str], float | str] = {}
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        key, _, value = item.partition("=")
+        region, service, code = key.split("/")
+        found[(region, service, code)] = value if value in ("none", "denied") else float(value)
+    return found
+
+
+_QUOTA_APPLIED = _quota_overrides(os.environ.get("MOTO_EXT_QUOTAS", ""))
+
+
+def _quota(backend: Any, service: str, code: str, value: float, account: str) -> dict[str, Any]:
+    service_name, name, _ = _QUOTA_DEFAULTS[(service, code)]
+    return {"ServiceCode": service, "ServiceName": service_name,
+            "QuotaArn": f"arn:aws:servicequotas:{backend.region_name}:{account}:{service}/{code}",
+            "QuotaCode": code, "QuotaName": name, "Value": value, "Unit": "None",
+            "Adjustable": True, "GlobalQuota": False}
+
+
+def _sq_get_default(self: Any, service_code: str, quota_code: str) -> dict[str, Any]:
+    if (service_code, quota_code) not in _QUOTA_DEFAULTS:
+        raise _SqNoSuchResource
+    return _quota(self, service_code, quota_code,
+                  _QUOTA_DEFAULTS[(service_code, quota_code)][2], "")
+
+
+def _sq_get_applied(self: Any, service_code: str, quota_code: str) -> dict[str, Any]:
+    if (service_code, quota_code) not in _QUOTA_DEFAULTS:
+        raise _SqNoSuchResource
+    key = (self.region_name, service_code, quota_code)
+    applied = _QUOTA_APPLIED.get(key)
+    if applied == "denied":
+        raise JsonRESTError(
+            "AccessDeniedException",
+            f"User: arn:aws:iam::{self.account_id}:user/moto is not authorized to perform: "
+            "servicequotas:GetServiceQuota")
+    if applied == "none":
+        raise _SqNoSuchResource
+    value = applied if isinstance(applied, float) else _QUOTA_RAISED.get(
+        (service_code, quota_code), _QUOTA_DEFAULTS[(service_code, quota_code)][2])
+    return _quota(self, service_code, quota_code, value, self.account_id)
+
+
+def _sq_response_default(self: Any) -> str:
+    params = json.loads(self.body)
+    return json.dumps({"Quota": self.backend.get_aws_default_service_quota(
+        str(params.get("ServiceCode")), str(params.get("QuotaCode")))})
+
+
+_sq_models.ServiceQuotasBackend.get_aws_default_service_quota = _sq_get_default  # type: ignore[attr-defined]
+_sq_models.ServiceQuotasBackend.get_service_quota = _sq_get_applied  # type: ignore[method-assign]
+ServiceQuotasResponse.get_aws_default_service_quota = _sq_response_default  # type: ignore[attr-defined]

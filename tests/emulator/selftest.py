@@ -1729,6 +1729,54 @@ def pricing_get_products():
               pricing.get_products, ServiceCode="AmazonECS", NextToken="zz"))
 
 
+def service_quotas():
+    """Patch 23: AWS's defaults, the emulated account's applied values, MOTO_EXT_QUOTAS."""
+    sq = client("service-quotas")
+    default = sq.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]
+    check("service quotas: GetAWSDefaultServiceQuota answers AWS's default (moto: HTTP 500)",
+          default["Value"] == 5.0 and default["QuotaName"]
+          == "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"
+          and default["QuotaArn"] == f"arn:aws:servicequotas:{REGION}::ec2/L-1216C47A", default)
+    overrides = os.environ.get("MOTO_EXT_QUOTAS", "")
+    if f"{REGION}/ec2/L-1216C47A=" not in overrides:
+        applied = sq.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]
+        check("service quotas: GetServiceQuota answers the account's applied value, QuotaArn "
+              "with the account (moto: vpc only)",
+              applied["Value"] == 1152.0
+              and applied["QuotaArn"] == f"arn:aws:servicequotas:{REGION}:123456789012:ec2/L-1216C47A",
+              applied)
+    fargate = sq.get_aws_default_service_quota(ServiceCode="fargate", QuotaCode="L-3032A538")
+    vpcs = sq.get_aws_default_service_quota(ServiceCode="vpc", QuotaCode="L-F678F1CE")
+    check("service quotas: fargate L-3032A538 and moto's vpc defaults are known",
+          fargate["Quota"]["QuotaName"] == "Fargate On-Demand vCPU resource count"
+          and vpcs["Quota"]["Value"] == 5.0, (fargate["Quota"], vpcs["Quota"]))
+    check("service quotas: an unknown quota is NoSuchResourceException",
+          "NoSuchResourceException" in error_of(sq.get_service_quota, ServiceCode="ec2",
+                                                QuotaCode="L-00000000"))
+    if not overrides:
+        print("skip service quotas: MOTO_EXT_QUOTAS (start the server and run this with it set)")
+        return
+    for item in overrides.split(","):
+        key, _, value = item.partition("=")
+        region, service, code = key.split("/")
+        regional = client("service-quotas", region)
+        if value == "none":
+            check(f"service quotas: {key} has no applied value (NoSuchResourceException), "
+                  "its default stays readable",
+                  "NoSuchResourceException" in error_of(regional.get_service_quota,
+                                                        ServiceCode=service, QuotaCode=code)
+                  and regional.get_aws_default_service_quota(
+                      ServiceCode=service, QuotaCode=code)["Quota"]["Value"] > 0)
+        elif value == "denied":
+            check(f"service quotas: {key} is AccessDeniedException",
+                  "AccessDeniedException" in error_of(regional.get_service_quota,
+                                                      ServiceCode=service, QuotaCode=code))
+        else:
+            got = regional.get_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]
+            check(f"service quotas: {key} applied value {value}",
+                  got["Value"] == float(value) and f":{region}:" in got["QuotaArn"], got)
+
+
 def run_all(groups) -> int:
     for g in groups:
         try:
@@ -1758,7 +1806,7 @@ def main() -> int:
                     effective_parameters_and_terminated_instances, ses_account,
                     pull_through_cache_rules, auto_scaling_group_updates,
                     pricing_get_products, protected_group_delete,
-                    volume_snapshot_policy))
+                    volume_snapshot_policy, service_quotas))
 
 
 if __name__ == "__main__":

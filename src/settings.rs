@@ -393,6 +393,22 @@ impl SetupInput {
                 }
             }
         }
+        // The database's snapshot parameter is `restore`'s: a change here would replace the
+        // database (emptied: with an empty one) without restore's checks and last steps.
+        let restored_from = current
+            .and_then(|c| c.get(crate::backup::P_DB_SNAPSHOT))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(wanted) = params.get(crate::backup::P_DB_SNAPSHOT)
+            && *wanted != restored_from
+        {
+            problems.add(format!(
+                "{} is written by `bbbctl restore` (here {restored_from:?} → {wanted:?}): setup neither restores nor empties the database. \
+                 Leave it out of the parameter file; restore with `bbbctl restore -s {} --from SNAPSHOT` (a new deployment: set it up, then restore into it with --force)",
+                crate::backup::P_DB_SNAPSHOT,
+                self.stack
+            ));
+        }
         if let Some(domain) = &domain {
             let value = |n: &str| {
                 params

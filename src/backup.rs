@@ -228,8 +228,8 @@ pub fn parse_from(id: &str) -> Result<From> {
     let shapes = "an Aurora cluster snapshot (its identifier, e.g. bbbctl-bbb-20260131-120000, or its ARN), \
                   an AWS Backup recovery point ARN (arn:aws:backup:REGION:ACCOUNT:recovery-point:ID) or an EBS snapshot id (snap-…); \
                   `bbbctl backups -s STACK` lists a deployment's";
-    if id.starts_with("snap-") {
-        if id.len() > 5 && id[5..].chars().all(|c| c.is_ascii_hexdigit()) {
+    if let Some(hex) = id.strip_prefix("snap-") {
+        if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return Ok(From::VolumeSnapshot(id.to_string()));
         }
         return Err(usage(format!(

@@ -446,6 +446,24 @@ async fn a_restore_from_a_wrong_copy_exits_2_and_changes_nothing() {
     assert_code(&o, 0);
     assert_eq!(parameters(&aws, &stack).await["BBBDatabaseSnapshot"], other);
     assert_ne!(cluster_of(&aws, &stack).await, cluster);
+
+    // A switch to single mode drops the database, and the snapshot it came from with it: a
+    // switch back starts empty, as a new deployment does.
+    let o = bbbctl_in(
+        &dir,
+        &[
+            "setup",
+            "-s",
+            &stack,
+            "--mode",
+            "single",
+            "--yes",
+            "--no-check",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_stdout_has(&o, &format!("BBBDatabaseSnapshot  {other} → (empty)"));
+    assert_eq!(parameters(&aws, &stack).await["BBBDatabaseSnapshot"], "");
 }
 
 #[tokio::test]
@@ -675,4 +693,123 @@ async fn a_new_installer_pin_leaves_the_running_servers_to_roll() {
     let o = bbbctl_in(&dir, &["status", "-s", &stack]);
     assert_code(&o, 0);
     assert_stdout_has(&o, &format!("`bbbctl roll -s {stack}` replaces them"));
+}
+
+/// The copy-back script of the RecordingsRestoreTask, with the file system's mount point
+/// moved to `root`.
+fn copy_back_script(root: &Path) -> String {
+    let path = repo().join("templates/frontend.yaml");
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let container =
+        &doc["Resources"]["RecordingsRestoreTask"]["Properties"]["ContainerDefinitions"][0];
+    assert_eq!(
+        container["MountPoints"][0]["ContainerPath"],
+        "/mnt/recordings"
+    );
+    container["Command"][0]
+        .as_str()
+        .unwrap()
+        .replace("/mnt/recordings", &root.display().to_string())
+}
+
+fn run_copy_back(root: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(copy_back_script(root))
+        .env_remove("RESTORE_DIR")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_copy_back_task_brings_back_what_is_missing_and_keeps_what_exists() {
+    let fs = tempfile::tempdir().unwrap();
+    let root = fs.path();
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    let restored = "aws-backup-restore_2026-01-31T12-00-00-000Z/var/bigbluebutton";
+    write(
+        &format!("{restored}/published/presentation/gone/index.json"),
+        "from the backup",
+    );
+    write(
+        &format!("{restored}/published/presentation/kept/index.json"),
+        "old",
+    );
+    write(
+        &format!("{restored}/unpublished/presentation/hidden/index.json"),
+        "from the backup",
+    );
+    write(&format!("{restored}/spool/raw.tar"), "already imported");
+    write(
+        "var/bigbluebutton/published/presentation/kept/index.json",
+        "newer",
+    );
+    write(
+        "var/bigbluebutton/published/presentation/new/index.json",
+        "made since",
+    );
+
+    let o = run_copy_back(root, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).ok();
+    let published = "var/bigbluebutton/published/presentation";
+    assert_eq!(
+        read(&format!("{published}/gone/index.json")).as_deref(),
+        Some("from the backup")
+    );
+    assert_eq!(
+        read(&format!("{published}/kept/index.json")).as_deref(),
+        Some("newer")
+    );
+    assert_eq!(
+        read(&format!("{published}/new/index.json")).as_deref(),
+        Some("made since")
+    );
+    assert_eq!(
+        read("var/bigbluebutton/unpublished/presentation/hidden/index.json").as_deref(),
+        Some("from the backup")
+    );
+    assert_eq!(
+        read("var/bigbluebutton/spool/raw.tar"),
+        None,
+        "the spool is not copied back"
+    );
+    assert!(
+        !root
+            .join("aws-backup-restore_2026-01-31T12-00-00-000Z")
+            .exists(),
+        "the restore directory is removed"
+    );
+
+    // Two restore directories: it refuses and names them, unless RESTORE_DIR picks one.
+    write(
+        "aws-backup-restore_a/var/bigbluebutton/published/x/index.json",
+        "a",
+    );
+    write(
+        "aws-backup-restore_b/var/bigbluebutton/published/y/index.json",
+        "b",
+    );
+    let o = run_copy_back(root, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("aws-backup-restore_a aws-backup-restore_b"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run_copy_back(root, &[("RESTORE_DIR", "aws-backup-restore_b")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        read("var/bigbluebutton/published/y/index.json").as_deref(),
+        Some("b")
+    );
+    assert!(root.join("aws-backup-restore_a").exists());
+    let o = run_copy_back(root, &[("RESTORE_DIR", "../etc")]);
+    assert_eq!(o.status.code(), Some(2));
 }

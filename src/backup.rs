@@ -571,20 +571,37 @@ where
     }
 }
 
-/// Starts a manual cluster snapshot of `cluster`, tagged as `bbbctl backup`'s: its identifier.
+/// Starts a manual cluster snapshot of `cluster`, tagged as `bbbctl backup`'s: its identifier
+/// (`snapshot_name`, with `-2`, `-3`, … when a backup of the same second holds the name).
 pub async fn snapshot_cluster(aws: &Aws, stack: &str, cluster: &str, now: i64) -> Result<String> {
-    let id = snapshot_name(stack, now);
+    let base = snapshot_name(stack, now);
     let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
-    aws.rds
-        .create_db_cluster_snapshot()
-        .db_cluster_identifier(cluster)
-        .db_cluster_snapshot_identifier(&id)
-        .tags(tag(DEPLOYMENT_TAG, stack))
-        .tags(tag(KIND_TAG, "on-demand"))
-        .send()
-        .await
-        .aws_context(format_args!("snapshotting Aurora cluster {cluster}"))?;
-    Ok(id)
+    for n in 1..=9 {
+        let id = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let sent = aws
+            .rds
+            .create_db_cluster_snapshot()
+            .db_cluster_identifier(cluster)
+            .db_cluster_snapshot_identifier(&id)
+            .tags(tag(DEPLOYMENT_TAG, stack))
+            .tags(tag(KIND_TAG, "on-demand"))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => return Ok(id),
+            Err(e) if crate::error::aws_code(&e) == Some("DBClusterSnapshotAlreadyExistsFault") => {
+                continue;
+            }
+            Err(e) => {
+                return Err(e).aws_context(format_args!("snapshotting Aurora cluster {cluster}"));
+            }
+        }
+    }
+    bail!("snapshots {base} to {base}-9 exist already: wait a second and run backup again")
 }
 
 /// Waits for a cluster snapshot to be available; `report` hears each new state.

@@ -146,6 +146,38 @@ async fn a_backup_is_listed_restored_and_outlives_the_deployment() {
     );
     assert_eq!(days, "10 COMPLETED");
 
+    // Another right away (the same second, most likely): its own snapshot, the same vault.
+    let o = run(&["--output", "json", "backup", "-s", &stack, "--no-wait"]);
+    assert_code(&o, 0);
+    let again = json_of(&o);
+    let second = copies(&again, "database", "on-demand")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, snapshot);
+    assert_eq!(again["waited"], false);
+    let second_point = copies(&again, "recordings", "on-demand")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let o = run(&["--output", "json", "backups", "-s", &stack]);
+    assert_code(&o, 0);
+    let listed = json_of(&o);
+    let db = copies(&listed, "database", "on-demand");
+    assert_eq!(db.len(), 2, "{listed}");
+    aws.rds
+        .delete_db_cluster_snapshot()
+        .db_cluster_snapshot_identifier(&second)
+        .send()
+        .await
+        .unwrap();
+    boto3(
+        "backup",
+        &format!(
+            "client.delete_recovery_point(BackupVaultName={vault:?}, RecoveryPointArn={second_point:?})"
+        ),
+    );
     let o = run(&["--output", "json", "backups", "-s", &stack]);
     assert_code(&o, 0);
     let listed = json_of(&o);

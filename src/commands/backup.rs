@@ -182,7 +182,8 @@ pub async fn backup(
         ));
         let snapshot = engine::snapshot_cluster(&aws, stack, &cluster, started).await?;
         p.info(format!("  database snapshot {snapshot} started"));
-        let token = format!("bbbctl-{stack}-{started}");
+        // One job per backup: a retried request (the same snapshot) is the same job.
+        let token = snapshot.clone();
         let (job, point) =
             engine::back_up_recordings(&aws, stack, &fs, &role, args.keep_days, &token).await?;
         p.info(format!(

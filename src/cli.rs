@@ -135,6 +135,59 @@ pub enum Command {
     Cost(CostArgs),
     /// Delete a deployment: bucket contents, root stack, sources stack
     Destroy(DestroyArgs),
+    /// Copy the deployment's data now: an Aurora snapshot and an AWS Backup recovery point of
+    /// the recordings (scalable), an EBS snapshot of the data volume (single)
+    Backup(BackupArgs),
+    /// List every copy of a deployment's data (also once its stacks are gone): created,
+    /// size, how long it lives
+    Backups(StackArgs),
+    /// Restore the database (Aurora snapshot) or the recordings (AWS Backup recovery point)
+    /// of a deployment from a copy `bbbctl backups` lists
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
+    #[arg(short = 's', long, env = "BBBCTL_STACK")]
+    pub stack: Option<String>,
+
+    /// How long AWS Backup keeps the recordings' recovery point, in days (the database and
+    /// data volume snapshots stay until deleted)
+    #[arg(long, value_name = "DAYS", default_value_t = 35)]
+    pub keep_days: u32,
+
+    /// Return once the copies are started, without waiting for them to complete
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// How long to wait for the copies, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 7200)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
+    #[arg(short = 's', long, env = "BBBCTL_STACK")]
+    pub stack: Option<String>,
+
+    /// The copy: an Aurora cluster snapshot (identifier or ARN), an AWS Backup recovery point
+    /// ARN (recordings) or an EBS snapshot id (single mode: prints the steps)
+    #[arg(long, value_name = "ID")]
+    pub from: String,
+
+    /// Accept a copy that is not this deployment's (e.g. the final snapshot of a destroyed one)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Recordings: return once the copy-back task runs, without waiting for it
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// How long to wait for each step (restore job, database, task), in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 7200)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Clone, Args)]

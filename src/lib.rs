@@ -6,6 +6,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod aws;
+pub mod backup;
 pub mod cfn;
 pub mod check;
 pub mod cli;

@@ -395,6 +395,28 @@ impl SetupInput {
                 }
             }
         }
+        // The database's snapshot parameter is `restore`'s: a change here would replace the
+        // database (emptied: with an empty one) without restore's checks and last steps.
+        // In single mode there is no database: a switch to it forgets the snapshot, so a
+        // later switch back creates an empty database, as a new deployment has.
+        let restored_from = current
+            .and_then(|c| c.get(crate::backup::P_DB_SNAPSHOT))
+            .cloned()
+            .unwrap_or_default();
+        if params.get(P_MODE).map(String::as_str) == Some(Mode::Single.as_str()) {
+            if !restored_from.is_empty() {
+                params.insert(crate::backup::P_DB_SNAPSHOT.to_string(), String::new());
+            }
+        } else if let Some(wanted) = params.get(crate::backup::P_DB_SNAPSHOT)
+            && *wanted != restored_from
+        {
+            problems.add(format!(
+                "{} is written by `bbbctl restore` (here {restored_from:?} → {wanted:?}): setup neither restores nor empties the database. \
+                 Leave it out of the parameter file; restore with `bbbctl restore -s {} --from SNAPSHOT` (a new deployment: set it up, then restore into it with --force)",
+                crate::backup::P_DB_SNAPSHOT,
+                self.stack
+            ));
+        }
         if let Some(domain) = &domain {
             let value = |n: &str| {
                 params

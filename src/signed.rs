@@ -22,10 +22,23 @@ use crate::http::{Http, Reply, Resolver};
 /// POSTs `body` to `service`'s endpoint in the deployment's region (or the custom endpoint),
 /// signed for `service`, with `headers` (content type, target) signed too.
 async fn post(aws: &Aws, service: &str, headers: &[(&str, &str)], body: String) -> Result<Reply> {
+    send(aws, service, Method::POST, "/", headers, body).await
+}
+
+/// Sends `body` with `method` to `path` (percent-encoded, with its query) of `service`'s
+/// endpoint, signed for `service` with `headers`.
+async fn send(
+    aws: &Aws,
+    service: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> Result<Reply> {
     let region = aws.region().to_string();
     let endpoint = match aws.config.endpoint_url() {
-        Some(url) => format!("{}/", url.trim_end_matches('/')),
-        None => format!("https://{service}.{region}.amazonaws.com/"),
+        Some(url) => format!("{}{path}", url.trim_end_matches('/')),
+        None => format!("https://{service}.{region}.amazonaws.com{path}"),
     };
     let credentials = aws
         .config
@@ -45,7 +58,7 @@ async fn post(aws: &Aws, service: &str, headers: &[(&str, &str)], body: String) 
         .context("signing an AWS request")?
         .into();
     let signable = SignableRequest::new(
-        "POST",
+        method.as_str(),
         &endpoint,
         headers.iter().copied(),
         SignableBody::Bytes(body.as_bytes()),
@@ -61,7 +74,7 @@ async fn post(aws: &Aws, service: &str, headers: &[(&str, &str)], body: String) 
         Resolver::default(),
         crate::http::tls_config()?,
     )?;
-    http.send(Method::POST, &endpoint, &all, Some(body.into_bytes()))
+    http.send(method, &endpoint, &all, Some(body.into_bytes()))
         .await
 }
 
@@ -279,6 +292,11 @@ pub struct SnapshotInfo {
     /// ISO 8601, as EC2 gives it.
     pub started: String,
     pub state: String,
+    /// Of its volume, GiB.
+    pub size_gib: Option<i64>,
+    /// e.g. "100%".
+    pub progress: String,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The account's own EBS snapshots of volume `volume` (DescribeSnapshots, filter volume-id).
@@ -303,21 +321,84 @@ pub async fn delete_snapshot(aws: &Aws, id: &str) -> Result<bool> {
     }
 }
 
-/// Each snapshot of a DescribeSnapshots answer (one `<snapshotId>` per `<item>`).
+/// Each snapshot of a DescribeSnapshots answer (each `<item>` of its `<snapshotSet>`; the
+/// fields of CreateSnapshot's answer stand at its top level).
 fn parse_snapshots(xml: &str) -> Vec<SnapshotInfo> {
-    xml.split("<snapshotId>")
-        .skip(1)
-        .filter_map(|part| {
+    let items = match between(xml, "<snapshotSet>", "</snapshotSet>") {
+        Some(set) => top_items(set),
+        None if xml.contains("<snapshotId>") => vec![xml],
+        None => Vec::new(),
+    };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            // The item's own tags: its <tagSet> holds <item>s of its own.
+            let tags = between(item, "<tagSet>", "</tagSet>")
+                .map(parse_tags)
+                .unwrap_or_default();
+            let own = match (item.find("<tagSet>"), item.find("</tagSet>")) {
+                (Some(a), Some(b)) if b > a => format!("{}{}", &item[..a], &item[b..]),
+                _ => item.to_string(),
+            };
+            let field = |name: &str| {
+                between(&own, &format!("<{name}>"), &format!("</{name}>")).map(str::to_string)
+            };
             Some(SnapshotInfo {
-                id: part.split("</snapshotId>").next()?.trim().to_string(),
-                volume: between(part, "<volumeId>", "</volumeId>")?.to_string(),
-                started: between(part, "<startTime>", "</startTime>")
-                    .unwrap_or_default()
-                    .to_string(),
-                state: between(part, "<status>", "</status>")
-                    .unwrap_or_default()
-                    .to_string(),
+                id: field("snapshotId")?,
+                volume: field("volumeId")?,
+                started: field("startTime").unwrap_or_default(),
+                state: field("status").unwrap_or_default(),
+                size_gib: field("volumeSize").and_then(|v| v.parse().ok()),
+                progress: field("progress").unwrap_or_default(),
+                tags,
             })
+        })
+        .collect()
+}
+
+/// The top-level `<item>` elements of a set's content (nested items, e.g. of a `<tagSet>`,
+/// stay inside theirs).
+fn top_items(xml: &str) -> Vec<&str> {
+    let (mut items, mut depth, mut at, mut begin) = (Vec::new(), 0usize, 0usize, 0usize);
+    while at < xml.len() {
+        let rest = &xml[at..];
+        let next_open = rest.find("<item>");
+        let next_close = rest.find("</item>");
+        match (next_open, next_close) {
+            (Some(o), Some(c)) if o < c => {
+                if depth == 0 {
+                    begin = at + o + "<item>".len();
+                }
+                depth += 1;
+                at += o + "<item>".len();
+            }
+            (_, Some(c)) => {
+                if depth == 0 {
+                    break; // the end of the set
+                }
+                depth -= 1;
+                if depth == 0 {
+                    items.push(&xml[begin..at + c]);
+                }
+                at += c + "</item>".len();
+            }
+            _ => break,
+        }
+    }
+    items
+}
+
+/// The key/value items of an EC2 `<tagSet>`.
+fn parse_tags(set: &str) -> BTreeMap<String, String> {
+    set.split("<item>")
+        .skip(1)
+        .filter_map(|item| {
+            Some((
+                between(item, "<key>", "</key>")?.to_string(),
+                between(item, "<value>", "</value>")
+                    .unwrap_or_default()
+                    .to_string(),
+            ))
         })
         .collect()
 }
@@ -341,6 +422,467 @@ fn parse_instances(xml: &str) -> BTreeMap<String, InstanceInfo> {
             Some((id, info))
         })
         .collect()
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (query values, path
+/// segments).
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A REST-JSON call (AWS Backup): `what` names it in errors; the answer (`{}` when empty),
+/// or "what: Code: message".
+async fn rest(
+    aws: &Aws,
+    service: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    what: &str,
+) -> Result<Value> {
+    let headers = [("content-type", "application/json")];
+    let text = body.map(Value::to_string).unwrap_or_default();
+    let reply = send(aws, service, method, path, &headers, text)
+        .await
+        .with_context(|| what.to_string())?;
+    let answer: Value = if reply.body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&reply.body).unwrap_or(Value::Null)
+    };
+    if !(200..300).contains(&reply.status) {
+        let code = reply
+            .header_values("x-amzn-errortype")
+            .next()
+            .map(str::to_string)
+            .or_else(|| answer["__type"].as_str().map(str::to_string))
+            .or_else(|| answer["Code"].as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("HTTP {}", reply.status));
+        let code = code.split(':').next().unwrap_or_default().to_string();
+        let code = code.rsplit('#').next().unwrap_or_default().to_string();
+        bail!(
+            "{what}: {code}: {}",
+            answer["Message"]
+                .as_str()
+                .or(answer["message"].as_str())
+                .unwrap_or("")
+        );
+    }
+    Ok(answer)
+}
+
+/// An AWS Backup recovery point as bbbctl reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveryPoint {
+    pub arn: String,
+    pub vault: String,
+    /// The backed-up resource (an EFS file system's ARN).
+    pub resource: String,
+    pub status: String,
+    /// Epoch seconds.
+    pub created: Option<f64>,
+    /// When AWS Backup deletes it (CalculatedLifecycle.DeleteAt), epoch seconds.
+    pub delete_at: Option<f64>,
+    pub size_bytes: Option<i64>,
+}
+
+fn recovery_point(v: &Value) -> RecoveryPoint {
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    RecoveryPoint {
+        arn: text("RecoveryPointArn"),
+        vault: text("BackupVaultName"),
+        resource: text("ResourceArn"),
+        status: text("Status"),
+        created: v["CreationDate"].as_f64(),
+        delete_at: v["CalculatedLifecycle"]["DeleteAt"].as_f64(),
+        size_bytes: v["BackupSizeInBytes"]
+            .as_i64()
+            .or(v["BackupSizeBytes"].as_i64()),
+    }
+}
+
+/// CreateBackupVault `name` with `tags`; `false` when it already existed.
+pub async fn create_backup_vault(
+    aws: &Aws,
+    name: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<bool> {
+    let body = serde_json::json!({ "BackupVaultTags": tags });
+    let path = format!("/backup-vaults/{}", encode(name));
+    match rest(
+        aws,
+        "backup",
+        Method::PUT,
+        &path,
+        Some(&body),
+        "CreateBackupVault",
+    )
+    .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if is_code(&e, "AlreadyExistsException") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// StartBackupJob of `resource` into `vault`, kept `days` days: (job id, recovery point ARN).
+pub async fn start_backup_job(
+    aws: &Aws,
+    vault: &str,
+    resource: &str,
+    role: &str,
+    days: u32,
+    tags: &BTreeMap<String, String>,
+    token: &str,
+) -> Result<(String, String)> {
+    let body = serde_json::json!({
+        "BackupVaultName": vault,
+        "ResourceArn": resource,
+        "IamRoleArn": role,
+        "IdempotencyToken": token,
+        "Lifecycle": { "DeleteAfterDays": days },
+        "RecoveryPointTags": tags,
+    });
+    let answer = rest(
+        aws,
+        "backup",
+        Method::PUT,
+        "/backup-jobs",
+        Some(&body),
+        "StartBackupJob",
+    )
+    .await?;
+    Ok((
+        answer["BackupJobId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        answer["RecoveryPointArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    ))
+}
+
+/// The state of an AWS Backup backup or restore job: (state, percent done, message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobState {
+    pub state: String,
+    pub percent: String,
+    pub message: String,
+}
+
+/// DescribeBackupJob.
+pub async fn backup_job(aws: &Aws, id: &str) -> Result<JobState> {
+    let path = format!("/backup-jobs/{}", encode(id));
+    let a = rest(aws, "backup", Method::GET, &path, None, "DescribeBackupJob").await?;
+    Ok(JobState {
+        state: a["State"].as_str().unwrap_or_default().to_string(),
+        percent: a["PercentDone"].as_str().unwrap_or_default().to_string(),
+        message: a["StatusMessage"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+/// The recovery points in `vault` (of `resource` only, when given), every page; `None` when
+/// the vault does not exist.
+pub async fn recovery_points_in(
+    aws: &Aws,
+    vault: &str,
+    resource: Option<&str>,
+) -> Result<Option<Vec<RecoveryPoint>>> {
+    let mut points = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut path = format!("/backup-vaults/{}/recovery-points/", encode(vault));
+        let mut query = Vec::new();
+        if let Some(r) = resource {
+            query.push(format!("resourceArn={}", encode(r)));
+        }
+        if let Some(t) = &token {
+            query.push(format!("nextToken={}", encode(t)));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        let answer = match rest(
+            aws,
+            "backup",
+            Method::GET,
+            &path,
+            None,
+            "ListRecoveryPointsByBackupVault",
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(e) if is_code(&e, "ResourceNotFoundException") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        points.extend(
+            answer["RecoveryPoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(recovery_point),
+        );
+        match answer["NextToken"].as_str() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(Some(points)),
+        }
+    }
+}
+
+/// DescribeRecoveryPoint; `None` when `vault` or the point does not exist.
+pub async fn describe_recovery_point(
+    aws: &Aws,
+    vault: &str,
+    arn: &str,
+) -> Result<Option<RecoveryPoint>> {
+    let path = format!(
+        "/backup-vaults/{}/recovery-points/{}",
+        encode(vault),
+        encode(arn)
+    );
+    match rest(
+        aws,
+        "backup",
+        Method::GET,
+        &path,
+        None,
+        "DescribeRecoveryPoint",
+    )
+    .await
+    {
+        Ok(a) => Ok(Some(recovery_point(&a))),
+        Err(e) if is_code(&e, "ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The tags of an AWS Backup resource (a recovery point).
+pub async fn backup_tags(aws: &Aws, arn: &str) -> Result<BTreeMap<String, String>> {
+    let path = format!("/tags/{}/", encode(arn));
+    let a = rest(aws, "backup", Method::GET, &path, None, "ListTags").await?;
+    Ok(a["Tags"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect())
+}
+
+/// StartRestoreJob of an EFS recovery point into the existing file system `fs_id` (AWS Backup
+/// writes it to a new aws-backup-restore_<time> directory there): the restore job's id.
+pub async fn start_efs_restore(
+    aws: &Aws,
+    point: &str,
+    fs_id: &str,
+    role: &str,
+    token: &str,
+) -> Result<String> {
+    let body = serde_json::json!({
+        "RecoveryPointArn": point,
+        "IamRoleArn": role,
+        "IdempotencyToken": token,
+        "ResourceType": "EFS",
+        "Metadata": {
+            "file-system-id": fs_id,
+            "newFileSystem": "false",
+            "Encrypted": "true",
+            "PerformanceMode": "generalPurpose",
+            "CreationToken": token,
+        },
+    });
+    let a = rest(
+        aws,
+        "backup",
+        Method::PUT,
+        "/restore-jobs",
+        Some(&body),
+        "StartRestoreJob",
+    )
+    .await?;
+    Ok(a["RestoreJobId"].as_str().unwrap_or_default().to_string())
+}
+
+/// DescribeRestoreJob.
+pub async fn restore_job(aws: &Aws, id: &str) -> Result<JobState> {
+    let path = format!("/restore-jobs/{}", encode(id));
+    let a = rest(
+        aws,
+        "backup",
+        Method::GET,
+        &path,
+        None,
+        "DescribeRestoreJob",
+    )
+    .await?;
+    Ok(JobState {
+        state: a["Status"].as_str().unwrap_or_default().to_string(),
+        percent: a["PercentDone"].as_str().unwrap_or_default().to_string(),
+        message: a["StatusMessage"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+/// CreateSnapshot of an EBS volume, tagged: the snapshot as EC2 answers it.
+pub async fn create_snapshot(
+    aws: &Aws,
+    volume: &str,
+    description: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<SnapshotInfo> {
+    let mut params = vec![
+        ("VolumeId".to_string(), volume.to_string()),
+        ("Description".to_string(), encode(description)),
+        (
+            "TagSpecification.1.ResourceType".to_string(),
+            "snapshot".to_string(),
+        ),
+    ];
+    for (i, (k, v)) in tags.iter().enumerate() {
+        params.push((format!("TagSpecification.1.Tag.{}.Key", i + 1), encode(k)));
+        params.push((format!("TagSpecification.1.Tag.{}.Value", i + 1), encode(v)));
+    }
+    let xml = query(aws, "ec2", "CreateSnapshot", "2016-11-15", &params)
+        .await
+        .with_context(|| format!("snapshotting volume {volume}"))?;
+    // CreateSnapshotResponse holds one snapshot's fields at its top level.
+    parse_snapshots(&xml)
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("CreateSnapshot of {volume} answered no snapshot id"))
+}
+
+/// The account's own EBS snapshots that carry tag `key` = `value`.
+pub async fn snapshots_tagged(aws: &Aws, key: &str, value: &str) -> Result<Vec<SnapshotInfo>> {
+    let params = [
+        ("Owner.1".to_string(), "self".to_string()),
+        ("Filter.1.Name".to_string(), encode(&format!("tag:{key}"))),
+        ("Filter.1.Value.1".to_string(), encode(value)),
+    ];
+    Ok(parse_snapshots(
+        &query(aws, "ec2", "DescribeSnapshots", "2016-11-15", &params).await?,
+    ))
+}
+
+/// One EBS snapshot of the account's; `None` when it does not exist.
+pub async fn snapshot(aws: &Aws, id: &str) -> Result<Option<SnapshotInfo>> {
+    let params = [("SnapshotId.1".to_string(), encode(id))];
+    match query(aws, "ec2", "DescribeSnapshots", "2016-11-15", &params).await {
+        Ok(xml) => Ok(parse_snapshots(&xml).into_iter().next()),
+        Err(e)
+            if is_code(&e, "InvalidSnapshot.NotFound")
+                || is_code(&e, "InvalidSnapshotID.Malformed") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// ECS UpdateService with forceNewDeployment: the service's tasks are replaced (they read
+/// their secrets again).
+pub async fn force_new_deployment(aws: &Aws, cluster: &str, service: &str) -> Result<()> {
+    json(
+        aws,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.UpdateService",
+        &serde_json::json!({"cluster": cluster, "service": service, "forceNewDeployment": true}),
+    )
+    .await
+    .with_context(|| format!("restarting ECS service {service}"))?;
+    Ok(())
+}
+
+/// Where and how a one-off ECS task runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOffTask {
+    pub cluster: String,
+    pub task_definition: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    /// FARGATE or the cluster's EC2 capacity provider.
+    pub capacity_provider: String,
+    pub started_by: String,
+}
+
+/// ECS RunTask of one task: its ARN.
+pub async fn run_task(aws: &Aws, t: &OneOffTask) -> Result<String> {
+    let answer = json(
+        aws,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.RunTask",
+        &serde_json::json!({
+            "cluster": t.cluster,
+            "taskDefinition": t.task_definition,
+            "count": 1,
+            "startedBy": t.started_by,
+            "capacityProviderStrategy": [{"capacityProvider": t.capacity_provider, "weight": 1}],
+            "networkConfiguration": {"awsvpcConfiguration": {
+                "subnets": t.subnets,
+                "securityGroups": t.security_groups,
+                "assignPublicIp": "DISABLED",
+            }},
+        }),
+    )
+    .await?;
+    if let Some(f) = answer["failures"].as_array().and_then(|f| f.first()) {
+        bail!(
+            "RunTask of {}: {} {}",
+            t.task_definition,
+            f["reason"].as_str().unwrap_or("failed"),
+            f["detail"].as_str().unwrap_or("")
+        );
+    }
+    answer["tasks"][0]["taskArn"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("RunTask of {} started no task", t.task_definition))
+}
+
+/// A task's last status and, once stopped, its first container's exit code and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskState {
+    pub last_status: String,
+    pub exit_code: Option<i64>,
+    pub reason: String,
+}
+
+/// DescribeTasks of one task.
+pub async fn task_state(aws: &Aws, cluster: &str, task: &str) -> Result<TaskState> {
+    let answer = json(
+        aws,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.DescribeTasks",
+        &serde_json::json!({"cluster": cluster, "tasks": [task]}),
+    )
+    .await?;
+    parse_task_state(&answer).ok_or_else(|| anyhow!("task {task} is not known to ECS"))
+}
+
+fn parse_task_state(answer: &Value) -> Option<TaskState> {
+    let t = answer["tasks"].as_array()?.first()?;
+    let container = &t["containers"][0];
+    let reason = [t["stoppedReason"].as_str(), container["reason"].as_str()]
+        .into_iter()
+        .flatten()
+        .filter(|r| !r.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(TaskState {
+        last_status: t["lastStatus"].as_str().unwrap_or_default().to_string(),
+        exit_code: container["exitCode"].as_i64(),
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -376,6 +918,75 @@ mod tests {
         );
         assert_eq!(log_messages(&answer, 10).len(), 3);
         assert!(log_messages(&serde_json::json!({"events": []}), 5).is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_carries_its_size_progress_and_tags() {
+        // DescribeSnapshots as the EC2 API reference gives an item.
+        let xml = "<DescribeSnapshotsResponse><snapshotSet><item><snapshotId>snap-1</snapshotId>\
+                   <volumeId>vol-1</volumeId><status>pending</status><startTime>2026-01-01T00:00:00.000Z</startTime>\
+                   <progress>40%</progress><volumeSize>100</volumeSize><tagSet>\
+                   <item><key>bbbctl:deployment</key><value>bbb</value></item>\
+                   <item><key>Name</key><value>bbb-bbb-data</value></item></tagSet></item>\
+                   <item><snapshotId>snap-2</snapshotId><volumeId>vol-2</volumeId></item>\
+                   </snapshotSet></DescribeSnapshotsResponse>";
+        let found = parse_snapshots(xml);
+        assert_eq!(found[0].size_gib, Some(100));
+        assert_eq!(found[0].progress, "40%");
+        assert_eq!(found[0].tags["bbbctl:deployment"], "bbb");
+        assert_eq!(found[0].tags.len(), 2);
+        assert!(
+            found[1].tags.is_empty(),
+            "the next item's tags are not the first's"
+        );
+    }
+
+    #[test]
+    fn tags_before_the_id_belong_to_their_own_item() {
+        // The order the emulator writes: <tagSet> first.
+        let xml = "<DescribeSnapshotsResponse><snapshotSet>\
+                   <item><tagSet/><snapshotId>snap-1</snapshotId><volumeId>vol-1</volumeId></item>\
+                   <item><tagSet><item><key>k</key><value>v</value></item></tagSet>\
+                   <snapshotId>snap-2</snapshotId><volumeId>vol-2</volumeId></item>\
+                   </snapshotSet></DescribeSnapshotsResponse>";
+        let found = parse_snapshots(xml);
+        assert_eq!(found.len(), 2);
+        assert!(found[0].tags.is_empty());
+        assert_eq!(found[1].tags["k"], "v");
+        // CreateSnapshot: one snapshot's fields at the top level.
+        let created = parse_snapshots(
+            "<CreateSnapshotResponse><snapshotId>snap-3</snapshotId><volumeId>vol-3</volumeId>\
+             <status>pending</status></CreateSnapshotResponse>",
+        );
+        assert_eq!(created[0].id, "snap-3");
+        assert_eq!(created[0].state, "pending");
+    }
+
+    #[test]
+    fn a_stopped_task_gives_its_exit_code_and_reasons() {
+        let answer = serde_json::json!({"tasks": [{
+            "lastStatus": "STOPPED",
+            "stoppedReason": "Essential container in task exited",
+            "containers": [{"name": "recordings-restore", "exitCode": 4, "reason": ""}]
+        }], "failures": []});
+        assert_eq!(
+            parse_task_state(&answer),
+            Some(TaskState {
+                last_status: "STOPPED".into(),
+                exit_code: Some(4),
+                reason: "Essential container in task exited".into()
+            })
+        );
+        assert_eq!(parse_task_state(&serde_json::json!({"tasks": []})), None);
+    }
+
+    #[test]
+    fn encoding_keeps_only_unreserved_characters() {
+        assert_eq!(
+            encode("arn:aws:elasticfilesystem:eu-central-1:1:file-system/fs-1"),
+            "arn%3Aaws%3Aelasticfilesystem%3Aeu-central-1%3A1%3Afile-system%2Ffs-1"
+        );
+        assert_eq!(encode("a b~c_d.e"), "a%20b~c_d.e");
     }
 
     #[test]

@@ -91,6 +91,26 @@ const SIGNED_CALLS: &[(&str, Option<&str>)] = &[
     ("count", Some("ec2")),
 ];
 
+/// Signed requests that need more than their own action (Service Authorization Reference;
+/// AWS Backup developer guide, "Backup vault creation": a vault is encrypted with a KMS key
+/// through AWS Backup; a job passes its role to AWS Backup; a task its roles to ECS).
+const SIGNED_EXTRA: &[(&str, &[&str])] = &[
+    (
+        "backup:CreateBackupVault",
+        &[
+            "backup-storage:MountCapsule",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+            "kms:RetireGrant",
+            "kms:Decrypt",
+            "kms:GenerateDataKey",
+        ],
+    ),
+    ("backup:StartBackupJob", &["iam:PassRole"]),
+    ("backup:StartRestoreJob", &["iam:PassRole"]),
+    ("ecs:RunTask", &["iam:PassRole"]),
+];
+
 /// The places that forward a caller's action to `query`/`json` (their callers are checked).
 const FORWARDERS: &[&str] = &[
     r#"json(aws, "logs", &format!("Logs_20140328.{action}"), body)"#,
@@ -1082,11 +1102,42 @@ fn sdk_calls() -> Vec<Call> {
     calls
 }
 
-/// Every signed request of src/ (SIGNED_CALLS with a literal service and action).
+/// An action with what it needs besides (SIGNED_EXTRA).
+fn with_extra(action: String) -> Vec<String> {
+    let extra = SIGNED_EXTRA
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map(|(_, e)| e.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    std::iter::once(action).chain(extra).collect()
+}
+
+/// Every signed request of src/ (SIGNED_CALLS with a literal service and action, and the
+/// REST calls of signed.rs: `rest(aws, "backup", Method::PUT, path, body, "StartBackupJob")`,
+/// whose last argument is the action).
 fn signed_calls() -> Vec<Call> {
     let mut calls = Vec::new();
+    let rest_site = Regex::new(r"(?:^|[^\w.:])rest\(\s*aws,").unwrap();
+    let rest_call = Regex::new(
+        r#"^rest\(\s*aws,\s*"([a-z0-9-]+)",\s*Method::[A-Z]+,\s*[^,]+,\s*(?:None|Some\([^)]*\)),\s*"([A-Za-z]+)""#,
+    )
+    .unwrap();
     for (file, text) in rust_sources() {
         let text = without_comments(&text);
+        for m in rest_site.find_iter(&text) {
+            let rest = &text[m.start() + m.as_str().find("rest").unwrap()..];
+            let c = rest_call.captures(rest).unwrap_or_else(|| {
+                panic!(
+                    "{file}: `{}…` names no service and action as string literals",
+                    &rest[..rest.len().min(80)]
+                )
+            });
+            calls.push(Call {
+                at: file.clone(),
+                what: format!("signed {} {}", &c[1], &c[2]),
+                actions: with_extra(format!("{}:{}", &c[1], &c[2])),
+            });
+        }
         for (function, service) in SIGNED_CALLS {
             let site = Regex::new(&format!(r"(?:^|[^\w.:]){function}\(\s*aws,")).unwrap();
             let literal = match service {
@@ -1118,7 +1169,7 @@ fn signed_calls() -> Vec<Call> {
                 calls.push(Call {
                     at: file.clone(),
                     what: format!("signed {svc} {action}"),
-                    actions: vec![format!("{svc}:{action}")],
+                    actions: with_extra(format!("{svc}:{action}")),
                 });
             }
         }
@@ -1209,10 +1260,11 @@ fn the_policy_files_are_valid_managed_policies() {
     assert_eq!(
         services,
         Some(vec![
+            "backup.amazonaws.com".to_string(),
             "ec2.amazonaws.com".to_string(),
             "ecs-tasks.amazonaws.com".to_string()
         ]),
-        "{}: iam:PassRole only to EC2 instances and ECS tasks",
+        "{}: iam:PassRole only to EC2 instances, ECS tasks and AWS Backup's jobs",
         pass[0].sid
     );
     let attach: Vec<&Statement> = st

@@ -1,6 +1,7 @@
 //! One module per subcommand; each is thin and leans on `stacks` and the engine in `cfn`.
 
 mod admin_login;
+mod backup;
 pub(crate) mod check;
 pub(super) mod cost;
 mod destroy;
@@ -70,6 +71,18 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
         Command::Destroy(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
             destroy::run(&g, p, &stack, args.keep_data_snapshot).await
+        }
+        Command::Backup(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            backup::backup(&g, p, &args, &stack).await
+        }
+        Command::Backups(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            backup::list(&g, p, &stack).await
+        }
+        Command::Restore(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            backup::restore(&g, p, &args, &stack).await
         }
     }
 }

@@ -2673,3 +2673,620 @@ def _sq_response_default(self: Any) -> str:
 _sq_models.ServiceQuotasBackend.get_aws_default_service_quota = _sq_get_default  # type: ignore[attr-defined]
 _sq_models.ServiceQuotasBackend.get_service_quota = _sq_get_applied  # type: ignore[method-assign]
 ServiceQuotasResponse.get_aws_default_service_quota = _sq_response_default  # type: ignore[attr-defined]
+# ------------- 24. AWS::RDS::DBCluster from a snapshot, and replacement in an update
+# SnapshotIdentifier (bbbctl restore): moto's model (patch 9) ignored it and created an
+# empty cluster.  AWS (AWS::RDS::DBCluster reference): the cluster is restored from the
+# cluster snapshot (RestoreDBClusterFromSnapshot), taking its master login, encryption
+# and engine from it; SnapshotIdentifier is a create-only property, so a changed value
+# (or one removed: an empty cluster) replaces the cluster in an update.  A replacement,
+# as CloudFormation does it: the new cluster is created in the update, the resources
+# that refer to it follow (an Aurora member instance's DBClusterIdentifier is create-only
+# too: a new instance joins the new cluster), and the replaced ones are deleted in the
+# cleanup once the stack's update succeeded, after their UpdateReplacePolicy (Snapshot: a
+# final cluster snapshot named as in patch 14); a failed update deletes the new ones
+# instead and keeps the old.  Other changed properties of a cluster are applied in place
+# (ModifyDBCluster: EngineVersion, BackupRetentionPeriod, ServerlessV2ScalingConfiguration,
+# DeletionProtection, CopyTagsToSnapshot, MasterUserPassword); of a member instance,
+# DBInstanceClass.  Not emulated: the new physical resource's own events ("Requested
+# update requires the creation of a new physical resource"), the restore's duration.
+_CLUSTER_CREATE_ONLY = ("SnapshotIdentifier", "DBClusterIdentifier", "DBSubnetGroupName",
+                        "DatabaseName", "KmsKeyId", "StorageEncrypted", "EngineMode",
+                        "SourceDBClusterIdentifier", "RestoreType", "RestoreToTime",
+                        "UseLatestRestorableTime", "PubliclyAccessible")
+_REPLACING = threading.local()  # per thread: one frame per stack update in progress
+
+
+def _replacement_frames() -> list[list[dict[str, Any]]]:
+    if not hasattr(_REPLACING, "frames"):
+        _REPLACING.frames = []
+    return _REPLACING.frames
+
+
+def _create_only_changed(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    def norm(v: Any) -> Any:
+        return str(v).lower() if isinstance(v, bool) or v in ("true", "false") else v
+    return any(norm(old.get(k)) != norm(new.get(k)) for k in keys)
+
+
+def _replace(original: Any, new_props: dict[str, Any], create: Any, policy: str | None,
+             account_id: str, region_name: str) -> Any:
+    """The replacement of `original` (or, in a rollback, the original it replaced)."""
+    frames = _replacement_frames()
+    frame = frames[-1] if frames else None
+    if frame is not None:  # a rollback re-applies the old properties: the old one returns
+        for entry in frame:
+            if entry["new"] is original and entry["old"]._ext_props == new_props:
+                entry["undone"] = True
+                return entry["old"]
+    new = create()
+    new._ext_props = new_props
+    if frame is not None:
+        frame.append({"old": original, "new": new, "policy": policy, "undone": False,
+                      "account": account_id, "region": region_name})
+    else:  # not inside a stack update we follow: delete the old one at once
+        _delete_replaced(None, original, policy, account_id, region_name)
+    return new
+
+
+def _delete_replaced(stack: Stack | None, old: Any, policy: str | None, account_id: str,
+                     region_name: str) -> None:
+    logical_id = getattr(old, "logical_resource_id", "")
+    rtype = getattr(old, "cf_resource_type", "")
+    if policy == "Retain":
+        _event(stack, logical_id, rtype, "DELETE_SKIPPED", _phys(old))
+        return
+    old._ext_deletion = (policy, stack.name if stack else "", logical_id)
+    _event(stack, logical_id, rtype, "DELETE_IN_PROGRESS", _phys(old))
+    old.delete(account_id, region_name)
+    _event(stack, logical_id, rtype, "DELETE_COMPLETE", _phys(old))
+
+
+_prev_stack_update = Stack.update
+
+
+def _stack_update_with_cleanup(self: Stack, *args: Any, **kwargs: Any) -> None:
+    frames = _replacement_frames()
+    frames.append([])
+    try:
+        _prev_stack_update(self, *args, **kwargs)
+    finally:
+        frame = frames.pop()
+    succeeded = self.status == "UPDATE_COMPLETE"
+    for entry in reversed(frame):  # dependents first (they were replaced after)
+        if succeeded:
+            _delete_replaced(self, entry["old"], entry["policy"], entry["account"],
+                             entry["region"])
+        elif entry["undone"]:  # rolled back to the old one: the new one goes
+            _delete_replaced(self, entry["new"], "Delete", entry["account"], entry["region"])
+
+
+Stack.update = _stack_update_with_cleanup  # type: ignore[method-assign]
+
+
+def _snapshot_id(value: str) -> str:
+    """A cluster snapshot given by ARN or name: its name."""
+    return value.split(":cluster-snapshot:", 1)[-1] if value.startswith("arn:") else value
+
+
+_orig_cluster_create = RDSDBCluster.create_from_cloudformation_json.__func__
+
+
+def _cluster_create(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                    account_id: str, region_name: str, **kwargs: Any) -> Any:
+    props = cloudformation_json.get("Properties") or {}
+    if not props.get("SnapshotIdentifier"):
+        made = _orig_cluster_create(cls, resource_name, cloudformation_json, account_id,
+                                    region_name, **kwargs)
+        made._ext_props = props
+        return made
+    from moto.rds.models import rds_backends
+    backend = rds_backends[account_id][region_name]
+    identifier = (props.get("DBClusterIdentifier") or _aws_name(resource_name, 63)).lower()
+    cluster = backend.restore_db_cluster_from_snapshot(
+        _snapshot_id(props["SnapshotIdentifier"]), {
+            "db_cluster_identifier": identifier,
+            "engine": props.get("Engine"),
+            "engine_version": props.get("EngineVersion"),
+            "db_subnet_group_name": props.get("DBSubnetGroupName"),
+            "vpc_security_group_ids": props.get("VpcSecurityGroupIds") or [],
+            "port": props.get("Port"),
+            "kms_key_id": props.get("KmsKeyId"),
+            "backup_retention_period": int(props.get("BackupRetentionPeriod", 1)),
+            "copy_tags_to_snapshot": _flag(props.get("CopyTagsToSnapshot")),
+            "deletion_protection": _flag(props.get("DeletionProtection")),
+            "enable_iam_database_authentication":
+                _flag(props.get("EnableIAMDatabaseAuthentication")),
+            "enable_cloudwatch_logs_exports": props.get("EnableCloudwatchLogsExports"),
+            "serverless_v2_scaling_configuration":
+                props.get("ServerlessV2ScalingConfiguration"),
+            "tags": _tags(props),
+        })
+    # The restored cluster is new: moto's copy of the snapshot's cluster kept its state.
+    cluster.db_cluster_identifier = identifier
+    cluster.status = "available"
+    made = cls(cluster.db_cluster_identifier, {
+        "Endpoint.Address": cluster.endpoint,
+        "Endpoint.Port": str(cluster.port),
+        "ReadEndpoint.Address": cluster.reader_endpoint,
+        "DBClusterArn": cluster.db_cluster_arn,
+        "DBClusterResourceId": cluster.resource_id,
+    })
+    made._ext_props = props
+    return made
+
+
+def _cluster_update(cls: type, original_resource: Any, new_resource_name: str,
+                    cloudformation_json: dict[str, Any], account_id: str,
+                    region_name: str) -> Any:
+    props = cloudformation_json.get("Properties") or {}
+    old = getattr(original_resource, "_ext_props", {})
+    if _create_only_changed(old, props, _CLUSTER_CREATE_ONLY):
+        return _replace(original_resource, props,
+                        lambda: _cluster_create(cls, new_resource_name, cloudformation_json,
+                                                account_id, region_name),
+                        cloudformation_json.get("UpdateReplacePolicy"), account_id,
+                        region_name)
+    from moto.rds.models import rds_backends
+    changes = {"db_cluster_identifier": original_resource.physical_resource_id}
+    for prop, key, value in (
+            ("EngineVersion", "engine_version", props.get("EngineVersion")),
+            ("BackupRetentionPeriod", "backup_retention_period",
+             int(props.get("BackupRetentionPeriod", 1))),
+            ("ServerlessV2ScalingConfiguration", "serverless_v2_scaling_configuration",
+             props.get("ServerlessV2ScalingConfiguration")),
+            ("DeletionProtection", "deletion_protection",
+             _flag(props.get("DeletionProtection"))),
+            ("CopyTagsToSnapshot", "copy_tags_to_snapshot",
+             _flag(props.get("CopyTagsToSnapshot"))),
+            ("MasterUserPassword", "master_user_password", props.get("MasterUserPassword"))):
+        if old.get(prop) != props.get(prop):
+            changes[key] = value
+    if len(changes) > 1:
+        rds_backends[account_id][region_name].modify_db_cluster(changes)
+    original_resource._ext_props = props
+    return original_resource
+
+
+RDSDBCluster.create_from_cloudformation_json = classmethod(_cluster_create)  # type: ignore[method-assign,assignment]
+RDSDBCluster.update_from_cloudformation_json = classmethod(_cluster_update)  # type: ignore[method-assign,assignment,attr-defined]
+
+
+def _db_instance_create_recorded(cls: type, resource_name: str,
+                                 cloudformation_json: dict[str, Any], account_id: str,
+                                 region_name: str, **kwargs: Any) -> Any:
+    made = _db_instance_create(cls, resource_name, cloudformation_json, account_id,
+                               region_name, **kwargs)
+    made._ext_props = cloudformation_json.get("Properties") or {}
+    return made
+
+
+def _db_instance_update(cls: type, original_resource: Any, new_resource_name: str,
+                        cloudformation_json: dict[str, Any], account_id: str,
+                        region_name: str) -> Any:
+    props = cloudformation_json.get("Properties") or {}
+    old = getattr(original_resource, "_ext_props", {})
+    if props.get("DBClusterIdentifier") and _create_only_changed(
+            old, props, ("DBClusterIdentifier", "DBInstanceIdentifier", "DBSubnetGroupName")):
+        return _replace(original_resource, props,
+                        lambda: _db_instance_create_recorded(
+                            cls, new_resource_name, cloudformation_json, account_id,
+                            region_name),
+                        cloudformation_json.get("UpdateReplacePolicy"), account_id,
+                        region_name)
+    if props.get("DBInstanceClass") and old.get("DBInstanceClass") != props.get("DBInstanceClass"):
+        from moto.rds.models import rds_backends
+        rds_backends[account_id][region_name].modify_db_instance(
+            original_resource.db_instance_identifier,
+            {"db_instance_class": props["DBInstanceClass"]})
+    original_resource._ext_props = props
+    return original_resource
+
+
+_RDSDBInstance.create_from_cloudformation_json = classmethod(_db_instance_create_recorded)  # type: ignore[method-assign,assignment]
+_RDSDBInstance.update_from_cloudformation_json = classmethod(_db_instance_update)  # type: ignore[method-assign,assignment]
+
+
+# -------------------------- 25. AWS Backup: on-demand backup and restore jobs (EFS)
+# moto's Backup has vaults and plans only: no StartBackupJob, recovery points or
+# restores.  Emulated here for EFS file systems, as the AWS Backup API reference gives
+# them (REST-JSON, answered before moto's routing sees the request):
+#   PUT  /backup-jobs                    StartBackupJob: the vault and the file system must
+#        exist; the job is COMPLETED at once and its recovery point (arn:...:backup:
+#        <region>:<account>:recovery-point:<uuid>, COMPLETED, the file system's metered
+#        size, Lifecycle and CalculatedLifecycle.DeleteAt = creation + DeleteAfterDays,
+#        the vault's encryption) is in the vault, its RecoveryPointTags readable with
+#        ListTags; an IdempotencyToken repeated answers the first job again.
+#   GET  /backup-jobs/<id>               DescribeBackupJob.
+#   GET  /backup-vaults/<name>/recovery-points/[?resourceArn=]   ListRecoveryPointsByBackupVault
+#   GET  /backup-vaults/<name>/recovery-points/<arn>             DescribeRecoveryPoint
+#   DELETE /backup-vaults/<name>/recovery-points/<arn>           DeleteRecoveryPoint
+#   GET  /resources/<arn>/recovery-points/                       ListRecoveryPointsByResource
+#   PUT  /restore-jobs                   StartRestoreJob (ResourceType EFS; Metadata
+#        file-system-id and newFileSystem "false": into that file system, which must
+#        exist): COMPLETED at once, CreatedResourceArn the file system's ARN.  AWS writes
+#        the files to a new aws-backup-restore_<time> directory of the file system; moto
+#        has no file contents, so nothing is written.
+#   GET  /restore-jobs/<id>              DescribeRestoreJob.
+# A vault holding recovery points cannot be deleted (InvalidRequestException), as in AWS.
+# Vault names in paths may be percent-encoded (aws/efs/automatic-backup-vault).  Not
+# emulated: jobs that take time or fail, copies, cold storage, the expiry itself, access
+# policies of vaults (the EFS automatic-backup vault's denies StartRestoreJob: no such
+# vault exists here), resource types other than EFS.
+import time as _time  # noqa: E402
+import uuid as _uuid  # noqa: E402
+from urllib.parse import parse_qs as _parse_qs  # noqa: E402
+from urllib.parse import unquote as _unquote  # noqa: E402
+
+from moto.backup.models import backup_backends  # noqa: E402
+from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
+from moto.efs.models import efs_backends  # noqa: E402
+
+_BACKUP_LOCK = threading.Lock()
+_EFS_ARN = re.compile(r"^arn:aws[a-z-]*:elasticfilesystem:([a-z0-9-]+):(\d{12}):file-system/(fs-[0-9a-f]+)$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+
+
+class _BackupError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def _backup_state(backend: Any) -> dict[str, dict[str, Any]]:
+    if not hasattr(backend, "_ext_jobs"):  # on the backend: a reset drops it
+        backend._ext_jobs, backend._ext_points, backend._ext_restores = {}, {}, {}
+        backend._ext_tokens = {}
+    return backend
+
+
+def _efs_file_system(arn: str, region: str) -> Any:
+    m = _EFS_ARN.match(arn or "")
+    if not m or m.group(1) != region:
+        raise _BackupError("InvalidParameterValueException", f"Invalid ARN: {arn}")
+    fs = efs_backends[m.group(2)][region].file_systems_by_id.get(m.group(3))
+    if fs is None:
+        raise _BackupError("ResourceNotFoundException", f"Resource {arn} not found", 404)
+    return fs
+
+
+def _vault(backend: Any, name: str) -> Any:
+    vault = backend.vaults.get(name)
+    if vault is None:
+        raise _BackupError("ResourceNotFoundException",
+                           f"Backup vault {name} not found", 404)
+    return vault
+
+
+def _point_by_vault(p: dict[str, Any]) -> dict[str, Any]:
+    keys = ("RecoveryPointArn", "BackupVaultName", "BackupVaultArn", "ResourceArn",
+            "ResourceType", "IamRoleArn", "Status", "CreationDate", "CompletionDate",
+            "BackupSizeInBytes", "CalculatedLifecycle", "Lifecycle", "EncryptionKeyArn",
+            "IsEncrypted", "ResourceName", "CreatedBy", "StorageClass")
+    return {k: p[k] for k in keys if k in p and k != "StorageClass"}
+
+
+def _point_by_resource(p: dict[str, Any]) -> dict[str, Any]:
+    return {"RecoveryPointArn": p["RecoveryPointArn"], "CreationDate": p["CreationDate"],
+            "Status": p["Status"], "EncryptionKeyArn": p["EncryptionKeyArn"],
+            "BackupSizeBytes": p["BackupSizeInBytes"], "BackupVaultName": p["BackupVaultName"],
+            "IsParent": False, "ResourceName": p.get("ResourceName", "")}
+
+
+def _start_backup_job(backend: Any, region: str, body: dict[str, Any]) -> dict[str, Any]:
+    for key in ("BackupVaultName", "ResourceArn", "IamRoleArn"):
+        if not body.get(key):
+            raise _BackupError("MissingParameterValueException", f"{key} is required")
+    if not _ROLE_ARN.match(body["IamRoleArn"]):
+        raise _BackupError("InvalidParameterValueException",
+                           f"Invalid IAM role ARN: {body['IamRoleArn']}")
+    token = body.get("IdempotencyToken")
+    if token and token in backend._ext_tokens:
+        job = backend._ext_jobs[backend._ext_tokens[token]]
+        return {"BackupJobId": job["BackupJobId"], "RecoveryPointArn": job["RecoveryPointArn"],
+                "CreationDate": job["CreationDate"], "IsParent": False}
+    vault = _vault(backend, body["BackupVaultName"])
+    fs = _efs_file_system(body["ResourceArn"], region)
+    lifecycle = body.get("Lifecycle") or {}
+    delete_after = lifecycle.get("DeleteAfterDays")
+    cold_after = lifecycle.get("MoveToColdStorageAfterDays")
+    if delete_after is not None and (not isinstance(delete_after, int) or delete_after < 1):
+        raise _BackupError("InvalidParameterValueException",
+                           "DeleteAfterDays must be a positive number of days")
+    if cold_after is not None and delete_after is not None and delete_after < cold_after + 90:
+        raise _BackupError("InvalidParameterValueException",
+                           "DeleteAfterDays must be at least 90 days after "
+                           "MoveToColdStorageAfterDays")
+    now = _time.time()
+    point_arn = (f"arn:{get_partition(region)}:backup:{region}:{backend.account_id}:"
+                 f"recovery-point:{str(_uuid.uuid4()).upper()}")
+    point: dict[str, Any] = {
+        "RecoveryPointArn": point_arn, "BackupVaultName": vault.backup_vault_name,
+        "BackupVaultArn": vault.backup_vault_arn, "ResourceArn": body["ResourceArn"],
+        "ResourceType": "EFS", "IamRoleArn": body["IamRoleArn"], "Status": "COMPLETED",
+        "CreationDate": now, "CompletionDate": now,
+        "BackupSizeInBytes": int((fs.size_in_bytes or {}).get("Value", 0)),
+        "Lifecycle": lifecycle,
+        "EncryptionKeyArn": vault.encryption_key_arn or
+        f"arn:{get_partition(region)}:kms:{region}:{backend.account_id}:key/aws-backup",
+        "IsEncrypted": True, "ResourceName": getattr(fs, "name", None) or "",
+        "StorageClass": "WARM",
+        "CreatedBy": {},
+    }
+    calculated = {}
+    if delete_after:
+        calculated["DeleteAt"] = now + delete_after * 86400
+    if cold_after:
+        calculated["MoveToColdStorageAt"] = now + cold_after * 86400
+    if calculated:
+        point["CalculatedLifecycle"] = calculated
+    job_id = str(_uuid.uuid4()).upper()
+    job = {"AccountId": backend.account_id, "BackupJobId": job_id,
+           "BackupVaultName": vault.backup_vault_name, "BackupVaultArn": vault.backup_vault_arn,
+           "RecoveryPointArn": point_arn, "ResourceArn": body["ResourceArn"],
+           "CreationDate": now, "CompletionDate": now, "State": "COMPLETED",
+           "PercentDone": "100.0", "BackupSizeInBytes": point["BackupSizeInBytes"],
+           "IamRoleArn": body["IamRoleArn"], "ResourceType": "EFS",
+           "StartBy": now + 60 * int(body.get("StartWindowMinutes") or 480),
+           "RecoveryPointLifecycle": lifecycle, "IsParent": False,
+           "ResourceName": point["ResourceName"], "InitiationDate": now}
+    backend._ext_points[point_arn] = point
+    backend._ext_jobs[job_id] = job
+    if token:
+        backend._ext_tokens[token] = job_id
+    if body.get("RecoveryPointTags"):
+        backend.tag_resource(point_arn, body["RecoveryPointTags"])
+    vault.num_of_recovery_points += 1
+    return {"BackupJobId": job_id, "RecoveryPointArn": point_arn, "CreationDate": now,
+            "IsParent": False}
+
+
+def _start_restore_job(backend: Any, region: str, body: dict[str, Any]) -> dict[str, Any]:
+    point = backend._ext_points.get(body.get("RecoveryPointArn") or "")
+    if point is None:
+        raise _BackupError("ResourceNotFoundException",
+                           f"Recovery point {body.get('RecoveryPointArn')} not found", 404)
+    metadata = body.get("Metadata") or {}
+    if body.get("ResourceType", "EFS") != "EFS" or point["ResourceType"] != "EFS":
+        raise _BackupError("InvalidParameterValueException",
+                           "moto_ext: only EFS restores are emulated")
+    if str(metadata.get("newFileSystem", "")).lower() != "false":
+        raise _BackupError("InvalidParameterValueException",
+                           "moto_ext: only restores into an existing file system "
+                           "(newFileSystem false) are emulated")
+    fs_id = metadata.get("file-system-id") or ""
+    target = (f"arn:{get_partition(region)}:elasticfilesystem:{region}:"
+              f"{backend.account_id}:file-system/{fs_id}")
+    _efs_file_system(target, region)
+    if body.get("IamRoleArn") and not _ROLE_ARN.match(body["IamRoleArn"]):
+        raise _BackupError("InvalidParameterValueException",
+                           f"Invalid IAM role ARN: {body['IamRoleArn']}")
+    token = body.get("IdempotencyToken")
+    if token and token in backend._ext_tokens:
+        return {"RestoreJobId": backend._ext_tokens[token]}
+    now = _time.time()
+    job_id = str(_uuid.uuid4()).upper()
+    backend._ext_restores[job_id] = {
+        "AccountId": backend.account_id, "RestoreJobId": job_id,
+        "RecoveryPointArn": point["RecoveryPointArn"], "SourceResourceArn": point["ResourceArn"],
+        "BackupVaultArn": point["BackupVaultArn"], "CreationDate": now,
+        "CompletionDate": now, "Status": "COMPLETED", "PercentDone": "100.0",
+        "BackupSizeInBytes": point["BackupSizeInBytes"], "IamRoleArn": body.get("IamRoleArn"),
+        "CreatedResourceArn": target, "ResourceType": "EFS",
+        "RecoveryPointCreationDate": point["CreationDate"]}
+    if token:
+        backend._ext_tokens[token] = job_id
+    return {"RestoreJobId": job_id}
+
+
+def _backup_route(method: str, path: str, query: dict[str, list[str]], body: dict[str, Any],
+                  region: str) -> dict[str, Any] | None:
+    """The answer to a request this patch emulates; None: moto's own routes take it."""
+    backend = _backup_state(backup_backends[DEFAULT_ACCOUNT_ID][region])
+    parts = path.split("/")  # percent-encoded segments: a vault name may hold "/"
+    if method == "PUT" and path == "/backup-jobs":
+        return _start_backup_job(backend, region, body)
+    if method == "PUT" and path == "/restore-jobs":
+        return _start_restore_job(backend, region, body)
+    if method == "GET" and len(parts) == 3 and parts[1] == "backup-jobs":
+        job = backend._ext_jobs.get(_unquote(parts[2]))
+        if job is None:
+            raise _BackupError("ResourceNotFoundException", f"Backup job {parts[2]} not found", 404)
+        return job
+    if method == "GET" and len(parts) == 3 and parts[1] == "restore-jobs":
+        job = backend._ext_restores.get(_unquote(parts[2]))
+        if job is None:
+            raise _BackupError("ResourceNotFoundException", f"Restore job {parts[2]} not found", 404)
+        return job
+    if len(parts) >= 4 and parts[1] == "backup-vaults" and parts[3] == "recovery-points":
+        vault = _vault(backend, _unquote(parts[2]))
+        points = [p for p in backend._ext_points.values()
+                  if p["BackupVaultName"] == vault.backup_vault_name]
+        if method == "GET" and (len(parts) == 4 or parts[4] == ""):
+            wanted = (query.get("resourceArn") or [None])[0]
+            return {"RecoveryPoints": [_point_by_vault(p) for p in points
+                                       if wanted is None or p["ResourceArn"] == wanted]}
+        arn = _unquote("/".join(parts[4:]))
+        point = next((p for p in points if p["RecoveryPointArn"] == arn), None)
+        if point is None:
+            raise _BackupError("ResourceNotFoundException", f"Recovery point {arn} not found", 404)
+        if method == "GET":
+            return {**_point_by_vault(point), "StorageClass": point["StorageClass"]}
+        if method == "DELETE":
+            del backend._ext_points[arn]
+            vault.num_of_recovery_points -= 1
+            return {}
+    if method == "GET" and len(parts) >= 4 and parts[1] == "resources" and \
+            parts[-1] == "" and parts[-2] == "recovery-points":
+        arn = _unquote("/".join(parts[2:-2]))
+        return {"RecoveryPoints": [_point_by_resource(p) for p in backend._ext_points.values()
+                                   if p["ResourceArn"] == arn]}
+    if method == "DELETE" and len(parts) == 3 and parts[1] == "backup-vaults":
+        name = _unquote(parts[2])
+        if any(p["BackupVaultName"] == name for p in backend._ext_points.values()):
+            raise _BackupError("InvalidRequestException",
+                               "Backup vault cannot be deleted because it contains recovery "
+                               "points")
+    return None
+
+
+def _is_backup_request(environ: dict[str, Any]) -> str | None:
+    """The region of a SigV4-signed AWS Backup request, else None."""
+    m = re.search(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/backup/aws4_request",
+                  environ.get("HTTP_AUTHORIZATION", ""))
+    return m.group(1) if m else None
+
+
+_prev_dispatch = DomainDispatcherApplication.__call__
+
+
+def _dispatch_backup(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    region = _is_backup_request(environ)
+    if region is None:
+        return _prev_dispatch(self, environ, start_response)
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+    path, _, qs = raw.partition("?")
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    data = environ["wsgi.input"].read(length) if length else b""
+    try:
+        body = json.loads(data or b"{}")
+        with _BACKUP_LOCK:
+            answer = _backup_route(environ["REQUEST_METHOD"], path, _parse_qs(qs), body, region)
+    except _BackupError as e:
+        start_response(f"{e.status} Error", [("Content-Type", "application/json"),
+                                             ("x-amzn-ErrorType", e.code)])
+        return [json.dumps({"__type": e.code, "Code": e.code, "Message": e.message,
+                            "message": e.message}).encode()]
+    if answer is None:  # moto's own route: give it the body we read
+        import io
+        environ["wsgi.input"] = io.BytesIO(data)
+        return _prev_dispatch(self, environ, start_response)
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(answer).encode()]
+
+
+DomainDispatcherApplication.__call__ = _dispatch_backup  # type: ignore[method-assign]
+
+
+# ----------------------- 26. UsePreviousValue of a parameter left at its default
+# UpdateStack with {"ParameterKey": K, "UsePreviousValue": true} for a parameter the stack
+# took from its template's Default (never passed): moto looked K up among the passed values
+# only (KeyError, HTTP 500).  AWS: the previous value, which is that Default.  A key the
+# previous template does not declare is AWS's ValidationError ("Invalid input for parameter
+# key K. Cannot specify usePreviousValue as true for a parameter key not in the previous
+# template").
+_orig_resolve_update_parameters = CloudFormationBackend._resolve_update_parameters
+
+
+def _resolve_update_parameters(self: CloudFormationBackend, instance: Any,
+                               incoming_params: list[dict[str, Any]]) -> dict[str, str]:
+    passed = instance.parameters or {}
+    declared = (getattr(instance, "template_dict", None) or {}).get("Parameters") or {}
+    params = []
+    for p in incoming_params:
+        key = p.get("ParameterKey")
+        if p.get("UsePreviousValue") and key not in passed:
+            if key not in declared:
+                raise ValidationError(message=(
+                    f"Invalid input for parameter key {key}. Cannot specify usePreviousValue "
+                    "as true for a parameter key not in the previous template"))
+            default = declared[key].get("Default", "")
+            value = str(default).lower() if isinstance(default, bool) else str(default)
+            p = {"ParameterKey": key, "ParameterValue": value}
+        params.append(p)
+    return _orig_resolve_update_parameters(self, instance, params)
+
+
+CloudFormationBackend._resolve_update_parameters = _resolve_update_parameters  # type: ignore[method-assign]
+
+
+# ------------------------ 27. RunTask of a task definition with task-level memory only
+# A Fargate task definition may give its memory at task level alone (containers without
+# Memory / MemoryReservation); moto added None to a sum (TypeError, HTTP 500) in RunTask.
+# AWS runs it: a container without its own limit shares the task's memory.
+from moto.ecs.models import EC2ContainerServiceBackend as _ECSBackend  # noqa: E402
+
+_orig_task_requirements = _ECSBackend._calculate_task_resource_requirements
+
+
+def _task_requirements(task_definition: Any) -> dict[str, Any]:
+    keys = ("Memory", "MemoryReservation", "memory", "memoryReservation")
+    if all(any(c.get(k) is not None for k in keys)
+           for c in task_definition.container_definitions):
+        return _orig_task_requirements(task_definition)
+    shadow = copy.copy(task_definition)
+    shadow.container_definitions = [
+        c if any(c.get(k) is not None for k in keys) else {**c, "memory": 0}
+        for c in task_definition.container_definitions]
+    found = _orig_task_requirements(shadow)
+    found["MEMORY"] = max(found["MEMORY"], int(task_definition.memory or 0))
+    return found
+
+
+_ECSBackend._calculate_task_resource_requirements = staticmethod(_task_requirements)  # type: ignore[method-assign]
+
+
+# -------------------- 28. a parameter read through Fn::Sub changes its resources too
+# When an update changes only parameters, moto modified the resources that read a changed
+# one through Ref only; one that reads it as ${Name} in Fn::Sub (e.g. a container image
+# "…/greenlight:${ImageTag}") was left as it was.  AWS updates every resource whose
+# properties resolve differently.  Fn::Sub's ${Name} and ${Name.Attribute} (the part
+# before the first dot), and the names of its variable map, now count as references.
+_orig_references = parsing.get_references_from_template
+
+
+def _references(template: Any) -> list[str]:
+    found = list(_orig_references(template))
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Fn::Sub":
+                    text, variables = (value[0], value[1] if len(value) > 1 else {}) \
+                        if isinstance(value, list) else (value, {})
+                    if isinstance(text, str):
+                        found.extend(name.split(".")[0] for name in
+                                     re.findall(r"\$\{([^!}][^}]*)\}", text)
+                                     if name not in (variables or {}))
+                    walk(variables)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(template)
+    return found
+
+
+parsing.get_references_from_template = _references
+
+
+# ---------------------------- 29. AWS::ECS::TaskDefinition changed in an update
+# moto registered the new revision with the template's keys as written (ContainerDefinitions
+# in PascalCase: Image, Name, ...), while its create converts them to the API's camelCase:
+# the new revision described without image or name.  AWS registers the new revision as it
+# registered the first.  Updated here exactly as created (family, container definitions,
+# volumes, memory), the previous revision deregistered as before.
+from moto.ecs.models import ecs_backends as _ecs_backends  # noqa: E402
+from moto.ecs.models import pascal_to_camelcase as _pascal_to_camelcase  # noqa: E402
+from moto.ecs.models import remap_nested_keys as _remap_nested_keys  # noqa: E402
+
+
+def _task_definition_update(cls: type, original_resource: Any, new_resource_name: str,
+                            cloudformation_json: dict[str, Any], account_id: str,
+                            region_name: str) -> Any:
+    props = cloudformation_json["Properties"]
+    family = props.get("Family") or original_resource.family
+    containers = _remap_nested_keys(props.get("ContainerDefinitions", []), _pascal_to_camelcase)
+    volumes = _remap_nested_keys(props.get("Volumes", []), _pascal_to_camelcase)
+    if (original_resource.family == family
+            and original_resource.container_definitions == containers
+            and (original_resource.volumes or []) == volumes):
+        return original_resource
+    backend = _ecs_backends[account_id][region_name]
+    backend.deregister_task_definition(original_resource.arn)
+    return backend.register_task_definition(family=family, container_definitions=containers,
+                                            volumes=volumes, memory=props.get("Memory"))
+
+
+_ECSTaskDefinition.update_from_cloudformation_json = classmethod(_task_definition_update)  # type: ignore[method-assign,assignment]

@@ -1775,6 +1775,203 @@ def service_quotas():
             got = regional.get_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]
             check(f"service quotas: {key} applied value {value}",
                   got["Value"] == float(value) and f":{region}:" in got["QuotaArn"], got)
+def cluster_from_snapshot_and_replacement():
+    """Patch 24: AWS::RDS::DBCluster SnapshotIdentifier restores the cluster from the
+    snapshot; a changed SnapshotIdentifier replaces the cluster (and its member instance)
+    in the update, the replaced cluster is snapshotted (UpdateReplacePolicy Snapshot) and
+    deleted in the cleanup; a failed update keeps the old cluster."""
+    rds = client("rds")
+    name = f"restore-{RUN}"
+    template = """
+Parameters:
+  Snapshot: {Type: String, Default: ""}
+  Retention: {Type: Number, Default: 1}
+Conditions:
+  FromSnapshot: !Not [!Equals [!Ref Snapshot, ""]]
+Resources:
+  Cluster:
+    Type: AWS::RDS::DBCluster
+    DeletionPolicy: Delete
+    UpdateReplacePolicy: Snapshot
+    Properties:
+      Engine: aurora-postgresql
+      EngineVersion: "16.8"
+      SnapshotIdentifier: !If [FromSnapshot, !Ref Snapshot, !Ref AWS::NoValue]
+      MasterUsername: !If [FromSnapshot, !Ref AWS::NoValue, master]
+      MasterUserPassword: !If [FromSnapshot, !Ref AWS::NoValue, password1234]
+      StorageEncrypted: !If [FromSnapshot, !Ref AWS::NoValue, true]
+      BackupRetentionPeriod: !Ref Retention
+      CopyTagsToSnapshot: true
+      Tags: [{Key: owner, Value: selftest}]
+  Writer:
+    Type: AWS::RDS::DBInstance
+    Properties:
+      DBClusterIdentifier: !Ref Cluster
+      Engine: aurora-postgresql
+      DBInstanceClass: db.serverless
+Outputs:
+  ClusterId: {Value: !Ref Cluster}
+"""
+    cfn.create_stack(StackName=name, TemplateBody=template)
+    first = outputs(stack(name))["ClusterId"]
+    snap = f"selftest-{RUN}-snap"
+    rds.create_db_cluster_snapshot(DBClusterIdentifier=first, DBClusterSnapshotIdentifier=snap)
+    cfn.update_stack(StackName=name, TemplateBody=template,
+                     Parameters=[{"ParameterKey": "Snapshot", "ParameterValue": snap}])
+    st = stack(name)
+    second = outputs(st).get("ClusterId")
+    clusters = {c["DBClusterIdentifier"]: c for c in rds.describe_db_clusters()["DBClusters"]}
+    members = [m["DBInstanceIdentifier"] for m in clusters.get(second, {}).get(
+        "DBClusterMembers", [])]
+    check("cluster from snapshot: a changed SnapshotIdentifier replaces the cluster "
+          "(new identifier, old one deleted, a new member instance in the new one)",
+          st["StackStatus"] == "UPDATE_COMPLETE" and second != first
+          and first not in clusters and second in clusters and len(members) == 1,
+          (st["StackStatus"], first, second, list(clusters), members))
+    check("cluster from snapshot: it takes the snapshot's master login (none in the template)",
+          clusters.get(second, {}).get("MasterUsername") == "master", clusters.get(second))
+    kept = [s for s in rds.describe_db_cluster_snapshots(
+        DBClusterIdentifier=first, SnapshotType="manual")["DBClusterSnapshots"]
+        if s["DBClusterSnapshotIdentifier"] != snap]
+    check("cluster from snapshot: the replaced cluster was snapshotted first "
+          "(UpdateReplacePolicy Snapshot), with the cluster's tags",
+          len(kept) == 1 and {"Key": "owner", "Value": "selftest"} in kept[0].get("TagList", []),
+          kept)
+    evs = events(name)
+    check("cluster from snapshot: the cleanup deleted the replaced cluster after the update",
+          [e["PhysicalResourceId"] for e in find(evs, "Cluster", "DELETE_COMPLETE")] == [first],
+          [(e["LogicalResourceId"], e["ResourceStatus"]) for e in evs[-8:]])
+    cfn.update_stack(StackName=name, TemplateBody=template, Parameters=[
+        {"ParameterKey": "Snapshot", "UsePreviousValue": True},
+        {"ParameterKey": "Retention", "ParameterValue": "7"}])
+    clusters = {c["DBClusterIdentifier"]: c for c in rds.describe_db_clusters()["DBClusters"]}
+    check("cluster from snapshot: the same SnapshotIdentifier again is no replacement; "
+          "other properties change in place",
+          outputs(stack(name)).get("ClusterId") == second
+          and clusters.get(second, {}).get("BackupRetentionPeriod") == 7,
+          (outputs(stack(name)), clusters.get(second, {}).get("BackupRetentionPeriod")))
+    error = error_of(cfn.update_stack, StackName=name, TemplateBody=template, Parameters=[
+        {"ParameterKey": "Snapshot", "ParameterValue": f"missing-{RUN}"},
+        {"ParameterKey": "Retention", "UsePreviousValue": True}])
+    st = stack(name)
+    clusters = {c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"]}
+    check("cluster from snapshot: a snapshot that does not exist fails the update; the "
+          "cluster stays",
+          error == "no error" and st["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+          and outputs(st).get("ClusterId") == second and second in clusters,
+          (error, st["StackStatus"], outputs(st), clusters))
+    cfn.delete_stack(StackName=name)
+    for s in rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]:
+        if s["DBClusterIdentifier"] in (first, second):
+            rds.delete_db_cluster_snapshot(
+                DBClusterSnapshotIdentifier=s["DBClusterSnapshotIdentifier"])
+
+
+def backup_jobs():
+    """Patch 25: AWS Backup StartBackupJob / recovery points / StartRestoreJob of EFS."""
+    efs, bk = client("efs"), client("backup")
+    fs = efs.create_file_system(CreationToken=f"selftest-{RUN}")
+    arn, vault = fs["FileSystemArn"], f"selftest-{RUN}"
+    role = "arn:aws:iam::123456789012:role/selftest-backup"
+    check("backup: a job into a vault that does not exist is ResourceNotFoundException",
+          "ResourceNotFoundException" in error_of(
+              bk.start_backup_job, BackupVaultName=vault, ResourceArn=arn, IamRoleArn=role))
+    bk.create_backup_vault(BackupVaultName=vault)
+    job = bk.start_backup_job(BackupVaultName=vault, ResourceArn=arn, IamRoleArn=role,
+                              IdempotencyToken=f"t-{RUN}", Lifecycle={"DeleteAfterDays": 10},
+                              RecoveryPointTags={"bbbctl:deployment": "selftest"})
+    again = bk.start_backup_job(BackupVaultName=vault, ResourceArn=arn, IamRoleArn=role,
+                                IdempotencyToken=f"t-{RUN}")
+    described = bk.describe_backup_job(BackupJobId=job["BackupJobId"])
+    check("backup: StartBackupJob completes with a recovery point; its token repeated "
+          "answers the same job",
+          described["State"] == "COMPLETED" and again["BackupJobId"] == job["BackupJobId"]
+          and described["RecoveryPointArn"] == job["RecoveryPointArn"], described)
+    points = bk.list_recovery_points_by_backup_vault(BackupVaultName=vault,
+                                                     ByResourceArn=arn)["RecoveryPoints"]
+    life = points[0]["CalculatedLifecycle"]["DeleteAt"] - points[0]["CreationDate"] \
+        if points else None
+    check("backup: the recovery point is listed by vault, expiring DeleteAfterDays later, "
+          "tagged",
+          len(points) == 1 and life is not None and life.days == 10
+          and bk.list_tags(ResourceArn=job["RecoveryPointArn"])["Tags"]
+          == {"bbbctl:deployment": "selftest"}, points)
+    by_resource = bk.list_recovery_points_by_resource(ResourceArn=arn)["RecoveryPoints"]
+    check("backup: ... and by resource", [p["RecoveryPointArn"] for p in by_resource]
+          == [job["RecoveryPointArn"]], by_resource)
+    restore = bk.start_restore_job(
+        RecoveryPointArn=job["RecoveryPointArn"], IamRoleArn=role, ResourceType="EFS",
+        Metadata={"file-system-id": fs["FileSystemId"], "newFileSystem": "false"})
+    restored = bk.describe_restore_job(RestoreJobId=restore["RestoreJobId"])
+    check("backup: a restore into the same file system completes",
+          restored["Status"] == "COMPLETED" and restored["CreatedResourceArn"] == arn, restored)
+    check("backup: a vault with recovery points cannot be deleted",
+          "InvalidRequestException" in error_of(bk.delete_backup_vault, BackupVaultName=vault))
+    bk.delete_recovery_point(BackupVaultName=vault, RecoveryPointArn=job["RecoveryPointArn"])
+    bk.delete_backup_vault(BackupVaultName=vault)
+    efs.delete_file_system(FileSystemId=fs["FileSystemId"])
+    check("backup: the EFS automatic-backup vault does not exist here (no automatic backups)",
+          "ResourceNotFoundException" in error_of(
+              bk.list_recovery_points_by_backup_vault,
+              BackupVaultName="aws/efs/automatic-backup-vault"))
+
+
+def parameter_updates_and_task_definitions():
+    """Patches 26-29: UsePreviousValue of a defaulted parameter; a parameter read through
+    Fn::Sub changes its resource; a changed task definition is registered as created; a
+    Fargate task definition with task-level memory only runs."""
+    ecs = client("ecs")
+    name, cluster = f"taskdef-{RUN}", f"selftest-{RUN}"
+    ecs.create_cluster(clusterName=cluster)
+    template = """
+Parameters:
+  Tag: {Type: String, Default: "v1"}
+  Other: {Type: String, Default: "a"}
+Resources:
+  Task:
+    Type: AWS::ECS::TaskDefinition
+    Properties:
+      Family: !Sub "selftest-${Other}"
+      RequiresCompatibilities: [FARGATE]
+      NetworkMode: awsvpc
+      Cpu: "256"
+      Memory: "512"
+      ContainerDefinitions:
+        - Name: app
+          Image: !Sub "registry.example/app:${Tag}"
+          Essential: true
+Outputs:
+  Arn: {Value: !Ref Task}
+"""
+    cfn.create_stack(StackName=name, TemplateBody=template)
+    first = outputs(stack(name))["Arn"]
+    cfn.update_stack(StackName=name, TemplateBody=template, Parameters=[
+        {"ParameterKey": "Tag", "ParameterValue": "v2"},
+        {"ParameterKey": "Other", "UsePreviousValue": True}])
+    st = stack(name)
+    second = outputs(st).get("Arn", "")
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in st["Parameters"]}
+    check("UsePreviousValue of a parameter left at its default keeps its default "
+          "(moto: KeyError, HTTP 500)",
+          st["StackStatus"] == "UPDATE_COMPLETE" and params.get("Other") == "a", params)
+    defs = ecs.describe_task_definition(taskDefinition=second)["taskDefinition"][
+        "containerDefinitions"] if second else []
+    check("a parameter read through Fn::Sub changes the resource: a new revision",
+          second.endswith(":2") and first.endswith(":1"), (first, second))
+    check("the new revision is registered as the first was (camelCase: name, image)",
+          [(c.get("name"), c.get("image")) for c in defs] == [("app", "registry.example/app:v2")],
+          defs)
+    check("UsePreviousValue of a key the template does not declare is a ValidationError",
+          "ValidationError" in error_of(cfn.update_stack, StackName=name, TemplateBody=template,
+                                        Parameters=[{"ParameterKey": "Nope",
+                                                     "UsePreviousValue": True}]))
+    task = ecs.run_task(cluster=cluster, taskDefinition=second, launchType="FARGATE",
+                        networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-1"]}})
+    check("RunTask of a Fargate task definition with task-level memory only starts a task "
+          "(moto: TypeError, HTTP 500)", len(task["tasks"]) == 1, task.get("failures"))
+    ecs.stop_task(cluster=cluster, task=task["tasks"][0]["taskArn"])
+    cfn.delete_stack(StackName=name)
+    ecs.delete_cluster(cluster=cluster)
 
 
 def run_all(groups) -> int:
@@ -1806,7 +2003,9 @@ def main() -> int:
                     effective_parameters_and_terminated_instances, ses_account,
                     pull_through_cache_rules, auto_scaling_group_updates,
                     pricing_get_products, protected_group_delete,
-                    volume_snapshot_policy, service_quotas))
+                    volume_snapshot_policy, service_quotas,
+                    cluster_from_snapshot_and_replacement,
+                    backup_jobs, parameter_updates_and_task_definitions))
 
 
 if __name__ == "__main__":

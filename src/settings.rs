@@ -403,12 +403,14 @@ impl SetupInput {
             .and_then(|c| c.get(crate::backup::P_DB_SNAPSHOT))
             .cloned()
             .unwrap_or_default();
-        if params.get(P_MODE).map(String::as_str) == Some(Mode::Single.as_str()) {
+        let wanted = params.get(crate::backup::P_DB_SNAPSHOT).cloned();
+        let single = params.get(P_MODE).map(String::as_str) == Some(Mode::Single.as_str());
+        if single && wanted.as_deref().is_none_or(|w| w == restored_from) {
             if !restored_from.is_empty() {
                 params.insert(crate::backup::P_DB_SNAPSHOT.to_string(), String::new());
             }
-        } else if let Some(wanted) = params.get(crate::backup::P_DB_SNAPSHOT)
-            && *wanted != restored_from
+        } else if let Some(wanted) = wanted
+            && wanted != restored_from
         {
             problems.add(format!(
                 "{} is written by `bbbctl restore` (here {restored_from:?} → {wanted:?}): setup neither restores nor empties the database. \

@@ -4,6 +4,7 @@
 //! the images and the installer pin.
 
 mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -745,11 +746,24 @@ fn copy_back_script(root: &Path) -> String {
         .replace("/mnt/recordings", &root.display().to_string())
 }
 
+/// Runs the script as the task does: BusyBox's sh and applets (the image is Alpine), with
+/// nothing else on PATH. (GNU cp behaves otherwise: `cp -n` into an existing directory
+/// recurses there, BusyBox's skips it whole.)
 fn run_copy_back(root: &Path, env: &[(&str, &str)]) -> std::process::Output {
-    std::process::Command::new("sh")
+    support::ensure_packages(&["busybox"]);
+    let bin = tempfile::tempdir().unwrap();
+    let install = std::process::Command::new("busybox")
+        .arg("--install")
+        .arg("-s")
+        .arg(bin.path())
+        .output()
+        .unwrap();
+    assert!(install.status.success(), "{install:?}");
+    std::process::Command::new(bin.path().join("sh"))
         .arg("-c")
         .arg(copy_back_script(root))
-        .env_remove("RESTORE_DIR")
+        .env_clear()
+        .env("PATH", bin.path())
         .envs(env.iter().copied())
         .output()
         .unwrap()
@@ -789,6 +803,11 @@ fn the_copy_back_task_brings_back_what_is_missing_and_keeps_what_exists() {
 
     let o = run_copy_back(root, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("2 copied back, 1 already there (kept)"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let read = |rel: &str| std::fs::read_to_string(root.join(rel)).ok();
     let published = "var/bigbluebutton/published/presentation";
     assert_eq!(
@@ -821,11 +840,11 @@ fn the_copy_back_task_brings_back_what_is_missing_and_keeps_what_exists() {
 
     // Two restore directories: it refuses and names them, unless RESTORE_DIR picks one.
     write(
-        "aws-backup-restore_a/var/bigbluebutton/published/x/index.json",
+        "aws-backup-restore_a/var/bigbluebutton/published/presentation/x/index.json",
         "a",
     );
     write(
-        "aws-backup-restore_b/var/bigbluebutton/published/y/index.json",
+        "aws-backup-restore_b/var/bigbluebutton/published/presentation/y/index.json",
         "b",
     );
     let o = run_copy_back(root, &[]);
@@ -838,7 +857,7 @@ fn the_copy_back_task_brings_back_what_is_missing_and_keeps_what_exists() {
     let o = run_copy_back(root, &[("RESTORE_DIR", "aws-backup-restore_b")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
-        read("var/bigbluebutton/published/y/index.json").as_deref(),
+        read("var/bigbluebutton/published/presentation/y/index.json").as_deref(),
         Some("b")
     );
     assert!(root.join("aws-backup-restore_a").exists());

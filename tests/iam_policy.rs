@@ -98,6 +98,9 @@ const SIGNED_EXTRA: &[(&str, &[&str])] = &[
     (
         "backup:CreateBackupVault",
         &[
+            // bbbctl tags the vault (Service Authorization Reference: CreateBackupVault
+            // with tags needs backup:TagResource).
+            "backup:TagResource",
             "backup-storage:MountCapsule",
             "kms:CreateGrant",
             "kms:DescribeKey",
@@ -106,7 +109,11 @@ const SIGNED_EXTRA: &[(&str, &[&str])] = &[
             "kms:GenerateDataKey",
         ],
     ),
-    ("backup:StartBackupJob", &["iam:PassRole"]),
+    // RecoveryPointTags: the recovery point is tagged as it is made.
+    (
+        "backup:StartBackupJob",
+        &["iam:PassRole", "backup:TagResource"],
+    ),
     ("backup:StartRestoreJob", &["iam:PassRole"]),
     ("ecs:RunTask", &["iam:PassRole"]),
 ];
@@ -610,10 +617,12 @@ const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        // DeletionPolicy Snapshot: a final cluster snapshot.
+        // DeletionPolicy Snapshot: a final cluster snapshot. SnapshotIdentifier (`bbbctl
+        // restore`): the create handler restores from the snapshot.
         "AWS::RDS::DBCluster",
         &[
             "rds:CreateDBCluster",
+            "rds:RestoreDBClusterFromSnapshot",
             "rds:ModifyDBCluster",
             "rds:DeleteDBCluster",
             "rds:DescribeDBClusters",

@@ -259,7 +259,7 @@ async fn single_mode_then_scalable_and_back() {
     assert_stdout_has(
         &o,
         &format!(
-            "automatic backups of EFS file system {file_system}, recovery points in AWS Backup's vault aws/efs/automatic-backup-vault"
+            "AWS Backup's recovery points of EFS file system {file_system}, the automatic daily ones in vault aws/efs/automatic-backup-vault"
         ),
     );
 

@@ -607,9 +607,11 @@ async fn restore_recordings(
             )));
         }
     };
-    if point.status != "COMPLETED" {
+    // DescribeRecoveryPoint: COMPLETED, and AVAILABLE in AWS's current reference ("ready for
+    // use"); both mean the backup is whole.
+    if !matches!(point.status.as_str(), "COMPLETED" | "AVAILABLE") {
         return Err(usage(format!(
-            "recovery point {arn} is {}, not COMPLETED: wait for its backup to end, then restore",
+            "recovery point {arn} is {}, not COMPLETED or AVAILABLE: wait for its backup to end, then restore",
             point.status
         )));
     }

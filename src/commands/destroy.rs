@@ -62,7 +62,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
                 == Some("scalable")
         });
         if scalable {
-            question.push_str(" Every recording goes with the EFS file system (its automatic backups are AWS Backup's: daily recovery points in the default EFS backup vault, kept for their retention, 35 days by default, from which AWS Backup restores them), and Greenlight's and Scalelite's databases with Aurora (a final snapshot is kept).");
+            question.push_str(&format!(" Every recording goes with the EFS file system (AWS Backup keeps its recovery points: the automatic daily ones in vault aws/efs/automatic-backup-vault for their retention, 35 days by default, and those of `bbbctl backup` in vault bbbctl-{stack} for the days they were given), and Greenlight's and Scalelite's databases with Aurora (a final snapshot is kept, and the snapshots of `bbbctl backup`). `bbbctl backups -s {stack}` lists every copy that outlives the deployment, with when it expires; each costs until it does."));
         }
         if let Some(volume) = &found.data_volume {
             question.push(' ');

@@ -538,7 +538,7 @@ fn mode_switch(s: &SetupSettings, stack: &Stack) -> Option<String> {
     }
     if from == "scalable" {
         text.push_str("\n  The BBB servers are taken out first, each drained (its running meetings may go on, at most BBBServerDrainTimeout), then one new server starts; Scalelite and Greenlight go with the front end: start the switch when no meeting runs.");
-        text.push_str("\n  ! Nothing is migrated: the single server starts a new Greenlight with an empty database and no recordings. Kept: the database's final snapshot (named after the switch, kept until you delete it) and EFS's daily automatic backups of the recordings (AWS Backup, 35 days by default). A switch back to scalable mode starts empty too; the README's \"Backup, restore and upgrades\" says how to restore from these.");
+        text.push_str("\n  ! Nothing is migrated: the single server starts a new Greenlight with an empty database and no recordings. Kept: the database's final snapshot (named after the switch, kept until you delete it) and AWS Backup's recovery points of the recordings (the automatic daily ones, 35 days by default, and those of `bbbctl backup`); `bbbctl backups` lists them. A switch back to scalable mode starts empty too; the README's \"Backup, restore and upgrades\" says how to restore from these.");
     }
     if removed.is_empty() && added.is_empty() {
         text.push_str("\n  The same layers stay; their resources are updated for the new mode.");

@@ -43,6 +43,7 @@ pub(super) struct Switch {
 
 #[derive(Debug)]
 struct ScalableData {
+    stack: String,
     cluster: Option<String>,
     file_system: Option<String>,
     since: aws_smithy_types::DateTime,
@@ -69,6 +70,7 @@ impl Switch {
             switch.released = take_servers_out(aws, p, stack).await?;
             switch.service_logs = super::destroy::service_log_groups_of(aws, stack).await?;
             switch.scalable_data = Some(ScalableData {
+                stack: s.stack.clone(),
                 cluster: nested_resource(aws, stack, "DatabaseStack", "DBCluster").await?,
                 file_system: nested_resource(aws, stack, "StorageStack", "FileSystem").await?,
                 since: aws_smithy_types::DateTime::from(std::time::SystemTime::now()),
@@ -141,13 +143,9 @@ impl ScalableData {
             }
         }
         if let Some(fs) = &self.file_system {
-            let arn = format!(
-                "arn:aws:elasticfilesystem:{}:{}:file-system/{fs}",
-                aws.region(),
-                aws.account
-            );
             text.push_str(&format!(
-                "\n  - the recordings: the daily automatic backups of EFS file system {fs}, recovery points in AWS Backup's vault aws/efs/automatic-backup-vault, each kept for the vault plan's retention (35 days by default): aws backup list-recovery-points-by-resource --resource-arn {arn}"
+                "\n  - the recordings: AWS Backup's recovery points of EFS file system {fs}, the automatic daily ones in vault aws/efs/automatic-backup-vault (kept 35 days by default; a file system younger than a day may have none) and those of `bbbctl backup` in vault bbbctl-{stack} (kept the days they were given): `bbbctl backups -s {stack}` lists them, with when each expires",
+                stack = self.stack
             ));
         }
         text.push_str(

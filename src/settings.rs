@@ -1128,6 +1128,46 @@ mod tests {
         }
     }
 
+    /// Single mode has no database: a snapshot to restore it from is refused, not dropped
+    /// silently (a later switch to scalable would create the cluster from it, with the
+    /// snapshot's password and no `restore` to reset it).
+    #[test]
+    fn single_mode_refuses_a_database_snapshot() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            r#"{"Parameters": {"BBBDatabaseSnapshot": "bbbctl-bbb-20261201-120000"}}"#,
+        )
+        .unwrap();
+        let path = file.path().to_str().unwrap();
+        let argv = [
+            "bbbctl",
+            "setup",
+            "-s",
+            "bbb",
+            "--params",
+            path,
+            "--mode",
+            "single",
+            "-e",
+            "ops@example.org",
+            "-d",
+            "bbb.example.org",
+            "-h",
+            "Z123",
+        ];
+        use clap::Parser;
+        let input = match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Setup(a) => SetupInput::read(&a, "bbb".into()).unwrap(),
+            _ => unreachable!(),
+        };
+        let e = input.settle(None).unwrap_err().to_string();
+        assert!(
+            e.contains("BBBDatabaseSnapshot is written by `bbbctl restore`"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn an_existing_deployment_keeps_its_parameters_unless_told_otherwise() {
         let current = Current {

@@ -1,5 +1,5 @@
 //! A few AWS calls made without their SDK crates — EC2 DescribeInstances (the BBB servers'
-//! public addresses), DescribeSnapshots and DeleteSnapshot (the single server's data volume),
+//! public addresses; the tags of the servers whose DNS records destroy sweeps), DescribeSnapshots and DeleteSnapshot (the single server's data volume),
 //! ElastiCache DescribeReplicationGroups, ECS DescribeServices, CloudWatch Logs
 //! DeleteLogGroup and GetLogEvents —
 //! as small signed requests: SigV4 with the SDK's own signer and the credentials `Aws`
@@ -163,6 +163,54 @@ pub async fn public_addresses(aws: &Aws, ids: &[String]) -> Result<BTreeMap<Stri
         .into_iter()
         .filter_map(|(id, i)| Some((id, i.public_ip?)))
         .collect())
+}
+
+/// The tags of each of these instances that EC2 still describes (a terminated one too, for
+/// "usually less than one hour", as DescribeInstances documents): instance id → key → value.
+/// Asked through the `instance-id` filter, so an id EC2 does not know is simply absent
+/// (`InstanceId.N` fails the whole call on one unknown id).
+pub async fn instance_tags(
+    aws: &Aws,
+    ids: &[String],
+) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut found = BTreeMap::new();
+    for batch in ids.chunks(100) {
+        let mut token: Option<String> = None;
+        loop {
+            let mut params = vec![("Filter.1.Name".to_string(), "instance-id".to_string())];
+            params.extend(
+                batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| (format!("Filter.1.Value.{}", i + 1), form_encode(id))),
+            );
+            if let Some(t) = &token {
+                params.push(("NextToken".to_string(), form_encode(t)));
+            }
+            let xml = query(aws, "ec2", "DescribeInstances", "2016-11-15", &params).await?;
+            found.extend(parse_instance_tags(&xml));
+            token = child(&xml, "nextToken")
+                .filter(|t| !t.is_empty())
+                .map(unescape);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `value` for an `application/x-www-form-urlencoded` body (unreserved characters kept).
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Status of an ElastiCache replication group (e.g. "available").
@@ -342,9 +390,118 @@ fn parse_instances(xml: &str) -> BTreeMap<String, InstanceInfo> {
         .collect()
 }
 
+/// Each instance's own tags in a DescribeInstances answer (instance id → key → value), read
+/// by the nesting of the answer's `<item>`s: an instance's network interfaces are items of
+/// its own, and AWS and moto order an instance's fields differently.
+fn parse_instance_tags(xml: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut found = BTreeMap::new();
+    let reservations = child(xml, "reservationSet").unwrap_or_default();
+    for reservation in items(reservations) {
+        for instance in items(child(reservation, "instancesSet").unwrap_or_default()) {
+            let Some(id) = child(instance, "instanceId") else {
+                continue;
+            };
+            let tags = items(child(instance, "tagSet").unwrap_or_default())
+                .into_iter()
+                .filter_map(|tag| {
+                    Some((
+                        unescape(child(tag, "key")?),
+                        unescape(child(tag, "value").unwrap_or_default()),
+                    ))
+                })
+                .collect();
+            found.insert(unescape(id), tags);
+        }
+    }
+    found
+}
+
+/// The contents of the top-level `<item>` elements of `xml`.
+fn items(xml: &str) -> Vec<&str> {
+    let (mut found, mut depth, mut start, mut at) = (Vec::new(), 0usize, 0usize, 0usize);
+    while let Some(pos) = xml[at..].find('<') {
+        let tag = at + pos;
+        if xml[tag..].starts_with("<item>") {
+            if depth == 0 {
+                start = tag + "<item>".len();
+            }
+            depth += 1;
+        } else if xml[tag..].starts_with("</item>") && depth > 0 {
+            depth -= 1;
+            if depth == 0 {
+                found.push(&xml[start..tag]);
+            }
+        }
+        at = tag + 1;
+    }
+    found
+}
+
+/// The text of the first `<name>` element of `xml` that is not inside one of its `<item>`s.
+fn child<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let (mut depth, mut at) = (0usize, 0usize);
+    while let Some(pos) = xml[at..].find('<') {
+        let tag = at + pos;
+        let rest = &xml[tag..];
+        if rest.starts_with("<item>") {
+            depth += 1;
+        } else if rest.starts_with("</item>") {
+            depth = depth.saturating_sub(1);
+        } else if depth == 0 && rest.starts_with(&open) {
+            let start = tag + open.len();
+            let end = xml[start..].find(&close)? + start;
+            return Some(xml[start..end].trim());
+        }
+        at = tag + 1;
+    }
+    None
+}
+
+/// XML text with its five predefined entities resolved.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_tags_are_each_instances_own() {
+        // AWS's field order (instanceId first; an interface of its own with nested items),
+        // and moto's (tagSet before instanceId); a reservation with two instances.
+        let xml = "<DescribeInstancesResponse><reservationSet>\
+                   <item><reservationId>r-1</reservationId><instancesSet>\
+                   <item><instanceId>i-0aaa</instanceId><networkInterfaceSet><item>\
+                   <networkInterfaceId>eni-1</networkInterfaceId><groupSet><item><groupId>sg-1</groupId>\
+                   </item></groupSet></item></networkInterfaceSet><tagSet>\
+                   <item><key>bbbctl:stack</key><value>bbb</value></item>\
+                   <item><key>Name</key><value>a &amp; b</value></item></tagSet></item>\
+                   <item><tagSet><item><key>bbbctl:stack</key><value>other</value></item></tagSet>\
+                   <instanceId>i-0bbb</instanceId></item>\
+                   </instancesSet></item>\
+                   <item><instancesSet><item><instanceId>i-0ccc</instanceId><tagSet/></item>\
+                   </instancesSet></item>\
+                   </reservationSet></DescribeInstancesResponse>";
+        let found = parse_instance_tags(xml);
+        assert_eq!(found.len(), 3);
+        assert_eq!(found["i-0aaa"]["bbbctl:stack"], "bbb");
+        assert_eq!(found["i-0aaa"]["Name"], "a & b");
+        assert_eq!(found["i-0bbb"]["bbbctl:stack"], "other");
+        assert!(found["i-0ccc"].is_empty());
+        assert!(
+            parse_instance_tags(
+                "<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>"
+            )
+            .is_empty()
+        );
+        assert_eq!(form_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+    }
 
     #[test]
     fn addresses_are_read_per_instance() {

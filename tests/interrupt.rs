@@ -1,6 +1,7 @@
 //! Fault cases on the emulator in its asynchronous mode (`MOTO_EXT_STACK_SECONDS`): stack
 //! operations stay `*_IN_PROGRESS` for a while, as in AWS, so Ctrl-C while bbbctl waits and
-//! the re-run that attaches to the running operation can be tested end to end.
+//! the re-run that attaches to the running operation can be tested end to end, and so can a
+//! domain name that is taken between setup's pre-flight and the stack's create.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! A few AWS calls made without their SDK crates — EC2 DescribeInstances (the BBB servers'
-//! public addresses), DescribeSnapshots and DeleteSnapshot (the single server's data volume),
+//! public addresses; the tags of the servers whose DNS records destroy sweeps), DescribeSnapshots and DeleteSnapshot (the single server's data volume),
 //! ElastiCache DescribeReplicationGroups, ECS DescribeServices, CloudWatch Logs
 //! DeleteLogGroup and GetLogEvents —
 //! as small signed requests: SigV4 with the SDK's own signer and the credentials `Aws`
@@ -179,6 +179,54 @@ pub async fn public_addresses(aws: &Aws, ids: &[String]) -> Result<BTreeMap<Stri
         .collect())
 }
 
+/// The tags of each of these instances that EC2 still describes (a terminated one too, for
+/// "usually less than one hour", as DescribeInstances documents): instance id → key → value.
+/// Asked through the `instance-id` filter, so an id EC2 does not know is simply absent
+/// (`InstanceId.N` fails the whole call on one unknown id).
+pub async fn instance_tags(
+    aws: &Aws,
+    ids: &[String],
+) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut found = BTreeMap::new();
+    for batch in ids.chunks(100) {
+        let mut token: Option<String> = None;
+        loop {
+            let mut params = vec![("Filter.1.Name".to_string(), "instance-id".to_string())];
+            params.extend(
+                batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| (format!("Filter.1.Value.{}", i + 1), form_encode(id))),
+            );
+            if let Some(t) = &token {
+                params.push(("NextToken".to_string(), form_encode(t)));
+            }
+            let xml = query(aws, "ec2", "DescribeInstances", "2016-11-15", &params).await?;
+            found.extend(parse_instance_tags(&xml));
+            token = child(&xml, "nextToken")
+                .filter(|t| !t.is_empty())
+                .map(unescape);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `value` for an `application/x-www-form-urlencoded` body (unreserved characters kept).
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Status of an ElastiCache replication group (e.g. "available").
 pub async fn replication_group_status(aws: &Aws, id: &str) -> Result<String> {
     let xml = query(
@@ -324,25 +372,16 @@ pub async fn delete_snapshot(aws: &Aws, id: &str) -> Result<bool> {
 /// Each snapshot of a DescribeSnapshots answer (each `<item>` of its `<snapshotSet>`; the
 /// fields of CreateSnapshot's answer stand at its top level).
 fn parse_snapshots(xml: &str) -> Vec<SnapshotInfo> {
-    let items = match between(xml, "<snapshotSet>", "</snapshotSet>") {
-        Some(set) => top_items(set),
+    let snapshots = match child(xml, "snapshotSet") {
+        Some(set) => items(set),
         None if xml.contains("<snapshotId>") => vec![xml],
         None => Vec::new(),
     };
-    items
+    snapshots
         .into_iter()
         .filter_map(|item| {
-            // The item's own tags: its <tagSet> holds <item>s of its own.
-            let tags = between(item, "<tagSet>", "</tagSet>")
-                .map(parse_tags)
-                .unwrap_or_default();
-            let own = match (item.find("<tagSet>"), item.find("</tagSet>")) {
-                (Some(a), Some(b)) if b > a => format!("{}{}", &item[..a], &item[b..]),
-                _ => item.to_string(),
-            };
-            let field = |name: &str| {
-                between(&own, &format!("<{name}>"), &format!("</{name}>")).map(str::to_string)
-            };
+            // The item's own fields: its <tagSet> holds <item>s of their own.
+            let field = |name: &str| child(item, name).map(unescape);
             Some(SnapshotInfo {
                 id: field("snapshotId")?,
                 volume: field("volumeId")?,
@@ -350,55 +389,8 @@ fn parse_snapshots(xml: &str) -> Vec<SnapshotInfo> {
                 state: field("status").unwrap_or_default(),
                 size_gib: field("volumeSize").and_then(|v| v.parse().ok()),
                 progress: field("progress").unwrap_or_default(),
-                tags,
+                tags: tag_set(item),
             })
-        })
-        .collect()
-}
-
-/// The top-level `<item>` elements of a set's content (nested items, e.g. of a `<tagSet>`,
-/// stay inside theirs).
-fn top_items(xml: &str) -> Vec<&str> {
-    let (mut items, mut depth, mut at, mut begin) = (Vec::new(), 0usize, 0usize, 0usize);
-    while at < xml.len() {
-        let rest = &xml[at..];
-        let next_open = rest.find("<item>");
-        let next_close = rest.find("</item>");
-        match (next_open, next_close) {
-            (Some(o), Some(c)) if o < c => {
-                if depth == 0 {
-                    begin = at + o + "<item>".len();
-                }
-                depth += 1;
-                at += o + "<item>".len();
-            }
-            (_, Some(c)) => {
-                if depth == 0 {
-                    break; // the end of the set
-                }
-                depth -= 1;
-                if depth == 0 {
-                    items.push(&xml[begin..at + c]);
-                }
-                at += c + "</item>".len();
-            }
-            _ => break,
-        }
-    }
-    items
-}
-
-/// The key/value items of an EC2 `<tagSet>`.
-fn parse_tags(set: &str) -> BTreeMap<String, String> {
-    set.split("<item>")
-        .skip(1)
-        .filter_map(|item| {
-            Some((
-                between(item, "<key>", "</key>")?.to_string(),
-                between(item, "<value>", "</value>")
-                    .unwrap_or_default()
-                    .to_string(),
-            ))
         })
         .collect()
 }
@@ -885,9 +877,122 @@ fn parse_task_state(answer: &Value) -> Option<TaskState> {
     })
 }
 
+/// Each instance's own tags in a DescribeInstances answer (instance id → key → value), read
+/// by the nesting of the answer's `<item>`s: an instance's network interfaces are items of
+/// its own, and AWS and moto order an instance's fields differently.
+fn parse_instance_tags(xml: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut found = BTreeMap::new();
+    let reservations = child(xml, "reservationSet").unwrap_or_default();
+    for reservation in items(reservations) {
+        for instance in items(child(reservation, "instancesSet").unwrap_or_default()) {
+            let Some(id) = child(instance, "instanceId") else {
+                continue;
+            };
+            found.insert(unescape(id), tag_set(instance));
+        }
+    }
+    found
+}
+
+/// The key/value items of an EC2 element's own `<tagSet>`.
+fn tag_set(xml: &str) -> BTreeMap<String, String> {
+    items(child(xml, "tagSet").unwrap_or_default())
+        .into_iter()
+        .filter_map(|tag| {
+            Some((
+                unescape(child(tag, "key")?),
+                unescape(child(tag, "value").unwrap_or_default()),
+            ))
+        })
+        .collect()
+}
+
+/// The contents of the top-level `<item>` elements of `xml`.
+fn items(xml: &str) -> Vec<&str> {
+    let (mut found, mut depth, mut start, mut at) = (Vec::new(), 0usize, 0usize, 0usize);
+    while let Some(pos) = xml[at..].find('<') {
+        let tag = at + pos;
+        if xml[tag..].starts_with("<item>") {
+            if depth == 0 {
+                start = tag + "<item>".len();
+            }
+            depth += 1;
+        } else if xml[tag..].starts_with("</item>") && depth > 0 {
+            depth -= 1;
+            if depth == 0 {
+                found.push(&xml[start..tag]);
+            }
+        }
+        at = tag + 1;
+    }
+    found
+}
+
+/// The text of the first `<name>` element of `xml` that is not inside one of its `<item>`s.
+fn child<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let (mut depth, mut at) = (0usize, 0usize);
+    while let Some(pos) = xml[at..].find('<') {
+        let tag = at + pos;
+        let rest = &xml[tag..];
+        if rest.starts_with("<item>") {
+            depth += 1;
+        } else if rest.starts_with("</item>") {
+            depth = depth.saturating_sub(1);
+        } else if depth == 0 && rest.starts_with(&open) {
+            let start = tag + open.len();
+            let end = xml[start..].find(&close)? + start;
+            return Some(xml[start..end].trim());
+        }
+        at = tag + 1;
+    }
+    None
+}
+
+/// XML text with its five predefined entities resolved.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_tags_are_each_instances_own() {
+        // AWS's field order (instanceId first; an interface of its own with nested items),
+        // and moto's (tagSet before instanceId); a reservation with two instances.
+        let xml = "<DescribeInstancesResponse><reservationSet>\
+                   <item><reservationId>r-1</reservationId><instancesSet>\
+                   <item><instanceId>i-0aaa</instanceId><networkInterfaceSet><item>\
+                   <networkInterfaceId>eni-1</networkInterfaceId><groupSet><item><groupId>sg-1</groupId>\
+                   </item></groupSet></item></networkInterfaceSet><tagSet>\
+                   <item><key>bbbctl:stack</key><value>bbb</value></item>\
+                   <item><key>Name</key><value>a &amp; b</value></item></tagSet></item>\
+                   <item><tagSet><item><key>bbbctl:stack</key><value>other</value></item></tagSet>\
+                   <instanceId>i-0bbb</instanceId></item>\
+                   </instancesSet></item>\
+                   <item><instancesSet><item><instanceId>i-0ccc</instanceId><tagSet/></item>\
+                   </instancesSet></item>\
+                   </reservationSet></DescribeInstancesResponse>";
+        let found = parse_instance_tags(xml);
+        assert_eq!(found.len(), 3);
+        assert_eq!(found["i-0aaa"]["bbbctl:stack"], "bbb");
+        assert_eq!(found["i-0aaa"]["Name"], "a & b");
+        assert_eq!(found["i-0bbb"]["bbbctl:stack"], "other");
+        assert!(found["i-0ccc"].is_empty());
+        assert!(
+            parse_instance_tags(
+                "<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>"
+            )
+            .is_empty()
+        );
+        assert_eq!(form_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+    }
 
     #[test]
     fn addresses_are_read_per_instance() {

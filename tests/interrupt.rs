@@ -1,6 +1,7 @@
 //! Fault cases on the emulator in its asynchronous mode (`MOTO_EXT_STACK_SECONDS`): stack
 //! operations stay `*_IN_PROGRESS` for a while, as in AWS, so Ctrl-C while bbbctl waits and
-//! the re-run that attaches to the running operation can be tested end to end.
+//! the re-run that attaches to the running operation can be tested end to end, and so can a
+//! domain name that is taken between setup's pre-flight and the stack's create.
 
 mod common;
 
@@ -171,4 +172,133 @@ async fn ctrl_c_during_destroy_then_rerun_deletes_everything() {
         stdout(&o)
     );
     assert_nothing_left(&aws, &stack, &before, &["rds:cluster_snapshots"]).await;
+}
+
+/// Two deployments on one domain: setup's pre-flight refuses a domain whose names are taken,
+/// but a record can appear between the pre-flight and the stack's create (another setup
+/// running at the same time, the operator). Route 53 then refuses the second record, so the
+/// create fails at the domain's record, as it would in AWS, and rolls back; the rollback and
+/// a destroy of the failed deployment delete what it created and leave the record it did not.
+#[tokio::test]
+async fn a_record_taken_after_the_preflight_fails_the_create_and_destroy_leaves_it() {
+    let _one_at_a_time = exclusive().await;
+    let aws = async_account().await;
+    let domain = format!("{}.example.org", unique("ir"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("ir");
+    let dir = scratch_dir();
+    let (out, err) = (dir.join("setup.out"), dir.join("setup.err"));
+    let mut child = bbbctl_command(&dir, &setup_args(&zone, &stack, &domain, &[]))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("spawning bbbctl");
+
+    // The sources stack comes after the pre-flight; the root stack, and with it the domain's
+    // record, only once the sources stack is complete (STACK_SECONDS later, at least).
+    let sources = format!("{stack}-sources");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status_of(&aws, &sources).await.is_none() {
+        assert!(
+            child.try_wait().expect("bbbctl status").is_none(),
+            "setup ended before creating {sources}: {}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "{sources} never created");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status_of(&aws, &stack).await,
+        None,
+        "the root stack came too early"
+    );
+    let taken = aws_sdk_route53::types::ResourceRecordSet::builder()
+        .name(&domain)
+        .r#type(aws_sdk_route53::types::RrType::A)
+        .ttl(300)
+        .resource_records(
+            aws_sdk_route53::types::ResourceRecord::builder()
+                .value("198.51.100.7")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let create = aws_sdk_route53::types::Change::builder()
+        .action(aws_sdk_route53::types::ChangeAction::Create)
+        .resource_record_set(taken)
+        .build()
+        .unwrap();
+    aws.route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            aws_sdk_route53::types::ChangeBatch::builder()
+                .changes(create)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("creating the other record");
+
+    let status = child.wait().expect("bbbctl status");
+    let (out, err) = (
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        std::fs::read_to_string(&err).unwrap_or_default(),
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "--- stdout\n{out}\n--- stderr\n{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "Tried to create resource record set [name='{domain}.', type='A'] but it already exists"
+        )),
+        "{err}"
+    );
+    assert_eq!(root(&aws, &stack).await.0, "ROLLBACK_COMPLETE");
+    let only_the_other = vec![(
+        format!("{domain}."),
+        "A".to_string(),
+        "198.51.100.7".to_string(),
+    )];
+    assert_eq!(
+        zone_records(&aws, &zone).await,
+        only_the_other,
+        "after the rollback"
+    );
+
+    let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
+    assert_eq!(
+        zone_records(&aws, &zone).await,
+        only_the_other,
+        "after destroy"
+    );
+}
+
+/// The zone's records but NS and SOA: (name, type, values joined by a space).
+async fn zone_records(aws: &Aws, zone: &str) -> Vec<(String, String, String)> {
+    let page = aws
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("list records");
+    page.resource_record_sets()
+        .iter()
+        .filter(|r| !matches!(r.r#type().as_str(), "NS" | "SOA"))
+        .map(|r| {
+            let values: Vec<&str> = r.resource_records().iter().map(|v| v.value()).collect();
+            (
+                r.name().to_string(),
+                r.r#type().as_str().to_string(),
+                values.join(" "),
+            )
+        })
+        .collect()
 }

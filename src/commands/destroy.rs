@@ -123,11 +123,12 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
         }
         deleted.push(stack.stack_name().unwrap_or_default().to_string());
     }
-    let swept = match &server_names {
-        Some((zone, domain)) if !zone.is_empty() && !domain.is_empty() => {
-            sweep_server_records(&aws, zone, domain).await?
-        }
-        _ => Vec::new(),
+    let (zone, swept) = match &server_names {
+        Some((zone, domain)) if !zone.is_empty() && !domain.is_empty() => (
+            zone.as_str(),
+            sweep_server_records(&aws, zone, domain, stack).await?,
+        ),
+        _ => ("", Sweep::default()),
     };
     // The pull-through cache rule went with the root stack; the repositories its first
     // pulls created are ECR's, not CloudFormation's.
@@ -187,10 +188,16 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
             cached.join(", ")
         ));
     }
-    if !swept.is_empty() {
+    if !swept.deleted.is_empty() {
         text.push_str(&format!(
             "\nRemoved DNS records that servers which did not shut down cleanly left behind: {}",
-            swept.join(", ")
+            swept.deleted.join(", ")
+        ));
+    }
+    for k in &swept.kept {
+        text.push_str(&format!(
+            "\nNot deleted: DNS record {} (hosted zone {zone}) has the shape of a BBB server's, but {}. If it is stale, delete it: aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch '{}'",
+            k.name, k.why, k.delete_batch
         ));
     }
     p.result(
@@ -202,7 +209,12 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
             "deleted_objects": objects,
             "left_on_purpose": left,
             "not_deleted": skipped,
-            "swept_records": swept,
+            "swept_records": swept.deleted,
+            "kept_records": swept.kept.iter().map(|k| json!({
+                "name": k.name,
+                "instance": k.instance,
+                "reason": k.why,
+            })).collect::<Vec<_>>(),
             "deleted_image_repositories": cached,
             "lifted_protection": lifted,
             "deleted_log_groups": log_groups,
@@ -474,14 +486,40 @@ async fn delete_cached_images(aws: &Aws, prefix: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// The tag every BBB server carries (templates/bbb-servers.yaml, the group's tags with
+/// PropagateAtLaunch): the name of the deployment (its root stack) it belongs to.
+const SERVER_STACK_TAG: &str = "bbbctl:stack";
+
+/// What the DNS sweep did: the records it deleted, and those of a server's shape it left.
+#[derive(Debug, Default)]
+struct Sweep {
+    /// Names of the records deleted (servers of this deployment that did not shut down
+    /// cleanly).
+    deleted: Vec<String>,
+    /// Records of that shape that are not this deployment's servers', with why.
+    kept: Vec<KeptRecord>,
+}
+
+#[derive(Debug)]
+struct KeptRecord {
+    name: String,
+    instance: String,
+    why: String,
+    /// The change batch that deletes it, for `aws route53 change-resource-record-sets`.
+    delete_batch: String,
+}
+
 /// The BBB servers write their own records, `bbb-<instance id without i->.<domain>` (A), and each
 /// deletes its own when it shuts down (templates/scripts/bbb-scalelite.sh `dns-delete`). Once
 /// the deployment's stacks are gone, so are its servers: a record of that shape still in the
 /// zone was left by a server that crashed, and would point at an address AWS hands to someone
-/// else. Only that shape, under the deployment's own domain, is touched.
-async fn sweep_server_records(aws: &Aws, zone: &str, domain: &str) -> Result<Vec<String>> {
+/// else. Only that shape, under the deployment's own domain, and only when EC2 still
+/// describes the instance it names as a server of this deployment (its `bbbctl:stack` tag;
+/// EC2 describes a terminated instance for up to about an hour): a record of that shape can
+/// as well be another deployment's server's, or the operator's. Those are left, and named.
+async fn sweep_server_records(aws: &Aws, zone: &str, domain: &str, stack: &str) -> Result<Sweep> {
     let name = regex::Regex::new(&format!(
-        r"^bbb-[0-9a-f]{{8,17}}\.{}\.?$",
+        r"^bbb-([0-9a-f]{{8,17}})\.{}\.?$",
         regex::escape(domain)
     ))?;
     let mut left = Vec::new();
@@ -495,14 +533,11 @@ async fn sweep_server_records(aws: &Aws, zone: &str, domain: &str) -> Result<Vec
             .send()
             .await
             .aws_context(format_args!("listing the records of hosted zone {zone}"))?;
-        left.extend(
-            page.resource_record_sets()
-                .iter()
-                .filter(|r| {
-                    r.r#type() == &aws_sdk_route53::types::RrType::A && name.is_match(r.name())
-                })
-                .cloned(),
-        );
+        left.extend(page.resource_record_sets().iter().filter_map(|r| {
+            let hex = name.captures(r.name())?.get(1)?.as_str().to_string();
+            (r.r#type() == &aws_sdk_route53::types::RrType::A)
+                .then(|| (format!("i-{hex}"), r.clone()))
+        }));
         match (
             page.is_truncated(),
             page.next_record_name(),
@@ -512,26 +547,89 @@ async fn sweep_server_records(aws: &Aws, zone: &str, domain: &str) -> Result<Vec
             _ => break,
         }
     }
-    let mut swept = Vec::new();
-    for record in left {
-        let change = aws_sdk_route53::types::Change::builder()
-            .action(aws_sdk_route53::types::ChangeAction::Delete)
-            .resource_record_set(record.clone())
-            .build()?;
-        aws.route53
-            .change_resource_record_sets()
-            .hosted_zone_id(zone)
-            .change_batch(
-                aws_sdk_route53::types::ChangeBatch::builder()
-                    .changes(change)
-                    .build()?,
-            )
-            .send()
-            .await
-            .aws_context(format_args!("deleting the record {}", record.name()))?;
-        swept.push(record.name().trim_end_matches('.').to_string());
+    let mut sweep = Sweep::default();
+    if left.is_empty() {
+        return Ok(sweep);
     }
-    Ok(swept)
+    let ids: Vec<String> = left.iter().map(|(id, _)| id.clone()).collect();
+    // The deployment is gone by now: when EC2 cannot be asked, nothing is deleted and the
+    // records are named, and destroy goes on.
+    let tags = signed::instance_tags(aws, &ids).await;
+    for (instance, record) in left {
+        let shown = record.name().trim_end_matches('.').to_string();
+        let why = match tags
+            .as_ref()
+            .map(|t| t.get(&instance).map(|t| t.get(SERVER_STACK_TAG)))
+        {
+            Ok(Some(Some(owner))) if owner == stack => {
+                delete_record(aws, zone, &record).await?;
+                sweep.deleted.push(shown);
+                continue;
+            }
+            Ok(Some(Some(owner))) => {
+                format!("instance {instance} is a server of deployment {owner}")
+            }
+            Ok(Some(None)) => format!("instance {instance} is not a bbbctl server"),
+            Ok(None) => format!(
+                "EC2 knows no instance {instance} in this region (it forgets terminated ones after about an hour)"
+            ),
+            Err(e) => format!("EC2 could not say whose instance {instance} is ({e:#})"),
+        };
+        sweep.kept.push(KeptRecord {
+            delete_batch: delete_batch(&record),
+            name: shown,
+            instance,
+            why,
+        });
+    }
+    Ok(sweep)
+}
+
+async fn delete_record(
+    aws: &Aws,
+    zone: &str,
+    record: &aws_sdk_route53::types::ResourceRecordSet,
+) -> Result<()> {
+    let change = aws_sdk_route53::types::Change::builder()
+        .action(aws_sdk_route53::types::ChangeAction::Delete)
+        .resource_record_set(record.clone())
+        .build()?;
+    aws.route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(
+            aws_sdk_route53::types::ChangeBatch::builder()
+                .changes(change)
+                .build()?,
+        )
+        .send()
+        .await
+        .aws_context(format_args!("deleting the record {}", record.name()))?;
+    Ok(())
+}
+
+/// The change batch (JSON, as the aws CLI takes it) that deletes `record`: a DELETE must
+/// repeat the record's values.
+fn delete_batch(record: &aws_sdk_route53::types::ResourceRecordSet) -> String {
+    let mut set = json!({"Name": record.name(), "Type": record.r#type().as_str()});
+    if let Some(ttl) = record.ttl() {
+        set["TTL"] = json!(ttl);
+    }
+    if !record.resource_records().is_empty() {
+        set["ResourceRecords"] = record
+            .resource_records()
+            .iter()
+            .map(|r| json!({"Value": r.value()}))
+            .collect();
+    }
+    if let Some(alias) = record.alias_target() {
+        set["AliasTarget"] = json!({
+            "HostedZoneId": alias.hosted_zone_id(),
+            "DNSName": alias.dns_name(),
+            "EvaluateTargetHealth": alias.evaluate_target_health(),
+        });
+    }
+    json!({"Changes": [{"Action": "DELETE", "ResourceRecordSet": set}]}).to_string()
 }
 
 /// A resource the templates keep on delete (DeletionPolicy), with its physical id.

@@ -135,8 +135,10 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     AWS::EFS::AccessPoint is its id and of AWS::RDS::DBSubnetGroup its name (moto: the
     Python object, e.g. inside an ECS task definition's EFS volume).  What moto kept of
     deleted EC2 objects goes too: a deleted VPC's default security group and network
-    ACL, the network interfaces of deleted NAT gateways and terminated instances, route
-    table associations of deleted route tables, and the 8 GiB default root volume moto
+    ACL, the network interfaces of terminated instances, a NAT gateway's network
+    interface when the gateway is deleted (moto kept it until the VPC was deleted, and
+    for ever when the VPC went first; its Elastic IP is disassociated, not released, as
+    AWS documents), route table associations of deleted route tables, and the 8 GiB default root volume moto
     attaches to every instance and orphaned when a launch template maps the root device;
     a terminated instance's primary network interface (AWS: DeleteOnTermination true for
     the interfaces a launch creates; moto kept it "in-use").  An update diffs parameters
@@ -240,6 +242,37 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     server's environment sets applied values per region (read at import); VALUE "none":
     no applied value (NoSuchResourceException), "denied": AccessDeniedException, as for a
     principal without servicequotas:GetServiceQuota.  Used by tests/quotas.rs.
+30. Route 53 holds one record set per name, type (and SetIdentifier), as AWS does.  moto:
+    ChangeResourceRecordSets CREATE was refused only when the same change, values and
+    all, was in the zone's journal, and AWS::Route53::RecordSet / RecordSetGroup added
+    their records unchecked, so two deployments on one domain both got "their" record;
+    deleting one stack's record set then deleted every record of that name and type (an
+    update: of that name, any type), the other deployment's or the operator's included;
+    a DELETE had to match a journal entry rather than the record (one CloudFormation
+    created could not be deleted through the API).  Now, as AWS documents: a change batch
+    is checked change after change against the zone as it would become and applied whole
+    or not at all; CREATE of an existing name and type fails with InvalidChangeBatch
+    "Tried to create resource record set [name='x.', type='A'] but it already exists";
+    DELETE must repeat the record's TTL, values or alias target ("... but it was not
+    found", "... but the values provided do not match the current values"); names compare
+    without case and trailing dot.  A RecordSet (or a RecordSetGroup, as a whole) whose
+    name and type exist fails CREATE_FAILED with that reason and the stack rolls back;
+    its delete, and an update that replaces it, remove the record the stack created and
+    nothing else (a record changed since by an UPSERT, other values, is left).  Not
+    emulated: the stored name's normalisation (moto lists a name as it was given), CNAME
+    exclusivity, the checks of other fields.
+31. Stack deletion in reverse dependency order.  moto deleted a stack's resources in the
+    iteration order of a Python set of their logical ids, i.e. by string hash, another
+    order in every server process (PYTHONHASHSEED), and retried what failed.  What a
+    delete left therefore depended on the process: when the VPC went before its NAT
+    gateway, the gateway's network interface stayed (about 1 server start in 20 for
+    bbbctl's network.yaml; tests/interrupt.rs failed with "resources left behind:
+    ec2:network_interfaces").  AWS (DependsOn attribute): a resource that references
+    another (Ref, Fn::GetAtt, Fn::Sub, DependsOn) is deleted before it.  Now each pass of a
+    stack delete, a rollback, and the removals of an update go dependents first,
+    independent resources in reverse template order: the same order in every process.
+    What fails is retried in a further pass, as moto did (AWS would leave what the failed
+    resource references).
 """
 
 from __future__ import annotations
@@ -1542,7 +1575,7 @@ def _rm_update(self: ResourceMap, template: dict[str, Any],
     last_exception: Exception | None = None
     tries = 1  # removals: as moto (retried passes for dependency violations)
     while diff["Remove"] and tries < parsing.MAX_UPDATE_ATTEMPTS:
-        for logical_name in diff["Remove"].copy():
+        for logical_name in _delete_order(self, set(diff["Remove"])):  # patch 24
             try:
                 if logical_name in self._parsed_resources:
                     self._delete_resource(self._parsed_resources[logical_name],
@@ -2112,9 +2145,8 @@ def _delete_db_cluster(self: Any, cluster_identifier: str, snapshot_name: str | 
 _RDSBackend.delete_db_cluster = _delete_db_cluster  # type: ignore[method-assign]
 
 # What moto kept of a deleted VPC: its default network ACL and default security group,
-# the network interfaces of its deleted NAT gateways and terminated instances (AWS
-# deletes them with the gateway / instance), subnet route table associations of deleted
-# route tables.
+# the network interfaces of its terminated instances (AWS deletes them with the
+# instance), subnet route table associations of deleted route tables.
 from moto.ec2.models import EC2Backend as _EC2Backend  # noqa: E402
 
 _orig_delete_vpc = _EC2Backend.delete_vpc
@@ -2129,13 +2161,10 @@ def _delete_vpc(self: Any, vpc_id: str) -> Any:
         self.groups.pop(vpc_id, None)
     for acl_id in [k for k, acl in self.network_acls.items() if acl.vpc_id == vpc_id]:
         self.network_acls.pop(acl_id, None)
-    deleted_nat_enis = {n._eni.id for n in self.nat_gateways.values()
-                        if n.state == "deleted" and getattr(n, "_eni", None) is not None}
     for eni_id, eni in list(self.enis.items()):  # not a mount target's: EFS deletes those
         instance = getattr(eni, "instance", None)
         if getattr(eni, "vpc_id", None) == vpc_id and (
-                eni_id in deleted_nat_enis
-                or (instance is not None and instance.state == "terminated")):
+                instance is not None and instance.state == "terminated"):
             self.enis.pop(eni_id, None)
     for key in [k for k, a in self.subnet_associations.items()
                 if a.route_table_id not in self.route_tables]:
@@ -2144,6 +2173,24 @@ def _delete_vpc(self: Any, vpc_id: str) -> Any:
 
 
 _EC2Backend.delete_vpc = _delete_vpc  # type: ignore[method-assign]
+
+# A NAT gateway's network interface goes with the gateway (moto kept it "in-use" until
+# its VPC was deleted, and for ever when the VPC went first or stayed, e.g. after an
+# update removed only the gateway).  API and CloudFormation deletes alike.
+_orig_delete_nat_gateway = _EC2Backend.delete_nat_gateway
+
+
+def _delete_nat_gateway(self: Any, nat_gateway_id: str) -> Any:
+    gateway = _orig_delete_nat_gateway(self, nat_gateway_id)
+    eni = getattr(gateway, "_eni", None)
+    if eni is not None and eni.id in self.enis:
+        for address in [a for a in self.addresses if a.eni is eni]:  # AWS: disassociated,
+            self.disassociate_address(address=address.public_ip)   # not released
+        eni.delete()
+    return gateway
+
+
+_EC2Backend.delete_nat_gateway = _delete_nat_gateway  # type: ignore[method-assign]
 
 # An instance whose launch template maps its root device (/dev/sda1): moto first attached
 # its own 8 GiB default root volume there, then replaced the mapping, so the default
@@ -3290,3 +3337,263 @@ def _task_definition_update(cls: type, original_resource: Any, new_resource_name
 
 
 _ECSTaskDefinition.update_from_cloudformation_json = classmethod(_task_definition_update)  # type: ignore[method-assign,assignment]
+
+# ------------------------------ 30. Route 53: one record set per name and type
+# moto let a second record of a name and type into a zone: ChangeResourceRecordSets CREATE
+# was refused only when the very same change (same values) was in the zone's journal, and
+# AWS::Route53::RecordSet / RecordSetGroup added theirs unchecked.  Deleting a stack's
+# record then deleted every record of that name and type (an update: of that name, any
+# type), another deployment's or the operator's included; an API DELETE had to match a
+# journal entry, not the record (a record CloudFormation created could not be deleted).
+# AWS: a change batch is validated as a whole against the zone, change after change, and
+# is applied entirely or not at all; CREATE of a name, type (and SetIdentifier) that
+# exists fails with InvalidChangeBatch "Tried to create resource record set [name='x.',
+# type='A'] but it already exists"; DELETE must name the record's current values ("... but
+# it was not found", "... but the values provided do not match the current values"); names
+# compare without case and trailing dot.  CloudFormation's record set fails like its
+# ChangeResourceRecordSets call, and its delete (also when an update replaces the record)
+# removes the record it created and nothing else.  Not emulated: AWS's normalisation of
+# stored names (moto lists a name as it was given), the checks of other fields.
+from moto.route53.exceptions import (  # noqa: E402
+    DnsNameInvalidForZone,
+    InvalidActionValue,
+    InvalidInput,
+    Route53ClientError,
+)
+from moto.route53.models import (  # noqa: E402
+    FakeZone,
+    RecordSet,
+    RecordSetGroup,
+    Route53Backend,
+    route53_backends,
+)
+from moto.route53.utils import validate_domain_name  # noqa: E402
+
+
+def _invalid_change_batch(messages: list[str]) -> Route53ClientError:
+    # moto finds an error's service by the module of its class: a route53 class
+    return Route53ClientError("InvalidChangeBatch", ", ".join(messages))
+
+
+def _rr_name(name: Any) -> str:
+    return str(name or "").rstrip(".").lower()
+
+
+def _rr_key(record: Any) -> tuple[str, str, str | None]:
+    """Name, type and SetIdentifier of a RecordSet or of a record set's dict."""
+    if isinstance(record, dict):
+        return (_rr_name(record.get("Name")), str(record.get("Type")),
+                record.get("SetIdentifier"))
+    return _rr_name(record.name), str(record.type), record.set_identifier
+
+
+def _rr_values(record: Any) -> tuple[Any, ...]:
+    """What a DELETE must repeat: TTL, values, alias target (as Route 53 compares them)."""
+    if isinstance(record, dict):
+        ttl, values = record.get("TTL"), record.get("ResourceRecords") or []
+        alias = record.get("AliasTarget")
+    else:
+        ttl, values, alias = record.ttl, record.records or [], record.alias_target
+    texts = sorted(_rr_name(v.get("Value") if isinstance(v, dict) else v) for v in values)
+    target = None
+    if alias:
+        target = (_rr_name(alias.get("DNSName")), str(alias.get("HostedZoneId")))
+    return None if ttl is None else str(ttl), tuple(texts), target
+
+
+def _rr_what(record: dict[str, Any]) -> str:
+    name = str(record.get("Name") or "").rstrip(".") + "."
+    text = f"resource record set [name='{name}', type='{record.get('Type')}'"
+    if record.get("SetIdentifier"):
+        text += f", set-identifier='{record['SetIdentifier']}'"
+    return text + "]"
+
+
+def _rr_refuse_existing(zone: FakeZone, records: list[dict[str, Any]]) -> None:
+    """CREATE of `records` (one batch): AWS's error when a name and type exists."""
+    taken = {_rr_key(r) for r in zone.rrsets}
+    errors = []
+    for record in records:
+        if _rr_key(record) in taken:
+            errors.append(f"Tried to create {_rr_what(record)} but it already exists")
+        taken.add(_rr_key(record))
+    if errors:
+        raise _invalid_change_batch(errors)
+
+
+def _rr_change(self: Route53Backend, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+    zone = self.get_hosted_zone(zoneid)
+    live = {_rr_key(r): r for r in zone.rrsets}
+    errors = []
+    for change in change_list:  # validated in order against the zone as it would become
+        action, record = change["Action"], change["ResourceRecordSet"]
+        validate_domain_name(record["Name"], code="InvalidChangeBatch")
+        if action not in ("CREATE", "UPSERT", "DELETE"):
+            raise InvalidActionValue(action)
+        if not _rr_name(record["Name"]).endswith(_rr_name(zone.name)):
+            raise DnsNameInvalidForZone(name=record["Name"], zone_name=zone.name)
+        key, current = _rr_key(record), live.get(_rr_key(record))
+        if action == "CREATE":
+            if current is not None:
+                errors.append(f"Tried to create {_rr_what(record)} but it already exists")
+            live[key] = record
+        elif action == "UPSERT":
+            live[key] = record
+        elif not record.get("AliasTarget") and not (record.get("TTL") is not None
+                                                    and record.get("ResourceRecords")):
+            raise InvalidInput(  # AWS's (and moto's) message
+                "Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and "
+                "ResourceRecords], or TrafficPolicyInstanceId], but found none in Change "
+                f"with [Action=DELETE, Name={record['Name']}, Type={record['Type']}, "
+                f"SetIdentifier={record.get('SetIdentifier', 'null')}]")
+        elif current is None:
+            errors.append(f"Tried to delete {_rr_what(record)} but it was not found")
+        elif _rr_values(current) != _rr_values(record):
+            errors.append(f"Tried to delete {_rr_what(record)} but the values provided do "
+                          "not match the current values")
+        else:
+            del live[key]
+    if errors:
+        raise _invalid_change_batch(errors)
+    for change in change_list:  # all valid: applied as moto stores them
+        original = copy.deepcopy(change)
+        action, record = change["Action"], change["ResourceRecordSet"]
+        key = _rr_key(record)
+        if action in ("UPSERT", "DELETE"):
+            zone.rrsets = [r for r in zone.rrsets if _rr_key(r) != key]
+        if action in ("CREATE", "UPSERT"):
+            if not record["Name"].endswith("."):
+                record["Name"] += "."
+            if "ResourceRecords" in record:
+                record["ResourceRecords"] = [v["Value"] if isinstance(v, dict) else v
+                                             for v in record["ResourceRecords"]]
+            zone.add_rrset(record)
+        zone.rr_changes.append(original)
+
+
+def _rr_zone(props: dict[str, Any], account_id: str, region_name: str) -> FakeZone:
+    backend = route53_backends[account_id][get_partition(region_name)]
+    zone = backend.get_hosted_zone_by_name(props["HostedZoneName"]) \
+        if props.get("HostedZoneName") else None
+    return zone or backend.get_hosted_zone(props["HostedZoneId"])
+
+
+def _rr_remove_own(zone: FakeZone, record: RecordSet) -> list[RecordSet]:
+    """Removes the record CloudFormation created: that object, or (replaced by an UPSERT of
+    the same values) a record of its name, type and values; returns what was removed."""
+    gone = [r for r in zone.rrsets if r is record]
+    if not gone:
+        gone = [r for r in zone.rrsets if _rr_key(r) == _rr_key(record)
+                and _rr_values(r) == _rr_values(record)]
+    zone.rrsets = [r for r in zone.rrsets if all(r is not g for g in gone)]
+    return gone
+
+
+_orig_rs_create = RecordSet.create_from_cloudformation_json.__func__
+
+
+def _rs_create(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+               account_id: str, region_name: str, **kwargs: Any) -> RecordSet:
+    props = cloudformation_json["Properties"]
+    _rr_refuse_existing(_rr_zone(props, account_id, region_name), [props])
+    return _orig_rs_create(cls, resource_name, cloudformation_json, account_id,
+                           region_name, **kwargs)
+
+
+def _rs_update(cls: type, original_resource: RecordSet, new_resource_name: str,
+               cloudformation_json: dict[str, Any], account_id: str,
+               region_name: str) -> RecordSet:
+    old_zone = _rr_zone({"HostedZoneName": original_resource.hosted_zone_name,
+                         "HostedZoneId": original_resource.hosted_zone_id},
+                        account_id, region_name)
+    removed = _rr_remove_own(old_zone, original_resource)
+    try:
+        return _rs_create(cls, new_resource_name, cloudformation_json, account_id,
+                          region_name)
+    except Exception:
+        old_zone.rrsets.extend(removed)  # the update failed: the record stays as it was
+        raise
+
+
+def _rs_delete(self: RecordSet, account_id: str, region: str) -> None:
+    zone = _rr_zone({"HostedZoneName": self.hosted_zone_name,
+                     "HostedZoneId": self.hosted_zone_id}, account_id, region)
+    _rr_remove_own(zone, self)
+
+
+_orig_rsg_create = RecordSetGroup.create_from_cloudformation_json.__func__
+
+
+def _rsg_create(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                account_id: str, region_name: str, **kwargs: Any) -> RecordSetGroup:
+    props = cloudformation_json["Properties"]
+    zone = _rr_zone(props, account_id, region_name)
+    _rr_refuse_existing(zone, props["RecordSets"])  # the whole group, or nothing
+    before = list(zone.rrsets)
+    group = _orig_rsg_create(cls, resource_name, cloudformation_json, account_id,
+                             region_name, **kwargs)
+    group._ext_zone = zone
+    group._ext_records = [r for r in zone.rrsets if all(r is not b for b in before)]
+    return group
+
+
+def _rsg_delete(self: RecordSetGroup, account_id: str, region: str) -> None:
+    zone = getattr(self, "_ext_zone", None)
+    for record in getattr(self, "_ext_records", []):
+        if zone is not None:
+            _rr_remove_own(zone, record)
+
+
+Route53Backend.change_resource_record_sets = _rr_change  # type: ignore[method-assign]
+RecordSet.create_from_cloudformation_json = classmethod(_rs_create)  # type: ignore[method-assign]
+RecordSet.update_from_cloudformation_json = classmethod(_rs_update)  # type: ignore[method-assign]
+RecordSet.delete = _rs_delete  # type: ignore[method-assign]
+RecordSetGroup.create_from_cloudformation_json = classmethod(_rsg_create)  # type: ignore[method-assign]
+RecordSetGroup.delete = _rsg_delete  # type: ignore[attr-defined]
+
+# ---------------------------------- 31. stack deletion in reverse dependency order
+# moto deleted a stack's resources in the iteration order of a Python set of their logical
+# ids, i.e. by string hash, which is another order in every server process
+# (PYTHONHASHSEED), and retried what failed in further passes.  The result of a delete
+# thus depended on the process: when the VPC happened to go before its NAT gateway (moto
+# does not refuse that), the gateway's network interface outlived both, so a test that
+# checks for leftovers failed about once in a hundred server starts (tests/interrupt.rs:
+# "resources left behind: ec2:network_interfaces").  AWS: a resource that references
+# another (Ref, Fn::GetAtt, Fn::Sub, DependsOn) is deleted before it.  Now the same: each
+# pass goes dependents first, independent resources in reverse template order, the same
+# order in every process; what fails is still retried in a further pass, as moto did.
+def _delete_order(rm: ResourceMap, names: set[str]) -> list[str]:
+    """`names` with every resource before those it references; ties: reverse template order."""
+    left = [n for n in reversed(list(rm._resource_json_map)) if n in names]
+    needs = {n: _depends_on(rm._resource_json_map[n]) & names for n in left}
+    order: list[str] = []
+    while left:
+        referenced = {d for n in left for d in needs[n] if d != n}
+        ready = next((n for n in left if n not in referenced), left[0])  # left[0]: a cycle
+        order.append(ready)
+        left.remove(ready)
+    return order
+
+
+def _rm_delete(self: ResourceMap) -> None:
+    remaining = _delete_order(self, {k for k, v in self._resource_json_map.items()
+                                     if v.get("DeletionPolicy") != "Retain"})
+    last_exception: Exception | None = None
+    while remaining:
+        failed = []
+        for logical_id in remaining:
+            parsed = self._parsed_resources.get(logical_id)
+            if parsed is None or isinstance(parsed, str):
+                continue  # never created (e.g. its Condition is false)
+            try:
+                self._delete_resource(parsed, self._resource_json_map[logical_id])
+                self._parsed_resources.pop(logical_id)
+            except Exception as exc:  # e.g. still in use: retried after the others
+                last_exception = exc
+                failed.append(logical_id)
+        if len(failed) == len(remaining):
+            raise last_exception  # type: ignore[misc]
+        remaining = failed
+
+
+ResourceMap.delete = _rm_delete  # type: ignore[method-assign]

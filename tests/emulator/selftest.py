@@ -1974,6 +1974,170 @@ Outputs:
     ecs.delete_cluster(cluster=cluster)
 
 
+def route53_record_sets():
+    """Patch 30: one record set per name and type, as in Route 53 (API and CloudFormation);
+    a change batch is all or nothing; CloudFormation removes only the record it created."""
+    r53 = client("route53")
+    zone_name = f"r53-{RUN}.example.org"
+    zone = r53.create_hosted_zone(Name=zone_name, CallerReference=f"selftest-{RUN}")[
+        "HostedZone"]["Id"].split("/")[-1]
+
+    def records() -> dict:
+        rows = r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+        return {(r["Name"].rstrip(".").lower(), r["Type"]): r.get("ResourceRecords")
+                for r in rows if r["Type"] not in ("NS", "SOA")}
+
+    def change(*changes: dict) -> None:
+        r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": list(changes)})
+
+    def rec(action: str, name: str, value: str, kind: str = "A", ttl: int = 60) -> dict:
+        return {"Action": action, "ResourceRecordSet": {
+            "Name": name, "Type": kind, "TTL": ttl, "ResourceRecords": [{"Value": value}]}}
+
+    www, new = f"www.{zone_name}", f"new.{zone_name}"
+    change(rec("CREATE", www, "192.0.2.1"))
+    err = error_of(change, rec("CREATE", www, "192.0.2.2"))
+    check("route53: CREATE of an existing name and type (other values) -> InvalidChangeBatch "
+          "'Tried to create resource record set [name=...] but it already exists' (moto: a "
+          "second record)",
+          err == f"InvalidChangeBatch: Tried to create resource record set [name='{www}.', "
+                 "type='A'] but it already exists", err)
+    err = error_of(change, rec("CREATE", new, "192.0.2.3"), rec("CREATE", www.upper() + ".", "192.0.2.4"))
+    check("route53: a batch is all or nothing; names compare without case or trailing dot",
+          "but it already exists" in err and (new, "A") not in records(), (err, records()))
+    err = error_of(change, rec("DELETE", www, "192.0.2.2"))
+    check("route53: DELETE with other values -> '... the values provided do not match the "
+          "current values', record kept",
+          "values provided do not match the current values" in err
+          and records().get((www, "A")) == [{"Value": "192.0.2.1"}], (err, records()))
+    err = error_of(change, rec("DELETE", new, "192.0.2.3"))
+    check("route53: DELETE of a missing record -> '... but it was not found'",
+          f"Tried to delete resource record set [name='{new}.', type='A'] but it was not found" in err,
+          err)
+    change(rec("DELETE", www, "192.0.2.1"), rec("CREATE", www, "192.0.2.9"))
+    check("route53: DELETE then CREATE of the name in one batch is valid",
+          records().get((www, "A")) == [{"Value": "192.0.2.9"}], records())
+
+    def template(records_: dict) -> str:
+        return json.dumps({"Resources": {
+            logical: {"Type": "AWS::Route53::RecordSet", "Properties": {
+                "HostedZoneId": zone, "Name": name, "Type": kind, "TTL": "60",
+                "ResourceRecords": [value]}}
+            for logical, (name, kind, value) in records_.items()}})
+
+    dup = f"r53-dup-{RUN}"
+    cfn.create_stack(StackName=dup, TemplateBody=template({"Rec": (www, "A", "192.0.2.7")}))
+    st = settle(dup)
+    failed = find(events(st["StackId"]), "Rec", "CREATE_FAILED")
+    check("cfn record set: an existing name and type -> CREATE_FAILED with Route 53's reason, "
+          "ROLLBACK_COMPLETE, the existing record unchanged (moto: a second record)",
+          st["StackStatus"] == "ROLLBACK_COMPLETE" and failed
+          and "but it already exists" in failed[0].get("ResourceStatusReason", "")
+          and records().get((www, "A")) == [{"Value": "192.0.2.9"}],
+          (st["StackStatus"], failed, records()))
+    cfn.delete_stack(StackName=st["StackId"])
+
+    shared = f"shared.{zone_name}"
+    owner, other = f"r53-owner-{RUN}", f"r53-other-{RUN}"
+    owner_id = cfn.create_stack(StackName=owner, TemplateBody=template(
+        {"Txt": (shared, "TXT", '"mine"')}))["StackId"]
+    other_id = cfn.create_stack(StackName=other, TemplateBody=template(
+        {"Rec": (shared, "A", "192.0.2.20")}))["StackId"]
+    settle(owner_id), settle(other_id)
+    cfn.update_stack(StackName=other_id, TemplateBody=template({"Rec": (shared, "A", "192.0.2.21")}))
+    st = settle(other_id)
+    check("cfn record set: an update changes its record; another stack's record of that name "
+          "(TXT) stays (moto: every type of the name deleted)",
+          st["StackStatus"] == "UPDATE_COMPLETE"
+          and records().get((shared, "A")) == [{"Value": "192.0.2.21"}]
+          and records().get((shared, "TXT")) == [{"Value": '"mine"'}], (st["StackStatus"], records()))
+    cfn.delete_stack(StackName=other_id)
+    settle(other_id)
+    check("cfn record set: the stack's delete removes its own record only",
+          (shared, "A") not in records() and (shared, "TXT") in records(), records())
+    cfn.delete_stack(StackName=owner_id)
+    settle(owner_id)
+
+    replaced = f"replaced.{zone_name}"
+    other_id = cfn.create_stack(StackName=other, TemplateBody=template(
+        {"Rec": (replaced, "A", "192.0.2.30")}))["StackId"]
+    settle(other_id)
+    change(rec("UPSERT", replaced, "192.0.2.31"))
+    cfn.delete_stack(StackName=other_id)
+    settle(other_id)
+    check("cfn record set: a record changed since (UPSERT, other values) is not the stack's "
+          "to delete", records().get((replaced, "A")) == [{"Value": "192.0.2.31"}], records())
+
+    group = f"r53-group-{RUN}"
+
+    def body(names: list[str]) -> str:
+        sets = [{"Name": n, "Type": "A", "TTL": "60", "ResourceRecords": ["192.0.2.40"]}
+                for n in names]
+        return json.dumps({"Resources": {"Group": {"Type": "AWS::Route53::RecordSetGroup",
+                                                   "Properties": {"HostedZoneId": zone,
+                                                                  "RecordSets": sets}}}})
+
+    g1, g2 = f"g1.{zone_name}", f"g2.{zone_name}"
+    cfn.create_stack(StackName=group, TemplateBody=body([g1, www]))
+    st = settle(group)
+    check("cfn record set group: one existing name -> CREATE_FAILED, none of its records created",
+          st["StackStatus"] == "ROLLBACK_COMPLETE" and (g1, "A") not in records(),
+          (st["StackStatus"], records()))
+    cfn.delete_stack(StackName=st["StackId"])
+    group_id = cfn.create_stack(StackName=group, TemplateBody=body([g1, g2]))["StackId"]
+    created = (g1, "A") in records() and (g2, "A") in records()
+    cfn.delete_stack(StackName=group_id)
+    settle(group_id)
+    check("cfn record set group: created, and deleted with its stack (moto: left in the zone)",
+          created and (g1, "A") not in records() and (g2, "A") not in records(), records())
+    change(rec("DELETE", www, "192.0.2.9"), rec("DELETE", replaced, "192.0.2.31"))
+    r53.delete_hosted_zone(Id=zone)
+
+
+def delete_order():
+    """Patch 31: a stack's resources are deleted dependents first, as in AWS, in the same
+    order in every server process; patch 14: a NAT gateway's interface goes with it."""
+    name = f"order-{RUN}"
+    def topic(after: str, how: str) -> dict:
+        """An SNS topic that references `after` through `how`."""
+        if how == "DependsOn":
+            return {"Type": "AWS::SNS::Topic", "DependsOn": after}
+        display = {"Ref": {"Ref": after}, "GetAtt": {"Fn::GetAtt": [after, "TopicName"]},
+                   "Sub": {"Fn::Sub": "${" + after + ".TopicName}"}}[how]
+        return {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": display}}
+
+    chain = {"T1": topic("T0", "DependsOn"), "T2": topic("T1", "Ref"), "T3": topic("T2", "GetAtt"),
+             "T4": topic("T3", "Sub"), "T5": topic("T4", "DependsOn"), "T6": topic("T5", "Ref"),
+             "T7": topic("T6", "GetAtt"), "T0": {"Type": "AWS::SNS::Topic"}}
+    scrambled = {k: chain[k] for k in ("T3", "T0", "T6", "T1", "T7", "T2", "T5", "T4")}
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": scrambled}))["StackId"]
+    settle(stack_id)
+    cfn.delete_stack(StackName=stack_id)
+    st = settle(stack_id)
+    order = [e["LogicalResourceId"] for e in events(stack_id)
+             if e["ResourceStatus"] == "DELETE_COMPLETE" and e["LogicalResourceId"] != name]
+    check("delete order: each resource before those it references (DependsOn, Ref, GetAtt, Sub), "
+          "not in template or hash order",
+          st["StackStatus"] == "DELETE_COMPLETE" and order == [f"T{i}" for i in range(7, -1, -1)],
+          order)
+
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24")["Subnet"]["SubnetId"]
+    eip = ec2.allocate_address(Domain="vpc")
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip["AllocationId"])["NatGateway"]
+    eni = nat["NatGatewayAddresses"][0]["NetworkInterfaceId"]
+    ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
+    left = [e["NetworkInterfaceId"] for e in ec2.describe_network_interfaces()["NetworkInterfaces"]]
+    address = ec2.describe_addresses(AllocationIds=[eip["AllocationId"]])["Addresses"][0]
+    check("nat gateway: its network interface is deleted with it, the Elastic IP disassociated "
+          "and kept (moto: the interface stayed until the VPC went, for ever if the VPC went first)",
+          eni not in left and not address.get("AssociationId")
+          and not address.get("NetworkInterfaceId"),
+          (left, address))
+    ec2.release_address(AllocationId=eip["AllocationId"])
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)
+
 def run_all(groups) -> int:
     for g in groups:
         try:
@@ -2005,7 +2169,8 @@ def main() -> int:
                     pricing_get_products, protected_group_delete,
                     volume_snapshot_policy, service_quotas,
                     cluster_from_snapshot_and_replacement,
-                    backup_jobs, parameter_updates_and_task_definitions))
+                    backup_jobs, parameter_updates_and_task_definitions,
+                    route53_record_sets, delete_order))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ use crate::aws::Aws;
 use crate::cfn::ops::parameters;
 use crate::cost::{self, Shape};
 use crate::error::{UsageError, aws_code, describe, usage};
-use crate::settings::{SetupSettings, user_params};
+use crate::settings::{P_MODE, SetupSettings, user_params};
 use crate::signed::{between, query};
 use crate::ui::Printer;
 
@@ -542,6 +542,15 @@ pub async fn check(
         }
     } else if existing.is_some() {
         old.instances.clone_from(&new.instances);
+    }
+    // A mode switch creates the new mode's addresses and servers before the update's
+    // clean-up releases the old mode's (a switch to single takes the scalable servers out
+    // first): at its peak the account holds both.
+    if let Some(from) = before.as_ref().and_then(|b| b.get(P_MODE))
+        && *from != s.mode
+    {
+        old.elastic_ips = 0;
+        old.instances.clear();
     }
 
     let mut needs: Vec<Need> = Vec::new();

@@ -16,7 +16,8 @@ const QUOTAS: &str = "us-east-2/ec2/L-1216C47A=8,\
                       ap-southeast-2/vpc/L-F678F1CE=1,\
                       ap-southeast-2/ec2/L-0263D0A3=0,\
                       ca-central-1/vpc/L-FE5A380F=0,\
-                      sa-east-1/ec2/L-1216C47A=denied";
+                      sa-east-1/ec2/L-1216C47A=denied,\
+                      eu-west-3/ec2/L-0263D0A3=1";
 
 /// This binary's emulator, with the quotas above (first call in every test).
 fn server() {
@@ -267,4 +268,49 @@ async fn an_unknown_instance_type_is_refused() {
         stderr(&o)
     );
     nothing_created("eu-central-1", &stack).await;
+}
+
+/// A mode switch holds both modes' addresses at its peak: the NAT gateway's Elastic IP is
+/// created before the update's clean-up releases the single server's. With 1 Elastic IP
+/// allowed, single mode deploys, and a switch to scalable (one NAT gateway: 1 more, not
+/// "as many as before") is refused before anything changes.
+#[tokio::test]
+async fn a_mode_switch_needs_both_modes_addresses_at_once() {
+    server();
+    let region = "eu-west-3";
+    let (zone, stack, domain) = deployment("qswitch").await;
+    let dir = scratch_dir();
+    let o = bbbctl_at(
+        region,
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &["--mode", "single", "--yes", "--no-check"],
+        ),
+    );
+    assert_code(&o, 0);
+    let o = bbbctl_at(
+        region,
+        &dir,
+        &[
+            "setup",
+            "-s",
+            &stack,
+            "--mode",
+            "scalable",
+            "--yes",
+            "--no-check",
+        ],
+    );
+    assert_code(&o, 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("EC2-VPC Elastic IPs (ec2 quota L-0263D0A3): needs 1 more Elastic IP address")
+            && err.contains("the quota is 1, 1 in use, 0 left"),
+        "{err}"
+    );
+    let o = bbbctl_at(region, &dir, &["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
 }

@@ -759,6 +759,18 @@ fn run_copy_back(root: &Path, env: &[(&str, &str)]) -> std::process::Output {
         .output()
         .unwrap();
     assert!(install.status.success(), "{install:?}");
+    // chown is faked (the test need not run as root): it records what it was asked.
+    let chown = bin.path().join("chown");
+    std::fs::remove_file(&chown).unwrap();
+    std::fs::write(
+        &chown,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\n",
+            root.join("chown.log").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&chown, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::process::Command::new(bin.path().join("sh"))
         .arg("-c")
         .arg(copy_back_script(root))
@@ -836,6 +848,27 @@ fn the_copy_back_task_brings_back_what_is_missing_and_keeps_what_exists() {
             .join("aws-backup-restore_2026-01-31T12-00-00-000Z")
             .exists(),
         "the restore directory is removed"
+    );
+    // A directory the copy makes is Scalelite's, as the access points make theirs (uid 1000,
+    // gid 2000, 0775): a root-owned one would stop the importer (it writes as 1000:2000).
+    let made = root.join("var/bigbluebutton/unpublished");
+    let log = std::fs::read_to_string(root.join("chown.log")).unwrap_or_default();
+    for dir in [made.clone(), made.join("presentation")] {
+        assert!(
+            log.lines()
+                .any(|l| l == format!("1000:2000 {}", dir.display())),
+            "{} not given to Scalelite: {log}",
+            dir.display()
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&dir).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o775, "{}", dir.display());
+    }
+    assert!(
+        log.lines()
+            .all(|l| !l.ends_with("var/bigbluebutton/published/presentation")),
+        "an existing directory keeps its owner: {log}"
     );
 
     // Two restore directories: it refuses and names them, unless RESTORE_DIR picks one.

@@ -876,6 +876,49 @@ fn scale_in_protection_is_held_while_meetings_run_and_dropped_when_idle() {
     let _ = child.wait();
 }
 
+/// Scalelite keeps its servers in its (unpersisted) cache: when it loses them, a server that
+/// registered and still serves registers again from its protect loop; one the group takes
+/// out (target state Terminated) does not.
+#[test]
+fn a_server_scalelite_forgot_registers_again_while_it_serves() {
+    let rig = Rig::new();
+    rig.run_ok("register");
+    let first = rig.stored_id().expect("registered");
+    assert_eq!(rig.scalelite.servers().len(), 1);
+    let mut child = rig.spawn("protect");
+    // Known: nothing is added, however many rounds.
+    let sleeps = rig.sleeps();
+    wait_until("a few rounds", || rig.sleeps() >= sleeps + 3);
+    assert_eq!(rig.calls_to("addServer"), 1);
+    // The cache lost it: it is added and enabled again, under a new id.
+    rig.scalelite.forget(&first);
+    wait_until("registered again", || rig.scalelite.servers().len() == 1);
+    let again = rig.scalelite.servers()[0].clone();
+    assert_ne!(again.id, first);
+    wait_until("enabled again", || {
+        rig.scalelite
+            .server(&again.id)
+            .is_some_and(|s| s.state == "enabled")
+    });
+    wait_until("its id stored", || {
+        rig.stored_id().as_deref() == Some(again.id.as_str())
+    });
+    // Being taken out: forgotten again, it stays out.
+    *rig.lifecycle.lock().unwrap() = "Terminated".to_string();
+    rig.scalelite.forget(&again.id);
+    let sleeps = rig.sleeps();
+    wait_until("a few rounds", || rig.sleeps() >= sleeps + 3);
+    assert!(rig.scalelite.servers().is_empty());
+    child.kill().unwrap();
+    let _ = child.wait();
+    let log = rig.stderr("protect");
+    assert_eq!(
+        log.matches("does not know this server any more").count(),
+        1,
+        "{log}"
+    );
+}
+
 #[test]
 fn the_agent_loops_run_as_systemd_services_after_registration() {
     let dir = tempfile::tempdir().unwrap();

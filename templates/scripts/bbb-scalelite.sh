@@ -396,8 +396,28 @@ meetings_here() {
   { grep -o '<meeting>' <<<"${answer}" || true; } | wc -l
 }
 
+# Scalelite keeps its servers in its cache (Redis, not persisted by ElastiCache): a cache
+# node replaced or failed comes back empty, and Scalelite places no meeting anywhere. A
+# server that registered before (its id stored) and still serves (InService) registers
+# again when Scalelite answers that it does not know it. Not while the group takes it out
+# (its target state is then Terminated) or before its first registration.
+reregister_if_forgotten() {
+  local id state
+  [[ -s "${STATE_FILE}" ]] || return 0
+  state=$(imds autoscaling/target-lifecycle-state) || return 1
+  [[ "${state}" == InService ]] || return 0
+  if [[ -z "${SECRET}" ]]; then
+    load_secret || return 1
+  fi
+  id=$(known_id) || return 1
+  [[ -z "${id}" ]] || return 0
+  log "Scalelite does not know this server any more (its cache lost it?): registering again"
+  register_once
+}
+
 # protect: every POLL_SECONDS, scale-in protection on while a meeting runs here, off when
 # none does; unchanged while the API does not answer (not knowing is no reason to drop it).
+# Each round also registers the server again should Scalelite have forgotten it.
 protect() {
   local instance group meetings want held=""
   until instance=$(imds instance-id) && group=$(imds tags/instance/aws:autoscaling:groupName); do
@@ -421,6 +441,7 @@ protect() {
     else
       log "this server's API did not answer; scale-in protection left as it is"
     fi
+    reregister_if_forgotten || log "whether Scalelite still knows this server could not be told; asking again next round"
     sleep "${POLL_SECONDS}"
   done
 }

@@ -145,6 +145,18 @@ impl Aws {
         }
     }
 
+    /// The ARN partition of the region (`aws`, `aws-cn`, `aws-us-gov`).
+    pub fn partition(&self) -> &'static str {
+        let region = self.region();
+        if region.starts_with("cn-") {
+            "aws-cn"
+        } else if region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    }
+
     pub fn region(&self) -> &str {
         self.config.region().map(Region::as_ref).unwrap_or("")
     }

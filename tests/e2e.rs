@@ -267,6 +267,13 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         "{}",
         stdout(&o)
     );
+    // Where the recordings' backups are, by the deleted file system's ARN (the automatic
+    // ones cannot be found by the deployment's name once the file system is gone).
+    assert_stdout_has(&o, "Left on purpose: the recordings of EFS file system fs-");
+    assert_stdout_has(
+        &o,
+        "aws backup list-recovery-points-by-backup-vault --backup-vault-name aws/efs/automatic-backup-vault --by-resource-arn arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/fs-",
+    );
     // The final snapshot that stays is named, and it exists.
     let out = stdout(&o);
     let snapshot = out

@@ -259,7 +259,7 @@ async fn single_mode_then_scalable_and_back() {
     assert_stdout_has(
         &o,
         &format!(
-            "AWS Backup's recovery points of EFS file system {file_system}, the automatic daily ones in vault aws/efs/automatic-backup-vault"
+            "the recordings of EFS file system {file_system} in AWS Backup's recovery points: the automatic daily ones in vault aws/efs/automatic-backup-vault"
         ),
     );
 

@@ -4,6 +4,9 @@
 
 mod common;
 
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
 use common::*;
 
 /// A domain of exactly `n` characters under a unique subdomain of example.org.
@@ -166,6 +169,61 @@ async fn a_domain_another_deployment_holds_is_refused() {
     // The first deployment's own re-run is no conflict.
     let o = bbbctl_in(&dir, &setup_args(&zone, &first, &domain, &["--no-check"]));
     assert_code(&o, 0);
+
+    // With an External front end bbbctl writes no record of `<domain>` (only
+    // `scalelite.<domain>`): the operator's own site there is no conflict.
+    let site = format!("www.{domain}");
+    aws.route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(
+                    Change::builder()
+                        .action(ChangeAction::Create)
+                        .resource_record_set(
+                            ResourceRecordSet::builder()
+                                .name(&site)
+                                .r#type(RrType::A)
+                                .ttl(300)
+                                .resource_records(
+                                    ResourceRecord::builder()
+                                        .value("198.51.100.7")
+                                        .build()
+                                        .unwrap(),
+                                )
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    std::fs::write(
+        dir.join("external.json"),
+        r#"{"Parameters": {"BBBFrontendType": "External"}}"#,
+    )
+    .unwrap();
+    let third = unique("dup");
+    let o = bbbctl_in(
+        &dir,
+        &setup_args(
+            &zone,
+            &third,
+            &site,
+            &["--params", "external.json", "--dry-run"],
+        ),
+    );
+    assert_code(&o, 0);
+    // With Greenlight, the same name is refused.
+    let o = bbbctl_in(&dir, &setup_args(&zone, &third, &site, &["--dry-run"]));
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains(&format!("{site} A")), "{}", stderr(&o));
     let o = bbbctl_in(&dir, &["destroy", "-s", &first, "--yes"]);
     assert_code(&o, 0);
 }

@@ -62,7 +62,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
                 == Some("scalable")
         });
         if scalable {
-            question.push_str(&format!(" Every recording goes with the EFS file system (AWS Backup keeps its recovery points: the automatic daily ones in vault aws/efs/automatic-backup-vault for their retention, 35 days by default, and those of `bbbctl backup` in vault bbbctl-{stack} for the days they were given), and Greenlight's and Scalelite's databases with Aurora (a final snapshot is kept, and the snapshots of `bbbctl backup`). `bbbctl backups -s {stack}` lists every copy that outlives the deployment, with when it expires; each costs until it does."));
+            question.push_str(&format!(" Every recording goes with the EFS file system (AWS Backup keeps its recovery points: the automatic daily ones in vault aws/efs/automatic-backup-vault for their retention, 35 days by default, and those of `bbbctl backup` in vault bbbctl-{stack} for the days they were given), and Greenlight's and Scalelite's databases with Aurora (a final snapshot is kept, and the snapshots of `bbbctl backup`). `bbbctl backups -s {stack}` lists the copies now, with when each expires (each costs until it does); after the destroy, bbbctl names where they are."));
         }
         if let Some(volume) = &found.data_volume {
             question.push(' ');
@@ -157,6 +157,9 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
             )
         }));
     }
+    for fs in &found.file_systems {
+        left.push(recordings_backups(&aws, fs, stack));
+    }
     let mut text = format!(
         "Deployment {stack} is deleted (stacks: {}).",
         deleted.join(", ")
@@ -238,6 +241,8 @@ struct Found {
     ecs_clusters: Vec<String>,
     /// Single mode's data volume (`DataVolume` of the servers' stack).
     data_volume: Option<String>,
+    /// The recordings' EFS file systems.
+    file_systems: Vec<String>,
 }
 
 impl Found {
@@ -261,6 +266,7 @@ impl Found {
                     "AWS::S3::Bucket" => found.buckets.push(id),
                     "AWS::AutoScaling::AutoScalingGroup" => found.groups.push(id),
                     "AWS::RDS::DBCluster" => found.aurora_clusters.push(id),
+                    "AWS::EFS::FileSystem" => found.file_systems.push(id),
                     // Ref (and the physical id) is the name; an ARN ends with it.
                     "AWS::ECS::Cluster" => found
                         .ecs_clusters
@@ -312,6 +318,21 @@ pub(super) async fn delete_log_groups(aws: &Aws, p: &Printer, names: Vec<String>
 /// clusters the switch deletes (destroy would no longer find them afterwards).
 pub(super) async fn service_log_groups_of(aws: &Aws, root: &Stack) -> Result<Vec<String>> {
     Ok(Found::read(aws, root).await?.service_log_groups())
+}
+
+/// Where the recordings of a deleted EFS file system still are: AWS Backup's recovery
+/// points, which outlive it (the automatic ones are found only by the file system's ARN once
+/// it is gone; `bbbctl backups` finds bbbctl's own by the deployment's name).
+pub(super) fn recordings_backups(aws: &Aws, fs: &str, stack: &str) -> String {
+    let arn = format!(
+        "arn:{}:elasticfilesystem:{}:{}:file-system/{fs}",
+        aws.partition(),
+        aws.region(),
+        aws.account
+    );
+    format!(
+        "the recordings of EFS file system {fs} in AWS Backup's recovery points: the automatic daily ones in vault aws/efs/automatic-backup-vault, each kept 35 days by default (a file system younger than a day may have none): aws backup list-recovery-points-by-backup-vault --backup-vault-name aws/efs/automatic-backup-vault --by-resource-arn {arn}; those of `bbbctl backup` in vault bbbctl-{stack}, until their date: bbbctl backups -s {stack}"
+    )
 }
 
 /// What destroy's confirmation says about single mode's data volume.

@@ -21,8 +21,9 @@ use crate::error::{AwsContext, aws_code, describe};
 use crate::mail;
 use crate::memory::{self, Remembered};
 use crate::settings::{
-    Current, Global, P_DOCKER_HUB, P_DOMAIN, P_MODE, P_SERVER_AMI, P_SERVER_COUNT, P_SERVER_IMAGE,
-    P_SES_VALIDATED, ParamChange, SetupInput, SetupSettings, sources_stack_name, user_params,
+    Current, Global, P_DOCKER_HUB, P_DOMAIN, P_FRONTEND, P_MODE, P_SERVER_AMI, P_SERVER_COUNT,
+    P_SERVER_IMAGE, P_SES_VALIDATED, ParamChange, SetupInput, SetupSettings, sources_stack_name,
+    user_params,
 };
 use crate::templates::{self, Asset, BUCKET_PARAM, TemplateInfo};
 use crate::ui::Printer;
@@ -822,8 +823,19 @@ async fn check_domain_free(aws: &Aws, s: &SetupSettings, existing: Option<&Stack
     if existing.is_some_and(|st| parameters(st).get(P_DOMAIN) == Some(&s.domain)) {
         return Ok(());
     }
+    // The names root.yaml writes: `<domain>` (DomainRecord, HasGreenlightURL: single mode or
+    // the Greenlight front end) and `scalelite.<domain>` (the front end, scalable mode).
+    let scalable = s.mode == "scalable";
+    let greenlight = s.params.get(P_FRONTEND).is_none_or(|f| f == "Greenlight");
+    let mut names = Vec::new();
+    if !scalable || greenlight {
+        names.push(s.domain.clone());
+    }
+    if scalable {
+        names.push(format!("scalelite.{}", s.domain));
+    }
     let mut found = Vec::new();
-    for name in [s.domain.clone(), format!("scalelite.{}", s.domain)] {
+    for name in names {
         let page = aws
             .route53
             .list_resource_record_sets()

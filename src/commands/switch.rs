@@ -144,8 +144,8 @@ impl ScalableData {
         }
         if let Some(fs) = &self.file_system {
             text.push_str(&format!(
-                "\n  - the recordings: AWS Backup's recovery points of EFS file system {fs}, the automatic daily ones in vault aws/efs/automatic-backup-vault (kept 35 days by default; a file system younger than a day may have none) and those of `bbbctl backup` in vault bbbctl-{stack} (kept the days they were given): `bbbctl backups -s {stack}` lists them, with when each expires",
-                stack = self.stack
+                "\n  - {}",
+                super::destroy::recordings_backups(aws, fs, &self.stack)
             ));
         }
         text.push_str(

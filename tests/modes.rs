@@ -106,8 +106,28 @@ async fn single_mode_then_scalable_and_back() {
         "{first:?} → {second:?}"
     );
 
-    let o = setup("scalable");
+    // The switch starts as many servers as BBBServerCount says (2, from a named file), not
+    // as many as the single server's group held.
+    std::fs::write(
+        dir.join("two.json"),
+        r#"{"Parameters": {"BBBServerCount": 2}}"#,
+    )
+    .unwrap();
+    let o = bbbctl_in(
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &["--mode", "scalable", "--yes", "--params", "two.json"],
+        ),
+    );
     assert_code(&o, 0);
+    assert!(
+        !stdout(&o).contains("Keeping 1 BBB server(s)"),
+        "{}",
+        stdout(&o)
+    );
     assert!(
         stdout(&o).contains("switches from single to scalable mode"),
         "{}",
@@ -149,7 +169,7 @@ async fn single_mode_then_scalable_and_back() {
     // A mode switch replaces the servers too: the single server is of no use to Scalelite.
     let switched = group_instances(&aws, &outputs["BBBServerGroupName"]).await;
     assert!(
-        !switched.is_empty() && switched.iter().all(|i| !second.contains(i)),
+        switched.len() == 2 && switched.iter().all(|i| !second.contains(i)),
         "{second:?} → {switched:?}"
     );
 

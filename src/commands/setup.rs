@@ -487,6 +487,11 @@ async fn keep_server_count(
     stack: &Stack,
     params: &mut BTreeMap<String, String>,
 ) -> Result<()> {
+    // A mode switch starts the new mode's servers: BBBServerCount applies, not the old
+    // mode's group (a single server's group holds one).
+    if parameters(stack).get(P_MODE) != Some(&s.mode) {
+        return Ok(());
+    }
     let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
         return Ok(());
     };

@@ -7,6 +7,7 @@ mod common;
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
+use bbbctl::aws::Aws;
 use common::*;
 
 /// A domain of exactly `n` characters under a unique subdomain of example.org.
@@ -135,6 +136,76 @@ async fn an_existing_ses_identity_is_refused_unless_validated() {
         .unwrap();
 }
 
+/// An A record of `name` in `zone` that is nobody's deployment (the operator's own site).
+async fn foreign_record(aws: &Aws, zone: &str, name: &str) {
+    aws.route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(
+                    Change::builder()
+                        .action(ChangeAction::Create)
+                        .resource_record_set(
+                            ResourceRecordSet::builder()
+                                .name(name)
+                                .r#type(RrType::A)
+                                .ttl(300)
+                                .resource_records(
+                                    ResourceRecord::builder()
+                                        .value("198.51.100.7")
+                                        .build()
+                                        .unwrap(),
+                                )
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A switch of mode writes a name the deployment did not hold (single → scalable:
+/// `scalelite.<domain>`): taken by someone else, the switch is refused before it starts
+/// (CloudFormation would fail at the record and roll the switch back).
+#[tokio::test]
+async fn a_switch_that_would_write_a_taken_name_is_refused() {
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("swn"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("swn");
+    let dir = scratch_dir();
+    let o = bbbctl_in(
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &["--mode", "single", "--yes", "--no-check"],
+        ),
+    );
+    assert_code(&o, 0);
+    // A re-run of the same mode is no conflict with its own `<domain>`.
+    let o = bbbctl_in(&dir, &["setup", "-s", &stack, "--dry-run"]);
+    assert_code(&o, 0);
+    let taken = format!("scalelite.{domain}");
+    foreign_record(&aws, &zone, &taken).await;
+    let o = bbbctl_in(
+        &dir,
+        &["setup", "-s", &stack, "--mode", "scalable", "--dry-run"],
+    );
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains(&format!("{taken} A")), "{}", stderr(&o));
+    let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
+}
+
 /// Two deployments on one domain: the second is refused before anything is created (its
 /// records would collide with the first's, and its destroy would take the first's names).
 #[tokio::test]
@@ -173,37 +244,7 @@ async fn a_domain_another_deployment_holds_is_refused() {
     // With an External front end bbbctl writes no record of `<domain>` (only
     // `scalelite.<domain>`): the operator's own site there is no conflict.
     let site = format!("www.{domain}");
-    aws.route53
-        .change_resource_record_sets()
-        .hosted_zone_id(&zone)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Create)
-                        .resource_record_set(
-                            ResourceRecordSet::builder()
-                                .name(&site)
-                                .r#type(RrType::A)
-                                .ttl(300)
-                                .resource_records(
-                                    ResourceRecord::builder()
-                                        .value("198.51.100.7")
-                                        .build()
-                                        .unwrap(),
-                                )
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    foreign_record(&aws, &zone, &site).await;
     std::fs::write(
         dir.join("external.json"),
         r#"{"Parameters": {"BBBFrontendType": "External"}}"#,

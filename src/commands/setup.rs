@@ -818,6 +818,22 @@ async fn check_hosted_zone(aws: &Aws, s: &SetupSettings) -> Result<()> {
     Ok(())
 }
 
+/// The names root.yaml writes with these parameters: `<domain>` (DomainRecord,
+/// HasGreenlightURL: single mode or the Greenlight front end) and `scalelite.<domain>` (the
+/// front end, scalable mode).
+fn names_written(params: &BTreeMap<String, String>, domain: &str) -> Vec<String> {
+    let scalable = params.get(P_MODE).is_none_or(|m| m == "scalable");
+    let greenlight = params.get(P_FRONTEND).is_none_or(|f| f == "Greenlight");
+    let mut names = Vec::new();
+    if !scalable || greenlight {
+        names.push(domain.to_string());
+    }
+    if scalable {
+        names.push(format!("scalelite.{domain}"));
+    }
+    names
+}
+
 /// Pre-flight: the names a deployment writes (`<domain>`, `scalelite.<domain>`) must not
 /// be in the zone already, unless they are this deployment's own (a re-run). Route 53
 /// refuses a second record of a name and type: CloudFormation would fail midway, after
@@ -825,19 +841,18 @@ async fn check_hosted_zone(aws: &Aws, s: &SetupSettings) -> Result<()> {
 /// other's names. Refused (exit 2) naming the records and, when it is one, the bbbctl
 /// deployment they belong to.
 async fn check_domain_free(aws: &Aws, s: &SetupSettings, existing: Option<&Stack>) -> Result<()> {
-    if existing.is_some_and(|st| parameters(st).get(P_DOMAIN) == Some(&s.domain)) {
+    let mut names = names_written(&s.params, &s.domain);
+    // A re-run holds its own names already: only those it does not write yet count (a new
+    // domain, or a switch of mode or front end that writes another name).
+    if let Some(st) = existing {
+        let before = parameters(st);
+        if before.get(P_DOMAIN) == Some(&s.domain) {
+            let held = names_written(&before, &s.domain);
+            names.retain(|n| !held.contains(n));
+        }
+    }
+    if names.is_empty() {
         return Ok(());
-    }
-    // The names root.yaml writes: `<domain>` (DomainRecord, HasGreenlightURL: single mode or
-    // the Greenlight front end) and `scalelite.<domain>` (the front end, scalable mode).
-    let scalable = s.mode == "scalable";
-    let greenlight = s.params.get(P_FRONTEND).is_none_or(|f| f == "Greenlight");
-    let mut names = Vec::new();
-    if !scalable || greenlight {
-        names.push(s.domain.clone());
-    }
-    if scalable {
-        names.push(format!("scalelite.{}", s.domain));
     }
     let mut found = Vec::new();
     for name in names {

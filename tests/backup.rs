@@ -704,6 +704,13 @@ async fn a_new_installer_pin_leaves_the_running_servers_to_roll() {
     );
     assert_code(&o, 0);
     assert_stdout_has(&o, "~ BbbServersStack (AWS::CloudFormation::Stack)");
+    // The plan says the servers change although no parameter of the operator's does (their
+    // script is in their user data), and what that does to the running ones.
+    assert_stdout_has(
+        &o,
+        "the servers' scripts (in their user data): scripts/bbb-bootstrap.sh",
+    );
+    assert_stdout_has(&o, "running servers keep theirs (no meeting is cut)");
     for other in ["DatabaseStack", "StorageStack", "FrontendStack"] {
         assert!(!stdout(&o).contains(other), "{other}: {}", stdout(&o));
     }

@@ -210,25 +210,59 @@ fn server_update(s: &SetupSettings, existing: Option<&Stack>) -> &'static str {
 
 /// Parameters that reach the BBB servers' launch template (templates/bbb-servers.yaml): a
 /// change replaces the servers (single mode, a mode switch) or leaves them to `bbbctl roll`.
-const REPLACES_SERVERS: [&str; 6] = [
+const REPLACES_SERVERS: [&str; 8] = [
     P_SERVER_IMAGE,
     "BBBServerInstanceType",
     "BBBServerDataVolumeSize",
     "BBBDomainName",
     "BBBOperatorEMail",
+    "BBBHostedZone",
+    "BBBExistingPublicSubnets",
     P_MODE,
 ];
+
+/// The root parameters whose script the BBB servers' user data names (root.yaml passes them
+/// to BbbServersStack): a new script is a new launch template version.
+const SERVER_SCRIPT_KEYS: [&str; 3] = [
+    "BbbBootstrapScriptKey",
+    "BbbScaleliteScriptKey",
+    "BbbLogshipScriptKey",
+];
+
+/// The server scripts this version of bbbctl would change in the deployment (their object
+/// key, which follows their content, differs from the stack's).
+fn server_scripts_changed(s: &SetupSettings, stack: &Stack) -> Vec<String> {
+    let current = parameters(stack);
+    s.bundle
+        .assets()
+        .into_iter()
+        .filter(|a| {
+            a.param
+                .as_deref()
+                .is_some_and(|p| SERVER_SCRIPT_KEYS.contains(&p) && current.get(p) != Some(&a.key))
+        })
+        .map(|a| a.path)
+        .collect()
+}
 
 /// What this setup changes in an existing deployment's parameters, and for a mode switch the
 /// layers that go and come; `None` when no parameter changes.
 fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
-    if s.changes.is_empty() {
+    let scripts = server_scripts_changed(s, stack);
+    if s.changes.is_empty() && scripts.is_empty() {
         return None;
     }
-    let mut text = format!(
-        "Setup changes these parameters of deployment {} (from {}):",
-        s.stack, s.params_origin
-    );
+    let mut text = if s.changes.is_empty() {
+        format!(
+            "Setup changes the BBB servers of deployment {} (this version of bbbctl):",
+            s.stack
+        )
+    } else {
+        format!(
+            "Setup changes these parameters of deployment {} (from {}):",
+            s.stack, s.params_origin
+        )
+    };
     let width = s.changes.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
     let shown = |v: &str| {
         if v.is_empty() {
@@ -244,9 +278,16 @@ fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
             shown(then)
         ));
     }
-    if s.changes
-        .iter()
-        .any(|(n, _, _)| REPLACES_SERVERS.contains(&n.as_str()))
+    if !scripts.is_empty() {
+        text.push_str(&format!(
+            "\n  the servers' scripts (in their user data): {}",
+            scripts.join(", ")
+        ));
+    }
+    if !scripts.is_empty()
+        || s.changes
+            .iter()
+            .any(|(n, _, _)| REPLACES_SERVERS.contains(&n.as_str()))
     {
         if server_update(s, Some(stack)) == "keep" {
             text.push_str(&format!(
@@ -985,4 +1026,33 @@ fn report_ready(
             "outdated_servers": outdated.map(|(ids, _)| ids),
         }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SERVER_SCRIPT_KEYS;
+
+    /// The script keys a server's launch template depends on are exactly those root.yaml
+    /// passes to BbbServersStack.
+    #[test]
+    fn the_server_script_keys_are_those_of_the_servers_stack() {
+        let root = crate::templates::Bundle::embedded()
+            .file(crate::templates::ROOT)
+            .map(|b| String::from_utf8_lossy(b).to_string())
+            .unwrap();
+        let servers = root
+            .split("\n  BbbServersStack:\n")
+            .nth(1)
+            .expect("BbbServersStack in root.yaml");
+        let servers = &servers[..servers.find("\n  # ----").unwrap_or(servers.len())];
+        let mut passed: Vec<&str> = servers
+            .lines()
+            .filter_map(|l| l.split("!Ref ").nth(1))
+            .filter(|p| p.ends_with("ScriptKey"))
+            .collect();
+        passed.sort_unstable();
+        let mut ours = SERVER_SCRIPT_KEYS.to_vec();
+        ours.sort_unstable();
+        assert_eq!(passed, ours);
+    }
 }

@@ -350,3 +350,29 @@ fn the_servers_never_wait_for_the_front_end_or_the_domain_record() {
         );
     }
 }
+
+/// REDIS_URL is a secret, read only when a task starts, and keeps its ARN when the cache is
+/// replaced (BBBCacheEngine is create-only): every container that reads it also carries the
+/// cache's endpoint as plain environment, so a new cache makes a new task definition
+/// revision and ECS rolls the service onto it.
+#[test]
+fn a_new_cache_rolls_every_task_that_reads_redis_url() {
+    let doc = template("frontend.yaml");
+    let mut readers = 0;
+    for (task, c) in containers(&doc) {
+        let secrets: BTreeSet<String> = c["Secrets"]
+            .as_sequence()
+            .map(|s| s.iter().map(|e| text(&e["Name"])).collect())
+            .unwrap_or_default();
+        if secrets.contains("REDIS_URL") {
+            readers += 1;
+            assert_eq!(
+                env_value(&c, "BBBCTL_CACHE_ENDPOINT").as_deref(),
+                Some("!Ref:CacheEndpoint"),
+                "{task} {}",
+                text(&c["Name"])
+            );
+        }
+    }
+    assert_eq!(readers, 5);
+}

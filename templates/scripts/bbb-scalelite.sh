@@ -400,18 +400,30 @@ meetings_here() {
 # node replaced or failed comes back empty, and Scalelite places no meeting anywhere. A
 # server that registered before (its id stored) and still serves (InService) registers
 # again when Scalelite answers that it does not know it. Not while the group takes it out
-# (its target state is then Terminated) or before its first registration.
+# (its target state is then Terminated) or before its first registration. Only after two
+# rounds in a row that found it unknown, with the target state read again last: bbbctl
+# deletes a server it terminates from Scalelite at once, and the instance metadata may
+# still say InService for a moment.
+FORGOTTEN_ROUNDS=0
 reregister_if_forgotten() {
   local id state
   [[ -s "${STATE_FILE}" ]] || return 0
   state=$(imds autoscaling/target-lifecycle-state) || return 1
-  [[ "${state}" == InService ]] || return 0
+  [[ "${state}" == InService ]] || { FORGOTTEN_ROUNDS=0; return 0; }
   if [[ -z "${SECRET}" ]]; then
     load_secret || return 1
   fi
   id=$(known_id) || return 1
-  [[ -z "${id}" ]] || return 0
+  if [[ -n "${id}" ]]; then
+    FORGOTTEN_ROUNDS=0
+    return 0
+  fi
+  FORGOTTEN_ROUNDS=$((FORGOTTEN_ROUNDS + 1))
+  [[ "${FORGOTTEN_ROUNDS}" -ge 2 ]] || return 0
+  state=$(imds autoscaling/target-lifecycle-state) || return 1
+  [[ "${state}" == InService ]] || { FORGOTTEN_ROUNDS=0; return 0; }
   log "Scalelite does not know this server any more (its cache lost it?): registering again"
+  FORGOTTEN_ROUNDS=0
   register_once
 }
 

@@ -60,14 +60,37 @@ impl Switch {
         let Some(stack) = existing else {
             return Ok(Switch::default());
         };
-        let from = parameters(stack).get(P_MODE).cloned().unwrap_or_default();
         let mut switch = Switch::default();
+        match switch.prepare_for(aws, p, stack, s).await {
+            Ok(()) => Ok(switch),
+            Err(e) => {
+                // Servers already taken out come back: the update will not run.
+                switch.failed(aws, p, &s.stack).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn prepare_for(
+        &mut self,
+        aws: &Aws,
+        p: &Printer,
+        stack: &Stack,
+        s: &SetupSettings,
+    ) -> Result<()> {
+        let from = parameters(stack).get(P_MODE).cloned().unwrap_or_default();
+        let switch = self;
         if from == "single" && s.mode == "scalable" {
             switch.data_volume =
                 nested_resource(aws, stack, "BbbServersStack", "DataVolume").await?;
         }
         if from == "scalable" && s.mode == "single" {
-            switch.released = take_servers_out(aws, p, stack).await?;
+            // Recorded before anything changes, so that a failure from here on brings
+            // the servers back.
+            switch.released = server_count(aws, stack).await?;
+            if let Some((group, _)) = &switch.released {
+                take_servers_out(aws, p, stack, group).await?;
+            }
             switch.service_logs = super::destroy::service_log_groups_of(aws, stack).await?;
             switch.scalable_data = Some(ScalableData {
                 stack: s.stack.clone(),
@@ -81,7 +104,7 @@ impl Switch {
         if !keeps_greenlight {
             empty_uploads(aws, p, stack).await?;
         }
-        Ok(switch)
+        Ok(())
     }
 
     /// The update failed: the servers taken out for it come back, and may hold scale-in
@@ -155,18 +178,22 @@ impl ScalableData {
     }
 }
 
-/// Releases the servers (a server holding scale-in protection would block the way down) and
-/// takes them out: each drains (cordoned in Scalelite, its meetings may go on up to
-/// BBBServerDrainTimeout) and goes. Returns the group and how many servers it had.
-async fn take_servers_out(aws: &Aws, p: &Printer, stack: &Stack) -> Result<Option<(String, i32)>> {
+/// The server group and how many servers it has now.
+async fn server_count(aws: &Aws, stack: &Stack) -> Result<Option<(String, i32)>> {
     let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
         return Ok(None);
     };
     let Some(asg) = server_group(aws, &group).await? else {
         return Ok(None);
     };
-    let before = asg.desired_capacity().unwrap_or(0);
-    let lifted = super::destroy::lift_protection(aws, std::slice::from_ref(&group)).await?;
+    Ok(Some((group, asg.desired_capacity().unwrap_or(0))))
+}
+
+/// Releases the servers (a server holding scale-in protection would block the way down) and
+/// takes them out: each drains (cordoned in Scalelite, its meetings may go on up to
+/// BBBServerDrainTimeout) and goes.
+async fn take_servers_out(aws: &Aws, p: &Printer, stack: &Stack, group: &str) -> Result<()> {
+    let lifted = super::destroy::lift_protection(aws, &[group.to_string()]).await?;
     if !lifted.is_empty() {
         p.info(format!(
             "Lifted scale-in protection from {} server(s) for the switch.",
@@ -177,9 +204,9 @@ async fn take_servers_out(aws: &Aws, p: &Printer, stack: &Stack) -> Result<Optio
     p.info(format!(
         "Taking the BBB servers out before the switch: each drains (its meetings may go on, at most {drain} s)…"
     ));
-    super::scale::set_capacity(aws, &group, 0).await?;
-    super::scale::wait_in_service(aws, p, &group, 0, Duration::from_secs(drain + 600)).await?;
-    Ok(Some((group, before)))
+    super::scale::set_capacity(aws, group, 0).await?;
+    super::scale::wait_in_service(aws, p, group, 0, Duration::from_secs(drain + 600)).await?;
+    Ok(())
 }
 
 /// Empties Greenlight's uploads bucket, when the deployment has one.

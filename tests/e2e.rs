@@ -175,6 +175,19 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     assert_eq!(login["password"], secret["password"]);
     assert!(login["password"].as_str().unwrap().len() >= 16);
 
+    // A new cache engine replaces the cache: the plan says what Scalelite forgets.
+    std::fs::write(
+        dir.join("cache.json"),
+        r#"{"Parameters": {"BBBCacheEngine": "redis"}}"#,
+    )
+    .unwrap();
+    let o = bbbctl(&["setup", "-s", &stack, "--params", "cache.json", "--dry-run"]);
+    assert_code(&o, 0);
+    assert_stdout_has(
+        &o,
+        "! BBBCacheEngine replaces the cache: Scalelite forgets the meetings that run",
+    );
+
     // scale (on the remembered deployment): min = max = desired = 2, and bbbctl waits until
     // both are in service.
     let o = bbbctl(&["scale", "--count", "2"]);

@@ -611,6 +611,9 @@ const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
             "logs:PutRetentionPolicy",
             "logs:DeleteRetentionPolicy",
             "logs:GetDataProtectionPolicy",
+            // Read by the create and read handlers (their schema); read-only.
+            "logs:DescribeIndexPolicies",
+            "logs:DescribeResourcePolicies",
             "logs:TagResource",
             "logs:UntagResource",
             "logs:ListTagsForResource",

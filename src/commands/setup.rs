@@ -305,6 +305,13 @@ fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
             text.push_str(&single_server_data(s));
         }
     }
+    // Engine is a create-only property of the cache (AWS::ElastiCache::ReplicationGroup):
+    // a new, empty cache, where Scalelite keeps its running meetings.
+    if s.mode == "scalable" && s.changes.iter().any(|(n, _, _)| n == "BBBCacheEngine") {
+        text.push_str(
+            "\n  ! BBBCacheEngine replaces the cache: Scalelite forgets the meetings that run (they go on, but a moderator who starts one again gets a second meeting elsewhere) and its servers register again within minutes. Change it when no meeting runs.",
+        );
+    }
     if let Some(switch) = mode_switch(s, stack) {
         text.push('\n');
         text.push_str(&switch);

@@ -178,7 +178,12 @@ known_id() {
       *) return 1 ;;
     esac
   fi
-  find_by_url
+  id=$(find_by_url) || return 1
+  # Found under another id (added again): that id is this server's from now on.
+  if [[ -n "${id}" ]] && [[ "${id}" != "$(cat "${STATE_FILE}" 2>/dev/null || true)" ]]; then
+    store_id "${id}" || return 1
+  fi
+  printf '%s\n' "${id}"
 }
 
 store_id() {

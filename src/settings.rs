@@ -399,6 +399,17 @@ impl SetupInput {
         // database (emptied: with an empty one) without restore's checks and last steps.
         // In single mode there is no database: a switch to it forgets the snapshot, so a
         // later switch back creates an empty database, as a new deployment has.
+        // ElastiCache upgrades a cache from Redis OSS to Valkey in place, but never back (a
+        // downgrade): CloudFormation would fail at the cache and roll the update back.
+        if let Some(current) = current
+            && current.get("BBBCacheEngine").map(String::as_str) == Some("valkey")
+            && params.get("BBBCacheEngine").map(String::as_str) == Some("redis")
+        {
+            problems.add(format!(
+                "BBBCacheEngine valkey → redis: ElastiCache moves a cache from Redis OSS to Valkey in place, never back, and the update would fail and roll back. Keep \"valkey\" for deployment {}, or set up a new deployment with \"redis\"",
+                self.stack
+            ));
+        }
         let restored_from = current
             .and_then(|c| c.get(crate::backup::P_DB_SNAPSHOT))
             .cloned()

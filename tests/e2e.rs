@@ -175,17 +175,19 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     assert_eq!(login["password"], secret["password"]);
     assert!(login["password"].as_str().unwrap().len() >= 16);
 
-    // A new cache engine replaces the cache: the plan says what Scalelite forgets.
+    // ElastiCache never moves a cache from Valkey back to Redis OSS: refused before anything
+    // changes (CloudFormation would fail at the cache and roll back).
     std::fs::write(
         dir.join("cache.json"),
         r#"{"Parameters": {"BBBCacheEngine": "redis"}}"#,
     )
     .unwrap();
     let o = bbbctl(&["setup", "-s", &stack, "--params", "cache.json", "--dry-run"]);
-    assert_code(&o, 0);
-    assert_stdout_has(
-        &o,
-        "! BBBCacheEngine replaces the cache: Scalelite forgets the meetings that run",
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("BBBCacheEngine valkey → redis: ElastiCache moves a cache from Redis OSS to Valkey in place, never back"),
+        "{}",
+        stderr(&o)
     );
 
     // scale (on the remembered deployment): min = max = desired = 2, and bbbctl waits until

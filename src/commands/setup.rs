@@ -305,11 +305,11 @@ fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
             text.push_str(&single_server_data(s));
         }
     }
-    // Engine is a create-only property of the cache (AWS::ElastiCache::ReplicationGroup):
-    // a new, empty cache, where Scalelite keeps its running meetings.
+    // Redis OSS → Valkey is ElastiCache's in-place engine upgrade (the same endpoint, the
+    // data kept; settle refuses the way back, a downgrade ElastiCache does not make).
     if s.mode == "scalable" && s.changes.iter().any(|(n, _, _)| n == "BBBCacheEngine") {
         text.push_str(
-            "\n  ! BBBCacheEngine replaces the cache: Scalelite forgets the meetings that run (they go on, but a moderator who starts one again gets a second meeting elsewhere) and its servers register again within minutes. Change it when no meeting runs.",
+            "\n  The cache is upgraded in place from Redis OSS to Valkey (ElastiCache's cross-engine upgrade): same endpoint, its data kept, Scalelite's meetings and servers with it.",
         );
     }
     if let Some(switch) = mode_switch(s, stack) {

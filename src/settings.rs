@@ -399,6 +399,38 @@ impl SetupInput {
         // database (emptied: with an empty one) without restore's checks and last steps.
         // In single mode there is no database: a switch to it forgets the snapshot, so a
         // later switch back creates an empty database, as a new deployment has.
+        if let Some(current) = current {
+            let was = |n: &str| current.get(n).cloned().unwrap_or_default();
+            let now = |n: &str| params.get(n).cloned().unwrap_or_default();
+            // ECS cannot drop the capacity provider the running Greenlight and Scalelite
+            // tasks use (ResourceInUseException): the front end's stack would fail and the
+            // update roll back.
+            let scalable = |m: String| m.is_empty() || m == Mode::Scalable.as_str();
+            if scalable(was(P_MODE))
+                && scalable(now(P_MODE))
+                && !was("BBBECSInstanceType").is_empty()
+                && was("BBBECSInstanceType") != now("BBBECSInstanceType")
+            {
+                problems.add(format!(
+                    "BBBECSInstanceType {} → {}: ECS cannot take the capacity provider away from the Greenlight and Scalelite tasks that run on it, and the update would roll back. Keep {:?} for deployment {}, or set up a new deployment with the other one",
+                    was("BBBECSInstanceType"),
+                    now("BBBECSInstanceType"),
+                    was("BBBECSInstanceType"),
+                    self.stack
+                ));
+            }
+            // Greenlight stores each recording's playback address (Scalelite builds it from
+            // the name it was asked under): a new domain leaves every existing recording
+            // pointing at a name that no longer exists.
+            if !was(P_DOMAIN).is_empty() && was(P_DOMAIN) != now(P_DOMAIN) {
+                problems.add(format!(
+                    "BBBDomainName {} → {}: a running deployment keeps its domain. Greenlight stores every recording's playback address under the old name (and the servers their names), so the change would break them all. Keep -d {}, or set up a new deployment on the new domain",
+                    was(P_DOMAIN),
+                    now(P_DOMAIN),
+                    was(P_DOMAIN)
+                ));
+            }
+        }
         // ElastiCache upgrades a cache from Redis OSS to Valkey in place, but never back (a
         // downgrade): CloudFormation would fail at the cache and roll the update back.
         if let Some(current) = current
@@ -1204,16 +1236,53 @@ mod tests {
         assert_eq!(s.pinned_image.as_deref(), Some("ami-0123456789abcdef0"));
         assert_eq!(s.changes, Vec::new());
         // A flag changes what it names, and says so.
-        let s = setup_input(&["-d", "new.example.org"])
+        let s = setup_input(&["-e", "new@example.org"])
             .settle(Some(&current))
             .unwrap();
         assert_eq!(
             s.changes,
             [(
-                P_DOMAIN.to_string(),
-                "bbb.example.org".to_string(),
-                "new.example.org".to_string()
+                P_EMAIL.to_string(),
+                "ops@example.org".to_string(),
+                "new@example.org".to_string()
             )]
+        );
+        // A running deployment keeps its domain (Greenlight's stored playback addresses).
+        let e = setup_input(&["-d", "new.example.org"])
+            .settle(Some(&current))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a running deployment keeps its domain"), "{e}");
+        // ECS cannot take the capacity provider away from running tasks.
+        let mut fargate = current.clone();
+        fargate
+            .params
+            .insert("BBBECSInstanceType".into(), "fargate".into());
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            r#"{"Parameters": {"BBBECSInstanceType": "t3.medium"}}"#,
+        )
+        .unwrap();
+        use clap::Parser;
+        let argv = [
+            "bbbctl",
+            "setup",
+            "-s",
+            "bbb",
+            "--params",
+            file.path().to_str().unwrap(),
+        ];
+        let input = match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Setup(a) => SetupInput::read(&a, "bbb".into()).unwrap(),
+            _ => unreachable!(),
+        };
+        let e = input.settle(Some(&fargate)).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "BBBECSInstanceType fargate → t3.medium: ECS cannot take the capacity provider away"
+            ),
+            "{e}"
         );
         // --new-server-image: the image comes from BBBServerAmi again.
         let mut pinned = current.clone();

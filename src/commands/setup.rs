@@ -138,6 +138,20 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         }
     };
     switch.done(&aws, p).await?;
+    // Right after the update, before anything that may fail: servers that an earlier destroy
+    // or a switch away from scalable stopped from holding scale-in protection hold it again.
+    let group = match outputs(&root.stack).remove(out::SERVER_GROUP) {
+        Some(group) if s.mode == "scalable" => server_group(&aws, &group).await?,
+        _ => None,
+    };
+    if let Some(asg) = &group
+        && super::destroy::allow_protection(&aws, asg).await?
+    {
+        p.info("An earlier destroy or switch had stopped the servers from holding scale-in protection; they hold it again while meetings run.");
+    }
+    if let Some(asg) = &group {
+        keep_servers_where_they_are(&aws, asg).await?;
+    }
     let remembered = Remembered {
         stack: s.stack.clone(),
         region: Some(aws.region().to_string()),
@@ -159,18 +173,6 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         p.info(crate::check::render(&results));
         Some(results)
     };
-    let group = match outputs(&root.stack).remove(out::SERVER_GROUP) {
-        Some(group) if s.mode == "scalable" => server_group(&aws, &group).await?,
-        _ => None,
-    };
-    if let Some(asg) = &group
-        && super::destroy::allow_protection(&aws, asg).await?
-    {
-        p.info("An earlier destroy had stopped the servers from holding scale-in protection; they hold it again while meetings run.");
-    }
-    if let Some(asg) = &group {
-        keep_servers_where_they_are(&aws, asg).await?;
-    }
     let outdated = group.map(|asg| {
         (
             super::stacks::outdated_instances(&asg),

@@ -6,9 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::RrType;
 use bbbctl::aws::Aws;
 use common::*;
 
@@ -49,30 +47,6 @@ async fn records(aws: &Aws, zone: &str) -> BTreeMap<(String, String), Vec<String
     }
 }
 
-/// UPSERTs `name` A `address` (TTL 60), as a BBB server registers its own name
-/// (templates/scripts/bbb-scalelite.sh `dns-register`).
-async fn upsert_a(aws: &Aws, zone: &str, name: &str, address: &str) {
-    let set = ResourceRecordSet::builder()
-        .name(name)
-        .r#type(RrType::A)
-        .ttl(60)
-        .resource_records(ResourceRecord::builder().value(address).build().unwrap())
-        .build()
-        .unwrap();
-    let change = Change::builder()
-        .action(ChangeAction::Upsert)
-        .resource_record_set(set)
-        .build()
-        .unwrap();
-    aws.route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zone)
-        .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
-        .send()
-        .await
-        .expect("upsert a record");
-}
-
 /// The instance ids of a deployment's BBB servers.
 async fn servers(aws: &Aws, stack: &str) -> Vec<String> {
     let outputs = root(aws, stack).await.1;
@@ -110,17 +84,17 @@ async fn destroy_deletes_its_own_records_and_no_one_elses() {
     let others = server_name(&server_a, &domain_b);
     let unknown = format!("bbb-0123456789abcdef0.{domain_b}");
     let notes = format!("bbb-notes.{domain_b}");
-    upsert_a(
+    upsert_a_record(
         &aws,
         &zone,
         &server_name(&server_a, &domain_a),
         "192.0.2.10",
     )
     .await;
-    upsert_a(&aws, &zone, &own, "192.0.2.11").await;
-    upsert_a(&aws, &zone, &others, "192.0.2.12").await;
-    upsert_a(&aws, &zone, &unknown, "192.0.2.13").await;
-    upsert_a(&aws, &zone, &notes, "192.0.2.14").await;
+    upsert_a_record(&aws, &zone, &own, "192.0.2.11").await;
+    upsert_a_record(&aws, &zone, &others, "192.0.2.12").await;
+    upsert_a_record(&aws, &zone, &unknown, "192.0.2.13").await;
+    upsert_a_record(&aws, &zone, &notes, "192.0.2.14").await;
     let before = records(&aws, &zone).await;
     let of_b = |name: &str| name == domain_b || name.ends_with(&format!(".{domain_b}"));
     assert!(

@@ -213,35 +213,7 @@ async fn a_record_taken_after_the_preflight_fails_the_create_and_destroy_leaves_
         None,
         "the root stack came too early"
     );
-    let taken = aws_sdk_route53::types::ResourceRecordSet::builder()
-        .name(&domain)
-        .r#type(aws_sdk_route53::types::RrType::A)
-        .ttl(300)
-        .resource_records(
-            aws_sdk_route53::types::ResourceRecord::builder()
-                .value("198.51.100.7")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    let create = aws_sdk_route53::types::Change::builder()
-        .action(aws_sdk_route53::types::ChangeAction::Create)
-        .resource_record_set(taken)
-        .build()
-        .unwrap();
-    aws.route53
-        .change_resource_record_sets()
-        .hosted_zone_id(&zone)
-        .change_batch(
-            aws_sdk_route53::types::ChangeBatch::builder()
-                .changes(create)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("creating the other record");
+    upsert_a_record(&aws, &zone, &domain, "198.51.100.7").await;
 
     let status = child.wait().expect("bbbctl status");
     let (out, err) = (

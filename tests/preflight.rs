@@ -4,10 +4,6 @@
 
 mod common;
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
-use bbbctl::aws::Aws;
 use common::*;
 
 /// A domain of exactly `n` characters under a unique subdomain of example.org.
@@ -136,41 +132,6 @@ async fn an_existing_ses_identity_is_refused_unless_validated() {
         .unwrap();
 }
 
-/// An A record of `name` in `zone` that is nobody's deployment (the operator's own site).
-async fn foreign_record(aws: &Aws, zone: &str, name: &str) {
-    aws.route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zone)
-        .change_batch(
-            ChangeBatch::builder()
-                .changes(
-                    Change::builder()
-                        .action(ChangeAction::Create)
-                        .resource_record_set(
-                            ResourceRecordSet::builder()
-                                .name(name)
-                                .r#type(RrType::A)
-                                .ttl(300)
-                                .resource_records(
-                                    ResourceRecord::builder()
-                                        .value("198.51.100.7")
-                                        .build()
-                                        .unwrap(),
-                                )
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 /// A switch of mode writes a name the deployment did not hold (single → scalable:
 /// `scalelite.<domain>`): taken by someone else, the switch is refused before it starts
 /// (CloudFormation would fail at the record and roll the switch back).
@@ -195,7 +156,7 @@ async fn a_switch_that_would_write_a_taken_name_is_refused() {
     let o = bbbctl_in(&dir, &["setup", "-s", &stack, "--dry-run"]);
     assert_code(&o, 0);
     let taken = format!("scalelite.{domain}");
-    foreign_record(&aws, &zone, &taken).await;
+    upsert_a_record(&aws, &zone, &taken, "198.51.100.7").await;
     let o = bbbctl_in(
         &dir,
         &["setup", "-s", &stack, "--mode", "scalable", "--dry-run"],
@@ -244,7 +205,7 @@ async fn a_domain_another_deployment_holds_is_refused() {
     // With an External front end bbbctl writes no record of `<domain>` (only
     // `scalelite.<domain>`): the operator's own site there is no conflict.
     let site = format!("www.{domain}");
-    foreign_record(&aws, &zone, &site).await;
+    upsert_a_record(&aws, &zone, &site, "198.51.100.7").await;
     std::fs::write(
         dir.join("external.json"),
         r#"{"Parameters": {"BBBFrontendType": "External"}}"#,

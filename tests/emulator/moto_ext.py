@@ -1109,6 +1109,24 @@ class _BackendModel:
         raise NotImplementedError
 
 
+def _cluster_settings(props: dict[str, Any]) -> dict[str, Any]:
+    """The AWS::RDS::DBCluster properties moto's create_db_cluster and
+    restore_db_cluster_from_snapshot both take (network, backups, flags, tags)."""
+    return {
+        "db_subnet_group_name": props.get("DBSubnetGroupName"),
+        "vpc_security_group_ids": props.get("VpcSecurityGroupIds") or [],
+        "port": props.get("Port"),
+        "kms_key_id": props.get("KmsKeyId"),
+        "backup_retention_period": int(props.get("BackupRetentionPeriod", 1)),
+        "copy_tags_to_snapshot": _flag(props.get("CopyTagsToSnapshot")),
+        "deletion_protection": _flag(props.get("DeletionProtection")),
+        "enable_iam_database_authentication": _flag(props.get("EnableIAMDatabaseAuthentication")),
+        "enable_cloudwatch_logs_exports": props.get("EnableCloudwatchLogsExports"),
+        "serverless_v2_scaling_configuration": props.get("ServerlessV2ScalingConfiguration"),
+        "tags": _tags(props),
+    }
+
+
 class RDSDBCluster(_BackendModel, CloudFormationModel):
     """AWS::RDS::DBCluster in moto's RDS backend.  Ref: the cluster identifier;
     GetAtt Endpoint.Address / Endpoint.Port / ReadEndpoint.Address / DBClusterArn /
@@ -1140,20 +1158,8 @@ class RDSDBCluster(_BackendModel, CloudFormationModel):
             "master_username": props.get("MasterUsername"),
             "master_user_password": props.get("MasterUserPassword"),
             "database_name": props.get("DatabaseName"),
-            "db_subnet_group_name": props.get("DBSubnetGroupName"),
-            "vpc_security_group_ids": props.get("VpcSecurityGroupIds") or [],
-            "port": props.get("Port"),
             "storage_encrypted": _flag(props.get("StorageEncrypted")),
-            "kms_key_id": props.get("KmsKeyId"),
-            "backup_retention_period": int(props.get("BackupRetentionPeriod", 1)),
-            "copy_tags_to_snapshot": _flag(props.get("CopyTagsToSnapshot")),
-            "deletion_protection": _flag(props.get("DeletionProtection")),
-            "enable_iam_database_authentication":
-                _flag(props.get("EnableIAMDatabaseAuthentication")),
-            "enable_cloudwatch_logs_exports": props.get("EnableCloudwatchLogsExports"),
-            "serverless_v2_scaling_configuration":
-                props.get("ServerlessV2ScalingConfiguration"),
-            "tags": _tags(props),
+            **_cluster_settings(props),
         })
         # CloudFormation completes the resource once the cluster is available (moto
         # answers "creating" to the first DescribeDBClusters).
@@ -2834,19 +2840,7 @@ def _cluster_create(cls: type, resource_name: str, cloudformation_json: dict[str
             "db_cluster_identifier": identifier,
             "engine": props.get("Engine"),
             "engine_version": props.get("EngineVersion"),
-            "db_subnet_group_name": props.get("DBSubnetGroupName"),
-            "vpc_security_group_ids": props.get("VpcSecurityGroupIds") or [],
-            "port": props.get("Port"),
-            "kms_key_id": props.get("KmsKeyId"),
-            "backup_retention_period": int(props.get("BackupRetentionPeriod", 1)),
-            "copy_tags_to_snapshot": _flag(props.get("CopyTagsToSnapshot")),
-            "deletion_protection": _flag(props.get("DeletionProtection")),
-            "enable_iam_database_authentication":
-                _flag(props.get("EnableIAMDatabaseAuthentication")),
-            "enable_cloudwatch_logs_exports": props.get("EnableCloudwatchLogsExports"),
-            "serverless_v2_scaling_configuration":
-                props.get("ServerlessV2ScalingConfiguration"),
-            "tags": _tags(props),
+            **_cluster_settings(props),
         })
     # The restored cluster is new: moto's copy of the snapshot's cluster kept its state.
     cluster.db_cluster_identifier = identifier

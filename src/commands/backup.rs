@@ -317,6 +317,19 @@ fn settled(stack: &str, root: &Stack) -> Result<()> {
     )))
 }
 
+/// The root stack of a scalable deployment that no operation is changing (a database or
+/// recordings restore starts from nothing else); `single` says what single mode has instead.
+fn settled_scalable<'a>(stack: &str, found: &'a Found, single: &str) -> Result<&'a Stack> {
+    let root = found.root.as_ref().expect("checked by restore");
+    if found.mode() != "scalable" {
+        return Err(usage(format!(
+            "deployment {stack} runs single mode: {single}; restore that from an EBS snapshot (--from snap-…)"
+        )));
+    }
+    settled(stack, root)?;
+    Ok(root)
+}
+
 async fn restore_database(
     aws: &Aws,
     g: &Global,
@@ -326,13 +339,11 @@ async fn restore_database(
     found: &Found,
     id: &str,
 ) -> Result<()> {
-    let root = found.root.as_ref().expect("checked by restore");
-    if found.mode() != "scalable" {
-        return Err(usage(format!(
-            "deployment {stack} runs single mode: it has no Aurora database (Greenlight's database is on the data volume; restore that from an EBS snapshot, --from snap-…)"
-        )));
-    }
-    settled(stack, root)?;
+    let root = settled_scalable(
+        stack,
+        found,
+        "it has no Aurora database, Greenlight's database is on the data volume",
+    )?;
     let params = parameters(root);
     let Some(current) = params.get(P_DB_SNAPSHOT) else {
         return Err(set_up_again(stack, &format!("parameter {P_DB_SNAPSHOT}")));
@@ -560,13 +571,7 @@ async fn restore_recordings(
     found: &Found,
     arn: &str,
 ) -> Result<()> {
-    let root = found.root.as_ref().expect("checked by restore");
-    if found.mode() != "scalable" {
-        return Err(usage(format!(
-            "deployment {stack} runs single mode: its recordings are on the data volume; restore that from an EBS snapshot (--from snap-…)"
-        )));
-    }
-    settled(stack, root)?;
+    settled_scalable(stack, found, "its recordings are on the data volume")?;
     let fs_id = found
         .nested_output("StorageStack", O_FILE_SYSTEM_ID)
         .with_context(|| format!("deployment {stack} has no recordings file system"))?;

@@ -702,23 +702,8 @@ pub(super) async fn final_cluster_snapshots(
     cluster: &str,
     since: &aws_smithy_types::DateTime,
 ) -> Result<Vec<String>> {
-    let out = aws
-        .rds
-        .describe_db_cluster_snapshots()
-        .db_cluster_identifier(cluster)
-        .snapshot_type("manual")
-        .send()
-        .await
-        .aws_context(format_args!("looking up the final snapshot of {cluster}"))?;
-    let snapshots: Vec<String> = out
-        .db_cluster_snapshots()
-        .iter()
-        .filter(|s| {
-            s.snapshot_create_time()
-                .is_none_or(|t| t.secs() >= since.secs() - 60)
-        })
-        .filter_map(|s| s.db_cluster_snapshot_identifier().map(str::to_string))
-        .collect();
+    // CloudFormation's snapshots of it since then (bbbctl backup's left out), every page.
+    let snapshots = crate::backup::kept_snapshots(aws, cluster, since.secs() - 60).await?;
     if snapshots.is_empty() {
         tracing::warn!("no final snapshot of Aurora cluster {cluster} was found");
     }

@@ -4,6 +4,7 @@
 # templates/, and shellcheck over every *.sh (the server scripts with -o all) and over
 # the scripts the server scripts write out (<<'SCRIPT' heredocs).
 # (The parameter files are checked against templates/root.yaml by `cargo test`.)
+# pyflakes over the Python files (the registrar's Lambda code, test fakes).
 # Exits non-zero on any error, warning or failed check. Tools: pinned in
 # scripts/lint-requirements.txt, installed into .venv/lint; shellcheck from apt.
 set -euo pipefail
@@ -104,6 +105,14 @@ if [ -z "$counts" ]; then
 fi
 record checkov "$status" "$counts"
 
+
+# The registrar's Lambda code and the test fakes: Python that compiles and that pyflakes
+# finds nothing in (unused or undefined names, shadowed imports).
+mapfile -t python_files < <(find templates/scripts tests/fixtures -name '*.py' | sort)
+say "pyflakes (${#python_files[@]} Python files)"
+status=0
+"$VENV/bin/python" -m py_compile "${python_files[@]}" && "$VENV/bin/pyflakes" "${python_files[@]}" || status=$?
+record pyflakes "$status" "${#python_files[@]} Python files"
 
 mapfile -d '' scripts < <(find . \( -path ./.venv -o -path ./target -o -path ./.git \) -prune -o \
   -type f -name '*.sh' -print0 | sort -z)

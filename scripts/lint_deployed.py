@@ -48,6 +48,8 @@ def key_param(path: str):
         stem, suffix = name[: -len(".yaml")], "TemplateKey"
     elif name.endswith(".sh"):
         stem, suffix = name[: -len(".sh")], "ScriptKey"
+    elif name.endswith(".py"):
+        stem, suffix = name[: -len(".py")], "CodeKey"
     else:
         return None
     words = [w for w in re.split(r"[-_]", stem) if w]
@@ -337,9 +339,12 @@ def main():
     values = {n: as_str(p["Default"]) for n, p in root["Parameters"].items() if "Default" in p}
     values.update(FLAG_VALUES)
     for name, spec in root["Parameters"].items():
-        if name.endswith(("TemplateKey", "ScriptKey")):
-            prefix = "scripts/" if name.endswith("ScriptKey") else "templates/"
-            values[name] = f"{prefix}sample-0123456789abcdef{'.sh' if prefix == 'scripts/' else '.yaml'}"
+        if name.endswith("TemplateKey"):
+            values[name] = "templates/sample-0123456789abcdef.yaml"
+        elif name.endswith("ScriptKey"):
+            values[name] = "scripts/sample-0123456789abcdef.sh"
+        elif name.endswith("CodeKey"):  # Lambda code: a zip (src/templates.rs asset)
+            values[name] = "scripts/sample-0123456789abcdef.zip"
     if param_file != "-":
         given = json.loads((ROOT / param_file).read_text())["Parameters"]
         values.update({k: as_str(v) for k, v in given.items()})

@@ -5,8 +5,10 @@
 //! *asset*: it is uploaded to the sources bucket under a content-addressed key
 //! (`templates/network-<hash>.yaml`), and the root stack receives that key through a parameter
 //! named after the file (`network.yaml` → `NetworkTemplateKey`, `scripts/bbb-bootstrap.sh` →
-//! `BbbBootstrapScriptKey`). A changed file therefore changes exactly one key, one root parameter
-//! and one nested stack, both on AWS and on the emulator.
+//! `BbbBootstrapScriptKey`, `scripts/bbb_registrar.py` → `BbbRegistrarCodeKey`). A changed file
+//! therefore changes exactly one key, one root parameter and one nested stack, both on AWS and
+//! on the emulator. A Python file is Lambda code: it is uploaded as a zip that holds it alone
+//! (`scripts/bbb_registrar-<hash>.zip`), the form a function's `Code.S3Key` takes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -69,7 +71,7 @@ impl Bundle {
             collect_dir(dir, dir, &mut bundle.files, &mut found)?;
             if found == 0 {
                 return Err(usage(format!(
-                    "--templates-dir {}: no .yaml or .sh files in it",
+                    "--templates-dir {}: no .yaml, .sh or .py files in it",
                     dir.display()
                 )));
             }
@@ -179,10 +181,22 @@ fn collect_dir(
 }
 
 fn is_template_file(path: &str) -> bool {
-    path.ends_with(".yaml") || path.ends_with(".sh")
+    path.ends_with(".yaml") || path.ends_with(".sh") || path.ends_with(".py")
 }
 
 fn asset(path: &str, body: &[u8], param: Option<String>) -> Asset {
+    if let Some(stem) = path.strip_suffix(".py") {
+        let file = path.rsplit('/').next().unwrap_or(path);
+        let zip = zip_one(file, body);
+        let zip_path = format!("{stem}.zip");
+        return Asset {
+            path: path.to_string(),
+            key: content_key(&zip_path, &zip),
+            param,
+            body: zip,
+            content_type: "application/zip",
+        };
+    }
     Asset {
         path: path.to_string(),
         key: content_key(path, body),
@@ -194,6 +208,58 @@ fn asset(path: &str, body: &[u8], param: Option<String>) -> Asset {
             "application/x-yaml"
         },
     }
+}
+
+/// A zip archive (PKWARE APPNOTE 6.3.x, stored, no compression) holding one file `name`,
+/// readable by all (Unix mode 0644, which Lambda needs), dated 1980-01-01 00:00 so that the same
+/// content always gives the same bytes, and so the same content-addressed key.
+pub fn zip_one(name: &str, body: &[u8]) -> Vec<u8> {
+    const DOS_DATE_1980_01_01: u16 = (1 << 5) | 1;
+    const VERSION: u16 = 20; // 2.0: stored files, the oldest version readers accept
+    const MADE_BY_UNIX: u16 = (3 << 8) | VERSION;
+    let crc = crc32fast::hash(body);
+    let size = u32::try_from(body.len()).expect("a template file is far below 4 GiB");
+    let name_len = u16::try_from(name.len()).expect("a short file name");
+    let mut out = Vec::with_capacity(body.len() + 2 * name.len() + 100);
+    let u16le = |out: &mut Vec<u8>, v: u16| out.extend_from_slice(&v.to_le_bytes());
+    let u32le = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&v.to_le_bytes());
+    // Local file header, then the data.
+    u32le(&mut out, 0x0403_4b50);
+    for v in [VERSION, 0, 0, 0, DOS_DATE_1980_01_01] {
+        u16le(&mut out, v); // version needed, flags, method (stored), time, date
+    }
+    for v in [crc, size, size] {
+        u32le(&mut out, v);
+    }
+    u16le(&mut out, name_len);
+    u16le(&mut out, 0); // extra field length
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(body);
+    // Central directory: one entry.
+    let central = u32::try_from(out.len()).expect("below 4 GiB");
+    u32le(&mut out, 0x0201_4b50);
+    for v in [MADE_BY_UNIX, VERSION, 0, 0, 0, DOS_DATE_1980_01_01] {
+        u16le(&mut out, v);
+    }
+    for v in [crc, size, size] {
+        u32le(&mut out, v);
+    }
+    for v in [name_len, 0, 0, 0, 0] {
+        u16le(&mut out, v); // name, extra, comment lengths, disk number, internal attributes
+    }
+    u32le(&mut out, 0o100_644 << 16); // external attributes: a regular file, rw-r--r--
+    u32le(&mut out, 0); // offset of the local header
+    out.extend_from_slice(name.as_bytes());
+    let central_size = u32::try_from(out.len()).expect("below 4 GiB") - central;
+    // End of central directory.
+    u32le(&mut out, 0x0605_4b50);
+    for v in [0, 0, 1, 1] {
+        u16le(&mut out, v); // this disk, the directory's disk, entries here, entries in all
+    }
+    u32le(&mut out, central_size);
+    u32le(&mut out, central);
+    u16le(&mut out, 0); // comment length
+    out
 }
 
 /// `network.yaml` → `templates/network-<16 hex of sha256>.yaml`;
@@ -219,6 +285,8 @@ pub fn key_param(path: &str) -> Option<String> {
         (stem, "TemplateKey")
     } else if let Some(stem) = file.strip_suffix(".sh") {
         (stem, "ScriptKey")
+    } else if let Some(stem) = file.strip_suffix(".py") {
+        (stem, "CodeKey")
     } else {
         return None;
     };

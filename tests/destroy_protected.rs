@@ -1,8 +1,8 @@
 //! `destroy` of a scalable deployment whose BBB server holds scale-in protection (a meeting
-//! runs on it: `bbb-scalelite protect`). On AWS CloudFormation deletes the group by setting
+//! runs on it: the registrar holds it). On AWS CloudFormation deletes the group by setting
 //! it to 0 and never terminates a protected instance, so the delete hangs, then fails
 //! (aws-cdk issue 18179); the emulator fails it the same way (moto_ext patch 21). destroy
-//! stops the agents (the group's `bbbctl:protection=off` tag, which the servers' role denies
+//! stops the registrar (the group's `bbbctl:protection=off` tag, which the registrar's role denies
 //! SetInstanceProtection on), lifts the protection, says so, and leaves nothing. It also
 //! deletes the log groups RDS and ECS created for the deployment's clusters (Aurora's
 //! exported log, Container Insights), and only those.
@@ -56,7 +56,7 @@ fn policy_json(document: &str) -> Value {
     serde_json::from_str(&decoded).unwrap()
 }
 
-/// The Deny that stops the protection agents once destroy has tagged the group.
+/// The Deny that stops the registrar protecting servers once destroy has tagged the group.
 fn is_protection_deny(statement: &Value) -> bool {
     let actions = match &statement["Action"] {
         Value::String(a) => vec![a.clone()],
@@ -75,12 +75,12 @@ fn is_protection_deny(statement: &Value) -> bool {
 }
 
 #[test]
-fn the_servers_role_denies_protection_once_destroy_tags_the_group() {
+fn the_registrars_role_denies_protection_once_destroy_tags_the_group() {
     let path = repo().join("templates/bbb-servers.yaml");
     let doc: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let statements =
-        &doc["Resources"]["ServerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let statements = &doc["Resources"]["RegistrarRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"];
     // The statement as JSON (short-form tags are not used inside it).
     let found = statements
         .as_sequence()
@@ -121,13 +121,13 @@ async fn destroy_lifts_scale_in_protection_and_deletes_the_services_log_groups()
 
     // The Deny reached IAM with the deployed role.
     let servers = stack_resource(&aws, &stack, "BbbServersStack").await;
-    let role = stack_resource(&aws, &servers, "ServerRole").await;
+    let role = stack_resource(&aws, &servers, "RegistrarRole").await;
     let role = role.rsplit('/').next().unwrap().to_string();
     let document = aws
         .iam
         .get_role_policy()
         .role_name(&role)
-        .policy_name("bbb-server")
+        .policy_name("bbb-registrar")
         .send()
         .await
         .unwrap()
@@ -143,7 +143,7 @@ async fn destroy_lifts_scale_in_protection_and_deletes_the_services_log_groups()
         "{policy:#}"
     );
 
-    // A meeting runs on one server: its agent has set scale-in protection.
+    // A meeting runs on one server: the registrar has set its scale-in protection.
     aws.autoscaling
         .set_instance_protection()
         .auto_scaling_group_name(&group)
@@ -153,7 +153,7 @@ async fn destroy_lifts_scale_in_protection_and_deletes_the_services_log_groups()
         .await
         .unwrap();
 
-    // A destroy that stopped after tagging leaves the servers unable to protect themselves;
+    // A destroy that stopped after tagging leaves the registrar unable to protect servers;
     // a setup that keeps the deployment after all takes the tag away again.
     let tag = aws_sdk_autoscaling::types::Tag::builder()
         .resource_id(&group)

@@ -24,9 +24,9 @@ use crate::ui::Printer;
 use crate::upload;
 
 /// Tag destroy puts on the deployment's Auto Scaling groups before it lifts scale-in
-/// protection: the servers' role denies `autoscaling:SetInstanceProtection` on a group that
-/// carries it (templates/bbb-servers.yaml, `StopProtectingOnDestroy`), so the protection
-/// agent on a server (`bbb-scalelite protect`) cannot set it again.
+/// protection: the registrar's role denies `autoscaling:SetInstanceProtection` on a group that
+/// carries it (templates/bbb-servers.yaml, `StopProtectingOnDestroy`), and the registrar
+/// (templates/scripts/bbb_registrar.py) does not try, so no server is protected again.
 pub const PROTECTION_TAG: &str = "bbbctl:protection";
 
 pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool) -> Result<()> {
@@ -530,11 +530,11 @@ struct KeptRecord {
     delete_batch: String,
 }
 
-/// The BBB servers write their own records, `bbb-<instance id without i->.<domain>` (A), and each
-/// deletes its own when it shuts down (templates/scripts/bbb-scalelite.sh `dns-delete`). Once
-/// the deployment's stacks are gone, so are its servers: a record of that shape still in the
-/// zone was left by a server that crashed, and would point at an address AWS hands to someone
-/// else. Only that shape, under the deployment's own domain, and only when EC2 still
+/// The registrar writes the BBB servers' records, `bbb-<instance id without i->.<domain>` (A),
+/// and deletes each when its server drains or is gone (templates/scripts/bbb_registrar.py). The
+/// stack's deletion removes the drain hook and the registrar with the servers, so their records
+/// stay: a record of that shape still in the zone would point at an address AWS hands to
+/// someone else. Only that shape, under the deployment's own domain, and only when EC2 still
 /// describes the instance it names as a server of this deployment (its `bbbctl:stack` tag;
 /// EC2 describes a terminated instance for up to about an hour): a record of that shape can
 /// as well be another deployment's server's, or the operator's. Those are left, and named.

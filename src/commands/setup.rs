@@ -227,7 +227,7 @@ const REPLACES_SERVERS: [&str; 8] = [
 /// to BbbServersStack): a new script is a new launch template version.
 const SERVER_SCRIPT_KEYS: [&str; 3] = [
     "BbbBootstrapScriptKey",
-    "BbbScaleliteScriptKey",
+    "BbbAgentScriptKey",
     "BbbLogshipScriptKey",
 ];
 

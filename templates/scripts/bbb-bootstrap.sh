@@ -11,11 +11,12 @@
 #      this server attaches once its predecessor let go of it, and Greenlight's folder
 #      and /etc/letsencrypt live on it too: a replaced server finds the recordings,
 #      Greenlight's database and uploads and the certificate again,
-#   2. scalable mode: registers this instance's public address in Route 53 as
-#      bbb-<instance id>.<domain> and installs bbb-dns.service, which writes that
-#      record at every boot and deletes it at every shutdown; single mode: associates the deployment's Elastic IP
-#      with this instance - <domain> is a record of the root stack on that address
-#      (root.yaml, DomainRecord), so destroy and a mode switch remove it,
+#   2. scalable mode: waits until the zone's name servers answer for bbb-<instance
+#      id>.<domain> with this instance's public address (the deployment's registrar,
+#      templates/scripts/bbb_registrar.py, writes that record: this server may not);
+#      single mode: associates the deployment's Elastic IP with this instance and waits
+#      the same way for <domain>, a record of the root stack on that address (root.yaml,
+#      DomainRecord), so destroy and a mode switch remove it,
 #   3. waits until apt is free (first boot runs apt-daily / unattended-upgrades; their
 #      timers are off for the install) and installs BigBlueButton with the pinned
 #      bbb-install script (by commit; its sha256 is checked before it runs), which also
@@ -26,17 +27,12 @@
 #      registers or signals,
 #   4. scalable mode: mounts the recordings spool on EFS (amazon-efs-utils: TLS + IAM,
 #      through the spool access point), installs Scalelite's post-publish hook, and
-#      installs bbb-scalelite.service, which registers this server with Scalelite's
-#      servers API (signed with the load-balancer secret; retried until Scalelite
-#      answers, so the servers never wait for the front end) and cordons it on
-#      shutdown: no new meetings, running ones end normally;
-#      bbb-scalelite-protect.service, which holds the group's scale-in protection while
-#      a meeting runs here; and
-#      bbb-scalelite-drain.service, which, once the Auto Scaling group starts to
-#      terminate this server, cordons it, waits for its meetings to end, removes it
-#      from Scalelite and its record from Route 53, and then completes the group's
-#      bbb-drain lifecycle action (both run bbb-scalelite, templates/scripts/
-#      bbb-scalelite.sh, which the user data puts in /usr/local/sbin),
+#      installs bbb-agent.service (templates/scripts/bbb-agent.sh, put in /usr/local/sbin
+#      by the user data), which reports what only this server knows - its own API
+#      secret - to the deployment's registrar. The registrar, not this server, adds the
+#      server to Scalelite once its API answers with that secret, holds its scale-in
+#      protection while meetings run, and drains and removes it when the group
+#      terminates it: no BBB server holds the load-balancer secret,
 #   5. single mode: sets up Greenlight's mail through Amazon SES (SMTP login from its
 #      secret, the password derived as AWS documents) and creates the Greenlight
 #      administrator from the login secret,
@@ -52,11 +48,10 @@
 #   <UTC time> bbb-bootstrap: FAILED <reason, one line>
 #
 # Needs: the AWS CLI, curl and python3, and an instance role allowing
-# route53:ChangeResourceRecordSets/GetChange (scalable mode),
-# ec2:AssociateAddress/DescribeAddresses and route53:GetHostedZone (single mode; dig, from
-# bind9-dnsutils, is installed if missing), cloudformation:SignalResource,
-# secretsmanager:GetSecretValue (single mode: admin login and SMTP login; scalable mode: the
-# load-balancer secret) and, in scalable mode, elasticfilesystem:ClientMount/ClientWrite.
+# route53:GetHostedZone (dig, from bind9-dnsutils, is installed if missing),
+# ec2:AssociateAddress/DescribeAddresses (single mode), cloudformation:SignalResource,
+# secretsmanager:GetSecretValue (single mode: admin login and SMTP login) and, in scalable
+# mode, elasticfilesystem:ClientMount/ClientWrite and s3:PutObject on its own report.
 set -euo pipefail
 
 # ---- pinned versions -------------------------------------------------------------
@@ -104,9 +99,8 @@ readonly DATA_DIR=/var/bigbluebutton
 readonly SPOOL_DIR=/mnt/scalelite-recordings/var/bigbluebutton/spool
 readonly SPOOL_GID=2000  # group scalelite-spool; owner of the spool access point's files
 
-readonly SCALELITE_AGENT=/usr/local/sbin/bbb-scalelite
+readonly AGENT=/usr/local/sbin/bbb-agent
 readonly LOG_SHIPPER=/usr/local/sbin/bbb-logship
-readonly DNS_TTL=60  # also the agent's, which deletes the record with the same values
 
 # First boot: how long to wait for apt-daily / unattended-upgrades to let go of apt.
 readonly APT_WAIT_SECONDS=1200
@@ -133,7 +127,7 @@ usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode s
                         --domain D --hosted-zone Z --email E [--admin-secret ARN]
                         [--smtp-secret ARN] [--data-volume VOLUME_ID]
                         [--address-allocation EIPALLOC_ID] [--log-group NAME]
-                        [--efs FS_ID --spool-access-point FSAP_ID --lb-secret ARN]
+                        [--efs FS_ID --spool-access-point FSAP_ID --report-bucket BUCKET]
 EOF
   exit 2
 }
@@ -154,31 +148,8 @@ install_unit() {
   systemctl daemon-reload
   systemctl enable --now "$1.service"
 }
-# agent_unit NAME SUBCOMMAND DESCRIPTION: NAME.service running `bbb-scalelite SUBCOMMAND` (a
-# loop), restarted if it stops; enabled and started. Not ordered after bbb-scalelite.service:
-# that oneshot's start (register) retries until Scalelite answers, and systemd would hold
-# every unit ordered after it until then - after a reboot while Scalelite is unreachable the
-# server would hold no scale-in protection and answer no drain.
-agent_unit() {
-  install_unit "$1" <<EOF
-[Unit]
-Description=$3
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=simple
-ExecStart=/usr/local/sbin/bbb-scalelite $2
-Restart=on-failure
-RestartSec=30
-
-[Install]
-WantedBy=multi-user.target
-EOF
-}
-
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
-SMTP_SECRET="" DATA_VOLUME="" EFS_ID="" SPOOL_AP="" LB_SECRET="" ALLOCATION_ID="" LOG_GROUP=""
+SMTP_SECRET="" DATA_VOLUME="" EFS_ID="" SPOOL_AP="" REPORT_BUCKET="" ALLOCATION_ID="" LOG_GROUP=""
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || usage
   case "$1" in
@@ -194,7 +165,7 @@ while [[ $# -gt 0 ]]; do
     --data-volume) DATA_VOLUME=$2 ;;
     --efs) EFS_ID=$2 ;;
     --spool-access-point) SPOOL_AP=$2 ;;
-    --lb-secret) LB_SECRET=$2 ;;
+    --report-bucket) REPORT_BUCKET=$2 ;;
     --address-allocation) ALLOCATION_ID=$2 ;;
     --log-group) LOG_GROUP=$2 ;;
     *) usage ;;
@@ -206,9 +177,10 @@ for required in REGION STACK_NAME RESOURCE MODE DOMAIN HOSTED_ZONE EMAIL; do
 done
 case "${MODE}" in
   scalable)
-    if [[ -z "${EFS_ID}" ]] || [[ -z "${SPOOL_AP}" ]] || [[ -z "${LB_SECRET}" ]]; then
-      die "scalable mode needs --efs, --spool-access-point and --lb-secret"
+    if [[ -z "${EFS_ID}" ]] || [[ -z "${SPOOL_AP}" ]] || [[ -z "${REPORT_BUCKET}" ]]; then
+      die "scalable mode needs --efs, --spool-access-point and --report-bucket"
     fi
+    [[ "${REPORT_BUCKET}" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "invalid bucket name: ${REPORT_BUCKET}"
     [[ "${EFS_ID}" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: ${EFS_ID}"
     [[ "${SPOOL_AP}" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: ${SPOOL_AP}"
     ;;
@@ -463,18 +435,10 @@ if [[ -n "${DATA_VOLUME}" ]]; then
 fi
 
 # ---- 2. host name ------------------------------------------------------------------
-# Scalable mode: this server's own record bbb-<id>.<domain>, deleted again by its drain
-# (bbb-scalelite). Single mode: the record of <domain> is CloudFormation's, on the
-# deployment's Elastic IP; this server takes that address.
-register_host_name() {
-  local batch change_id
-  batch=$(printf '{"Comment":"bbbctl: %s","Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"%s","Type":"A","TTL":%s,"ResourceRecords":[{"Value":"%s"}]}}]}' \
-    "${INSTANCE_ID}" "${HOST_NAME}" "${DNS_TTL}" "${PUBLIC_IP}")
-  change_id=$(aws route53 change-resource-record-sets --hosted-zone-id "${HOSTED_ZONE}" \
-    --change-batch "${batch}" --query ChangeInfo.Id --output text)
-  log "waiting for Route 53 change ${change_id}"
-  aws route53 wait resource-record-sets-changed --id "${change_id}"
-}
+# Scalable mode: bbb-<id>.<domain> is the registrar's record of this instance's public
+# address (written when the group launched it, deleted when it drains or is gone). Single
+# mode: the record of <domain> is CloudFormation's, on the deployment's Elastic IP; this
+# server takes that address.
 take_elastic_ip() {
   local address attempt current
   address=$(aws ec2 describe-addresses --allocation-ids "${ALLOCATION_ID}" \
@@ -496,47 +460,16 @@ take_elastic_ip() {
   done
   die "Elastic IP ${address} did not show up as this instance's public address"
 }
-# bbb-dns.service deletes the record at every shutdown (and writes it again at boot),
-# so a server that is terminated without a drain - a failed bootstrap's rollback, the
-# stack's deletion - takes its name with it.
-install_dns_service() {
-  [[ -x "${SCALELITE_AGENT}" ]] || die "${SCALELITE_AGENT} is missing (the user data fetches it)"
-  cat >/etc/default/bbb-scalelite <<EOF
-AWS_DEFAULT_REGION=${REGION}
-SCALELITE_URL=https://scalelite.${DOMAIN}
-SERVER_URL=https://${HOST_NAME}/bigbluebutton/api/
-LB_SECRET_ARN=${LB_SECRET}
-STATE_FILE=${STATE_DIR}/scalelite-server-id
-HOSTED_ZONE=${HOSTED_ZONE}
-HOST_NAME=${HOST_NAME}
-DNS_TTL=${DNS_TTL}
-EOF
-  install_unit bbb-dns <<'EOF'
-[Unit]
-Description=This BigBlueButton server's bbb-<id> DNS record: written at boot, deleted at shutdown
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/local/sbin/bbb-scalelite dns-register
-ExecStop=/usr/local/sbin/bbb-scalelite dns-delete
-TimeoutStopSec=60
-
-[Install]
-WantedBy=multi-user.target
-EOF
-}
-# wait_for_domain_record: single mode. <domain> is the root stack's record on the Elastic IP
-# (root.yaml, DomainRecord), created beside this stack, not before it: no nested stack waits
-# for a resource of the other mode. Let's Encrypt asks the zone's own name servers for the
-# name, and certbot and bbb-install's later steps resolve it through the VPC resolver; a name
-# looked up before its record exists stays unresolvable in that resolver's negative cache
-# (up to the SOA's TTL, 900 s in a Route 53 zone). So the zone's name servers are asked
-# directly, without recursion, until each answers with this server's address; only then is
-# the name resolved through the cache.
-wait_for_domain_record() {
+# wait_for_record: HOST_NAME is written by others - single mode: the root stack's record of
+# <domain> on the Elastic IP (root.yaml, DomainRecord), created beside this stack, not
+# before it (no nested stack waits for a resource of the other mode); scalable mode: the
+# registrar's record of this instance. Let's Encrypt asks the zone's own name servers for
+# the name, and certbot and bbb-install's later steps resolve it through the VPC resolver;
+# a name looked up before its record exists stays unresolvable in that resolver's negative
+# cache (up to the SOA's TTL, 900 s in a Route 53 zone). So the zone's name servers are
+# asked directly, without recursion, until each answers with this server's address; only
+# then is the name resolved through the cache.
+wait_for_record() {
   local answer attempt pending="" max=${DOMAIN_WAIT_ATTEMPTS:-120} ns listed
   local -a servers
   command -v dig >/dev/null 2>&1 || apt_install bind9-dnsutils
@@ -548,26 +481,26 @@ wait_for_domain_record() {
     pending=""
     for ns in "${servers[@]}"; do
       # shellcheck disable=SC2312 # no answer is what the loop waits out
-      answer=$(dig +short +norecurse +time=3 +tries=1 "@${ns}" "${DOMAIN}" A | tail -n 1) || answer=""
+      answer=$(dig +short +norecurse +time=3 +tries=1 "@${ns}" "${HOST_NAME}" A | tail -n 1) || answer=""
       [[ "${answer}" = "${PUBLIC_IP}" ]] || pending+=" ${ns}:${answer:-nothing}"
     done
     if [[ -z "${pending}" ]]; then
-      log "${DOMAIN} -> ${PUBLIC_IP} on every name server of zone ${HOSTED_ZONE}"
+      log "${HOST_NAME} -> ${PUBLIC_IP} on every name server of zone ${HOSTED_ZONE}"
       return 0
     fi
-    log "waiting for ${DOMAIN} -> ${PUBLIC_IP}; not yet on${pending} (attempt ${attempt}/${max})"
+    log "waiting for ${HOST_NAME} -> ${PUBLIC_IP}; not yet on${pending} (attempt ${attempt}/${max})"
     [[ "${attempt}" -ge "${max}" ]] || sleep 10
   done
-  die "${DOMAIN} does not point at this server's address ${PUBLIC_IP} on the zone's name servers (${pending# }): is the record of the domain the deployment's own?"
+  if [[ "${MODE}" = single ]]; then
+    die "${HOST_NAME} does not point at this server's address ${PUBLIC_IP} on the zone's name servers (${pending# }): is the record of the domain the deployment's own?"
+  fi
+  die "${HOST_NAME} does not point at this server's address ${PUBLIC_IP} on the zone's name servers (${pending# }): the deployment's registrar writes it; its log (bbbctl servers names it) says why it did not"
 }
 
 if [[ "${MODE}" = single ]]; then
   take_elastic_ip
-  wait_for_domain_record
-else
-  install_dns_service
-  register_host_name
 fi
+wait_for_record
 
 # ---- 3. BigBlueButton ------------------------------------------------------------
 # install_compose_shim PATH: docker-compose at PATH as a front for the Compose plugin. bbb-install downloads docker-compose 1.24 there unless the
@@ -839,47 +772,35 @@ EOF
   log "Scalelite post-publish hook ${SCALELITE_REF} installed (sha256 verified); recordings wait for the spool mount"
 }
 
-# bbb-scalelite (templates/scripts/bbb-scalelite.sh, fetched by the user data next to
-# this script) registers this server with Scalelite (ExecStart, retried until Scalelite
-# answers) and cordons it on shutdown (ExecStop): Scalelite sends it no new meetings,
-# the running ones are not cut off as a panic would. Its drain (watch) removes the
-# server from Scalelite and its record from Route 53 before the group terminates it.
-install_scalelite_service() {
-  cat >/etc/systemd/system/bbb-scalelite.service <<'EOF'
+# bbb-agent (templates/scripts/bbb-agent.sh, fetched by the user data next to this
+# script) reports this server's own API secret to the registrar: at every start and
+# whenever it changes. Its settings are data (read line by line, never sourced).
+install_agent_service() {
+  [[ -x "${AGENT}" ]] || die "${AGENT} is missing (the user data fetches it)"
+  printf 'AWS_DEFAULT_REGION=%s\nREPORT_BUCKET=%s\nSTATE_FILE=%s\n' \
+    "${REGION}" "${REPORT_BUCKET}" "${STATE_DIR}/reported.sha256" >/etc/default/bbb-agent
+  install_unit bbb-agent <<'EOF'
 [Unit]
-Description=Register this BigBlueButton server with Scalelite; cordon it on shutdown
+Description=Report this BigBlueButton server's API secret to the deployment's registrar
 Wants=network-online.target
-After=network-online.target nginx.service
+After=network-online.target bbb-web.service
 
 [Service]
-Type=oneshot
-RemainAfterExit=yes
-TimeoutStartSec=infinity
-TimeoutStopSec=60
-ExecStart=/usr/local/sbin/bbb-scalelite register
-ExecStop=/usr/local/sbin/bbb-scalelite cordon
-# register retries by itself; this covers anything that still makes it exit non-zero.
-Restart=on-failure
+Type=simple
+ExecStart=/usr/local/sbin/bbb-agent watch
+Restart=always
 RestartSec=30
 
 [Install]
 WantedBy=multi-user.target
 EOF
-  agent_unit bbb-scalelite-drain watch \
-    "Drain this BigBlueButton server (cordon, wait for meetings) when its Auto Scaling group terminates it"
-  # While a meeting runs here, whatever scales the group in picks another server.
-  agent_unit bbb-scalelite-protect protect \
-    "Hold the Auto Scaling group's scale-in protection while a meeting runs on this BigBlueButton server"
-  systemctl enable bbb-scalelite.service
-  # Do not wait: the front end may still be on its way (the servers never wait for it).
-  systemctl start --no-block bbb-scalelite.service
-  log "bbb-scalelite.service started (registers with https://scalelite.${DOMAIN})"
+  log "bbb-agent.service started: the registrar adds this server to Scalelite once its API answers"
 }
 
 if [[ "${MODE}" = scalable ]]; then
   mount_spool
   install_post_publish_hook
-  install_scalelite_service
+  install_agent_service
 fi
 
 # ---- 5. Greenlight's mail and administrator (single mode) ------------------------

@@ -3,7 +3,9 @@
 //! SHA-256 of call name + query + the server's secret) and lists the running meetings with
 //! their participant counts, or says `noMeetings`; a wrong checksum is `checksumError`.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use super::http::{Request, Response, Server};
 use super::scalelite::checksum_ok;
@@ -26,6 +28,52 @@ impl Bbb {
             handle(req, &secret, &version, &meetings)
         });
         Bbb { server }
+    }
+}
+
+/// Many BigBlueButton servers' APIs behind one plain-HTTP address, told apart by the `Host`
+/// header (the registrar connects here with the server's own name as Host, as curl's
+/// --connect-to would): each host with its own secret and running meetings. A host with no
+/// meetings list set (`None`) does not answer (503), as a server still installing or down.
+pub struct Fleet {
+    pub server: Server,
+    hosts: Arc<Mutex<HashMap<String, (String, Option<Vec<usize>>)>>>,
+}
+
+impl Fleet {
+    pub fn start() -> Self {
+        let hosts: Arc<Mutex<HashMap<String, (String, Option<Vec<usize>>)>>> = Arc::default();
+        let seen = Arc::clone(&hosts);
+        let server = Server::start(move |req| {
+            let host = req.header("host").unwrap_or("");
+            let host = host.split(':').next().unwrap_or(host);
+            match seen.lock().unwrap().get(host) {
+                Some((secret, Some(meetings))) => handle(req, secret, "3.0.0", meetings),
+                Some((_, None)) => Response::new(503, "text/html", "Service Unavailable"),
+                None => Response::new(404, "text/html", "Not Found"),
+            }
+        });
+        Fleet { server, hosts }
+    }
+
+    /// host:port to connect to.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.server.port())
+    }
+
+    /// `host` answers with `secret`, with no meeting yet.
+    pub fn add(&self, host: &str, secret: &str) {
+        self.hosts
+            .lock()
+            .unwrap()
+            .insert(host.to_string(), (secret.to_string(), Some(Vec::new())));
+    }
+
+    /// `host` runs `n` meetings (of 3 participants each); `None`: it does not answer.
+    pub fn set_meetings(&self, host: &str, n: Option<usize>) {
+        if let Some(entry) = self.hosts.lock().unwrap().get_mut(host) {
+            entry.1 = n.map(|n| vec![3; n]);
+        }
     }
 }
 

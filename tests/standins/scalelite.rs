@@ -178,6 +178,13 @@ impl Scalelite {
         }
     }
 
+    /// An operator cordons a server (`bbbctl servers cordon`, `rake servers:cordon`).
+    pub fn cordon(&self, id: &str) {
+        if let Some(s) = self.lock().servers.iter_mut().find(|s| s.id == id) {
+            s.state = "cordoned".to_string();
+        }
+    }
+
     /// An entry made by someone else (an operator, an earlier life of the server).
     pub fn add_directly(&self, url: &str, secret: &str) -> String {
         let mut st = self.lock();

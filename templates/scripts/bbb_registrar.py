@@ -1,0 +1,484 @@
+"""bbb-registrar: adds, drains and removes the BigBlueButton servers of one bbbctl deployment.
+
+Runs as an AWS Lambda function of the servers stack (templates/bbb-servers.yaml, Registrar),
+in the deployment's trusted part: the BBB servers are its most exposed hosts, so none of
+them holds the load-balancer secret (Scalelite's only API key, whose getServers answer
+carries every server's own secret), writes DNS, or drives the Auto Scaling group. Each run
+reconciles the whole group; it runs on the group's lifecycle events (EventBridge: a server
+launched, a server entering the drain hook, a server terminated) and every minute (a drain
+outlives any single run; a missed event changes nothing). Nothing in an event is trusted:
+an event only says "look now". One run at a time (reserved concurrency 1).
+
+What it does, per server of the group (instance id i-N, host bbb-N.<domain>):
+- launched (Pending*, InService, Standby): the A record bbb-N.<domain> -> the instance's
+  public address as EC2 reports it (the server waits for it before it asks Let's Encrypt).
+- in service: once the server has reported its own API secret (the object
+  servers/<server role id>:i-N.json in the sources bucket, which only that instance can
+  write: its role's PutObject resource is servers/${aws:userid}.json) and its own API
+  answers getMeetings signed with it, the server is added to Scalelite and enabled;
+  a changed secret is updated. The URL is built here from the instance id, never taken
+  from the server. An existing entry's state is never changed (bbbctl servers/drain
+  cordon on purpose). Scale-in protection follows the server's running meetings (on while
+  any runs, off when none) unless the group is tagged bbbctl:protection=off (destroy).
+- terminating (Terminating:Wait, the bbb-drain lifecycle hook): cordoned; once its own API
+  lists no meeting and Scalelite has disabled it (its poller does so at load 0), or
+  reports it offline, or does not answer, or does not know it: removed from Scalelite, its
+  record and report deleted, the lifecycle action completed (CONTINUE). Never while its
+  own API does not answer: the hook's timeout (DrainTimeout) ends that wait.
+- gone (terminated without a drain, e.g. the stack's deletion removes the hook first):
+  its record, Scalelite entry and report are deleted when EC2 describes the instance as
+  terminated and as this deployment's, or no longer at all.
+
+Scalelite facts (blindsidenetworks/scalelite v1.8.5): config/routes.rb (getServers,
+addServer, updateServer, deleteServer under /scalelite/api/); api_helper.rb verify_checksum
+(hex digest of action + query string without checksum + secret; the JSON body is not part
+of it; a failed check answers XML); servers_controller.rb (getServers 404 {"error": "No
+servers are configured"} when empty; addServer 201 with the new server, disabled);
+lib/tasks/poll.rake (a cordoned server at load 0 becomes disabled; failed polls: offline).
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import boto3
+from botocore.exceptions import ClientError
+
+HOOK = "bbb-drain"
+LIVE_STATES = {"Pending", "Pending:Wait", "Pending:Proceed", "InService", "EnteringStandby", "Standby"}
+SERVER_URL = "https://{host}/bigbluebutton/api/"
+# What a BBB secret (securitySalt) may be: bbb-conf writes hex; room for others, no controls.
+SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+
+def log(message):
+    print(f"bbb-registrar: {message}", flush=True)
+
+
+class Settings:
+    def __init__(self, env):
+        self.stack = env["ROOT_STACK"]
+        self.group_prefix = env["GROUP_PREFIX"]
+        self.domain = env["DOMAIN"].rstrip(".")
+        self.zone = env["HOSTED_ZONE"]
+        self.scalelite = env["SCALELITE_URL"].rstrip("/")
+        self.lb_secret_arn = env["LB_SECRET_ARN"]
+        self.bucket = env["BUCKET"]
+        self.report_prefix = f"servers/{env['SERVER_ROLE_ID']}:"
+        self.ttl = int(env.get("DNS_TTL", "60"))
+        self.timeout = float(env.get("HTTP_TIMEOUT", "10"))
+        # Tests only: connect to this host:port over plain HTTP, with the server's name as
+        # the Host header (as curl --connect-to).
+        self.bbb_connect_to = env.get("BBB_CONNECT_TO", "")
+
+    def host(self, instance_id):
+        """bbb-<instance id without its i- prefix>.<domain> (bbb-bootstrap.sh HOST_NAME)."""
+        return f"bbb-{instance_id.removeprefix('i-')}.{self.domain}"
+
+    def server_url(self, instance_id):
+        return SERVER_URL.format(host=self.host(instance_id))
+
+    def instance_of_host(self, name):
+        """The instance id (i-N) of a record name bbb-N.<domain>[.], else None."""
+        m = re.fullmatch(r"bbb-([0-9a-f]{8,17})\." + re.escape(self.domain) + r"\.?", name)
+        return f"i-{m.group(1)}" if m else None
+
+    def instance_of_url(self, url):
+        m = re.fullmatch(r"https://([^/]+)/bigbluebutton/api/?", url or "")
+        return self.instance_of_host(m.group(1)) if m else None
+
+
+# ---- HTTP ---------------------------------------------------------------------------
+def http(url, *, body=None, host=None, timeout=10.0):
+    """(status, text) of a GET (or a JSON POST when body is given); raises OSError when
+    there is no answer."""
+    headers = {"Accept": "application/json, text/xml"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if host:
+        headers["Host"] = host
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+
+
+def checksum(action, query, secret):
+    return hashlib.sha256(f"{action}{query}{secret}".encode()).hexdigest()
+
+
+class Unavailable(Exception):
+    """Scalelite did not answer, or answered with an error."""
+
+
+class Scalelite:
+    def __init__(self, base, secret, timeout):
+        self.base, self.secret, self.timeout = base, secret, timeout
+
+    def call(self, action, query="", body=None):
+        """The JSON answer; None when Scalelite answers 404 in JSON (no such server, or no
+        servers at all); raises Unavailable otherwise."""
+        url = f"{self.base}/scalelite/api/{action}?{query + '&' if query else ''}checksum={checksum(action, query, self.secret)}"
+        try:
+            status, text = http(url, body=body, timeout=self.timeout)
+        except OSError as error:
+            raise Unavailable(f"{action}: Scalelite at {self.base} did not answer: {error}") from error
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise Unavailable(f"{action}: HTTP {status}, not a JSON answer: {text[:200]!r}") from None
+        if 200 <= status < 300:
+            return answer
+        if status == 404:
+            return None
+        raise Unavailable(f"{action}: HTTP {status}: {text[:200]!r}")
+
+    def servers(self):
+        return self.call("getServers") or []
+
+    def add(self, url, secret):
+        answer = self.call("addServer", body={"server": {"url": url, "secret": secret}})
+        if not answer or not answer.get("id"):
+            raise Unavailable(f"addServer answered without a server id: {answer!r}")
+        return answer["id"]
+
+    def update(self, server_id, **server):
+        self.call("updateServer", body={"id": server_id, "server": server})
+
+    def delete(self, server_id):
+        self.call("deleteServer", body={"id": server_id})
+
+
+def meetings_on(settings, instance_id, secret):
+    """How many meetings the server's own API lists (getMeetings signed with its secret);
+    None when it does not answer with a list (down, still installing, wrong secret)."""
+    host = settings.host(instance_id)
+    query = f"checksum={checksum('getMeetings', '', secret)}"
+    if settings.bbb_connect_to:
+        url, header = f"http://{settings.bbb_connect_to}/bigbluebutton/api/getMeetings?{query}", host
+    else:
+        url, header = f"https://{host}/bigbluebutton/api/getMeetings?{query}", None
+    try:
+        status, text = http(url, host=header, timeout=settings.timeout)
+    except OSError:
+        return None
+    if status != 200 or "<returncode>SUCCESS</returncode>" not in text:
+        return None
+    return len(re.findall(r"<meeting>", text))
+
+
+# ---- AWS ----------------------------------------------------------------------------
+def error_code(error):
+    return error.response.get("Error", {}).get("Code", "")
+
+
+class Deployment:
+    """What AWS says about the deployment's servers, read once per run."""
+
+    def __init__(self, settings, clients):
+        self.s = settings
+        self.autoscaling = clients("autoscaling")
+        self.ec2 = clients("ec2")
+        self.route53 = clients("route53")
+        self.s3 = clients("s3")
+        self.groups = self._groups()
+
+    def _groups(self):
+        found = []
+        pages = self.autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
+            Filters=[{"Name": "tag:bbbctl:stack", "Values": [self.s.stack]}]
+        )
+        for page in pages:
+            found += [g for g in page["AutoScalingGroups"] if g["AutoScalingGroupName"].startswith(self.s.group_prefix)]
+        return found
+
+    def instances(self, ids):
+        """{id: EC2's description} of the ids EC2 still describes."""
+        described = {}
+        ids = sorted(ids)
+        for start in range(0, len(ids), 200):
+            pages = self.ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "instance-id", "Values": ids[start : start + 200]}]
+            )
+            for page in pages:
+                for reservation in page["Reservations"]:
+                    for instance in reservation["Instances"]:
+                        described[instance["InstanceId"]] = instance
+        return described
+
+    def records(self):
+        """{instance id: record} of the bbb-N.<domain> A records in the zone. Route 53
+        lists names with their labels reversed, so the names below the domain come together
+        from the domain on."""
+        found = {}
+        start = {"StartRecordName": self.s.domain, "StartRecordType": "A"}
+        while True:
+            page = self.route53.list_resource_record_sets(HostedZoneId=self.s.zone, **start)
+            for record in page["ResourceRecordSets"]:
+                name = record["Name"].rstrip(".")
+                if name != self.s.domain and not name.endswith("." + self.s.domain):
+                    return found
+                instance = self.s.instance_of_host(name)
+                if instance and record["Type"] == "A":
+                    found[instance] = record
+            if not page.get("IsTruncated"):
+                return found
+            start = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
+
+    def reports(self):
+        """{instance id: object key} of the servers' reports."""
+        found = {}
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.s.bucket, Prefix=self.s.report_prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                m = re.fullmatch(re.escape(self.s.report_prefix) + r"(i-[0-9a-f]{8,17})\.json", item["Key"])
+                if m:
+                    found[m.group(1)] = item["Key"]
+        return found
+
+    def secret_of(self, key):
+        """The API secret a server reported, or None (unreadable or not a secret)."""
+        try:
+            body = self.s3.get_object(Bucket=self.s.bucket, Key=key)["Body"].read()
+            secret = json.loads(body).get("secret", "")
+        except (ClientError, ValueError, AttributeError) as error:
+            log(f"report {key} unreadable: {error}")
+            return None
+        if not isinstance(secret, str) or not SECRET_RE.fullmatch(secret):
+            log(f"report {key} holds no valid secret; ignored")
+            return None
+        return secret
+
+    def change_records(self, changes):
+        if not changes:
+            return
+        try:
+            self.route53.change_resource_record_sets(
+                HostedZoneId=self.s.zone,
+                ChangeBatch={"Comment": "bbbctl registrar", "Changes": changes},
+            )
+        except ClientError as error:
+            # One bad change fails the batch: apply them one by one so the rest go through.
+            log(f"record changes refused as a batch ({error_code(error)}); one by one")
+            for change in changes:
+                try:
+                    self.route53.change_resource_record_sets(
+                        HostedZoneId=self.s.zone,
+                        ChangeBatch={"Comment": "bbbctl registrar", "Changes": [change]},
+                    )
+                except ClientError as one:
+                    log(f"{change['Action']} {change['ResourceRecordSet']['Name']} refused: {one}")
+
+    def record(self, action, instance_id, address, ttl):
+        return {
+            "Action": action,
+            "ResourceRecordSet": {
+                "Name": self.s.host(instance_id),
+                "Type": "A",
+                "TTL": ttl,
+                "ResourceRecords": [{"Value": address}],
+            },
+        }
+
+
+# ---- one run ------------------------------------------------------------------------
+class Run:
+    def __init__(self, settings, clients):
+        self.s = settings
+        self.aws = Deployment(settings, clients)
+        self.secrets = clients("secretsmanager")
+        self.actions = []
+        self.scalelite = None
+        # {instance id: [Scalelite servers]}; None: Scalelite did not answer. Two runs that
+        # overlap (an event beside the schedule) may both add a new server: every entry of
+        # a server is drained and removed with it.
+        self.entries = None
+
+    def did(self, what):
+        self.actions.append(what)
+        log(what)
+
+    def connect_scalelite(self):
+        try:
+            secret = self.secrets.get_secret_value(SecretId=self.s.lb_secret_arn)["SecretString"]
+        except ClientError as error:
+            log(f"could not read the load-balancer secret: {error_code(error)}")
+            return
+        self.scalelite = Scalelite(self.s.scalelite, secret, self.s.timeout)
+        try:
+            listed = self.scalelite.servers()
+        except Unavailable as error:
+            log(str(error))
+            return
+        self.entries = {}
+        for server in listed:
+            instance = self.s.instance_of_url(server.get("url"))
+            if instance:
+                self.entries.setdefault(instance, []).append(server)
+
+    def scalelite_call(self, what, call, *args, **kwargs):
+        """Runs a Scalelite call; False (logged) when it failed."""
+        try:
+            result = call(*args, **kwargs)
+        except Unavailable as error:
+            log(f"{what}: {error}")
+            return False
+        self.did(what)
+        return result if result is not None else True
+
+    def reconcile(self):
+        members = {}
+        for group in self.aws.groups:
+            off = any(t["Key"] == "bbbctl:protection" and t["Value"] == "off" for t in group.get("Tags", []))
+            for instance in group["Instances"]:
+                members[instance["InstanceId"]] = (group["AutoScalingGroupName"], instance, off)
+        records = self.aws.records()
+        reports = self.aws.reports()
+        self.connect_scalelite()
+        known = set(members) | set(records) | set(reports) | set(self.entries or {})
+        described = self.aws.instances(known)
+        secrets = {i: self.aws.secret_of(key) for i, key in reports.items() if i in members}
+
+        def candidates(instance_id):
+            """The secrets to ask the server's API with: the one it reported, then the one
+            Scalelite has (a server registered before it reported, or a stale report)."""
+            found = [secrets.get(instance_id)] + [e.get("secret") for e in (self.entries or {}).get(instance_id, [])]
+            return list(dict.fromkeys(x for x in found if x))
+
+        def count(instance_id):
+            """(meetings, the secret the server's API accepted), or (None, None)."""
+            for candidate in candidates(instance_id):
+                meetings = meetings_on(self.s, instance_id, candidate)
+                if meetings is not None:
+                    return meetings, candidate
+            return None, None
+
+        asking = [i for i, (_, inst, _) in members.items() if inst["LifecycleState"] in ("InService", "Terminating:Wait") and candidates(i)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            counted = dict(zip(asking, pool.map(count, asking)))
+
+        changes = []
+        for instance_id, (group, member, protection_off) in sorted(members.items()):
+            state = member["LifecycleState"]
+            ec2 = described.get(instance_id, {})
+            if state in LIVE_STATES:
+                address = ec2.get("PublicIpAddress")
+                record = records.get(instance_id)
+                current = record and [r["Value"] for r in record.get("ResourceRecords", [])]
+                if address and current != [address]:
+                    changes.append(self.aws.record("UPSERT", instance_id, address, self.s.ttl))
+                    self.did(f"{self.s.host(instance_id)} -> {address}")
+            meetings, accepted = counted.get(instance_id, (None, None))
+            if state == "InService":
+                reported = secrets.get(instance_id)
+                self.serve(instance_id, group, member, protection_off, reported if accepted == reported else None, meetings)
+            elif state == "Terminating:Wait":
+                if self.drained(instance_id, meetings, bool(candidates(instance_id))):
+                    # The name goes before the instance: its address may soon be another's.
+                    record = records.pop(instance_id, None)
+                    if record:
+                        self.aws.change_records([{"Action": "DELETE", "ResourceRecordSet": record}])
+                        self.did(f"{self.s.host(instance_id)}: record deleted")
+                    self.remove_report(reports.pop(instance_id, None))
+                    self.complete(group, instance_id)
+        # Records, entries and reports of servers that are gone.
+        for instance_id in sorted(known - set(members)):
+            if not self.gone(described.get(instance_id)):
+                continue
+            if instance_id in records:
+                changes.append({"Action": "DELETE", "ResourceRecordSet": records[instance_id]})
+                self.did(f"{self.s.host(instance_id)}: record of a terminated server deleted")
+            for entry in (self.entries or {}).get(instance_id, []):
+                self.scalelite_call(f"{instance_id}: removed from Scalelite (terminated)", self.scalelite.delete, entry["id"])
+            self.remove_report(reports.get(instance_id))
+        self.aws.change_records(changes)
+        return self.actions
+
+    def gone(self, ec2):
+        """Whether a server not in the group is gone: EC2 no longer describes it, or
+        describes it as terminated and as this deployment's."""
+        if not ec2:
+            return True
+        tags = {t["Key"]: t["Value"] for t in ec2.get("Tags", [])}
+        return ec2.get("State", {}).get("Name") in ("shutting-down", "terminated") and tags.get("bbbctl:stack") == self.s.stack
+
+    def serve(self, instance_id, group, member, protection_off, reported, meetings):
+        # After destroy's tag the registrar's role may not change protection at all.
+        if meetings is not None and not protection_off:
+            want = meetings > 0
+            if want != member.get("ProtectedFromScaleIn", False):
+                try:
+                    self.aws.autoscaling.set_instance_protection(
+                        InstanceIds=[instance_id], AutoScalingGroupName=group, ProtectedFromScaleIn=want
+                    )
+                    self.did(f"{instance_id}: {meetings} meeting(s), scale-in protection {'on' if want else 'off'}")
+                except ClientError as error:
+                    log(f"{instance_id}: set-instance-protection refused: {error_code(error)}")
+        if self.entries is None or not reported:
+            return  # Scalelite unknown, or no reported secret that the server's API accepts
+        entry = (self.entries.get(instance_id) or [None])[0]
+        url = self.s.server_url(instance_id)
+        if entry is None:
+            server_id = self.scalelite_call(f"{instance_id}: added to Scalelite ({url})", self.scalelite.add, url, reported)
+            if server_id:
+                self.scalelite_call(f"{instance_id}: enabled in Scalelite", self.scalelite.update, server_id, state="enable")
+        elif entry.get("secret") != reported:
+            self.scalelite_call(f"{instance_id}: secret brought up to date in Scalelite", self.scalelite.update, entry["id"], secret=reported)
+
+    def drained(self, instance_id, meetings, asked):
+        entries = (self.entries or {}).get(instance_id, [])
+        for entry in entries:
+            if entry.get("state") == "enabled":
+                self.scalelite_call(f"{instance_id}: cordoned (terminating)", self.scalelite.update, entry["id"], state="cordon")
+                entry["state"] = "cordoned"
+        if asked and meetings is None:
+            log(f"{instance_id}: terminating; its API does not answer: not drained")
+            return False
+        if meetings:
+            log(f"{instance_id}: terminating; {meetings} meeting(s) still run")
+            return False
+        if any(e.get("state") != "disabled" and e.get("online") != "offline" for e in entries):
+            log(f"{instance_id}: terminating; no meeting, waiting for Scalelite to disable it")
+            return False
+        for entry in entries:
+            if not self.scalelite_call(f"{instance_id}: removed from Scalelite", self.scalelite.delete, entry["id"]):
+                return False
+        return True
+
+    def remove_report(self, key):
+        if key:
+            try:
+                self.aws.s3.delete_object(Bucket=self.s.bucket, Key=key)
+            except ClientError as error:
+                log(f"report {key} not deleted: {error_code(error)}")
+
+    def complete(self, group, instance_id):
+        try:
+            self.aws.autoscaling.complete_lifecycle_action(
+                LifecycleHookName=HOOK,
+                AutoScalingGroupName=group,
+                InstanceId=instance_id,
+                LifecycleActionResult="CONTINUE",
+            )
+            self.did(f"{instance_id}: drained; the group may terminate it")
+        except ClientError as error:
+            log(f"{instance_id}: complete-lifecycle-action refused: {error_code(error)}")
+
+
+def handler(event=None, context=None, env=None, clients=None):
+    settings = Settings(env if env is not None else os.environ)
+    actions = Run(settings, clients or boto3.client).reconcile()
+    return {"actions": actions}
+
+
+if __name__ == "__main__":
+    print(json.dumps(handler()))

@@ -1,0 +1,549 @@
+//! The registrar (templates/scripts/bbb_registrar.py), run for real from the zip bbbctl uploads
+//! as its Lambda code (`bbb_registrar.handler`, imported from that zip), one run at a time as
+//! its schedule would, with boto3 replaced by a recording fake (tests/fixtures/fake_boto3: the
+//! account as JSON, every call logged) and Scalelite and the BBB servers' APIs by the stand-ins
+//! (tests/standins). Shows: a launched server gets its record; a server is added to Scalelite
+//! only with the secret it reported and its own API accepts, under the URL built from its
+//! instance id; scale-in protection follows its meetings (never after destroy's tag); a drain
+//! cordons, waits for the meetings and Scalelite's disable, deletes the record before it
+//! completes the lifecycle action; what a terminated server left is removed, and only that;
+//! no secret reaches the log.
+
+mod standins;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+use standins::bbb::Fleet;
+use standins::scalelite::Scalelite;
+use tempfile::TempDir;
+
+const LB_SECRET: &str = "lbsecret0123456789abcdef";
+const LB_ARN: &str = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:lb-AbCdEf";
+const STACK: &str = "bbb";
+const SERVERS_STACK: &str = "bbb-BbbServersStack-1A2B";
+const GROUP: &str = "bbb-BbbServersStack-1A2B-ServerGroup-3C4D";
+const DOMAIN: &str = "bbb.example.org";
+const ZONE: &str = "Z0123456789ABCDEFGHIJ";
+const BUCKET: &str = "bbb-sources-sourcesbucket-0123";
+const ROLE_ID: &str = "AROAEXAMPLEROLEID0001";
+
+struct Rig {
+    dir: TempDir,
+    zip: PathBuf,
+    scalelite: Scalelite,
+    fleet: Fleet,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn host(instance: &str) -> String {
+    format!("bbb-{}.{DOMAIN}", instance.trim_start_matches("i-"))
+}
+
+fn url(instance: &str) -> String {
+    format!("https://{}/bigbluebutton/api/", host(instance))
+}
+
+fn report_key(instance: &str) -> String {
+    format!("servers/{ROLE_ID}:{instance}.json")
+}
+
+impl Rig {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // The Lambda code exactly as bbbctl uploads it.
+        let asset = bbbctl::templates::Bundle::embedded()
+            .assets()
+            .into_iter()
+            .find(|a| a.path == "scripts/bbb_registrar.py")
+            .expect("the registrar is an asset");
+        assert!(asset.key.ends_with(".zip"), "{}", asset.key);
+        assert_eq!(asset.param.as_deref(), Some("BbbRegistrarCodeKey"));
+        let zip = dir.path().join("registrar.zip");
+        fs::write(&zip, &asset.body).unwrap();
+        let rig = Rig {
+            dir,
+            zip,
+            scalelite: Scalelite::start(LB_SECRET),
+            fleet: Fleet::start(),
+        };
+        rig.save(&json!({
+            "groups": [{
+                "AutoScalingGroupName": GROUP,
+                "Tags": [{"Key": "bbbctl:stack", "Value": STACK}],
+                "Instances": [],
+            }],
+            "instances": {},
+            "zones": {ZONE: [
+                {"Name": format!("{DOMAIN}."), "Type": "NS", "TTL": 172800, "ResourceRecords": [{"Value": "ns-1.awsdns-01.org."}]},
+                {"Name": format!("scalelite.{DOMAIN}."), "Type": "A", "AliasTarget": {"DNSName": "alb.example.", "HostedZoneId": "Z1", "EvaluateTargetHealth": false}},
+            ]},
+            "buckets": {BUCKET: {}},
+            "secrets": {LB_ARN: LB_SECRET},
+        }));
+        rig
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.path().join("aws.json")
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&fs::read_to_string(self.state_path()).unwrap()).unwrap()
+    }
+
+    fn save(&self, state: &Value) {
+        fs::write(
+            self.state_path(),
+            serde_json::to_string_pretty(state).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn change(&self, f: impl FnOnce(&mut Value)) {
+        let mut state = self.state();
+        f(&mut state);
+        self.save(&state);
+    }
+
+    /// A server of the group in `lifecycle`, running with `ip`.
+    fn launch(&self, instance: &str, lifecycle: &str, ip: &str) {
+        self.change(|s| {
+            s["groups"][0]["Instances"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"InstanceId": instance, "LifecycleState": lifecycle, "ProtectedFromScaleIn": false}));
+            s["instances"][instance] = json!({
+                "PublicIpAddress": ip,
+                "State": {"Name": "running"},
+                "Tags": [{"Key": "bbbctl:stack", "Value": STACK}, {"Key": "aws:autoscaling:groupName", "Value": GROUP}],
+            });
+        });
+    }
+
+    fn set_lifecycle(&self, instance: &str, lifecycle: &str) {
+        self.change(|s| {
+            for i in s["groups"][0]["Instances"].as_array_mut().unwrap() {
+                if i["InstanceId"] == instance {
+                    i["LifecycleState"] = json!(lifecycle);
+                }
+            }
+        });
+    }
+
+    fn member(&self, instance: &str) -> Value {
+        self.state()["groups"][0]["Instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["InstanceId"] == instance)
+            .cloned()
+            .unwrap()
+    }
+
+    /// The server reports its API secret, as bbb-agent.sh writes it.
+    fn report(&self, instance: &str, secret: &str) {
+        self.change(|s| {
+            s["buckets"][BUCKET][report_key(instance)] =
+                json!(json!({"secret": secret}).to_string());
+        });
+    }
+
+    fn record(&self, instance: &str) -> Option<Value> {
+        let name = format!("{}.", host(instance));
+        self.state()["zones"][ZONE]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["Name"] == name && r["Type"] == "A")
+            .cloned()
+    }
+
+    fn record_ip(&self, instance: &str) -> Option<String> {
+        self.record(instance).map(|r| {
+            r["ResourceRecords"][0]["Value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+    }
+
+    /// One run of the registrar, as a schedule would start it. Returns its log.
+    fn run(&self) -> String {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg("import json, bbb_registrar; print(json.dumps(bbb_registrar.handler({'source': 'aws.events'}, None)))")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "PYTHONPATH",
+                format!(
+                    "{}:{}",
+                    self.zip.display(),
+                    repo().join("tests/fixtures/fake_boto3").display()
+                ),
+            )
+            .env("FAKE_AWS_STATE", self.state_path())
+            .env("FAKE_AWS_LOG", self.dir.path().join("aws.log"))
+            .env("ROOT_STACK", STACK)
+            .env("GROUP_PREFIX", format!("{SERVERS_STACK}-ServerGroup-"))
+            .env("DOMAIN", DOMAIN)
+            .env("HOSTED_ZONE", ZONE)
+            .env("SCALELITE_URL", self.scalelite.url())
+            .env("LB_SECRET_ARN", LB_ARN)
+            .env("BUCKET", BUCKET)
+            .env("SERVER_ROLE_ID", ROLE_ID)
+            .env("DNS_TTL", "60")
+            .env("HTTP_TIMEOUT", "5")
+            .env("BBB_CONNECT_TO", self.fleet.address())
+            .output()
+            .expect("python3");
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "registrar run failed:\n{log}");
+        log
+    }
+
+    /// The AWS calls so far: (service, operation, arguments).
+    fn calls(&self) -> Vec<(String, String, Value)> {
+        fs::read_to_string(self.dir.path().join("aws.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (
+                    v[0].as_str().unwrap().to_string(),
+                    v[1].as_str().unwrap().to_string(),
+                    v[2].clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn calls_of(&self, operation: &str) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|(_, op, _)| op == operation)
+            .map(|(_, _, args)| args)
+            .collect()
+    }
+
+    fn entry(&self, instance: &str) -> Option<standins::scalelite::Server> {
+        self.scalelite
+            .servers()
+            .into_iter()
+            .find(|s| s.url == url(instance))
+    }
+
+    /// A server that is in service, reported and registered (run once).
+    fn serving(&self, instance: &str, ip: &str, secret: &str) {
+        self.launch(instance, "InService", ip);
+        self.fleet.add(&host(instance), secret);
+        self.report(instance, secret);
+        self.run();
+        assert_eq!(self.entry(instance).expect("registered").state, "enabled");
+    }
+}
+
+#[test]
+fn a_launched_server_gets_its_record_and_nothing_else_until_it_reports() {
+    let rig = Rig::new();
+    rig.launch("i-0aaa1111", "Pending", "203.0.113.10");
+    rig.run();
+    let record = rig.record("i-0aaa1111").expect("record written");
+    assert_eq!(record["TTL"], 60);
+    assert_eq!(rig.record_ip("i-0aaa1111").as_deref(), Some("203.0.113.10"));
+    assert!(rig.scalelite.servers().is_empty());
+
+    // In service, its API up, but no report yet: still not in Scalelite.
+    rig.set_lifecycle("i-0aaa1111", "InService");
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    rig.run();
+    assert!(rig.scalelite.servers().is_empty());
+
+    // A second run changes no record that is right already.
+    let changes = rig.calls_of("change_resource_record_sets").len();
+    rig.run();
+    assert_eq!(rig.calls_of("change_resource_record_sets").len(), changes);
+}
+
+#[test]
+fn a_server_is_added_with_the_secret_its_own_api_accepts_under_the_url_of_its_instance_id() {
+    let rig = Rig::new();
+    rig.launch("i-0aaa1111", "InService", "203.0.113.10");
+    rig.fleet.add(&host("i-0aaa1111"), "realsalt0aaa1111");
+    // A report its own API does not accept (a lie, or a secret changed since): not added.
+    rig.report("i-0aaa1111", "notthesalt000000");
+    rig.run();
+    assert!(rig.scalelite.servers().is_empty());
+    // A report that is no secret at all: ignored.
+    rig.report("i-0aaa1111", "$(touch /tmp/x)");
+    rig.run();
+    assert!(rig.scalelite.servers().is_empty());
+
+    rig.report("i-0aaa1111", "realsalt0aaa1111");
+    rig.run();
+    let servers = rig.scalelite.servers();
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    assert_eq!(servers[0].url, url("i-0aaa1111"));
+    assert_eq!(servers[0].secret, "realsalt0aaa1111");
+    assert_eq!(servers[0].state, "enabled");
+
+    // Idempotent: a second run adds nothing.
+    rig.run();
+    assert_eq!(rig.scalelite.servers().len(), 1);
+
+    // A new secret (bbb-conf --setsecret), reported and accepted: brought up to date.
+    rig.fleet.add(&host("i-0aaa1111"), "newsalt0aaa1111x");
+    rig.report("i-0aaa1111", "newsalt0aaa1111x");
+    rig.run();
+    assert_eq!(rig.entry("i-0aaa1111").unwrap().secret, "newsalt0aaa1111x");
+}
+
+#[test]
+fn a_cordoned_server_stays_cordoned_and_a_forgotten_one_is_added_again() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    let id = rig.entry("i-0aaa1111").unwrap().id;
+    // The operator cordons it (bbbctl servers cordon): the registrar leaves it so.
+    rig.scalelite.cordon(&id);
+    rig.run();
+    assert_eq!(rig.entry("i-0aaa1111").unwrap().state, "cordoned");
+
+    // Scalelite's cache lost it (ElastiCache replaced): added again.
+    rig.scalelite.forget(&id);
+    rig.run();
+    assert_eq!(rig.entry("i-0aaa1111").unwrap().state, "enabled");
+}
+
+#[test]
+fn scale_in_protection_follows_the_meetings_and_never_returns_after_destroys_tag() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], false);
+
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(2));
+    rig.run();
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
+
+    // Its API stops answering: protection stays as it is (not knowing is no reason to drop it).
+    rig.fleet.set_meetings(&host("i-0aaa1111"), None);
+    rig.run();
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
+
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
+    rig.run();
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], false);
+
+    // destroy tagged the group: no protection is set again, and none is even asked for.
+    rig.change(|s| {
+        s["groups"][0]["Tags"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Key": "bbbctl:protection", "Value": "off"}));
+    });
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
+    let asked = rig.calls_of("set_instance_protection").len();
+    rig.run();
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], false);
+    assert_eq!(rig.calls_of("set_instance_protection").len(), asked);
+}
+
+#[test]
+fn a_drain_waits_for_the_meetings_and_scalelites_disable_then_removes_the_name_before_the_server() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    let id = rig.entry("i-0aaa1111").unwrap().id;
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
+    rig.scalelite.set_load(&id, 3.0);
+    rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
+
+    rig.run();
+    assert_eq!(rig.entry("i-0aaa1111").unwrap().state, "cordoned");
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Wait"
+    );
+
+    // The meeting ends, but Scalelite's poller has not disabled it yet: still waiting.
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Wait"
+    );
+    assert!(rig.entry("i-0aaa1111").is_some());
+
+    // The poller disables it (cordoned, load 0): removed, record and report gone, released.
+    rig.scalelite.set_load(&id, 0.0);
+    rig.scalelite.poll();
+    rig.run();
+    assert!(
+        rig.entry("i-0aaa1111").is_none(),
+        "the Scalelite entry is left"
+    );
+    assert_eq!(rig.record("i-0aaa1111"), None);
+    assert!(rig.state()["buckets"][BUCKET][report_key("i-0aaa1111")].is_null());
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
+    let calls = rig.calls();
+    let deleted = calls
+        .iter()
+        .position(|(_, op, args)| {
+            op == "change_resource_record_sets"
+                && args["ChangeBatch"]["Changes"][0]["Action"] == "DELETE"
+        })
+        .expect("record deleted");
+    let completed = calls
+        .iter()
+        .position(|(_, op, _)| op == "complete_lifecycle_action")
+        .expect("completed");
+    assert!(deleted < completed, "the name must go before the server");
+    assert_eq!(
+        calls[completed].2,
+        json!({"AutoScalingGroupName": GROUP, "InstanceId": "i-0aaa1111", "LifecycleActionResult": "CONTINUE", "LifecycleHookName": "bbb-drain"})
+    );
+}
+
+#[test]
+fn a_drain_never_goes_on_while_the_servers_own_api_lists_meetings_or_does_not_answer() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    let id = rig.entry("i-0aaa1111").unwrap().id;
+    rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
+
+    // Scalelite marked it offline (failed polls), but its own API lists a meeting.
+    rig.scalelite.set_offline(&id);
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
+    rig.run();
+    // Its API does not answer at all.
+    rig.fleet.set_meetings(&host("i-0aaa1111"), None);
+    rig.run();
+    // Scalelite does not answer either.
+    rig.scalelite.set_available(false);
+    rig.run();
+    assert!(rig.calls_of("complete_lifecycle_action").is_empty());
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Wait"
+    );
+
+    // Scalelite still down, the server's own account says no meeting: drained by that account.
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
+    let log = rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed",
+        "{log}"
+    );
+    // Scalelite back: the entry of the terminated server goes.
+    rig.scalelite.set_available(true);
+    rig.change(|s| {
+        s["groups"][0]["Instances"] = json!([]);
+        s["instances"]["i-0aaa1111"]["State"]["Name"] = json!("terminated");
+    });
+    rig.run();
+    assert!(rig.entry("i-0aaa1111").is_none());
+}
+
+#[test]
+fn a_server_that_never_registered_drains_at_once() {
+    let rig = Rig::new();
+    rig.launch("i-0aaa1111", "Terminating:Wait", "203.0.113.10");
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
+}
+
+#[test]
+fn what_a_terminated_server_left_is_removed_and_only_that() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    // Another deployment's look-alike in the same zone (its own subdomain) and a record of an
+    // instance EC2 describes as running, but not in this group (someone else's).
+    rig.change(|s| {
+        let zone = s["zones"][ZONE].as_array_mut().unwrap();
+        zone.push(json!({"Name": format!("bbb-0bbb2222.other.{DOMAIN}."), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "198.51.100.7"}]}));
+        zone.push(json!({"Name": format!("bbb-0ccc3333.{DOMAIN}."), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "198.51.100.8"}]}));
+        s["instances"]["i-0ccc3333"] = json!({"PublicIpAddress": "198.51.100.8", "State": {"Name": "running"}, "Tags": []});
+    });
+    // The stack's deletion terminated the server without a drain (the hook went first).
+    rig.change(|s| {
+        s["groups"][0]["Instances"] = json!([]);
+        s["instances"]["i-0aaa1111"]["State"]["Name"] = json!("terminated");
+    });
+    rig.run();
+    assert_eq!(rig.record("i-0aaa1111"), None);
+    assert!(rig.entry("i-0aaa1111").is_none());
+    assert!(rig.state()["buckets"][BUCKET][report_key("i-0aaa1111")].is_null());
+    let names: Vec<String> = rig.state()["zones"][ZONE]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&format!("bbb-0bbb2222.other.{DOMAIN}.")),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&format!("bbb-0ccc3333.{DOMAIN}.")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn no_secret_reaches_the_registrars_log() {
+    let rig = Rig::new();
+    let mut log = String::new();
+    rig.launch("i-0aaa1111", "InService", "203.0.113.10");
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    rig.report("i-0aaa1111", "salt0aaa1111salt");
+    log += &rig.run();
+    rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
+    log += &rig.run();
+    rig.report("i-0aaa1111", "notasecret at all");
+    log += &rig.run();
+    assert!(log.contains("added to Scalelite"), "{log}");
+    for secret in [LB_SECRET, "salt0aaa1111salt"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn every_entry_of_a_server_is_drained_and_a_stale_report_does_not_block_the_drain() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    // Two overlapping runs added it twice.
+    let twin = rig
+        .scalelite
+        .add_directly(&url("i-0aaa1111"), "salt0aaa1111salt");
+    // The report is stale (the server's secret changed before it could report again).
+    rig.report("i-0aaa1111", "stalesalt0000000");
+    rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
+    rig.run();
+    rig.scalelite.poll();
+    rig.run();
+    assert!(
+        rig.scalelite.servers().iter().all(|s| s.id != twin),
+        "{:?}",
+        rig.scalelite.servers()
+    );
+    assert!(rig.entry("i-0aaa1111").is_none());
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
+}

@@ -37,12 +37,15 @@ impl Bbb {
 /// meetings list set (`None`) does not answer (503), as a server still installing or down.
 pub struct Fleet {
     pub server: Server,
-    hosts: Arc<Mutex<HashMap<String, (String, Option<Vec<usize>>)>>>,
+    hosts: Hosts,
 }
+
+/// Host name → (the server's secret, participants of each running meeting; `None`: down).
+type Hosts = Arc<Mutex<HashMap<String, (String, Option<Vec<usize>>)>>>;
 
 impl Fleet {
     pub fn start() -> Self {
-        let hosts: Arc<Mutex<HashMap<String, (String, Option<Vec<usize>>)>>> = Arc::default();
+        let hosts: Hosts = Arc::default();
         let seen = Arc::clone(&hosts);
         let server = Server::start(move |req| {
             let host = req.header("host").unwrap_or("");

@@ -773,7 +773,8 @@ fn the_post_publish_hook_is_checked_and_the_worker_waits_for_the_spool() {
     // and amazon-efs-utils by v1.36.0's, its checkout verified before it is built as root.
     assert!(
         script.contains("readonly SCALELITE_COMMIT=\"7498a81dc813efcb5116143c64d23493292f7b57\"")
-            && script.contains("scalelite/${SCALELITE_COMMIT}/bigbluebutton/scalelite_post_publish.rb"),
+            && script
+                .contains("scalelite/${SCALELITE_COMMIT}/bigbluebutton/scalelite_post_publish.rb"),
         "the hook by commit"
     );
     assert!(

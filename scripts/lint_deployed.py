@@ -339,7 +339,8 @@ def main():
     for name, spec in root["Parameters"].items():
         if name.endswith(("TemplateKey", "ScriptKey")):
             prefix = "scripts/" if name.endswith("ScriptKey") else "templates/"
-            values[name] = f"{prefix}sample-0123456789abcdef{'.sh' if prefix == 'scripts/' else '.yaml'}"
+            # bbbctl's content keys end in the file's whole sha256 (src/templates.rs).
+            values[name] = f"{prefix}sample-{'0123456789abcdef' * 4}{'.sh' if prefix == 'scripts/' else '.yaml'}"
     if param_file != "-":
         given = json.loads((ROOT / param_file).read_text())["Parameters"]
         values.update({k: as_str(v) for k, v in given.items()})

@@ -339,12 +339,14 @@ def main():
     values = {n: as_str(p["Default"]) for n, p in root["Parameters"].items() if "Default" in p}
     values.update(FLAG_VALUES)
     for name, spec in root["Parameters"].items():
+        # bbbctl's content keys end in the file's whole sha256 (src/templates.rs).
+        digest = "0123456789abcdef" * 4
         if name.endswith("TemplateKey"):
-            values[name] = "templates/sample-0123456789abcdef.yaml"
+            values[name] = f"templates/sample-{digest}.yaml"
         elif name.endswith("ScriptKey"):
-            values[name] = "scripts/sample-0123456789abcdef.sh"
+            values[name] = f"scripts/sample-{digest}.sh"
         elif name.endswith("CodeKey"):  # Lambda code: a zip (src/templates.rs asset)
-            values[name] = "scripts/sample-0123456789abcdef.zip"
+            values[name] = f"scripts/sample-{digest}.zip"
     if param_file != "-":
         given = json.loads((ROOT / param_file).read_text())["Parameters"]
         values.update({k: as_str(v) for k, v in given.items()})

@@ -285,9 +285,23 @@ impl SetupInput {
         let mut problems = Problems::default();
         let stack = problems.check(validate_stack_name(&stack));
         let (text, file_origin, file_explicit) = read_param_file(args.params.as_deref())?;
-        let file = read_params(&text, &file_origin, &root, &mut problems)?;
+        let mut file = read_params(&text, &file_origin, &root, &mut problems)?;
 
+        // The flags' own checks first (a value that fails them is not checked again).
+        for (name, value) in file.iter_mut() {
+            if let Some((flag, example, check)) = flag_check(name) {
+                match check(value) {
+                    Ok(normalized) => *value = normalized,
+                    Err(why) => problems.add(format!(
+                        "parameter {name} in {file_origin}: {why} (the check of {flag}). Fix it in {file_origin}, e.g. \"{name}\": \"{example}\", or pass {flag}"
+                    )),
+                }
+            }
+        }
         for (name, value) in &file {
+            if flag_check(name).is_some_and(|(_, _, check)| check(value).is_err()) {
+                continue;
+            }
             if let Err(why) = root.parameters[name].check(value) {
                 problems.add(format!(
                     "parameter {name} = {value:?} {why}. Fix it in {file_origin}"
@@ -785,12 +799,17 @@ pub fn validate_stack_name(name: &str) -> Result<String> {
 /// address with capitals could never sign in, one with other characters is refused by
 /// `rake admin:create`. (Such an address never holds a character a shell acts on.)
 pub fn validate_email(email: &str) -> Result<String> {
-    let email = email.trim().to_ascii_lowercase();
-    let bad = |why: &str| {
+    email_check(email).map_err(|why| {
         usage(format!(
-            "{email:?} is not a valid e-mail address{why}. Pass the operator's address with -e, e.g. -e ops@example.org"
+            "{why}. Pass the operator's address with -e, e.g. -e ops@example.org"
         ))
-    };
+    })
+}
+
+/// `validate_email` without the hint: the normalized address, or what is wrong with it.
+fn email_check(email: &str) -> std::result::Result<String, String> {
+    let email = email.trim().to_ascii_lowercase();
+    let bad = |why: &str| format!("{email:?} is not a valid e-mail address{why}");
     let (local, domain) = email.split_once('@').ok_or_else(|| bad(""))?;
     let local_ok = !local.is_empty()
         && local.len() <= 64
@@ -813,12 +832,17 @@ pub fn validate_email(email: &str) -> Result<String> {
 }
 
 pub fn validate_domain(domain: &str) -> Result<String> {
-    let normalized = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    validate_hostname(&normalized).map_err(|why| {
+    domain_check(domain).map_err(|why| {
         usage(format!(
-            "domain {domain:?} {why}. Pass the name the platform should live under with -d, e.g. -d bbb.example.org"
+            "{why}. Pass the name the platform should live under with -d, e.g. -d bbb.example.org"
         ))
-    })?;
+    })
+}
+
+/// `validate_domain` without the hint.
+fn domain_check(domain: &str) -> std::result::Result<String, String> {
+    let normalized = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    validate_hostname(&normalized).map_err(|why| format!("domain {domain:?} {why}"))?;
     Ok(normalized)
 }
 
@@ -901,6 +925,15 @@ fn validate_hostname(name: &str) -> std::result::Result<(), String> {
 
 /// Accepts `Z123…` or `/hostedzone/Z123…` (as the console and CLI print it).
 pub fn validate_zone_id(zone: &str) -> Result<String> {
+    zone_check(zone).map_err(|why| {
+        usage(format!(
+            "{why}. Pass the id of the public zone with -h, e.g. -h Z0123456789ABCDEFGHIJ (aws route53 list-hosted-zones shows it)"
+        ))
+    })
+}
+
+/// `validate_zone_id` without the hint.
+fn zone_check(zone: &str) -> std::result::Result<String, String> {
     let id = zone.trim().trim_start_matches("/hostedzone/");
     // AWS ids look like Z0123456789ABCDEFGHIJ; only the alphabet and length are guaranteed.
     let ok = !id.is_empty()
@@ -911,9 +944,20 @@ pub fn validate_zone_id(zone: &str) -> Result<String> {
     if ok {
         Ok(id.to_string())
     } else {
-        Err(usage(format!(
-            "{zone:?} is not a Route53 hosted zone id. Pass the id of the public zone with -h, e.g. -h Z0123456789ABCDEFGHIJ (aws route53 list-hosted-zones shows it)"
-        )))
+        Err(format!("{zone:?} is not a Route53 hosted zone id"))
+    }
+}
+
+/// The parameters that have a flag, with the flag's own check: a value from the parameter
+/// file (or `--params`) passes the same check as one from the flag, and is normalized alike.
+/// (flag, an example entry of the file, the check).
+type FlagCheck = fn(&str) -> std::result::Result<String, String>;
+fn flag_check(name: &str) -> Option<(&'static str, &'static str, FlagCheck)> {
+    match name {
+        P_EMAIL => Some(("-e", "ops@example.org", email_check)),
+        P_DOMAIN => Some(("-d", "bbb.example.org", domain_check)),
+        P_ZONE => Some(("-h", "Z0123456789ABCDEFGHIJ", zone_check)),
+        _ => None,
     }
 }
 
@@ -1209,6 +1253,55 @@ mod tests {
             e.contains("BBBDatabaseSnapshot is written by `bbbctl restore`"),
             "{e}"
         );
+    }
+
+    /// The parameter file's values pass the checks of `-e`, `-d` and `-h` (issue 25): a value
+    /// a shell would act on is refused there, with the parameter, what is wrong and the fix.
+    #[test]
+    fn the_files_values_get_the_flags_checks() {
+        use clap::Parser;
+        let read = |params: &str| {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), params).unwrap();
+            let path = file.path().to_str().unwrap().to_string();
+            let argv = ["bbbctl", "setup", "-s", "bbb", "--params", &path];
+            match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+                crate::cli::Command::Setup(a) => SetupInput::read(&a, "bbb".into()),
+                _ => unreachable!(),
+            }
+        };
+        let hostile = [
+            "a$(touch /tmp/x)@x.org",
+            "a`touch /tmp/x`@x.org",
+            "ops$team@x.org",
+            "o'ps@x.org",
+            "o\"ps@x.org",
+            "ops@x.org\nb@y.org",
+            "ops@x.org;reboot",
+            "ops @x.org",
+        ];
+        for (name, flag) in [(P_EMAIL, "-e"), (P_DOMAIN, "-d"), (P_ZONE, "-h")] {
+            for value in hostile {
+                let json = serde_json::json!({ "Parameters": { name: value } }).to_string();
+                let e = msg(read(&json));
+                assert!(
+                    e.contains(&format!("parameter {name} in "))
+                        && e.contains(&format!("(the check of {flag})"))
+                        && e.contains("Fix it in ")
+                        && e.contains(&format!("or pass {flag}")),
+                    "{name} = {value:?}: {e}"
+                );
+                assert!(!e.contains("problems with the input"), "one problem: {e}");
+            }
+        }
+        // Normalized as the flags are.
+        let input = read(
+            r#"{"Parameters": {"BBBOperatorEMail": " Ops@Example.ORG ", "BBBDomainName": "BBB.example.org.", "BBBHostedZone": "/hostedzone/Z123"}}"#,
+        )
+        .unwrap();
+        assert_eq!(input.file[P_EMAIL], "ops@example.org");
+        assert_eq!(input.file[P_DOMAIN], "bbb.example.org");
+        assert_eq!(input.file[P_ZONE], "Z123");
     }
 
     #[test]

@@ -262,10 +262,13 @@ pub fn zip_one(name: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `network.yaml` → `templates/network-<16 hex of sha256>.yaml`;
-/// `scripts/bbb-bootstrap.sh` → `scripts/bbb-bootstrap-<hash>.sh`.
+/// `network.yaml` → `templates/network-<sha256, 64 hex>.yaml`;
+/// `scripts/bbb-bootstrap.sh` → `scripts/bbb-bootstrap-<sha256>.sh`. The whole digest: the
+/// servers check each script they fetch against the one its key names before they run it as
+/// root (bbb-servers.yaml, the user data's fetch), so the key must name the file, not just
+/// tell it apart from the last one.
 pub fn content_key(path: &str, body: &[u8]) -> String {
-    let hash = hex::encode(&Sha256::digest(body)[..8]);
+    let hash = hex::encode(Sha256::digest(body));
     let (dir, file) = match path.rsplit_once('/') {
         Some((dir, file)) => (dir.to_string(), file),
         None => ("templates".to_string(), path),
@@ -748,11 +751,49 @@ mod tests {
         );
         assert_eq!(a, content_key("network.yaml", b"a"));
         assert_ne!(a, content_key("network.yaml", b"b"));
+        // The key carries the whole sha256 of the file (`printf x | sha256sum`), which the
+        // servers check each script against; and it fits the templates' key patterns.
         let s = content_key("scripts/bbb-bootstrap.sh", b"x");
-        assert!(
-            s.starts_with("scripts/bbb-bootstrap-") && s.ends_with(".sh"),
-            "{s}"
+        assert_eq!(
+            s,
+            "scripts/bbb-bootstrap-2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881.sh"
         );
+        let pattern = regex::Regex::new(r"^scripts/[a-z0-9-]+-[0-9a-f]{64}\.sh$").unwrap();
+        for asset in Bundle::embedded().assets() {
+            if asset.path.ends_with(".sh") {
+                assert!(pattern.is_match(&asset.key), "{}", asset.key);
+                assert!(
+                    asset
+                        .key
+                        .ends_with(&format!("-{}.sh", hex::encode(Sha256::digest(&asset.body))))
+                );
+            }
+        }
+    }
+
+    /// Every script key parameter in the templates has the pattern of a content key: a
+    /// key without the digest could not be checked on the server.
+    #[test]
+    fn script_key_parameters_require_the_digest() {
+        let bundle = Bundle::embedded();
+        let mut infos = vec![bundle.root_info().unwrap()];
+        infos.extend(bundle.nested_templates().unwrap().into_values());
+        let mut seen = 0;
+        for info in infos {
+            for (name, spec) in &info.parameters {
+                if name.ends_with("ScriptKey") {
+                    seen += 1;
+                    let digest = "0".repeat(64);
+                    assert!(
+                        spec.check(&format!("scripts/bbb-x-{digest}.sh")).is_ok(),
+                        "{name}"
+                    );
+                    assert!(spec.check("scripts/bbb-x-0123abcd.sh").is_err(), "{name}");
+                    assert!(spec.check("scripts/../x.sh").is_err(), "{name}");
+                }
+            }
+        }
+        assert_eq!(seen, 6, "three in root.yaml, three in bbb-servers.yaml");
     }
 
     #[test]

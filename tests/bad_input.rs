@@ -407,3 +407,78 @@ async fn destroy_and_mode_switch_need_consent() {
     let o = bbbctl(&["destroy", "-s", &stack, "-y"]);
     assert_code(&o, 0);
 }
+
+/// Values a shell would act on (issue 25), from the flags and from the parameter file: each
+/// refused before anything is sent, with a message that names the parameter or flag and the
+/// fix, exit code 2, and nothing of them run or created.
+#[tokio::test]
+async fn values_a_shell_would_act_on_are_refused_from_flags_and_file() {
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("sh"));
+    let zone = hosted_zone(&aws, &domain).await;
+    let stack = unique("sh");
+    let dir = scratch_dir();
+    let marker = dir.join("ran");
+    let m = marker.display().to_string();
+    let hostile = [
+        format!("a$(touch {m})@x.org"),
+        format!("a`touch {m}`@x.org"),
+        "ops$team@x.org".to_string(),
+        "o'ps@x.org".to_string(),
+        "o\"ps@x.org".to_string(),
+        "ops@x.org\nroot@x.org".to_string(),
+        format!("ops@x.org;touch {m}"),
+        "ops @x.org".to_string(),
+    ];
+    let base: Vec<String> = setup_args(&zone, &stack, &domain, &[])
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut runs = 0;
+    for (param, flag) in [
+        ("BBBOperatorEMail", "-e"),
+        ("BBBDomainName", "-d"),
+        ("BBBHostedZone", "-h"),
+    ] {
+        for (n, value) in hostile.iter().enumerate() {
+            // From the flag.
+            let mut args = base.clone();
+            let i = args.iter().position(|a| a == flag).unwrap();
+            args[i + 1] = value.clone();
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = bbbctl_in(&dir, &a);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{flag} {value:?}: {err}");
+            assert!(
+                err.starts_with("error:") && err.contains(&format!("with {flag}, e.g.")),
+                "{flag} {value:?}: {err}"
+            );
+            // From the parameter file (the flag left out).
+            let file = format!("hostile-{param}-{n}.json");
+            std::fs::write(
+                dir.join(&file),
+                serde_json::json!({ "Parameters": { param: value } }).to_string(),
+            )
+            .unwrap();
+            let mut args = base.clone();
+            let i = args.iter().position(|a| a == flag).unwrap();
+            args.drain(i..i + 2);
+            args.extend(["--params".to_string(), file.clone()]);
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = bbbctl_in(&dir, &a);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+            assert!(
+                err.starts_with("error:")
+                    && err.contains(&format!("parameter {param} in {file}: "))
+                    && err.contains(&format!("(the check of {flag}). Fix it in {file}")),
+                "{file}: {err}"
+            );
+            runs += 2;
+        }
+    }
+    assert_eq!(runs, 48);
+    assert!(!marker.exists(), "a value was run as a command");
+    let left = live_stacks(&aws).await;
+    assert!(!left.iter().any(|s| s.starts_with(&stack)), "{left:?}");
+}

@@ -753,7 +753,8 @@ fn install_hook(hook: &str, pinned: &str) -> (Output, Fakes) {
     let prelude = format!(
         "{function}\nlog() {{ echo \"log: $*\"; }}\ndie() {{ echo \"die: $*\"; exit 1; }}\n\
          SPOOL_GID=2000\nSPOOL_DIR=/mnt/scalelite-recordings/var/bigbluebutton/spool\n\
-         SCALELITE_REF=v1.8.5\nSCALELITE_HOOK_URL=https://example.invalid/hook.rb\n\
+         SCALELITE_REF=v1.8.5\nSCALELITE_COMMIT=7498a81dc813efcb5116143c64d23493292f7b57\n\
+         SCALELITE_HOOK_URL=https://example.invalid/hook.rb\n\
          SCALELITE_HOOK_SHA256={pinned}\n"
     );
     let out = fakes.run(&prelude, &[], "install_post_publish_hook\n");
@@ -767,6 +768,20 @@ fn the_post_publish_hook_is_checked_and_the_worker_waits_for_the_spool() {
     assert!(
         script.contains("readonly SCALELITE_HOOK_SHA256=\"29f8980e917e83b3d432d9ab4521407abb48bc6ca7055b888ea56eea6e031616\""),
         "the pin of Scalelite v1.8.5's bigbluebutton/scalelite_post_publish.rb"
+    );
+    // Fetched by v1.8.5's commit (`git rev-parse v1.8.5^{commit}`), not by its movable tag;
+    // and amazon-efs-utils by v1.36.0's, its checkout verified before it is built as root.
+    assert!(
+        script.contains("readonly SCALELITE_COMMIT=\"7498a81dc813efcb5116143c64d23493292f7b57\"")
+            && script
+                .contains("scalelite/${SCALELITE_COMMIT}/bigbluebutton/scalelite_post_publish.rb"),
+        "the hook by commit"
+    );
+    assert!(
+        script.contains("readonly EFS_UTILS_COMMIT=\"c87d19f3e1db26532f09a7fed338347aacb90e10\"")
+            && script.contains("[[ \"${head}\" = \"${EFS_UTILS_COMMIT}\" ]]")
+            && !script.contains("--branch"),
+        "amazon-efs-utils by commit, checked"
     );
     let hook_text = "# the hook\n";
     let pinned = hex::encode(sha2::Sha256::digest(hook_text.as_bytes()));

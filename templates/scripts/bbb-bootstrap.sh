@@ -70,16 +70,22 @@ readonly BBB_VERSION="jammy-300"
 readonly BBB_INSTALL_COMMIT="26ce2d16c2a82ef962d685525b0c20bb89d4d151"
 readonly BBB_INSTALL_SHA256="9654ba2c4470b7e4a986c1bbf98544c7b3bf509314f1e8b217c7ef8e029186c2"
 readonly BBB_INSTALL_URL="https://raw.githubusercontent.com/bigbluebutton/bbb-install/${BBB_INSTALL_COMMIT}/bbb-install.sh"
-# amazon-efs-utils (mount helper with TLS and IAM), built as a .deb from this tag: the
-# last release that needs no Rust toolchain to build.
-readonly EFS_UTILS_REF="v1.36.0"
+# amazon-efs-utils (mount helper with TLS and IAM), built as root into a .deb from release
+# v1.36.0, the last one that needs no Rust toolchain to build. Fetched by commit, not by
+# tag (a tag can be moved), and the checkout must be that commit before anything of it
+# runs: git names a commit by the hash of its whole tree, so the check covers every file.
+# To move the pin: EFS_UTILS_COMMIT=$(git rev-parse vX^{commit}) in a clone of aws/efs-utils.
+readonly EFS_UTILS_RELEASE="v1.36.0"
+readonly EFS_UTILS_COMMIT="c87d19f3e1db26532f09a7fed338347aacb90e10"
 # Scalelite's post-publish hook, from the Scalelite release whose images the front end
 # runs (BBBScaleliteImageTag's default; bigbluebutton/scalelite_post_publish.rb is the
-# same file from v1.6.11 to v1.8.5).
+# same file from v1.6.11 to v1.8.5), fetched by that release's commit (v1.8.5^{commit}),
+# not by its tag.
 readonly SCALELITE_REF="v1.8.5"
-readonly SCALELITE_HOOK_URL="https://raw.githubusercontent.com/blindsidenetworks/scalelite/${SCALELITE_REF}/bigbluebutton/scalelite_post_publish.rb"
-# sha256 of that file at SCALELITE_REF (`git show v1.8.5:bigbluebutton/scalelite_post_publish.rb
-# | sha256sum`): it runs as the recording worker on every recording.
+readonly SCALELITE_COMMIT="7498a81dc813efcb5116143c64d23493292f7b57"
+readonly SCALELITE_HOOK_URL="https://raw.githubusercontent.com/blindsidenetworks/scalelite/${SCALELITE_COMMIT}/bigbluebutton/scalelite_post_publish.rb"
+# sha256 of that file at SCALELITE_COMMIT (`git show ${SCALELITE_COMMIT}:bigbluebutton/
+# scalelite_post_publish.rb | sha256sum`): it runs as the recording worker on every recording.
 readonly SCALELITE_HOOK_SHA256="29f8980e917e83b3d432d9ab4521407abb48bc6ca7055b888ea56eea6e031616"
 # Single mode's Greenlight: bbb-install -g runs whatever bigbluebutton/greenlight:v3 (a
 # floating tag) is that day, from ~/greenlight-v3/docker-compose.yml, which it writes only
@@ -125,6 +131,8 @@ usage() {
   cat >&2 <<'EOF'
 usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode scalable|single
                         --domain D --hosted-zone Z --email E [--admin-secret ARN]
+                        (or --domain-b64, --hosted-zone-b64, --email-b64: the value
+                        base64-encoded, as the user data passes them)
                         [--smtp-secret ARN] [--data-volume VOLUME_ID]
                         [--address-allocation EIPALLOC_ID] [--log-group NAME]
                         [--efs FS_ID --spool-access-point FSAP_ID --report-bucket BUCKET]
@@ -148,6 +156,20 @@ install_unit() {
   systemctl daemon-reload
   systemctl enable --now "$1.service"
 }
+# from_base64 NAME VALUE: NAME set to VALUE decoded, byte for byte (a trailing newline too,
+# which check_arguments then refuses). The user data passes the operator's values so
+# (bbb-servers.yaml): they reach this script as data, never as shell text. VALUE not
+# base64: NAME stays empty and NOT_BASE64 names it, for check_arguments to refuse.
+NOT_BASE64=""
+from_base64() {
+  local decoded
+  if [[ "$2" =~ ^[A-Za-z0-9+/]*={0,2}$ ]] && decoded=$(printf '%s' "$2" | base64 -d && printf x); then
+    printf -v "$1" '%s' "${decoded%x}"
+  else
+    NOT_BASE64+=" $1"
+  fi
+}
+
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
 SMTP_SECRET="" DATA_VOLUME="" EFS_ID="" SPOOL_AP="" REPORT_BUCKET="" ALLOCATION_ID="" LOG_GROUP=""
 while [[ $# -gt 0 ]]; do
@@ -160,6 +182,9 @@ while [[ $# -gt 0 ]]; do
     --domain) DOMAIN=$2 ;;
     --hosted-zone) HOSTED_ZONE=$2 ;;
     --email) EMAIL=$2 ;;
+    --domain-b64) from_base64 DOMAIN "$2" ;;
+    --hosted-zone-b64) from_base64 HOSTED_ZONE "$2" ;;
+    --email-b64) from_base64 EMAIL "$2" ;;
     --admin-secret) ADMIN_SECRET=$2 ;;
     --smtp-secret) SMTP_SECRET=$2 ;;
     --data-volume) DATA_VOLUME=$2 ;;
@@ -172,29 +197,38 @@ while [[ $# -gt 0 ]]; do
   esac
   shift 2
 done
-for required in REGION STACK_NAME RESOURCE MODE DOMAIN HOSTED_ZONE EMAIL; do
-  [[ -n "${!required}" ]] || usage
-done
-case "${MODE}" in
-  scalable)
-    if [[ -z "${EFS_ID}" ]] || [[ -z "${SPOOL_AP}" ]] || [[ -z "${REPORT_BUCKET}" ]]; then
-      die "scalable mode needs --efs, --spool-access-point and --report-bucket"
-    fi
-    [[ "${REPORT_BUCKET}" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "invalid bucket name: ${REPORT_BUCKET}"
-    [[ "${EFS_ID}" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: ${EFS_ID}"
-    [[ "${SPOOL_AP}" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: ${SPOOL_AP}"
-    ;;
-  single)
-    if [[ -z "${ADMIN_SECRET}" ]] || [[ -z "${SMTP_SECRET}" ]] || [[ -z "${ALLOCATION_ID}" ]]; then
-      die "single mode needs --admin-secret, --smtp-secret and --address-allocation"
-    fi
-    [[ "${ALLOCATION_ID}" =~ ^eipalloc-[0-9a-f]+$ ]] || die "invalid Elastic IP allocation id: ${ALLOCATION_ID}"
-    ;;
-  *) usage ;;
-esac
-[[ "${DOMAIN}" =~ ^[a-z0-9.-]+$ ]] || die "invalid domain: ${DOMAIN}"
-[[ -z "${DATA_VOLUME}" ]] || [[ "${DATA_VOLUME}" =~ ^vol-[0-9a-f]+$ ]] || die "invalid volume id: ${DATA_VOLUME}"
-[[ "${HOSTED_ZONE}" =~ ^[A-Z0-9]+$ ]] || die "invalid hosted zone: ${HOSTED_ZONE}"
+# check_arguments: every value checked before it is used, once on_exit (below) is there to
+# end the run with a FAILED line and a signal: a refused value must not leave the stack
+# waiting out its timeout.
+check_arguments() {
+  local required
+  [[ -z "${NOT_BASE64}" ]] || die "not base64:${NOT_BASE64}"
+  for required in REGION STACK_NAME RESOURCE MODE DOMAIN HOSTED_ZONE EMAIL; do
+    [[ -n "${!required}" ]] || usage
+  done
+  case "${MODE}" in
+    scalable)
+      if [[ -z "${EFS_ID}" ]] || [[ -z "${SPOOL_AP}" ]] || [[ -z "${REPORT_BUCKET}" ]]; then
+        die "scalable mode needs --efs, --spool-access-point and --report-bucket"
+      fi
+      [[ "${REPORT_BUCKET}" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "invalid bucket name: ${REPORT_BUCKET@Q}"
+      [[ "${EFS_ID}" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: ${EFS_ID}"
+      [[ "${SPOOL_AP}" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: ${SPOOL_AP}"
+      ;;
+    single)
+      if [[ -z "${ADMIN_SECRET}" ]] || [[ -z "${SMTP_SECRET}" ]] || [[ -z "${ALLOCATION_ID}" ]]; then
+        die "single mode needs --admin-secret, --smtp-secret and --address-allocation"
+      fi
+      [[ "${ALLOCATION_ID}" =~ ^eipalloc-[0-9a-f]+$ ]] || die "invalid Elastic IP allocation id: ${ALLOCATION_ID}"
+      ;;
+    *) usage ;;
+  esac
+  [[ "${DOMAIN}" =~ ^[a-z0-9.-]+$ ]] || die "invalid domain: ${DOMAIN@Q}"
+  [[ -z "${DATA_VOLUME}" ]] || [[ "${DATA_VOLUME}" =~ ^vol-[0-9a-f]+$ ]] || die "invalid volume id: ${DATA_VOLUME}"
+  [[ "${HOSTED_ZONE}" =~ ^[A-Z0-9]+$ ]] || die "invalid hosted zone: ${HOSTED_ZONE@Q}"
+  # The templates' pattern (bbb-servers.yaml OperatorEMail): it goes to bbb-install and certbot.
+  [[ "${EMAIL}" =~ ^[a-z0-9_.+-]+@([a-z0-9-]+\.)+[a-z]+$ ]] || die "invalid e-mail address: ${EMAIL@Q}"
+}
 
 mkdir -p "${STATE_DIR}"
 # shellcheck disable=SC2312 # a process substitution has no status to check; tee failing loses only the copy
@@ -216,6 +250,11 @@ SHIPPING=false
 start_log_shipping() {
   if [[ -z "${LOG_GROUP}" ]] || [[ ! -x "${LOG_SHIPPER}" ]]; then
     log "no log group or no ${LOG_SHIPPER}: this log stays on the instance"
+    return 0
+  fi
+  # CloudWatch Logs' alphabet for group names; bbb-logship reads its settings as data.
+  if [[ ! "${LOG_GROUP}" =~ ^[A-Za-z0-9._/#-]+$ ]]; then
+    log "log group ${LOG_GROUP@Q} is not a CloudWatch Logs group name: this log stays on the instance"
     return 0
   fi
   cat >/etc/default/bbb-logship <<EOF
@@ -315,6 +354,7 @@ set -E
 trap 'FAILED_COMMAND="line ${LINENO}: ${BASH_COMMAND}"' ERR
 trap on_exit EXIT
 start_log_shipping
+check_arguments
 signal_deadline
 
 # shellcheck disable=SC2310 # its failure is handled right here
@@ -710,11 +750,18 @@ restore_apt_timers
 
 # ---- 4. Scalelite: recordings spool on EFS, post-publish hook, registration ------
 mount_spool() {
-  local build="${STATE_DIR}/efs-utils" attempt
+  local build="${STATE_DIR}/efs-utils" attempt head
   if ! command -v mount.efs >/dev/null 2>&1; then
     apt_install git binutils stunnel4 nfs-common
     rm -rf "${build}"
-    git clone --quiet --depth 1 --branch "${EFS_UTILS_REF}" https://github.com/aws/efs-utils "${build}"
+    # By commit (GitHub serves any commit of the repository to a fetch by its id).
+    git init --quiet "${build}"
+    git -C "${build}" fetch --quiet --depth 1 https://github.com/aws/efs-utils "${EFS_UTILS_COMMIT}"
+    git -C "${build}" checkout --quiet --detach FETCH_HEAD
+    head=$(git -C "${build}" rev-parse HEAD) || die "could not read the efs-utils checkout"
+    [[ "${head}" = "${EFS_UTILS_COMMIT}" ]] ||
+      die "amazon-efs-utils checkout is commit ${head}, expected ${EFS_UTILS_COMMIT} (${EFS_UTILS_RELEASE}); not building it"
+    log "amazon-efs-utils ${EFS_UTILS_RELEASE} at commit ${head} verified; building it"
     (cd "${build}" && ./build-deb.sh)
     apt_install "${build}"/build/amazon-efs-utils*.deb
   fi
@@ -769,7 +816,7 @@ TimeoutStartSec=infinity
 EOF
   systemctl daemon-reload
   systemctl try-restart bbb-rap-resque-worker.service || log "could not restart bbb-rap-resque-worker.service"
-  log "Scalelite post-publish hook ${SCALELITE_REF} installed (sha256 verified); recordings wait for the spool mount"
+  log "Scalelite post-publish hook ${SCALELITE_REF} (${SCALELITE_COMMIT}) installed (sha256 verified); recordings wait for the spool mount"
 }
 
 # bbb-agent (templates/scripts/bbb-agent.sh, fetched by the user data next to this

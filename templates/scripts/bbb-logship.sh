@@ -25,8 +25,16 @@
 set -euo pipefail
 
 readonly CONFIG=${BBB_LOGSHIP_CONFIG:-/etc/default/bbb-logship}
-# shellcheck source=/dev/null
-. "${CONFIG}"
+# The settings are read as data, NAME=VALUE a line, never run: no value in the file is
+# ever evaluated by a shell (issue 25). Only the names below are taken.
+LOG_GROUP="" LOG_STREAM="" LOG_FILE="" STATE_DIR=""
+while IFS='=' read -r name value; do
+  case "${name}" in
+    AWS_DEFAULT_REGION | LOG_GROUP | LOG_STREAM | LOG_FILE | STATE_DIR | POLL_SECONDS | MAX_EVENTS | MAX_BYTES)
+      printf -v "${name}" '%s' "${value}" ;;
+    *) ;;
+  esac
+done <"${CONFIG}"
 : "${LOG_GROUP:?missing in ${CONFIG}}" "${LOG_STREAM:?missing in ${CONFIG}}"
 : "${LOG_FILE:?missing in ${CONFIG}}" "${STATE_DIR:?missing in ${CONFIG}}"
 POLL_SECONDS=${POLL_SECONDS:-15}

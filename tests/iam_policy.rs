@@ -603,6 +603,56 @@ const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "AWS::Events::Rule",
+        &[
+            "events:PutRule",
+            "events:PutTargets",
+            "events:DescribeRule",
+            "events:RemoveTargets",
+            "events:ListTargetsByRule",
+            "events:DeleteRule",
+            // The stack's tags propagate to the rule.
+            "events:TagResource",
+            "events:UntagResource",
+        ],
+    ),
+    (
+        "AWS::Lambda::Function",
+        &[
+            "lambda:CreateFunction",
+            "lambda:GetFunction",
+            "lambda:GetFunctionCodeSigningConfig",
+            "lambda:GetFunctionRecursionConfig",
+            "lambda:GetRuntimeManagementConfig",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:DeleteFunction",
+            // The stack's tags propagate to the function.
+            "lambda:TagResource",
+            "lambda:UntagResource",
+            // Its role (lambda.amazonaws.com), and its code from the sources bucket.
+            "iam:PassRole",
+            "s3:GetObject",
+        ],
+    ),
+    (
+        "AWS::Lambda::Permission",
+        &[
+            "lambda:AddPermission",
+            "lambda:RemovePermission",
+            "lambda:GetPolicy",
+        ],
+    ),
+    (
+        "AWS::Lambda::EventInvokeConfig",
+        &[
+            "lambda:PutFunctionEventInvokeConfig",
+            "lambda:UpdateFunctionEventInvokeConfig",
+            "lambda:GetFunctionEventInvokeConfig",
+            "lambda:DeleteFunctionEventInvokeConfig",
+        ],
+    ),
+    (
         "AWS::Logs::LogGroup",
         &[
             "logs:CreateLogGroup",
@@ -1274,9 +1324,10 @@ fn the_policy_files_are_valid_managed_policies() {
         Some(vec![
             "backup.amazonaws.com".to_string(),
             "ec2.amazonaws.com".to_string(),
-            "ecs-tasks.amazonaws.com".to_string()
+            "ecs-tasks.amazonaws.com".to_string(),
+            "lambda.amazonaws.com".to_string()
         ]),
-        "{}: iam:PassRole only to EC2 instances, ECS tasks and AWS Backup's jobs",
+        "{}: iam:PassRole only to EC2 instances, ECS tasks, AWS Backup's jobs and the registrar",
         pass[0].sid
     );
     let attach: Vec<&Statement> = st

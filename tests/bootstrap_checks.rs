@@ -445,6 +445,77 @@ fn single_mode_runs_the_greenlight_release_the_scalable_front_end_runs() {
     }
 }
 
+// ---- configure_greenlight_host -------------------------------------------------------
+
+/// A stand-in for the greenlight-v3.nginx bbb-install copies out of Greenlight's image
+/// (release-3.8.2.4): locations that proxy to Greenlight passing the client's Host.
+const GREENLIGHT_NGINX: &str = "location /cable {\n    proxy_pass http://127.0.0.1:5050;\n    \
+proxy_set_header Host $http_host;\n    proxy_set_header X-Forwarded-Proto $scheme;\n}\n\n\
+location @bbb-fe {\n    proxy_pass http://127.0.0.1:5050;\n    proxy_set_header Host $http_host;\n}\n";
+
+/// Runs configure_greenlight_host with Greenlight's directory and nginx file in `fakes`.
+fn greenlight_host(fakes: &Fakes, nginx_file: &str) -> Output {
+    let dir = fakes.path("greenlight-v3");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(".env"), "#URL_HOST=\nSECRET_KEY_BASE=x\n").unwrap();
+    fs::write(fakes.path("greenlight-v3.nginx"), nginx_file).unwrap();
+    fakes.fake("nginx", "exit 0");
+    fakes.fake("systemctl", "exit 0");
+    let function = support::shell_function(SCRIPT, "configure_greenlight_host")
+        .replace("/root/greenlight-v3", &dir.display().to_string())
+        .replace(
+            "/usr/share/bigbluebutton/nginx/greenlight-v3.nginx",
+            &fakes.path("greenlight-v3.nginx").display().to_string(),
+        );
+    let prelude = format!("{STUBS}HOST_NAME=bbb.example.org\n{function}");
+    fakes.run(&prelude, &["set_env_line"], "configure_greenlight_host\n")
+}
+
+/// Greenlight mails links built from the request's host (release-3.8.2.4
+/// app/controllers/concerns/client_routable.rb) and checks it only with URL_HOST set
+/// (config/environments/production.rb): single mode sets URL_HOST, and nginx passes
+/// Greenlight the deployment's name as Host, never the client's, and no X-Forwarded-Host.
+#[test]
+fn single_mode_greenlight_sees_only_the_deployments_host_name() {
+    let fakes = Fakes::new();
+    let out = greenlight_host(&fakes, GREENLIGHT_NGINX);
+    assert!(out.status.success(), "{}", text(&out));
+    let conf = fs::read_to_string(fakes.path("greenlight-v3.nginx")).unwrap();
+    assert!(!conf.contains("$http_host"), "{conf}");
+    assert_eq!(
+        conf.matches(
+            "proxy_set_header Host bbb.example.org; proxy_set_header X-Forwarded-Host \"\";"
+        )
+        .count(),
+        2,
+        "{conf}"
+    );
+    let env = fs::read_to_string(fakes.path("greenlight-v3/.env")).unwrap();
+    assert_eq!(env, "SECRET_KEY_BASE=x\nURL_HOST=bbb.example.org\n");
+    assert_eq!(fakes.calls("nginx"), ["-qt"]);
+    assert_eq!(fakes.calls("systemctl"), ["reload nginx"]);
+
+    // A second run (bbb-install ran again, or not) changes nothing more.
+    let out = greenlight_host(&fakes, &conf);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fs::read_to_string(fakes.path("greenlight-v3.nginx")).unwrap(),
+        conf
+    );
+
+    // A file that passes the Host some other way is refused, not served.
+    let fakes = Fakes::new();
+    let other = GREENLIGHT_NGINX.replace("Host $http_host;", "Host $host;");
+    let out = greenlight_host(&fakes, &other);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("sets no Host header this script knows"),
+        "{}",
+        text(&out)
+    );
+    assert!(fakes.calls("systemctl").is_empty());
+}
+
 // ---- the last line: READY or FAILED; the signal: the truth in single mode, "ended" in scalable
 
 /// Runs the script's end-of-run functions in MODE with a recording AWS CLI and log shipper;

@@ -258,17 +258,108 @@ fn the_nginx_start_command_points_the_proxy_at_the_api_in_the_same_task() {
             .replace("exec /etc/nginx/start", "cat \"$template\"");
         Command::new("sh").args(["-c", &local]).output().unwrap()
     };
-    let out =
-        run("  location / {\n    proxy_pass http://scalelite-api:$SCALELITE_API_PORT;\n  }\n");
-    assert!(out.status.success());
+    // The shape of Scalelite v1.8.5 nginx/conf.d/scalelite-proxy.template.
+    let proxy = "access_log stderr combined;\n\nserver {\n  listen 80 default_server;\n\n  \
+                 location / {\n    proxy_pass http://scalelite-api:$SCALELITE_API_PORT;\n  }\n}\n";
+    let out = run(proxy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rewritten = String::from_utf8(out.stdout).unwrap();
     assert!(
         rewritten.contains("proxy_pass http://127.0.0.1:$SCALELITE_API_PORT;"),
         "{rewritten}"
     );
-    let out = run("  location / {\n    proxy_pass http://api.internal:3000;\n  }\n");
+    let out = run(&proxy.replace("scalelite-api:", "api.internal:"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no proxy_pass to scalelite-api"));
+}
+
+/// Scalelite's servers API checksums cover the action and the query only (v1.8.5
+/// app/controllers/concerns/api_helper.rb), so a logged one is replayable: the nginx in
+/// front of the API logs the path without the query, in the server block (which overrides
+/// any access_log of the image's nginx.conf), and its error log, which repeats the request
+/// line of a failed upstream request, only from crit on.
+#[test]
+fn scalelites_nginx_logs_no_query() {
+    let doc = template("frontend.yaml");
+    let all = containers(&doc);
+    let script = text(&container(&all, "scalelite-nginx")["Command"][0]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scalelite-proxy.template");
+    let run = |content: &str| {
+        std::fs::write(&file, content).unwrap();
+        let local = script
+            .replace(
+                "/etc/nginx/http.d/scalelite-proxy.template",
+                file.to_str().unwrap(),
+            )
+            .replace("exec /etc/nginx/start", "cat \"$template\"");
+        Command::new("sh").args(["-c", &local]).output().unwrap()
+    };
+    let proxy = "access_log stderr combined;\n\nserver {\n  listen 80 default_server;\n\n  \
+                 location / {\n    proxy_pass http://scalelite-api:$SCALELITE_API_PORT;\n  }\n}\n";
+    let out = run(proxy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = String::from_utf8(out.stdout).unwrap();
+    let format = conf
+        .lines()
+        .find(|l| l.starts_with("log_format bbbctl_path_only "))
+        .unwrap_or_else(|| panic!("no log_format: {conf}"));
+    assert!(format.contains("$uri"), "{format}");
+    for query in [
+        "$request ",
+        "$request\"",
+        "$request_uri",
+        "$args",
+        "$query_string",
+        "$http_referer",
+    ] {
+        assert!(!format.contains(query), "{format}");
+    }
+    assert!(!conf.contains("combined"), "{conf}");
+    assert!(conf.starts_with("log_format bbbctl_path_only "), "{conf}");
+    let server = &conf[conf.find("server {\n").unwrap()..];
+    assert!(
+        server.starts_with(
+            "server {\n  access_log stderr bbbctl_path_only;\n  error_log stderr crit;\n"
+        ),
+        "{server}"
+    );
+    // Another access log line in a new image: stop rather than log queries.
+    let out = run(&proxy.replace("access_log stderr combined;", "access_log stderr main;"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("access_log stderr combined"));
+}
+
+/// Scalelite v1.8.5 logs at debug unless RAILS_LOG_LEVEL says otherwise
+/// (config/environments/production.rb), and at info Rails logs every request's parameters,
+/// filtered of password, moderatorPW and attendeePW only
+/// (config/initializers/filter_parameter_logging.rb): servers' secrets, checksums. Every
+/// container of a Scalelite Rails image logs from warn on.
+#[test]
+fn every_scalelite_rails_container_logs_from_warn_on() {
+    let doc = template("frontend.yaml");
+    let mut rails = 0;
+    for (task, c) in containers(&doc) {
+        let image = text(&c["Image"]);
+        if image.contains("blindsidenetwks/scalelite") && !image.ends_with("-nginx") {
+            rails += 1;
+            assert_eq!(
+                env_value(&c, "RAILS_LOG_LEVEL").as_deref(),
+                Some("warn"),
+                "{task}/{}",
+                text(&c["Name"])
+            );
+        }
+    }
+    assert_eq!(rails, 4, "database-setup, api, poller, importer");
 }
 
 #[test]
@@ -327,6 +418,100 @@ fn only_the_deployments_own_host_names_reach_an_application() {
         env_value(container(&all, "greenlight"), "URL_HOST").as_deref(),
         Some("!Ref:DomainName")
     );
+    // Not found for any other host: a 4xx, never an application.
+    let default = &listener["DefaultActions"][0]["FixedResponseConfig"]["StatusCode"];
+    assert!(text(default).starts_with('4'), "{default:?}");
+    assert_eq!(listener["DefaultActions"].as_sequence().unwrap().len(), 1);
+    // Every rule of the HTTPS listener asks for one of the deployment's names.
+    let mut hosts = BTreeSet::new();
+    for (name, r) in &res {
+        if r["Type"] == "AWS::ElasticLoadBalancingV2::ListenerRule" {
+            let p = &r["Properties"];
+            assert_eq!(text(&p["ListenerArn"]), "!Ref:HttpsListener", "{name}");
+            let conditions = p["Conditions"].as_sequence().unwrap();
+            assert_eq!(conditions.len(), 1, "{name}");
+            assert_eq!(text(&conditions[0]["Field"]), "host-header", "{name}");
+            for v in conditions[0]["HostHeaderConfig"]["Values"]
+                .as_sequence()
+                .unwrap()
+            {
+                hosts.insert(text(v));
+            }
+        }
+    }
+    assert_eq!(
+        hosts,
+        BTreeSet::from([
+            "!Ref:DomainName".to_string(),
+            "!Sub:scalelite.${DomainName}".to_string()
+        ])
+    );
+    let rule = &res["ScaleliteRule"]["Properties"];
+    assert_eq!(
+        text(&rule["Actions"][0]["TargetGroupArn"]),
+        "!Ref:ScaleliteTargetGroup"
+    );
+}
+
+/// The SES SMTP login sends as Greenlight's sender address only, the one both modes set
+/// as SMTP_SENDER_EMAIL (Greenlight release-3.8.2.4 config/environments/production.rb).
+#[test]
+fn the_smtp_login_sends_only_as_greenlights_address() {
+    let doc = template("secrets.yaml");
+    let res = resources(&doc);
+    let statements = res["SmtpUser"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .clone();
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    assert_eq!(text(&s["Effect"]), "Allow");
+    assert_eq!(text(&s["Action"]), "ses:SendRawEmail");
+    let condition = s["Condition"].as_mapping().unwrap();
+    assert_eq!(condition.len(), 1);
+    assert_eq!(
+        text(&s["Condition"]["StringEquals"]["ses:FromAddress"]),
+        "!Sub:no-reply@${DomainName}"
+    );
+    let all = containers(&template("frontend.yaml"));
+    assert_eq!(
+        env_value(container(&all, "greenlight"), "SMTP_SENDER_EMAIL").as_deref(),
+        Some("!Sub:no-reply@${DomainName}")
+    );
+    let bootstrap = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/scripts/bbb-bootstrap.sh"),
+    )
+    .unwrap();
+    assert!(
+        bootstrap
+            .contains("set_env_line \"${dir}/.env\" SMTP_SENDER_EMAIL \"no-reply@${DOMAIN}\"\n")
+    );
+}
+
+/// On EC2 capacity, tasks (all awsvpc) may not reach the instance metadata service and
+/// the instance role: the ECS agent blocks it when ECS_AWSVPC_BLOCK_IMDS is true.
+#[test]
+fn ec2_capacity_keeps_tasks_from_the_instance_metadata() {
+    let doc = template("ecs.yaml");
+    let res = resources(&doc);
+    let data = &res["InstanceLaunchTemplate"]["Properties"]["LaunchTemplateData"];
+    let user_data = text(&data["UserData"]["Fn::Base64"]);
+    assert!(
+        user_data
+            .lines()
+            .any(|l| l == "echo \"ECS_AWSVPC_BLOCK_IMDS=true\" >> /etc/ecs/ecs.config"),
+        "{user_data}"
+    );
+    assert_eq!(text(&data["MetadataOptions"]["HttpTokens"]), "required");
+    assert_eq!(
+        text(&data["MetadataOptions"]["HttpPutResponseHopLimit"]),
+        "1"
+    );
+    for (name, r) in resources(&template("frontend.yaml")) {
+        if r["Type"] == "AWS::ECS::TaskDefinition" {
+            assert_eq!(text(&r["Properties"]["NetworkMode"]), "awsvpc", "{name}");
+        }
+    }
 }
 
 /// No nested stack of one mode waits for a resource of the other mode: in scalable mode

@@ -873,6 +873,36 @@ set_env_line() {
   printf '%s=%s\n' "${name}" "${value}" >>"${file}"
 }
 
+# configure_greenlight_host: single mode; only the deployment's own name reaches
+# Greenlight as its host. Greenlight builds the links it mails (account activation,
+# password reset) from the request's host (release-3.8.2.4
+# app/controllers/concerns/client_routable.rb: root_url), and checks the host only when
+# URL_HOST is set (config/environments/production.rb; bbb-install leaves sample.env's
+# "#URL_HOST=" as it is). In front of it, bbb-install's nginx server block for the name is
+# the only one on haproxy's 127.0.0.1:81/82, so it answers any Host (bbb-install.sh
+# install_ssl), and the greenlight-v3.nginx it copies out of Greenlight's image passes
+# the client's Host ($http_host) and any X-Forwarded-Host on. So: URL_HOST in .env (one
+# bare host name: Rails compares it with the request's host without the port), and
+# nginx sends Greenlight the name as Host and no X-Forwarded-Host, whatever the client
+# sent. bbb-install writes greenlight-v3.nginx anew on every run; this follows each run.
+configure_greenlight_host() {
+  local dir=/root/greenlight-v3 conf=/usr/share/bigbluebutton/nginx/greenlight-v3.nginx
+  [[ -f "${dir}/.env" ]] || die "Greenlight's ${dir}/.env is missing (bbb-install -g did not finish?)"
+  [[ -f "${conf}" ]] || die "${conf} is missing (bbb-install -g did not finish?)"
+  # shellcheck disable=SC2016 # nginx's variable, literally
+  grep -qF 'proxy_set_header Host $http_host;' "${conf}" ||
+    grep -qF "proxy_set_header Host ${HOST_NAME};" "${conf}" ||
+    die "${conf} sets no Host header this script knows; not serving Greenlight with a foreign Host"
+  sed -i "s#proxy_set_header Host \$http_host;#proxy_set_header Host ${HOST_NAME}; proxy_set_header X-Forwarded-Host \"\";#" "${conf}"
+  if grep -q 'http_host' "${conf}"; then
+    die "${conf} still passes the client's Host to Greenlight"
+  fi
+  nginx -qt || die "nginx refuses ${conf} with Greenlight's host fixed"
+  systemctl reload nginx
+  set_env_line "${dir}/.env" URL_HOST "${HOST_NAME}"
+  log "Greenlight answers only for ${HOST_NAME} (URL_HOST; nginx passes no other Host)"
+}
+
 # bbb-install -g runs Greenlight v3 with docker-compose from ~/greenlight-v3 and its .env;
 # Greenlight sends mail only when SMTP_SERVER is set (config/environments/production.rb).
 configure_greenlight_mail() {
@@ -891,7 +921,8 @@ configure_greenlight_mail() {
   set_env_line "${dir}/.env" SMTP_STARTTLS_AUTO true
   set_env_line "${dir}/.env" SMTP_SENDER_EMAIL "no-reply@${DOMAIN}"
   chmod 0600 "${dir}/.env"
-  # Recreates the Greenlight container with the new environment (the way bbb-install starts it).
+  # Recreates the Greenlight container with the new environment (the way bbb-install
+  # starts it), URL_HOST from configure_greenlight_host included.
   docker-compose -f "${dir}/docker-compose.yml" up -d
   log "Greenlight sends mail as no-reply@${DOMAIN} through email-smtp.${REGION}.amazonaws.com:587"
 }
@@ -923,6 +954,7 @@ create_greenlight_admin() {
   die "could not create the Greenlight administrator"
 }
 if [[ "${MODE}" = single ]]; then
+  configure_greenlight_host
   configure_greenlight_mail
   create_greenlight_admin
 fi

@@ -617,7 +617,7 @@ pub async fn scalelite_servers(
     } else {
         Outcome::fail(
             problems.join("; "),
-            "a new server registers itself once bbb-install is done (about 15 minutes); a stale entry is removed with Scalelite's deleteServer",
+            "the deployment's registrar adds a new server once bbb-install is done and the server reported its API secret (about 15 minutes; `bbbctl servers` names the registrar's log); a stale entry is removed with Scalelite's deleteServer",
         )
     }
 }

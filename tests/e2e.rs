@@ -68,6 +68,43 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
     let (status, outputs) = root(&aws, &stack).await;
     assert_eq!(status, "CREATE_COMPLETE");
     assert_eq!(outputs["EnvironmentType"], "scalable");
+
+    // The registrar: its code from the zip bbbctl uploaded, its settings, and the schedule
+    // and group events that start it (tests/registrar.rs runs the code itself).
+    let registrar: serde_json::Value = serde_json::from_str(&boto3(
+        "lambda",
+        &format!(
+            "f = client.get_function(FunctionName='{stack}-bbb-registrar')['Configuration']\n\
+             events = boto3.client('events', region_name=client.meta.region_name, endpoint_url=client.meta.endpoint_url, aws_access_key_id='test', aws_secret_access_key='test')\n\
+             rules = [r['Name'] for r in events.list_rules(NamePrefix='{stack}-bbb-registrar')['Rules']]\n\
+             targets = [t['Arn'] for n in rules for t in events.list_targets_by_rule(Rule=n)['Targets']]\n\
+             print(json.dumps({{'handler': f['Handler'], 'runtime': f['Runtime'], 'env': f['Environment']['Variables'], 'rules': sorted(rules), 'targets': targets, 'arn': f['FunctionArn']}}))"
+        ),
+    ))
+    .unwrap();
+    assert_eq!(registrar["handler"], "bbb_registrar.handler");
+    assert_eq!(registrar["env"]["DOMAIN"], domain.as_str());
+    assert_eq!(registrar["env"]["ROOT_STACK"], stack.as_str());
+    assert_eq!(
+        registrar["env"]["SCALELITE_URL"],
+        format!("https://scalelite.{domain}")
+    );
+    assert_eq!(
+        registrar["rules"],
+        serde_json::json!([
+            format!("{stack}-bbb-registrar-group-events"),
+            format!("{stack}-bbb-registrar-minutely")
+        ])
+    );
+    assert!(
+        registrar["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| *t == registrar["arn"])
+            && registrar["targets"].as_array().unwrap().len() == 2,
+        "{registrar}"
+    );
     let nested = nested_stacks(&aws, &stack).await;
     assert!(nested.len() >= 3, "{nested:?}");
     for label in nested.keys() {

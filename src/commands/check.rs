@@ -513,7 +513,7 @@ async fn bbb_server(http: &Http, scalelite_base: &str, lb_secret: &str, host: &s
         Some(s) => check::bbb_api(http, &s.url, &s.secret, true).await,
         None => Outcome::fail(
             "not in Scalelite's server list",
-            "the server registers itself once bbb-install is done; see its bootstrap log (status names the log group)",
+            "the deployment's registrar adds the server once bbb-install is done; see its bootstrap log and the registrar's log (`bbbctl servers` names both)",
         ),
     }
 }

@@ -353,9 +353,9 @@ fn protection_text(servers: usize) -> String {
     )
 }
 
-/// Stops the protection agents (the group tag their role's Deny reads), then lifts scale-in
+/// Stops the registrar protecting servers (the group tag its role's Deny reads), then lifts scale-in
 /// protection from every protected instance of each group, 50 ids a call (the API's limit),
-/// and looks again: an agent's call already under way may have set it once more. Returns
+/// and looks again: a registrar run already under way may have set it once more. Returns
 /// the instances it was lifted from.
 pub(super) async fn lift_protection(aws: &Aws, groups: &[String]) -> Result<Vec<String>> {
     let mut lifted = std::collections::BTreeSet::new();

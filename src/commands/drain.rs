@@ -117,7 +117,7 @@ pub async fn run(g: &Global, p: &Printer, args: &DrainArgs, stack: &str) -> Resu
 }
 
 /// Waits until every instance not in `before` is enabled and online in Scalelite (the new
-/// server registers itself once bbb-install is done).
+/// registrar adds the new server once bbb-install is done).
 pub(super) async fn wait_enabled(
     aws: &Aws,
     p: &Printer,
@@ -176,7 +176,7 @@ pub async fn enable(
     let m = find(&picture, server)?;
     let Some(s) = &m.scalelite else {
         bail!(
-            "{} is not registered in Scalelite: it registers itself once bbb-install is done",
+            "{} is not registered in Scalelite: the deployment's registrar adds it once bbb-install is done",
             m.host
         );
     };

@@ -125,6 +125,8 @@ pub mod out {
     pub const SERVER_GROUP: &str = "BBBServerGroupName";
     /// CloudWatch Logs group with each BBB server's bootstrap log (one stream per instance).
     pub const SERVER_LOGS: &str = "BBBServerLogGroupName";
+    /// CloudWatch Logs group of the registrar (scalable mode): what it did to which server.
+    pub const REGISTRAR_LOGS: &str = "BBBRegistrarLogGroupName";
     /// Prefix of the ECR repositories that cache Docker Hub images (BBBDockerHubCredentialsArn).
     pub const IMAGE_CACHE: &str = "ImageCachePrefix";
     /// Output of the sources stack.

@@ -289,7 +289,7 @@ impl Fleet {
     }
 
     /// Terminates a drained instance with the desired capacity decremented, then removes its
-    /// Scalelite entry (the server's own drain agent may have done so already).
+    /// Scalelite entry (the registrar, which completes the drain hook, may have done so already).
     async fn terminate(&self, aws: &Aws, m: &Member) -> Result<()> {
         aws.autoscaling
             .terminate_instance_in_auto_scaling_group()

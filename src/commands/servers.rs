@@ -82,8 +82,18 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
         "host"
     );
     let mut broken = String::new();
+    let registrar_log = d
+        .output(out::REGISTRAR_LOGS)
+        .unwrap_or("of the registrar (root output BBBRegistrarLogGroupName)");
     for ((m, meet), boot) in picture.members.iter().zip(&meetings).zip(&bootstraps) {
         let (boot_state, boot_detail) = match boot {
+            Ok(Bootstrap::Ready) if m.scalelite.is_none() && m.lifecycle == "InService" => {
+                broken.push_str(&format!(
+                    "{}: ready, but not in Scalelite yet: the registrar adds it within a minute of its report; if it does not, its log says why (CloudWatch Logs group {registrar_log})\n",
+                    m.instance
+                ));
+                ("ready", None)
+            }
             Ok(Bootstrap::Ready) => ("ready", None),
             Ok(Bootstrap::Failed(reason)) => {
                 broken.push_str(&format!(

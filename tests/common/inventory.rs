@@ -23,7 +23,8 @@
 //!   default security groups (of any VPC) and their rules;
 //! - IAM account summary and AWS managed policies, ElastiCache's `default` user,
 //!   SSM public parameters (`/aws/...`), AWS-managed KMS keys and `alias/aws/...` aliases,
-//!   RDS `default.*` parameter groups, Route 53 delegation sets (moto bookkeeping);
+//!   RDS `default.*` parameter groups, Route 53 delegation sets (moto bookkeeping), the
+//!   `default` EventBridge event bus;
 //! - records that are not resources: CloudFormation events, model parts without an
 //!   identifier of their own (ELBv2 actions, S3 grants, …: they go with their owner);
 //! - what AWS still describes after deleting it: NAT gateways `deleted`, instances
@@ -204,6 +205,8 @@ fn parse(data: &Value) -> BTreeMap<String, Vec<String>> {
             "elasticache:User" => field("name") == "default" || field("id") == "default",
             "ssm:Parameter" => field("name").starts_with("/aws/"),
             "kms:Alias" => field("alias_name").starts_with("alias/aws/"),
+            // Every account has its region's default event bus (moto makes it on first use).
+            "events:EventBus" => field("name") == "default",
             "kms:Key" => field("key_manager") == "AWS" || aws_keys.contains(&field("id")),
             "rds:DBParameterGroup" | "rds:DBClusterParameterGroup" => {
                 field("name").starts_with("default.")

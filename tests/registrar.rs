@@ -82,6 +82,9 @@ impl Rig {
             "zones": {ZONE: [
                 {"Name": format!("{DOMAIN}."), "Type": "NS", "TTL": 172800, "ResourceRecords": [{"Value": "ns-1.awsdns-01.org."}]},
                 {"Name": format!("scalelite.{DOMAIN}."), "Type": "A", "AliasTarget": {"DNSName": "alb.example.", "HostedZoneId": "Z1", "EvaluateTargetHealth": false}},
+                // A sibling of the domain: listed between the domain and its names when
+                // Route 53 compares reversed names as strings ("-" sorts before ".").
+                {"Name": "bbb-2.example.org.", "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": "192.0.2.1"}]},
             ]},
             "buckets": {BUCKET: {}},
             "secrets": {LB_ARN: LB_SECRET},
@@ -200,6 +203,7 @@ impl Rig {
             .env("SERVER_ROLE_ID", ROLE_ID)
             .env("DNS_TTL", "60")
             .env("HTTP_TIMEOUT", "5")
+            .env("SERVER_BUDGET", "3")
             .env("BBB_CONNECT_TO", self.fleet.address())
             .output()
             .expect("python3");
@@ -545,5 +549,47 @@ fn every_entry_of_a_server_is_drained_and_a_stale_report_does_not_block_the_drai
     assert_eq!(
         rig.member("i-0aaa1111")["LifecycleState"],
         "Terminating:Proceed"
+    );
+}
+
+#[test]
+fn a_hostile_server_holds_up_no_run_and_its_oversized_report_is_ignored() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    // Another server answers nothing for 30 s; a third reports its secret padded to 1 MiB.
+    rig.launch("i-0bbb2222", "InService", "203.0.113.11");
+    rig.fleet.add_hanging(&host("i-0bbb2222"));
+    rig.report("i-0bbb2222", "salt0bbb2222salt");
+    rig.launch("i-0ccc3333", "InService", "203.0.113.12");
+    rig.fleet.add(&host("i-0ccc3333"), "salt0ccc3333salt");
+    rig.change(|s| {
+        let padded = json!({"secret": "salt0ccc3333salt", "pad": "x".repeat(1 << 20)});
+        s["buckets"][BUCKET][report_key("i-0ccc3333")] = json!(padded.to_string());
+    });
+    let start = std::time::Instant::now();
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
+    let log = rig.run();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "a run waited {:?} for a server",
+        start.elapsed()
+    );
+    assert!(log.contains("did not answer within"), "{log}");
+    // The good server was served: protection on for its meeting.
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
+    assert!(rig.entry("i-0bbb2222").is_none());
+    assert!(
+        rig.entry("i-0ccc3333").is_none(),
+        "an oversized report was read"
+    );
+    // Its record was written all the same (a name is harmless; the registrar owns it).
+    assert_eq!(rig.record_ip("i-0bbb2222").as_deref(), Some("203.0.113.11"));
+    // Only a report's first bytes were asked for.
+    assert!(
+        rig.calls_of("get_object")
+            .iter()
+            .all(|a| a["Range"] == "bytes=0-4095"),
+        "{:?}",
+        rig.calls_of("get_object")
     );
 }

@@ -45,11 +45,18 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.client import HTTPException
 
 import boto3
 from botocore.exceptions import ClientError
 
 HOOK = "bbb-drain"
+# What a BBB server (the platform's most exposed host: it may be hostile) can cost a run: an
+# answer is read up to this many bytes, every server's API within this many seconds in all.
+MAX_ANSWER = 1 << 20
+SERVER_BUDGET = 20.0
+# A report is read up to this many bytes (a secret and a little JSON).
+MAX_REPORT = 4096
 LIVE_STATES = {"Pending", "Pending:Wait", "Pending:Proceed", "InService", "EnteringStandby", "Standby"}
 SERVER_URL = "https://{host}/bigbluebutton/api/"
 # What a BBB secret (securitySalt) may be: bbb-conf writes hex; room for others, no controls.
@@ -72,6 +79,7 @@ class Settings:
         self.report_prefix = f"servers/{env['SERVER_ROLE_ID']}:"
         self.ttl = int(env.get("DNS_TTL", "60"))
         self.timeout = float(env.get("HTTP_TIMEOUT", "10"))
+        self.server_budget = float(env.get("SERVER_BUDGET", str(SERVER_BUDGET)))
         # Tests only: connect to this host:port over plain HTTP, with the server's name as
         # the Host header (as curl --connect-to).
         self.bbb_connect_to = env.get("BBB_CONNECT_TO", "")
@@ -95,8 +103,9 @@ class Settings:
 
 # ---- HTTP ---------------------------------------------------------------------------
 def http(url, *, body=None, host=None, timeout=10.0):
-    """(status, text) of a GET (or a JSON POST when body is given); raises OSError when
-    there is no answer."""
+    """(status, text) of a GET (or a JSON POST when body is given), the answer read up to
+    MAX_ANSWER bytes; raises OSError when there is no answer, HTTPException when it is no
+    HTTP."""
     headers = {"Accept": "application/json, text/xml"}
     data = None
     if body is not None:
@@ -107,9 +116,9 @@ def http(url, *, body=None, host=None, timeout=10.0):
     request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, answer.read().decode("utf-8", "replace")
+            return answer.status, answer.read(MAX_ANSWER).decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode("utf-8", "replace")
+        return error.code, error.read(MAX_ANSWER).decode("utf-8", "replace")
 
 
 def checksum(action, query, secret):
@@ -169,7 +178,7 @@ def meetings_on(settings, instance_id, secret):
         url, header = f"https://{host}/bigbluebutton/api/getMeetings?{query}", None
     try:
         status, text = http(url, host=header, timeout=settings.timeout)
-    except OSError:
+    except (OSError, HTTPException, ValueError):
         return None
     if status != 200 or "<returncode>SUCCESS</returncode>" not in text:
         return None
@@ -216,16 +225,21 @@ class Deployment:
         return described
 
     def records(self):
-        """{instance id: record} of the bbb-N.<domain> A records in the zone. Route 53
-        lists names with their labels reversed, so the names below the domain come together
-        from the domain on."""
+        """{instance id: record} of the bbb-N.<domain> A records in the zone, listed from the
+        domain on. Route 53 sorts names with their labels reversed (org.example.bbb.bbb-N), so
+        the names below the domain come after it, together. Whether it compares those as
+        strings or label by label, the listing stops only at a name that sorts after every
+        name below the domain either way (reversed, it is greater than "<reversed domain>."
+        and does not start with it); a sibling such as bbb-2.<parent> is read past."""
         found = {}
+        below = ".".join(reversed(self.s.domain.split("."))) + "."
         start = {"StartRecordName": self.s.domain, "StartRecordType": "A"}
         while True:
             page = self.route53.list_resource_record_sets(HostedZoneId=self.s.zone, **start)
             for record in page["ResourceRecordSets"]:
                 name = record["Name"].rstrip(".")
-                if name != self.s.domain and not name.endswith("." + self.s.domain):
+                key = ".".join(reversed(name.split(".")))
+                if key > below and not key.startswith(below):
                     return found
                 instance = self.s.instance_of_host(name)
                 if instance and record["Type"] == "A":
@@ -248,7 +262,8 @@ class Deployment:
     def secret_of(self, key):
         """The API secret a server reported, or None (unreadable or not a secret)."""
         try:
-            body = self.s3.get_object(Bucket=self.s.bucket, Key=key)["Body"].read()
+            # A server writes its report: read no more than a report holds.
+            body = self.s3.get_object(Bucket=self.s.bucket, Key=key, Range=f"bytes=0-{MAX_REPORT - 1}")["Body"].read(MAX_REPORT)
             secret = json.loads(body).get("secret", "")
         except (ClientError, ValueError, AttributeError) as error:
             log(f"report {key} unreadable: {error}")
@@ -363,8 +378,15 @@ class Run:
             return None, None
 
         asking = [i for i, (_, inst, _) in members.items() if inst["LifecycleState"] in ("InService", "Terminating:Wait") and candidates(i)]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
-            counted = dict(zip(asking, pool.map(count, asking)))
+        # Concurrently, and all within SERVER_BUDGET: a server that answers slowly (or
+        # drips its answer) counts as not answering; no server can hold up the run.
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        futures = {pool.submit(count, i): i for i in asking}
+        done, late = concurrent.futures.wait(futures, timeout=self.s.server_budget)
+        pool.shutdown(wait=False, cancel_futures=True)
+        counted = {futures[f]: f.result() for f in done}
+        for f in late:
+            log(f"{futures[f]}: its API did not answer within {self.s.server_budget:.0f} s")
 
         changes = []
         for instance_id, (group, member, protection_off) in sorted(members.items()):

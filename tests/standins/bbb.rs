@@ -40,6 +40,9 @@ pub struct Fleet {
     hosts: Hosts,
 }
 
+/// The secret that marks a host of `add_hanging`.
+const HANGS: &str = "\u{0}hangs";
+
 /// Host name → (the server's secret, participants of each running meeting; `None`: down).
 type Hosts = Arc<Mutex<HashMap<String, (String, Option<Vec<usize>>)>>>;
 
@@ -50,8 +53,13 @@ impl Fleet {
         let server = Server::start(move |req| {
             let host = req.header("host").unwrap_or("");
             let host = host.split(':').next().unwrap_or(host);
-            match seen.lock().unwrap().get(host) {
-                Some((secret, Some(meetings))) => handle(req, secret, "3.0.0", meetings),
+            let found = seen.lock().unwrap().get(host).cloned();
+            match found {
+                Some((secret, _)) if secret == HANGS => {
+                    std::thread::sleep(std::time::Duration::from_secs(30));
+                    Response::new(503, "text/html", "too late")
+                }
+                Some((secret, Some(meetings))) => handle(req, &secret, "3.0.0", &meetings),
                 Some((_, None)) => Response::new(503, "text/html", "Service Unavailable"),
                 None => Response::new(404, "text/html", "Not Found"),
             }
@@ -70,6 +78,14 @@ impl Fleet {
             .lock()
             .unwrap()
             .insert(host.to_string(), (secret.to_string(), Some(Vec::new())));
+    }
+
+    /// `host` takes 30 s to answer anything (a hostile or broken server holding the caller).
+    pub fn add_hanging(&self, host: &str) {
+        self.hosts
+            .lock()
+            .unwrap()
+            .insert(host.to_string(), (HANGS.to_string(), Some(Vec::new())));
     }
 
     /// `host` runs `n` meetings (of 3 participants each); `None`: it does not answer.

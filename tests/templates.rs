@@ -561,3 +561,114 @@ fn a_new_cache_rolls_every_task_that_reads_redis_url() {
     }
     assert_eq!(readers, 5);
 }
+
+/// The statements of a role's inline policies, each `!If [C, S, AWS::NoValue]` taken as S
+/// with its condition C (None: always).
+fn role_statements(role: &Value) -> Vec<(Option<String>, Value)> {
+    let mut out = Vec::new();
+    for policy in role["Properties"]["Policies"].as_sequence().unwrap() {
+        for st in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            match st {
+                Value::Tagged(t) if t.tag == "!If" => {
+                    let parts = t.value.as_sequence().unwrap();
+                    out.push((Some(text(&parts[0])), parts[1].clone()));
+                }
+                other => out.push((None, other.clone())),
+            }
+        }
+    }
+    out
+}
+
+fn actions(st: &Value) -> Vec<String> {
+    match &st["Action"] {
+        Value::Sequence(s) => s.iter().map(text).collect(),
+        other => vec![text(other)],
+    }
+}
+
+/// Issue 25: what a compromised BBB server can do with its role is what the server itself
+/// needs, and nothing that reaches another server, the platform's keys, DNS or the group:
+/// no load-balancer secret (Scalelite's only API key), no Route 53 write, no Auto Scaling
+/// call, no Parameter Store read, no managed policy, and its one write in the sources bucket
+/// is its own report (the session's aws:userid).
+#[test]
+fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
+    let doc = template("bbb-servers.yaml");
+    let res = resources(&doc);
+    let role = &res["ServerRole"];
+    assert!(
+        role["Properties"]["ManagedPolicyArns"].is_null(),
+        "no managed policy: AmazonSSMManagedInstanceCore reads every parameter of the account"
+    );
+    let allowed: BTreeSet<&str> = [
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+        "s3:GetObject",
+        "s3:PutObject",
+        "route53:GetHostedZone",
+        "ec2:AssociateAddress",
+        "ec2:DescribeAddresses",
+        "ec2:DescribeVolumes",
+        "ec2:AttachVolume",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "cloudformation:SignalResource",
+        "secretsmanager:GetSecretValue",
+        "elasticfilesystem:ClientMount",
+        "elasticfilesystem:ClientWrite",
+    ]
+    .into_iter()
+    .collect();
+    for (condition, st) in role_statements(role) {
+        assert_eq!(text(&st["Effect"]), "Allow", "{st:?}");
+        let resource = format!("{:?}", st["Resource"]);
+        for a in actions(&st) {
+            assert!(allowed.contains(a.as_str()), "the servers' role allows {a}");
+            match a.as_str() {
+                "s3:PutObject" => assert!(
+                    resource.contains("/servers/${!aws:userid}.json")
+                        && condition.as_deref() == Some("IsScalable"),
+                    "{resource}"
+                ),
+                "s3:GetObject" => assert!(resource.contains("/scripts/*"), "{resource}"),
+                // Only the single server's logins; never the load-balancer secret.
+                "secretsmanager:GetSecretValue" => {
+                    assert_eq!(condition.as_deref(), Some("IsSingle"), "{st:?}");
+                    assert!(!resource.contains("LoadBalancer"), "{resource}");
+                }
+                "elasticfilesystem:ClientMount" | "elasticfilesystem:ClientWrite" => assert!(
+                    format!("{:?}", st["Condition"]).contains("elasticfilesystem:AccessPointArn"),
+                    "the spool only, through its access point"
+                ),
+                _ => {}
+            }
+        }
+    }
+    // The registrar, not a server, holds the load-balancer secret and writes the records,
+    // and only A records named bbb-*.<domain>.
+    let registrar = &res["RegistrarRole"];
+    let statements = role_statements(registrar);
+    let writes: Vec<&Value> = statements
+        .iter()
+        .map(|(_, st)| st)
+        .filter(|st| actions(st).contains(&"route53:ChangeResourceRecordSets".to_string()))
+        .collect();
+    assert_eq!(writes.len(), 1);
+    let condition = format!("{:?}", writes[0]["Condition"]);
+    for part in [
+        "route53:ChangeResourceRecordSetsRecordTypes",
+        "\"A\"",
+        "route53:ChangeResourceRecordSetsNormalizedRecordNames",
+        "bbb-*.${DomainName}",
+    ] {
+        assert!(condition.contains(part), "{part} missing in {condition}");
+    }
+    assert!(statements.iter().any(|(_, st)| {
+        actions(st) == ["secretsmanager:GetSecretValue"]
+            && text(&st["Resource"]).contains("LoadBalancerSecretArn")
+    }));
+}

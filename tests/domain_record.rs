@@ -1,8 +1,9 @@
-//! Single mode: the server waits for the root stack's record of the domain itself
-//! (wait_for_domain_record in templates/scripts/bbb-bootstrap.sh), asking the hosted zone's
-//! own name servers, before bbb-install resolves the name (it stops unless the name is this
-//! server's address) and Let's Encrypt validates it. Run with the AWS CLI, `dig`, `sleep`
-//! and `apt_install` replaced by recording fakes.
+//! A server waits for its name's record, written by others (wait_for_record in
+//! templates/scripts/bbb-bootstrap.sh): single mode, the root stack's record of the domain;
+//! scalable mode, the registrar's bbb-<id>.<domain>. It asks the hosted zone's own name
+//! servers, before bbb-install resolves the name (it stops unless the name is this server's
+//! address) and Let's Encrypt validates it. Run with the AWS CLI, `dig`, `sleep` and
+//! `apt_install` replaced by recording fakes.
 
 use std::fs;
 
@@ -36,8 +37,14 @@ struct Run {
     digs: Vec<String>,
 }
 
-/// Runs wait_for_domain_record with `answers`: (name server, answer, polls before it appears).
+/// Runs wait_for_record in single mode with `answers`: (name server, answer, polls before it
+/// appears).
 fn run(answers: &[(&str, &str, u32)]) -> Run {
+    run_as("single", "bbb.example.org", answers)
+}
+
+/// Runs wait_for_record in `mode` for the name `host`.
+fn run_as(mode: &str, host: &str, answers: &[(&str, &str, u32)]) -> Run {
     let fakes = support::Fakes::new();
     fakes.fake("aws", FAKE_AWS);
     fakes.fake("dig", FAKE_DIG);
@@ -45,15 +52,17 @@ fn run(answers: &[(&str, &str, u32)]) -> Run {
         fs::write(fakes.path(&format!("answer-{ns}")), format!("{answer}\n")).unwrap();
         fs::write(fakes.path(&format!("delay-{ns}")), delay.to_string()).unwrap();
     }
-    let prelude = "log() { echo \"log: $*\"; }\ndie() { echo \"die: $*\"; exit 1; }\n\
-         apt_install() { echo \"apt_install $*\" >>\"$FAKE_DIR/apt.log\"; }\n\
-         DOMAIN=bbb.example.org\nHOSTED_ZONE=Z0123456789ABCDEFGHIJ\nPUBLIC_IP=198.51.100.7\n\
-         DOMAIN_WAIT_ATTEMPTS=20";
+    let prelude = format!(
+        "log() {{ echo \"log: $*\"; }}\ndie() {{ echo \"die: $*\"; exit 1; }}\n\
+         apt_install() {{ echo \"apt_install $*\" >>\"$FAKE_DIR/apt.log\"; }}\n\
+         MODE={mode}\nDOMAIN=bbb.example.org\nHOST_NAME={host}\nHOSTED_ZONE=Z0123456789ABCDEFGHIJ\n\
+         PUBLIC_IP=198.51.100.7\nDOMAIN_WAIT_ATTEMPTS=20"
+    );
     let out = fakes.run_script(
         "templates/scripts/bbb-bootstrap.sh",
-        prelude,
-        &["wait_for_domain_record"],
-        "wait_for_domain_record\n",
+        &prelude,
+        &["wait_for_record"],
+        "wait_for_record\n",
     );
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -99,4 +108,34 @@ fn a_record_on_another_address_is_not_taken_and_ends_in_a_clear_failure() {
     assert!(r.out.contains("203.0.113.99"), "{}", r.out);
     assert!(r.out.contains(IP), "{}", r.out);
     assert_eq!(r.sleeps, 19, "{}", r.out);
+}
+
+#[test]
+fn a_scalable_server_waits_for_the_registrars_record_of_its_own_name() {
+    let host = "bbb-0abc1234.bbb.example.org";
+    let r = run_as(
+        "scalable",
+        host,
+        &[
+            ("ns-1.awsdns-01.org", IP, 2),
+            ("ns-2.awsdns-02.co.uk", IP, 2),
+            ("ns-3.awsdns-03.com", IP, 2),
+            ("ns-4.awsdns-04.net", IP, 2),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.digs.iter().all(|d| d.contains(host)), "{:?}", r.digs);
+    // Never written: the failure names the registrar, whose log says why.
+    let r = run_as(
+        "scalable",
+        host,
+        &[
+            ("ns-1.awsdns-01.org", "", 99),
+            ("ns-2.awsdns-02.co.uk", "", 99),
+            ("ns-3.awsdns-03.com", "", 99),
+            ("ns-4.awsdns-04.net", "", 99),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(r.out.contains("registrar"), "{}", r.out);
 }

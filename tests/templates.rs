@@ -246,21 +246,8 @@ fn the_nginx_start_command_points_the_proxy_at_the_api_in_the_same_task() {
     let script = text(&nginx["Command"][0]);
     assert!(script.contains("exec /etc/nginx/start"));
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("scalelite-proxy.template");
-    let run = |content: &str| {
-        std::fs::write(&file, content).unwrap();
-        let local = script
-            .replace(
-                "/etc/nginx/http.d/scalelite-proxy.template",
-                file.to_str().unwrap(),
-            )
-            .replace("exec /etc/nginx/start", "cat \"$template\"");
-        Command::new("sh").args(["-c", &local]).output().unwrap()
-    };
-    // The shape of Scalelite v1.8.5 nginx/conf.d/scalelite-proxy.template.
-    let proxy = "access_log stderr combined;\n\nserver {\n  listen 80 default_server;\n\n  \
-                 location / {\n    proxy_pass http://scalelite-api:$SCALELITE_API_PORT;\n  }\n}\n";
+    let run = |content: &str| run_nginx_start(&script, content);
+    let proxy = SCALELITE_PROXY_TEMPLATE;
     let out = run(proxy);
     assert!(
         out.status.success(),
@@ -277,6 +264,25 @@ fn the_nginx_start_command_points_the_proxy_at_the_api_in_the_same_task() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no proxy_pass to scalelite-api"));
 }
 
+/// The shape of Scalelite v1.8.5 nginx/conf.d/scalelite-proxy.template.
+const SCALELITE_PROXY_TEMPLATE: &str = "access_log stderr combined;\n\nserver {\n  listen 80 default_server;\n\n  \
+     location / {\n    proxy_pass http://scalelite-api:$SCALELITE_API_PORT;\n  }\n}\n";
+
+/// The scalelite-nginx container's start command `script` run by sh on a template file holding
+/// `content`, printing the rewritten template instead of starting nginx.
+fn run_nginx_start(script: &str, content: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scalelite-proxy.template");
+    std::fs::write(&file, content).unwrap();
+    let local = script
+        .replace(
+            "/etc/nginx/http.d/scalelite-proxy.template",
+            file.to_str().unwrap(),
+        )
+        .replace("exec /etc/nginx/start", "cat \"$template\"");
+    Command::new("sh").args(["-c", &local]).output().unwrap()
+}
+
 /// Scalelite's servers API checksums cover the action and the query only (v1.8.5
 /// app/controllers/concerns/api_helper.rb), so a logged one is replayable: the nginx in
 /// front of the API logs the path without the query, in the server block (which overrides
@@ -287,20 +293,8 @@ fn scalelites_nginx_logs_no_query() {
     let doc = template("frontend.yaml");
     let all = containers(&doc);
     let script = text(&container(&all, "scalelite-nginx")["Command"][0]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("scalelite-proxy.template");
-    let run = |content: &str| {
-        std::fs::write(&file, content).unwrap();
-        let local = script
-            .replace(
-                "/etc/nginx/http.d/scalelite-proxy.template",
-                file.to_str().unwrap(),
-            )
-            .replace("exec /etc/nginx/start", "cat \"$template\"");
-        Command::new("sh").args(["-c", &local]).output().unwrap()
-    };
-    let proxy = "access_log stderr combined;\n\nserver {\n  listen 80 default_server;\n\n  \
-                 location / {\n    proxy_pass http://scalelite-api:$SCALELITE_API_PORT;\n  }\n}\n";
+    let run = |content: &str| run_nginx_start(&script, content);
+    let proxy = SCALELITE_PROXY_TEMPLATE;
     let out = run(proxy);
     assert!(
         out.status.success(),

@@ -1334,19 +1334,39 @@ fn the_policy_files_are_valid_managed_policies() {
         .iter()
         .filter(|s| s.actions.iter().any(|a| matches(a, "iam:AttachRolePolicy")))
         .collect();
-    assert_eq!(attach.len(), 1);
-    let arns: BTreeSet<String> = attach[0]
-        .condition
-        .as_ref()
-        .and_then(|c| strings(&c["ArnEquals"]["iam:PolicyARN"]))
-        .expect("iam:AttachRolePolicy limited by iam:PolicyARN")
-        .into_iter()
+    let arns: BTreeSet<String> = attach
+        .iter()
+        .flat_map(|s| {
+            s.condition
+                .as_ref()
+                .and_then(|c| strings(&c["ArnEquals"]["iam:PolicyARN"]))
+                .expect("iam:AttachRolePolicy limited by iam:PolicyARN")
+        })
         .collect();
+    // Those templates/*.yaml attach, and the one an earlier release attached to the servers'
+    // role: a failed update of a deployment of that release rolls back with the operator's
+    // credentials and must be able to attach it again.
+    let mut expected = managed_policies_in_templates();
+    expected.insert("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore".to_string());
     assert_eq!(
-        arns,
-        managed_policies_in_templates(),
-        "the managed policies roles may get are those templates/*.yaml attach"
+        arns, expected,
+        "the managed policies roles may get are those templates/*.yaml attach (and the earlier release's)"
     );
+    // Lambda authorizes a call that names a qualifier (the registrar's EventInvokeConfig:
+    // Qualifier $LATEST) against the qualified ARN, function:NAME:$LATEST: the statement
+    // that allows it names that form too.
+    for s in st.iter().filter(|s| {
+        s.actions
+            .iter()
+            .any(|a| matches(a, "lambda:PutFunctionEventInvokeConfig"))
+    }) {
+        assert!(
+            s.resources.iter().any(|r| r.ends_with("-bbb-registrar:*")),
+            "{}: {:?}",
+            s.sid,
+            s.resources
+        );
+    }
     // Service-linked roles: only those of the services the deployment uses.
     let slr: Vec<&Statement> = st
         .iter()

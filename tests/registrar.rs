@@ -588,8 +588,73 @@ fn a_hostile_server_holds_up_no_run_and_its_oversized_report_is_ignored() {
     assert!(
         rig.calls_of("get_object")
             .iter()
+            .filter(|a| a["Key"].as_str().unwrap().starts_with("servers/"))
             .all(|a| a["Range"] == "bytes=0-4095"),
         "{:?}",
         rig.calls_of("get_object")
     );
+}
+
+#[test]
+fn what_the_registrar_added_it_enables_even_a_run_later_and_nothing_else() {
+    let rig = Rig::new();
+    // A run added the server, and its enable (or the answer to addServer) was lost: the
+    // entry is disabled and the registrar's note says "adding".
+    rig.launch("i-0aaa1111", "InService", "203.0.113.10");
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    rig.report("i-0aaa1111", "salt0aaa1111salt");
+    let id = rig
+        .scalelite
+        .add_directly(&url("i-0aaa1111"), "salt0aaa1111salt");
+    rig.change(|s| s["buckets"][BUCKET]["registrar/i-0aaa1111"] = json!("adding"));
+    rig.run();
+    assert_eq!(rig.scalelite.server(&id).unwrap().state, "enabled");
+    assert_eq!(rig.scalelite.servers().len(), 1, "added twice");
+    assert_eq!(
+        rig.state()["buckets"][BUCKET]["registrar/i-0aaa1111"],
+        "enabled"
+    );
+
+    // An entry from before the registrar kept notes (an earlier release's server), disabled
+    // by the operator's drain: left as it is, and noted.
+    rig.launch("i-0bbb2222", "InService", "203.0.113.11");
+    rig.fleet.add(&host("i-0bbb2222"), "salt0bbb2222salt");
+    rig.report("i-0bbb2222", "salt0bbb2222salt");
+    let old = rig
+        .scalelite
+        .add_directly(&url("i-0bbb2222"), "salt0bbb2222salt");
+    rig.run();
+    rig.run();
+    assert_eq!(rig.scalelite.server(&old).unwrap().state, "disabled");
+    assert_eq!(
+        rig.state()["buckets"][BUCKET]["registrar/i-0bbb2222"],
+        "enabled"
+    );
+
+    // The drain takes the note with the server.
+    rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
+    rig.run();
+    rig.scalelite.poll();
+    rig.run();
+    assert!(rig.state()["buckets"][BUCKET]["registrar/i-0aaa1111"].is_null());
+}
+
+#[test]
+fn scalelite_is_not_asked_before_its_name_exists() {
+    let rig = Rig::new();
+    rig.change(|s| {
+        s["zones"][ZONE]
+            .as_array_mut()
+            .unwrap()
+            .retain(|r| !r["Name"].as_str().unwrap().starts_with("scalelite."));
+    });
+    rig.launch("i-0aaa1111", "InService", "203.0.113.10");
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    rig.report("i-0aaa1111", "salt0aaa1111salt");
+    let log = rig.run();
+    // No lookup of a name that does not exist yet (a resolver would cache its absence).
+    assert!(rig.scalelite.calls().is_empty(), "{log}");
+    assert!(rig.calls_of("get_secret_value").is_empty());
+    // The server's own name is written all the same.
+    assert_eq!(rig.record_ip("i-0aaa1111").as_deref(), Some("203.0.113.10"));
 }

@@ -5,9 +5,10 @@ in the deployment's trusted part: the BBB servers are its most exposed hosts, so
 them holds the load-balancer secret (Scalelite's only API key, whose getServers answer
 carries every server's own secret), writes DNS, or drives the Auto Scaling group. Each run
 reconciles the whole group; it runs on the group's lifecycle events (EventBridge: a server
-launched, a server entering the drain hook, a server terminated) and every minute (a drain
-outlives any single run; a missed event changes nothing). Nothing in an event is trusted:
-an event only says "look now". One run at a time (reserved concurrency 1).
+launched, a server entering the drain hook) and every minute (a drain outlives any single
+run; a missed event changes nothing). Nothing in an event is trusted: an event only says
+"look now". Runs may overlap (no reserved concurrency: a new account's quota of 10 allows
+none), so every step is one that may be repeated.
 
 What it does, per server of the group (instance id i-N, host bbb-N.<domain>):
 - launched (Pending*, InService, Standby): the A record bbb-N.<domain> -> the instance's
@@ -17,8 +18,9 @@ What it does, per server of the group (instance id i-N, host bbb-N.<domain>):
   write: its role's PutObject resource is servers/${aws:userid}.json) and its own API
   answers getMeetings signed with it, the server is added to Scalelite and enabled;
   a changed secret is updated. The URL is built here from the instance id, never taken
-  from the server. An existing entry's state is never changed (bbbctl servers/drain
-  cordon on purpose). Scale-in protection follows the server's running meetings (on while
+  from the server. The registrar enables only what it added (its note registrar/<id>
+  says "adding" until the enable went through); an existing entry's state is never
+  changed (bbbctl servers/drain cordon on purpose). Scale-in protection follows the server's running meetings (on while
   any runs, off when none) unless the group is tagged bbbctl:protection=off (destroy).
 - terminating (Terminating:Wait, the bbb-drain lifecycle hook): cordoned; once its own API
   lists no meeting and Scalelite has disabled it (its poller does so at load 0), or
@@ -42,10 +44,11 @@ import hashlib
 import json
 import os
 import re
-import urllib.error
+import socket
+import ssl
+import threading
 import urllib.parse
-import urllib.request
-from http.client import HTTPException
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
 
 import boto3
 from botocore.exceptions import ClientError
@@ -57,6 +60,8 @@ MAX_ANSWER = 1 << 20
 SERVER_BUDGET = 20.0
 # A report is read up to this many bytes (a secret and a little JSON).
 MAX_REPORT = 4096
+# The registrar's own notes in the sources bucket, one per server (Deployment.markers).
+MARKERS = "registrar/"
 LIVE_STATES = {"Pending", "Pending:Wait", "Pending:Proceed", "InService", "EnteringStandby", "Standby"}
 SERVER_URL = "https://{host}/bigbluebutton/api/"
 # What a BBB secret (securitySalt) may be: bbb-conf writes hex; room for others, no controls.
@@ -102,23 +107,57 @@ class Settings:
 
 
 # ---- HTTP ---------------------------------------------------------------------------
+TLS = ssl.create_default_context()
+
+
 def http(url, *, body=None, host=None, timeout=10.0):
-    """(status, text) of a GET (or a JSON POST when body is given), the answer read up to
-    MAX_ANSWER bytes; raises OSError when there is no answer, HTTPException when it is no
-    HTTP."""
-    headers = {"Accept": "application/json, text/xml"}
+    """(status, text) of one GET (or a JSON POST when body is given): no redirect is followed
+    (a server cannot send the registrar elsewhere), the answer is read up to MAX_ANSWER
+    bytes, and the whole exchange ends after `timeout` seconds however slowly the other side
+    answers (its socket is shut then). Raises OSError when there is no answer in time,
+    HTTPException when it is no HTTP."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        conn = HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout, context=TLS)
+    elif parts.scheme == "http":
+        conn = HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    else:
+        raise OSError(f"not an HTTP URL: {url}")
+    headers = {"Accept": "application/json, text/xml", "Connection": "close"}
     data = None
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     if host:
         headers["Host"] = host
-    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+    expired = threading.Event()
+
+    def cut():
+        expired.set()
+        if conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(timeout, cut)
+    timer.daemon = True
+    timer.start()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, answer.read(MAX_ANSWER).decode("utf-8", "replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read(MAX_ANSWER).decode("utf-8", "replace")
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST" if data is not None else "GET", path, body=data, headers=headers)
+        answer = conn.getresponse()
+        text = answer.read(MAX_ANSWER).decode("utf-8", "replace")
+        if expired.is_set():
+            raise TimeoutError(f"no whole answer within {timeout:.0f} s")
+        return answer.status, text
+    except (OSError, HTTPException, ValueError):
+        if expired.is_set():
+            raise TimeoutError(f"no whole answer within {timeout:.0f} s") from None
+        raise
+    finally:
+        timer.cancel()
+        conn.close()
 
 
 def checksum(action, query, secret):
@@ -139,8 +178,8 @@ class Scalelite:
         url = f"{self.base}/scalelite/api/{action}?{query + '&' if query else ''}checksum={checksum(action, query, self.secret)}"
         try:
             status, text = http(url, body=body, timeout=self.timeout)
-        except OSError as error:
-            raise Unavailable(f"{action}: Scalelite at {self.base} did not answer: {error}") from error
+        except (OSError, HTTPException, ValueError) as error:
+            raise Unavailable(f"{action}: Scalelite at {self.base} did not answer: {error}") from None
         try:
             answer = json.loads(text)
         except ValueError:
@@ -199,9 +238,8 @@ class Deployment:
         self.ec2 = clients("ec2")
         self.route53 = clients("route53")
         self.s3 = clients("s3")
-        self.groups = self._groups()
 
-    def _groups(self):
+    def groups(self):
         found = []
         pages = self.autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
             Filters=[{"Name": "tag:bbbctl:stack", "Values": [self.s.stack]}]
@@ -224,6 +262,11 @@ class Deployment:
                         described[instance["InstanceId"]] = instance
         return described
 
+    # Whether the zone holds scalelite.<domain> (the front end's record): until it does, the
+    # registrar does not look the name up, so that no resolver caches its absence (for the
+    # zone's negative-caching time, 900 s) and delays the first registrations.
+    scalelite_named = False
+
     def records(self):
         """{instance id: record} of the bbb-N.<domain> A records in the zone, listed from the
         domain on. Route 53 sorts names with their labels reversed (org.example.bbb.bbb-N), so
@@ -244,6 +287,8 @@ class Deployment:
                 instance = self.s.instance_of_host(name)
                 if instance and record["Type"] == "A":
                     found[instance] = record
+                elif name == f"scalelite.{self.s.domain}":
+                    self.scalelite_named = True
             if not page.get("IsTruncated"):
                 return found
             start = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
@@ -259,14 +304,36 @@ class Deployment:
                     found[m.group(1)] = item["Key"]
         return found
 
+    def markers(self):
+        """{instance id: marker} of the registrar's own notes (registrar/<instance id>):
+        "adding" from just before it adds a server to Scalelite until it has enabled it,
+        "enabled" after that."""
+        found = {}
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.s.bucket, Prefix=MARKERS)
+        for page in pages:
+            for item in page.get("Contents", []):
+                instance = item["Key"][len(MARKERS) :]
+                if re.fullmatch(r"i-[0-9a-f]{8,17}", instance):
+                    body = self.s3.get_object(Bucket=self.s.bucket, Key=item["Key"])["Body"].read(64)
+                    found[instance] = body.decode("ascii", "replace").strip()
+        return found
+
+    def mark(self, instance_id, marker):
+        """Notes marker for the instance; None deletes the note."""
+        key = MARKERS + instance_id
+        if marker is None:
+            self.s3.delete_object(Bucket=self.s.bucket, Key=key)
+        else:
+            self.s3.put_object(Bucket=self.s.bucket, Key=key, Body=marker.encode(), ContentType="text/plain")
+
     def secret_of(self, key):
         """The API secret a server reported, or None (unreadable or not a secret)."""
         try:
             # A server writes its report: read no more than a report holds.
             body = self.s3.get_object(Bucket=self.s.bucket, Key=key, Range=f"bytes=0-{MAX_REPORT - 1}")["Body"].read(MAX_REPORT)
             secret = json.loads(body).get("secret", "")
-        except (ClientError, ValueError, AttributeError) as error:
-            log(f"report {key} unreadable: {error}")
+        except Exception as error:  # a server writes it: nothing in it may end the run
+            log(f"report {key} unreadable: {type(error).__name__}")
             return None
         if not isinstance(secret, str) or not SECRET_RE.fullmatch(secret):
             log(f"report {key} holds no valid secret; ignored")
@@ -317,12 +384,16 @@ class Run:
         # overlap (an event beside the schedule) may both add a new server: every entry of
         # a server is drained and removed with it.
         self.entries = None
+        self.markers = {}
 
     def did(self, what):
         self.actions.append(what)
         log(what)
 
     def connect_scalelite(self):
+        if not self.aws.scalelite_named:
+            log(f"scalelite.{self.s.domain} has no record yet: Scalelite not asked")
+            return
         try:
             secret = self.secrets.get_secret_value(SecretId=self.s.lb_secret_arn)["SecretString"]
         except ClientError as error:
@@ -351,16 +422,38 @@ class Run:
         return result if result is not None else True
 
     def reconcile(self):
+        records = self.aws.records()
+        # Scalelite is read before the group: a server bbbctl terminates and then deletes
+        # from Scalelite is either still listed here, or already out of service below; never
+        # in service and unknown, which would add it again.
+        self.connect_scalelite()
+        self.markers = self.aws.markers()
         members = {}
-        for group in self.aws.groups:
+        for group in self.aws.groups():
             off = any(t["Key"] == "bbbctl:protection" and t["Value"] == "off" for t in group.get("Tags", []))
             for instance in group["Instances"]:
                 members[instance["InstanceId"]] = (group["AutoScalingGroupName"], instance, off)
-        records = self.aws.records()
         reports = self.aws.reports()
-        self.connect_scalelite()
-        known = set(members) | set(records) | set(reports) | set(self.entries or {})
+        known = set(members) | set(records) | set(reports) | set(self.entries or {}) | set(self.markers)
         described = self.aws.instances(known)
+
+        # Names first: a new server waits for its record before it installs, whatever
+        # Scalelite or the other servers do in this run.
+        changes = []
+        for instance_id, (_, member, _) in sorted(members.items()):
+            address = described.get(instance_id, {}).get("PublicIpAddress")
+            record = records.get(instance_id)
+            current = record and [r["Value"] for r in record.get("ResourceRecords", [])]
+            if member["LifecycleState"] in LIVE_STATES and address and current != [address]:
+                changes.append(self.aws.record("UPSERT", instance_id, address, self.s.ttl))
+                self.did(f"{self.s.host(instance_id)} -> {address}")
+        gone = [i for i in sorted(known - set(members)) if self.gone(described.get(i))]
+        for instance_id in gone:
+            if instance_id in records:
+                changes.append({"Action": "DELETE", "ResourceRecordSet": records.pop(instance_id)})
+                self.did(f"{self.s.host(instance_id)}: record of a terminated server deleted")
+        self.aws.change_records(changes)
+
         secrets = {i: self.aws.secret_of(key) for i, key in reports.items() if i in members}
 
         def candidates(instance_id):
@@ -378,8 +471,8 @@ class Run:
             return None, None
 
         asking = [i for i, (_, inst, _) in members.items() if inst["LifecycleState"] in ("InService", "Terminating:Wait") and candidates(i)]
-        # Concurrently, and all within SERVER_BUDGET: a server that answers slowly (or
-        # drips its answer) counts as not answering; no server can hold up the run.
+        # Concurrently, and all within the budget: a server that answers slowly (or drips
+        # its answer) counts as not answering; no server can hold up the run.
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
         futures = {pool.submit(count, i): i for i in asking}
         done, late = concurrent.futures.wait(futures, timeout=self.s.server_budget)
@@ -388,17 +481,8 @@ class Run:
         for f in late:
             log(f"{futures[f]}: its API did not answer within {self.s.server_budget:.0f} s")
 
-        changes = []
         for instance_id, (group, member, protection_off) in sorted(members.items()):
             state = member["LifecycleState"]
-            ec2 = described.get(instance_id, {})
-            if state in LIVE_STATES:
-                address = ec2.get("PublicIpAddress")
-                record = records.get(instance_id)
-                current = record and [r["Value"] for r in record.get("ResourceRecords", [])]
-                if address and current != [address]:
-                    changes.append(self.aws.record("UPSERT", instance_id, address, self.s.ttl))
-                    self.did(f"{self.s.host(instance_id)} -> {address}")
             meetings, accepted = counted.get(instance_id, (None, None))
             if state == "InService":
                 reported = secrets.get(instance_id)
@@ -410,19 +494,13 @@ class Run:
                     if record:
                         self.aws.change_records([{"Action": "DELETE", "ResourceRecordSet": record}])
                         self.did(f"{self.s.host(instance_id)}: record deleted")
-                    self.remove_report(reports.pop(instance_id, None))
+                    self.forget(instance_id, reports.pop(instance_id, None))
                     self.complete(group, instance_id)
-        # Records, entries and reports of servers that are gone.
-        for instance_id in sorted(known - set(members)):
-            if not self.gone(described.get(instance_id)):
-                continue
-            if instance_id in records:
-                changes.append({"Action": "DELETE", "ResourceRecordSet": records[instance_id]})
-                self.did(f"{self.s.host(instance_id)}: record of a terminated server deleted")
+        # Entries, reports and notes of servers that are gone.
+        for instance_id in gone:
             for entry in (self.entries or {}).get(instance_id, []):
                 self.scalelite_call(f"{instance_id}: removed from Scalelite (terminated)", self.scalelite.delete, entry["id"])
-            self.remove_report(reports.get(instance_id))
-        self.aws.change_records(changes)
+            self.forget(instance_id, reports.get(instance_id))
         return self.actions
 
     def gone(self, ec2):
@@ -432,6 +510,15 @@ class Run:
             return True
         tags = {t["Key"]: t["Value"] for t in ec2.get("Tags", [])}
         return ec2.get("State", {}).get("Name") in ("shutting-down", "terminated") and tags.get("bbbctl:stack") == self.s.stack
+
+    def note(self, instance_id, marker):
+        try:
+            self.aws.mark(instance_id, marker)
+            self.markers[instance_id] = marker
+            return True
+        except ClientError as error:
+            log(f"{instance_id}: note {marker} not written: {error_code(error)}")
+            return False
 
     def serve(self, instance_id, group, member, protection_off, reported, meetings):
         # After destroy's tag the registrar's role may not change protection at all.
@@ -445,16 +532,36 @@ class Run:
                     self.did(f"{instance_id}: {meetings} meeting(s), scale-in protection {'on' if want else 'off'}")
                 except ClientError as error:
                     log(f"{instance_id}: set-instance-protection refused: {error_code(error)}")
-        if self.entries is None or not reported:
-            return  # Scalelite unknown, or no reported secret that the server's API accepts
-        entry = (self.entries.get(instance_id) or [None])[0]
+        if self.entries is None:
+            return  # Scalelite not asked or did not answer
+        entries = self.entries.get(instance_id, [])
+        marker = self.markers.get(instance_id)
+        if entries and marker is None:
+            # Added before this registrar kept notes (an earlier release's server): its state
+            # is the operator's from now on.
+            self.note(instance_id, "enabled")
+            return
+        if not reported:
+            return  # no reported secret that the server's API accepts
         url = self.s.server_url(instance_id)
-        if entry is None:
+        if not entries:
+            # Noted first: an addServer whose answer is lost still leaves an entry this
+            # registrar knows it has to enable.
+            if not self.note(instance_id, "adding"):
+                return
             server_id = self.scalelite_call(f"{instance_id}: added to Scalelite ({url})", self.scalelite.add, url, reported)
-            if server_id:
-                self.scalelite_call(f"{instance_id}: enabled in Scalelite", self.scalelite.update, server_id, state="enable")
-        elif entry.get("secret") != reported:
-            self.scalelite_call(f"{instance_id}: secret brought up to date in Scalelite", self.scalelite.update, entry["id"], secret=reported)
+            if not server_id:
+                return
+            entries = [{"id": server_id, "secret": reported, "state": "disabled"}]
+        if self.markers.get(instance_id) == "adding":
+            # Added by this registrar and not enabled yet (this run, or a run that stopped
+            # between the two calls): enable it. Never an entry the operator cordoned.
+            if all(self.scalelite_call(f"{instance_id}: enabled in Scalelite", self.scalelite.update, e["id"], state="enable") for e in entries):
+                self.note(instance_id, "enabled")
+            return
+        for entry in entries:
+            if entry.get("secret") != reported:
+                self.scalelite_call(f"{instance_id}: secret brought up to date in Scalelite", self.scalelite.update, entry["id"], secret=reported)
 
     def drained(self, instance_id, meetings, asked):
         entries = (self.entries or {}).get(instance_id, [])
@@ -476,12 +583,18 @@ class Run:
                 return False
         return True
 
-    def remove_report(self, key):
-        if key:
+    def forget(self, instance_id, report_key):
+        """The server's report and the registrar's note go with it."""
+        if report_key:
             try:
-                self.aws.s3.delete_object(Bucket=self.s.bucket, Key=key)
+                self.aws.s3.delete_object(Bucket=self.s.bucket, Key=report_key)
             except ClientError as error:
-                log(f"report {key} not deleted: {error_code(error)}")
+                log(f"report {report_key} not deleted: {error_code(error)}")
+        if instance_id in self.markers:
+            try:
+                self.aws.mark(instance_id, None)
+            except ClientError as error:
+                log(f"{instance_id}: note not deleted: {error_code(error)}")
 
     def complete(self, group, instance_id):
         try:

@@ -113,6 +113,14 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
     let mut deleted = Vec::new();
     let mut skipped = Vec::new();
     for stack in [root, sources].into_iter().flatten() {
+        // While the root stack went, the servers and the registrar may have written to the
+        // sources bucket (a report, a note, the delete markers of a versioned bucket):
+        // CloudFormation deletes only an empty bucket, so it is emptied once more.
+        if Some(stack.stack_name()) == Some(Some(sources_name.as_str()))
+            && let Some(bucket) = &bucket
+        {
+            objects += upload::empty_bucket(&aws.s3, bucket).await?;
+        }
         let outcome = delete(&aws, p, &stack).await?;
         for node in outcome.tree.nodes() {
             for (logical, status) in &node.resources {

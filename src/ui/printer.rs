@@ -5,6 +5,8 @@
 //! - Messages and progress go to stdout in text mode and to stderr in JSON mode, so that JSON
 //!   output stays parseable.
 //! - Warnings and errors go to stderr.
+//! - A control character in what is printed (text from a server's log, an API) is shown, not
+//!   obeyed ([`inert`]).
 
 use std::fmt::Display;
 use std::io::{BufRead, IsTerminal, Write};
@@ -49,6 +51,8 @@ impl Printer {
 
     /// A message for the person at the terminal.
     pub fn info(&self, msg: impl Display) {
+        let msg = msg.to_string();
+        let msg = inert(&msg);
         if self.json() {
             eprintln!("{msg}");
         } else {
@@ -57,13 +61,13 @@ impl Printer {
     }
 
     pub fn warn(&self, msg: impl Display) {
-        eprintln!("warning: {msg}");
+        eprintln!("warning: {}", inert(&msg.to_string()));
     }
 
     pub fn error(&self, err: &anyhow::Error) {
-        eprintln!("error: {err}");
+        eprintln!("error: {}", inert(&err.to_string()));
         for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            eprintln!("  caused by: {}", inert(&cause.to_string()));
         }
     }
 
@@ -82,6 +86,7 @@ impl Printer {
             );
         } else {
             let text = text.to_string();
+            let text = inert(&text);
             if !text.is_empty() {
                 println!("{text}");
             }
@@ -123,5 +128,47 @@ impl Printer {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         Ok(line.trim().to_string())
+    }
+}
+
+/// Text as the terminal may show it: what bbbctl prints often comes from places others write
+/// (a BBB server's bootstrap log, the version its API reports, an AWS error message), and a
+/// control character there (an escape sequence) could rewrite the screen or the terminal's
+/// title. Every control character but newline and tab is shown as `\u{..}` instead.
+pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inert;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(
+            inert("READY https://bbb-1.example.org"),
+            "READY https://bbb-1.example.org"
+        );
+        assert_eq!(inert("a\nb\tc"), "a\nb\tc");
+        assert_eq!(
+            inert("\u{1b}]0;pwned\u{7}FAILED\r"),
+            "\\u{1b}]0;pwned\\u{7}FAILED\\u{d}"
+        );
     }
 }

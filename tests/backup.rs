@@ -904,3 +904,85 @@ fn the_copy_back_task_brings_back_what_is_missing_and_keeps_what_exists() {
     let o = run_copy_back(root, &[("RESTORE_DIR", "../etc")]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// An upgrade from the release whose servers ran their own Scalelite agent (its root stack
+/// has `BbbScaleliteScriptKey`): the plan says those servers report nothing to the registrar
+/// and asks for `roll` soon; the running servers stay as they are until then.
+#[tokio::test]
+async fn an_upgrade_from_the_servers_own_agent_asks_for_a_roll() {
+    let aws = account().await;
+    let dir = scratch_dir();
+    let stack = unique("agent");
+    let domain = format!("{stack}.example.org");
+    let zone = hosted_zone(&aws, &domain).await;
+    // The earlier release, as far as this plan can tell it: its root parameter of the agent
+    // script, and other server scripts.
+    let templates = dir.join("earlier");
+    std::fs::create_dir_all(templates.join("scripts")).unwrap();
+    let root = std::fs::read_to_string(repo().join("templates/root.yaml")).unwrap();
+    let earlier = root.replacen(
+        "\n  BbbAgentScriptKey:\n",
+        "\n  BbbScaleliteScriptKey:\n    Description: The earlier release's agent script.\n    Type: String\n    Default: \"\"\n  BbbAgentScriptKey:\n",
+        1,
+    );
+    assert_ne!(earlier, root, "root.yaml moved: update this test");
+    std::fs::write(templates.join("root.yaml"), earlier).unwrap();
+    let script =
+        std::fs::read_to_string(repo().join("templates/scripts/bbb-bootstrap.sh")).unwrap();
+    std::fs::write(
+        templates.join("scripts/bbb-bootstrap.sh"),
+        format!("{script}# an earlier release\n"),
+    )
+    .unwrap();
+    let folder = templates.display().to_string();
+    let o = bbbctl_in(
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &["--templates-dir", &folder, "--yes", "--no-check"],
+        ),
+    );
+    assert_code(&o, 0);
+    assert!(
+        parameters(&aws, &stack)
+            .await
+            .contains_key("BbbScaleliteScriptKey")
+    );
+
+    let o = bbbctl_in(&dir, &["setup", "-s", &stack, "--dry-run"]);
+    assert_code(&o, 0);
+    assert_stdout_has(&o, "running servers keep theirs (no meeting is cut)");
+    assert_stdout_has(
+        &o,
+        &format!(
+            "they report nothing to the registrar, which can serve them only while Scalelite knows them. Run `bbbctl roll -s {stack}` soon"
+        ),
+    );
+    // The release of this plan does not say it of its own servers.
+    let o = bbbctl_in(&dir, &["setup", "-s", &stack, "--yes", "--no-check"]);
+    assert_code(&o, 0);
+    assert!(
+        !parameters(&aws, &stack)
+            .await
+            .contains_key("BbbScaleliteScriptKey")
+    );
+    let o = bbbctl_in(
+        &dir,
+        &[
+            "setup",
+            "-s",
+            &stack,
+            "--templates-dir",
+            &folder,
+            "--dry-run",
+        ],
+    );
+    assert_code(&o, 0);
+    assert!(
+        !stdout(&o).contains("report nothing to the registrar"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -223,6 +223,10 @@ const REPLACES_SERVERS: [&str; 8] = [
     P_MODE,
 ];
 
+/// The root parameter of an earlier release's on-server Scalelite agent (bbb-scalelite.sh):
+/// a deployment that still has it runs servers that report nothing to the registrar.
+const P_EARLIER_AGENT: &str = "BbbScaleliteScriptKey";
+
 /// The root parameters whose script the BBB servers' user data names (root.yaml passes them
 /// to BbbServersStack): a new script is a new launch template version.
 const SERVER_SCRIPT_KEYS: [&str; 3] = [
@@ -296,6 +300,15 @@ fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
                 "\n  The BBB servers' launch template changes: running servers keep theirs (no meeting is cut); new servers start from the new one. `bbbctl roll -s {}` replaces the old ones, draining them first.",
                 s.stack
             ));
+            // An earlier release's servers ran their own Scalelite agent, whose calls the
+            // new servers' role refuses: the registrar serves them meanwhile by Scalelite's
+            // entry, but one Scalelite forgets (a new cache node) is not added back.
+            if parameters(stack).contains_key(P_EARLIER_AGENT) {
+                text.push_str(&format!(
+                    "\n  ! The running servers are of an earlier release: they report nothing to the registrar, which can serve them only while Scalelite knows them. Run `bbbctl roll -s {}` soon after this update.",
+                    s.stack
+                ));
+            }
         } else {
             text.push_str(
                 "\n  ! The BBB servers' launch template changes: CloudFormation replaces the servers, one at a time.",

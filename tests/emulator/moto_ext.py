@@ -273,6 +273,11 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     independent resources in reverse template order: the same order in every process.
     What fails is retried in a further pass, as moto did (AWS would leave what the failed
     resource references).
+32. A stack's parameters are those its current template declares.  moto kept every
+    parameter an earlier template of the stack declared (ResourceMap.load_parameters adds
+    the new template's to resolved_parameters and removes none), so DescribeStacks still
+    listed a parameter an update's template dropped.  AWS lists the current template's
+    parameters only (a parameter not in the template is a ValidationError when passed).
 """
 
 from __future__ import annotations
@@ -3591,3 +3596,17 @@ def _rm_delete(self: ResourceMap) -> None:
 
 
 ResourceMap.delete = _rm_delete  # type: ignore[method-assign]
+
+
+# ------------------- 32. a stack's parameters: those of its current template only
+_orig_load_parameters = ResourceMap.load_parameters
+
+
+def _load_parameters(self: ResourceMap) -> None:
+    declared = set((self._template.get("Parameters") or {}))
+    for name in [k for k in self.resolved_parameters if k not in declared]:
+        del self.resolved_parameters[name]
+    _orig_load_parameters(self)
+
+
+ResourceMap.load_parameters = _load_parameters  # type: ignore[method-assign]

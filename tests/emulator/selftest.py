@@ -2138,6 +2138,25 @@ def delete_order():
     ec2.delete_subnet(SubnetId=subnet)
     ec2.delete_vpc(VpcId=vpc)
 
+def dropped_parameters():
+    """Patch 32: after an update whose template no longer declares a parameter, the stack no
+    longer lists it (moto kept it)."""
+    name = f"dropped-{RUN}"
+    def template(*params: str) -> str:
+        return json.dumps({"Parameters": {p: {"Type": "String", "Default": "x"} for p in params},
+                           "Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=template("Kept", "Dropped"),
+                                Parameters=[{"ParameterKey": "Dropped", "ParameterValue": "y"}])["StackId"]
+    settle(stack_id)
+    cfn.update_stack(StackName=stack_id, TemplateBody=template("Kept", "Added"))
+    st = settle(stack_id)
+    keys = sorted(p["ParameterKey"] for p in st.get("Parameters", []))
+    check("parameters: an update's template decides which the stack lists",
+          st["StackStatus"] == "UPDATE_COMPLETE" and keys == ["Added", "Kept"], keys)
+    cfn.delete_stack(StackName=stack_id)
+    settle(stack_id)
+
+
 def run_all(groups) -> int:
     for g in groups:
         try:
@@ -2170,7 +2189,7 @@ def main() -> int:
                     volume_snapshot_policy, service_quotas,
                     cluster_from_snapshot_and_replacement,
                     backup_jobs, parameter_updates_and_task_definitions,
-                    route53_record_sets, delete_order))
+                    route53_record_sets, delete_order, dropped_parameters))
 
 
 if __name__ == "__main__":

@@ -139,6 +139,7 @@ fn every_scalelite_container_has_the_environment_upstream_gives_them_all() {
             image.contains("blindsidenetwks/scalelite")
                 && !image.ends_with("-nginx")
                 && text(&c["Name"]) != "database-setup"
+                && text(&c["Name"]) != "recordings-gate"
         })
         .collect();
     assert_eq!(apps.len(), 3, "api, poller, importer");
@@ -343,7 +344,11 @@ fn every_scalelite_rails_container_logs_from_warn_on() {
     let mut rails = 0;
     for (task, c) in containers(&doc) {
         let image = text(&c["Image"]);
-        if image.contains("blindsidenetwks/scalelite") && !image.ends_with("-nginx") {
+        // The recordings gate runs plain Ruby in the importer's image, no Rails.
+        if image.contains("blindsidenetwks/scalelite")
+            && !image.ends_with("-nginx")
+            && text(&c["Name"]) != "recordings-gate"
+        {
             rails += 1;
             assert_eq!(
                 env_value(&c, "RAILS_LOG_LEVEL").as_deref(),
@@ -665,4 +670,99 @@ fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
         actions(st) == ["secretsmanager:GetSecretValue"]
             && text(&st["Resource"]).contains("LoadBalancerSecretArn")
     }));
+}
+
+/// The servers write their recordings into spool/incoming, which Scalelite's importer does
+/// not read (v1.8.5 lib/tasks/recordings.rake: `spool/*.tar`, not recursive); only the gate
+/// beside the importer moves what it checked into the spool (tests/recordings_gate.rs).
+#[test]
+fn the_servers_reach_only_the_gates_incoming_directory() {
+    let storage = resources(&template("storage.yaml"));
+    let root_of = |ap: &str| text(&storage[ap]["Properties"]["RootDirectory"]["Path"]);
+    let spool = root_of("SpoolAccessPoint");
+    let incoming = root_of("IncomingAccessPoint");
+    assert_eq!(spool, "/var/bigbluebutton/spool");
+    assert_eq!(incoming, format!("{spool}/incoming"));
+    let created = &storage["IncomingAccessPoint"]["Properties"]["RootDirectory"]["CreationInfo"];
+    assert_eq!(
+        (
+            text(&created["OwnerUid"]),
+            text(&created["OwnerGid"]),
+            text(&created["Permissions"])
+        ),
+        ("1000".into(), "2000".into(), "0775".into())
+    );
+
+    // The servers' stack gets the incoming access point, and their role mounts that one
+    // only (a_bbb_server_may_do_only_what_the_server_itself_needs: through an access point).
+    let root = resources(&template("root.yaml"));
+    let given = format!(
+        "{:?}",
+        root["BbbServersStack"]["Properties"]["Parameters"]["SpoolAccessPointId"]
+    );
+    assert!(
+        given.contains("StorageStack.Outputs.IncomingAccessPointId"),
+        "{given}"
+    );
+    let servers = format!("{:?}", template("bbb-servers.yaml")["Resources"]);
+    assert!(!servers.contains("IncomingAccessPoint") && !servers.contains("PublishedAccessPoint"));
+    // The front end's tasks keep the spool's own access point.
+    for (name, r) in resources(&template("frontend.yaml")) {
+        assert!(
+            !format!("{r:?}").contains("IncomingAccessPoint"),
+            "{name} reaches the servers' directory by its access point"
+        );
+    }
+
+    // The gate: beside the importer, essential, the importer's image, the script from the
+    // template, the spool volume only (read-write: it writes archives and moves refused
+    // ones), no secret, a read-only root file system.
+    let doc = template("frontend.yaml");
+    let task = &resources(&doc)["ScaleliteImporterTask"]["Properties"];
+    let all: Vec<(String, Value)> = containers(&doc)
+        .into_iter()
+        .filter(|(t, _)| t == "ScaleliteImporterTask")
+        .collect();
+    assert_eq!(all.len(), 2, "importer and gate");
+    let importer = container(&all, "scalelite-recording-importer");
+    let gate = container(&all, "recordings-gate");
+    assert_eq!(gate["Essential"], Value::Bool(true));
+    assert_eq!(importer["Essential"], Value::Bool(true));
+    assert_eq!(text(&gate["Image"]), text(&importer["Image"]));
+    assert!(text(&gate["Image"]).ends_with("-recording-importer"));
+    assert_eq!(gate["ReadonlyRootFilesystem"], Value::Bool(true));
+    assert_eq!(
+        format!("{:?}", gate["EntryPoint"]),
+        format!(
+            "{:?}",
+            serde_yaml_ng::from_str::<Value>("[ruby, -e]").unwrap()
+        )
+    );
+    let command = format!("{:?}", gate["Command"]);
+    assert!(
+        command.contains("FindInMap") && command.contains("Recordings") && command.contains("Gate"),
+        "{command}"
+    );
+    assert!(gate["Secrets"].is_null() && gate["Environment"].is_null());
+    let mounts = gate["MountPoints"].as_sequence().unwrap();
+    assert_eq!(mounts.len(), 1);
+    assert_eq!(text(&mounts[0]["SourceVolume"]), "spool");
+    assert_eq!(
+        text(&mounts[0]["ContainerPath"]),
+        "/var/bigbluebutton/spool"
+    );
+    let volume = task["Volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| text(&v["Name"]) == "spool")
+        .unwrap();
+    assert_eq!(
+        text(&volume["EFSVolumeConfiguration"]["AuthorizationConfig"]["AccessPointId"]),
+        "!Ref:SpoolAccessPointId"
+    );
+    assert_eq!(
+        text(&gate["LogConfiguration"]["Options"]["awslogs-stream-prefix"]),
+        "recordings-gate"
+    );
 }

@@ -170,7 +170,7 @@ async fn destroy_lifts_scale_in_protection_and_deletes_the_services_log_groups()
         .unwrap();
     let o = setup_with_servers(&dir, (&zone, &stack, &domain), 2, &["--no-check"]);
     assert_code(&o, 0);
-    assert_stdout_has(&o, "they hold it again while meetings run");
+    assert_stdout_has(&o, "the registrar from naming them; both resume");
     let asg = auto_scaling_group(&aws, &group).await;
     assert!(
         asg.tags()

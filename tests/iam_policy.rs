@@ -614,6 +614,8 @@ const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
             // The stack's tags propagate to the rule.
             "events:TagResource",
             "events:UntagResource",
+            // Its read handler's (called after create and update; read-only).
+            "events:ListTagsForResource",
         ],
     ),
     (
@@ -624,6 +626,12 @@ const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
             "lambda:GetFunctionCodeSigningConfig",
             "lambda:GetFunctionRecursionConfig",
             "lambda:GetRuntimeManagementConfig",
+            // Listed by the handlers' schema whatever the properties; whether they call them
+            // unconditionally is not documented, and each acts on the registrar alone.
+            "lambda:GetFunctionScalingConfig",
+            "lambda:GetCodeSigningConfig",
+            "lambda:PutFunctionRecursionConfig",
+            "lambda:PutRuntimeManagementConfig",
             "lambda:UpdateFunctionCode",
             "lambda:UpdateFunctionConfiguration",
             "lambda:DeleteFunction",

@@ -442,8 +442,24 @@ fn a_drain_never_goes_on_while_the_servers_own_api_lists_meetings_or_does_not_an
         "Terminating:Wait"
     );
 
-    // Scalelite still down, the server's own account says no meeting: drained by that account.
+    // Scalelite still down, the server's own account says no meeting: Scalelite may still
+    // place a meeting here, so the drain waits for its word - for 10 minutes from the drain's
+    // start, which the registrar noted.
     rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
+    let log = rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Wait",
+        "{log}"
+    );
+    let note = rig.state()["buckets"][BUCKET]["registrar/i-0aaa1111"].clone();
+    assert!(note.as_str().unwrap().starts_with("draining "), "{note}");
+    // Ten minutes later, Scalelite still silent: drained by the server's own account.
+    let started: f64 = note.as_str().unwrap()[9..].parse().unwrap();
+    rig.change(|s| {
+        s["buckets"][BUCKET]["registrar/i-0aaa1111"] =
+            json!(format!("draining {}", started - 601.0));
+    });
     let log = rig.run();
     assert_eq!(
         rig.member("i-0aaa1111")["LifecycleState"],
@@ -657,4 +673,60 @@ fn scalelite_is_not_asked_before_its_name_exists() {
     assert!(rig.calls_of("get_secret_value").is_empty());
     // The server's own name is written all the same.
     assert_eq!(rig.record_ip("i-0aaa1111").as_deref(), Some("203.0.113.10"));
+}
+
+#[test]
+fn a_group_taken_apart_gets_no_new_name_no_entry_and_no_protection() {
+    let rig = Rig::new();
+    // A switch to single mode (or destroy) tagged the group; the one server it starts must
+    // not be named bbb-<id> nor added to Scalelite.
+    rig.change(|s| {
+        s["groups"][0]["Tags"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Key": "bbbctl:protection", "Value": "off"}));
+    });
+    rig.launch("i-0aaa1111", "InService", "203.0.113.10");
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
+    rig.report("i-0aaa1111", "salt0aaa1111salt");
+    rig.run();
+    assert_eq!(rig.record("i-0aaa1111"), None);
+    assert!(rig.scalelite.servers().is_empty());
+    assert!(rig.calls_of("set_instance_protection").is_empty());
+}
+
+#[test]
+fn a_second_entry_of_a_serving_server_is_cordoned_then_removed() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    let first = rig.entry("i-0aaa1111").unwrap().id;
+    // Two runs that overlapped added it twice.
+    let twin = rig
+        .scalelite
+        .add_directly(&url("i-0aaa1111"), "salt0aaa1111salt");
+    rig.scalelite.enable(&twin);
+    rig.run();
+    assert_eq!(rig.scalelite.server(&twin).unwrap().state, "cordoned");
+    assert_eq!(rig.scalelite.server(&first).unwrap().state, "enabled");
+    rig.scalelite.set_load(&twin, 0.0);
+    rig.scalelite.poll();
+    rig.run();
+    assert!(rig.scalelite.server(&twin).is_none());
+    assert_eq!(rig.scalelite.server(&first).unwrap().state, "enabled");
+}
+
+#[test]
+fn a_record_no_server_is_known_for_is_left_alone() {
+    let rig = Rig::new();
+    // A record of the servers' shape that the operator made, for no instance EC2 knows, and
+    // that neither Scalelite nor the registrar ever knew as a server.
+    rig.change(|s| {
+        s["zones"][ZONE].as_array_mut().unwrap().push(json!({
+            "Name": format!("bbb-0ddd4444.{DOMAIN}."), "Type": "A", "TTL": 60,
+            "ResourceRecords": [{"Value": "198.51.100.9"}]
+        }));
+    });
+    rig.run();
+    assert!(rig.record("i-0ddd4444").is_some());
 }

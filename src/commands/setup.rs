@@ -128,6 +128,19 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         root: Some(s.root.resource_count),
         children: s.bundle.nested_resource_counts()?,
     };
+    // Before the update: servers that an earlier destroy or a switch away from scalable
+    // stopped from holding scale-in protection hold it again, and the registrar names and
+    // adds them again (it does neither on a group so tagged) - also the servers this update
+    // starts, which wait for their names.
+    if s.mode == "scalable"
+        && let Some(group) = existing
+            .as_ref()
+            .and_then(|st| outputs(st).remove(out::SERVER_GROUP))
+        && let Some(asg) = server_group(&aws, &group).await?
+        && super::destroy::allow_protection(&aws, &asg).await?
+    {
+        p.info("An earlier destroy or switch had stopped the servers from holding scale-in protection and the registrar from naming them; both resume.");
+    }
     // What a change of mode or front end does beside CloudFormation's update.
     let switch = super::switch::Switch::prepare(&aws, p, existing.as_ref(), &s).await?;
     let root = match deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await {
@@ -138,17 +151,10 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         }
     };
     switch.done(&aws, p).await?;
-    // Right after the update, before anything that may fail: servers that an earlier destroy
-    // or a switch away from scalable stopped from holding scale-in protection hold it again.
     let group = match outputs(&root.stack).remove(out::SERVER_GROUP) {
         Some(group) if s.mode == "scalable" => server_group(&aws, &group).await?,
         _ => None,
     };
-    if let Some(asg) = &group
-        && super::destroy::allow_protection(&aws, asg).await?
-    {
-        p.info("An earlier destroy or switch had stopped the servers from holding scale-in protection; they hold it again while meetings run.");
-    }
     if let Some(asg) = &group {
         keep_servers_where_they_are(&aws, asg).await?;
     }

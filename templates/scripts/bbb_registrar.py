@@ -47,6 +47,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from http.client import HTTPConnection, HTTPException, HTTPSConnection
 
@@ -62,6 +63,9 @@ SERVER_BUDGET = 20.0
 MAX_REPORT = 4096
 # The registrar's own notes in the sources bucket, one per server (Deployment.markers).
 MARKERS = "registrar/"
+# A drain waits this long for Scalelite to answer (to cordon the server and see it
+# disabled) before it goes on by the server's own account of its meetings.
+SCALELITE_GRACE = 600
 LIVE_STATES = {"Pending", "Pending:Wait", "Pending:Proceed", "InService", "EnteringStandby", "Standby"}
 SERVER_URL = "https://{host}/bigbluebutton/api/"
 # What a BBB secret (securitySalt) may be: bbb-conf writes hex; room for others, no controls.
@@ -430,6 +434,10 @@ class Run:
         self.markers = self.aws.markers()
         members = {}
         for group in self.aws.groups():
+            # bbbctl tags the group bbbctl:protection=off when the scalable deployment is
+            # taken apart (destroy; a switch to single mode, whose one server must get no
+            # bbb-<id> name): from then on nothing is added, named or protected; drains and
+            # clean-up go on.
             off = any(t["Key"] == "bbbctl:protection" and t["Value"] == "off" for t in group.get("Tags", []))
             for instance in group["Instances"]:
                 members[instance["InstanceId"]] = (group["AutoScalingGroupName"], instance, off)
@@ -440,14 +448,18 @@ class Run:
         # Names first: a new server waits for its record before it installs, whatever
         # Scalelite or the other servers do in this run.
         changes = []
-        for instance_id, (_, member, _) in sorted(members.items()):
+        for instance_id, (_, member, taken_apart) in sorted(members.items()):
             address = described.get(instance_id, {}).get("PublicIpAddress")
             record = records.get(instance_id)
             current = record and [r["Value"] for r in record.get("ResourceRecords", [])]
-            if member["LifecycleState"] in LIVE_STATES and address and current != [address]:
+            if member["LifecycleState"] in LIVE_STATES and address and current != [address] and not taken_apart:
                 changes.append(self.aws.record("UPSERT", instance_id, address, self.s.ttl))
                 self.did(f"{self.s.host(instance_id)} -> {address}")
-        gone = [i for i in sorted(known - set(members)) if self.gone(described.get(i))]
+        # A record alone is no evidence (an operator may have made one of that shape): an
+        # instance EC2 no longer describes counts as gone only when the registrar or
+        # Scalelite knew it as a server.
+        evidence = set(reports) | set(self.entries or {}) | set(self.markers)
+        gone = [i for i in sorted(known - set(members)) if self.gone(described.get(i), i in evidence)]
         for instance_id in gone:
             if instance_id in records:
                 changes.append({"Action": "DELETE", "ResourceRecordSet": records.pop(instance_id)})
@@ -484,11 +496,12 @@ class Run:
         for instance_id, (group, member, protection_off) in sorted(members.items()):
             state = member["LifecycleState"]
             meetings, accepted = counted.get(instance_id, (None, None))
-            if state == "InService":
+            if state == "InService" and not protection_off:
                 reported = secrets.get(instance_id)
-                self.serve(instance_id, group, member, protection_off, reported if accepted == reported else None, meetings)
+                self.serve(instance_id, group, member, reported if accepted == reported else None, meetings)
             elif state == "Terminating:Wait":
-                if self.drained(instance_id, meetings, bool(candidates(instance_id))):
+                since = self.drain_started(instance_id)
+                if self.drained(instance_id, meetings, bool(candidates(instance_id)), since):
                     # The name goes before the instance: its address may soon be another's.
                     record = records.pop(instance_id, None)
                     if record:
@@ -503,11 +516,11 @@ class Run:
             self.forget(instance_id, reports.get(instance_id))
         return self.actions
 
-    def gone(self, ec2):
-        """Whether a server not in the group is gone: EC2 no longer describes it, or
-        describes it as terminated and as this deployment's."""
+    def gone(self, ec2, known_server):
+        """Whether a server not in the group is gone: EC2 describes it as terminated and as
+        this deployment's, or no longer describes a server the registrar or Scalelite knew."""
         if not ec2:
-            return True
+            return known_server
         tags = {t["Key"]: t["Value"] for t in ec2.get("Tags", [])}
         return ec2.get("State", {}).get("Name") in ("shutting-down", "terminated") and tags.get("bbbctl:stack") == self.s.stack
 
@@ -520,9 +533,20 @@ class Run:
             log(f"{instance_id}: note {marker} not written: {error_code(error)}")
             return False
 
-    def serve(self, instance_id, group, member, protection_off, reported, meetings):
-        # After destroy's tag the registrar's role may not change protection at all.
-        if meetings is not None and not protection_off:
+    def drain_started(self, instance_id):
+        """When the registrar first saw the server in its drain (epoch seconds), noted then."""
+        marker = self.markers.get(instance_id) or ""
+        if marker.startswith("draining "):
+            try:
+                return float(marker.split()[1])
+            except ValueError:
+                pass
+        now = time.time()
+        self.note(instance_id, f"draining {now:.0f}")
+        return now
+
+    def serve(self, instance_id, group, member, reported, meetings):
+        if meetings is not None:
             want = meetings > 0
             if want != member.get("ProtectedFromScaleIn", False):
                 try:
@@ -541,6 +565,9 @@ class Run:
             # is the operator's from now on.
             self.note(instance_id, "enabled")
             return
+        if len(entries) > 1:
+            self.retire_twins(instance_id, entries)
+            entries = entries[:1]
         if not reported:
             return  # no reported secret that the server's API accepts
         url = self.s.server_url(instance_id)
@@ -563,7 +590,21 @@ class Run:
             if entry.get("secret") != reported:
                 self.scalelite_call(f"{instance_id}: secret brought up to date in Scalelite", self.scalelite.update, entry["id"], secret=reported)
 
-    def drained(self, instance_id, meetings, asked):
+    def retire_twins(self, instance_id, entries):
+        """Two runs that overlapped added one server twice: Scalelite may place meetings
+        through either. The first entry stays; the others are cordoned, and removed once
+        Scalelite has disabled them (their meetings are over)."""
+        for twin in entries[1:]:
+            if twin.get("state") == "enabled":
+                self.scalelite_call(f"{instance_id}: second entry {twin['id']} cordoned", self.scalelite.update, twin["id"], state="cordon")
+            elif twin.get("state") == "disabled":
+                self.scalelite_call(f"{instance_id}: second entry {twin['id']} removed", self.scalelite.delete, twin["id"])
+
+    def drained(self, instance_id, meetings, asked, since):
+        if self.entries is None and time.time() - since < SCALELITE_GRACE:
+            # Scalelite may still place a meeting here: not without its word, for a while.
+            log(f"{instance_id}: terminating; Scalelite not reachable, waiting for it (up to {SCALELITE_GRACE} s)")
+            return False
         entries = (self.entries or {}).get(instance_id, [])
         for entry in entries:
             if entry.get("state") == "enabled":

@@ -178,6 +178,13 @@ impl Scalelite {
         }
     }
 
+    /// An operator enables a server (`bbbctl servers enable`, `rake servers:enable`).
+    pub fn enable(&self, id: &str) {
+        if let Some(s) = self.lock().servers.iter_mut().find(|s| s.id == id) {
+            s.state = "enabled".to_string();
+        }
+    }
+
     /// An operator cordons a server (`bbbctl servers cordon`, `rake servers:cordon`).
     pub fn cordon(&self, id: &str) {
         if let Some(s) = self.lock().servers.iter_mut().find(|s| s.id == id) {

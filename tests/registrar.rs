@@ -157,6 +157,18 @@ impl Rig {
         });
     }
 
+    /// The registrar's notes of `instance` (their keys say what they note).
+    fn notes(&self, instance: &str) -> Vec<String> {
+        let prefix = format!("registrar/{instance}/");
+        self.state()["buckets"][BUCKET]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect()
+    }
+
     fn record(&self, instance: &str) -> Option<Value> {
         let name = format!("{}.", host(instance));
         self.state()["zones"][ZONE]
@@ -452,13 +464,21 @@ fn a_drain_never_goes_on_while_the_servers_own_api_lists_meetings_or_does_not_an
         "Terminating:Wait",
         "{log}"
     );
-    let note = rig.state()["buckets"][BUCKET]["registrar/i-0aaa1111"].clone();
-    assert!(note.as_str().unwrap().starts_with("draining "), "{note}");
+    let notes = rig.notes("i-0aaa1111");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let started: u64 = notes[0]
+        .strip_prefix("registrar/i-0aaa1111/draining-")
+        .expect("a draining note")
+        .parse()
+        .unwrap();
     // Ten minutes later, Scalelite still silent: drained by the server's own account.
-    let started: f64 = note.as_str().unwrap()[9..].parse().unwrap();
     rig.change(|s| {
-        s["buckets"][BUCKET]["registrar/i-0aaa1111"] =
-            json!(format!("draining {}", started - 601.0));
+        let objects = s["buckets"][BUCKET].as_object_mut().unwrap();
+        objects.remove(&notes[0]);
+        objects.insert(
+            format!("registrar/i-0aaa1111/draining-{}", started - 601),
+            json!(""),
+        );
     });
     let log = rig.run();
     assert_eq!(
@@ -622,14 +642,11 @@ fn what_the_registrar_added_it_enables_even_a_run_later_and_nothing_else() {
     let id = rig
         .scalelite
         .add_directly(&url("i-0aaa1111"), "salt0aaa1111salt");
-    rig.change(|s| s["buckets"][BUCKET]["registrar/i-0aaa1111"] = json!("adding"));
+    rig.change(|s| s["buckets"][BUCKET]["registrar/i-0aaa1111/adding"] = json!(""));
     rig.run();
     assert_eq!(rig.scalelite.server(&id).unwrap().state, "enabled");
     assert_eq!(rig.scalelite.servers().len(), 1, "added twice");
-    assert_eq!(
-        rig.state()["buckets"][BUCKET]["registrar/i-0aaa1111"],
-        "enabled"
-    );
+    assert_eq!(rig.notes("i-0aaa1111"), ["registrar/i-0aaa1111/enabled"]);
 
     // An entry from before the registrar kept notes (an earlier release's server), disabled
     // by the operator's drain: left as it is, and noted.
@@ -642,17 +659,14 @@ fn what_the_registrar_added_it_enables_even_a_run_later_and_nothing_else() {
     rig.run();
     rig.run();
     assert_eq!(rig.scalelite.server(&old).unwrap().state, "disabled");
-    assert_eq!(
-        rig.state()["buckets"][BUCKET]["registrar/i-0bbb2222"],
-        "enabled"
-    );
+    assert_eq!(rig.notes("i-0bbb2222"), ["registrar/i-0bbb2222/enabled"]);
 
     // The drain takes the note with the server.
     rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
     rig.run();
     rig.scalelite.poll();
     rig.run();
-    assert!(rig.state()["buckets"][BUCKET]["registrar/i-0aaa1111"].is_null());
+    assert!(rig.notes("i-0aaa1111").is_empty());
 }
 
 #[test]

@@ -39,6 +39,7 @@ servers are configured"} when empty; addServer 201 with the new server, disabled
 lib/tasks/poll.rake (a cordoned server at load 0 becomes disabled; failed polls: offline).
 """
 
+import collections
 import concurrent.futures
 import hashlib
 import json
@@ -63,6 +64,8 @@ SERVER_BUDGET = 20.0
 MAX_REPORT = 4096
 # The registrar's own notes in the sources bucket, one per server (Deployment.markers).
 MARKERS = "registrar/"
+# What a warm function read of each report: key -> (ETag, secret or None).
+REPORTS_READ = {}
 # A drain waits this long for Scalelite to answer (to cordon the server and see it
 # disabled) before it goes on by the server's own account of its meetings.
 SCALELITE_GRACE = 600
@@ -242,6 +245,7 @@ class Deployment:
         self.ec2 = clients("ec2")
         self.route53 = clients("route53")
         self.s3 = clients("s3")
+        self.note_keys = collections.defaultdict(list)
 
     def groups(self):
         found = []
@@ -298,40 +302,58 @@ class Deployment:
             start = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
 
     def reports(self):
-        """{instance id: object key} of the servers' reports."""
+        """{instance id: (object key, ETag)} of the servers' reports."""
         found = {}
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.s.bucket, Prefix=self.s.report_prefix)
         for page in pages:
             for item in page.get("Contents", []):
                 m = re.fullmatch(re.escape(self.s.report_prefix) + r"(i-[0-9a-f]{8,17})\.json", item["Key"])
                 if m:
-                    found[m.group(1)] = item["Key"]
+                    found[m.group(1)] = (item["Key"], item.get("ETag", ""))
         return found
 
     def markers(self):
-        """{instance id: marker} of the registrar's own notes (registrar/<instance id>):
-        "adding" from just before it adds a server to Scalelite until it has enabled it,
-        "enabled" after that."""
+        """{instance id: marker} of the registrar's own notes, one empty object per server
+        whose key says it all (a listing reads them, no object is fetched):
+        registrar/<instance id>/adding from just before it adds a server to Scalelite until
+        it has enabled it, .../enabled after that, .../draining-<epoch> from the first run
+        that saw it in its drain. The note's keys are remembered for mark()."""
         found = {}
+        self.note_keys = collections.defaultdict(list)
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.s.bucket, Prefix=MARKERS)
         for page in pages:
             for item in page.get("Contents", []):
-                instance = item["Key"][len(MARKERS) :]
-                if re.fullmatch(r"i-[0-9a-f]{8,17}", instance):
-                    body = self.s3.get_object(Bucket=self.s.bucket, Key=item["Key"])["Body"].read(64)
-                    found[instance] = body.decode("ascii", "replace").strip()
+                m = re.fullmatch(re.escape(MARKERS) + r"(i-[0-9a-f]{8,17})/(adding|enabled|draining-[0-9]{1,12})", item["Key"])
+                if m:
+                    found[m.group(1)] = m.group(2).replace("-", " ", 1) if m.group(2).startswith("draining") else m.group(2)
+                    self.note_keys[m.group(1)].append(item["Key"])
         return found
 
     def mark(self, instance_id, marker):
-        """Notes marker for the instance; None deletes the note."""
-        key = MARKERS + instance_id
-        if marker is None:
+        """Notes marker for the instance (the new note first, then the old ones go); None
+        deletes the note."""
+        old = self.note_keys.pop(instance_id, [])
+        if marker is not None:
+            key = f"{MARKERS}{instance_id}/{marker.replace(' ', '-')}"
+            self.s3.put_object(Bucket=self.s.bucket, Key=key, Body=b"", ContentType="text/plain")
+            self.note_keys[instance_id] = [key]
+            old = [k for k in old if k != key]
+        for key in old:
             self.s3.delete_object(Bucket=self.s.bucket, Key=key)
-        else:
-            self.s3.put_object(Bucket=self.s.bucket, Key=key, Body=marker.encode(), ContentType="text/plain")
 
-    def secret_of(self, key):
-        """The API secret a server reported, or None (unreadable or not a secret)."""
+    def secret_of(self, key, etag=""):
+        """The API secret a server reported, or None (unreadable or not a secret). A warm
+        function remembers what it read by the object's ETag: a report is fetched again only
+        when it changed."""
+        cached = REPORTS_READ.get(key)
+        if etag and cached and cached[0] == etag:
+            return cached[1]
+        secret = self._read_secret(key)
+        if etag:
+            REPORTS_READ[key] = (etag, secret)
+        return secret
+
+    def _read_secret(self, key):
         try:
             # A server writes its report: read no more than a report holds.
             body = self.s3.get_object(Bucket=self.s.bucket, Key=key, Range=f"bytes=0-{MAX_REPORT - 1}")["Body"].read(MAX_REPORT)
@@ -466,7 +488,7 @@ class Run:
                 self.did(f"{self.s.host(instance_id)}: record of a terminated server deleted")
         self.aws.change_records(changes)
 
-        secrets = {i: self.aws.secret_of(key) for i, key in reports.items() if i in members}
+        secrets = {i: self.aws.secret_of(key, etag) for i, (key, etag) in reports.items() if i in members}
 
         def candidates(instance_id):
             """The secrets to ask the server's API with: the one it reported, then the one
@@ -507,13 +529,13 @@ class Run:
                     if record:
                         self.aws.change_records([{"Action": "DELETE", "ResourceRecordSet": record}])
                         self.did(f"{self.s.host(instance_id)}: record deleted")
-                    self.forget(instance_id, reports.pop(instance_id, None))
+                    self.forget(instance_id, reports.pop(instance_id, (None, ""))[0])
                     self.complete(group, instance_id)
         # Entries, reports and notes of servers that are gone.
         for instance_id in gone:
             for entry in (self.entries or {}).get(instance_id, []):
                 self.scalelite_call(f"{instance_id}: removed from Scalelite (terminated)", self.scalelite.delete, entry["id"])
-            self.forget(instance_id, reports.get(instance_id))
+            self.forget(instance_id, reports.get(instance_id, (None, ""))[0])
         return self.actions
 
     def gone(self, ec2, known_server):
@@ -627,6 +649,7 @@ class Run:
     def forget(self, instance_id, report_key):
         """The server's report and the registrar's note go with it."""
         if report_key:
+            REPORTS_READ.pop(report_key, None)
             try:
                 self.aws.s3.delete_object(Bucket=self.s.bucket, Key=report_key)
             except ClientError as error:

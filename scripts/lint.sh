@@ -117,9 +117,9 @@ skipped=$(grep -Eo 'Skipped checks: [0-9]+' <<<"$checkov_out" | grep -Eo '[0-9]+
 record skips "$status" "$declared skips declared, $skipped applied"
 
 
-# The registrar's Lambda code and the test fakes: Python that compiles and that pyflakes
+# The registrar's Lambda code, the test fakes and these scripts: Python that compiles and that pyflakes
 # finds nothing in (unused or undefined names, shadowed imports).
-mapfile -t python_files < <(find templates/scripts tests/fixtures -name '*.py' | sort)
+mapfile -t python_files < <(find templates/scripts tests/fixtures scripts -name '*.py' | sort)
 say "pyflakes (${#python_files[@]} Python files)"
 status=0
 "$VENV/bin/python" -m py_compile "${python_files[@]}" && "$VENV/bin/pyflakes" "${python_files[@]}" || status=$?

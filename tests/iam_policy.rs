@@ -741,6 +741,9 @@ const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
             "route53:GetChange",
             "route53:GetHostedZone",
             "route53:ListResourceRecordSets",
+            // Listed by every handler of the type (read-only); whether it is called when the
+            // zone is given by id, as here, is not documented.
+            "route53:ListHostedZones",
         ],
     ),
     (

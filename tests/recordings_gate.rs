@@ -1,7 +1,7 @@
 //! The recordings gate (Scripts.Recordings.Gate in templates/frontend.yaml) runs for real:
 //! the script taken from the template, run by `ruby -e` as its container runs it, once,
-//! on a temporary spool. The servers' archives arrive in spool/incoming; only what the
-//! gate checked reaches spool/*.tar, which Scalelite's importer reads; the rest goes to
+//! on a temporary spool. The servers' archives arrive in incoming/ (beside the spool); only what the
+//! gate checked reaches spool/*.tar, which Scalelite's importer reads; a copy of the rest goes to
 //! spool/refused with one log line. Archives are built as Scalelite's post-publish hook
 //! builds them (v1.8.5 bigbluebutton/scalelite_post_publish.rb: GNU tar of every
 //! `<format>/<record id>` below the published directory into `<record id>.tar`, rsync
@@ -51,6 +51,8 @@ struct Site {
     /// A server's published directory (what the hook archives).
     published: PathBuf,
     spool: PathBuf,
+    /// The servers' directory beside the spool (their access point's root).
+    incoming: PathBuf,
 }
 
 impl Site {
@@ -62,12 +64,15 @@ impl Site {
             .unwrap();
         let published = dir.path().join("published");
         let spool = dir.path().join("spool");
-        fs::create_dir_all(spool.join("incoming")).unwrap();
+        let incoming = dir.path().join("incoming");
+        fs::create_dir_all(&spool).unwrap();
+        fs::create_dir_all(&incoming).unwrap();
         fs::create_dir_all(&published).unwrap();
         Site {
             _dir: dir,
             published,
             spool,
+            incoming,
         }
     }
 
@@ -90,7 +95,7 @@ impl Site {
             .args(options)
             .arg("--create")
             .arg("--file")
-            .arg(self.spool.join("incoming").join(name))
+            .arg(self.incoming.join(name))
             .args(members)
             .output()
             .unwrap();
@@ -103,14 +108,21 @@ impl Site {
             .arg("-e")
             .arg(gate_script())
             .env("RECORDINGS_SPOOL_DIR", &self.spool)
+            .env("RECORDINGS_INCOMING_DIR", &self.incoming)
             .env("RECORDINGS_GATE_ONCE", "1")
             .output()
             .unwrap();
         support::assert_success(&out)
     }
 
+    /// The entries of the spool's `dir`, or of the servers' directory for "incoming".
     fn names(&self, dir: &str) -> BTreeSet<String> {
-        fs::read_dir(self.spool.join(dir))
+        let path = if dir == "incoming" {
+            self.incoming.clone()
+        } else {
+            self.spool.join(dir)
+        };
+        fs::read_dir(path)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect()
@@ -146,14 +158,10 @@ fn a_recording_as_the_hook_sends_it_reaches_the_importer_unchanged() {
         &[&format!("presentation/{id}"), &format!("video/{id}")],
         &[],
     );
-    let sent = listing(&site.spool.join("incoming").join(&name));
+    let sent = listing(&site.incoming.join(&name));
     // rsync's temporary file of an archive still on its way: not taken.
     let partial = format!(".{id}.tar.Xy12Ab");
-    fs::write(
-        site.spool.join("incoming").join(&partial),
-        "half an archive",
-    )
-    .unwrap();
+    fs::write(site.incoming.join(&partial), "half an archive").unwrap();
 
     let log = site.gate();
     assert!(log.contains(&format!("passed {name}")), "{log}");
@@ -187,7 +195,7 @@ fn a_recording_as_the_hook_sends_it_reaches_the_importer_unchanged() {
 #[test]
 fn the_importer_never_sees_what_the_gate_refuses() {
     let site = Site::new();
-    let incoming = site.spool.join("incoming");
+    let incoming = site.incoming.clone();
     let mut expected: Vec<(String, &str)> = Vec::new();
     let mut next = 10;
     let mut id = || {
@@ -262,7 +270,55 @@ fn the_importer_never_sees_what_the_gate_refuses() {
     );
     site.publish("presentation", &g, &xml);
     site.archive(&format!("{g}.tar"), &[&format!("presentation/{g}")], &[]);
-    expected.push((format!("{g}.tar"), "document type declaration"));
+    expected.push((format!("{g}.tar"), "document type or entity declaration"));
+
+    // The same in UTF-16, where the declaration hides from a search of the bytes, and
+    // parameter entities make libxml2 (the importer's parser) read "published" and ".." -
+    // a removal of every published recording - while REXML reads the real names.
+    let g16 = id();
+    let dir = site.publish("presentation", &g16, &metadata(&g16, "presentation"));
+    let hostile = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<!DOCTYPE recording [\n\
+         <!ENTITY % p \"<!ENTITY i 'published'><!ENTITY f '..'>\"> %p;\n\
+         <!ENTITY i '{g16}'><!ENTITY f 'presentation'>]>\n\
+         <recording><id>&i;</id><playback><format>&f;</format></playback></recording>\n"
+    );
+    let mut bytes = vec![0xffu8, 0xfe];
+    for unit in hostile.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    fs::write(dir.join("metadata.xml"), bytes).unwrap();
+    site.archive(
+        &format!("{g16}.tar"),
+        &[&format!("presentation/{g16}")],
+        &[],
+    );
+    expected.push((format!("{g16}.tar"), "is not UTF-8"));
+
+    // An encoding the parser would honour and this check would not read as declared.
+    let g8 = id();
+    let xml =
+        metadata(&g8, "presentation").replacen("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"", 1);
+    assert!(
+        xml.contains("ISO-8859-1"),
+        "metadata() moved: update this test"
+    );
+    site.publish("presentation", &g8, &xml);
+    site.archive(&format!("{g8}.tar"), &[&format!("presentation/{g8}")], &[]);
+    expected.push((format!("{g8}.tar"), "declares another encoding than UTF-8"));
+
+    // Elements nested in <id> (deep enough to exhaust a recursive reader's stack).
+    let gn = id();
+    let deep = format!("{}{}{}", "<x>".repeat(10_000), gn, "</x>".repeat(10_000));
+    let xml = metadata(&gn, "presentation").replacen(
+        &format!("<id>{gn}</id>"),
+        &format!("<id>{deep}</id>"),
+        1,
+    );
+    assert!(xml.contains("<x><x>"), "metadata() moved: update this test");
+    site.publish("presentation", &gn, &xml);
+    site.archive(&format!("{gn}.tar"), &[&format!("presentation/{gn}")], &[]);
+    expected.push((format!("{gn}.tar"), "holds an element"));
 
     // No metadata.xml.
     let h = id();
@@ -303,19 +359,20 @@ fn the_importer_never_sees_what_the_gate_refuses() {
     fs::write(incoming.join(format!("{k}.tar")), vec![0x42u8; 3000]).unwrap();
     expected.push((format!("{k}.tar"), "not a readable tar archive"));
 
-    // A symbolic link as the archive, to a valid archive outside: refused, never followed.
+    // A symbolic link as the archive, to a valid archive outside: set aside where it is,
+    // never followed.
     let l = id();
     site.publish("presentation", &l, &metadata(&l, "presentation"));
     site.archive(&format!("{l}.tar"), &[&format!("presentation/{l}")], &[]);
     let outside = site.published.join("outside.tar");
     fs::rename(incoming.join(format!("{l}.tar")), &outside).unwrap();
     symlink(&outside, incoming.join(format!("{l}.tar"))).unwrap();
-    expected.push((format!("{l}.tar"), "a symbolic link"));
 
-    // A directory named like an archive.
+    // A directory named like an archive: set aside where the server made it, never entered
+    // nor moved out of its directory.
     let m = id();
     fs::create_dir(incoming.join(format!("{m}.tar"))).unwrap();
-    expected.push((format!("{m}.tar"), "not a regular file"));
+    fs::write(incoming.join(format!("{m}.tar")).join("inside"), "x").unwrap();
 
     // Files still on their way (rsync's temporary name) or no archive: left alone.
     let left = [format!(".{}.tar.Ab12Cd", id()), "notes.txt".to_string()];
@@ -325,6 +382,14 @@ fn the_importer_never_sees_what_the_gate_refuses() {
 
     let log = site.gate();
     assert!(!log.contains("passed"), "{log}");
+    assert!(
+        log.contains(&format!("set aside \"{m}.tar\": not a regular file")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("set aside \"{l}.tar\": a symbolic link")),
+        "{log}"
+    );
     assert!(site.tars_for_the_importer().is_empty(), "{log}");
     for (name, reason) in &expected {
         let line = log
@@ -340,10 +405,15 @@ fn the_importer_never_sees_what_the_gate_refuses() {
     );
     // Refused files are kept (for an operator), out of the importer's and the servers' way.
     assert_eq!(site.names("refused").len(), expected.len());
-    assert_eq!(
-        site.names("incoming"),
-        left.iter().cloned().collect::<BTreeSet<_>>()
-    );
+    let mut still = site.names("incoming");
+    let set_aside: Vec<String> = still
+        .iter()
+        .filter(|n| n.starts_with(".set-aside-"))
+        .cloned()
+        .collect();
+    assert_eq!(set_aside.len(), 2, "{still:?}");
+    still.retain(|n| !n.starts_with(".set-aside-"));
+    assert_eq!(still, left.iter().cloned().collect::<BTreeSet<_>>());
     // The link's target is untouched, and nothing of the gate's work is left behind.
     assert!(outside.is_file());
     assert!(site.names("gate").is_empty());

@@ -680,9 +680,11 @@ fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
     }));
 }
 
-/// The servers write their recordings into spool/incoming, which Scalelite's importer does
-/// not read (v1.8.5 lib/tasks/recordings.rake: `spool/*.tar`, not recursive); only the gate
-/// beside the importer moves what it checked into the spool (tests/recordings_gate.rs).
+/// The servers write their recordings into /var/bigbluebutton/incoming, beside the spool that
+/// Scalelite's importer reads (v1.8.5 lib/tasks/recordings.rake: `spool/*.tar`) and not in
+/// it (a nested access point root's missing parents are not created with its CreationInfo);
+/// only the gate beside the importer copies what it checked into the spool
+/// (tests/recordings_gate.rs).
 #[test]
 fn the_servers_reach_only_the_gates_incoming_directory() {
     let storage = resources(&template("storage.yaml"));
@@ -690,7 +692,10 @@ fn the_servers_reach_only_the_gates_incoming_directory() {
     let spool = root_of("SpoolAccessPoint");
     let incoming = root_of("IncomingAccessPoint");
     assert_eq!(spool, "/var/bigbluebutton/spool");
-    assert_eq!(incoming, format!("{spool}/incoming"));
+    assert_eq!(incoming, "/var/bigbluebutton/incoming");
+    assert!(
+        !incoming.starts_with(&format!("{spool}/")) && !spool.starts_with(&format!("{incoming}/"))
+    );
     let created = &storage["IncomingAccessPoint"]["Properties"]["RootDirectory"]["CreationInfo"];
     assert_eq!(
         (
@@ -714,12 +719,15 @@ fn the_servers_reach_only_the_gates_incoming_directory() {
     );
     let servers = format!("{:?}", template("bbb-servers.yaml")["Resources"]);
     assert!(!servers.contains("IncomingAccessPoint") && !servers.contains("PublishedAccessPoint"));
-    // The front end's tasks keep the spool's own access point.
+    // Of the front end's tasks only the importer's (the gate's volume) reaches the servers'
+    // directory.
     for (name, r) in resources(&template("frontend.yaml")) {
-        assert!(
-            !format!("{r:?}").contains("IncomingAccessPoint"),
-            "{name} reaches the servers' directory by its access point"
-        );
+        if name != "ScaleliteImporterTask" && name != "RecordingsTaskRole" {
+            assert!(
+                !format!("{r:?}").contains("IncomingAccessPointId"),
+                "{name} reaches the servers' directory by its access point"
+            );
+        }
     }
 
     // The gate: beside the importer, essential, the importer's image, the script from the
@@ -752,23 +760,39 @@ fn the_servers_reach_only_the_gates_incoming_directory() {
         "{command}"
     );
     assert!(gate["Secrets"].is_null() && gate["Environment"].is_null());
-    let mounts = gate["MountPoints"].as_sequence().unwrap();
-    assert_eq!(mounts.len(), 1);
-    assert_eq!(text(&mounts[0]["SourceVolume"]), "spool");
-    assert_eq!(
-        text(&mounts[0]["ContainerPath"]),
-        "/var/bigbluebutton/spool"
-    );
-    let volume = task["Volumes"]
+    let mounts: Vec<(String, String)> = gate["MountPoints"]
         .as_sequence()
         .unwrap()
         .iter()
-        .find(|v| text(&v["Name"]) == "spool")
-        .unwrap();
+        .map(|m| (text(&m["SourceVolume"]), text(&m["ContainerPath"])))
+        .collect();
     assert_eq!(
-        text(&volume["EFSVolumeConfiguration"]["AuthorizationConfig"]["AccessPointId"]),
-        "!Ref:SpoolAccessPointId"
+        mounts,
+        [
+            (
+                "incoming".to_string(),
+                "/var/bigbluebutton/incoming".to_string()
+            ),
+            ("spool".to_string(), "/var/bigbluebutton/spool".to_string())
+        ]
     );
+    for (volume, access_point) in [
+        ("spool", "!Ref:SpoolAccessPointId"),
+        ("incoming", "!Ref:IncomingAccessPointId"),
+    ] {
+        let volume = task["Volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| text(&v["Name"]) == volume)
+            .unwrap();
+        assert_eq!(
+            text(&volume["EFSVolumeConfiguration"]["AuthorizationConfig"]["AccessPointId"]),
+            access_point
+        );
+    }
+    // The importer itself never mounts the servers' directory.
+    assert!(!format!("{:?}", importer["MountPoints"]).contains("incoming"));
     assert_eq!(
         text(&gate["LogConfiguration"]["Options"]["awslogs-stream-prefix"]),
         "recordings-gate"

@@ -276,15 +276,20 @@ class Deployment:
     scalelite_named = False
 
     def records(self):
-        """{instance id: record} of the bbb-N.<domain> A records in the zone, listed from the
-        domain on. Route 53 sorts names with their labels reversed (org.example.bbb.bbb-N), so
-        the names below the domain come after it, together. Whether it compares those as
-        strings or label by label, the listing stops only at a name that sorts after every
-        name below the domain either way (reversed, it is greater than "<reversed domain>."
-        and does not start with it); a sibling such as bbb-2.<parent> is read past."""
+        """{instance id: record} of the bbb-N.<domain> A records in the zone, listed from
+        bbb-0.<domain> on; and whether scalelite.<domain> exists (one more listing, of one
+        name). Route 53 sorts names with their labels reversed (org.example.bbb.bbb-N), so
+        the servers' names come together. Whether it compares those as strings or label by
+        label, the listing stops only at a name that sorts after every one of them either way
+        (reversed, it is greater than "<reversed domain>.bbb-" and does not start with it)."""
         found = {}
-        below = ".".join(reversed(self.s.domain.split("."))) + "."
-        start = {"StartRecordName": self.s.domain, "StartRecordType": "A"}
+        scalelite = f"scalelite.{self.s.domain}"
+        first = self.route53.list_resource_record_sets(HostedZoneId=self.s.zone, StartRecordName=scalelite, MaxItems="1")
+        self.scalelite_named = any(r["Name"].rstrip(".") == scalelite for r in first["ResourceRecordSets"])
+        # The servers' names only, from bbb- on (a domain that is a large zone's apex holds
+        # many other names below it).
+        below = ".".join(reversed(self.s.domain.split("."))) + ".bbb-"
+        start = {"StartRecordName": f"bbb-0.{self.s.domain}", "StartRecordType": "A"}
         while True:
             page = self.route53.list_resource_record_sets(HostedZoneId=self.s.zone, **start)
             for record in page["ResourceRecordSets"]:
@@ -295,8 +300,6 @@ class Deployment:
                 instance = self.s.instance_of_host(name)
                 if instance and record["Type"] == "A":
                     found[instance] = record
-                elif name == f"scalelite.{self.s.domain}":
-                    self.scalelite_named = True
             if not page.get("IsTruncated"):
                 return found
             start = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
@@ -588,6 +591,9 @@ class Run:
             self.note(instance_id, "enabled")
             return
         if len(entries) > 1:
+            # The same one kept every run, whatever order Scalelite lists them in: an
+            # enabled one first, then the lowest id.
+            entries = sorted(entries, key=lambda e: (e.get("state") != "enabled", str(e.get("id"))))
             self.retire_twins(instance_id, entries)
             entries = entries[:1]
         if not reported:

@@ -744,3 +744,27 @@ fn a_record_no_server_is_known_for_is_left_alone() {
     rig.run();
     assert!(rig.record("i-0ddd4444").is_some());
 }
+
+#[test]
+fn a_terminating_server_ec2_has_stopped_is_drained_without_its_api() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    let id = rig.entry("i-0aaa1111").unwrap().id;
+    rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
+    // Its API no longer answers: while EC2 says it runs, the drain waits.
+    rig.fleet.set_meetings(&host("i-0aaa1111"), None);
+    rig.scalelite.set_offline(&id);
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Wait"
+    );
+    // EC2 says it stopped: no meeting runs there, none will; the drain goes on.
+    rig.change(|s| s["instances"]["i-0aaa1111"]["State"]["Name"] = json!("stopped"));
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
+    assert!(rig.entry("i-0aaa1111").is_none());
+}

@@ -538,6 +538,50 @@ struct KeptRecord {
     delete_batch: String,
 }
 
+/// After a first setup whose stack rolled back: the registrar named the servers that started
+/// (`bbb-<id>` records) and went with them, so their records would point at addresses AWS hands
+/// to someone else. Swept as destroy sweeps them (only records of this deployment's servers,
+/// which EC2 still describes); what is left is named. Never fails the setup's own error.
+pub(super) async fn sweep_after_failed_create(
+    aws: &Aws,
+    p: &Printer,
+    zone: &str,
+    domain: &str,
+    stack: &str,
+) {
+    if zone.is_empty() || domain.is_empty() {
+        return;
+    }
+    match describe_stack(&aws.cfn, stack).await {
+        Ok(Some(root))
+            if !matches!(
+                root.stack_status().map(|s| s.as_str()),
+                Some("ROLLBACK_COMPLETE" | "DELETE_COMPLETE")
+            ) =>
+        {
+            return; // still there, or not rolled back: its servers keep their names
+        }
+        Err(_) => return,
+        _ => {}
+    }
+    match sweep_server_records(aws, zone, domain, stack).await {
+        Ok(sweep) => {
+            if !sweep.deleted.is_empty() {
+                p.info(format!(
+                    "Deleted the DNS records of the servers the rolled-back stack had started: {}",
+                    sweep.deleted.join(", ")
+                ));
+            }
+            for kept in &sweep.kept {
+                p.warn(format!("DNS record {} left: {}", kept.name, kept.why));
+            }
+        }
+        Err(e) => p.warn(format!(
+            "the DNS records of the rolled-back stack's servers could not be swept ({e:#}); `bbbctl destroy -s {stack}` sweeps them"
+        )),
+    }
+}
+
 /// The registrar writes the BBB servers' records, `bbb-<instance id without i->.<domain>` (A),
 /// and deletes each when its server drains or is gone (templates/scripts/bbb_registrar.py). The
 /// stack's deletion removes the drain hook and the registrar with the servers, so their records

@@ -143,10 +143,21 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     }
     // What a change of mode or front end does beside CloudFormation's update.
     let switch = super::switch::Switch::prepare(&aws, p, existing.as_ref(), &s).await?;
+    let creating = existing.is_none();
     let root = match deploy(&aws, g, p, &root_spec.spec(&s), &counts, existing).await {
         Ok(root) => root,
         Err(e) => {
             switch.failed(&aws, p, &s.stack).await;
+            if creating {
+                super::destroy::sweep_after_failed_create(
+                    &aws,
+                    p,
+                    &s.hosted_zone,
+                    &s.domain,
+                    &s.stack,
+                )
+                .await;
+            }
             return Err(e);
         }
     };

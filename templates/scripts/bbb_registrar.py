@@ -352,7 +352,8 @@ class Deployment:
         if etag and cached and cached[0] == etag:
             return cached[1]
         secret = self._read_secret(key)
-        if etag:
+        if etag and secret is not None:
+            # Only what was read: a passing error (a throttle) is read again next run.
             REPORTS_READ[key] = (etag, secret)
         return secret
 
@@ -526,7 +527,8 @@ class Run:
                 self.serve(instance_id, group, member, reported if accepted == reported else None, meetings)
             elif state == "Terminating:Wait":
                 since = self.drain_started(instance_id)
-                if self.drained(instance_id, meetings, bool(candidates(instance_id)), since):
+                running = described.get(instance_id, {}).get("State", {}).get("Name", "running") in ("pending", "running")
+                if self.drained(instance_id, meetings, bool(candidates(instance_id)) and running, since):
                     # The name goes before the instance: its address may soon be another's.
                     record = records.pop(instance_id, None)
                     if record:
@@ -629,6 +631,8 @@ class Run:
                 self.scalelite_call(f"{instance_id}: second entry {twin['id']} removed", self.scalelite.delete, twin["id"])
 
     def drained(self, instance_id, meetings, asked, since):
+        """Whether the server may go. asked: its API was asked and should have answered (a
+        server EC2 describes as stopped or gone runs no meeting and never will answer)."""
         if self.entries is None and time.time() - since < SCALELITE_GRACE:
             # Scalelite may still place a meeting here: not without its word, for a while.
             log(f"{instance_id}: terminating; Scalelite not reachable, waiting for it (up to {SCALELITE_GRACE} s)")

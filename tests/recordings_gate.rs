@@ -53,6 +53,8 @@ struct Site {
     spool: PathBuf,
     /// The servers' directory beside the spool (their access point's root).
     incoming: PathBuf,
+    /// The importer's published/ and unpublished/ (what is imported already).
+    imported: PathBuf,
 }
 
 impl Site {
@@ -68,11 +70,15 @@ impl Site {
         fs::create_dir_all(&spool).unwrap();
         fs::create_dir_all(&incoming).unwrap();
         fs::create_dir_all(&published).unwrap();
+        let imported = dir.path().join("imported");
+        fs::create_dir_all(imported.join("published")).unwrap();
+        fs::create_dir_all(imported.join("unpublished")).unwrap();
         Site {
             _dir: dir,
             published,
             spool,
             incoming,
+            imported,
         }
     }
 
@@ -109,6 +115,11 @@ impl Site {
             .arg(gate_script())
             .env("RECORDINGS_SPOOL_DIR", &self.spool)
             .env("RECORDINGS_INCOMING_DIR", &self.incoming)
+            .env("RECORDINGS_PUBLISHED_DIR", self.imported.join("published"))
+            .env(
+                "RECORDINGS_UNPUBLISHED_DIR",
+                self.imported.join("unpublished"),
+            )
             .env("RECORDINGS_GATE_ONCE", "1")
             .output()
             .unwrap();
@@ -318,7 +329,7 @@ fn the_importer_never_sees_what_the_gate_refuses() {
     assert!(xml.contains("<x><x>"), "metadata() moved: update this test");
     site.publish("presentation", &gn, &xml);
     site.archive(&format!("{gn}.tar"), &[&format!("presentation/{gn}")], &[]);
-    expected.push((format!("{gn}.tar"), "holds an element"));
+    expected.push((format!("{gn}.tar"), "nests deeper than 64 elements"));
 
     // No metadata.xml.
     let h = id();
@@ -438,4 +449,69 @@ fn an_archive_waits_while_the_importer_has_not_taken_the_previous_one() {
     let log = site.gate();
     assert!(log.contains(&format!("passed {name}")), "{log}");
     assert!(site.names("incoming").is_empty());
+}
+
+/// Attacker review round 3: what passed the gate could still replace an imported recording,
+/// fail the importer at every pass, exhaust the gate's memory, or (killing it) be taken again
+/// at every start.
+#[test]
+fn nothing_imported_is_replaced_and_nothing_fails_the_importer_or_the_gate_twice() {
+    let site = Site::new();
+    let mut expected: Vec<(String, &str)> = Vec::new();
+
+    // A recording of that id and format is imported already.
+    let a = record_id(0xa1);
+    site.publish("presentation", &a, &metadata(&a, "presentation"));
+    fs::create_dir_all(site.imported.join("published/presentation").join(&a)).unwrap();
+    site.archive(&format!("{a}.tar"), &[&format!("presentation/{a}")], &[]);
+    expected.push((format!("{a}.tar"), "is imported already"));
+
+    // What Scalelite's importer dereferences unchecked: no meetingId, no playback link.
+    let b = record_id(0xb1);
+    let xml = metadata(&b, "presentation").replace("<meetingId>room-1</meetingId>", "");
+    site.publish("presentation", &b, &xml);
+    site.archive(&format!("{b}.tar"), &[&format!("presentation/{b}")], &[]);
+    expected.push((format!("{b}.tar"), "0 <meetingId> in <meta>"));
+    let c = record_id(0xc1);
+    let xml = metadata(&c, "presentation");
+    let start = xml.find("<link>").unwrap();
+    let end = xml.find("</link>").unwrap() + "</link>".len();
+    let xml = format!("{}{}", &xml[..start], &xml[end..]);
+    site.publish("presentation", &c, &xml);
+    site.archive(&format!("{c}.tar"), &[&format!("presentation/{c}")], &[]);
+    expected.push((format!("{c}.tar"), "0 <link> in <playback>"));
+
+    // A path deeper than any recording's (what the gate remembers of names is bounded).
+    let d = record_id(0xd1);
+    let dir = site.publish("presentation", &d, &metadata(&d, "presentation"));
+    let deep = (0..20).fold(dir.clone(), |p, i| p.join(format!("d{i}")));
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("x"), "x").unwrap();
+    site.archive(&format!("{d}.tar"), &[&format!("presentation/{d}")], &[]);
+    expected.push((format!("{d}.tar"), "deeper than 16 parts"));
+
+    // What the gate was checking when it died (out of memory, say): refused at the next start.
+    let e = record_id(0xe1);
+    site.publish("presentation", &e, &metadata(&e, "presentation"));
+    site.archive(&format!("{e}.tar"), &[&format!("presentation/{e}")], &[]);
+    fs::rename(
+        site.incoming.join(format!("{e}.tar")),
+        site.incoming
+            .join(format!(".checking-0123456789abcdef-{e}.tar")),
+    )
+    .unwrap();
+    expected.push((format!("{e}.tar"), "the gate stopped while checking it"));
+
+    let log = site.gate();
+    assert!(!log.contains("passed"), "{log}");
+    assert!(site.tars_for_the_importer().is_empty(), "{log}");
+    for (name, reason) in &expected {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("refused \"{name}\": ")))
+            .unwrap_or_else(|| panic!("no refusal of {name}:\n{log}"));
+        assert!(line.contains(reason), "{name}: {line}");
+    }
+    assert_eq!(site.names("refused").len(), expected.len(), "{log}");
+    assert!(site.names("incoming").is_empty(), "{log}");
 }

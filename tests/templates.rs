@@ -766,16 +766,17 @@ fn the_servers_reach_only_the_gates_incoming_directory() {
         .iter()
         .map(|m| (text(&m["SourceVolume"]), text(&m["ContainerPath"])))
         .collect();
-    assert_eq!(
-        mounts,
-        [
-            (
-                "incoming".to_string(),
-                "/var/bigbluebutton/incoming".to_string()
-            ),
-            ("spool".to_string(), "/var/bigbluebutton/spool".to_string())
-        ]
-    );
+    let want: Vec<(String, String)> = ["incoming", "spool", "published", "unpublished"]
+        .iter()
+        .map(|v| (v.to_string(), format!("/var/bigbluebutton/{v}")))
+        .collect();
+    assert_eq!(mounts, want);
+    // What it only looks at (is a recording imported already?), it cannot change.
+    for m in gate["MountPoints"].as_sequence().unwrap() {
+        let writable = m["ReadOnly"] == Value::Bool(false);
+        let name = text(&m["SourceVolume"]);
+        assert_eq!(writable, name == "incoming" || name == "spool", "{name}");
+    }
     for (volume, access_point) in [
         ("spool", "!Ref:SpoolAccessPointId"),
         ("incoming", "!Ref:IncomingAccessPointId"),

@@ -515,3 +515,28 @@ fn nothing_imported_is_replaced_and_nothing_fails_the_importer_or_the_gate_twice
     assert_eq!(site.names("refused").len(), expected.len(), "{log}");
     assert!(site.names("incoming").is_empty(), "{log}");
 }
+
+/// BigBlueButton publishes a recording's formats one after another, and Scalelite's hook sends
+/// every format published so far: the archive after the first brings the imported one again.
+/// The new formats pass; the imported one is left out of the copy, never replaced.
+#[test]
+fn a_later_archive_of_a_recording_brings_its_new_formats_only() {
+    let site = Site::new();
+    let id = record_id(0x77);
+    site.publish("presentation", &id, &metadata(&id, "presentation"));
+    site.publish("video", &id, &metadata(&id, "video"));
+    fs::create_dir_all(site.imported.join("published/presentation").join(&id)).unwrap();
+    site.archive(
+        &format!("{id}.tar"),
+        &[&format!("presentation/{id}"), &format!("video/{id}")],
+        &[],
+    );
+    let log = site.gate();
+    assert!(log.contains(&format!("passed {id}.tar")), "{log}");
+    let copied = listing(&site.spool.join(format!("{id}.tar")));
+    assert!(copied.iter().all(|m| m.starts_with("video/")), "{copied:?}");
+    assert!(
+        copied.contains(&format!("video/{id}/metadata.xml")),
+        "{copied:?}"
+    );
+}

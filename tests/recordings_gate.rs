@@ -93,6 +93,13 @@ impl Site {
         dir
     }
 
+    /// A recording's presentation format with `xml` as its metadata.xml, archived alone into
+    /// incoming/`<id>.tar` as the hook sends it.
+    fn send(&self, id: &str, xml: &str) {
+        self.publish("presentation", id, xml);
+        self.archive(&format!("{id}.tar"), &[&format!("presentation/{id}")], &[]);
+    }
+
     /// `tar --create` of `members` (relative to the published directory) into
     /// incoming/`name`, with extra tar options.
     fn archive(&self, name: &str, members: &[&str], options: &[&str]) {
@@ -144,6 +151,17 @@ impl Site {
             .into_iter()
             .filter(|n| n.ends_with(".tar"))
             .collect()
+    }
+}
+
+/// Every archive of `expected` (name, reason) was refused, with that reason in its log line.
+fn assert_refused(log: &str, expected: &[(String, &str)]) {
+    for (name, reason) in expected {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("refused \"{name}\": ")))
+            .unwrap_or_else(|| panic!("no refusal of {name}:\n{log}"));
+        assert!(line.contains(reason), "{name}: {line}");
     }
 }
 
@@ -263,14 +281,12 @@ fn the_importer_never_sees_what_the_gate_refuses() {
 
     // metadata.xml naming another recording (the one the importer would replace).
     let e = id();
-    site.publish("presentation", &e, &metadata(&victim, "presentation"));
-    site.archive(&format!("{e}.tar"), &[&format!("presentation/{e}")], &[]);
+    site.send(&e, &metadata(&victim, "presentation"));
     expected.push((format!("{e}.tar"), "names another record id"));
 
     // metadata.xml naming another playback format.
     let f = id();
-    site.publish("presentation", &f, &metadata(&f, "video"));
-    site.archive(&format!("{f}.tar"), &[&format!("presentation/{f}")], &[]);
+    site.send(&f, &metadata(&f, "video"));
     expected.push((format!("{f}.tar"), "names another playback format"));
 
     // The importer's parser would see what this one does not: refused outright.
@@ -279,8 +295,7 @@ fn the_importer_never_sees_what_the_gate_refuses() {
         "<recording>",
         "<!DOCTYPE recording [<!ENTITY x \"y\">]>\n<recording>",
     );
-    site.publish("presentation", &g, &xml);
-    site.archive(&format!("{g}.tar"), &[&format!("presentation/{g}")], &[]);
+    site.send(&g, &xml);
     expected.push((format!("{g}.tar"), "document type or entity declaration"));
 
     // The same in UTF-16, where the declaration hides from a search of the bytes, and
@@ -314,8 +329,7 @@ fn the_importer_never_sees_what_the_gate_refuses() {
         xml.contains("ISO-8859-1"),
         "metadata() moved: update this test"
     );
-    site.publish("presentation", &g8, &xml);
-    site.archive(&format!("{g8}.tar"), &[&format!("presentation/{g8}")], &[]);
+    site.send(&g8, &xml);
     expected.push((format!("{g8}.tar"), "declares another encoding than UTF-8"));
 
     // Elements nested in <id> (deep enough to exhaust a recursive reader's stack).
@@ -327,8 +341,7 @@ fn the_importer_never_sees_what_the_gate_refuses() {
         1,
     );
     assert!(xml.contains("<x><x>"), "metadata() moved: update this test");
-    site.publish("presentation", &gn, &xml);
-    site.archive(&format!("{gn}.tar"), &[&format!("presentation/{gn}")], &[]);
+    site.send(&gn, &xml);
     expected.push((format!("{gn}.tar"), "nests deeper than 64 elements"));
 
     // No metadata.xml.
@@ -373,8 +386,7 @@ fn the_importer_never_sees_what_the_gate_refuses() {
     // A symbolic link as the archive, to a valid archive outside: set aside where it is,
     // never followed.
     let l = id();
-    site.publish("presentation", &l, &metadata(&l, "presentation"));
-    site.archive(&format!("{l}.tar"), &[&format!("presentation/{l}")], &[]);
+    site.send(&l, &metadata(&l, "presentation"));
     let outside = site.published.join("outside.tar");
     fs::rename(incoming.join(format!("{l}.tar")), &outside).unwrap();
     symlink(&outside, incoming.join(format!("{l}.tar"))).unwrap();
@@ -402,13 +414,7 @@ fn the_importer_never_sees_what_the_gate_refuses() {
         "{log}"
     );
     assert!(site.tars_for_the_importer().is_empty(), "{log}");
-    for (name, reason) in &expected {
-        let line = log
-            .lines()
-            .find(|l| l.contains(&format!("refused \"{name}\": ")))
-            .unwrap_or_else(|| panic!("no refusal of {name}:\n{log}"));
-        assert!(line.contains(reason), "{name}: {line}");
-    }
+    assert_refused(&log, &expected);
     assert_eq!(
         log.lines().filter(|l| l.contains("refused")).count(),
         expected.len(),
@@ -469,16 +475,14 @@ fn nothing_imported_is_replaced_and_nothing_fails_the_importer_or_the_gate_twice
     // What Scalelite's importer dereferences unchecked: no meetingId, no playback link.
     let b = record_id(0xb1);
     let xml = metadata(&b, "presentation").replace("<meetingId>room-1</meetingId>", "");
-    site.publish("presentation", &b, &xml);
-    site.archive(&format!("{b}.tar"), &[&format!("presentation/{b}")], &[]);
+    site.send(&b, &xml);
     expected.push((format!("{b}.tar"), "0 <meetingId> in <meta>"));
     let c = record_id(0xc1);
     let xml = metadata(&c, "presentation");
     let start = xml.find("<link>").unwrap();
     let end = xml.find("</link>").unwrap() + "</link>".len();
     let xml = format!("{}{}", &xml[..start], &xml[end..]);
-    site.publish("presentation", &c, &xml);
-    site.archive(&format!("{c}.tar"), &[&format!("presentation/{c}")], &[]);
+    site.send(&c, &xml);
     expected.push((format!("{c}.tar"), "0 <link> in <playback>"));
 
     // A path deeper than any recording's (what the gate remembers of names is bounded).
@@ -492,8 +496,7 @@ fn nothing_imported_is_replaced_and_nothing_fails_the_importer_or_the_gate_twice
 
     // What the gate was checking when it died (out of memory, say): refused at the next start.
     let e = record_id(0xe1);
-    site.publish("presentation", &e, &metadata(&e, "presentation"));
-    site.archive(&format!("{e}.tar"), &[&format!("presentation/{e}")], &[]);
+    site.send(&e, &metadata(&e, "presentation"));
     fs::rename(
         site.incoming.join(format!("{e}.tar")),
         site.incoming
@@ -505,13 +508,7 @@ fn nothing_imported_is_replaced_and_nothing_fails_the_importer_or_the_gate_twice
     let log = site.gate();
     assert!(!log.contains("passed"), "{log}");
     assert!(site.tars_for_the_importer().is_empty(), "{log}");
-    for (name, reason) in &expected {
-        let line = log
-            .lines()
-            .find(|l| l.contains(&format!("refused \"{name}\": ")))
-            .unwrap_or_else(|| panic!("no refusal of {name}:\n{log}"));
-        assert!(line.contains(reason), "{name}: {line}");
-    }
+    assert_refused(&log, &expected);
     assert_eq!(site.names("refused").len(), expected.len(), "{log}");
     assert!(site.names("incoming").is_empty(), "{log}");
 }

@@ -249,13 +249,7 @@ fn the_nginx_start_command_points_the_proxy_at_the_api_in_the_same_task() {
 
     let run = |content: &str| run_nginx_start(&script, content);
     let proxy = SCALELITE_PROXY_TEMPLATE;
-    let out = run(proxy);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rewritten = String::from_utf8(out.stdout).unwrap();
+    let rewritten = nginx_conf(&script, proxy);
     assert!(
         rewritten.contains("proxy_pass http://127.0.0.1:$SCALELITE_API_PORT;"),
         "{rewritten}"
@@ -268,6 +262,17 @@ fn the_nginx_start_command_points_the_proxy_at_the_api_in_the_same_task() {
 /// The shape of Scalelite v1.8.5 nginx/conf.d/scalelite-proxy.template.
 const SCALELITE_PROXY_TEMPLATE: &str = "access_log stderr combined;\n\nserver {\n  listen 80 default_server;\n\n  \
      location / {\n    proxy_pass http://scalelite-api:$SCALELITE_API_PORT;\n  }\n}\n";
+
+/// The template `content` as the start command `script` rewrites it (the command succeeds).
+fn nginx_conf(script: &str, content: &str) -> String {
+    let out = run_nginx_start(script, content);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
 
 /// The scalelite-nginx container's start command `script` run by sh on a template file holding
 /// `content`, printing the rewritten template instead of starting nginx.
@@ -296,13 +301,7 @@ fn scalelites_nginx_logs_no_query() {
     let script = text(&container(&all, "scalelite-nginx")["Command"][0]);
     let run = |content: &str| run_nginx_start(&script, content);
     let proxy = SCALELITE_PROXY_TEMPLATE;
-    let out = run(proxy);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let conf = String::from_utf8(out.stdout).unwrap();
+    let conf = nginx_conf(&script, proxy);
     let format = conf
         .lines()
         .find(|l| l.starts_with("log_format bbbctl_path_only "))

@@ -141,6 +141,7 @@ fn simulate(meetings: &[Meeting], way: Way) -> Outcome {
                             load: Some(load(&servers[i], t)),
                             bbb_version: String::new(),
                         }),
+                        busy: None,
                     })
                     .collect();
                 for id in choose(&members, take) {

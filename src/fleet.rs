@@ -4,7 +4,30 @@
 //! and the choice of which servers a scale-in takes out. Pure: the commands fetch, this
 //! decides.
 
+use std::time::Duration;
+
 use crate::scalelite::Server;
+
+/// One meeting running on a server, as the server's own `getMeetings` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meeting {
+    /// How long it has been running (now minus its `startTime`).
+    pub age: Duration,
+    pub participants: u32,
+    /// Whether it is recorded (`<recording>true</recording>`): its recording is processed
+    /// on this server after it ends.
+    pub recording: bool,
+}
+
+/// What a server is busy with by its own account: its meetings (its own API) and its
+/// recordings not yet safe (its agent's report, templates/scripts/bbb-agent.sh).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Busy {
+    pub meetings: Vec<Meeting>,
+    /// Recordings not yet published and copied to the spool (or failed and not yet saved),
+    /// plus recording jobs queued or running; None when no fresh report says.
+    pub recordings: Option<u32>,
+}
 
 /// One instance of the server group.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +41,8 @@ pub struct Member {
     pub host: String,
     /// Scalelite's entry for this server, when it has one.
     pub scalelite: Option<Server>,
+    /// What it is busy with by its own account; None when that was not asked or not told.
+    pub busy: Option<Busy>,
 }
 
 impl Member {
@@ -73,6 +98,7 @@ pub fn picture(instances: Vec<Instance>, servers: Vec<Server>, domain: &str) -> 
                 protected,
                 host,
                 scalelite,
+                busy: None,
             }
         })
         .collect();

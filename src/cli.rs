@@ -201,6 +201,11 @@ pub struct DestroyArgs {
     /// deletes it once the stacks are gone
     #[arg(long)]
     pub keep_data_snapshot: bool,
+
+    /// Destroy even while the servers still process recordings, or failed recordings the
+    /// servers saved are in the sources bucket: they are lost
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -440,6 +445,12 @@ pub struct SetupArgs {
     /// it an existing deployment keeps the image its servers run
     #[arg(long)]
     pub new_server_image: bool,
+
+    /// Replace a single server (a new image, instance type, a mode switch) even while it
+    /// still processes recordings, which are then lost; without it setup waits for them (at
+    /// most BBBServerDrainTimeout) before anything changes
+    #[arg(long)]
+    pub force: bool,
 
     /// Show what setup would change (a change set with nested stacks), then delete the plan:
     /// the stacks stay as they are

@@ -285,6 +285,89 @@ pub async fn failed_saved(aws: &Aws, bucket: &str) -> Result<Vec<Saved>> {
     Ok(found)
 }
 
+/// What the servers say of their recordings, all at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Account {
+    /// Servers with recordings (or recording jobs) not yet safe: instance, how many, summary.
+    pub busy: Vec<(String, u32, String)>,
+    /// Servers whose last report is too old to say (a stopped agent, a server down).
+    pub stale: Vec<(String, String)>,
+    /// Servers without a report that speaks of recordings (an earlier release's agent, or
+    /// none): what they hold cannot be known.
+    pub silent: Vec<String>,
+}
+
+impl Account {
+    /// Recordings not yet safe in all.
+    pub fn pending(&self) -> u32 {
+        self.busy.iter().map(|b| b.1).sum()
+    }
+
+    /// "i-0a: 2 pending; i-0b: unknown now (…)", the servers that hold the way.
+    pub fn holding(&self) -> String {
+        self.busy
+            .iter()
+            .map(|(i, _, text)| format!("{i}: {text}"))
+            .chain(self.stale.iter().map(|(i, text)| format!("{i}: {text}")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Nothing pending and nobody stale (the silent ones cannot say).
+    pub fn safe(&self) -> bool {
+        self.busy.is_empty() && self.stale.is_empty()
+    }
+}
+
+/// The account of `instances` now.
+pub async fn account(aws: &Aws, bucket: &str, instances: &[String]) -> Result<Account> {
+    let reports = reports(aws, bucket, instances).await?;
+    let now = SystemTime::now();
+    let mut account = Account::default();
+    for i in instances {
+        match reports.get(i) {
+            Some(r) if r.recordings.is_some() => match r.busy(now) {
+                Some(0) => {}
+                Some(n) => account.busy.push((i.clone(), n, r.summary(now))),
+                None => account.stale.push((i.clone(), r.summary(now))),
+            },
+            _ => account.silent.push(i.clone()),
+        }
+    }
+    Ok(account)
+}
+
+/// Before servers go without a drain (single mode's server replaced, a switch away from
+/// single mode): waits until none of `instances` has recordings not yet safe, saying what
+/// each still processes whenever that changes, for at most `timeout`. Returns the last
+/// account: safe, or what still held the way at the timeout.
+pub async fn wait_safe(
+    aws: &Aws,
+    p: &crate::ui::Printer,
+    bucket: &str,
+    instances: &[String],
+    timeout: Duration,
+    pause: Duration,
+) -> Result<Account> {
+    let started = std::time::Instant::now();
+    let mut said = String::new();
+    loop {
+        let now = account(aws, bucket, instances).await?;
+        if now.safe() || started.elapsed() >= timeout {
+            return Ok(now);
+        }
+        let text = now.holding();
+        if text != said {
+            // The printer shows control characters a server may have sent, never obeys them.
+            p.info(format!(
+                "  waiting for recordings to be processed and safe: {text}"
+            ));
+            said = text;
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,13 @@ use crate::upload;
 /// (templates/scripts/bbb_registrar.py) does not try, so no server is protected again.
 pub const PROTECTION_TAG: &str = "bbbctl:protection";
 
-pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool) -> Result<()> {
+pub async fn run(
+    g: &Global,
+    p: &Printer,
+    stack: &str,
+    keep_data_snapshot: bool,
+    force: bool,
+) -> Result<()> {
     let sources_name = sources_stack_name(stack);
     let aws = connect(g, p, stack).await?;
     let root = describe_stack(&aws.cfn, stack).await?;
@@ -49,6 +55,12 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
         Some(root) => Found::read(&aws, root).await?,
         None => Found::default(),
     };
+    let bucket = sources
+        .as_ref()
+        .and_then(|s| outputs(s).remove(out::BUCKET));
+    if let Some(bucket) = &bucket {
+        recordings_at_stake(&aws, g, p, bucket, &found.groups, stack, force).await?;
+    }
     if !g.yes {
         let mut question = format!(
             "This deletes deployment {stack} in account {}, region {}: every stack, server, secret, Greenlight's uploaded files and the source bucket with its contents.",
@@ -78,9 +90,6 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
         None => Vec::new(),
     };
     let started = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
-    let bucket = sources
-        .as_ref()
-        .and_then(|s| outputs(s).remove(out::BUCKET));
     let mut objects = 0;
     if let Some(bucket) = &bucket {
         objects = upload::empty_bucket(&aws.s3, bucket).await?;
@@ -232,6 +241,95 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, keep_data_snapshot: bool)
             "deleted_data_snapshots": deleted_snapshots,
         }),
     );
+    Ok(())
+}
+
+/// Recordings a destroy would lose: those the servers still process (their agents' reports)
+/// and the failed ones the agents saved in the sources bucket. Said first; without --force a
+/// destroy asks (and with --yes alone refuses, changing nothing).
+async fn recordings_at_stake(
+    aws: &Aws,
+    g: &Global,
+    p: &Printer,
+    bucket: &str,
+    groups: &[String],
+    stack: &str,
+    force: bool,
+) -> Result<()> {
+    let mut instances = Vec::new();
+    for group in groups {
+        if let Some(asg) = super::stacks::server_group(aws, group).await? {
+            instances.extend(
+                super::stacks::group_instances(&asg)
+                    .into_iter()
+                    .map(|i| i.0),
+            );
+        }
+    }
+    let (account, saved) = match (
+        crate::recordings::account(aws, bucket, &instances).await,
+        crate::recordings::failed_saved(aws, bucket).await,
+    ) {
+        (Ok(a), Ok(s)) => (a, s),
+        (Err(e), _) | (_, Err(e)) => {
+            p.warn(format!(
+                "the servers' recordings could not be read from {bucket} ({e:#}); recordings still being processed, if any, go with the servers"
+            ));
+            return Ok(());
+        }
+    };
+    if !account.stale.is_empty() {
+        p.warn(format!(
+            "{} server(s) have not reported their recordings recently, so some may still be processing there: {}",
+            account.stale.len(),
+            account
+                .stale
+                .iter()
+                .map(|(i, t)| format!("{i}: {t}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    let mut lost = Vec::new();
+    if !account.busy.is_empty() {
+        lost.push(format!(
+            "{} recording(s) are still being processed on {} BBB server(s) ({}); destroying now loses them. Waiting until `bbbctl servers -s {stack}` shows none pending keeps them",
+            account.pending(),
+            account.busy.len(),
+            account
+                .busy
+                .iter()
+                .map(|(i, _, t)| format!("{i}: {t}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    if !saved.is_empty() {
+        let bytes: i64 = saved.iter().map(|s| s.bytes).sum();
+        lost.push(format!(
+            "{} failed recording(s) saved by the servers in s3://{bucket}/{} ({} MiB) go with the bucket; copy them first: aws s3 cp --recursive s3://{bucket}/{} ./failed-recordings/",
+            saved.len(),
+            crate::recordings::FAILED,
+            (bytes.max(0) as u64).div_ceil(1 << 20),
+            crate::recordings::FAILED
+        ));
+    }
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let text = lost.join(". ");
+    if force {
+        p.warn(format!("{text}. Going on (--force)."));
+        return Ok(());
+    }
+    if g.yes {
+        bail!(
+            "{text}. Nothing was deleted: run destroy again once they are safe, or add --force to destroy anyway"
+        );
+    }
+    if !p.confirm(&format!("{text}. Destroy anyway and lose them?"))? {
+        bail!("not confirmed: nothing was deleted");
+    }
     Ok(())
 }
 

@@ -70,7 +70,7 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
         Command::List => list::run(g, p).await,
         Command::Destroy(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
-            destroy::run(&g, p, &stack, args.keep_data_snapshot).await
+            destroy::run(&g, p, &stack, args.keep_data_snapshot, args.force).await
         }
         Command::Backup(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;

@@ -93,6 +93,15 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         }
     }
 
+    // A single server this update replaces (or a switch away from single mode removes)
+    // processes its recordings itself, with no drain to wait for them: wait here.
+    if let Some(stack) = existing
+        .as_ref()
+        .filter(|st| replaces_single_server(&s, st))
+    {
+        wait_for_single_server(&aws, p, stack, args.force).await?;
+    }
+
     // 1. The sources bucket.
     let sources_body = String::from_utf8(s.bundle.file(templates::SOURCES)?.to_vec())
         .context("sources.yaml is not UTF-8")?;
@@ -268,6 +277,66 @@ fn server_scripts_changed(s: &SetupSettings, stack: &Stack) -> Vec<String> {
         .collect()
 }
 
+/// Whether this update replaces (or removes) the server of a deployment now in single mode.
+fn replaces_single_server(s: &SetupSettings, stack: &Stack) -> bool {
+    parameters(stack).get(P_MODE).map(String::as_str) == Some("single")
+        && server_update(s, Some(stack)) == "replace"
+        && (!server_scripts_changed(s, stack).is_empty()
+            || s.changes
+                .iter()
+                .any(|(n, _, _)| REPLACES_SERVERS.contains(&n.as_str())))
+}
+
+/// Waits until the single server has no recording left to process (its agent's report), at
+/// most the deployment's drain timeout; with `force`, says what is lost and goes on.
+async fn wait_for_single_server(aws: &Aws, p: &Printer, stack: &Stack, force: bool) -> Result<()> {
+    let params = parameters(stack);
+    let (Some(bucket), Some(group)) = (
+        params.get(templates::BUCKET_PARAM),
+        outputs(stack).remove(out::SERVER_GROUP),
+    ) else {
+        return Ok(());
+    };
+    let Some(asg) = server_group(aws, &group).await? else {
+        return Ok(());
+    };
+    let instances: Vec<String> = super::stacks::group_instances(&asg)
+        .into_iter()
+        .map(|i| i.0)
+        .collect();
+    let timeout = Duration::from_secs(if force {
+        0
+    } else {
+        crate::settings::drain_timeout(&params)
+    });
+    let account =
+        crate::recordings::wait_safe(aws, p, bucket, &instances, timeout, RECORDINGS_POLL).await?;
+    if !account.silent.is_empty() {
+        p.warn(format!(
+            "the single server {} reports no recordings (its bootstrap is of an earlier release): whether one is still being processed cannot be told. Recordings still processing there are lost with it",
+            account.silent.join(", ")
+        ));
+    }
+    if account.safe() {
+        return Ok(());
+    }
+    if force {
+        p.warn(format!(
+            "replacing the single server while it still processes recordings (--force); they are lost: {}",
+            account.holding()
+        ));
+        return Ok(());
+    }
+    bail!(
+        "the single server still processes recordings after {} s: {}. Nothing was changed: run setup again later, or add --force to replace it anyway (they are lost)",
+        timeout.as_secs(),
+        account.holding()
+    )
+}
+
+/// How often setup asks whether the single server's recordings are safe.
+const RECORDINGS_POLL: Duration = Duration::from_secs(5);
+
 /// What this setup changes in an existing deployment's parameters, and for a mode switch the
 /// layers that go and come; `None` when no parameter changes.
 fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
@@ -329,6 +398,11 @@ fn what_changes(s: &SetupSettings, stack: &Stack) -> Option<String> {
         } else {
             text.push_str(
                 "\n  ! The BBB servers' launch template changes: CloudFormation replaces the servers, one at a time.",
+            );
+        }
+        if replaces_single_server(s, stack) {
+            text.push_str(
+                "\n  Before anything changes, setup waits until the single server has processed its recordings (at most BBBServerDrainTimeout; --force does not wait, and loses them).",
             );
         }
         // Only a single server that stays single keeps its data volume (a switch says what

@@ -221,7 +221,11 @@ impl Rig {
         let (start, idle) = self.drain_note(instance);
         let old = self.notes(instance).remove(0);
         let new = match idle {
-            Some(idle) => format!("registrar/{instance}/draining-{}-{}", start - seconds, idle - seconds),
+            Some(idle) => format!(
+                "registrar/{instance}/draining-{}-{}",
+                start - seconds,
+                idle - seconds
+            ),
             None => format!("registrar/{instance}/draining-{}", start - seconds),
         };
         self.change(|s| {
@@ -247,7 +251,13 @@ impl Rig {
 
     /// A serving server with `account` reported enters its drain; its meetings are over and
     /// Scalelite has disabled it; the registrar noted the idle moment. Returns its entry id.
-    fn drained_of_meetings(&self, instance: &str, ip: &str, secret: &str, account: &Value) -> String {
+    fn drained_of_meetings(
+        &self,
+        instance: &str,
+        ip: &str,
+        secret: &str,
+        account: &Value,
+    ) -> String {
         self.serving(instance, ip, secret);
         self.report_recordings(instance, secret, account, now() - 5);
         let id = self.entry(instance).unwrap().id;
@@ -257,7 +267,10 @@ impl Rig {
         self.scalelite.set_load(&id, 0.0);
         self.scalelite.poll();
         let log = self.run();
-        assert!(self.drain_note(instance).1.is_some(), "idle moment not noted:\n{log}");
+        assert!(
+            self.drain_note(instance).1.is_some(),
+            "idle moment not noted:\n{log}"
+        );
         id
     }
 
@@ -903,7 +916,10 @@ fn a_drain_waits_for_pending_recordings_and_heartbeats_each_run() {
         );
         assert!(log.contains("2 recording(s) pending"), "{log}");
     }
-    assert!(rig.entry("i-0aaa1111").is_some(), "removed from Scalelite while processing");
+    assert!(
+        rig.entry("i-0aaa1111").is_some(),
+        "removed from Scalelite while processing"
+    );
     assert!(rig.calls_of("complete_lifecycle_action").is_empty());
     let beat = &rig.calls_of("record_lifecycle_action_heartbeat")[0];
     assert_eq!(
@@ -912,9 +928,17 @@ fn a_drain_waits_for_pending_recordings_and_heartbeats_each_run() {
     );
 
     // Processing jobs alone (nothing pending by the markers) hold it too.
-    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &recordings(&[], 2, 0), now());
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 2, 0),
+        now(),
+    );
     rig.run();
-    assert_eq!(rig.member("i-0aaa1111")["LifecycleState"], "Terminating:Wait");
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Wait"
+    );
 }
 
 #[test]
@@ -971,7 +995,10 @@ fn a_fresh_report_with_nothing_pending_lets_the_server_go_after_its_entry_record
         "Terminating:Proceed",
         "{log}"
     );
-    assert_eq!(rig.member("i-0aaa1111")["LifecycleActionResult"], "CONTINUE");
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleActionResult"],
+        "CONTINUE"
+    );
     assert!(rig.entry("i-0aaa1111").is_none());
     assert_eq!(rig.record("i-0aaa1111"), None);
     assert!(rig.state()["buckets"][BUCKET][report_key("i-0aaa1111")].is_null());
@@ -986,20 +1013,36 @@ fn a_fresh_report_with_nothing_pending_lets_the_server_go_after_its_entry_record
     };
     let completed = at(&|op, _| op == "complete_lifecycle_action");
     let record = at(&|op, args| {
-        op == "change_resource_record_sets" && args["ChangeBatch"]["Changes"][0]["Action"] == "DELETE"
+        op == "change_resource_record_sets"
+            && args["ChangeBatch"]["Changes"][0]["Action"] == "DELETE"
     });
-    let report = at(&|op, args| op == "delete_object" && args["Key"] == report_key("i-0aaa1111").as_str());
+    let report =
+        at(&|op, args| op == "delete_object" && args["Key"] == report_key("i-0aaa1111").as_str());
     let note = at(&|op, args| {
-        op == "delete_object" && args["Key"].as_str().unwrap().starts_with("registrar/i-0aaa1111/")
+        op == "delete_object"
+            && args["Key"]
+                .as_str()
+                .unwrap()
+                .starts_with("registrar/i-0aaa1111/")
     });
-    assert!(record < completed && report < completed && note < completed, "{calls:?}");
     assert!(
-        rig.scalelite.calls().iter().any(|c| c.action == "deleteServer"),
+        record < completed && report < completed && note < completed,
+        "{calls:?}"
+    );
+    assert!(
+        rig.scalelite
+            .calls()
+            .iter()
+            .any(|c| c.action == "deleteServer"),
         "{:?}",
         rig.scalelite.calls()
     );
     // No heartbeat in the run that let it go.
-    assert!(!calls.iter().any(|(_, op, _)| op == "record_lifecycle_action_heartbeat"));
+    assert!(
+        !calls
+            .iter()
+            .any(|(_, op, _)| op == "record_lifecycle_action_heartbeat")
+    );
 }
 
 #[test]
@@ -1020,7 +1063,10 @@ fn an_earlier_agents_report_without_recordings_is_not_waited_on() {
         "Terminating:Proceed",
         "{log}"
     );
-    assert!(log.contains("reports no recordings (an earlier release)"), "{log}");
+    assert!(
+        log.contains("reports no recordings (an earlier release)"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -1068,12 +1114,17 @@ fn an_account_of_recordings_out_of_shape_is_unknown_and_waited_for() {
         assert!(log.contains("recordings unknown"), "{account}: {log}");
     }
     // Not JSON at all, and a report cut at 16 KiB: unknown too.
-    for body in ["{\"secret\": \"salt0aaa1111salt\", \"recordings\": {".to_string(),
-        json!({"secret": "salt0aaa1111salt", "recordings": done, "pad": "x".repeat(20000)}).to_string()]
-    {
+    for body in [
+        "{\"secret\": \"salt0aaa1111salt\", \"recordings\": {".to_string(),
+        json!({"secret": "salt0aaa1111salt", "recordings": done, "pad": "x".repeat(20000)})
+            .to_string(),
+    ] {
         rig.report_raw("i-0aaa1111", &body, now());
         rig.run();
-        assert_eq!(rig.member("i-0aaa1111")["LifecycleState"], "Terminating:Wait");
+        assert_eq!(
+            rig.member("i-0aaa1111")["LifecycleState"],
+            "Terminating:Wait"
+        );
     }
     // The same account in shape lets it go: the waits were the shape's.
     rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &done, now());
@@ -1093,7 +1144,10 @@ fn at_the_drain_limit_the_server_goes_with_what_still_ran_in_the_log_and_its_tag
     rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &busy, now());
     rig.age_drain("i-0aaa1111", DRAIN_LIMIT - 60);
     rig.run();
-    assert_eq!(rig.member("i-0aaa1111")["LifecycleState"], "Terminating:Wait");
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Wait"
+    );
 
     rig.age_drain("i-0aaa1111", 60);
     let log = rig.run();
@@ -1102,7 +1156,10 @@ fn at_the_drain_limit_the_server_goes_with_what_still_ran_in_the_log_and_its_tag
         "Terminating:Proceed",
         "{log}"
     );
-    assert_eq!(rig.member("i-0aaa1111")["LifecycleActionResult"], "CONTINUE");
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleActionResult"],
+        "CONTINUE"
+    );
     let line = log
         .lines()
         .find(|l| l.contains("drain limit reached"))
@@ -1135,7 +1192,10 @@ fn at_the_drain_limit_the_server_goes_with_what_still_ran_in_the_log_and_its_tag
     rig.run();
     rig.age_drain("i-0bbb2222", DRAIN_LIMIT);
     let log = rig.run();
-    assert_eq!(rig.member("i-0bbb2222")["LifecycleState"], "Terminating:Proceed");
+    assert_eq!(
+        rig.member("i-0bbb2222")["LifecycleState"],
+        "Terminating:Proceed"
+    );
     assert!(log.contains("still ? meeting(s)"), "{log}");
 }
 
@@ -1150,28 +1210,60 @@ fn a_server_with_recordings_pending_keeps_its_protection_without_a_meeting() {
     // The meeting ends; its recording is being processed.
     rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
     let a = record_id(1);
-    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &recordings(&[(&a, "sanity")], 1, 0), now());
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[(&a, "sanity")], 1, 0),
+        now(),
+    );
     rig.run();
     assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
     // An account out of shape: unknown, no reason to drop protection.
-    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &json!({"pending": "none"}), now());
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &json!({"pending": "none"}),
+        now(),
+    );
     rig.run();
     assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
     // Jobs alone hold it too.
-    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &recordings(&[], 1, 0), now());
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 1, 0),
+        now(),
+    );
     rig.run();
     assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
     // Safe (a failed one saved counts for nothing): protection off.
-    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &recordings(&[], 0, 2), now());
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 0, 2),
+        now(),
+    );
     let log = rig.run();
-    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], false, "{log}");
+    assert_eq!(
+        rig.member("i-0aaa1111")["ProtectedFromScaleIn"],
+        false,
+        "{log}"
+    );
 
     // Recordings pending on a server that never ran a meeting this run's API saw: on.
     let b = record_id(2);
-    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &recordings(&[(&b, "queued")], 0, 0), now());
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[(&b, "queued")], 0, 0),
+        now(),
+    );
     let log = rig.run();
     assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
-    assert!(log.contains("1 recording(s) pending, 0 job(s), scale-in protection on"), "{log}");
+    assert!(
+        log.contains("1 recording(s) pending, 0 job(s), scale-in protection on"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -1180,7 +1272,12 @@ fn the_drain_tag_follows_the_drain_and_is_written_only_when_it_changes() {
     rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
     let id = rig.entry("i-0aaa1111").unwrap().id;
     let a = record_id(1);
-    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &recordings(&[(&a, "process")], 1, 3), now());
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[(&a, "process")], 1, 3),
+        now(),
+    );
     rig.fleet.set_meetings(&host("i-0aaa1111"), Some(2));
     rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
     rig.run();
@@ -1196,12 +1293,20 @@ fn the_drain_tag_follows_the_drain_and_is_written_only_when_it_changes() {
     // The API stops answering: meetings unknown.
     rig.fleet.set_meetings(&host("i-0aaa1111"), None);
     rig.run();
-    assert!(rig.drain_tag("i-0aaa1111").unwrap().contains(": ? meeting(s), 1 recording(s) pending"));
+    assert!(
+        rig.drain_tag("i-0aaa1111")
+            .unwrap()
+            .contains(": ? meeting(s), 1 recording(s) pending")
+    );
     // It answers again, no meeting; the report grows stale: recordings unknown.
     rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
     rig.change(|s| s["modified"][BUCKET][report_key("i-0aaa1111")] = json!(now() - 3600));
     rig.run();
-    assert!(rig.drain_tag("i-0aaa1111").unwrap().contains(": 0 meeting(s), ? recording(s) pending, 3 failed and saved"));
+    assert!(
+        rig.drain_tag("i-0aaa1111")
+            .unwrap()
+            .contains(": 0 meeting(s), ? recording(s) pending, 3 failed and saved")
+    );
     assert_eq!(rig.calls_of("create_tags").len(), 3);
     // The start shown is the noted one, whatever the run.
     let shown = re.captures(&since).unwrap()[1].to_string();
@@ -1212,12 +1317,22 @@ fn the_drain_tag_follows_the_drain_and_is_written_only_when_it_changes() {
     rig.scalelite.poll();
     rig.run(); // the idle moment noted
     rig.age_drain("i-0aaa1111", 120);
-    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &recordings(&[], 0, 3), now());
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 0, 3),
+        now(),
+    );
     rig.run();
-    assert_eq!(rig.member("i-0aaa1111")["LifecycleState"], "Terminating:Proceed");
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
     let done = rig.drain_tag("i-0aaa1111").unwrap();
     assert!(
-        regex::Regex::new(r"^done at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: let go$").unwrap().is_match(&done),
+        regex::Regex::new(r"^done at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: let go$")
+            .unwrap()
+            .is_match(&done),
         "{done}"
     );
     // Only that key, only this deployment's instances (the fake refuses others as the role does).
@@ -1238,16 +1353,18 @@ fn a_cordoned_server_that_reboots_and_reports_again_stays_cordoned() {
     let before = rig.scalelite.calls().len();
     // A reboot: the agent registers again with the same secret, its report rewritten (a new
     // LastModified, a new account of recordings).
-    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &recordings(&[], 0, 0), now() + 1);
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 0, 0),
+        now() + 1,
+    );
     rig.run();
     rig.run();
     assert_eq!(rig.entry("i-0aaa1111").unwrap().state, "cordoned");
     assert_eq!(rig.scalelite.servers().len(), 1);
     let since = rig.scalelite.calls().split_off(before);
-    assert!(
-        since.iter().all(|c| c.action == "getServers"),
-        "{since:?}"
-    );
+    assert!(since.iter().all(|c| c.action == "getServers"), "{since:?}");
     assert_eq!(rig.notes("i-0aaa1111"), ["registrar/i-0aaa1111/enabled"]);
 }
 
@@ -1261,8 +1378,14 @@ fn overlapping_runs_keep_the_earliest_drain_note() {
     let t = now();
     rig.change(|s| {
         let objects = s["buckets"][BUCKET].as_object_mut().unwrap();
-        objects.insert(format!("registrar/i-0aaa1111/draining-{}", t - 100), json!(""));
-        objects.insert(format!("registrar/i-0aaa1111/draining-{}", t - 40), json!(""));
+        objects.insert(
+            format!("registrar/i-0aaa1111/draining-{}", t - 100),
+            json!(""),
+        );
+        objects.insert(
+            format!("registrar/i-0aaa1111/draining-{}", t - 40),
+            json!(""),
+        );
     });
     let log = rig.run();
     let tag = rig.drain_tag("i-0aaa1111").unwrap();
@@ -1280,6 +1403,9 @@ fn overlapping_runs_keep_the_earliest_drain_note() {
     rig.scalelite.set_load(&id, 0.0);
     rig.scalelite.poll();
     rig.run();
-    assert_eq!(rig.member("i-0aaa1111")["LifecycleState"], "Terminating:Proceed");
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
     assert!(rig.notes("i-0aaa1111").is_empty());
 }

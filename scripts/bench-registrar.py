@@ -2,7 +2,8 @@
 """Benchmark (not a test): what one run of the registrar (templates/scripts/bbb_registrar.py)
 costs in a steady fleet of N registered, serving BBB servers - wall time and AWS requests by
 operation - with boto3 replaced by tests/fixtures/fake_boto3 and Scalelite and the servers'
-APIs by minimal local HTTP answers (every server idle, every entry enabled).
+APIs by minimal local HTTP answers (every server idle, every entry enabled, every report with
+an account of recordings, nothing pending).
 
     python3 scripts/bench-registrar.py [N ...]     (default: 10 100 300)
 
@@ -60,7 +61,9 @@ def state(n):
                {"Name": f"scalelite.{DOMAIN}.", "Type": "A", "AliasTarget": {"DNSName": "alb."}}]
     records += [{"Name": f"bbb-{i[2:]}.{DOMAIN}.", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": f"10.0.{k // 250}.{k % 250}"}]}
                 for k, i in enumerate(ids)]
-    objects = {f"servers/{ROLE}:{i}.json": json.dumps({"secret": f"salt{k:012d}"}) for k, i in enumerate(ids)}
+    # Reports as the agent writes them since issue 26: the secret and the account of recordings.
+    idle = {"pending": 0, "jobs": 0, "failed": 0, "items": []}
+    objects = {f"servers/{ROLE}:{i}.json": json.dumps({"secret": f"salt{k:012d}", "recordings": idle}) for k, i in enumerate(ids)}
     objects.update({f"registrar/{i}/enabled": "" for i in ids})
     return {
         "groups": [{"AutoScalingGroupName": "s-ServerGroup-1", "Tags": [{"Key": "bbbctl:stack", "Value": "bench"}],

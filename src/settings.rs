@@ -40,7 +40,7 @@ pub fn drain_timeout(params: &BTreeMap<String, String>) -> u64 {
     params
         .get(P_DRAIN_TIMEOUT)
         .and_then(|t| t.parse().ok())
-        .unwrap_or(3600)
+        .unwrap_or(14400)
 }
 
 /// ACM's limit for a certificate's first name (`DomainName`, its Common Name: RFC 5280's

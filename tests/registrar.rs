@@ -7,7 +7,11 @@
 //! instance id; scale-in protection follows its meetings (never after destroy's tag); a drain
 //! cordons, waits for the meetings and Scalelite's disable, deletes the record before it
 //! completes the lifecycle action; what a terminated server left is removed, and only that;
-//! no secret reaches the log.
+//! no secret reaches the log. Issue 26: a drain also waits for the server's recordings, by a
+//! report written after its meetings ended (S3's LastModified), heartbeats while it waits,
+//! shows its state in the instance's `bbbctl:drain` tag, and at its limit lets the server go
+//! with what still ran in the log; a server with recordings pending keeps its protection; an
+//! account of recordings out of shape is unknown, never "none".
 
 mod standins;
 
@@ -51,6 +55,30 @@ fn url(instance: &str) -> String {
 
 fn report_key(instance: &str) -> String {
     format!("servers/{ROLE_ID}:{instance}.json")
+}
+
+/// The registrar's drain limit in these tests (DRAIN_LIMIT; DrainTimeout's default).
+const DRAIN_LIMIT: u64 = 14400;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A recording's id as BBB names it (its internal meeting id).
+fn record_id(n: u64) -> String {
+    format!("{:040x}-{}", 0xa11ce0000 + n, 1_700_000_000_000 + n)
+}
+
+/// An account of recordings as the agent writes it (contract section 1).
+fn recordings(pending: &[(&str, &str)], jobs: u64, failed: u64) -> Value {
+    let items: Vec<Value> = pending
+        .iter()
+        .map(|(id, state)| json!({"id": id, "state": state}))
+        .collect();
+    json!({"pending": pending.len(), "jobs": jobs, "failed": failed, "items": items})
 }
 
 impl Rig {
@@ -157,6 +185,95 @@ impl Rig {
         });
     }
 
+    /// The server's agent writes its report with an account of its recordings, at `written`
+    /// (S3's LastModified, epoch seconds).
+    fn report_recordings(&self, instance: &str, secret: &str, recordings: &Value, written: u64) {
+        self.report_raw(
+            instance,
+            &json!({"secret": secret, "recordings": recordings}).to_string(),
+            written,
+        );
+    }
+
+    /// A report of any content, written at `written`.
+    fn report_raw(&self, instance: &str, body: &str, written: u64) {
+        self.change(|s| {
+            s["buckets"][BUCKET][report_key(instance)] = json!(body);
+            s["modified"][BUCKET][report_key(instance)] = json!(written);
+        });
+    }
+
+    /// (start, idle moment) of the registrar's drain note of `instance`.
+    fn drain_note(&self, instance: &str) -> (u64, Option<u64>) {
+        let notes = self.notes(instance);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let times: Vec<u64> = notes[0]
+            .strip_prefix(&format!("registrar/{instance}/draining-"))
+            .unwrap_or_else(|| panic!("not a drain note: {}", notes[0]))
+            .split('-')
+            .map(|t| t.parse().unwrap())
+            .collect();
+        (times[0], times.get(1).copied())
+    }
+
+    /// Moves the drain of `instance` `seconds` into the past (its note's start and idle moment).
+    fn age_drain(&self, instance: &str, seconds: u64) {
+        let (start, idle) = self.drain_note(instance);
+        let old = self.notes(instance).remove(0);
+        let new = match idle {
+            Some(idle) => format!(
+                "registrar/{instance}/draining-{}-{}",
+                start - seconds,
+                idle - seconds
+            ),
+            None => format!("registrar/{instance}/draining-{}", start - seconds),
+        };
+        self.change(|s| {
+            let objects = s["buckets"][BUCKET].as_object_mut().unwrap();
+            objects.remove(&old);
+            objects.insert(new, json!(""));
+        });
+    }
+
+    /// The instance's bbbctl:drain tag.
+    fn drain_tag(&self, instance: &str) -> Option<String> {
+        self.state()["instances"][instance]["Tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["Key"] == "bbbctl:drain")
+            .map(|t| t["Value"].as_str().unwrap().to_string())
+    }
+
+    fn heartbeats(&self, instance: &str) -> u64 {
+        self.member(instance)["Heartbeats"].as_u64().unwrap_or(0)
+    }
+
+    /// A serving server with `account` reported enters its drain; its meetings are over and
+    /// Scalelite has disabled it; the registrar noted the idle moment. Returns its entry id.
+    fn drained_of_meetings(
+        &self,
+        instance: &str,
+        ip: &str,
+        secret: &str,
+        account: &Value,
+    ) -> String {
+        self.serving(instance, ip, secret);
+        self.report_recordings(instance, secret, account, now() - 5);
+        let id = self.entry(instance).unwrap().id;
+        self.set_lifecycle(instance, "Terminating:Wait");
+        self.run();
+        assert_eq!(self.entry(instance).unwrap().state, "cordoned");
+        self.scalelite.set_load(&id, 0.0);
+        self.scalelite.poll();
+        let log = self.run();
+        assert!(
+            self.drain_note(instance).1.is_some(),
+            "idle moment not noted:\n{log}"
+        );
+        id
+    }
+
     /// The registrar's notes of `instance` (their keys say what they note).
     fn notes(&self, instance: &str) -> Vec<String> {
         let prefix = format!("registrar/{instance}/");
@@ -217,6 +334,7 @@ impl Rig {
             .env("HTTP_TIMEOUT", "5")
             .env("SERVER_BUDGET", "3")
             .env("BBB_CONNECT_TO", self.fleet.address())
+            .env("DRAIN_LIMIT", DRAIN_LIMIT.to_string())
             .output()
             .expect("python3");
         let log = format!(
@@ -625,7 +743,7 @@ fn a_hostile_server_holds_up_no_run_and_its_oversized_report_is_ignored() {
         rig.calls_of("get_object")
             .iter()
             .filter(|a| a["Key"].as_str().unwrap().starts_with("servers/"))
-            .all(|a| a["Range"] == "bytes=0-4095"),
+            .all(|a| a["Range"] == "bytes=0-16383"),
         "{:?}",
         rig.calls_of("get_object")
     );
@@ -767,4 +885,527 @@ fn a_terminating_server_ec2_has_stopped_is_drained_without_its_api() {
         "Terminating:Proceed"
     );
     assert!(rig.entry("i-0aaa1111").is_none());
+}
+
+// ---- issue 26: recordings -------------------------------------------------------------
+
+#[test]
+fn a_drain_waits_for_pending_recordings_and_heartbeats_each_run() {
+    let rig = Rig::new();
+    let (a, b) = (record_id(1), record_id(2));
+    let busy = recordings(&[(&a, "process"), (&b, "publish")], 1, 0);
+    rig.drained_of_meetings("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt", &busy);
+    // Both runs of its drain so far waited, and each recorded a heartbeat.
+    assert_eq!(rig.heartbeats("i-0aaa1111"), 2);
+
+    // The agent reports again after the idle moment: still processing.
+    rig.age_drain("i-0aaa1111", 120);
+    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &busy, now());
+    for run in 3..=4 {
+        let log = rig.run();
+        assert_eq!(
+            rig.member("i-0aaa1111")["LifecycleState"],
+            "Terminating:Wait",
+            "{log}"
+        );
+        assert_eq!(rig.heartbeats("i-0aaa1111"), run);
+        // The log names what it waits for.
+        assert!(
+            log.contains(&format!("{a} (process)")) && log.contains(&format!("{b} (publish)")),
+            "{log}"
+        );
+        assert!(log.contains("2 recording(s) pending"), "{log}");
+    }
+    assert!(
+        rig.entry("i-0aaa1111").is_some(),
+        "removed from Scalelite while processing"
+    );
+    assert!(rig.calls_of("complete_lifecycle_action").is_empty());
+    let beat = &rig.calls_of("record_lifecycle_action_heartbeat")[0];
+    assert_eq!(
+        beat,
+        &json!({"AutoScalingGroupName": GROUP, "InstanceId": "i-0aaa1111", "LifecycleHookName": "bbb-drain"})
+    );
+
+    // Processing jobs alone (nothing pending by the markers) hold it too.
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 2, 0),
+        now(),
+    );
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Wait"
+    );
+}
+
+#[test]
+fn a_report_older_than_the_idle_moment_does_not_let_the_server_go() {
+    let rig = Rig::new();
+    let done = recordings(&[], 0, 0);
+    rig.drained_of_meetings("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt", &done);
+    let (_, idle) = rig.drain_note("i-0aaa1111");
+    let idle = idle.unwrap();
+    // A report that says "nothing pending", but written before the meetings were seen over
+    // (a meeting that ended since may have left a recording it does not count), and one
+    // written within seconds after (the agent reads its state before it writes).
+    for written in [idle - 60, idle, idle + 10] {
+        rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &done, written);
+        let log = rig.run();
+        assert_eq!(
+            rig.member("i-0aaa1111")["LifecycleState"],
+            "Terminating:Wait",
+            "written at idle{:+}: {log}",
+            written as i64 - idle as i64
+        );
+        assert!(log.contains("waiting for a report written after"), "{log}");
+    }
+    // The idle moment stays the one first noted, however many runs.
+    assert_eq!(rig.drain_note("i-0aaa1111").1, Some(idle));
+    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &done, idle + 31);
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
+}
+
+#[test]
+fn a_fresh_report_with_nothing_pending_lets_the_server_go_after_its_entry_record_report_and_note() {
+    let rig = Rig::new();
+    let a = record_id(7);
+    rig.drained_of_meetings(
+        "i-0aaa1111",
+        "203.0.113.10",
+        "salt0aaa1111salt",
+        &recordings(&[(&a, "transfer")], 0, 0),
+    );
+    rig.age_drain("i-0aaa1111", 120);
+    // Published and copied to the spool; one earlier recording failed and was saved (safe).
+    let saved = json!({"pending": 0, "jobs": 0, "failed": 1, "items": [
+        {"id": record_id(3), "state": "failed", "saved": format!("failed/{ROLE_ID}:i-0aaa1111/{}.tar", record_id(3))}
+    ]});
+    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &saved, now());
+    let before = rig.calls().len();
+    let log = rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed",
+        "{log}"
+    );
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleActionResult"],
+        "CONTINUE"
+    );
+    assert!(rig.entry("i-0aaa1111").is_none());
+    assert_eq!(rig.record("i-0aaa1111"), None);
+    assert!(rig.state()["buckets"][BUCKET][report_key("i-0aaa1111")].is_null());
+    assert!(rig.notes("i-0aaa1111").is_empty());
+    // Everything went before the lifecycle action was completed.
+    let calls: Vec<(String, String, Value)> = rig.calls().split_off(before);
+    let at = |what: &dyn Fn(&str, &Value) -> bool| {
+        calls
+            .iter()
+            .position(|(_, op, args)| what(op, args))
+            .unwrap_or_else(|| panic!("not called: {calls:?}"))
+    };
+    let completed = at(&|op, _| op == "complete_lifecycle_action");
+    let record = at(&|op, args| {
+        op == "change_resource_record_sets"
+            && args["ChangeBatch"]["Changes"][0]["Action"] == "DELETE"
+    });
+    let report =
+        at(&|op, args| op == "delete_object" && args["Key"] == report_key("i-0aaa1111").as_str());
+    let note = at(&|op, args| {
+        op == "delete_object"
+            && args["Key"]
+                .as_str()
+                .unwrap()
+                .starts_with("registrar/i-0aaa1111/")
+    });
+    assert!(
+        record < completed && report < completed && note < completed,
+        "{calls:?}"
+    );
+    assert!(
+        rig.scalelite
+            .calls()
+            .iter()
+            .any(|c| c.action == "deleteServer"),
+        "{:?}",
+        rig.scalelite.calls()
+    );
+    // No heartbeat in the run that let it go.
+    assert!(
+        !calls
+            .iter()
+            .any(|(_, op, _)| op == "record_lifecycle_action_heartbeat")
+    );
+}
+
+#[test]
+fn an_earlier_agents_report_without_recordings_is_not_waited_on() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    let id = rig.entry("i-0aaa1111").unwrap().id;
+    // rig.report writes {"secret": ...} only, as the agents of earlier releases.
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
+    rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
+    rig.run();
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
+    rig.scalelite.set_load(&id, 0.0);
+    rig.scalelite.poll();
+    let log = rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed",
+        "{log}"
+    );
+    assert!(
+        log.contains("reports no recordings (an earlier release)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_account_of_recordings_out_of_shape_is_unknown_and_waited_for() {
+    let rig = Rig::new();
+    let done = recordings(&[], 0, 0);
+    rig.drained_of_meetings("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt", &done);
+    rig.age_drain("i-0aaa1111", 120);
+    let id = record_id(1);
+    let malformed = [
+        json!("none"),
+        json!({"pending": -1, "jobs": 0, "failed": 0, "items": []}),
+        json!({"pending": 0.0, "jobs": 0, "failed": 0, "items": []}),
+        json!({"pending": false, "jobs": 0, "failed": 0, "items": []}),
+        json!({"pending": "0", "jobs": 0, "failed": 0, "items": []}),
+        json!({"pending": 100001, "jobs": 0, "failed": 0, "items": []}),
+        json!({"pending": 0, "jobs": 0, "failed": 0}),
+        json!({"pending": 0, "jobs": 0, "failed": 0, "items": [], "note": "x"}),
+        json!({"pending": 0, "jobs": 0, "failed": 0, "items": {}}),
+        // Items beyond their counts, of an unknown state, of an id not BBB's.
+        json!({"pending": 0, "jobs": 0, "failed": 0, "items": [{"id": id, "state": "process"}]}),
+        json!({"pending": 1, "jobs": 0, "failed": 0, "items": [{"id": id, "state": "done"}]}),
+        json!({"pending": 1, "jobs": 0, "failed": 0, "items": [{"id": "../../x", "state": "queued"}]}),
+        json!({"pending": 1, "jobs": 0, "failed": 0, "items": [{"id": format!("{id}\n"), "state": "queued"}]}),
+        json!({"pending": 1, "jobs": 0, "failed": 0, "items": [{"id": id.to_uppercase(), "state": "queued"}]}),
+        // "saved" on a recording not failed, or naming another server's object.
+        json!({"pending": 0, "jobs": 0, "failed": 1, "items": [{"id": id, "state": "process", "saved": format!("failed/{ROLE_ID}:i-0aaa1111/{id}.tar")}]}),
+        json!({"pending": 0, "jobs": 0, "failed": 1, "items": [{"id": id, "state": "failed", "saved": format!("failed/{ROLE_ID}:i-0bbb2222/{id}.tar")}]}),
+    ];
+    let mut too_many = recordings(&[], 0, 0);
+    too_many["pending"] = json!(51);
+    too_many["items"] = json!(
+        (0..51)
+            .map(|n| json!({"id": record_id(n), "state": "queued"}))
+            .collect::<Vec<_>>()
+    );
+    for account in malformed.iter().chain([&too_many]) {
+        rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", account, now());
+        let log = rig.run();
+        assert_eq!(
+            rig.member("i-0aaa1111")["LifecycleState"],
+            "Terminating:Wait",
+            "{account}: {log}"
+        );
+        assert!(log.contains("recordings unknown"), "{account}: {log}");
+    }
+    // Not JSON at all, and a report cut at 16 KiB: unknown too.
+    for body in [
+        "{\"secret\": \"salt0aaa1111salt\", \"recordings\": {".to_string(),
+        json!({"secret": "salt0aaa1111salt", "recordings": done, "pad": "x".repeat(20000)})
+            .to_string(),
+    ] {
+        rig.report_raw("i-0aaa1111", &body, now());
+        rig.run();
+        assert_eq!(
+            rig.member("i-0aaa1111")["LifecycleState"],
+            "Terminating:Wait"
+        );
+    }
+    // The same account in shape lets it go: the waits were the shape's.
+    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &done, now());
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
+}
+
+#[test]
+fn at_the_drain_limit_the_server_goes_with_what_still_ran_in_the_log_and_its_tag() {
+    let rig = Rig::new();
+    let (a, b) = (record_id(1), record_id(2));
+    let busy = recordings(&[(&a, "archive"), (&b, "failed")], 1, 0);
+    rig.drained_of_meetings("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt", &busy);
+    rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &busy, now());
+    rig.age_drain("i-0aaa1111", DRAIN_LIMIT - 60);
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Wait"
+    );
+
+    rig.age_drain("i-0aaa1111", 60);
+    let log = rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed",
+        "{log}"
+    );
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleActionResult"],
+        "CONTINUE"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("drain limit reached"))
+        .unwrap_or_else(|| panic!("nothing said at the limit:\n{log}"));
+    for part in [
+        "(14400 s from ",
+        "still 0 meeting(s)",
+        "2 recording(s) pending",
+        &format!("{a} (archive)"),
+        &format!("{b} (failed)"),
+        "1 processing job(s)",
+        "let go",
+    ] {
+        assert!(line.contains(part), "{part} missing: {line}");
+    }
+    let tag = rig.drain_tag("i-0aaa1111").unwrap();
+    assert!(
+        tag.starts_with("limit reached at ")
+            && tag.ends_with("Z: still 0 meeting(s), 2 recording(s) pending; let go"),
+        "{tag}"
+    );
+    assert!(rig.entry("i-0aaa1111").is_none());
+    assert!(rig.notes("i-0aaa1111").is_empty());
+
+    // A server whose own API stops answering is let go at the limit all the same, and its
+    // meetings show as unknown.
+    rig.serving("i-0bbb2222", "203.0.113.11", "salt0bbb2222salt");
+    rig.set_lifecycle("i-0bbb2222", "Terminating:Wait");
+    rig.fleet.set_meetings(&host("i-0bbb2222"), None);
+    rig.run();
+    rig.age_drain("i-0bbb2222", DRAIN_LIMIT);
+    let log = rig.run();
+    assert_eq!(
+        rig.member("i-0bbb2222")["LifecycleState"],
+        "Terminating:Proceed"
+    );
+    assert!(log.contains("still ? meeting(s)"), "{log}");
+}
+
+#[test]
+fn a_server_with_recordings_pending_keeps_its_protection_without_a_meeting() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
+    rig.run();
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
+
+    // The meeting ends; its recording is being processed.
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
+    let a = record_id(1);
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[(&a, "sanity")], 1, 0),
+        now(),
+    );
+    rig.run();
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
+    // An account out of shape: unknown, no reason to drop protection.
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &json!({"pending": "none"}),
+        now(),
+    );
+    rig.run();
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
+    // Jobs alone hold it too.
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 1, 0),
+        now(),
+    );
+    rig.run();
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
+    // Safe (a failed one saved counts for nothing): protection off.
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 0, 2),
+        now(),
+    );
+    let log = rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["ProtectedFromScaleIn"],
+        false,
+        "{log}"
+    );
+
+    // Recordings pending on a server that never ran a meeting this run's API saw: on.
+    let b = record_id(2);
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[(&b, "queued")], 0, 0),
+        now(),
+    );
+    let log = rig.run();
+    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
+    assert!(
+        log.contains("1 recording(s) pending, 0 job(s), scale-in protection on"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_drain_tag_follows_the_drain_and_is_written_only_when_it_changes() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    let id = rig.entry("i-0aaa1111").unwrap().id;
+    let a = record_id(1);
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[(&a, "process")], 1, 3),
+        now(),
+    );
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(2));
+    rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
+    rig.run();
+    let (start, _) = rig.drain_note("i-0aaa1111");
+    let since = rig.drain_tag("i-0aaa1111").expect("tagged");
+    let re = regex::Regex::new(r"^waiting since (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ): 2 meeting\(s\), 1 recording\(s\) pending, 3 failed and saved$").unwrap();
+    assert!(re.is_match(&since), "{since}");
+    // The same state: no second write.
+    rig.run();
+    rig.run();
+    assert_eq!(rig.calls_of("create_tags").len(), 1);
+
+    // The API stops answering: meetings unknown.
+    rig.fleet.set_meetings(&host("i-0aaa1111"), None);
+    rig.run();
+    assert!(
+        rig.drain_tag("i-0aaa1111")
+            .unwrap()
+            .contains(": ? meeting(s), 1 recording(s) pending")
+    );
+    // It answers again, no meeting; the report grows stale: recordings unknown.
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
+    rig.change(|s| s["modified"][BUCKET][report_key("i-0aaa1111")] = json!(now() - 3600));
+    rig.run();
+    assert!(
+        rig.drain_tag("i-0aaa1111")
+            .unwrap()
+            .contains(": 0 meeting(s), ? recording(s) pending, 3 failed and saved")
+    );
+    assert_eq!(rig.calls_of("create_tags").len(), 3);
+    // The start shown is the noted one, whatever the run.
+    let shown = re.captures(&since).unwrap()[1].to_string();
+    assert_eq!(shown, bbbctl::backup::timestamp(start as i64));
+
+    // Done: the last word.
+    rig.scalelite.set_load(&id, 0.0);
+    rig.scalelite.poll();
+    rig.run(); // the idle moment noted
+    rig.age_drain("i-0aaa1111", 120);
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 0, 3),
+        now(),
+    );
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
+    let done = rig.drain_tag("i-0aaa1111").unwrap();
+    assert!(
+        regex::Regex::new(r"^done at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: let go$")
+            .unwrap()
+            .is_match(&done),
+        "{done}"
+    );
+    // Only that key, only this deployment's instances (the fake refuses others as the role does).
+    for args in rig.calls_of("create_tags") {
+        assert_eq!(args["Resources"], json!(["i-0aaa1111"]));
+        assert_eq!(args["Tags"].as_array().unwrap().len(), 1);
+        assert_eq!(args["Tags"][0]["Key"], "bbbctl:drain");
+    }
+}
+
+#[test]
+fn a_cordoned_server_that_reboots_and_reports_again_stays_cordoned() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    let id = rig.entry("i-0aaa1111").unwrap().id;
+    rig.scalelite.cordon(&id);
+    rig.run();
+    let before = rig.scalelite.calls().len();
+    // A reboot: the agent registers again with the same secret, its report rewritten (a new
+    // LastModified, a new account of recordings).
+    rig.report_recordings(
+        "i-0aaa1111",
+        "salt0aaa1111salt",
+        &recordings(&[], 0, 0),
+        now() + 1,
+    );
+    rig.run();
+    rig.run();
+    assert_eq!(rig.entry("i-0aaa1111").unwrap().state, "cordoned");
+    assert_eq!(rig.scalelite.servers().len(), 1);
+    let since = rig.scalelite.calls().split_off(before);
+    assert!(since.iter().all(|c| c.action == "getServers"), "{since:?}");
+    assert_eq!(rig.notes("i-0aaa1111"), ["registrar/i-0aaa1111/enabled"]);
+}
+
+#[test]
+fn overlapping_runs_keep_the_earliest_drain_note() {
+    let rig = Rig::new();
+    rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
+    rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
+    // Two runs that overlapped each noted the drain's start, and left "enabled" beside.
+    let t = now();
+    rig.change(|s| {
+        let objects = s["buckets"][BUCKET].as_object_mut().unwrap();
+        objects.insert(
+            format!("registrar/i-0aaa1111/draining-{}", t - 100),
+            json!(""),
+        );
+        objects.insert(
+            format!("registrar/i-0aaa1111/draining-{}", t - 40),
+            json!(""),
+        );
+    });
+    let log = rig.run();
+    let tag = rig.drain_tag("i-0aaa1111").unwrap();
+    assert!(
+        tag.starts_with(&format!(
+            "waiting since {}:",
+            bbbctl::backup::timestamp((t - 100) as i64)
+        )),
+        "{tag}\n{log}"
+    );
+    // All three notes are kept until the drain ends, and then all go.
+    assert_eq!(rig.notes("i-0aaa1111").len(), 3);
+    rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
+    let id = rig.entry("i-0aaa1111").unwrap().id;
+    rig.scalelite.set_load(&id, 0.0);
+    rig.scalelite.poll();
+    rig.run();
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Terminating:Proceed"
+    );
+    assert!(rig.notes("i-0aaa1111").is_empty());
 }

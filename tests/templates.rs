@@ -798,3 +798,82 @@ fn the_servers_reach_only_the_gates_incoming_directory() {
         "recordings-gate"
     );
 }
+
+/// Issue 26: a drain lasts as long as meetings and recordings need, up to the operator's
+/// limit. AWS caps HeartbeatTimeout at 7200 s and one lifecycle action at the smaller of
+/// 48 h and 100 x HeartbeatTimeout (the LifecycleHook API's GlobalTimeout): the hook's
+/// heartbeat period is fixed, the registrar records heartbeats, and the limit (the
+/// registrar's, from DrainTimeout) stays below 48 h. The registrar may tag only its drain
+/// state, only on this deployment's instances.
+#[test]
+fn a_drain_may_last_its_limit_and_the_registrar_tags_only_the_drain_state() {
+    let servers = template("bbb-servers.yaml");
+    let root = template("root.yaml");
+    for (param, doc) in [("DrainTimeout", &servers), ("BBBServerDrainTimeout", &root)] {
+        let p = &doc["Parameters"][param];
+        assert_eq!(
+            (
+                text(&p["MinValue"]),
+                text(&p["MaxValue"]),
+                text(&p["Default"])
+            ),
+            ("30".into(), "169200".into(), "14400".into()),
+            "{param}"
+        );
+        assert!(text(&p["Description"]).contains("recordings"), "{param}");
+    }
+    assert_eq!(
+        bbbctl::settings::drain_timeout(&Default::default()),
+        14400,
+        "bbbctl's default follows root.yaml's"
+    );
+    let res = resources(&servers);
+    let hook = &res["DrainHook"]["Properties"];
+    let heartbeat: u64 = text(&hook["HeartbeatTimeout"]).parse().unwrap();
+    assert!((30..=7200).contains(&heartbeat));
+    assert!(
+        100 * heartbeat >= 169200 + 3600,
+        "100 x HeartbeatTimeout must not cap a drain below its limit"
+    );
+    assert_eq!(text(&hook["DefaultResult"]), "CONTINUE");
+    let limit = &res["Registrar"]["Properties"]["Environment"]["Variables"]["DRAIN_LIMIT"];
+    assert_eq!(text(limit), "!Ref:DrainTimeout");
+    let given = &resources(&root)["BbbServersStack"]["Properties"]["Parameters"]["DrainTimeout"];
+    assert_eq!(text(given), "!Ref:BBBServerDrainTimeout");
+
+    let statements = role_statements(&res["RegistrarRole"]);
+    let drain = statements
+        .iter()
+        .map(|(_, st)| st)
+        .find(|st| text(&st["Sid"]) == "DrainAndProtect")
+        .unwrap();
+    assert!(actions(drain).contains(&"autoscaling:RecordLifecycleActionHeartbeat".to_string()));
+    let tagging: Vec<&Value> = statements
+        .iter()
+        .map(|(_, st)| st)
+        .filter(|st| {
+            actions(st)
+                .iter()
+                .any(|a| a.starts_with("ec2:") && a.contains("Tags"))
+        })
+        .collect();
+    assert_eq!(tagging.len(), 1);
+    assert_eq!(actions(tagging[0]), ["ec2:CreateTags"]);
+    assert!(text(&tagging[0]["Resource"]).contains(":instance/*"));
+    let condition = &tagging[0]["Condition"];
+    assert_eq!(
+        text(&condition["StringEquals"]["ec2:ResourceTag/bbbctl:stack"]),
+        "!Ref:RootStackName"
+    );
+    let keys = condition["ForAllValues:StringEquals"]["aws:TagKeys"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(text(&keys[0]), "bbbctl:drain");
+    // The instances carry the tag the condition reads.
+    let tags = format!("{:?}", res["ServerGroup"]["Properties"]["Tags"]);
+    assert!(
+        tags.contains("bbbctl:stack") && tags.contains("PropagateAtLaunch"),
+        "{tags}"
+    );
+}

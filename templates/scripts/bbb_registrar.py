@@ -20,13 +20,27 @@ What it does, per server of the group (instance id i-N, host bbb-N.<domain>):
   a changed secret is updated. The URL is built here from the instance id, never taken
   from the server. The registrar enables only what it added (its note registrar/<id>
   says "adding" until the enable went through); an existing entry's state is never
-  changed (bbbctl servers/drain cordon on purpose). Scale-in protection follows the server's running meetings (on while
-  any runs, off when none) unless the group is tagged bbbctl:protection=off (destroy).
+  changed (bbbctl servers/drain cordon on purpose; a server that reboots reports again and
+  stays as the operator left it). Scale-in protection follows the server's meetings (on while
+  any runs or its report says recordings are pending, off when neither) unless the group is
+  tagged bbbctl:protection=off (destroy).
 - terminating (Terminating:Wait, the bbb-drain lifecycle hook): cordoned; once its own API
   lists no meeting and Scalelite has disabled it (its poller does so at load 0), or
-  reports it offline, or does not answer, or does not know it: removed from Scalelite, its
-  record and report deleted, the lifecycle action completed (CONTINUE). Never while its
-  own API does not answer: the hook's timeout (DrainTimeout) ends that wait.
+  reports it offline, or does not answer, or does not know it, its meetings are over: the
+  registrar notes that moment (the idle moment). Then its recordings: it may go once its
+  report (written by the server's agent at least every two minutes) was written, by S3's
+  LastModified, at least REPORT_MARGIN seconds after the idle moment and says nothing is
+  pending and no processing job is queued or running. A server with no report, or whose
+  report has no "recordings" (an earlier release's agent), is not waited for on recordings
+  (logged); one whose account is out of shape is (its recordings are unknown, never none).
+  Only then is it removed from Scalelite, its record, report and note deleted, and the
+  lifecycle action completed (CONTINUE). Never while its own API does not answer. While it
+  waits, every run records a heartbeat of the lifecycle action (the hook's
+  HeartbeatTimeout is a fixed 1800 s, so only a registrar that stopped running lets the
+  hook time out) and tags the instance bbbctl:drain with what it waits for (written only
+  when that changes). At DRAIN_LIMIT seconds from the noted drain start (DrainTimeout) it
+  logs what still ran (meetings, each pending recording's id and state), tags the
+  instance, and lets it go all the same.
 - gone (terminated without a drain, e.g. the stack's deletion removes the hook first):
   its record, Scalelite entry and report are deleted when EC2 describes the instance as
   terminated and as this deployment's, or no longer at all.
@@ -43,6 +57,7 @@ import collections
 import concurrent.futures
 import hashlib
 import json
+import math
 import os
 import re
 import socket
@@ -60,11 +75,11 @@ HOOK = "bbb-drain"
 # answer is read up to this many bytes, every server's API within this many seconds in all.
 MAX_ANSWER = 1 << 20
 SERVER_BUDGET = 20.0
-# A report is read up to this many bytes (a secret and a little JSON).
-MAX_REPORT = 4096
+# A report is read up to this many bytes (a secret and the account of at most 50 recordings).
+MAX_REPORT = 16384
 # The registrar's own notes in the sources bucket, one per server (Deployment.markers).
 MARKERS = "registrar/"
-# What a warm function read of each report: key -> (ETag, secret or None).
+# What a warm function read of each report: key -> (ETag, secret or None, recordings).
 REPORTS_READ = {}
 # A drain waits this long for Scalelite to answer (to cordon the server and see it
 # disabled) before it goes on by the server's own account of its meetings.
@@ -73,6 +88,31 @@ LIVE_STATES = {"Pending", "Pending:Wait", "Pending:Proceed", "InService", "Enter
 SERVER_URL = "https://{host}/bigbluebutton/api/"
 # What a BBB secret (securitySalt) may be: bbb-conf writes hex; room for others, no controls.
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+# ---- the servers' account of their recordings (issue 26 contract, section 1) ----------
+# A server may be hostile: its account is read strictly, and anything out of shape makes
+# its recordings unknown (waited for like a server that does not answer), never "none".
+# BBB's internal meeting id, which names a recording: sha1 hex, "-", epoch milliseconds.
+RECORD_ID_RE = re.compile(r"[0-9a-f]{40}-[0-9]{13}")
+RECORD_STATES = {"queued", "archive", "sanity", "captions", "process", "publish", "transfer", "failed"}
+MAX_COUNT = 100000
+MAX_ITEMS = 50
+# A report without "recordings": an earlier release's agent, whose recordings are not waited for.
+LEGACY = "legacy"
+Recordings = collections.namedtuple("Recordings", "pending jobs failed items")
+# What the registrar knows of a server from its report: secret (None: none valid), recordings
+# (Recordings, LEGACY, or None: unknown), modified (S3's LastModified, epoch seconds).
+Report = collections.namedtuple("Report", "secret recordings modified")
+# A report counts for a drain when written this long after the idle moment: the agent reads
+# its state before it writes, and BBB writes a recording's first marker as its meeting ends.
+REPORT_MARGIN = 30
+# The tag shows a report's numbers while the report is this recent (the agent writes at
+# least every 120 s); older, they show as "?".
+REPORT_FRESH = 300
+# The tag the registrar keeps on a draining instance (contract section 3); the role may
+# write this key only, and only on this deployment's instances.
+DRAIN_TAG = "bbbctl:drain"
+DRAIN_LIMIT = 14400
 
 
 def log(message):
@@ -88,10 +128,13 @@ class Settings:
         self.scalelite = env["SCALELITE_URL"].rstrip("/")
         self.lb_secret_arn = env["LB_SECRET_ARN"]
         self.bucket = env["BUCKET"]
-        self.report_prefix = f"servers/{env['SERVER_ROLE_ID']}:"
+        self.role_id = env["SERVER_ROLE_ID"]
+        self.report_prefix = f"servers/{self.role_id}:"
         self.ttl = int(env.get("DNS_TTL", "60"))
         self.timeout = float(env.get("HTTP_TIMEOUT", "10"))
         self.server_budget = float(env.get("SERVER_BUDGET", str(SERVER_BUDGET)))
+        # The drain limit (DrainTimeout), seconds from the drain's noted start.
+        self.drain_limit = int(env.get("DRAIN_LIMIT", str(DRAIN_LIMIT)))
         # Tests only: connect to this host:port over plain HTTP, with the server's name as
         # the Host header (as curl --connect-to).
         self.bbb_connect_to = env.get("BBB_CONNECT_TO", "")
@@ -305,14 +348,17 @@ class Deployment:
             start = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
 
     def reports(self):
-        """{instance id: (object key, ETag)} of the servers' reports."""
+        """{instance id: (object key, ETag, LastModified as epoch seconds or None)} of the
+        servers' reports. LastModified is S3's, from the listing: unlike anything in a report,
+        it proves when the server last gave its account."""
         found = {}
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.s.bucket, Prefix=self.s.report_prefix)
         for page in pages:
             for item in page.get("Contents", []):
                 m = re.fullmatch(re.escape(self.s.report_prefix) + r"(i-[0-9a-f]{8,17})\.json", item["Key"])
                 if m:
-                    found[m.group(1)] = (item["Key"], item.get("ETag", ""))
+                    modified = item.get("LastModified")
+                    found[m.group(1)] = (item["Key"], item.get("ETag", ""), modified.timestamp() if modified else None)
         return found
 
     def markers(self):
@@ -320,17 +366,30 @@ class Deployment:
         whose key says it all (a listing reads them, no object is fetched):
         registrar/<instance id>/adding from just before it adds a server to Scalelite until
         it has enabled it, .../enabled after that, .../draining-<epoch> from the first run
-        that saw it in its drain. The note's keys are remembered for mark()."""
-        found = {}
+        that saw it in its drain, .../draining-<epoch>-<epoch> once a run saw its meetings
+        over (the idle moment). The note's keys are remembered for mark()."""
+        found = collections.defaultdict(list)
         self.note_keys = collections.defaultdict(list)
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.s.bucket, Prefix=MARKERS)
         for page in pages:
             for item in page.get("Contents", []):
-                m = re.fullmatch(re.escape(MARKERS) + r"(i-[0-9a-f]{8,17})/(adding|enabled|draining-[0-9]{1,12})", item["Key"])
+                m = re.fullmatch(
+                    re.escape(MARKERS) + r"(i-[0-9a-f]{8,17})/(adding|enabled|draining-[0-9]{1,12}(?:-[0-9]{1,12})?)", item["Key"]
+                )
                 if m:
-                    found[m.group(1)] = m.group(2).replace("-", " ", 1) if m.group(2).startswith("draining") else m.group(2)
+                    found[m.group(1)].append(m.group(2).replace("-", " "))
                     self.note_keys[m.group(1)].append(item["Key"])
-        return found
+        # Runs that overlapped may have left two notes of one server: the same one counts in
+        # every run. A drain over anything else (from its earliest start, then its noted idle
+        # moment), and "enabled" over "adding" (never enable what the operator cordoned since).
+        return {instance: min(notes, key=self._rank) for instance, notes in found.items()}
+
+    @staticmethod
+    def _rank(marker):
+        if marker.startswith("draining"):
+            times = [int(t) for t in marker.split()[1:]]
+            return (0, times[0], 0 if len(times) > 1 else 1, times[-1])
+        return (1 if marker == "enabled" else 2, 0, 0, 0)
 
     def mark(self, instance_id, marker):
         """Notes marker for the instance (the new note first, then the old ones go); None
@@ -344,31 +403,77 @@ class Deployment:
         for key in old:
             self.s3.delete_object(Bucket=self.s.bucket, Key=key)
 
-    def secret_of(self, key, etag=""):
-        """The API secret a server reported, or None (unreadable or not a secret). A warm
-        function remembers what it read by the object's ETag: a report is fetched again only
-        when it changed."""
+    def report_of(self, instance_id, key, etag="", modified=None):
+        """What the server's report says (a Report). A warm function remembers what it parsed
+        by the object's ETag: a report is fetched again only when it changed (the agent
+        rewrites an unchanged one every two minutes: same content, same ETag, a newer
+        LastModified, which the listing gives)."""
         cached = REPORTS_READ.get(key)
         if etag and cached and cached[0] == etag:
-            return cached[1]
-        secret = self._read_secret(key)
-        if etag and secret is not None:
-            # Only what was read: a passing error (a throttle) is read again next run.
-            REPORTS_READ[key] = (etag, secret)
-        return secret
-
-    def _read_secret(self, key):
+            return Report(cached[1], cached[2], modified)
         try:
             # A server writes its report: read no more than a report holds.
             body = self.s3.get_object(Bucket=self.s.bucket, Key=key, Range=f"bytes=0-{MAX_REPORT - 1}")["Body"].read(MAX_REPORT)
-            secret = json.loads(body).get("secret", "")
+        except Exception as error:  # a passing error (a throttle): unknown, read again next run
+            log(f"report {key} not read: {type(error).__name__}")
+            return Report(None, None, modified)
+        secret, recordings = self._parse(instance_id, key, body)
+        if etag:
+            # Only what was read; what it says depends on nothing else.
+            REPORTS_READ[key] = (etag, secret, recordings)
+        return Report(secret, recordings, modified)
+
+    def _parse(self, instance_id, key, body):
+        """(secret or None, recordings: Recordings, LEGACY or None when out of shape)."""
+        try:
+            report = json.loads(body)
+            if not isinstance(report, dict):
+                raise ValueError("not an object")
         except Exception as error:  # a server writes it: nothing in it may end the run
             log(f"report {key} unreadable: {type(error).__name__}")
-            return None
+            return None, None
+        secret = report.get("secret", "")
         if not isinstance(secret, str) or not SECRET_RE.fullmatch(secret):
             log(f"report {key} holds no valid secret; ignored")
+            secret = None
+        if "recordings" not in report:
+            return secret, LEGACY
+        recordings = self._recordings(instance_id, report["recordings"])
+        if recordings is None:
+            log(f"report {key}: its account of recordings is out of shape; recordings unknown")
+        return secret, recordings
+
+    def _recordings(self, instance_id, value):
+        """The account of recordings (contract section 1) as Recordings, or None when any
+        part of it is out of shape: counts are integers 0..MAX_COUNT, at most MAX_ITEMS
+        items, each {"id", "state"} of the fixed forms, "saved" only on a failed one and
+        only as the object the server's role may write; listed items never outnumber
+        their counts."""
+        if not isinstance(value, dict) or set(value) != {"pending", "jobs", "failed", "items"}:
             return None
-        return secret
+        counts = [value[name] for name in ("pending", "jobs", "failed")]
+        # type() is int: a JSON true is no count.
+        if not all(type(n) is int and 0 <= n <= MAX_COUNT for n in counts):
+            return None
+        items = value["items"]
+        if not isinstance(items, list) or len(items) > MAX_ITEMS:
+            return None
+        parsed = []
+        for item in items:
+            if not isinstance(item, dict) or not {"id", "state"} <= set(item) <= {"id", "state", "saved"}:
+                return None
+            record, state = item["id"], item["state"]
+            if not isinstance(record, str) or not RECORD_ID_RE.fullmatch(record):
+                return None
+            if not isinstance(state, str) or state not in RECORD_STATES:
+                return None
+            saved = item.get("saved")
+            if saved is not None and (state != "failed" or saved != f"failed/{self.s.role_id}:{instance_id}/{record}.tar"):
+                return None
+            parsed.append((record, state, saved))
+        if sum(1 for _, _, saved in parsed if saved is None) > counts[0] or sum(1 for _, _, saved in parsed if saved) > counts[2]:
+            return None
+        return Recordings(counts[0], counts[1], counts[2], tuple(parsed))
 
     def change_records(self, changes):
         if not changes:
@@ -403,6 +508,49 @@ class Deployment:
 
 
 # ---- one run ------------------------------------------------------------------------
+def stamp(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def pending_list(recordings):
+    """A report's pending recordings for the log: their ids and states (both of fixed forms)."""
+    listed = [f"{record} ({state})" for record, state, saved in recordings.items if not saved]
+    more = recordings.pending - len(listed)
+    return (
+        f"{recordings.pending} recording(s) pending"
+        + (f": {', '.join(listed)}" if listed else "")
+        + (f" and {more} more not listed" if listed and more > 0 else "")
+        + f"; {recordings.jobs} processing job(s)"
+    )
+
+
+class Drain:
+    """One terminating server, as one run sees it."""
+
+    def __init__(self, instance, group, ec2, running, meetings, asked, report):
+        self.instance, self.group, self.ec2, self.running = instance, group, ec2, running
+        # meetings: what its own API lists (None: not answering, or not asked); asked: its
+        # API should have answered (a secret to ask with, and EC2 says it runs).
+        self.meetings, self.asked, self.report = meetings, asked, report
+        self.since = self.idle = None
+        self.entries = []
+        self.outcome = ""
+
+    def shown_meetings(self):
+        if self.meetings is not None:
+            return self.meetings
+        return 0 if not self.running else "?"
+
+    def shown_pending(self, now):
+        """The pending recordings of a recent account, else "?"."""
+        report = self.report
+        if not self.running:
+            return 0
+        if report and isinstance(report.recordings, Recordings) and report.modified and report.modified >= now - REPORT_FRESH:
+            return report.recordings.pending
+        return "?"
+
+
 class Run:
     def __init__(self, settings, clients):
         self.s = settings
@@ -492,7 +640,8 @@ class Run:
                 self.did(f"{self.s.host(instance_id)}: record of a terminated server deleted")
         self.aws.change_records(changes)
 
-        secrets = {i: self.aws.secret_of(key, etag) for i, (key, etag) in reports.items() if i in members}
+        read = {i: self.aws.report_of(i, *listed) for i, listed in reports.items() if i in members}
+        secrets = {i: report.secret for i, report in read.items()}
 
         def candidates(instance_id):
             """The secrets to ask the server's API with: the one it reported, then the one
@@ -524,23 +673,25 @@ class Run:
             meetings, accepted = counted.get(instance_id, (None, None))
             if state == "InService" and not protection_off:
                 reported = secrets.get(instance_id)
-                self.serve(instance_id, group, member, reported if accepted == reported else None, meetings)
+                self.serve(instance_id, group, member, reported if accepted == reported else None, meetings, read.get(instance_id))
             elif state == "Terminating:Wait":
-                since = self.drain_started(instance_id)
-                running = described.get(instance_id, {}).get("State", {}).get("Name", "running") in ("pending", "running")
-                if self.drained(instance_id, meetings, bool(candidates(instance_id)) and running, since):
+                ec2 = described.get(instance_id, {})
+                running = ec2.get("State", {}).get("Name", "running") in ("pending", "running")
+                drain = Drain(instance_id, group, ec2, running, meetings, bool(candidates(instance_id)) and running, read.get(instance_id))
+                if self.drain(drain):
                     # The name goes before the instance: its address may soon be another's.
                     record = records.pop(instance_id, None)
                     if record:
                         self.aws.change_records([{"Action": "DELETE", "ResourceRecordSet": record}])
                         self.did(f"{self.s.host(instance_id)}: record deleted")
-                    self.forget(instance_id, reports.pop(instance_id, (None, ""))[0])
+                    self.forget(instance_id, reports.pop(instance_id, (None,))[0])
+                    self.tag(drain, drain.outcome)
                     self.complete(group, instance_id)
         # Entries, reports and notes of servers that are gone.
         for instance_id in gone:
             for entry in (self.entries or {}).get(instance_id, []):
                 self.scalelite_call(f"{instance_id}: removed from Scalelite (terminated)", self.scalelite.delete, entry["id"])
-            self.forget(instance_id, reports.get(instance_id, (None, ""))[0])
+            self.forget(instance_id, reports.get(instance_id, (None,))[0])
         return self.actions
 
     def gone(self, ec2, known_server):
@@ -560,29 +711,33 @@ class Run:
             log(f"{instance_id}: note {marker} not written: {error_code(error)}")
             return False
 
-    def drain_started(self, instance_id):
-        """When the registrar first saw the server in its drain (epoch seconds), noted then."""
+    def drain_note(self, instance_id, now):
+        """(start, idle moment or None) of the server's drain, epoch seconds: when the
+        registrar first saw it in its drain (noted then), and when it first saw its
+        meetings over (noted by drain())."""
         marker = self.markers.get(instance_id) or ""
         if marker.startswith("draining "):
-            try:
-                return float(marker.split()[1])
-            except ValueError:
-                pass
-        now = time.time()
+            times = [int(t) for t in marker.split()[1:]]
+            return times[0], (times[1] if len(times) > 1 else None)
         self.note(instance_id, f"draining {now:.0f}")
-        return now
+        return round(now), None
 
-    def serve(self, instance_id, group, member, reported, meetings):
-        if meetings is not None:
-            want = meetings > 0
-            if want != member.get("ProtectedFromScaleIn", False):
-                try:
-                    self.aws.autoscaling.set_instance_protection(
-                        InstanceIds=[instance_id], AutoScalingGroupName=group, ProtectedFromScaleIn=want
-                    )
-                    self.did(f"{instance_id}: {meetings} meeting(s), scale-in protection {'on' if want else 'off'}")
-                except ClientError as error:
-                    log(f"{instance_id}: set-instance-protection refused: {error_code(error)}")
+    def serve(self, instance_id, group, member, reported, meetings, report):
+        # Protected while meetings run or its last report says recordings are not yet safe.
+        # Not knowing (its API silent, an account out of shape) is no reason to drop it.
+        recordings = report.recordings if report else LEGACY
+        busy = isinstance(recordings, Recordings) and (recordings.pending > 0 or recordings.jobs > 0)
+        want = True if meetings or busy else False if meetings == 0 and recordings is not None else None
+        if want is not None and want != member.get("ProtectedFromScaleIn", False):
+            pending = f", {recordings.pending} recording(s) pending, {recordings.jobs} job(s)" if isinstance(recordings, Recordings) else ""
+            try:
+                self.aws.autoscaling.set_instance_protection(
+                    InstanceIds=[instance_id], AutoScalingGroupName=group, ProtectedFromScaleIn=want
+                )
+                shown = "?" if meetings is None else meetings
+                self.did(f"{instance_id}: {shown} meeting(s){pending}, scale-in protection {'on' if want else 'off'}")
+            except ClientError as error:
+                log(f"{instance_id}: set-instance-protection refused: {error_code(error)}")
         if self.entries is None:
             return  # Scalelite not asked or did not answer
         entries = self.entries.get(instance_id, [])
@@ -630,31 +785,115 @@ class Run:
             elif twin.get("state") == "disabled":
                 self.scalelite_call(f"{instance_id}: second entry {twin['id']} removed", self.scalelite.delete, twin["id"])
 
-    def drained(self, instance_id, meetings, asked, since):
-        """Whether the server may go. asked: its API was asked and should have answered (a
-        server EC2 describes as stopped or gone runs no meeting and never will answer)."""
-        if self.entries is None and time.time() - since < SCALELITE_GRACE:
+    def drain(self, d):
+        """Whether the server may go now (its drain is over, or at its limit), its Scalelite
+        entries removed; otherwise it waits: the lifecycle action's heartbeat is recorded
+        and the instance tagged with what it waits for."""
+        now = time.time()
+        d.since, d.idle = self.drain_note(d.instance, now)
+        over = self.meetings_over(d, now)
+        safe = over and self.recordings_safe(d, now)
+        at_limit = now - d.since >= self.s.drain_limit
+        if safe or at_limit:
+            if not safe:
+                log(f"{d.instance}: drain limit reached ({self.s.drain_limit} s from {stamp(d.since)}): {self.still_running(d)}; let go")
+                d.outcome = f"limit reached at {stamp(now)}: still {d.shown_meetings()} meeting(s), {d.shown_pending(now)} recording(s) pending; let go"
+            else:
+                d.outcome = f"done at {stamp(now)}: let go"
+            removed = all([self.scalelite_call(f"{d.instance}: removed from Scalelite", self.scalelite.delete, e["id"]) for e in d.entries])
+            if removed or at_limit:
+                return True
+        self.heartbeat(d)
+        failed = d.report.recordings.failed if d.report and isinstance(d.report.recordings, Recordings) else "?"
+        self.tag(d, f"waiting since {stamp(d.since)}: {d.shown_meetings()} meeting(s), {d.shown_pending(now)} recording(s) pending, {failed} failed and saved")
+        return False
+
+    def meetings_over(self, d, now):
+        """Whether the server's meetings are over: cordoned, its API lists none (or EC2
+        describes it as stopped or gone: it runs none and never will answer), and Scalelite
+        has disabled it or marked it offline (or does not know it, or did not answer for
+        SCALELITE_GRACE seconds from the drain's start)."""
+        if self.entries is None and now - d.since < SCALELITE_GRACE:
             # Scalelite may still place a meeting here: not without its word, for a while.
-            log(f"{instance_id}: terminating; Scalelite not reachable, waiting for it (up to {SCALELITE_GRACE} s)")
+            log(f"{d.instance}: terminating; Scalelite not reachable, waiting for it (up to {SCALELITE_GRACE} s)")
             return False
-        entries = (self.entries or {}).get(instance_id, [])
-        for entry in entries:
+        d.entries = (self.entries or {}).get(d.instance, [])
+        for entry in d.entries:
             if entry.get("state") == "enabled":
-                self.scalelite_call(f"{instance_id}: cordoned (terminating)", self.scalelite.update, entry["id"], state="cordon")
+                self.scalelite_call(f"{d.instance}: cordoned (terminating)", self.scalelite.update, entry["id"], state="cordon")
                 entry["state"] = "cordoned"
-        if asked and meetings is None:
-            log(f"{instance_id}: terminating; its API does not answer: not drained")
+        if d.asked and d.meetings is None:
+            log(f"{d.instance}: terminating; its API does not answer: not drained")
             return False
-        if meetings:
-            log(f"{instance_id}: terminating; {meetings} meeting(s) still run")
+        if d.meetings:
+            log(f"{d.instance}: terminating; {d.meetings} meeting(s) still run")
             return False
-        if any(e.get("state") != "disabled" and e.get("online") != "offline" for e in entries):
-            log(f"{instance_id}: terminating; no meeting, waiting for Scalelite to disable it")
+        if any(e.get("state") != "disabled" and e.get("online") != "offline" for e in d.entries):
+            log(f"{d.instance}: terminating; no meeting, waiting for Scalelite to disable it")
             return False
-        for entry in entries:
-            if not self.scalelite_call(f"{instance_id}: removed from Scalelite", self.scalelite.delete, entry["id"]):
-                return False
         return True
+
+    def recordings_safe(self, d, now):
+        """Whether the server's recordings are safe (its meetings are over): by a report
+        written REPORT_MARGIN seconds after the idle moment that says none is pending and no
+        job is queued or running. Noted here: the idle moment, at the first run that sees
+        the meetings over (later runs, and runs that overlap, keep the earliest noted)."""
+        report = d.report
+        if not d.running:
+            log(f"{d.instance}: terminating; EC2 describes it as {d.ec2.get('State', {}).get('Name', 'gone')}: its recordings are not waited for")
+            return True
+        if report is None:
+            log(f"{d.instance}: terminating; no report: its recordings are not waited for")
+            return True
+        if report.recordings is LEGACY:
+            log(f"{d.instance}: terminating; its agent reports no recordings (an earlier release): they are not waited for")
+            return True
+        if d.idle is None:
+            d.idle = math.ceil(now)
+            self.note(d.instance, f"draining {d.since} {d.idle}")
+        if report.recordings is None:
+            log(f"{d.instance}: terminating; meetings over, its recordings unknown (no readable account): waiting")
+            return False
+        if report.modified is None or report.modified < d.idle + REPORT_MARGIN:
+            log(f"{d.instance}: terminating; meetings over since {stamp(d.idle)}, waiting for a report written after it")
+            return False
+        recordings = report.recordings
+        if recordings.pending or recordings.jobs:
+            log(f"{d.instance}: terminating; meetings over, recordings not yet safe: {pending_list(recordings)}")
+            return False
+        return True
+
+    def still_running(self, d):
+        """What a server let go at its drain limit still ran, for the log."""
+        recordings = d.report.recordings if d.report else LEGACY
+        if isinstance(recordings, Recordings):
+            shown = pending_list(recordings)
+        elif recordings is None:
+            shown = "recordings unknown (no readable account)"
+        else:
+            shown = "recordings not reported (an earlier release's agent)"
+        return f"still {d.shown_meetings()} meeting(s); {shown}"
+
+    def heartbeat(self, d):
+        """Another HeartbeatTimeout for the lifecycle action, while the drain waits."""
+        try:
+            self.aws.autoscaling.record_lifecycle_action_heartbeat(
+                LifecycleHookName=HOOK, AutoScalingGroupName=d.group, InstanceId=d.instance
+            )
+        except ClientError as error:
+            log(f"{d.instance}: record-lifecycle-action-heartbeat refused: {error_code(error)}")
+
+    def tag(self, d, value):
+        """The instance's bbbctl:drain tag, written when its value changes."""
+        value = value[:256]
+        tags = {t.get("Key"): t.get("Value") for t in d.ec2.get("Tags", [])}
+        if not d.ec2 or tags.get(DRAIN_TAG) == value:
+            return
+        try:
+            self.aws.ec2.create_tags(Resources=[d.instance], Tags=[{"Key": DRAIN_TAG, "Value": value}])
+            self.did(f"{d.instance}: {DRAIN_TAG} = {value}")
+        except ClientError as error:
+            log(f"{d.instance}: {DRAIN_TAG} not written: {error_code(error)}")
 
     def forget(self, instance_id, report_key):
         """The server's report and the registrar's note go with it."""

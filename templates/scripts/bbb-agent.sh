@@ -23,10 +23,11 @@
 # below STATUS_DIR as record-and-playback/core/lib/recordandplayback/workers/*_worker.rb,
 # scripts/rap-starter.rb and bbb-web write them; record id = <meeting id>, optionally
 # -<break timestamp>):
-#   queued    recorded/<id>.done (bbb-web writes it when a recorded meeting ends;
-#             rap-starter deletes it once it has queued the archive job), or raw/<meeting
-#             id>/ (rap-starter makes it before it queues) with no archived/ marker yet
-#   archive   ... is the state of the latter: queued for or in the archive step
+#   queued    recorded/<id>.done: bbb-web writes it when a recorded meeting ends
+#             (MeetingService processRecording -> RecordingService
+#             startIngestAndProcessing); rap-starter deletes it once it queued the archive job
+#   archive   raw/<meeting id>/ (rap-starter makes it before it queues that job) and no
+#             archived/ marker of the meeting yet: queued for, or in, the archive step
 #   sanity    archived/<id>.done, no sanity/ marker
 #   captions  sanity/<id>.done, no processed/<id>-<format> marker, and a rap:captions job
 #             of it in Redis (the captions step writes no marker of its own)
@@ -48,7 +49,11 @@
 # agent tars RAW_DIR/<meeting id> and puts it with the AWS CLI (aws s3 cp, multipart for
 # large files) at s3://REPORT_BUCKET/failed/<role id>:<instance id>/<record id>.tar, once
 # (SAVED_DIR remembers it), and logs the record id and key. At most 50 items, pending
-# first. Shape: /work/notes/contract26.md section 1 (bbbctl src/recordings.rs reads it).
+# first. The shape is shared with its readers (bbb_registrar.py, bbbctl src/recordings.rs):
+#   {"secret": "...", "recordings": {"pending": N, "jobs": N, "failed": N,
+#    "items": [{"id": "<record id>", "state": "<state>", "saved": "<key>"}]}}
+# ("saved" only on a failed recording that is saved; items list only record ids of the
+# shape <40 hex>-<13 digits>, the others are counted).
 #
 # Installed by bbb-bootstrap.sh as /usr/local/sbin/bbb-agent. Settings are read line by line
 # from /etc/default/bbb-agent (BBB_AGENT_CONFIG names another file), never sourced:

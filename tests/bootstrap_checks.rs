@@ -3,7 +3,8 @@
 //! bbb-install left is verified before the server registers or signals
 //! (verify_bigbluebutton); single mode's Greenlight image is pinned (pin_greenlight); and
 //! every run ends with a READY or FAILED line, flushed to CloudWatch Logs, with a
-//! CloudFormation signal in single mode only (on_exit, ready).
+//! CloudFormation signal in single mode only (on_exit, ready); bbb-agent.service runs in
+//! both modes (install_agent_service).
 
 use std::fs;
 use std::path::Path;
@@ -891,5 +892,86 @@ fn the_post_publish_hook_is_checked_and_the_worker_waits_for_the_spool() {
     assert_eq!(
         fakes.calls("systemctl"),
         ["daemon-reload", "try-restart bbb-rap-resque-worker.service"]
+    );
+}
+
+// ---- bbb-agent.service, both modes (issue 26) -----------------------------------------
+
+/// install_agent_service with /etc moved into a temporary folder, systemctl faked: the
+/// agent's settings for MODE and the fakes.
+fn install_agent(mode: &str) -> (Output, Fakes, String) {
+    let fakes = Fakes::new();
+    fakes.fake("systemctl", "");
+    fs::write(fakes.path("bbb-agent"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(
+        fakes.path("bbb-agent"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let root = fakes.path("root");
+    fs::create_dir_all(root.join("etc/default")).unwrap();
+    fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+    let mut functions = String::new();
+    for f in ["install_unit", "install_agent_service"] {
+        functions += &support::shell_function(SCRIPT, f)
+            .replace("/etc/", &format!("{}/etc/", root.display()));
+    }
+    let prelude = format!(
+        "{functions}\n{STUBS}MODE={mode}\nREGION=eu-central-1\n\
+         REPORT_BUCKET=bbb-sources-sourcesbucket-0123\nSTATE_DIR=/var/lib/bbb-bootstrap\n\
+         DATA_DIR=/var/bigbluebutton\nAGENT={agent}\n",
+        agent = fakes.path("bbb-agent").display(),
+    );
+    let out = fakes.run(&prelude, &[], "install_agent_service\n");
+    let settings = fs::read_to_string(root.join("etc/default/bbb-agent")).unwrap_or_default();
+    (out, fakes, settings)
+}
+
+/// Both modes run the agent (bbbctl reads the single server's report before it replaces or
+/// destroys it); a recording is safe once Scalelite's hook copied it in scalable mode, once
+/// published in single mode; which failed recordings were saved is kept on the data volume.
+#[test]
+fn the_agent_runs_in_both_modes_with_its_modes_idea_of_a_safe_recording() {
+    for (mode, transfer) in [("scalable", "scalelite"), ("single", "none")] {
+        let (out, fakes, settings) = install_agent(mode);
+        assert!(out.status.success(), "{mode}: {}", text(&out));
+        assert_eq!(
+            settings,
+            format!(
+                "AWS_DEFAULT_REGION=eu-central-1\nREPORT_BUCKET=bbb-sources-sourcesbucket-0123\n\
+                 STATE_FILE=/var/lib/bbb-bootstrap/reported.sha256\n\
+                 SAVED_DIR=/var/bigbluebutton/bbb-agent/saved\nTRANSFER={transfer}\n"
+            ),
+            "{mode}"
+        );
+        let unit =
+            fs::read_to_string(fakes.path("root/etc/systemd/system/bbb-agent.service")).unwrap();
+        assert!(
+            unit.contains("ExecStart=/usr/local/sbin/bbb-agent watch"),
+            "{unit}"
+        );
+        assert_eq!(
+            fakes.calls("systemctl"),
+            ["daemon-reload", "enable --now bbb-agent.service"]
+        );
+    }
+    // The script calls it at the top level, outside the scalable-only block.
+    let script = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SCRIPT)).unwrap();
+    let lines: Vec<&str> = script.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "install_agent_service")
+        .expect("a top-level call of install_agent_service");
+    assert_eq!(
+        lines[at - 1],
+        "fi",
+        "after the scalable-only block, not in it"
+    );
+    assert!(
+        lines[..at]
+            .iter()
+            .rev()
+            .take(4)
+            .any(|l| *l == "  install_post_publish_hook")
     );
 }

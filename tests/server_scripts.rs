@@ -1,8 +1,13 @@
 //! The BBB server's agent (templates/scripts/bbb-agent.sh) run for real, with the AWS CLI
-//! replaced by a recording fake: it writes this server's API secret to its own report object
-//! (servers/<role id>:<instance id>.json, the key its role may write), once per change; it
-//! never sources its settings; it calls nothing but sts and that one put (no Scalelite, no
-//! DNS, no Auto Scaling: the registrar does those, tests/registrar.rs).
+//! and redis-cli replaced by recording fakes, over a fake /var/bigbluebutton/recording tree
+//! with the status markers BigBlueButton 3.0 writes: it writes this server's report (its
+//! API secret and its recordings: pending, Resque jobs, failed and saved) to its own object
+//! (servers/<role id>:<instance id>.json, the key its role may write), when it changes and
+//! again after REFRESH_SECONDS; it saves the raw files of a failed recording once, to
+//! failed/<role id>:<instance id>/<record id>.tar; a Redis that does not answer is never
+//! taken for "no jobs"; it never sources its settings; it calls nothing but sts, that put
+//! and those saves (no Scalelite, no DNS, no Auto Scaling: the registrar does those,
+//! tests/registrar.rs).
 //! The bootstrap log shipper (templates/scripts/bbb-logship.sh) with a fake AWS CLI:
 //! every line reaches CloudWatch Logs once, in order and in batches, resuming where it
 //! stopped; a refused call loses no line and repeats none.
@@ -12,7 +17,9 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
 
+use serde_json::json;
 use tempfile::TempDir;
 
 const SALT: &str = "bbbsalt0123456789abcdef";
@@ -22,18 +29,23 @@ const USER_ID: &str = "AROAEXAMPLEROLEID0001:i-0abc1234";
 
 /// A recording AWS CLI for the agent: sts get-caller-identity answers the instance role
 /// session's UserId; s3api put-object keeps the body it is given as put-<n>.json (with
-/// put.log naming bucket and key); `put-failures` holds how many puts are refused first.
+/// put.log naming bucket and key); `s3 cp - s3://B/K` keeps what it reads from standard
+/// input as cp-<n>.tar (cp.log names bucket and key); `put-failures` and `cp-failures`
+/// hold how many of each are refused first.
 const FAKE_AWS_AGENT: &str = r#"#!/usr/bin/env bash
 printf '%s\n' "$*" >>"$FAKE_DIR/aws.log"
+refuse() {
+  n=$(cat "$FAKE_DIR/$1-failures" 2>/dev/null || echo 0)
+  if [ "$n" -gt 0 ]; then
+    echo $((n - 1)) >"$FAKE_DIR/$1-failures"
+    echo "An error occurred (AccessDenied) when calling the PutObject operation" >&2
+    exit 254
+  fi
+}
 case "$1 $2" in
   "sts get-caller-identity") cat "$FAKE_DIR/user-id" ;;
   "s3api put-object")
-    n=$(cat "$FAKE_DIR/put-failures" 2>/dev/null || echo 0)
-    if [ "$n" -gt 0 ]; then
-      echo $((n - 1)) >"$FAKE_DIR/put-failures"
-      echo "An error occurred (AccessDenied) when calling the PutObject operation" >&2
-      exit 254
-    fi
+    refuse put
     bucket="" key="" body=""
     while [ $# -gt 0 ]; do
       case "$1" in
@@ -48,9 +60,49 @@ case "$1 $2" in
     printf '%s %s\n' "$bucket" "$key" >>"$FAKE_DIR/put.log"
     echo '{"ETag": "\"0\""}'
     ;;
+  "s3 cp")
+    [ "$3" = - ] || { echo "fake aws: only a stream is expected: $*" >&2; exit 255; }
+    count=0; [ -e "$FAKE_DIR/cp.log" ] && count=$(wc -l <"$FAKE_DIR/cp.log")
+    cat >"$FAKE_DIR/cp-$count.part"
+    refuse cp
+    mv "$FAKE_DIR/cp-$count.part" "$FAKE_DIR/cp-$count.tar"
+    target=${4#s3://}
+    printf '%s %s\n' "${target%%/*}" "${target#*/}" >>"$FAKE_DIR/cp.log"
+    ;;
   *) echo "fake aws: unexpected call: $*" >&2; exit 255 ;;
 esac
 "#;
+
+/// redis-cli against a Redis kept as files: redis/sets/<key> (a member a line),
+/// redis/lists/<key> (an element a line), redis/strings/<key>; `redis-down` makes it fail
+/// as redis-cli does when nothing listens. Every call goes to redis.log.
+const FAKE_REDIS_CLI: &str = r#"#!/usr/bin/env bash
+printf '%s\n' "$*" >>"$FAKE_DIR/redis.log"
+if [ -e "$FAKE_DIR/redis-down" ]; then
+  echo "Could not connect to Redis at 127.0.0.1:6379: Connection refused" >&2
+  exit 1
+fi
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | -p) shift 2 ;;
+    --raw) shift ;;
+    *) break ;;
+  esac
+done
+db=$FAKE_DIR/redis
+case "$1" in
+  SMEMBERS) cat "$db/sets/$2" 2>/dev/null || true ;;
+  LLEN) if [ -e "$db/lists/$2" ]; then wc -l <"$db/lists/$2"; else echo 0; fi ;;
+  LRANGE) [ -e "$db/lists/$2" ] && sed -n "$(($3 + 1)),$(($4 + 1))p" "$db/lists/$2" ;;
+  GET) cat "$db/strings/$2" 2>/dev/null || echo ;;
+  *) echo "ERR unknown command '$1'"; exit 1 ;;
+esac
+"#;
+
+/// Record ids as BigBlueButton makes them: <sha1 of the external id>-<epoch ms>.
+fn record(n: u8) -> String {
+    format!("{:040x}-17650000000{n:02}", u128::from(n) * 0x1_0000_0001)
+}
 
 struct AgentRig {
     dir: TempDir,
@@ -61,7 +113,15 @@ impl AgentRig {
         let dir = tempfile::tempdir().expect("temp dir");
         fs::create_dir(dir.path().join("bin")).unwrap();
         write_executable(&dir.path().join("bin/aws"), FAKE_AWS_AGENT);
+        write_executable(&dir.path().join("bin/redis-cli"), FAKE_REDIS_CLI);
         fs::write(dir.path().join("user-id"), USER_ID).unwrap();
+        for step in ["recorded", "archived", "sanity", "processed", "published"] {
+            fs::create_dir_all(dir.path().join("recording/status").join(step)).unwrap();
+        }
+        fs::create_dir_all(dir.path().join("recording/raw")).unwrap();
+        for kind in ["sets", "lists", "strings"] {
+            fs::create_dir_all(dir.path().join("redis").join(kind)).unwrap();
+        }
         let rig = AgentRig { dir };
         rig.set_salt(SALT);
         rig.configure("");
@@ -72,14 +132,20 @@ impl AgentRig {
         self.dir.path().join(name)
     }
 
-    /// /etc/default/bbb-agent as bbb-bootstrap.sh writes it, plus `extra` lines.
+    /// /etc/default/bbb-agent as bbb-bootstrap.sh writes it (scalable mode), plus the
+    /// fake tree's places and `extra` lines.
     fn configure(&self, extra: &str) {
         fs::write(
             self.path("bbb-agent.conf"),
             format!(
-                "AWS_DEFAULT_REGION=eu-central-1\nREPORT_BUCKET={BUCKET}\nSTATE_FILE={state}\nBBB_PROPERTIES={props}\n{extra}",
+                "AWS_DEFAULT_REGION=eu-central-1\nREPORT_BUCKET={BUCKET}\nSTATE_FILE={state}\n\
+                 SAVED_DIR={saved}\nTRANSFER=scalelite\nBBB_PROPERTIES={props}\n\
+                 STATUS_DIR={status}\nRAW_DIR={raw}\n{extra}",
                 state = self.path("reported.sha256").display(),
+                saved = self.path("saved").display(),
                 props = self.path("bbb-web.properties").display(),
+                status = self.path("recording/status").display(),
+                raw = self.path("recording/raw").display(),
             ),
         )
         .unwrap();
@@ -91,6 +157,55 @@ impl AgentRig {
             format!("bigbluebutton.web.serverURL=https://bbb-0abc1234.bbb.example.org\nsecuritySalt={salt}\n"),
         )
         .unwrap();
+    }
+
+    /// A status marker, e.g. ("sanity", "<id>.done"), written `age` ago.
+    fn mark(&self, step: &str, name: &str, age: Duration) {
+        let path = self.path(&format!("recording/status/{step}/{name}"));
+        fs::write(&path, "").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now() - age)
+            .unwrap();
+    }
+
+    /// The markers of a recording through `step` (archive, sanity, process, publish),
+    /// written `age` ago, format presentation.
+    fn through(&self, id: &str, step: &str, age: Duration) {
+        let steps = ["archive", "sanity", "process", "publish"];
+        let last = steps.iter().position(|s| *s == step).unwrap();
+        for s in &steps[..=last] {
+            match *s {
+                "archive" => self.mark("archived", &format!("{id}.done"), age),
+                "sanity" => self.mark("sanity", &format!("{id}.done"), age),
+                "process" => self.mark("processed", &format!("{id}-presentation.done"), age),
+                _ => self.mark("published", &format!("{id}-presentation.done"), age),
+            }
+        }
+    }
+
+    /// The raw directory BigBlueButton keeps of a recording, with `files` in it.
+    fn raw(&self, id: &str, files: &[(&str, &str)]) {
+        let dir = self.path(&format!("recording/raw/{id}"));
+        fs::create_dir_all(&dir).unwrap();
+        for (name, body) in files {
+            let path = dir.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, body).unwrap();
+        }
+    }
+
+    /// Redis as Resque keeps it: a line added to a set, list or string key.
+    fn redis(&self, kind: &str, key: &str, line: &str) {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(&format!("redis/{kind}/{key}")))
+            .unwrap();
+        writeln!(f, "{line}").unwrap();
     }
 
     fn report(&self) -> Output {
@@ -128,7 +243,37 @@ impl AgentRig {
             })
             .collect()
     }
+
+    /// The "recordings" of the last report written.
+    fn recordings(&self) -> serde_json::Value {
+        self.puts().last().expect("a report").2["recordings"].clone()
+    }
+
+    /// (bucket, key, member paths of the tar) of every accepted `s3 cp`.
+    fn saves(&self) -> Vec<(String, String, Vec<String>)> {
+        lines(&self.path("cp.log"))
+            .iter()
+            .enumerate()
+            .map(|(n, l)| {
+                let (bucket, key) = l.split_once(' ').unwrap();
+                let tar = self.path(&format!("cp-{n}.tar"));
+                let out = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+                assert!(out.status.success(), "cp-{n}.tar is a tar");
+                let mut members: Vec<String> = String::from_utf8(out.stdout)
+                    .unwrap()
+                    .lines()
+                    .filter(|m| !m.ends_with('/'))
+                    .map(str::to_string)
+                    .collect();
+                members.sort();
+                (bucket.to_string(), key.to_string(), members)
+            })
+            .collect()
+    }
 }
+
+const RECENT: Duration = Duration::from_secs(60);
+const HOURS_AGO: Duration = Duration::from_secs(2 * 3600);
 
 #[test]
 fn the_agent_reports_its_secret_to_its_own_key_once_per_change() {
@@ -138,7 +283,10 @@ fn the_agent_reports_its_secret_to_its_own_key_once_per_change() {
     assert_eq!(puts.len(), 1);
     assert_eq!(puts[0].0, BUCKET);
     assert_eq!(puts[0].1, format!("servers/{USER_ID}.json"));
-    assert_eq!(puts[0].2, serde_json::json!({"secret": SALT}));
+    assert_eq!(
+        puts[0].2,
+        json!({"secret": SALT, "recordings": {"pending": 0, "jobs": 0, "failed": 0, "items": []}})
+    );
 
     // Unchanged: nothing written again.
     support::assert_success(&rig.report());
@@ -151,6 +299,14 @@ fn the_agent_reports_its_secret_to_its_own_key_once_per_change() {
     assert_eq!(puts.len(), 2);
     assert_eq!(puts[1].2["secret"], "newsalt0123456789abcdef");
 
+    // A meeting ends with a recording (bbb-web writes recorded/<id>.done): reported.
+    rig.mark("recorded", &format!("{}.done", record(1)), RECENT);
+    let out = logged(&rig.report());
+    assert_eq!(rig.puts().len(), 3);
+    assert_eq!(rig.recordings()["pending"], 1);
+    // The secret is in the report only, never in the log.
+    assert!(!out.contains("newsalt") && !out.contains(SALT), "{out}");
+
     // It calls nothing but sts and its put: no Scalelite, no DNS, no Auto Scaling.
     for call in lines(&rig.path("aws.log")) {
         assert!(
@@ -158,6 +314,296 @@ fn the_agent_reports_its_secret_to_its_own_key_once_per_change() {
             "unexpected call: {call}"
         );
     }
+}
+
+/// Every recording of the server counts, each in the state BigBlueButton 3.0's markers and
+/// Resque's Redis keys say, and a recording without recording marks (.norecord) never.
+#[test]
+fn the_report_counts_every_recording_in_each_state_and_the_resque_jobs() {
+    let rig = AgentRig::new();
+    let [
+        queued,
+        archiving,
+        sanity,
+        captions,
+        process,
+        publish,
+        transfer,
+    ] = [1, 2, 3, 4, 5, 6, 7].map(record);
+    let [done, norecord] = [8, 9].map(record);
+    // The meeting ended; rap-starter has not queued it yet.
+    rig.mark("recorded", &format!("{queued}.done"), RECENT);
+    // rap-starter made raw/<id> and queued the archive job (and deleted recorded/<id>.done).
+    rig.raw(&archiving, &[]);
+    rig.redis("sets", "resque:queues", "rap:archive");
+    rig.redis(
+        "lists",
+        "resque:queue:rap:archive",
+        &format!(r#"{{"class":"BigBlueButton::Resque::ArchiveWorker","args":[{{"meeting_id":"{archiving}","break_timestamp":null}}]}}"#),
+    );
+    rig.through(&sanity, "archive", RECENT);
+    // Sanity done, and the one worker works on its captions job (no marker of its own).
+    rig.through(&captions, "sanity", RECENT);
+    rig.redis(
+        "sets",
+        "resque:workers",
+        "ip-10-0-0-5:4242:rap:archive,rap:publish,rap:process,rap:sanity,rap:captions,rap:events",
+    );
+    rig.redis(
+        "strings",
+        "resque:worker:ip-10-0-0-5:4242:rap:archive,rap:publish,rap:process,rap:sanity,rap:captions,rap:events",
+        &format!(r#"{{"queue":"rap:captions","run_at":"2026-12-07T10:00:00Z","payload":{{"class":"BigBlueButton::Resque::CaptionsWorker","args":[{{"meeting_id":"{captions}","single_step":false}}]}}}}"#),
+    );
+    // A worker that is registered but idle holds nothing.
+    rig.redis("sets", "resque:workers", "ip-10-0-0-5:4243:rap:events");
+    rig.through(&process, "sanity", RECENT);
+    rig.redis("sets", "resque:queues", "rap:process");
+    rig.redis(
+        "lists",
+        "resque:queue:rap:process",
+        &format!(r#"{{"class":"BigBlueButton::Resque::ProcessWorker","args":[{{"meeting_id":"{process}","single_step":false,"format_name":"presentation"}}]}}"#),
+    );
+    // Another application's queue in the same Redis is none of its business.
+    rig.redis("sets", "resque:queues", "mail");
+    rig.redis(
+        "lists",
+        "resque:queue:mail",
+        r#"{"class":"Mailer","args":[]}"#,
+    );
+    rig.through(&publish, "process", RECENT);
+    // Published, Scalelite's hook has not copied it yet.
+    rig.through(&transfer, "publish", RECENT);
+    // Published and copied to the spool: safe.
+    rig.through(&done, "publish", HOURS_AGO);
+    rig.mark("published", &format!("{done}-sender.done"), RECENT);
+    // No recording marks: archive writes .norecord and the chain ends (a sanity .fail of a
+    // worker that went on anyway changes nothing).
+    rig.mark("archived", &format!("{norecord}.norecord"), RECENT);
+    rig.mark("sanity", &format!("{norecord}.fail"), RECENT);
+    rig.raw(&norecord, &[("events.xml", "<recording/>")]);
+
+    let out = logged(&rig.report());
+    let state = |id: &str, state: &str| json!({"id": id, "state": state});
+    assert_eq!(
+        rig.recordings(),
+        json!({
+            "pending": 7,
+            // one archive job and one process job queued, one captions job being worked on
+            "jobs": 3,
+            "failed": 0,
+            "items": [
+                state(&queued, "queued"),
+                state(&archiving, "archive"),
+                state(&sanity, "sanity"),
+                state(&captions, "captions"),
+                state(&process, "process"),
+                state(&publish, "publish"),
+                state(&transfer, "transfer"),
+            ]
+        }),
+        "{out}"
+    );
+    // Nothing failed, nothing saved.
+    assert!(rig.saves().is_empty());
+
+    // The hook copies the last one; the queues empty as the worker goes on.
+    rig.mark(
+        "published",
+        &format!("{transfer}-sender.done"),
+        Duration::ZERO,
+    );
+    fs::remove_file(rig.path("redis/lists/resque:queue:rap:process")).unwrap();
+    support::assert_success(&rig.report());
+    let recordings = rig.recordings();
+    assert_eq!(recordings["pending"], 6);
+    assert_eq!(recordings["jobs"], 2);
+    assert!(!recordings["items"].to_string().contains(&transfer));
+}
+
+/// A processing failure is saved once (its raw files, as a tar, to the server's own
+/// failed/ prefix), logged by record id and key, and then counts as failed, not pending;
+/// until it is saved it is pending. A recording the hook never copied within
+/// TRANSFER_GRACE of its last publish marker is a failure too.
+#[test]
+fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
+    let rig = AgentRig::new();
+    rig.configure("TRANSFER_GRACE=1800\nREFRESH_SECONDS=3600\n");
+    let [failed, stuck, late, young] = [11, 12, 13, 14].map(record);
+    rig.through(&failed, "sanity", RECENT);
+    rig.mark("processed", &format!("{failed}-presentation.fail"), RECENT);
+    rig.raw(
+        &failed,
+        &[
+            ("events.xml", "<recording/>"),
+            ("audio/0001.opus", "opus"),
+            ("presentation/d2d9a672/slide-1.png", "png"),
+        ],
+    );
+    // Published two hours ago, never copied (the hook's rsync failed: no sender marker).
+    rig.through(&stuck, "publish", HOURS_AGO);
+    rig.raw(&stuck, &[("events.xml", "<stuck/>")]);
+    // The hook copied an earlier format, not the one published after it.
+    rig.through(&late, "publish", HOURS_AGO);
+    rig.mark(
+        "published",
+        &format!("{late}-sender.done"),
+        HOURS_AGO + Duration::from_secs(600),
+    );
+    rig.raw(&late, &[("events.xml", "<late/>")]);
+    // Published a minute ago: still within the grace.
+    rig.through(&young, "publish", RECENT);
+
+    // The first save is refused: that recording is still pending (failed, not saved).
+    fs::write(rig.path("cp-failures"), "1").unwrap();
+    let first_log = logged(&rig.report());
+    let out = first_log.clone();
+    let key = |id: &str| format!("failed/{USER_ID}/{id}.tar");
+    let saves = rig.saves();
+    assert_eq!(saves.len(), 2, "{out}");
+    let first = rig.recordings();
+    assert_eq!(first["pending"], 2, "{first}");
+    assert_eq!(first["failed"], 2, "{first}");
+    let unsaved: Vec<&serde_json::Value> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] == "failed" && i.get("saved").is_none())
+        .collect();
+    assert_eq!(unsaved.len(), 1, "{first}");
+    assert!(out.contains("trying again next round"), "{out}");
+
+    // Next round: the one left is saved too; none is put twice.
+    let out = logged(&rig.report());
+    let saves = rig.saves();
+    assert_eq!(saves.len(), 3, "{out}");
+    let mut keys: Vec<&str> = saves.iter().map(|s| s.1.as_str()).collect();
+    keys.sort_unstable();
+    let mut want = vec![key(&failed), key(&stuck), key(&late)];
+    want.sort();
+    assert_eq!(keys, want);
+    assert!(saves.iter().all(|s| s.0 == BUCKET));
+    let (_, _, members) = saves.iter().find(|s| s.1 == key(&failed)).unwrap();
+    assert_eq!(
+        members,
+        &[
+            format!("{failed}/audio/0001.opus"),
+            format!("{failed}/events.xml"),
+            format!("{failed}/presentation/d2d9a672/slide-1.png"),
+        ]
+    );
+    // The tar holds the raw files byte for byte.
+    let n = lines(&rig.path("cp.log"))
+        .iter()
+        .position(|l| l.ends_with(&key(&failed)))
+        .unwrap();
+    let unpacked = rig.path("unpacked");
+    fs::create_dir(&unpacked).unwrap();
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(rig.path(&format!("cp-{n}.tar")))
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        fs::read_to_string(unpacked.join(&failed).join("audio/0001.opus")).unwrap(),
+        "opus"
+    );
+    // Logged by record id, failed step and key.
+    let all_logs = format!("{first_log}{out}");
+    for (id, step) in [
+        (&failed, "process"),
+        (&stuck, "transfer"),
+        (&late, "transfer"),
+    ] {
+        let line = format!(
+            "recording {id} failed ({step}): raw files saved as s3://{BUCKET}/{}",
+            key(id)
+        );
+        assert_eq!(all_logs.matches(&line).count(), 1, "{line} in {all_logs}");
+    }
+    let saved = |id: &str| json!({"id": id, "state": "failed", "saved": key(id)});
+    let mut failed_items = vec![saved(&failed), saved(&stuck), saved(&late)];
+    failed_items.sort_by_key(|i| i["id"].as_str().unwrap().to_string());
+    let mut items = vec![json!({"id": young, "state": "transfer"})];
+    items.extend(failed_items);
+    assert_eq!(
+        rig.recordings(),
+        json!({"pending": 1, "jobs": 0, "failed": 3, "items": items})
+    );
+
+    // Saved once: more rounds put nothing again.
+    support::assert_success(&rig.report());
+    support::assert_success(&rig.report());
+    assert_eq!(rig.saves().len(), 3);
+
+    // In single mode (TRANSFER=none) a published recording is final: nothing waits for a
+    // hook that is not there.
+    let single = AgentRig::new();
+    single.configure("TRANSFER=none\n");
+    single.through(&young, "publish", HOURS_AGO);
+    support::assert_success(&single.report());
+    assert_eq!(
+        single.recordings(),
+        json!({"pending": 0, "jobs": 0, "failed": 0, "items": []})
+    );
+    assert!(single.saves().is_empty());
+}
+
+/// A Redis that does not answer says nothing about the jobs: the report never claims 0
+/// then (it says 1, "at least one"), logs why, and goes back to the count when Redis answers.
+#[test]
+fn a_redis_that_does_not_answer_is_never_taken_for_no_jobs() {
+    let rig = AgentRig::new();
+    rig.through(&record(21), "archive", RECENT);
+    fs::write(rig.path("redis-down"), "").unwrap();
+    let out = logged(&rig.report());
+    assert!(
+        out.contains("Redis at 127.0.0.1:6379 does not answer") && out.contains("reported as 1"),
+        "{out}"
+    );
+    let recordings = rig.recordings();
+    assert_eq!(recordings["jobs"], 1);
+    // What the markers say is still reported.
+    assert_eq!(recordings["pending"], 1);
+    assert_eq!(recordings["items"][0]["state"], "sanity");
+    assert!(
+        !lines(&rig.path("redis.log")).is_empty(),
+        "redis-cli was asked"
+    );
+
+    fs::remove_file(rig.path("redis-down")).unwrap();
+    support::assert_success(&rig.report());
+    assert_eq!(rig.puts().len(), 2, "the change is reported");
+    assert_eq!(rig.recordings()["jobs"], 0);
+    // redis-cli asked the host and port of the settings.
+    assert!(
+        lines(&rig.path("redis.log"))
+            .iter()
+            .all(|c| c.starts_with("-h 127.0.0.1 -p 6379 --raw "))
+    );
+}
+
+/// Unchanged, the report is written again once REFRESH_SECONDS have passed since the last
+/// write: its S3 LastModified proves how fresh the account is.
+#[test]
+fn an_unchanged_report_is_written_again_after_refresh_seconds() {
+    let rig = AgentRig::new();
+    rig.configure("REFRESH_SECONDS=4\n");
+    support::assert_success(&rig.report());
+    support::assert_success(&rig.report());
+    assert_eq!(
+        rig.puts().len(),
+        1,
+        "unchanged and fresh: not written again"
+    );
+    std::thread::sleep(Duration::from_millis(4200));
+    support::assert_success(&rig.report());
+    let puts = rig.puts();
+    assert_eq!(puts.len(), 2, "refreshed");
+    assert_eq!(puts[0].2, puts[1].2, "the same report");
+    assert_eq!(puts[0].1, puts[1].1, "to the same key");
 }
 
 #[test]
@@ -178,22 +624,53 @@ fn a_refused_or_premature_report_is_a_failure_and_is_tried_again() {
     // Not remembered as written: the next round writes it.
     support::assert_success(&rig.report());
     assert_eq!(rig.puts().len(), 1);
+
+    // No status directory (the data volume not there): the recordings are unknown, so no
+    // report claims anything; the old one grows old.
+    fs::rename(
+        rig.path("recording/status"),
+        rig.path("recording/status.away"),
+    )
+    .unwrap();
+    rig.set_salt("othersalt0123456789abcd");
+    let out = rig.report();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no recording status directory"));
+    assert_eq!(rig.puts().len(), 1);
 }
 
 #[test]
 fn the_agent_reads_its_settings_as_data_and_only_as_an_instance_role() {
     let rig = AgentRig::new();
-    // A setting that a shell would run if the file were sourced.
-    rig.configure("REPORT_SECONDS=$(touch pwned)\n`touch pwned2`=1\n");
-    support::assert_success(&rig.report());
-    assert!(!rig.path("pwned").exists() && !rig.path("pwned2").exists());
+    // Settings that a shell would run if the file were sourced.
+    rig.configure(
+        "REPORT_SECONDS=$(touch pwned)\n`touch pwned2`=1\nTRANSFER_GRACE=`touch pwned3`\n\
+         REFRESH_SECONDS=1;touch pwned4\n",
+    );
+    let out = logged(&rig.report());
+    for marker in ["pwned", "pwned2", "pwned3", "pwned4"] {
+        assert!(!rig.path(marker).exists(), "{marker}");
+    }
+    assert!(
+        out.contains("TRANSFER_GRACE"),
+        "a setting that is no number is named: {out}"
+    );
 
-    // Credentials that are not an instance profile's: nothing written.
+    // Credentials that are not an instance profile's: nothing written, nothing saved.
+    rig.through(&record(31), "archive", RECENT);
+    rig.mark("sanity", &format!("{}.fail", record(31)), RECENT);
     fs::write(rig.path("user-id"), "AIDAEXAMPLEUSER").unwrap();
     fs::remove_file(rig.path("reported.sha256")).unwrap();
     let out = rig.report();
     assert!(!out.status.success());
     assert_eq!(rig.puts().len(), 1);
+    assert!(rig.saves().is_empty());
+}
+
+/// Asserts that the agent succeeded; its log (standard error).
+fn logged(out: &Output) -> String {
+    support::assert_success(out);
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn lines(path: &Path) -> Vec<String> {

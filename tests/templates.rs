@@ -596,8 +596,9 @@ fn actions(st: &Value) -> Vec<String> {
 /// Issue 25: what a compromised BBB server can do with its role is what the server itself
 /// needs, and nothing that reaches another server, the platform's keys, DNS or the group:
 /// no load-balancer secret (Scalelite's only API key), no Route 53 write, no Auto Scaling
-/// call, no Parameter Store read, no managed policy, and its one write in the sources bucket
-/// is its own report (the session's aws:userid).
+/// call, no Parameter Store read, no managed policy, and its writes in the sources bucket
+/// are its own report and its own failed recordings (both keyed by the session's
+/// aws:userid; issue 26: in both modes).
 #[test]
 fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
     let doc = template("bbb-servers.yaml");
@@ -615,6 +616,7 @@ fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
         "ssmmessages:OpenDataChannel",
         "s3:GetObject",
         "s3:PutObject",
+        "s3:AbortMultipartUpload",
         "route53:GetHostedZone",
         "ec2:AssociateAddress",
         "ec2:DescribeAddresses",
@@ -629,17 +631,34 @@ fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
     ]
     .into_iter()
     .collect();
+    let mut writes = BTreeSet::new();
     for (condition, st) in role_statements(role) {
         assert_eq!(text(&st["Effect"]), "Allow", "{st:?}");
         let resource = format!("{:?}", st["Resource"]);
         for a in actions(&st) {
             assert!(allowed.contains(a.as_str()), "the servers' role allows {a}");
             match a.as_str() {
-                "s3:PutObject" => assert!(
-                    resource.contains("/servers/${!aws:userid}.json")
-                        && condition.as_deref() == Some("IsScalable"),
-                    "{resource}"
-                ),
+                // Its own report, in both modes (the single server's too: bbbctl reads it).
+                "s3:PutObject" if resource.contains("/servers/") => {
+                    let resource = text(&st["Resource"]);
+                    assert!(
+                        resource.ends_with("/servers/${!aws:userid}.json"),
+                        "{resource}"
+                    );
+                    assert_eq!(condition, None, "both modes");
+                    writes.insert("report");
+                }
+                // Its own failed recordings' raw files, a multipart upload and its abort.
+                "s3:PutObject" | "s3:AbortMultipartUpload" => {
+                    let resource = text(&st["Resource"]);
+                    assert!(resource.ends_with("/failed/${!aws:userid}/*"), "{resource}");
+                    assert_eq!(condition, None, "both modes");
+                    writes.insert(if a == "s3:PutObject" {
+                        "failed"
+                    } else {
+                        "abort"
+                    });
+                }
                 "s3:GetObject" => assert!(resource.contains("/scripts/*"), "{resource}"),
                 // Only the single server's logins; never the load-balancer secret.
                 "secretsmanager:GetSecretValue" => {
@@ -654,6 +673,11 @@ fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
             }
         }
     }
+    assert_eq!(
+        writes,
+        ["abort", "failed", "report"].into_iter().collect(),
+        "each write of the servers' role is there"
+    );
     // The registrar, not a server, holds the load-balancer secret and writes the records,
     // and only A records named bbb-*.<domain>.
     let registrar = &res["RegistrarRole"];
@@ -875,5 +899,51 @@ fn a_drain_may_last_its_limit_and_the_registrar_tags_only_the_drain_state() {
     assert!(
         tags.contains("bbbctl:stack") && tags.contains("PropagateAtLaunch"),
         "{tags}"
+    );
+}
+
+/// Issue 26: the raw files of failed recordings (bbb-agent.sh, failed/<role id>:<instance
+/// id>/<record id>.tar) are the operator's: no lifecycle rule of the sources bucket expires
+/// them or their versions; the one rule of the prefix only aborts the multipart uploads a
+/// server gave up on.
+#[test]
+fn failed_recordings_are_kept_and_only_abandoned_uploads_go() {
+    let sources = resources(&template("sources.yaml"));
+    let rules = sources["SourcesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .unwrap();
+    // Every rule names its prefix: a rule without one would cover failed/ too.
+    for rule in rules {
+        assert!(rule["Prefix"].as_str().is_some(), "{rule:?}");
+        assert!(rule["Filter"].is_null(), "{rule:?}");
+    }
+    let covering: Vec<&Value> = rules
+        .iter()
+        .filter(|r| {
+            let prefix = r["Prefix"].as_str().unwrap();
+            "failed/".starts_with(prefix) || prefix.starts_with("failed/")
+        })
+        .collect();
+    assert_eq!(covering.len(), 1, "{covering:?}");
+    let rule = covering[0];
+    assert_eq!(text(&rule["Status"]), "Enabled");
+    assert!(
+        rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+            .as_u64()
+            .is_some_and(|d| d >= 1)
+    );
+    let keys: BTreeSet<String> = rule
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        ["AbortIncompleteMultipartUpload", "Id", "Prefix", "Status"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        "nothing that expires or moves an object"
     );
 }

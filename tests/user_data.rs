@@ -347,6 +347,12 @@ fn the_operators_values_reach_the_bootstrap_as_data_and_nothing_of_them_runs() {
         );
         assert_eq!(value("--mode"), mode);
         assert_eq!(value("--stack-name"), "bbb-BbbServersStack-1A2B3C");
+        // Issue 26: both modes run bbb-agent, which reports to the sources bucket.
+        assert_eq!(
+            value("--report-bucket"),
+            "bbb-sources-bucket-1a2b",
+            "{mode}"
+        );
         // The scripts were fetched from their content keys and nothing was signalled.
         assert_eq!(fakes.calls("aws").len(), 3, "{:?}", fakes.calls("aws"));
         assert!(fakes.calls("aws").iter().all(|c| {
@@ -404,7 +410,8 @@ fn the_bootstrap_decodes_byte_for_byte_and_refuses_what_is_no_domain() {
                 "die() {{ echo \"die: $*\"; exit 1; }}\nusage() {{ exit 2; }}\n{check}\n\
                  NOT_BASE64='' REGION=r STACK_NAME=s RESOURCE=g MODE=single DOMAIN=bbb.example.org \
                  HOSTED_ZONE=Z1 EMAIL=ops@example.org ADMIN_SECRET=a SMTP_SECRET=b \
-                 ALLOCATION_ID=eipalloc-0123 DATA_VOLUME=''\n{name}=$1\ncheck_arguments\necho passed"
+                 ALLOCATION_ID=eipalloc-0123 DATA_VOLUME='' REPORT_BUCKET=bbb-sources-1a2b\n\
+                 {name}=$1\ncheck_arguments\necho passed"
             ))
             .arg("bash")
             .arg(bad)
@@ -418,6 +425,48 @@ fn the_bootstrap_decodes_byte_for_byte_and_refuses_what_is_no_domain() {
         );
     }
     assert!(!marker.exists());
+
+    // Issue 26: the report bucket is needed in both modes (bbb-agent runs in both), and a
+    // name that is no bucket name is refused there too.
+    let run = |mode_args: &str, bucket: &str| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "die() {{ echo \"die: $*\"; exit 1; }}\nusage() {{ exit 2; }}\n{check}\n\
+                 NOT_BASE64='' REGION=r STACK_NAME=s RESOURCE=g DOMAIN=bbb.example.org \
+                 HOSTED_ZONE=Z1 EMAIL=ops@example.org DATA_VOLUME='' {mode_args}\n\
+                 REPORT_BUCKET=$1\ncheck_arguments\necho passed"
+            ))
+            .arg("bash")
+            .arg(bucket)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let single = "MODE=single ADMIN_SECRET=a SMTP_SECRET=b ALLOCATION_ID=eipalloc-0123";
+    let scalable = "MODE=scalable EFS_ID=fs-0123abcd SPOOL_AP=fsap-0123abcd";
+    for mode in [single, scalable] {
+        assert_eq!(
+            run(mode, "bbb-sources-1a2b"),
+            (Some(0), "passed\n".into()),
+            "{mode}"
+        );
+        let (code, text) = run(mode, "");
+        assert_eq!(code, Some(1), "{mode}: {text}");
+        assert!(
+            text.starts_with("die: --report-bucket is missing"),
+            "{mode}: {text}"
+        );
+        let (code, text) = run(mode, "Bad_Bucket;x");
+        assert_eq!(code, Some(1), "{mode}: {text}");
+        assert!(
+            text.starts_with("die: invalid bucket name: "),
+            "{mode}: {text}"
+        );
+    }
 }
 
 #[test]

@@ -26,13 +26,16 @@
 #      state, the services BigBlueButton runs, its API over HTTPS) before anything
 #      registers or signals,
 #   4. scalable mode: mounts the recordings spool on EFS (amazon-efs-utils: TLS + IAM,
-#      through the spool access point), installs Scalelite's post-publish hook, and
-#      installs bbb-agent.service (templates/scripts/bbb-agent.sh, put in /usr/local/sbin
-#      by the user data), which reports what only this server knows - its own API
-#      secret - to the deployment's registrar. The registrar, not this server, adds the
-#      server to Scalelite once its API answers with that secret, holds its scale-in
-#      protection while meetings run, and drains and removes it when the group
-#      terminates it: no BBB server holds the load-balancer secret,
+#      through the spool access point) and installs Scalelite's post-publish hook; both
+#      modes: installs bbb-agent.service (templates/scripts/bbb-agent.sh, put in
+#      /usr/local/sbin by the user data), which reports what only this server knows - its
+#      own API secret and the state of its recordings (pending, Resque jobs, failed ones,
+#      whose raw files it saves below failed/ in the bucket) - to its own object in the
+#      report bucket (--report-bucket, the sources bucket). Scalable mode: the registrar,
+#      not this server, adds the server to Scalelite once its API answers with that
+#      secret, holds its scale-in protection while it is busy, and drains and removes it
+#      when the group terminates it: no BBB server holds the load-balancer secret. Single
+#      mode: bbbctl reads the report before it replaces or destroys the server,
 #   5. single mode: sets up Greenlight's mail through Amazon SES (SMTP login from its
 #      secret, the password derived as AWS documents) and creates the Greenlight
 #      administrator from the login secret,
@@ -50,8 +53,9 @@
 # Needs: the AWS CLI, curl and python3, and an instance role allowing
 # route53:GetHostedZone (dig, from bind9-dnsutils, is installed if missing),
 # ec2:AssociateAddress/DescribeAddresses (single mode), cloudformation:SignalResource,
-# secretsmanager:GetSecretValue (single mode: admin login and SMTP login) and, in scalable
-# mode, elasticfilesystem:ClientMount/ClientWrite and s3:PutObject on its own report.
+# secretsmanager:GetSecretValue (single mode: admin login and SMTP login),
+# elasticfilesystem:ClientMount/ClientWrite (scalable mode) and s3:PutObject on its own
+# report and below its own failed/ prefix (both modes; bbb-agent).
 set -euo pipefail
 
 # ---- pinned versions -------------------------------------------------------------
@@ -130,12 +134,13 @@ readonly IMDS=http://169.254.169.254/latest
 usage() {
   cat >&2 <<'EOF'
 usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode scalable|single
-                        --domain D --hosted-zone Z --email E [--admin-secret ARN]
+                        --domain D --hosted-zone Z --email E --report-bucket BUCKET
+                        [--admin-secret ARN]
                         (or --domain-b64, --hosted-zone-b64, --email-b64: the value
                         base64-encoded, as the user data passes them)
                         [--smtp-secret ARN] [--data-volume VOLUME_ID]
                         [--address-allocation EIPALLOC_ID] [--log-group NAME]
-                        [--efs FS_ID --spool-access-point FSAP_ID --report-bucket BUCKET]
+                        [--efs FS_ID --spool-access-point FSAP_ID]
 EOF
   exit 2
 }
@@ -206,12 +211,14 @@ check_arguments() {
   for required in REGION STACK_NAME RESOURCE MODE DOMAIN HOSTED_ZONE EMAIL; do
     [[ -n "${!required}" ]] || usage
   done
+  # Both modes: bbb-agent reports to its own object in this bucket (the sources bucket).
+  [[ -n "${REPORT_BUCKET}" ]] || die "--report-bucket is missing (bbb-agent reports there, in both modes)"
+  [[ "${REPORT_BUCKET}" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "invalid bucket name: ${REPORT_BUCKET@Q}"
   case "${MODE}" in
     scalable)
-      if [[ -z "${EFS_ID}" ]] || [[ -z "${SPOOL_AP}" ]] || [[ -z "${REPORT_BUCKET}" ]]; then
-        die "scalable mode needs --efs, --spool-access-point and --report-bucket"
+      if [[ -z "${EFS_ID}" ]] || [[ -z "${SPOOL_AP}" ]]; then
+        die "scalable mode needs --efs and --spool-access-point"
       fi
-      [[ "${REPORT_BUCKET}" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "invalid bucket name: ${REPORT_BUCKET@Q}"
       [[ "${EFS_ID}" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: ${EFS_ID}"
       [[ "${SPOOL_AP}" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: ${SPOOL_AP}"
       ;;
@@ -820,15 +827,24 @@ EOF
 }
 
 # bbb-agent (templates/scripts/bbb-agent.sh, fetched by the user data next to this
-# script) reports this server's own API secret to the registrar: at every start and
-# whenever it changes. Its settings are data (read line by line, never sourced).
+# script) reports this server's own API secret and the state of its recordings to its own
+# object in the report bucket: at every start, whenever it changes and at least every
+# REFRESH_SECONDS; it saves the raw files of failed recordings below failed/ there. Both
+# modes; TRANSFER: in scalable mode a recording is safe once Scalelite's post-publish hook
+# has copied it to the spool, in single mode once it is published. SAVED_DIR (which failed
+# recordings it saved) is on the data volume, beside the recordings: a single server's
+# replacement finds them saved and does not put them again. Its settings are data (read
+# line by line, never sourced).
 install_agent_service() {
+  local transfer=none
+  [[ "${MODE}" != scalable ]] || transfer=scalelite
   [[ -x "${AGENT}" ]] || die "${AGENT} is missing (the user data fetches it)"
-  printf 'AWS_DEFAULT_REGION=%s\nREPORT_BUCKET=%s\nSTATE_FILE=%s\n' \
-    "${REGION}" "${REPORT_BUCKET}" "${STATE_DIR}/reported.sha256" >/etc/default/bbb-agent
+  printf 'AWS_DEFAULT_REGION=%s\nREPORT_BUCKET=%s\nSTATE_FILE=%s\nSAVED_DIR=%s\nTRANSFER=%s\n' \
+    "${REGION}" "${REPORT_BUCKET}" "${STATE_DIR}/reported.sha256" "${DATA_DIR}/bbb-agent/saved" \
+    "${transfer}" >/etc/default/bbb-agent
   install_unit bbb-agent <<'EOF'
 [Unit]
-Description=Report this BigBlueButton server's API secret to the deployment's registrar
+Description=Report this BigBlueButton server's API secret and recordings to its deployment
 Wants=network-online.target
 After=network-online.target bbb-web.service
 
@@ -841,14 +857,18 @@ RestartSec=30
 [Install]
 WantedBy=multi-user.target
 EOF
-  log "bbb-agent.service started: the registrar adds this server to Scalelite once its API answers"
+  if [[ "${MODE}" = scalable ]]; then
+    log "bbb-agent.service started: the registrar adds this server to Scalelite once its API answers"
+  else
+    log "bbb-agent.service started: it reports this server's recordings to s3://${REPORT_BUCKET}/servers/"
+  fi
 }
 
 if [[ "${MODE}" = scalable ]]; then
   mount_spool
   install_post_publish_hook
-  install_agent_service
 fi
+install_agent_service
 
 # ---- 5. Greenlight's mail and administrator (single mode) ------------------------
 # ses_smtp_password REGION: Amazon SES's SMTP password for the IAM secret access key on

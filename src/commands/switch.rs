@@ -118,7 +118,7 @@ impl Switch {
         {
             p.warn(format!("{e:#}"));
         }
-        match super::scale::set_capacity(aws, group, *before).await {
+        match crate::drain::set_capacity(aws, group, *before).await {
             Ok(()) => p.warn(format!(
                 "The switch failed: the {before} BBB server(s) taken out for it start again (group {group})."
             )),
@@ -204,8 +204,8 @@ async fn take_servers_out(aws: &Aws, p: &Printer, stack: &Stack, group: &str) ->
     p.info(format!(
         "Taking the BBB servers out before the switch: each drains (its meetings may go on, at most {drain} s)…"
     ));
-    super::scale::set_capacity(aws, group, 0).await?;
-    super::scale::wait_in_service(aws, p, group, 0, Duration::from_secs(drain + 600)).await?;
+    crate::drain::set_capacity(aws, group, 0).await?;
+    crate::drain::wait_in_service(aws, p, group, 0, Duration::from_secs(drain + 600)).await?;
     Ok(())
 }
 

@@ -23,6 +23,7 @@ pub mod http;
 pub mod mail;
 pub mod memory;
 pub mod quotas;
+pub mod recordings;
 pub mod scalelite;
 pub mod settings;
 pub mod signed;

@@ -39,7 +39,11 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
     let in_service = instances.iter().filter(|i| i.2 == "InService").count() as i32;
     if n < in_service {
         let fleet = Fleet::new(&aws, &d, args.drain.scalelite_url.as_deref()).await?;
-        let limits = super::drain::limits(&fleet, &args.drain, g.yes);
+        let limits = crate::drain::Limits {
+            // --no-wait: the servers taken out are not followed in their drain.
+            follow: !args.no_wait,
+            ..super::drain::limits(&fleet, &args.drain, g.yes)
+        };
         fleet.scale_in(&aws, p, n, limits).await?;
     }
     set_capacity(&aws, &group, n).await?;

@@ -270,8 +270,11 @@ impl Fleet {
             p.info(format!("Starting a server to replace {}…", target.host));
             self.add_servers(aws, p, &picture, 1, timeout).await?;
             in_service
-        } else {
+        } else if target.lifecycle == "InService" {
             in_service - 1
+        } else {
+            // Already on its way out (pending, or in its drain from an earlier run).
+            in_service
         };
         p.info(format!(
             "Taking out {} ({}): no new meetings there; it goes once its meetings have ended and its recordings are safe (at most {} s).",
@@ -419,6 +422,12 @@ impl Fleet {
                     left.retain(|x| *x != id); // gone already
                     continue;
                 };
+                if m.lifecycle.starts_with("Terminating") {
+                    // Terminated before (an earlier run): in its drain already.
+                    left.retain(|x| *x != id);
+                    draining.push(id);
+                    continue;
+                }
                 if m.serving() {
                     waiting.push(m.clone());
                     continue;
@@ -553,7 +562,7 @@ impl Fleet {
                         continue;
                     }
                     if self.end_drain(aws, &st.instance).await? {
-                        p.warn(format!("{}: drain ended (--force): {}", st.host, st.loss()));
+                        p.warn(format!("drain ended (--force): {}", st.loss()));
                     }
                 }
             }

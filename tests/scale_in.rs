@@ -768,7 +768,7 @@ async fn scale_in_waits_for_the_recordings_and_servers_lists_them() {
     for expected in [
         "Taking out 1 of 2 BBB servers".to_string(),
         "recordings 2 pending, 1 failed (saved)".to_string(),
-        format!("registrar: \"waiting since "),
+        "registrar: \"waiting since ".to_string(),
         "0 meeting(s), 2 recording(s) pending, 1 failed and saved\"".to_string(),
         "its drain is over; it has left the group".to_string(),
     ] {

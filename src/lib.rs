@@ -2,7 +2,9 @@
 //!
 //! Layers: `cli` (syntax) → `settings` (validated input) → `commands` (one module per
 //! subcommand, thin) → the deploy engine in `cfn` (SDK calls, event stream, pure stack tree,
-//! root cause) and `templates`/`upload`; `aws` builds the clients; `ui` owns all output.
+//! root cause) and `templates`/`upload`, the drain engine in `drain` (over the pure `fleet`),
+//! and `deployment` (a deployment's stack, outputs, server group and secrets); `aws` builds
+//! the clients; `ui` owns all output. Nothing below `commands` imports it.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod aws;
@@ -12,6 +14,8 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod cost;
+pub mod deployment;
+pub mod drain;
 pub mod error;
 pub mod fleet;
 pub mod greenlight;

@@ -180,11 +180,65 @@ fn server(v: &Value) -> Server {
     }
 }
 
-/// What `getMeetings` says: meetings and people in them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What `getMeetings` says: meetings and people in them, and each meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Meetings {
     pub meetings: usize,
     pub participants: usize,
+    pub list: Vec<MeetingInfo>,
+}
+
+/// One meeting of a `getMeetings` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MeetingInfo {
+    /// `<startTime>`, milliseconds since the epoch; None when absent, 0 or not a number.
+    pub start_ms: Option<u64>,
+    pub participants: u32,
+    /// `<recording>true</recording>`: the meeting is recorded.
+    pub recording: bool,
+}
+
+impl MeetingInfo {
+    /// As the fleet takes it: its age at `now_ms` (milliseconds since the epoch; 0 when its
+    /// start is unknown or in the future).
+    pub fn at(&self, now_ms: u64) -> crate::fleet::Meeting {
+        crate::fleet::Meeting {
+            age: std::time::Duration::from_millis(
+                self.start_ms.map_or(0, |s| now_ms.saturating_sub(s)),
+            ),
+            participants: self.participants,
+            recording: self.recording,
+        }
+    }
+}
+
+/// The meetings of a successful `getMeetings` answer. A meeting's `<metadata>` holds the
+/// creator's own tags (any name, `<recording>` too): they are left out before its fields are
+/// read.
+fn meetings(text: &str) -> Meetings {
+    let list: Vec<MeetingInfo> = xml_all(text, "meeting")
+        .iter()
+        .map(|m| {
+            let m = match (m.find("<metadata>"), m.find("</metadata>")) {
+                (Some(a), Some(b)) if b > a => format!("{}{}", &m[..a], &m[b..]),
+                _ => m.clone(),
+            };
+            MeetingInfo {
+                start_ms: xml_field(&m, "startTime")
+                    .and_then(|t| t.parse().ok())
+                    .filter(|t| *t > 0),
+                participants: xml_field(&m, "participantCount")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+                recording: xml_field(&m, "recording").as_deref() == Some("true"),
+            }
+        })
+        .collect();
+    Meetings {
+        meetings: list.len(),
+        participants: list.iter().map(|m| m.participants as usize).sum(),
+        list,
+    }
 }
 
 /// A signed `getMeetings` at a BigBlueButton API (`…/bigbluebutton/api/`, Scalelite's or a
@@ -205,13 +259,7 @@ pub async fn get_meetings(http: &Http, api: &str, secret: &str) -> Result<Meetin
         .await?;
     let text = reply.text();
     match xml_field(&text, "returncode").as_deref() {
-        Some("SUCCESS") => Ok(Meetings {
-            meetings: text.matches("<meeting>").count(),
-            participants: xml_all(&text, "participantCount")
-                .iter()
-                .filter_map(|n| n.parse::<usize>().ok())
-                .sum(),
-        }),
+        Some("SUCCESS") => Ok(meetings(&text)),
         Some(_) => Err(anyhow!(
             "getMeetings refused: {} ({})",
             xml_field(&text, "messageKey").unwrap_or_default(),
@@ -286,5 +334,46 @@ mod tests {
         let xml = "<response><returncode>SUCCESS</returncode><meetings><meeting><participantCount>3</participantCount></meeting>\
                    <meeting><participantCount>4</participantCount></meeting></meetings></response>";
         assert_eq!(xml_all(xml, "participantCount"), ["3", "4"]);
+        let m = meetings(xml);
+        assert_eq!((m.meetings, m.participants), (2, 7));
+    }
+
+    #[test]
+    fn each_meeting_brings_its_start_people_and_recording_flag() {
+        let xml = "<response><returncode>SUCCESS</returncode><meetings>\
+            <meeting><meetingID>a</meetingID><participantCount>12</participantCount><recording>true</recording>\
+            <startTime>1765000000000</startTime><metadata><recording>false</recording></metadata></meeting>\
+            <meeting><meetingID>b</meetingID><participantCount>x</participantCount>\
+            <metadata><recording>true</recording><startTime>1</startTime></metadata><recording>false</recording>\
+            <startTime>0</startTime></meeting></meetings></response>";
+        let m = meetings(xml);
+        assert_eq!(
+            m.list,
+            [
+                MeetingInfo {
+                    start_ms: Some(1_765_000_000_000),
+                    participants: 12,
+                    recording: true
+                },
+                MeetingInfo {
+                    start_ms: None,
+                    participants: 0,
+                    recording: false
+                },
+            ]
+        );
+        let at = m.list[0].at(1_765_000_600_000);
+        assert_eq!(at.age, std::time::Duration::from_secs(600));
+        assert!(at.recording);
+        assert_eq!(m.list[1].at(5).age, std::time::Duration::ZERO);
+        assert_eq!(
+            m.list[0].at(0).age,
+            std::time::Duration::ZERO,
+            "a start in the future"
+        );
+        let none = meetings(
+            "<response><returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey></response>",
+        );
+        assert_eq!(none, Meetings::default());
     }
 }

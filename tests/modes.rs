@@ -165,6 +165,8 @@ async fn single_mode_then_scalable_and_back() {
     let (status, outputs) = root(&aws, &stack).await;
     assert_eq!(status, "UPDATE_COMPLETE");
     assert_eq!(outputs["EnvironmentType"], "scalable");
+    // The registrar (which does not run here) ends each scalable server's drain.
+    let registrar = common::registrar::Registrar::everywhere();
     assert!(outputs.contains_key("ScaleliteURL"), "{outputs:?}");
     // A mode switch replaces the servers too: the single server is of no use to Scalelite.
     let switched = group_instances(&aws, &outputs["BBBServerGroupName"]).await;
@@ -222,6 +224,13 @@ async fn single_mode_then_scalable_and_back() {
     assert_code(&o, 0);
     assert_stdout_has(&o, "start the switch when no meeting runs");
     assert_stdout_has(&o, "Taking the BBB servers out before the switch");
+    assert_stdout_has(&o, "0 BBB servers left in the group");
+    assert_eq!(
+        registrar.let_go().len(),
+        2,
+        "both servers drained on their way out"
+    );
+    drop(registrar);
     for name in &service_logs {
         assert_stdout_has(&o, &format!("Deleted log group {name}"));
     }
@@ -384,6 +393,8 @@ async fn a_failed_switch_to_single_brings_the_servers_back() {
     assert_code(&o, 0);
     let (_, outputs) = root(&aws, &stack).await;
     let group = outputs["BBBServerGroupName"].clone();
+    // The registrar (which does not run here) ends each server's drain.
+    let _registrar = common::registrar::Registrar::start(&group);
 
     let fixture = repo().join("tests/fixtures/failing-network");
     let o = bbbctl_in(

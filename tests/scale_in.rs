@@ -15,6 +15,7 @@ mod standins;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::registrar::Registrar;
 use common::*;
 use standins::scalelite::Scalelite;
 
@@ -29,6 +30,10 @@ struct Deployment {
     ids: Vec<String>,
     domain: String,
     zone: String,
+    /// Ends each server's drain (Terminating:Wait) unless a test holds it.
+    registrar: Registrar,
+    /// The sources bucket (root parameter TemplateBucket): the agents' reports.
+    bucket: String,
     /// The emulator's inventory before the deployment.
     before: std::collections::BTreeMap<String, Vec<String>>,
 }
@@ -51,7 +56,13 @@ async fn deployment(servers: usize) -> Deployment {
         .iter()
         .map(|i| register(&scalelite, i, &domain))
         .collect();
+    let registrar = Registrar::start(&group);
+    let bucket = bbbctl::cfn::ops::parameters(&described(&aws, &stack).await)
+        .remove("TemplateBucket")
+        .unwrap();
     Deployment {
+        registrar,
+        bucket,
         aws,
         dir,
         stack,
@@ -120,6 +131,22 @@ impl Deployment {
     }
 }
 
+/// The group's instances become `expected` (a server taken out leaves once its drain ends).
+async fn group_becomes(d: &Deployment, expected: &[String]) {
+    let start = Instant::now();
+    loop {
+        let now = group_instances(&d.aws, &d.group).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the group holds {now:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Runs the stand-in's poller every 200 ms until `done` holds or 60 s pass.
 fn poll_until(d: &Deployment, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -185,10 +212,8 @@ async fn scale_in_takes_the_emptiest_servers_and_waits_for_their_meetings() {
     // The load-0 server goes at once; the load-10 one is cordoned and waits.
     poll_until(&d, || d.state(1) == "deleted" && d.state(2) == "cordoned");
     assert_eq!(d.state(0), "enabled", "the fullest server is never touched");
-    assert_eq!(
-        group_instances(&d.aws, &d.group).await,
-        [d.instances[0].clone(), d.instances[2].clone()]
-    );
+    group_becomes(&d, &[d.instances[0].clone(), d.instances[2].clone()]).await;
+    assert_eq!(d.registrar.let_go(), [d.instances[1].clone()]);
     // Its last meeting ends; the poller disables it; then it goes too.
     d.scalelite.set_load(&d.ids[2], 0.0);
     poll_until(&d, || d.state(2) == "deleted");
@@ -580,5 +605,249 @@ async fn without_scalelite_scale_in_stops_unless_forced() {
     assert_code(&o, 0);
     assert!(stderr(&o).contains("without Scalelite"), "{}", stderr(&o));
     assert_eq!(capacity(&d.aws, &d.group).await, (1, 1, 1));
+    d.destroy();
+}
+
+const REC_A: &str = "0123456789abcdef0123456789abcdef01234567-1765000000000";
+const REC_B: &str = "89abcdef0123456789abcdef0123456789abcdef-1765000100000";
+const REC_F: &str = "fedcba9876543210fedcba9876543210fedcba98-1765000200000";
+/// The servers' role id in their reports' keys (`servers/<role id>:<instance id>.json`).
+const ROLE: &str = "AROATESTSERVERROLE";
+
+impl Deployment {
+    /// Writes server `i`'s agent report (issue 26's contract, §1) into the sources bucket:
+    /// two recordings not yet safe (REC_A processing, REC_B publishing), one failed and saved
+    /// (REC_F).
+    async fn report_busy(&self, i: usize) {
+        let instance = &self.instances[i];
+        let body = serde_json::json!({
+            "secret": "the-servers-own-secret",
+            "recordings": {
+                "pending": 2, "jobs": 0, "failed": 1,
+                "items": [
+                    {"id": REC_A, "state": "process"},
+                    {"id": REC_B, "state": "publish"},
+                    {"id": REC_F, "state": "failed", "saved": format!("failed/{ROLE}:{instance}/{REC_F}.tar")},
+                ]
+            }
+        });
+        self.aws
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(format!("servers/{ROLE}:{instance}.json"))
+            .body(serde_json::to_vec(&body).unwrap().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The instance's lifecycle state in the group, None once it has left.
+    async fn lifecycle(&self, i: usize) -> Option<String> {
+        auto_scaling_group(&self.aws, &self.group)
+            .await
+            .instances()
+            .iter()
+            .find(|x| x.instance_id() == Some(&self.instances[i]))
+            .and_then(|x| x.lifecycle_state().map(|s| s.as_str().to_string()))
+    }
+}
+
+/// Reads a child's stdout (and stderr) as it comes.
+fn collect(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::BufRead;
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let out = child.stdout.take().unwrap();
+    let t = text.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let mut t = t.lock().unwrap();
+            t.push_str(&line);
+            t.push('\n');
+        }
+    });
+    text
+}
+
+/// `servers` lists a server's pending and failed recordings from its report; `scale` down
+/// takes a server out whose recordings are still processing: once its meetings are over it
+/// is terminated and waits in its drain (the registrar holds it), shown live with its
+/// recordings and the registrar's word; it goes, and scale ends, once the registrar lets it go.
+#[tokio::test]
+async fn scale_in_waits_for_the_recordings_and_servers_lists_them() {
+    let _one_at_a_time = exclusive().await;
+    let d = deployment(2).await;
+    for i in 0..2 {
+        d.report_busy(i).await;
+        d.registrar.hold(
+            &d.instances[i],
+            "0 meeting(s), 2 recording(s) pending, 1 failed and saved",
+        );
+    }
+    d.scalelite.set_load(&d.ids[0], 0.0);
+    d.scalelite.set_load(&d.ids[1], 30.0);
+
+    let o = d
+        .start("servers", &["--output", "json"])
+        .wait_with_output()
+        .unwrap();
+    assert_code(&o, 0);
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["instance"] == d.instances[0])
+        .unwrap()
+        .clone();
+    let rec = &row["recordings"];
+    assert_eq!(
+        (&rec["pending"], &rec["failed"], &rec["fresh"]),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(1),
+            &serde_json::json!(true)
+        ),
+        "{row}"
+    );
+    assert_eq!(rec["items"][0]["id"], REC_A, "{row}");
+    assert_eq!(rec["items"][1]["state"], "publish", "{row}");
+    assert_eq!(
+        rec["items"][2]["saved"],
+        format!("failed/{ROLE}:{}/{REC_F}.tar", d.instances[0]),
+        "{row}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("the-servers-own-secret"),
+        "a server's secret is never shown"
+    );
+    let o = d.start("servers", &[]).wait_with_output().unwrap();
+    let text = stdout(&o);
+    for expected in [
+        "rec pending/failed".to_string(),
+        "2/1".to_string(),
+        format!("{} {REC_A} process", d.instances[0]),
+        format!(
+            "{} {REC_F} failed saved at s3://{}/failed/{ROLE}:{}/{REC_F}.tar",
+            d.instances[0], d.bucket, d.instances[0]
+        ),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} in\n{text}");
+    }
+
+    let mut child = d.scale(&[]);
+    let text = collect(&mut child);
+    // The load-0 server is cordoned, disabled once empty, terminated: then in its drain.
+    let start = Instant::now();
+    loop {
+        d.scalelite.poll();
+        let t = text.lock().unwrap().clone();
+        if t.contains("in their drain (recordings)") && t.contains("waiting since") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no drain shown:\n{t}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "scale ended early:\n{t}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(d.lifecycle(0).await.as_deref(), Some("Terminating:Wait"));
+    assert_eq!(d.lifecycle(1).await.as_deref(), Some("InService"));
+    // It stays while the registrar holds it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(child.try_wait().unwrap().is_none(), "scale did not wait");
+    assert_eq!(d.lifecycle(0).await.as_deref(), Some("Terminating:Wait"));
+    d.registrar.release(&d.instances[0]);
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    let t = text.lock().unwrap().clone();
+    for expected in [
+        "Taking out 1 of 2 BBB servers".to_string(),
+        "recordings 2 pending, 1 failed (saved)".to_string(),
+        "registrar: \"waiting since ".to_string(),
+        "0 meeting(s), 2 recording(s) pending, 1 failed and saved\"".to_string(),
+        "its drain is over; it has left the group".to_string(),
+    ] {
+        assert!(t.contains(&expected), "{expected:?} in\n{t}");
+    }
+    assert_eq!(d.lifecycle(0).await, None);
+    assert_eq!(d.registrar.let_go(), [d.instances[0].clone()]);
+    assert_eq!(capacity(&d.aws, &d.group).await, (1, 1, 1));
+    d.registrar.release(&d.instances[1]);
+    d.destroy();
+}
+
+/// At the drain timeout a server still in its drain (recordings processing) stays there and
+/// the command fails saying so; with --force (answered by --yes) bbbctl ends its drain
+/// itself (CompleteLifecycleAction) and names the recordings that loses.
+#[tokio::test]
+async fn a_drain_held_by_recordings_stops_at_the_timeout_unless_forced() {
+    let _one_at_a_time = exclusive().await;
+    let d = deployment(2).await;
+    d.report_busy(0).await;
+    d.registrar.hold(
+        &d.instances[0],
+        "0 meeting(s), 2 recording(s) pending, 1 failed and saved",
+    );
+    // Its meetings are over (load 0): Scalelite disables it at the first poll.
+    d.scalelite.set_load(&d.ids[0], 0.0);
+    let run = |extra: &[&str]| {
+        let mut args = vec![d.instances[0].as_str(), "--drain-timeout", "8"];
+        args.extend_from_slice(extra);
+        d.start("drain", &args)
+    };
+    let mut child = run(&[]);
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "drain did not stop"
+        );
+        d.scalelite.poll();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    for expected in [
+        "still in their drain",
+        "recordings 2 pending",
+        "nothing is lost",
+        "the deployment's registrar lets it go once its recordings are safe",
+    ] {
+        assert!(err.contains(expected), "{expected:?} in\n{err}");
+    }
+    assert_eq!(d.lifecycle(0).await.as_deref(), Some("Terminating:Wait"));
+    assert!(d.registrar.let_go().is_empty());
+
+    // The same again with --force --yes: bbbctl ends the drain and names the loss.
+    let out = run(&["--force", "--yes"]).wait_with_output().unwrap();
+    assert_code(&out, 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "drain ended (--force): bbb-{}.{}: 2 recording(s) not yet safe are lost ({REC_A}, {REC_B})",
+            d.instances[0].trim_start_matches("i-"),
+            d.domain
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        d.lifecycle(0).await,
+        None,
+        "the instance has left the group"
+    );
+    assert!(
+        d.registrar.let_go().is_empty(),
+        "bbbctl completed the lifecycle action, not the registrar"
+    );
+    assert_eq!(
+        group_instances(&d.aws, &d.group).await,
+        [d.instances[1].clone()]
+    );
     d.destroy();
 }

@@ -117,18 +117,4 @@ async fn connect(g: &Global, p: &Printer, stack: &str) -> Result<Aws> {
 }
 
 /// Root stack outputs bbbctl reads (written by templates/root.yaml).
-pub mod out {
-    pub const MODE: &str = "EnvironmentType";
-    pub const GREENLIGHT_URL: &str = "GreenlightURL";
-    pub const SCALELITE_URL: &str = "ScaleliteURL";
-    pub const ADMIN_SECRET: &str = "AdminSecretArn";
-    pub const SERVER_GROUP: &str = "BBBServerGroupName";
-    /// CloudWatch Logs group with each BBB server's bootstrap log (one stream per instance).
-    pub const SERVER_LOGS: &str = "BBBServerLogGroupName";
-    /// CloudWatch Logs group of the registrar (scalable mode): what it did to which server.
-    pub const REGISTRAR_LOGS: &str = "BBBRegistrarLogGroupName";
-    /// Prefix of the ECR repositories that cache Docker Hub images (BBBDockerHubCredentialsArn).
-    pub const IMAGE_CACHE: &str = "ImageCachePrefix";
-    /// Output of the sources stack.
-    pub const BUCKET: &str = "BucketName";
-}
+pub use crate::deployment::out;

@@ -1,8 +1,11 @@
 //! `bbbctl servers`: one row per BBB server — the instance (zone, Auto Scaling state and
 //! health, scale-in protection, age) next to what Scalelite says of it (state, online, load)
 //! and what the server's own API says (meetings, participants, version), how its bootstrap
-//! went (its log: a failed one is named with its log stream) — and the servers Scalelite
-//! lists that no instance backs. Reads only.
+//! went (its log: a failed one is named with its log stream), its recordings not yet safe
+//! and those that failed and were saved (its agent's report in the sources bucket), and for a
+//! server in its drain the registrar's account (the `bbbctl:drain` tag) — and the servers
+//! Scalelite lists that no instance backs. Below the table, each pending and failed recording
+//! by id. Reads only.
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use super::stacks::{Deployment, load_balancer_secret, nested_stacks, server_grou
 use crate::cfn::ops::parameters;
 use crate::fleet::{self, Bootstrap, Member};
 use crate::http::Http;
+use crate::recordings;
 use crate::scalelite::{self, Meetings};
 use crate::settings::{Global, P_DOMAIN};
 use crate::ui::Printer;
@@ -31,6 +35,36 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     let outdated = super::stacks::outdated_instances(&asg);
     let ids: Vec<String> = instances.iter().map(|i| i.0.clone()).collect();
     let ec2 = crate::signed::instances(&aws, &ids).await?;
+    // Each server's agent's report (its recordings), and the registrar's word on a server
+    // in its drain.
+    let bucket = parameters(&d.stack).remove(crate::templates::BUCKET_PARAM);
+    let mut reports_error = None;
+    let reports = match &bucket {
+        Some(b) if !ids.is_empty() => {
+            recordings::reports(&aws, b, &ids)
+                .await
+                .unwrap_or_else(|e| {
+                    reports_error = Some(format!("{e:#}"));
+                    Default::default()
+                })
+        }
+        _ => Default::default(),
+    };
+    // Every failed recording saved in the bucket (also of servers gone since).
+    let saved = match &bucket {
+        Some(b) => recordings::failed_saved(&aws, b).await.unwrap_or_else(|e| {
+            reports_error.get_or_insert(format!("{e:#}"));
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let terminating: Vec<String> = instances
+        .iter()
+        .filter(|i| i.2.starts_with("Terminating"))
+        .map(|i| i.0.clone())
+        .collect();
+    let drain_tags = crate::drain::drain_tags(&aws, &terminating).await;
+    let now = std::time::SystemTime::now();
 
     // Scalelite's view, when it answers (single mode has none).
     let http = Http::new(Duration::from_secs(10))?;
@@ -68,7 +102,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
 
     let mut rows = Vec::new();
     let mut text = format!(
-        "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<8} {}\n",
+        "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<17} {:<8} {}\n",
         "instance",
         "zone",
         "state",
@@ -78,9 +112,12 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
         "online",
         "load",
         "meetings/people",
+        "rec pending/failed",
         "version",
         "host"
     );
+    let mut listed = String::new();
+    let mut drains = String::new();
     let mut broken = String::new();
     let registrar_log = d
         .output(out::REGISTRAR_LOGS)
@@ -110,8 +147,44 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             Ok(x) => format!("{}/{}", x.meetings, x.participants),
             Err(_) => "-".into(),
         };
+        let report = reports.get(&m.instance);
+        let rec = report
+            .filter(|r| r.fresh(now))
+            .and_then(|r| r.recordings.as_ref());
+        let rec_text = match rec {
+            Some(r) => format!("{}/{}", r.pending.saturating_add(r.jobs), r.failed),
+            None => "unknown".into(),
+        };
+        if let Some(r) = report.and_then(|r| r.recordings.as_ref()) {
+            for i in &r.items {
+                listed.push_str(&format!(
+                    "  {} {} {}{}\n",
+                    m.instance,
+                    i.id,
+                    i.state,
+                    i.saved.as_ref().map_or(String::new(), |k| format!(
+                        " saved at s3://{}/{k}",
+                        bucket.as_deref().unwrap_or("?")
+                    ))
+                ));
+            }
+        }
+        let drain = drain_tags
+            .get(&m.instance)
+            .map(|t| crate::drain::tag_text(t));
+        if let Some(t) = &drain {
+            drains.push_str(&format!(
+                "{}: in its drain; the registrar says: {t}\n",
+                m.instance
+            ));
+        } else if m.lifecycle.starts_with("Terminating") {
+            drains.push_str(&format!(
+                "{}: in its drain ({}); no word from the registrar yet\n",
+                m.instance, m.lifecycle
+            ));
+        }
         text.push_str(&format!(
-            "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<8} {}\n",
+            "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<17} {:<8} {}\n",
             m.instance,
             m.zone,
             m.lifecycle,
@@ -122,6 +195,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             s.and_then(|s| s.load)
                 .map_or("-".into(), |l| format!("{l}")),
             meet_text,
+            rec_text,
             s.map_or("-", |s| s.bbb_version.as_str()),
             m.host,
         ));
@@ -140,11 +214,20 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             "participants": meet.as_ref().ok().map(|x| x.participants),
             "bootstrap": boot_state,
             "bootstrap_detail": boot_detail,
+            "recordings": report.map(|r| json!({
+                "fresh": r.fresh(now),
+                "summary": r.summary(now),
+                "pending": rec.map(|x| x.pending),
+                "jobs": rec.map(|x| x.jobs),
+                "failed": rec.map(|x| x.failed),
+                "items": r.recordings.as_ref().map(|x| &x.items),
+            })),
+            "drain": drain,
         }));
     }
     for o in &picture.orphans {
         text.push_str(&format!(
-            "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<8} {}\n",
+            "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<17} {:<8} {}\n",
             "(no instance)",
             "-",
             "-",
@@ -154,9 +237,33 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             if o.online { "yes" } else { "no" },
             o.load.map_or("-".into(), |l| format!("{l}")),
             "-",
+            "-",
             o.bbb_version,
             o.host()
         ));
+    }
+    text.push_str(&drains);
+    if !listed.is_empty() {
+        text.push_str("Recordings pending or failed (by each server's own report):\n");
+        text.push_str(&listed);
+    }
+    let listed_keys: Vec<&str> = reports
+        .values()
+        .filter_map(|r| r.recordings.as_ref())
+        .flat_map(|r| r.items.iter().filter_map(|i| i.saved.as_deref()))
+        .collect();
+    let other_saved: Vec<&recordings::Saved> = saved
+        .iter()
+        .filter(|x| !listed_keys.contains(&x.key.as_str()))
+        .collect();
+    if !other_saved.is_empty() {
+        text.push_str(&format!(
+            "Failed recordings saved (raw files) in s3://{}/:\n",
+            bucket.as_deref().unwrap_or("?")
+        ));
+        for x in &other_saved {
+            text.push_str(&format!("  {} ({} bytes)\n", x.key, x.bytes));
+        }
     }
     text.push_str(&broken);
     if let Some(note) = super::stacks::outdated_note(&outdated, picture.members.len(), stack) {
@@ -169,6 +276,11 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     if let Some(e) = &scalelite_error {
         text.push_str(&format!("Scalelite could not be read: {e}\n"));
     }
+    if let Some(e) = &reports_error {
+        text.push_str(&format!(
+            "The servers' reports could not be read (their recordings are unknown): {e}\n"
+        ));
+    }
     let orphans: Vec<Value> = picture
         .orphans
         .iter()
@@ -176,7 +288,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
         .collect();
     p.result(
         text.trim_end(),
-        &json!({"stack": stack, "group": group, "servers": rows, "unbacked": orphans, "schedules": schedules, "scalelite_error": scalelite_error}),
+        &json!({"stack": stack, "group": group, "servers": rows, "unbacked": orphans, "schedules": schedules, "scalelite_error": scalelite_error, "reports_error": reports_error, "failed_saved": saved}),
     );
     Ok(())
 }

@@ -118,7 +118,7 @@ impl Switch {
         {
             p.warn(format!("{e:#}"));
         }
-        match super::scale::set_capacity(aws, group, *before).await {
+        match crate::drain::set_capacity(aws, group, *before).await {
             Ok(()) => p.warn(format!(
                 "The switch failed: the {before} BBB server(s) taken out for it start again (group {group})."
             )),
@@ -200,13 +200,17 @@ async fn take_servers_out(aws: &Aws, p: &Printer, stack: &Stack, group: &str) ->
             lifted.len()
         ));
     }
-    let drain = drain_timeout(&parameters(stack));
+    let params = parameters(stack);
+    let drain = drain_timeout(&params);
     p.info(format!(
-        "Taking the BBB servers out before the switch: each drains (its meetings may go on, at most {drain} s)…"
+        "Taking the BBB servers out before the switch: each drains (its meetings may go on and its recordings are made safe, at most {drain} s)…"
     ));
-    super::scale::set_capacity(aws, group, 0).await?;
-    super::scale::wait_in_service(aws, p, group, 0, Duration::from_secs(drain + 600)).await?;
-    Ok(())
+    let bucket = params
+        .get(crate::templates::BUCKET_PARAM)
+        .map(String::as_str);
+    // The drain limit runs from each server's own drain start: a margin for the last to
+    // begin and to leave.
+    crate::drain::empty_group(aws, p, group, bucket, Duration::from_secs(drain + 600)).await
 }
 
 /// Empties Greenlight's uploads bucket, when the deployment has one.

@@ -4,7 +4,7 @@
 mod printer;
 mod progress;
 
-pub use printer::Printer;
+pub use printer::{Printer, inert};
 pub use progress::{Progress, format_duration, stack_line};
 
 /// Widest line of a human report (tables, hints, notes).

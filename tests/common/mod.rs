@@ -13,6 +13,7 @@ use aws_config::{BehaviorVersion, Region};
 use bbbctl::aws::Aws;
 
 pub mod inventory;
+pub mod registrar;
 
 pub const REGION: &str = "us-east-1";
 pub const EMAIL: &str = "ops@example.org";

@@ -278,6 +278,54 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     the new template's to resolved_parameters and removes none), so DescribeStacks still
     listed a parameter an update's template dropped.  AWS lists the current template's
     parameters only (a parameter not in the template is a ValidationError when passed).
+33. Auto Scaling termination lifecycle hooks.  moto stored hooks and did nothing with
+    them: an instance the group terminated was terminated at once, CompleteLifecycleAction
+    and RecordLifecycleActionHeartbeat were not implemented (HTTP 500), and
+    AWS::AutoScaling::LifecycleHook created nothing.  AWS (and now moto): an instance that
+    a group with an autoscaling:EC2_INSTANCE_TERMINATING hook terminates
+    (TerminateInstanceInAutoScalingGroup with or without decrement, a lower desired
+    capacity or max size through the API or CloudFormation, patch 19's rolling
+    replacement) goes to LifecycleState Terminating:Wait: its EC2 instance runs on, it no
+    longer counts towards the desired capacity (without decrement a replacement is
+    launched), it is never picked again, and DescribeAutoScalingGroups /
+    DescribeAutoScalingInstances still list it.  One action per terminating hook, each
+    with a LifecycleActionToken, sent to the hook's NotificationTargetARN when that is an
+    SQS queue (AWS's message fields; a TEST_NOTIFICATION at PutLifecycleHook, a target it
+    cannot reach refused as AWS words it).  CompleteLifecycleAction (InstanceId or
+    LifecycleActionToken; CONTINUE once every hook's action is complete, ABANDON at once):
+    Terminating:Proceed, the EC2 instance is terminated and leaves the group.  No such
+    waiting action (instance not waiting, another hook, group or token): ValidationError
+    "No active Lifecycle Action found with instance ID i-..." (with a token: "... with
+    token <token>"), as AWS answers; RecordLifecycleActionHeartbeat the same, else it
+    restarts the HeartbeatTimeout.  Timeouts: an action whose HeartbeatTimeout since the
+    last heartbeat or whose GlobalTimeout since the wait began has passed ends with the
+    hook's DefaultResult; GlobalTimeout is min(172800, 100 x HeartbeatTimeout), as AWS
+    documents (moto: 172800 always).  Real (wall-clock) time, checked lazily at the start
+    of every Auto Scaling request and every EC2 request of the region (nothing happens
+    between requests).  MOTO_EXT_HOOK_TIME_SCALE=<factor > 0> in the server's environment
+    (read at import; unset: 1, real time) divides both timeouts, e.g. 30 makes a 30 s
+    heartbeat timeout pass in 1 s.  DeleteLifecycleHook (and CloudFormation deleting the
+    resource, which on a stack delete comes before the group it refers to, patch 31)
+    completes outstanding actions first (CONTINUE for terminating instances, as AWS
+    documents) and so terminates them.  A deleted group takes its waiting instances
+    (their actions deleted, as ForceDelete does) and its hooks (moto kept the hooks: a new
+    group of the same name had them).  DeleteAutoScalingGroup without ForceDelete is
+    refused while the group has instances (ResourceInUse "You cannot delete an
+    AutoScalingGroup while there are instances or pending Spot instance request(s) still
+    in the group."; moto deleted them); with ForceDelete every instance is terminated,
+    protected ones too.  Patch 21 counts only protected instances not already
+    terminating.  PutLifecycleHook checks what AWS checks (the group exists: "AutoScalingGroup
+    name not found - ...", the name, LifecycleTransition, HeartbeatTimeout 30 to 7200,
+    DefaultResult, RoleARN with a target; the wording of these refusals except the group's is
+    moto_ext's) and describes a role or target only when one was given (moto: made-up ARNs).
+    AWS::AutoScaling::LifecycleHook is created on the group (Ref: its name; generated when
+    LifecycleHookName is absent); a changed group or name replaces it (the old one deleted
+    first), other changes update it in place.  Terminating an instance already
+    terminating is refused (ValidationError; AWS's wording is not documented).  Not
+    emulated: launch hooks (Pending:Wait; instances still go InService at once), SNS
+    targets and EventBridge events (nothing is sent), the CloudFormation delete of a group
+    waiting for the actions of a hook it did not create (ended at once here), the scaling
+    activities' wait states, deregistration from ELBv2 target groups of waiting instances.
 """
 
 from __future__ import annotations
@@ -2510,6 +2558,8 @@ def _asg_update_from_cloudformation_json(cls: Any, original_resource: Any,
     if rolling and before != (now, group.vpc_zone_identifier):
         subnets_changed = before[1] != group.vpc_zone_identifier
         for state in list(group.instance_states):
+            if str(state.lifecycle_state).startswith("Terminating"):
+                continue  # already on its way out (patch 33)
             launched = getattr(state.instance, "moto_ext_launch_template_version", None)
             if subnets_changed or launched != now:
                 backend.terminate_instance(state.instance.id, should_decrement=False)
@@ -2603,6 +2653,7 @@ DomainDispatcherApplication.__call__ = _dispatch  # type: ignore[method-assign]
 def _asg_protected_ids(group: Any) -> list[str]:
     return sorted(state.instance.id for state in group.instance_states
                   if state.protected_from_scale_in
+                  and not str(state.lifecycle_state).startswith("Terminating")  # patch 33
                   and getattr(state.instance, "state", "") != "terminated")
 
 
@@ -3610,3 +3661,509 @@ def _load_parameters(self: ResourceMap) -> None:
 
 
 ResourceMap.load_parameters = _load_parameters  # type: ignore[method-assign]
+
+
+# ----------------------------- 33. Auto Scaling termination lifecycle hooks (Terminating:Wait)
+# moto stored lifecycle hooks and nothing more: an instance the group terminated was
+# terminated at once, CompleteLifecycleAction and RecordLifecycleActionHeartbeat were
+# not implemented (HTTP 500), AWS::AutoScaling::LifecycleHook created nothing.  Here a
+# group with an autoscaling:EC2_INSTANCE_TERMINATING hook holds each instance it
+# terminates in Terminating:Wait until its action is completed, times out or the hook
+# goes.  Deadlines are wall-clock times checked lazily: at the start of every Auto
+# Scaling and every EC2 request of the region (so also DescribeInstances), never by a
+# timer.  MOTO_EXT_HOOK_TIME_SCALE=<factor> (read at import; unset: 1) divides the
+# timeouts so that tests can see them pass.
+from moto.autoscaling.exceptions import ValidationError as _ASValidationError  # noqa: E402
+from moto.autoscaling.models import (  # noqa: E402
+    AutoScalingBackend,
+    LifecycleHook,
+    TerminateInstanceActivity,
+)
+from moto.autoscaling.responses import AutoScalingResponse  # noqa: E402
+from moto.ec2.models.instances import InstanceBackend as _EC2InstanceBackend  # noqa: E402
+from moto.ec2.responses import EC2Response as _EC2Response  # noqa: E402
+
+HOOK_LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+HOOK_TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+HOOK_GLOBAL_MAX = 172800  # 48 h: GlobalTimeout = min(48 h, 100 x HeartbeatTimeout)
+
+
+def _hook_time_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise SystemExit(f"moto_ext: MOTO_EXT_HOOK_TIME_SCALE must be a number > 0, not {text!r}")
+    return value
+
+
+_HOOK_TIME_SCALE = _hook_time_scale(os.environ.get("MOTO_EXT_HOOK_TIME_SCALE") or "1")
+_asg_lock = threading.RLock()  # Auto Scaling requests and the lazy timeout checks
+_asg_ctx = threading.local()   # .divert: a group's scale-in in progress; .force: no waiting
+
+
+def _terminating(state: Any) -> bool:
+    return str(state.lifecycle_state).startswith("Terminating")
+
+
+def _group_hooks(backend: Any, group_name: str, transition: str) -> list[Any]:
+    return [h for h in list(backend.lifecycle_hooks.values())
+            if h.auto_scaling_group_name == group_name and h.lifecycle_transition == transition]
+
+
+def _notify(backend: Any, hook: Any, body: dict[str, Any]) -> None:
+    """A message to the hook's notification target, when it is an SQS queue (AWS: the
+    token travels this way).  SNS targets and EventBridge events are not emulated."""
+    target = getattr(hook, "notification_target_arn", None) or ""
+    parts = target.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        return
+    from moto.sqs.models import sqs_backends
+    sqs_backends[parts[4]][parts[3]].send_message(parts[5], json.dumps(body))
+
+
+def _hook_message(backend: Any, hook: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    body = {"Origin": "AutoScalingGroup", "Destination": "EC2", "Service": "AWS Auto Scaling",
+            "Time": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "AccountId": backend.account_id, "RequestId": str(_uuid.uuid4()),
+            "AutoScalingGroupName": hook.auto_scaling_group_name,
+            "LifecycleHookName": hook.name, "LifecycleTransition": hook.lifecycle_transition}
+    body.update(extra)
+    if getattr(hook, "notification_metadata", None):
+        body["NotificationMetadata"] = hook.notification_metadata
+    return body
+
+
+def _start_wait(backend: Any, state: Any, hooks: list[Any]) -> None:
+    """The instance waits in Terminating:Wait, one action per terminating hook."""
+    now = _time.time()
+    state.lifecycle_state = "Terminating:Wait"
+    state._ext_actions = {}
+    for hook in hooks:
+        token = str(_uuid.uuid4())
+        state._ext_actions[hook.name] = {
+            "token": token,
+            "deadline": now + hook.heartbeat_timeout / _HOOK_TIME_SCALE,
+            "global": now + hook.global_timeout / _HOOK_TIME_SCALE,
+        }
+        _notify(backend, hook, _hook_message(backend, hook, {
+            "LifecycleActionToken": token, "EC2InstanceId": state.instance.id}))
+
+
+def _proceed(backend: Any, state: Any) -> None:
+    """Terminating:Proceed: the EC2 instance is terminated and leaves the group."""
+    state.lifecycle_state = "Terminating:Proceed"
+    state._ext_actions = {}
+    group = state.auto_scaling_group
+    group.instance_states = [s for s in group.instance_states if s is not state]
+    if state.instance.state != "terminated":
+        backend.ec2_backend.terminate_instances([state.instance.id])
+    if backend.autoscaling_groups.get(group.name) is group:
+        backend.update_attached_elbs(group.name)
+
+
+def _end_action(backend: Any, state: Any, hook_name: str, result: str) -> None:
+    """One hook's action ends with `result`.  For a terminating instance both results
+    terminate it: CONTINUE once no other hook's action is outstanding, ABANDON at once
+    (the other hooks' actions end with it)."""
+    actions = getattr(state, "_ext_actions", {})
+    actions.pop(hook_name, None)
+    if result == "ABANDON" or not actions:
+        _proceed(backend, state)
+
+
+def _expire(backend: Any) -> None:
+    """Applies the DefaultResult of every action whose heartbeat timeout or global
+    timeout has passed (lazily, at the start of a request)."""
+    now = _time.time()
+    with _asg_lock:
+        for group in list(backend.autoscaling_groups.values()):
+            for state in list(group.instance_states):
+                actions = getattr(state, "_ext_actions", None) or {}
+                for name, action in sorted(actions.items(),
+                                           key=lambda a: min(a[1]["deadline"], a[1]["global"])):
+                    if state.lifecycle_state != "Terminating:Wait":
+                        break
+                    if now >= min(action["deadline"], action["global"]):
+                        hook = backend.lifecycle_hooks.get(f"{group.name}_{name}")
+                        _end_action(backend, state, name,
+                                    hook.default_result if hook is not None else "CONTINUE")
+
+
+def _restore_order(group: Any, before: list[Any], keep: list[Any]) -> None:
+    """group.instance_states after an operation that saw only some of them: the states
+    of `before` still present or in `keep`, in their old order, then the new ones."""
+    after = group.instance_states
+    kept = {id(s) for s in after} | {id(s) for s in keep}
+    old = {id(s) for s in before}
+    group.instance_states = ([s for s in before if id(s) in kept]
+                             + [s for s in after if id(s) not in old])
+
+
+# A lifecycle hook as AWS describes it: GlobalTimeout is min(48 h, 100 x HeartbeatTimeout)
+# (moto: always 172800), and a role or notification target only when one was given (moto:
+# made-up ARNs on every hook).
+_orig_hook_init = LifecycleHook.__init__
+
+
+def _hook_init(self: Any, name: str, as_name: str, transition: str | None,
+               timeout: int | None, result: str | None) -> None:
+    _orig_hook_init(self, name, as_name, transition, timeout, result)
+    self.global_timeout = min(HOOK_GLOBAL_MAX, 100 * int(self.heartbeat_timeout))
+    self.role_arn = None
+    self.notification_target_arn = None
+    self.notification_metadata = None
+
+
+LifecycleHook.__init__ = _hook_init  # type: ignore[method-assign]
+
+
+def _put_hook(backend: Any, group_name: str, name: str, transition: str | None,
+              timeout: Any, result: str | None, target: str | None = None,
+              role: str | None = None, metadata: str | None = None) -> Any:
+    """PutLifecycleHook (API and CloudFormation): creates or overwrites the hook, after
+    the checks AWS makes (wording of the refusals is moto_ext's, except the group's)."""
+    if group_name not in backend.autoscaling_groups:
+        raise _ASValidationError(
+            f"AutoScalingGroup name not found - AutoScalingGroup '{group_name}' not found")
+    if not name or not re.fullmatch(r"[A-Za-z0-9\-_/]{1,255}", name):
+        raise _ASValidationError(f"Invalid LifecycleHookName {name!r}: 1 to 255 of "
+                                 "A-Z, a-z, 0-9, -, _ and /.")
+    if transition not in (HOOK_LAUNCHING, HOOK_TERMINATING):
+        raise _ASValidationError(f"Invalid LifecycleTransition {transition!r}: "
+                                 f"{HOOK_LAUNCHING} or {HOOK_TERMINATING}.")
+    if timeout is not None and timeout != "":
+        timeout = int(timeout)
+        if not 30 <= timeout <= 7200:
+            raise _ASValidationError(f"HeartbeatTimeout {timeout} is out of range: "
+                                     "30 to 7200 seconds.")
+    else:
+        timeout = None
+    if result is not None and result not in ("CONTINUE", "ABANDON"):
+        raise _ASValidationError(f"Invalid DefaultResult {result!r}: CONTINUE or ABANDON.")
+    if target and not role:
+        raise _ASValidationError("RoleARN is required with NotificationTargetARN.")
+    hook = LifecycleHook(name, group_name, transition, timeout, result)
+    hook.role_arn, hook.notification_target_arn = role or None, target or None
+    hook.notification_metadata = metadata or None
+    if target:  # AWS sends a test message first and refuses a target it cannot reach
+        try:
+            _notify(backend, hook, {
+                "AccountId": backend.account_id, "RequestId": str(_uuid.uuid4()),
+                "AutoScalingGroupARN": backend.autoscaling_groups[group_name].arn,
+                "AutoScalingGroupName": group_name, "Service": "AWS Auto Scaling",
+                "Event": "autoscaling:TEST_NOTIFICATION",
+                "Time": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})
+        except Exception as exc:  # e.g. the queue does not exist
+            raise _ASValidationError(
+                f"Unable to publish test message to notification target {target} using "
+                f"IAM role {role}. Please check your target and role configuration and try "
+                f"to put lifecycle hook again. ({_msg(exc)})") from exc
+    backend.lifecycle_hooks[f"{group_name}_{name}"] = hook
+    return hook
+
+
+def _delete_hook(backend: Any, group_name: str, name: str) -> None:
+    """DeleteLifecycleHook: outstanding actions are completed first (AWS: ABANDON for
+    launching instances, CONTINUE for terminating ones), then the hook goes."""
+    group = backend.autoscaling_groups.get(group_name)
+    for state in list(group.instance_states) if group is not None else []:
+        if name in (getattr(state, "_ext_actions", None) or {}) \
+                and state.lifecycle_state == "Terminating:Wait":
+            _end_action(backend, state, name, "CONTINUE")
+    backend.lifecycle_hooks.pop(f"{group_name}_{name}", None)
+
+
+def _backend_delete_lifecycle_hook(self: Any, as_name: str, name: str) -> None:
+    with _asg_lock:
+        _delete_hook(self, as_name, name)
+
+
+AutoScalingBackend.delete_lifecycle_hook = _backend_delete_lifecycle_hook  # type: ignore[method-assign]
+
+
+# Scale-in (a lower desired capacity or max size, SetDesiredCapacity, a CloudFormation
+# update): moto picks the instances and calls EC2's TerminateInstances; those a
+# terminating hook covers are diverted to Terminating:Wait instead.  Instances already
+# terminating are neither counted nor picked again (moto would have picked them).
+_orig_ec2_terminate_instances = _EC2InstanceBackend.terminate_instances
+
+
+def _ec2_terminate_instances(self: Any, instance_ids: list[str]) -> Any:
+    divert = getattr(_asg_ctx, "divert", None)
+    if divert is not None:
+        _asg_ctx.divert = None  # only the group's own call is diverted
+        try:
+            instance_ids = divert(list(instance_ids))
+        finally:
+            _asg_ctx.divert = divert
+        if not instance_ids:
+            return []
+    return _orig_ec2_terminate_instances(self, instance_ids)
+
+
+_EC2InstanceBackend.terminate_instances = _ec2_terminate_instances  # type: ignore[method-assign]
+
+_orig_group_set_desired_capacity = FakeAutoScalingGroup.set_desired_capacity
+_orig_group_update = FakeAutoScalingGroup.update
+
+
+def _group_set_desired_capacity(self: Any, new_capacity: int | None) -> None:
+    backend = self.autoscaling_backend
+    before = list(self.instance_states)
+    hidden = [s for s in before if _terminating(s)]
+    diverted: list[Any] = []
+
+    def divert(ids: list[str]) -> list[str]:
+        hooks = [] if getattr(_asg_ctx, "force", False) else \
+            _group_hooks(backend, self.name, HOOK_TERMINATING)
+        if not hooks:
+            return ids
+        for state in before:
+            if state.instance.id in ids and not _terminating(state):
+                _start_wait(backend, state, hooks)
+                diverted.append(state)
+        waiting = {s.instance.id for s in diverted}
+        return [i for i in ids if i not in waiting]
+
+    self.instance_states = [s for s in before if not _terminating(s)]
+    outer = getattr(_asg_ctx, "divert", None)
+    _asg_ctx.divert = divert
+    try:
+        _orig_group_set_desired_capacity(self, new_capacity)
+    finally:
+        _asg_ctx.divert = outer
+        _restore_order(self, before, hidden + diverted)
+
+
+def _group_update(self: Any, *args: Any, **kwargs: Any) -> None:
+    # moto compares a new MinSize / MaxSize with all the group's instances: not with
+    # those already terminating, which no longer count (AWS: the desired capacity).
+    before = list(self.instance_states)
+    hidden = [s for s in before if _terminating(s)]
+    self.instance_states = [s for s in before if not _terminating(s)]
+    try:
+        _orig_group_update(self, *args, **kwargs)
+    finally:
+        _restore_order(self, before, hidden)
+
+
+FakeAutoScalingGroup.set_desired_capacity = _group_set_desired_capacity  # type: ignore[method-assign]
+FakeAutoScalingGroup.update = _group_update  # type: ignore[method-assign]
+
+_orig_terminate_instance = AutoScalingBackend.terminate_instance
+
+
+def _terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
+    """TerminateInstanceInAutoScalingGroup (and patch 19's rolling replacement)."""
+    state = next((s for g in list(self.autoscaling_groups.values())
+                  for s in g.instance_states if s.instance.id == instance_id), None)
+    if state is None:
+        return _orig_terminate_instance(self, instance_id, should_decrement)
+    if _terminating(state):
+        raise _ASValidationError(  # wording moto_ext's: AWS's answer is not documented
+            f"Instance {instance_id} is already terminating ({state.lifecycle_state}).")
+    group = state.auto_scaling_group
+    hooks = _group_hooks(self, group.name, HOOK_TERMINATING)
+    if not hooks:
+        return _orig_terminate_instance(self, instance_id, should_decrement)
+    original = group.desired_capacity
+    if should_decrement:
+        group.desired_capacity = original - 1
+    _start_wait(self, state, hooks)
+    group.set_desired_capacity(group.desired_capacity)  # a replacement unless decremented
+    self.update_attached_elbs(group.name)
+    return TerminateInstanceActivity(state.instance, original)
+
+
+AutoScalingBackend.terminate_instance = _terminate_instance  # type: ignore[method-assign]
+
+_orig_delete_auto_scaling_group = AutoScalingBackend.delete_auto_scaling_group
+
+
+def _delete_auto_scaling_group(self: Any, group_name: str) -> None:
+    """A deleted group takes its instances, those waiting included (their outstanding
+    actions are deleted, as AWS's ForceDelete does), and its lifecycle hooks (moto kept
+    the hooks, so a new group of that name had them)."""
+    group = self.autoscaling_groups.get(group_name)
+    waiting = [s for s in group.instance_states if _terminating(s)] if group else []
+    outer = getattr(_asg_ctx, "force", False)
+    _asg_ctx.force = True
+    try:
+        _orig_delete_auto_scaling_group(self, group_name)
+    finally:
+        _asg_ctx.force = outer
+    for state in waiting:
+        if state.instance.state != "terminated":
+            self.ec2_backend.terminate_instances([state.instance.id])
+        state._ext_actions = {}
+    for key, hook in list(self.lifecycle_hooks.items()):
+        if hook.auto_scaling_group_name == group_name:
+            del self.lifecycle_hooks[key]
+
+
+AutoScalingBackend.delete_auto_scaling_group = _delete_auto_scaling_group  # type: ignore[method-assign]
+
+
+def _response_delete_auto_scaling_group(self: Any) -> Any:
+    """DeleteAutoScalingGroup: without ForceDelete AWS refuses while the group has
+    instances (moto deleted them); with it, every instance goes, protected or waiting."""
+    from moto.autoscaling.exceptions import AutoscalingClientError
+    name = self._get_param("AutoScalingGroupName")
+    force = self._get_bool_param("ForceDelete", False)
+    group = self.autoscaling_backend.autoscaling_groups.get(name)
+    if group is not None and group.instance_states and not force:
+        error = AutoscalingClientError(
+            "You cannot delete an AutoScalingGroup while there are instances or pending "
+            "Spot instance request(s) still in the group.")
+        error.code = "ResourceInUse"
+        raise error
+    if group is not None and force:
+        for state in group.instance_states:  # protection does not hold a forced delete
+            state.protected_from_scale_in = False
+    self.autoscaling_backend.delete_auto_scaling_group(name)
+    return _empty_result()
+
+
+def _empty_result() -> Any:
+    from moto.core.responses import EmptyResult
+    return EmptyResult()
+
+
+AutoScalingResponse.delete_auto_scaling_group = _response_delete_auto_scaling_group  # type: ignore[method-assign]
+
+
+def _active_action(backend: Any, group_name: str, hook_name: str, token: str | None,
+                   instance_id: str | None) -> Any:
+    """The waiting instance whose action (group, hook, token or instance) is meant."""
+    if not token and not instance_id:
+        raise _ASValidationError("Either LifecycleActionToken or InstanceId must be specified.")
+    group = backend.autoscaling_groups.get(group_name)
+    for state in list(group.instance_states) if group is not None else []:
+        action = (getattr(state, "_ext_actions", None) or {}).get(hook_name)
+        if (action is not None and state.lifecycle_state == "Terminating:Wait"
+                and (not token or action["token"] == token)
+                and (not instance_id or state.instance.id == instance_id)):
+            return state
+    if token:
+        raise _ASValidationError(f"No active Lifecycle Action found with token {token}")
+    raise _ASValidationError(f"No active Lifecycle Action found with instance ID {instance_id}")
+
+
+def _response_complete_lifecycle_action(self: Any) -> Any:
+    result = self._get_param("LifecycleActionResult")
+    if result not in ("CONTINUE", "ABANDON"):
+        raise _ASValidationError(f"Invalid LifecycleActionResult {result!r}: CONTINUE or ABANDON.")
+    backend = self.autoscaling_backend
+    hook_name = self._get_param("LifecycleHookName")
+    state = _active_action(backend, self._get_param("AutoScalingGroupName"), hook_name,
+                           self._get_param("LifecycleActionToken"),
+                           self._get_param("InstanceId"))
+    _end_action(backend, state, hook_name, result)
+    return _empty_result()
+
+
+def _response_record_lifecycle_action_heartbeat(self: Any) -> Any:
+    backend = self.autoscaling_backend
+    group_name, hook_name = self._get_param("AutoScalingGroupName"), self._get_param("LifecycleHookName")
+    state = _active_action(backend, group_name, hook_name,
+                           self._get_param("LifecycleActionToken"), self._get_param("InstanceId"))
+    hook = backend.lifecycle_hooks.get(f"{group_name}_{hook_name}")
+    action = state._ext_actions[hook_name]
+    timeout = hook.heartbeat_timeout if hook is not None else 3600
+    action["deadline"] = _time.time() + timeout / _HOOK_TIME_SCALE  # the global one stays
+    return _empty_result()
+
+
+def _response_put_lifecycle_hook(self: Any) -> Any:
+    _put_hook(self.autoscaling_backend, self._get_param("AutoScalingGroupName"),
+              self._get_param("LifecycleHookName"), self._get_param("LifecycleTransition"),
+              self._get_param("HeartbeatTimeout"), self._get_param("DefaultResult"),
+              self._get_param("NotificationTargetARN"), self._get_param("RoleARN"),
+              self._get_param("NotificationMetadata"))
+    return _empty_result()
+
+
+AutoScalingResponse.complete_lifecycle_action = _response_complete_lifecycle_action  # type: ignore[attr-defined]
+AutoScalingResponse.record_lifecycle_action_heartbeat = (  # type: ignore[attr-defined]
+    _response_record_lifecycle_action_heartbeat)
+AutoScalingResponse.put_lifecycle_hook = _response_put_lifecycle_hook  # type: ignore[method-assign]
+
+_orig_as_call_action = AutoScalingResponse.call_action
+_orig_ec2_call_action = _EC2Response.call_action
+
+
+def _as_call_action(self: Any) -> Any:
+    with _asg_lock:  # one Auto Scaling request at a time, after the timeouts due
+        _expire(self.autoscaling_backend)
+        return _orig_as_call_action(self)
+
+
+def _ec2_call_action(self: Any) -> Any:
+    _expire(autoscaling_backends[self.current_account][self.region])
+    return _orig_ec2_call_action(self)
+
+
+AutoScalingResponse.call_action = _as_call_action  # type: ignore[method-assign]
+_EC2Response.call_action = _ec2_call_action  # type: ignore[method-assign]
+
+
+class AutoScalingLifecycleHook(_BackendModel, CloudFormationModel):
+    """AWS::AutoScaling::LifecycleHook on moto's Auto Scaling backend (moto: not created).
+    Ref: the hook's name.  A new group or name replaces it (the old one is deleted
+    first, its actions completed); other changes update it in place."""
+
+    __module__ = "moto.autoscaling.moto_ext"
+    NAME_PROPERTY = "LifecycleHookName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::AutoScaling::LifecycleHook"
+
+    @classmethod
+    def _put(cls, name: str, props: dict[str, Any], account_id: str,
+             region_name: str) -> AutoScalingLifecycleHook:
+        group = props.get("AutoScalingGroupName") or ""
+        with _asg_lock:
+            _put_hook(autoscaling_backends[account_id][region_name], group, name,
+                      props.get("LifecycleTransition"), props.get("HeartbeatTimeout"),
+                      props.get("DefaultResult"), props.get("NotificationTargetARN"),
+                      props.get("RoleARN"), props.get("NotificationMetadata"))
+        hook = cls(name, {})
+        hook.group_name = group
+        return hook
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str,
+                                        **kwargs: Any) -> AutoScalingLifecycleHook:
+        props = cloudformation_json.get("Properties") or {}
+        return cls._put(resource_name, props, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Any,  # type: ignore[override]
+                                        new_resource_name: str,
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str) -> Any:
+        props = cloudformation_json.get("Properties") or {}
+        name = props.get("LifecycleHookName") or original_resource.physical_resource_id
+        if (props.get("AutoScalingGroupName"), name) != (original_resource.group_name,
+                                                         original_resource.physical_resource_id):
+            original_resource.delete(account_id, region_name)
+            name = props.get("LifecycleHookName") or new_resource_name
+        return cls._put(name, props, account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        with _asg_lock:
+            _delete_hook(autoscaling_backends[account_id][region_name], self.group_name,
+                         self.physical_resource_id)
+
+    @classmethod
+    def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
+        raise NotImplementedError  # deleted through the instance (it knows its group)
+
+
+for _cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+    _cache.cache_clear()  # the new type above

@@ -16,6 +16,9 @@ The lost answer of patch 16 is checked only with MOTO_EXT_LOSE_ANSWER set, to th
 the server was started with (e.g. MOTO_EXT_LOSE_ANSWER=CreateStack,UpdateStack,DeleteStack
 tests/emulator/moto.sh start 5098), on a fresh server: it loses the answer of the first
 such request only, so that check runs first (otherwise it prints a "skip" line).
+
+The lifecycle-hook timeouts of patch 33 are checked on a second, private server that the
+check starts itself (server.py --port 0, MOTO_EXT_HOOK_TIME_SCALE=30) and stops.
 """
 
 import json
@@ -579,8 +582,8 @@ Resources:
       CidrBlock: 10.0.2.0/24
       AvailabilityZone: !Select [1, !GetAZs {Ref: "AWS::Region"}]
   Hook:
-    Type: AWS::AutoScaling::LifecycleHook
-    Properties: {AutoScalingGroupName: none, LifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING"}
+    Type: AWS::Logs::MetricFilter
+    Properties: {LogGroupName: none, FilterPattern: x, MetricTransformations: []}
 Outputs:
   Subnets: {Value: !Join [",", [!Ref Subnet, !Ref Subnet2]]}
   Joined: {Value: !Join [",", [!If [Always, "t", "f"], !Select [0, !GetAZs ""]]]}
@@ -598,7 +601,7 @@ Outputs:
     evs = events(name, regional)
     cert = find(evs, "Hook", "CREATE_COMPLETE")
     check("unsupported type: events still emitted, reason says moto did not create it",
-          len(cert) == 1 and "does not implement AWS::AutoScaling::LifecycleHook" in cert[0].get("ResourceStatusReason", ""),
+          len(cert) == 1 and "does not implement AWS::Logs::MetricFilter" in cert[0].get("ResourceStatusReason", ""),
           cert)
     regional.delete_stack(StackName=name)
     check("unsupported type: delete events too",
@@ -2157,6 +2160,310 @@ def dropped_parameters():
     settle(stack_id)
 
 
+HOOK_TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+
+
+def _group_view(asg, group: str) -> tuple[int, dict[str, str]]:
+    found = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    if not found:
+        return -1, {}
+    return found[0]["DesiredCapacity"], {i["InstanceId"]: i["LifecycleState"]
+                                         for i in found[0]["Instances"]}
+
+
+def _ec2_state(ec2c, instance_id: str) -> str:
+    return ec2c.describe_instances(InstanceIds=[instance_id])[
+        "Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def _tokens(sqs, queue_url: str) -> dict[str, str]:
+    """instance id -> LifecycleActionToken of the lifecycle messages waiting in the queue."""
+    found = {}
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return found
+        for m in got:
+            body = json.loads(m["Body"])
+            if "LifecycleActionToken" in body:
+                found[body["EC2InstanceId"]] = body["LifecycleActionToken"]
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def lifecycle_hooks_api(endpoint: str = "", region: str = REGION):
+    """patch 33: a terminating hook holds what the group terminates in Terminating:Wait
+    (EC2 instance running, not counted, still listed) until CompleteLifecycleAction; errors
+    as AWS gives them; DeleteLifecycleHook completes with CONTINUE; a deleted group takes
+    its waiting instances and hooks."""
+    asg, ec2c, sqs = (client(x, region) for x in ("autoscaling", "ec2", "sqs"))
+    ami = ec2c.describe_images()["Images"][0]["ImageId"]
+    group, lt = f"hooked-{RUN}", f"hooked-{RUN}"
+    ec2c.create_launch_template(LaunchTemplateName=lt, LaunchTemplateData={
+        "ImageId": ami, "InstanceType": "t3.small"})
+    asg.create_auto_scaling_group(AutoScalingGroupName=group, MinSize=0, MaxSize=4,
+                                  DesiredCapacity=3, AvailabilityZones=[f"{region}a"],
+                                  LaunchTemplate={"LaunchTemplateName": lt})
+    queue = sqs.create_queue(QueueName=f"hooked-{RUN}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    check("lifecycle hook: PutLifecycleHook on a group that does not exist is refused",
+          error_of(asg.put_lifecycle_hook, AutoScalingGroupName=f"none-{RUN}",
+                   LifecycleHookName="drain", LifecycleTransition=HOOK_TERMINATING)
+          .startswith("ValidationError: AutoScalingGroup name not found"))
+    check("lifecycle hook: HeartbeatTimeout beyond 7200 s is refused",
+          error_of(asg.put_lifecycle_hook, AutoScalingGroupName=group, LifecycleHookName="x",
+                   LifecycleTransition=HOOK_TERMINATING, HeartbeatTimeout=7201)
+          .startswith("ValidationError"))
+    asg.put_lifecycle_hook(AutoScalingGroupName=group, LifecycleHookName="drain",
+                           LifecycleTransition=HOOK_TERMINATING, HeartbeatTimeout=1800,
+                           DefaultResult="CONTINUE", NotificationTargetARN=queue_arn,
+                           RoleARN="arn:aws:iam::123456789012:role/hook")
+    asg.put_lifecycle_hook(AutoScalingGroupName=group, LifecycleHookName="short",
+                           LifecycleTransition=HOOK_TERMINATING, HeartbeatTimeout=60)
+    hooks = {h["LifecycleHookName"]: h for h in asg.describe_lifecycle_hooks(
+        AutoScalingGroupName=group)["LifecycleHooks"]}
+    check("lifecycle hook: GlobalTimeout is min(48 h, 100 x HeartbeatTimeout); no made-up "
+          "role or target (moto: always 172800 and fake ARNs)",
+          hooks["drain"]["GlobalTimeout"] == 172800 and hooks["short"]["GlobalTimeout"] == 6000
+          and "RoleARN" not in hooks["short"] and "NotificationTargetARN" not in hooks["short"]
+          and hooks["drain"]["NotificationTargetARN"] == queue_arn, hooks)
+    asg.delete_lifecycle_hook(AutoScalingGroupName=group, LifecycleHookName="short")
+    desired, states = _group_view(asg, group)
+    first = list(states)
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=first[0],
+                                                 ShouldDecrementDesiredCapacity=True)
+    desired, states = _group_view(asg, group)
+    listed = {i["InstanceId"]: i["LifecycleState"] for i in asg.describe_auto_scaling_instances(
+        InstanceIds=[first[0]])["AutoScalingInstances"]}
+    check("lifecycle hook: TerminateInstanceInAutoScalingGroup (decrement) -> Terminating:Wait, "
+          "EC2 instance running, desired 2, still listed by both describe calls "
+          "(moto: terminated at once)",
+          states.get(first[0]) == "Terminating:Wait" and desired == 2
+          and _ec2_state(ec2c, first[0]) == "running"
+          and listed == {first[0]: "Terminating:Wait"},
+          (desired, states, listed))
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=first[1],
+                                                 ShouldDecrementDesiredCapacity=False)
+    desired, states = _group_view(asg, group)
+    serving = [i for i, s in states.items() if s == "InService"]
+    check("lifecycle hook: without decrement the waiting instance is replaced (not counted)",
+          desired == 2 and states.get(first[1]) == "Terminating:Wait" and len(serving) == 2
+          and first[2] in serving, states)
+    asg.update_auto_scaling_group(AutoScalingGroupName=group, DesiredCapacity=1)
+    desired, states = _group_view(asg, group)
+    waiting = [i for i, s in states.items() if s == "Terminating:Wait"]
+    check("lifecycle hook: a lower desired capacity sends one more InService instance to "
+          "Terminating:Wait, never one already waiting",
+          desired == 1 and len(waiting) == 3 and list(states.values()).count("InService") == 1,
+          states)
+    third = next(i for i in waiting if i not in first[:2])
+    tokens = _tokens(sqs, queue)
+    check("lifecycle hook: the SQS notification target gets each action's token",
+          set(tokens) == set(waiting), (tokens, waiting))
+    serving = next(i for i, s in states.items() if s == "InService")
+    refused = {
+        "unknown instance": error_of(asg.complete_lifecycle_action, AutoScalingGroupName=group,
+                                     LifecycleHookName="drain", InstanceId="i-0123456789abcdef0",
+                                     LifecycleActionResult="CONTINUE"),
+        "instance in service": error_of(asg.complete_lifecycle_action, AutoScalingGroupName=group,
+                                        LifecycleHookName="drain", InstanceId=serving,
+                                        LifecycleActionResult="CONTINUE"),
+        "wrong hook": error_of(asg.complete_lifecycle_action, AutoScalingGroupName=group,
+                               LifecycleHookName="other", InstanceId=first[0],
+                               LifecycleActionResult="CONTINUE"),
+        "wrong group": error_of(asg.record_lifecycle_action_heartbeat,
+                                AutoScalingGroupName=f"other-{RUN}", LifecycleHookName="drain",
+                                InstanceId=first[0]),
+    }
+    wrong_token = error_of(asg.complete_lifecycle_action, AutoScalingGroupName=group,
+                           LifecycleHookName="drain", LifecycleActionResult="CONTINUE",
+                           LifecycleActionToken="0b0b0b0b-0000-4000-8000-000000000000")
+    check("lifecycle hook: CompleteLifecycleAction / RecordLifecycleActionHeartbeat for no "
+          "waiting action: ValidationError 'No active Lifecycle Action found with ...'",
+          all(e == "ValidationError: No active Lifecycle Action found with instance ID "
+              + ("i-0123456789abcdef0" if k == "unknown instance" else serving
+                 if k == "instance in service" else first[0]) for k, e in refused.items())
+          and wrong_token == "ValidationError: No active Lifecycle Action found with token "
+                             "0b0b0b0b-0000-4000-8000-000000000000",
+          (refused, wrong_token))
+    check("lifecycle hook: terminating an instance already waiting is refused",
+          error_of(asg.terminate_instance_in_auto_scaling_group, InstanceId=first[0],
+                   ShouldDecrementDesiredCapacity=True).startswith("ValidationError"))
+    asg.record_lifecycle_action_heartbeat(AutoScalingGroupName=group, LifecycleHookName="drain",
+                                          InstanceId=first[0])
+    asg.complete_lifecycle_action(AutoScalingGroupName=group, LifecycleHookName="drain",
+                                  LifecycleActionToken=tokens.get(first[0], "none"),
+                                  LifecycleActionResult="ABANDON")
+    asg.complete_lifecycle_action(AutoScalingGroupName=group, LifecycleHookName="drain",
+                                  InstanceId=first[1], LifecycleActionResult="CONTINUE")
+    desired, states = _group_view(asg, group)
+    check("lifecycle hook: CompleteLifecycleAction (by token ABANDON, by instance CONTINUE) "
+          "terminates the instance and it leaves the group; a repeat is refused",
+          first[0] not in states and first[1] not in states and desired == 1
+          and _ec2_state(ec2c, first[0]) == "terminated"
+          and _ec2_state(ec2c, first[1]) == "terminated"
+          and "No active Lifecycle Action" in error_of(
+              asg.complete_lifecycle_action, AutoScalingGroupName=group,
+              LifecycleHookName="drain", InstanceId=first[1], LifecycleActionResult="CONTINUE"),
+          states)
+    asg.delete_lifecycle_hook(AutoScalingGroupName=group, LifecycleHookName="drain")
+    desired, states = _group_view(asg, group)
+    check("lifecycle hook: DeleteLifecycleHook completes the outstanding action (CONTINUE): "
+          "the instance is terminated",
+          third not in states and _ec2_state(ec2c, third) == "terminated"
+          and list(states.values()) == ["InService"], states)
+    asg.put_lifecycle_hook(AutoScalingGroupName=group, LifecycleHookName="drain",
+                           LifecycleTransition=HOOK_TERMINATING)
+    asg.update_auto_scaling_group(AutoScalingGroupName=group, DesiredCapacity=2)
+    desired, states = _group_view(asg, group)
+    last = list(states)
+    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=last[1:],
+                                ProtectedFromScaleIn=True)
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=last[0],
+                                                 ShouldDecrementDesiredCapacity=True)
+    refusal = error_of(asg.delete_auto_scaling_group, AutoScalingGroupName=group)
+    asg.delete_auto_scaling_group(AutoScalingGroupName=group, ForceDelete=True)
+    check("lifecycle hook: DeleteAutoScalingGroup with instances is refused (ResourceInUse) "
+          "without ForceDelete; with it, waiting and protected instances are terminated "
+          "and the group's hooks go (moto kept them)",
+          refusal.startswith("ResourceInUse") and _group_view(asg, group)[0] == -1
+          and all(_ec2_state(ec2c, i) == "terminated" for i in last)
+          and not asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"],
+          (refusal, [_ec2_state(ec2c, i) for i in last]))
+    sqs.delete_queue(QueueUrl=queue)
+    ec2c.delete_launch_template(LaunchTemplateName=lt)
+
+
+def lifecycle_hooks_cloudformation():
+    """patch 33: AWS::AutoScaling::LifecycleHook is created on the group; a rolling
+    replacement (patch 19) waits for it; the stack's delete removes the hook before the
+    group, so its waiting instances are terminated and nothing is left."""
+    asg = client("autoscaling")
+    name = f"hookstack-{RUN}"
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    body = lambda kind, beat: json.dumps({  # noqa: E731
+        "Resources": {
+            "Template": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
+                "LaunchTemplateData": {"ImageId": ami, "InstanceType": kind}}},
+            "Group": {
+                "Type": "AWS::AutoScaling::AutoScalingGroup",
+                "UpdatePolicy": {"AutoScalingRollingUpdate": {"MinInstancesInService": 0,
+                                                              "MaxBatchSize": 1}},
+                "Properties": {
+                    "MinSize": "2", "MaxSize": "2", "DesiredCapacity": "2",
+                    "AvailabilityZones": [f"{REGION}a"],
+                    "LaunchTemplate": {
+                        "LaunchTemplateId": {"Ref": "Template"},
+                        "Version": {"Fn::GetAtt": ["Template", "LatestVersionNumber"]}}}},
+            "Hook": {"Type": "AWS::AutoScaling::LifecycleHook", "Properties": {
+                "AutoScalingGroupName": {"Ref": "Group"}, "LifecycleHookName": "bbb-drain",
+                "LifecycleTransition": HOOK_TERMINATING, "HeartbeatTimeout": beat,
+                "DefaultResult": "CONTINUE"}}},
+        "Outputs": {"Group": {"Value": {"Ref": "Group"}}, "Hook": {"Value": {"Ref": "Hook"}}}})
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=body("t3.small", "1800"))["StackId"]
+    st = settle(stack_id)
+    out = outputs(st)
+    group = out.get("Group", "")
+    hooks = asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"] if group else []
+    check("lifecycle hook: AWS::AutoScaling::LifecycleHook is created on the group, Ref = "
+          "its name (moto: nothing created)",
+          st["StackStatus"] == "CREATE_COMPLETE" and out.get("Hook") == "bbb-drain"
+          and [(h["LifecycleHookName"], h["HeartbeatTimeout"], h["DefaultResult"]) for h in hooks]
+          == [("bbb-drain", 1800, "CONTINUE")], (st["StackStatus"], out, hooks))
+    _, before = _group_view(asg, group)
+    cfn.update_stack(StackName=stack_id, TemplateBody=body("t3.medium", "600"))
+    st = settle(stack_id)
+    _, after = _group_view(asg, group)
+    hooks = asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"]
+    check("lifecycle hook: a rolling replacement leaves the old instances in Terminating:Wait "
+          "beside their replacements; the hook is updated in place",
+          st["StackStatus"] == "UPDATE_COMPLETE"
+          and all(after.get(i) == "Terminating:Wait" for i in before)
+          and sorted(s for i, s in after.items() if i not in before) == ["InService"] * 2
+          and [h["HeartbeatTimeout"] for h in hooks] == [600], (st["StackStatus"], after, hooks))
+    new = [i for i in after if i not in before]
+    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=new,
+                                ProtectedFromScaleIn=True)
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=new[0],
+                                                 ShouldDecrementDesiredCapacity=False)
+    cfn.delete_stack(StackName=stack_id)
+    st = settle(stack_id)
+    failed = find(events(stack_id), "Group", "DELETE_FAILED")
+    _, kept = _group_view(asg, group)
+    check("lifecycle hook: stack delete with a protected InService instance still fails "
+          "(patch 21) and names it, not the protected one already terminating",
+          st["StackStatus"] == "DELETE_FAILED" and bool(failed)
+          and new[1] in failed[-1].get("ResourceStatusReason", "")
+          and new[0] not in failed[-1].get("ResourceStatusReason", ""),
+          (st["StackStatus"], failed[-1:] if failed else None, kept))
+    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=new,
+                                ProtectedFromScaleIn=False)
+    cfn.delete_stack(StackName=stack_id)
+    st = settle(stack_id)
+    everyone = list(before) + list(after)
+    states = {i: _ec2_state(ec2, i) for i in everyone}
+    check("lifecycle hook: DeleteStack deletes the hook before the group: waiting instances "
+          "are let go, every instance is terminated, the group is gone",
+          st["StackStatus"] == "DELETE_COMPLETE" and _group_view(asg, group)[0] == -1
+          and set(states.values()) == {"terminated"}, (st["StackStatus"], states))
+
+
+def lifecycle_hook_timeouts():
+    """patch 33: timeouts, on a private server started with MOTO_EXT_HOOK_TIME_SCALE=30
+    (30 s of a hook pass in 1 s): the DefaultResult applies after HeartbeatTimeout,
+    RecordLifecycleActionHeartbeat restarts it; checked lazily at the next request."""
+    import subprocess
+    import time
+    server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "server.py")
+    env = dict(os.environ, MOTO_EXT_HOOK_TIME_SCALE="30")
+    env.pop("MOTO_EXT_STACK_SECONDS", None)
+    env.pop("MOTO_EXT_LOSE_ANSWER", None)
+    proc = subprocess.Popen([sys.executable, server, "--port", "0", "--quiet",
+                             "--watch-pid", str(os.getpid())], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        endpoint = line.strip().rsplit(" ", 1)[-1]
+        if not endpoint.startswith("http://127.0.0.1:"):
+            check("lifecycle hook timeouts: private server started", False, line)
+            return
+        mk = lambda s: boto3.client(s, region_name=REGION, endpoint_url=endpoint,  # noqa: E731
+                                    aws_access_key_id="test", aws_secret_access_key="test")
+        asg, ec2c = mk("autoscaling"), mk("ec2")
+        ami = ec2c.describe_images()["Images"][0]["ImageId"]
+        ec2c.create_launch_template(LaunchTemplateName="tpl", LaunchTemplateData={
+            "ImageId": ami, "InstanceType": "t3.small"})
+        asg.create_auto_scaling_group(AutoScalingGroupName="grp", MinSize=0, MaxSize=2,
+                                      DesiredCapacity=2, AvailabilityZones=[f"{REGION}a"],
+                                      LaunchTemplate={"LaunchTemplateName": "tpl"})
+        asg.put_lifecycle_hook(AutoScalingGroupName="grp", LifecycleHookName="hook",
+                               LifecycleTransition=HOOK_TERMINATING, HeartbeatTimeout=60,
+                               DefaultResult="ABANDON")
+        a, b = list(_group_view(asg, "grp")[1])
+        start = time.time()
+        asg.terminate_instance_in_auto_scaling_group(InstanceId=a,
+                                                     ShouldDecrementDesiredCapacity=True)
+        asg.terminate_instance_in_auto_scaling_group(InstanceId=b,
+                                                     ShouldDecrementDesiredCapacity=True)
+        time.sleep(max(0.0, start + 1.2 - time.time()))
+        asg.record_lifecycle_action_heartbeat(AutoScalingGroupName="grp", LifecycleHookName="hook",
+                                              InstanceId=b)
+        time.sleep(max(0.0, start + 2.6 - time.time()))  # a: 2.6 s > 2 s; b: 1.4 s since its heartbeat
+        _, states = _group_view(asg, "grp")
+        check("lifecycle hook timeouts: the DefaultResult applies after HeartbeatTimeout "
+              "(terminated, gone); a heartbeat restarts the timeout",
+              a not in states and _ec2_state(ec2c, a) == "terminated"
+              and states.get(b) == "Terminating:Wait", states)
+        time.sleep(max(0.0, start + 4.0 - time.time()))
+        check("lifecycle hook timeouts: ... and after it, that one ends too (seen by EC2 "
+              "DescribeInstances)",
+              _ec2_state(ec2c, b) == "terminated" and not _group_view(asg, "grp")[1],
+              _group_view(asg, "grp"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
 def run_all(groups) -> int:
     for g in groups:
         try:
@@ -2189,7 +2496,9 @@ def main() -> int:
                     volume_snapshot_policy, service_quotas,
                     cluster_from_snapshot_and_replacement,
                     backup_jobs, parameter_updates_and_task_definitions,
-                    route53_record_sets, delete_order, dropped_parameters))
+                    route53_record_sets, delete_order, dropped_parameters,
+                    lifecycle_hooks_api, lifecycle_hooks_cloudformation,
+                    lifecycle_hook_timeouts))
 
 
 if __name__ == "__main__":

@@ -182,6 +182,7 @@ fn start_emulator(env: &[(String, String)]) -> String {
     #[allow(clippy::zombie_processes)]
     Command::new(python)
         .env_remove("MOTO_EXT_STACK_SECONDS") // only what `env` asks for
+        .env_remove("MOTO_EXT_HOOK_TIME_SCALE")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .arg(repo().join("tests/emulator/server.py"))
         .args(["--port", &port.to_string()])

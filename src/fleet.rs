@@ -241,7 +241,11 @@ impl Rank {
         match &m.busy {
             Some(busy) => Rank::Known {
                 minutes: expected_free(busy).as_secs().div_ceil(60),
-                participants: busy.meetings.iter().map(|m| u64::from(m.participants)).sum(),
+                participants: busy
+                    .meetings
+                    .iter()
+                    .map(|m| u64::from(m.participants))
+                    .sum(),
             },
             None => Rank::Unknown { load: m.load() },
         }
@@ -395,7 +399,10 @@ mod tests {
     /// Serving servers `i-<name>` (load from the meetings' participants), each with its account.
     fn fleet(accounts: &[(&str, Option<Busy>)]) -> Vec<Member> {
         let p = picture(
-            accounts.iter().map(|(n, _)| instance(&format!("i-{n}"))).collect(),
+            accounts
+                .iter()
+                .map(|(n, _)| instance(&format!("i-{n}")))
+                .collect(),
             accounts
                 .iter()
                 .map(|(n, busy)| {
@@ -434,7 +441,10 @@ mod tests {
         // Nothing running, nothing pending: free now.
         close(free_minutes(busy(vec![], Some(0))), 0.0);
         // Age 20 of a 120-minute slot: the rest is spread over 100 minutes, 50 expected.
-        close(free_minutes(busy(vec![meeting(20, 30, false)], Some(0))), 50.0);
+        close(
+            free_minutes(busy(vec![meeting(20, 30, false)], Some(0))),
+            50.0,
+        );
         // Two such meetings: the later of two ends spread over 100 minutes, 2/3 of it.
         close(
             free_minutes(busy(
@@ -444,14 +454,26 @@ mod tests {
             200.0 / 3.0,
         );
         // Past its slot (or within 20 minutes of its end): spread over the next 20 minutes.
-        close(free_minutes(busy(vec![meeting(150, 30, false)], None)), 10.0);
-        close(free_minutes(busy(vec![meeting(110, 30, false)], None)), 10.0);
+        close(
+            free_minutes(busy(vec![meeting(150, 30, false)], None)),
+            10.0,
+        );
+        close(
+            free_minutes(busy(vec![meeting(110, 30, false)], None)),
+            10.0,
+        );
         // Nobody in it: BBB ends it within 5 minutes.
         close(free_minutes(busy(vec![meeting(20, 0, false)], None)), 2.5);
         // A recorded meeting of age 20: ends in 50, then half of its 70 minutes to process.
-        close(free_minutes(busy(vec![meeting(20, 30, true)], Some(0))), 85.0);
+        close(
+            free_minutes(busy(vec![meeting(20, 30, true)], Some(0))),
+            85.0,
+        );
         // Two pending recordings keep the one worker busy for 60 minutes before it.
-        close(free_minutes(busy(vec![meeting(20, 30, true)], Some(2))), 95.0);
+        close(
+            free_minutes(busy(vec![meeting(20, 30, true)], Some(2))),
+            95.0,
+        );
         // An unreported count of recordings is taken as none.
         close(free_minutes(busy(vec![meeting(20, 30, true)], None)), 85.0);
     }
@@ -506,7 +528,10 @@ mod tests {
             ("cordoned-busy", busy(vec![meeting(30, 10, true)], Some(1))),
             ("cordoned-free", busy(vec![], Some(0))),
         ]);
-        for m in members.iter_mut().filter(|m| m.instance.contains("cordoned")) {
+        for m in members
+            .iter_mut()
+            .filter(|m| m.instance.contains("cordoned"))
+        {
             m.scalelite.as_mut().unwrap().state = "disabled".into();
         }
         assert_eq!(

@@ -1,15 +1,43 @@
-//! A day of a university's meetings on a BBB fleet that is scaled in at fixed times, run three
-//! ways: the Auto Scaling group terminating the servers it picks (its default, in effect the
-//! oldest instances, meetings or not); draining those same servers (cordon, wait until empty);
-//! and bbbctl's choice (`bbbctl::fleet::choose`: the emptiest by Scalelite's load, drained).
-//! Prints the meetings each cuts and the server-hours paid while servers drain.
+//! A day of a university's meetings on a BBB fleet that is scaled in at fixed times, with the
+//! recordings BBB processes on each server after a recorded meeting ends, run four ways:
+//!
+//! - the Auto Scaling group terminating the servers it picks (its default, in effect the
+//!   oldest instances): it cuts the meetings running there and loses their recordings and
+//!   every recording still waiting or being processed there;
+//! - draining those same oldest servers (cordon, wait until meetings and recordings are done);
+//! - bbbctl's previous choice: the emptiest by Scalelite's load (`fleet::choose` without the
+//!   servers' own accounts), drained until its meetings end, as before issue 26: the
+//!   recordings still waiting or processing when it goes are counted lost;
+//! - bbbctl's choice: `fleet::choose` with each server's own account (`busy`: its meetings'
+//!   ages, participants and recording flags, its pending recordings), drained until its
+//!   meetings and recordings are done.
+//!
+//! and, as a bound rather than a way, hindsight: at each scale-in the servers whose meetings
+//! and recordings truly end soonest (it knows every meeting's end and every recording's
+//! processing time; no rule reading the servers' accounts can do better at that moment).
+//!
+//! Prints, per way: meetings cut, recordings lost, and the server-hours paid while servers
+//! drain (from cordon to gone).
 //!
 //! `cargo run --release --example fleet_day [SEED]` (scripts/bench-fleet.sh runs it for a few
 //! seeds). Meetings: lectures start on the hour or half hour and last 45–90 minutes, smaller
 //! meetings start any minute and last 15–60 minutes, drawn from a seeded generator; Scalelite
 //! places each new meeting on the enabled server with the least load.
+//!
+//! Recordings (drawn from a second generator of the same seed, so a seed's meetings are those
+//! of earlier versions of this example): half of the lectures are recorded (a university
+//! records lectures for those who missed them) and a tenth of the smaller meetings. A
+//! recording is processed after its meeting ends, taking between a quarter of the meeting's
+//! length and all of it (drawn evenly: minutes on an idle server, about the meeting's length
+//! on a busy one, as the issue reads BBB's processing). Each server processes one recording
+//! at a time, in the order the meetings ended (BBB's `bbb-rap-resque-worker` runs one
+//! worker, `COUNT=1`). A server processing recordings still takes new meetings unless it is
+//! cordoned. The model `fleet::choose` uses does not see these draws: it has its own fixed
+//! assumptions (src/fleet.rs, `expected_free`).
 
-use bbbctl::fleet::{Member, choose};
+use std::time::Duration;
+
+use bbbctl::fleet::{Busy, Member, choose};
 use bbbctl::scalelite::Server;
 
 /// xorshift64*: small, seeded, enough for a simulation.
@@ -32,24 +60,39 @@ struct Meeting {
     start: u64,
     end: u64,
     people: u64,
+    lecture: bool,
+    /// Minutes of processing after it ends; None when it is not recorded.
+    processing: Option<u64>,
 }
 
 #[derive(Clone)]
 struct Srv {
     id: String,
     meetings: Vec<Meeting>,
+    /// Recordings waiting or being processed, in order: minutes of work left on each.
+    recordings: Vec<u64>,
     cordoned: bool,
     gone: bool,
 }
 
+impl Srv {
+    fn running(&self, t: u64) -> impl Iterator<Item = &Meeting> {
+        self.meetings
+            .iter()
+            .filter(move |m| m.start <= t && t < m.end)
+    }
+}
+
 fn load(s: &Srv, t: u64) -> f64 {
     // Scalelite: participants; a meeting younger than 15 minutes counts at least 15.
-    s.meetings
-        .iter()
-        .filter(|m| m.start <= t && t < m.end)
+    s.running(t)
         .map(|m| if t - m.start < 15 { m.people.max(15) } else { m.people } as f64)
         .sum()
 }
+
+/// Share of lectures recorded, and of smaller meetings, in percent.
+const RECORDED_LECTURES: u64 = 50;
+const RECORDED_SMALL: u64 = 10;
 
 fn day(seed: u64) -> Vec<Meeting> {
     let mut rng = Rng(seed.max(1));
@@ -62,6 +105,8 @@ fn day(seed: u64) -> Vec<Meeting> {
                     start: minute,
                     end: minute + len,
                     people: rng.range(20, 120),
+                    lecture: true,
+                    processing: None,
                 });
             }
         }
@@ -71,7 +116,22 @@ fn day(seed: u64) -> Vec<Meeting> {
                 start: minute,
                 end: minute + len,
                 people: rng.range(2, 12),
+                lecture: false,
+                processing: None,
             });
+        }
+    }
+    let mut rec = Rng(seed.max(1) ^ 0x9e37_79b9_7f4a_7c15);
+    for m in &mut meetings {
+        let share = if m.lecture {
+            RECORDED_LECTURES
+        } else {
+            RECORDED_SMALL
+        };
+        if rec.range(0, 99) < share {
+            // A quarter of the meeting's length up to all of it, in hundredths.
+            let ratio = rec.range(25, 100);
+            m.processing = Some(((m.end - m.start) * ratio).div_ceil(100));
         }
     }
     meetings
@@ -85,9 +145,11 @@ const PLAN: [(u64, usize); 4] = [
     (19 * 60 + 10, 2),
 ];
 
+#[derive(Default)]
 struct Outcome {
     cut_meetings: usize,
     cut_people: u64,
+    lost_recordings: usize,
     drain_server_minutes: u64,
 }
 
@@ -95,7 +157,64 @@ struct Outcome {
 enum Way {
     Terminate,
     DrainOldest,
-    DrainEmptiest,
+    Emptiest,
+    SoonestFree,
+    Hindsight,
+}
+
+impl Way {
+    /// Whether its drain waits for recordings as well as meetings.
+    fn waits_for_recordings(self) -> bool {
+        matches!(self, Way::DrainOldest | Way::SoonestFree | Way::Hindsight)
+    }
+}
+
+/// A server as `fleet::choose` sees it; `busy` only when the way reads the servers' accounts.
+fn member(s: &Srv, i: usize, t: u64, accounts: bool) -> Member {
+    Member {
+        instance: s.id.clone(),
+        zone: "a".into(),
+        lifecycle: "InService".into(),
+        health: "Healthy".into(),
+        protected: false,
+        host: format!("bbb-{i}"),
+        scalelite: Some(Server {
+            id: s.id.clone(),
+            url: String::new(),
+            secret: String::new(),
+            state: "enabled".into(),
+            online: true,
+            load: Some(load(s, t)),
+            bbb_version: String::new(),
+        }),
+        busy: accounts.then(|| Busy {
+            meetings: s
+                .running(t)
+                .map(|m| bbbctl::fleet::Meeting {
+                    age: Duration::from_secs((t - m.start) * 60),
+                    participants: m.people as u32,
+                    recording: m.processing.is_some(),
+                })
+                .collect(),
+            recordings: Some(s.recordings.len() as u32),
+        }),
+    }
+}
+
+/// Minutes until a server cordoned at `t` is done, from what will truly happen: its meetings'
+/// ends, and its one worker through the recordings waiting and those of its meetings.
+fn truly_free_in(s: &Srv, t: u64) -> u64 {
+    let mut running: Vec<&Meeting> = s.running(t).collect();
+    running.sort_by_key(|m| m.end);
+    let mut worker = t + s.recordings.iter().sum::<u64>();
+    let mut last_end = t;
+    for m in running {
+        last_end = last_end.max(m.end);
+        if let Some(p) = m.processing {
+            worker = worker.max(m.end) + p;
+        }
+    }
+    last_end.max(worker) - t
 }
 
 fn simulate(meetings: &[Meeting], way: Way) -> Outcome {
@@ -103,17 +222,25 @@ fn simulate(meetings: &[Meeting], way: Way) -> Outcome {
         .map(|i| Srv {
             id: format!("i-{i:02}"),
             meetings: Vec::new(),
+            recordings: Vec::new(),
             cordoned: false,
             gone: false,
         })
         .collect();
-    let mut out = Outcome {
-        cut_meetings: 0,
-        cut_people: 0,
-        drain_server_minutes: 0,
-    };
+    let mut out = Outcome::default();
     let mut plan = PLAN.iter().skip(1).peekable();
-    for t in (8 * 60)..(22 * 60) {
+    // Until every server is gone or idle: drains and processing outlast the last meeting.
+    for t in (8 * 60)..(30 * 60) {
+        // Meetings that end now queue their recording on their server.
+        for s in servers.iter_mut().filter(|s| !s.gone) {
+            let ended: Vec<u64> = s
+                .meetings
+                .iter()
+                .filter(|m| m.end == t)
+                .filter_map(|m| m.processing)
+                .collect();
+            s.recordings.extend(ended);
+        }
         if let Some(&&(at, count)) = plan.peek()
             && t == at
         {
@@ -122,56 +249,67 @@ fn simulate(meetings: &[Meeting], way: Way) -> Outcome {
                 .filter(|&i| !servers[i].gone && !servers[i].cordoned)
                 .collect();
             let take = live.len().saturating_sub(count);
-            if way == Way::DrainEmptiest {
-                let members: Vec<Member> = live
-                    .iter()
-                    .map(|&i| Member {
-                        instance: servers[i].id.clone(),
-                        zone: "a".into(),
-                        lifecycle: "InService".into(),
-                        health: "Healthy".into(),
-                        protected: false,
-                        host: format!("bbb-{i}"),
-                        scalelite: Some(Server {
-                            id: servers[i].id.clone(),
-                            url: String::new(),
-                            secret: String::new(),
-                            state: "enabled".into(),
-                            online: true,
-                            load: Some(load(&servers[i], t)),
-                            bbb_version: String::new(),
-                        }),
-                        busy: None,
-                    })
-                    .collect();
-                for id in choose(&members, take) {
-                    if let Some(s) = servers.iter_mut().find(|s| s.id == id) {
-                        s.cordoned = true;
+            match way {
+                Way::Emptiest | Way::SoonestFree => {
+                    let members: Vec<Member> = live
+                        .iter()
+                        .map(|&i| member(&servers[i], i, t, way == Way::SoonestFree))
+                        .collect();
+                    for id in choose(&members, take) {
+                        if let Some(s) = servers.iter_mut().find(|s| s.id == id) {
+                            s.cordoned = true;
+                        }
                     }
                 }
-            } else if way == Way::DrainOldest {
-                for &i in live.iter().take(take) {
-                    servers[i].cordoned = true;
-                }
-            } else {
-                // The group's default: the oldest instances first, meetings or not.
-                for &i in live.iter().take(take) {
-                    let s = &mut servers[i];
-                    for m in s.meetings.iter_mut().filter(|m| m.start <= t && t < m.end) {
-                        out.cut_meetings += 1;
-                        out.cut_people += m.people;
-                        m.end = t;
+                Way::Hindsight => {
+                    let mut soonest = live.clone();
+                    soonest.sort_by_key(|&i| (truly_free_in(&servers[i], t), i));
+                    for &i in soonest.iter().take(take) {
+                        servers[i].cordoned = true;
                     }
-                    s.gone = true;
+                }
+                Way::DrainOldest => {
+                    for &i in live.iter().take(take) {
+                        servers[i].cordoned = true;
+                    }
+                }
+                Way::Terminate => {
+                    // The group's default: the oldest instances first, meetings or not.
+                    for &i in live.iter().take(take) {
+                        let s = &mut servers[i];
+                        for m in s.meetings.iter_mut().filter(|m| m.start <= t && t < m.end) {
+                            out.cut_meetings += 1;
+                            out.cut_people += m.people;
+                            out.lost_recordings += usize::from(m.processing.is_some());
+                            m.end = t;
+                            m.processing = None;
+                        }
+                        out.lost_recordings += s.recordings.len();
+                        s.recordings.clear();
+                        s.gone = true;
+                    }
                 }
             }
         }
-        // Drained servers go once empty; until then they are paid for.
+        // Drained servers go once done; until then they are paid for.
         for s in servers.iter_mut().filter(|s| s.cordoned && !s.gone) {
-            if s.meetings.iter().any(|m| m.start <= t && t < m.end) {
+            let meetings = s.running(t).next().is_some();
+            let recordings = !s.recordings.is_empty();
+            if meetings || (recordings && way.waits_for_recordings()) {
                 out.drain_server_minutes += 1;
             } else {
+                out.lost_recordings += s.recordings.len();
+                s.recordings.clear();
                 s.gone = true;
+            }
+        }
+        // Each server's one worker processes its first recording for this minute.
+        for s in servers.iter_mut().filter(|s| !s.gone) {
+            if let Some(first) = s.recordings.first_mut() {
+                *first -= 1;
+                if *first == 0 {
+                    s.recordings.remove(0);
+                }
             }
         }
         // New meetings go to the enabled server with the least load.
@@ -198,29 +336,34 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2026);
     let meetings = day(seed);
-    let default = simulate(&meetings, Way::Terminate);
-    let oldest = simulate(&meetings, Way::DrainOldest);
-    let bbbctl = simulate(&meetings, Way::DrainEmptiest);
+    let recorded = meetings.iter().filter(|m| m.processing.is_some()).count();
     println!(
-        "seed {seed}: {} meetings; scale-ins 12 → 8 → 5 → 2 servers at 12:15, 16:40, 19:10",
+        "seed {seed}: {} meetings, {recorded} recorded; scale-ins 12 → 8 → 5 → 2 servers at 12:15, 16:40, 19:10",
         meetings.len()
     );
-    println!(
-        "  Auto Scaling default: {:>3} meetings cut ({:>4} people), {:>4} server-minutes draining",
-        default.cut_meetings, default.cut_people, default.drain_server_minutes
-    );
-    println!(
-        "  drain, oldest first:  {:>3} meetings cut ({:>4} people), {:>4} server-minutes draining ({:.1} server-hours)",
-        oldest.cut_meetings,
-        oldest.cut_people,
-        oldest.drain_server_minutes,
-        oldest.drain_server_minutes as f64 / 60.0
-    );
-    println!(
-        "  bbbctl (emptiest):    {:>3} meetings cut ({:>4} people), {:>4} server-minutes draining ({:.1} server-hours)",
-        bbbctl.cut_meetings,
-        bbbctl.cut_people,
-        bbbctl.drain_server_minutes,
-        bbbctl.drain_server_minutes as f64 / 60.0
-    );
+    let oldest = simulate(&meetings, Way::DrainOldest);
+    for (name, way) in [
+        ("Auto Scaling default", Way::Terminate),
+        ("drain, oldest first", Way::DrainOldest),
+        ("bbbctl before (load)", Way::Emptiest),
+        ("bbbctl (soonest free)", Way::SoonestFree),
+        ("bound: hindsight", Way::Hindsight),
+    ] {
+        let o = simulate(&meetings, way);
+        let share = if oldest.drain_server_minutes == 0 {
+            String::new()
+        } else {
+            format!(
+                " = {:>3.0}% of oldest",
+                100.0 * o.drain_server_minutes as f64 / oldest.drain_server_minutes as f64
+            )
+        };
+        println!(
+            "  {name:<22} {:>3} meetings cut ({:>4} people), {:>3} recordings lost, {:>5.1} server-hours draining{share}",
+            o.cut_meetings,
+            o.cut_people,
+            o.lost_recordings,
+            o.drain_server_minutes as f64 / 60.0,
+        );
+    }
 }

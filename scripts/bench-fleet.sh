@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): a simulated day of a university's meetings on a BBB fleet scaled in
-# at fixed times (examples/fleet_day.rs), for a few seeds: meetings cut and server-hours paid
-# while draining, for the Auto Scaling group's own choice, draining the oldest servers, and
-# bbbctl's (drain the emptiest by Scalelite's load).
+# at fixed times, with recordings processed on the servers after their meetings end
+# (examples/fleet_day.rs documents the day: which meetings record, how long processing takes).
+# For a few seeds: meetings cut, recordings lost and server-hours paid while draining, for the
+# Auto Scaling group's own choice (terminates), draining the oldest servers (waits for meetings
+# and recordings), bbbctl's previous choice (emptiest by Scalelite's load; waited for meetings
+# only), bbbctl's choice (fleet::choose: expected soonest free; waits for both), and a
+# hindsight bound (the servers that truly free up soonest).
 # Usage: scripts/bench-fleet.sh [SEED...]   (default: 1 2 3 4 5)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

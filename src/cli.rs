@@ -1,5 +1,6 @@
 //! Command-line syntax (clap derive). Nothing here talks to AWS; `settings` turns these into
-//! validated, plain structs.
+//! validated, plain structs. The dependency runs one way: `settings` reads these types, and
+//! this module uses nothing of `settings`.
 //!
 //! `-h` is the hosted zone of `setup` (as in the shell tooling users know), so help is `--help` only.
 
@@ -8,6 +9,10 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+/// Default ceiling of `scale --count` and `schedule add --count` (lifted with `--max`). Kept
+/// here, not in `settings`: `settings` reads this module's types, never the other way round.
+pub const DEFAULT_MAX_SERVERS: u32 = 100;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -315,7 +320,7 @@ pub enum ScheduleAction {
         #[arg(long, value_name = "ZONE", default_value = "UTC")]
         time_zone: String,
         /// Highest count accepted without complaint (guards against typos such as 100 for 10)
-        #[arg(long, value_name = "N", default_value_t = crate::settings::DEFAULT_MAX_SERVERS)]
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERVERS)]
         max: u32,
     },
     /// List the schedules with their next run
@@ -483,7 +488,7 @@ pub struct ScaleArgs {
     pub count: String,
 
     /// Highest count accepted without complaint (guards against typos such as 100 for 10)
-    #[arg(long, value_name = "N", default_value_t = crate::settings::DEFAULT_MAX_SERVERS)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERVERS)]
     pub max: u32,
 
     /// Return as soon as the new capacity is set, without waiting for the servers

@@ -108,26 +108,167 @@ pub fn picture(instances: Vec<Instance>, servers: Vec<Server>, domain: &str) -> 
     }
 }
 
-/// The `k` in-service servers a scale-in takes out: first those Scalelite sends no meetings
-/// to (not registered, disabled), then the lightest by Scalelite's load (participants, a
-/// young meeting counting at least 15), so that no server with more people in meetings goes
-/// while an emptier one stays; ties by instance id, for a stable choice.
+/// When a server is expected to be free: its meetings ended and every recording of it safe.
+///
+/// **Meetings.** A meeting's length is taken as equally likely to end at any moment of a
+/// booked slot of [`SLOT`] (two hours: a double lecture, the longest usual booking), so a
+/// meeting of age `a` ends at a moment spread evenly over the `SLOT - a` left of it: the
+/// expected rest is half of that, and an older meeting is always nearer its end. This is the
+/// shape of a timetable (lengths bounded by a booking: the rest shrinks with age). A
+/// memoryless (exponential) length would make age meaningless, and a heavy-tailed one
+/// (lognormal) would make the oldest meeting the one expected to last longest, which fits
+/// open-ended calls, not classes. A meeting within [`OVERRUN`] of the slot's end, or past it,
+/// is spread over the next [`OVERRUN`] (it overran; it is not taken to end at once). A meeting
+/// with no participant ends within minutes: BBB ends it one minute after the last user left or
+/// five minutes after its creation if nobody joined (`meetingExpireWhenLastUserLeftInMinutes=1`,
+/// `meetingExpireIfNoUserJoinedInMinutes=5`, bigbluebutton-web's bigbluebutton.properties):
+/// spread over [`EMPTY_MEETING`]. Meetings end independently; the server's meetings are over
+/// at the latest of them, whose expectation is computed exactly (so three young meetings
+/// weigh more than one).
+///
+/// **Recordings.** A recorded meeting (`<recording>true</recording>`: created with
+/// `record=true`; taken as recorded, the moderator may not have pressed the button) is
+/// archived, processed and published on the server after it ends: [`PROCESSING_RATIO`] of the
+/// meeting's length (the reading: minutes on an idle server, up to about the meeting's
+/// length on a busy one; half is taken). BBB runs one recording job at a time (its
+/// `bbb-rap-resque-worker.service` sets `COUNT=1`), so the jobs queue: recordings already
+/// pending first, each taken as [`PENDING_RECORDING`] (the report gives their number, not
+/// their lengths: a one-hour meeting's processing), then each recorded meeting's from its
+/// expected end, in the order they are expected to end. A server's recordings not reported
+/// (an earlier agent) are counted as none: nothing can be known of them and the drain does
+/// not wait for them.
+pub fn expected_free(busy: &Busy) -> Duration {
+    let rests: Vec<f64> = busy.meetings.iter().map(rest_spread).collect();
+    let meetings_over = expected_latest(&rests);
+    let mut ends: Vec<(f64, f64)> = busy
+        .meetings
+        .iter()
+        .zip(&rests)
+        .filter(|(m, _)| m.recording)
+        .map(|(m, spread)| {
+            let end = spread / 2.0;
+            (end, PROCESSING_RATIO * (m.age.as_secs_f64() + end))
+        })
+        .collect();
+    ends.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut worker = f64::from(busy.recordings.unwrap_or(0)) * PENDING_RECORDING.as_secs_f64();
+    for (end, job) in ends {
+        worker = worker.max(end) + job;
+    }
+    Duration::from_secs_f64(meetings_over.max(worker))
+}
+
+/// The booked slot a meeting's length is spread over (see [`expected_free`]).
+pub const SLOT: Duration = Duration::from_secs(120 * 60);
+/// The window a meeting near or past the end of its slot is expected to end in.
+pub const OVERRUN: Duration = Duration::from_secs(20 * 60);
+/// The window a meeting without participants ends in (BBB's own expiry).
+pub const EMPTY_MEETING: Duration = Duration::from_secs(5 * 60);
+/// A recording's processing time as a share of its meeting's length.
+pub const PROCESSING_RATIO: f64 = 0.5;
+/// The processing time taken for each recording a server reports pending.
+pub const PENDING_RECORDING: Duration = Duration::from_secs(30 * 60);
+
+/// The window (seconds) a meeting's rest is spread evenly over.
+fn rest_spread(m: &Meeting) -> f64 {
+    if m.participants == 0 {
+        return EMPTY_MEETING.as_secs_f64();
+    }
+    (SLOT.saturating_sub(m.age)).max(OVERRUN).as_secs_f64()
+}
+
+/// The expectation of the latest of independent ends, each spread evenly over `[0, b]`:
+/// the integral of `1 - Π F_i(t)` up to the longest `b`, taken piece by piece between the
+/// sorted `b`s (on each piece the product is a power of `t`), in ratios that stay at most 1.
+fn expected_latest(spreads: &[f64]) -> f64 {
+    let mut b: Vec<f64> = spreads.iter().copied().filter(|b| *b > 0.0).collect();
+    b.sort_by(f64::total_cmp);
+    let Some(&longest) = b.last() else {
+        return 0.0;
+    };
+    let mut all_ended = 0.0;
+    let mut from = 0.0;
+    for j in 0..b.len() {
+        let to = b[j];
+        let k = (b.len() - j) as i32;
+        // ∫ t^k / Π_{i≥j} b_i dt from `from` to `to` = (x·Π (x/b_i)) / (k+1) between them.
+        let part = |x: f64| x * b[j..].iter().map(|bi| x / bi).product::<f64>();
+        all_ended += (part(to) - part(from)) / f64::from(k + 1);
+        from = to;
+    }
+    longest - all_ended
+}
+
+/// The `k` in-service servers a scale-in takes out, the soonest free first.
+///
+/// First those Scalelite sends no meetings to (not registered, disabled, offline): they add
+/// nothing to the capacity that stays, so taking them keeps the most of it, and whatever
+/// they are busy with they finish as well drained as kept. Among them and then among the
+/// serving ones: those whose own account is known, by the time they are expected to be free
+/// ([`expected_free`], to the minute; free now first), then by fewer participants; then those
+/// whose account is unknown (`busy` None: not asked, or not told) by Scalelite's load as
+/// before (participants, a young meeting counting at least 15), after every known one since
+/// they may hold meetings and recordings for any time. Ties by instance id, for a stable
+/// choice.
 pub fn choose(members: &[Member], k: usize) -> Vec<String> {
-    let mut candidates: Vec<&Member> = members
+    let mut candidates: Vec<(&Member, Rank)> = members
         .iter()
         .filter(|m| m.lifecycle == "InService")
+        .map(|m| (m, Rank::of(m)))
         .collect();
-    candidates.sort_by(|a, b| {
-        (a.serving(), a.load())
-            .partial_cmp(&(b.serving(), b.load()))
-            .unwrap_or(std::cmp::Ordering::Equal)
+    candidates.sort_by(|(a, ra), (b, rb)| {
+        a.serving()
+            .cmp(&b.serving())
+            .then_with(|| ra.cmp(rb))
             .then_with(|| a.instance.cmp(&b.instance))
     });
     candidates
         .into_iter()
         .take(k)
-        .map(|m| m.instance.clone())
+        .map(|(m, _)| m.instance.clone())
         .collect()
+}
+
+/// How soon a candidate frees up, as far as can be told.
+#[derive(Debug, Clone, Copy)]
+enum Rank {
+    Known { minutes: u64, participants: u64 },
+    Unknown { load: f64 },
+}
+
+impl Rank {
+    fn of(m: &Member) -> Rank {
+        match &m.busy {
+            Some(busy) => Rank::Known {
+                minutes: expected_free(busy).as_secs().div_ceil(60),
+                participants: busy
+                    .meetings
+                    .iter()
+                    .map(|m| u64::from(m.participants))
+                    .sum(),
+            },
+            None => Rank::Unknown { load: m.load() },
+        }
+    }
+
+    fn cmp(&self, other: &Rank) -> std::cmp::Ordering {
+        use std::cmp::Ordering::{Greater, Less};
+        match (self, other) {
+            (
+                Rank::Known {
+                    minutes: a,
+                    participants: pa,
+                },
+                Rank::Known {
+                    minutes: b,
+                    participants: pb,
+                },
+            ) => (a, pa).cmp(&(b, pb)),
+            (Rank::Known { .. }, Rank::Unknown { .. }) => Less,
+            (Rank::Unknown { .. }, Rank::Known { .. }) => Greater,
+            (Rank::Unknown { load: a }, Rank::Unknown { load: b }) => a.total_cmp(b),
+        }
+    }
 }
 
 /// How a server's bootstrap went, from the last lines of its log stream: bbb-bootstrap.sh
@@ -241,6 +382,192 @@ mod tests {
         assert!(p.members[0].serving());
         assert!(!p.members[1].serving());
         assert_eq!(choose(&p.members, 1), vec!["i-0b".to_string()]);
+    }
+
+    fn minutes(m: u64) -> Duration {
+        Duration::from_secs(m * 60)
+    }
+
+    fn meeting(age: u64, participants: u32, recording: bool) -> Meeting {
+        Meeting {
+            age: minutes(age),
+            participants,
+            recording,
+        }
+    }
+
+    /// Serving servers `i-<name>` (load from the meetings' participants), each with its account.
+    fn fleet(accounts: &[(&str, Option<Busy>)]) -> Vec<Member> {
+        let p = picture(
+            accounts
+                .iter()
+                .map(|(n, _)| instance(&format!("i-{n}")))
+                .collect(),
+            accounts
+                .iter()
+                .map(|(n, busy)| {
+                    let load = busy.as_ref().map_or(0, |b| {
+                        b.meetings.iter().map(|m| m.participants).sum::<u32>()
+                    });
+                    server(&format!("bbb-{n}.d.org"), "enabled", Some(f64::from(load)))
+                })
+                .collect(),
+            "d.org",
+        );
+        p.members
+            .into_iter()
+            .zip(accounts)
+            .map(|(m, (_, busy))| Member {
+                busy: busy.clone(),
+                ..m
+            })
+            .collect()
+    }
+
+    fn busy(meetings: Vec<Meeting>, recordings: Option<u32>) -> Option<Busy> {
+        Some(Busy {
+            meetings,
+            recordings,
+        })
+    }
+
+    fn free_minutes(b: Option<Busy>) -> f64 {
+        expected_free(&b.unwrap()).as_secs_f64() / 60.0
+    }
+
+    #[test]
+    fn a_meetings_expected_rest_follows_the_model() {
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 0.01, "{a} != {b}");
+        // Nothing running, nothing pending: free now.
+        close(free_minutes(busy(vec![], Some(0))), 0.0);
+        // Age 20 of a 120-minute slot: the rest is spread over 100 minutes, 50 expected.
+        close(
+            free_minutes(busy(vec![meeting(20, 30, false)], Some(0))),
+            50.0,
+        );
+        // Two such meetings: the later of two ends spread over 100 minutes, 2/3 of it.
+        close(
+            free_minutes(busy(
+                vec![meeting(20, 30, false), meeting(20, 5, false)],
+                Some(0),
+            )),
+            200.0 / 3.0,
+        );
+        // Past its slot (or within 20 minutes of its end): spread over the next 20 minutes.
+        close(
+            free_minutes(busy(vec![meeting(150, 30, false)], None)),
+            10.0,
+        );
+        close(
+            free_minutes(busy(vec![meeting(110, 30, false)], None)),
+            10.0,
+        );
+        // Nobody in it: BBB ends it within 5 minutes.
+        close(free_minutes(busy(vec![meeting(20, 0, false)], None)), 2.5);
+        // A recorded meeting of age 20: ends in 50, then half of its 70 minutes to process.
+        close(
+            free_minutes(busy(vec![meeting(20, 30, true)], Some(0))),
+            85.0,
+        );
+        // Two pending recordings keep the one worker busy for 60 minutes before it.
+        close(
+            free_minutes(busy(vec![meeting(20, 30, true)], Some(2))),
+            95.0,
+        );
+        // An unreported count of recordings is taken as none.
+        close(free_minutes(busy(vec![meeting(20, 30, true)], None)), 85.0);
+    }
+
+    #[test]
+    fn an_old_meeting_frees_its_server_before_a_young_one_of_the_same_size() {
+        // Same size, same load: Scalelite's load cannot tell them apart and the ids decide.
+        let known = fleet(&[
+            ("a", busy(vec![meeting(10, 40, false)], Some(0))),
+            ("b", busy(vec![meeting(80, 40, false)], Some(0))),
+        ]);
+        let blind: Vec<Member> = known
+            .iter()
+            .map(|m| Member {
+                busy: None,
+                ..m.clone()
+            })
+            .collect();
+        assert_eq!(choose(&blind, 1), ["i-a"]);
+        // Their own accounts do: the 80-minute-old meeting is nearer its end.
+        assert_eq!(choose(&known, 1), ["i-b"]);
+    }
+
+    #[test]
+    fn a_server_still_processing_recordings_is_not_empty() {
+        let members = fleet(&[
+            // No meeting (load 0) but three recordings to process: about 90 minutes.
+            ("processing", busy(vec![], Some(3))),
+            // A meeting near its end: about 10 minutes.
+            ("ending", busy(vec![meeting(105, 25, false)], Some(0))),
+            // A recorded lecture that just began: 55 minutes, then 32 of processing.
+            ("recorded", busy(vec![meeting(10, 60, true)], Some(0))),
+            // Truly empty.
+            ("empty", busy(vec![], Some(0))),
+        ]);
+        assert_eq!(
+            choose(&members, 4),
+            ["i-empty", "i-ending", "i-recorded", "i-processing"]
+        );
+        // By load alone (before this model) the processing server looked the emptiest.
+        let blind: Vec<Member> = members
+            .into_iter()
+            .map(|m| Member { busy: None, ..m })
+            .collect();
+        assert_eq!(choose(&blind, 2), ["i-empty", "i-processing"]);
+    }
+
+    #[test]
+    fn servers_scalelite_sends_nothing_go_first_free_now_before_busy() {
+        let mut members = fleet(&[
+            ("serving-empty", busy(vec![], Some(0))),
+            ("cordoned-busy", busy(vec![meeting(30, 10, true)], Some(1))),
+            ("cordoned-free", busy(vec![], Some(0))),
+        ]);
+        for m in members
+            .iter_mut()
+            .filter(|m| m.instance.contains("cordoned"))
+        {
+            m.scalelite.as_mut().unwrap().state = "disabled".into();
+        }
+        assert_eq!(
+            choose(&members, 3),
+            ["i-cordoned-free", "i-cordoned-busy", "i-serving-empty"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_account_falls_back_to_load_after_every_known_one() {
+        let members = fleet(&[
+            ("known-long", busy(vec![meeting(5, 80, true)], Some(2))),
+            ("unknown-heavy", None),
+            ("unknown-light", None),
+            ("known-short", busy(vec![meeting(100, 80, false)], Some(0))),
+        ]);
+        let mut members = members;
+        // Unknown accounts: Scalelite's load decides between them.
+        members[1].scalelite.as_mut().unwrap().load = Some(50.0);
+        members[2].scalelite.as_mut().unwrap().load = Some(3.0);
+        assert_eq!(
+            choose(&members, 4),
+            [
+                "i-known-short",
+                "i-known-long",
+                "i-unknown-light",
+                "i-unknown-heavy"
+            ]
+        );
+        // Equal expectations: fewer participants, then the instance id.
+        let members = fleet(&[
+            ("b", busy(vec![meeting(30, 10, false)], Some(0))),
+            ("c", busy(vec![meeting(30, 10, false)], Some(0))),
+            ("a", busy(vec![meeting(30, 12, false)], Some(0))),
+        ]);
+        assert_eq!(choose(&members, 3), ["i-b", "i-c", "i-a"]);
     }
 
     #[test]

@@ -12,8 +12,6 @@ use crate::error::usage;
 use crate::memory;
 use crate::templates::{Bundle, TemplateInfo};
 
-/// Default ceiling of `scale --count` (lifted with `--max`).
-pub const DEFAULT_MAX_SERVERS: u32 = 100;
 /// Longest accepted stack name: room for `-sources` and for names derived from it (e.g. an
 /// ElastiCache replication group id `<stack>-cache` must stay within 40 characters).
 pub const MAX_STACK_NAME: usize = 32;

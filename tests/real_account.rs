@@ -282,6 +282,34 @@ fn check(failures: &mut Vec<String>, step: &str, out: &Output) -> bool {
     }
 }
 
+/// Waits (up to 10 minutes) until `servers` shows a fresh report with recordings for every
+/// server, none of them pending.
+fn recordings_reported(real: &Real, dir: &Path) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(600) {
+        let out = real.bbbctl(dir, &["--output", "json", "servers", "-s", &real.stack]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let rows = v["servers"].as_array().cloned().unwrap_or_default();
+        let done = !rows.is_empty()
+            && rows.iter().all(|r| {
+                r["recordings"]["fresh"] == true
+                    && r["recordings"]["pending"] == 0
+                    && r["recordings"]["jobs"] == 0
+            });
+        if done {
+            return Ok(());
+        }
+        last = rows
+            .iter()
+            .map(|r| format!("{}: {}", r["instance"], r["recordings"]))
+            .collect::<Vec<_>>()
+            .join("; ");
+        std::thread::sleep(std::time::Duration::from_secs(20));
+    }
+    Err(format!("after 600 s: {last}"))
+}
+
 #[tokio::test]
 #[ignore = "creates a real deployment in the AWS account of BBBCTL_REAL_PROFILE (costs money, ~1 h)"]
 async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
@@ -350,6 +378,12 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
         }
         let status = real.bbbctl(dir, &["--output", "json", "status", "-s", &real.stack]);
         check(&mut failures, "status", &status);
+        // Every server's agent reports its recordings (its role may write its own report, the
+        // report has the block), and the recording of the meeting above (record=true, no
+        // marks: archived as .norecord) is soon no longer pending.
+        if let Err(e) = recordings_reported(&real, dir) {
+            failures.push(format!("recordings reported: {e}"));
+        }
         // The Price List API's real records answer every filter `cost` sends: no line may
         // fall back to the snapshot.
         let cost = real.bbbctl(dir, &["--output", "json", "cost", "-s", &real.stack]);
@@ -390,8 +424,9 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
         }
     }
 
-    // Always: whatever the steps above did, the deployment goes again.
-    let destroy = real.bbbctl(dir, &["destroy", "--yes", "-s", &real.stack]);
+    // Always: whatever the steps above did, the deployment goes again (--force: even with a
+    // recording still pending).
+    let destroy = real.bbbctl(dir, &["destroy", "--yes", "--force", "-s", &real.stack]);
     check(&mut failures, "destroy", &destroy);
 
     // Nothing left: neither stack, nor a DNS name of the deployment in the zone.

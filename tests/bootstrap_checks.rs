@@ -940,7 +940,7 @@ fn the_agent_runs_in_both_modes_with_its_modes_idea_of_a_safe_recording() {
             format!(
                 "AWS_DEFAULT_REGION=eu-central-1\nREPORT_BUCKET=bbb-sources-sourcesbucket-0123\n\
                  STATE_FILE=/var/lib/bbb-bootstrap/reported.sha256\n\
-                 SAVED_DIR=/var/bigbluebutton/bbb-agent/saved\nTRANSFER={transfer}\n"
+                 SAVED_DIR=/var/bigbluebutton/.bbbctl/agent-saved\nTRANSFER={transfer}\n"
             ),
             "{mode}"
         );

@@ -472,7 +472,14 @@ fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
     assert_eq!(unsaved.len(), 1, "{first}");
     assert!(out.contains("trying again next round"), "{out}");
 
-    // Next round: the one left is saved too; none is put twice.
+    // Within SAVE_RETRY_SECONDS (900 by default) a refused save is not tried again: each
+    // attempt reads all of the raw files.
+    let _ = logged(&rig.report());
+    assert_eq!(rig.saves().len(), 2);
+    assert_eq!(rig.recordings()["pending"], 2);
+
+    // Past it (here: at once), the one left is saved too; none is put twice.
+    rig.configure("TRANSFER_GRACE=1800\nREFRESH_SECONDS=3600\nSAVE_RETRY_SECONDS=0\n");
     let out = logged(&rig.report());
     let saves = rig.saves();
     assert_eq!(saves.len(), 3, "{out}");
@@ -549,6 +556,30 @@ fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
         json!({"pending": 0, "jobs": 0, "failed": 0, "items": []})
     );
     assert!(single.saves().is_empty());
+
+    // A single server's replacement finds, on the data volume it took over, a recording its
+    // predecessor saved under its own key: saved again under this server's (the readers
+    // accept only a server's own failed/ prefix), and listed with that key.
+    let next = AgentRig::new();
+    next.configure("TRANSFER=none\n");
+    next.through(&failed, "sanity", HOURS_AGO);
+    next.mark("processed", &format!("{failed}-presentation.fail"), HOURS_AGO);
+    next.raw(&failed, &[("events.xml", "<recording/>")]);
+    fs::create_dir_all(next.path("saved")).unwrap();
+    fs::write(
+        next.path("saved").join(&failed),
+        format!("failed/AROAEXAMPLEROLEID0001:i-0predecessor1/{failed}.tar\n"),
+    )
+    .unwrap();
+    support::assert_success(&next.report());
+    assert_eq!(
+        next.saves().iter().map(|s| s.1.clone()).collect::<Vec<_>>(),
+        [key(&failed)]
+    );
+    assert_eq!(
+        next.recordings(),
+        json!({"pending": 0, "jobs": 0, "failed": 1, "items": [saved(&failed)]})
+    );
 }
 
 /// A Redis that does not answer says nothing about the jobs: the report never claims 0

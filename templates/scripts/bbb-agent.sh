@@ -48,7 +48,9 @@
 # and the log says why. "failed" counts failed recordings whose raw files are saved: the
 # agent tars RAW_DIR/<meeting id> and puts it with the AWS CLI (aws s3 cp, multipart for
 # large files) at s3://REPORT_BUCKET/failed/<role id>:<instance id>/<record id>.tar, once
-# (SAVED_DIR remembers it), and logs the record id and key. At most 50 items, pending
+# (SAVED_DIR remembers it; a key there under another server's prefix, a predecessor's on
+# the same data volume, is saved again under this server's own; a failed upload is tried
+# again after SAVE_RETRY_SECONDS), and logs the record id and key. At most 50 items, pending
 # first. The shape is shared with its readers (bbb_registrar.py, bbbctl src/recordings.rs):
 #   {"secret": "...", "recordings": {"pending": N, "jobs": N, "failed": N,
 #    "items": [{"id": "<record id>", "state": "<state>", "saved": "<key>"}]}}
@@ -66,18 +68,19 @@
 #   TRANSFER           scalelite (the post-publish hook copies each recording to the
 #                      spool; scalable mode) or none (single mode: published is final)
 #   TRANSFER_GRACE     1800     REPORT_SECONDS  60     REFRESH_SECONDS  120
+#   SAVE_RETRY_SECONDS 900
 # Needs the AWS CLI, python3, sha256sum, redis-cli, tar and du. Never logs the secret.
 set -euo pipefail
 
 readonly CONFIG=${BBB_AGENT_CONFIG:-/etc/default/bbb-agent}
 AWS_DEFAULT_REGION="" REPORT_BUCKET="" STATE_FILE="" BBB_PROPERTIES="" REPORT_SECONDS=""
 STATUS_DIR="" RAW_DIR="" SAVED_DIR="" REDIS_HOST="" REDIS_PORT="" TRANSFER=""
-TRANSFER_GRACE="" REFRESH_SECONDS=""
+TRANSFER_GRACE="" REFRESH_SECONDS="" SAVE_RETRY_SECONDS=""
 while IFS='=' read -r key value; do
   case "${key}" in
     AWS_DEFAULT_REGION | REPORT_BUCKET | STATE_FILE | BBB_PROPERTIES | REPORT_SECONDS | \
       STATUS_DIR | RAW_DIR | SAVED_DIR | REDIS_HOST | REDIS_PORT | TRANSFER | \
-      TRANSFER_GRACE | REFRESH_SECONDS)
+      TRANSFER_GRACE | REFRESH_SECONDS | SAVE_RETRY_SECONDS)
       printf -v "${key}" '%s' "${value}"
       ;;
     '' | '#'*) ;;
@@ -97,7 +100,8 @@ log() { printf 'bbb-agent: %s\n' "$*" >&2; }
 
 # Numbers are checked here, once: they reach arithmetic and python as data. One that is
 # not a number is logged and its default used.
-for setting in REPORT_SECONDS:60 REFRESH_SECONDS:120 TRANSFER_GRACE:1800 REDIS_PORT:6379; do
+for setting in REPORT_SECONDS:60 REFRESH_SECONDS:120 TRANSFER_GRACE:1800 REDIS_PORT:6379 \
+  SAVE_RETRY_SECONDS:900; do
   name=${setting%%:*}
   if [[ -z "${!name}" ]]; then
     printf -v "${name}" '%s' "${setting#*:}"
@@ -188,7 +192,8 @@ redis_snapshot() {
 #                failed> <raw directory name>
 recordings() {
   MODE=$1 REDIS_FILE=$2 STATUS_DIR=${STATUS_DIR} RAW_DIR=${RAW_DIR} SAVED_DIR=${SAVED_DIR} \
-    TRANSFER=${TRANSFER} TRANSFER_GRACE=${TRANSFER_GRACE} python3 - <<'PYTHON'
+    TRANSFER=${TRANSFER} TRANSFER_GRACE=${TRANSFER_GRACE} OWN="failed/${SESSION_USER}/" \
+    python3 - <<'PYTHON'
 import json, os, re, sys, time
 
 STATUS = os.environ["STATUS_DIR"]
@@ -198,6 +203,9 @@ TRANSFER = os.environ["TRANSFER"]
 GRACE = int(os.environ["TRANSFER_GRACE"])
 MODE = os.environ["MODE"]
 REDIS_FILE = os.environ["REDIS_FILE"]
+# This server's own prefix for saved recordings: a key saved by a predecessor on the same
+# data volume (single mode) is under another's and is saved again under this one.
+OWN = os.environ["OWN"]
 ITEMS = 50
 
 # <meeting id> or <meeting id>-<break timestamp> (rap-starter.rb parse_meeting_id).
@@ -359,6 +367,8 @@ for record in sorted(rec):
                 saved = f.read().strip() or None
         except FileNotFoundError:
             pass
+        if saved and not saved.startswith(OWN):
+            saved = None
         if saved:
             failed_saved.append({"id": record, "state": "failed", "saved": saved})
         else:
@@ -388,10 +398,18 @@ PYTHON
 # s3://REPORT_BUCKET/failed/<role id>:<instance id>/<record id>.tar, streamed (no copy on
 # the disk), then remembered in SAVED_DIR so it is put once.
 save_failed() {
-  local record=$1 step=$2 raw=$3 key size
+  local record=$1 step=$2 raw=$3 key size tried last
   # shellcheck disable=SC2310 # session_user logs why
   session_user || return 1
   key="failed/${SESSION_USER}/${record}.tar"
+  # A failed attempt (a large archive, a refused upload) is tried again after
+  # SAVE_RETRY_SECONDS, not every round: each attempt reads all of the raw files again.
+  mkdir -p -- "${SAVED_DIR}"
+  tried="${SAVED_DIR}/${record}.tried"
+  if last=$(stat -c %Y -- "${tried}" 2>/dev/null) && ((EPOCHSECONDS - last < SAVE_RETRY_SECONDS)); then
+    return 1
+  fi
+  touch -- "${tried}"
   if [[ -d "${RAW_DIR}/${raw}" ]]; then
     size=$(du -sb -- "${RAW_DIR}/${raw}") || size=0
     size=${size%%[[:space:]]*}
@@ -413,8 +431,8 @@ save_failed() {
     fi
     log "recording ${record} failed (${step}) and has no raw files in ${RAW_DIR}/${raw}: saved an empty archive"
   fi
-  mkdir -p -- "${SAVED_DIR}"
   printf '%s\n' "${key}" >"${SAVED_DIR}/${record}.new" && mv -f "${SAVED_DIR}/${record}.new" "${SAVED_DIR}/${record}"
+  rm -f -- "${tried}"
   log "recording ${record} failed (${step}): raw files saved as s3://${REPORT_BUCKET}/${key}"
 }
 
@@ -433,6 +451,9 @@ report_body() {
     log "no recording status directory ${STATUS_DIR}: recordings unknown, report not written"
     return 1
   fi
+  # Whose saved recordings are this server's own (failed/<role id>:<instance id>/).
+  # shellcheck disable=SC2310 # session_user logs why; the report needs it anyway
+  session_user || return 1
   snapshot=$(mktemp)
   # shellcheck disable=SC2310 # a Redis that does not answer is a state of its own
   if redis_snapshot "${snapshot}" 2>/dev/null; then

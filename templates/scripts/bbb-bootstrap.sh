@@ -832,15 +832,18 @@ EOF
 # REFRESH_SECONDS; it saves the raw files of failed recordings below failed/ there. Both
 # modes; TRANSFER: in scalable mode a recording is safe once Scalelite's post-publish hook
 # has copied it to the spool, in single mode once it is published. SAVED_DIR (which failed
-# recordings it saved) is on the data volume, beside the recordings: a single server's
-# replacement finds them saved and does not put them again. Its settings are data (read
-# line by line, never sourced).
+# recordings it saved, and where) is on the data volume beside the recordings, in a folder
+# without "-" (BigBlueButton's daily clean-up removes /var/bigbluebutton/*-* folders of old
+# meetings): a single server's replacement finds them there; one its predecessor saved
+# under the predecessor's own key is saved again under its own (the report's readers
+# accept only a server's own failed/ prefix). Its settings are data (read line by line,
+# never sourced).
 install_agent_service() {
   local transfer=none
   [[ "${MODE}" != scalable ]] || transfer=scalelite
   [[ -x "${AGENT}" ]] || die "${AGENT} is missing (the user data fetches it)"
   printf 'AWS_DEFAULT_REGION=%s\nREPORT_BUCKET=%s\nSTATE_FILE=%s\nSAVED_DIR=%s\nTRANSFER=%s\n' \
-    "${REGION}" "${REPORT_BUCKET}" "${STATE_DIR}/reported.sha256" "${DATA_DIR}/bbb-agent/saved" \
+    "${REGION}" "${REPORT_BUCKET}" "${STATE_DIR}/reported.sha256" "${DATA_DIR}/.bbbctl/agent-saved" \
     "${transfer}" >/etc/default/bbb-agent
   install_unit bbb-agent <<'EOF'
 [Unit]

@@ -36,7 +36,7 @@ What it does, per server of the group (instance id i-N, host bbb-N.<domain>):
   Only then is it removed from Scalelite, its record, report and note deleted, and the
   lifecycle action completed (CONTINUE). Never while its own API does not answer. While it
   waits, every run records a heartbeat of the lifecycle action (the hook's
-  HeartbeatTimeout is a fixed 1800 s, so only a registrar that stopped running lets the
+  HeartbeatTimeout is a fixed 7200 s, so only a registrar that stopped running lets the
   hook time out) and tags the instance bbbctl:drain with what it waits for (written only
   when that changes). At DRAIN_LIMIT seconds from the noted drain start (DrainTimeout) it
   logs what still ran (meetings, each pending recording's id and state), tags the

@@ -1,15 +1,16 @@
 //! A stand-in for the deployment's registrar, as far as a server's drain goes (the Lambda
-//! function does not run on the emulator, templates/scripts/bbb_registrar.py): it watches one
-//! server group and, like the registrar, ends the drain of each instance the group holds in
-//! `Terminating:Wait` (CompleteLifecycleAction CONTINUE on hook `bbb-drain`) and writes its
-//! account on the instance's `bbbctl:drain` tag (issue 26's contract, §3), only when it
-//! changes. A test may say a server is still busy (`hold`): it then stays in its drain, tagged
-//! "waiting since …", until the test lets it go (`release`).
+//! function does not run on the emulator, templates/scripts/bbb_registrar.py). On AWS the
+//! registrar runs beside every scalable deployment's servers; here one stand-in runs per test
+//! process, started by `common::account` (so every test that deploys has it) and watching
+//! every group of the emulator. Like the registrar, it ends the drain of each instance a
+//! group holds in `Terminating:Wait` (CompleteLifecycleAction CONTINUE on hook `bbb-drain`,
+//! which emulator patch 33 holds instances in) and writes its account on the instance's
+//! `bbbctl:drain` tag (issue 26's contract, §3), only when it changes. A test may say a
+//! server is still busy (`hold`): it then stays in its drain, tagged "waiting since …", until
+//! the test lets it go (`release`). Every handle shares the one stand-in.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub const DRAIN_HOOK: &str = "bbb-drain";
@@ -26,10 +27,11 @@ struct Shared {
     tags: BTreeMap<String, String>,
 }
 
+/// A handle on the process's stand-in.
 pub struct Registrar {
     shared: Arc<Mutex<Shared>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// How many drains it had ended when this handle was made (`let_go` counts from there).
+    from: usize,
 }
 
 fn now_text() -> String {
@@ -54,95 +56,24 @@ fn tag(instance: &str, value: &str) {
 }
 
 impl Registrar {
-    /// Starts watching `group` (every 300 ms) until dropped.
-    pub fn start(group: &str) -> Self {
-        Self::watching(Some(group.to_string()))
+    /// The process's stand-in (a test names the group it watches; the stand-in watches all).
+    pub fn start(_group: &str) -> Self {
+        Self::everywhere()
     }
 
-    /// Watches every group of the emulator (a test whose group changes with the mode).
+    /// The process's stand-in, started at the first call.
     pub fn everywhere() -> Self {
-        Self::watching(None)
-    }
-
-    fn watching(group: Option<String>) -> Self {
-        let shared = Arc::new(Mutex::new(Shared::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (shared, stop) = (shared.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let aws = super::aws().await;
-                    let mut since: BTreeMap<String, String> = BTreeMap::new();
-                    while !stop.load(Ordering::SeqCst) {
-                        let described = aws
-                            .autoscaling
-                            .describe_auto_scaling_groups()
-                            .set_auto_scaling_group_names(group.clone().map(|g| vec![g]))
-                            .send()
-                            .await;
-                        let waiting: Vec<(String, String)> = described
-                            .ok()
-                            .map(|d| {
-                                d.auto_scaling_groups()
-                                    .iter()
-                                    .flat_map(|g| {
-                                        let name = g.auto_scaling_group_name().unwrap_or_default();
-                                        g.instances()
-                                            .iter()
-                                            .filter(|i| {
-                                                i.lifecycle_state().map(|s| s.as_str())
-                                                    == Some("Terminating:Wait")
-                                            })
-                                            .filter_map(move |i| {
-                                                Some((
-                                                    name.to_string(),
-                                                    i.instance_id()?.to_string(),
-                                                ))
-                                            })
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        for (group, id) in waiting {
-                            let start = since.entry(id.clone()).or_insert_with(now_text).clone();
-                            let held = shared.lock().unwrap().held.get(&id).cloned();
-                            let value = match &held {
-                                Some(what) => format!("waiting since {start}: {what}"),
-                                None => format!("done at {}: let go", now_text()),
-                            };
-                            if shared.lock().unwrap().tags.get(&id) != Some(&value) {
-                                tag(&id, &value);
-                                shared.lock().unwrap().tags.insert(id.clone(), value);
-                            }
-                            if held.is_none() {
-                                let done = aws
-                                    .autoscaling
-                                    .complete_lifecycle_action()
-                                    .auto_scaling_group_name(&group)
-                                    .lifecycle_hook_name(DRAIN_HOOK)
-                                    .instance_id(&id)
-                                    .lifecycle_action_result("CONTINUE")
-                                    .send()
-                                    .await;
-                                if done.is_ok() {
-                                    shared.lock().unwrap().let_go.push(id.clone());
-                                }
-                            }
-                        }
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                    }
-                });
+        static SHARED: OnceLock<Arc<Mutex<Shared>>> = OnceLock::new();
+        let shared = SHARED
+            .get_or_init(|| {
+                let shared = Arc::new(Mutex::new(Shared::default()));
+                let watched = shared.clone();
+                std::thread::spawn(move || watch(watched));
+                shared
             })
-        };
-        Registrar {
-            shared,
-            stop,
-            thread: Some(thread),
-        }
+            .clone();
+        let from = shared.lock().unwrap().let_go.len();
+        Registrar { shared, from }
     }
 
     /// `instance` is still busy (`what`, the contract's words: "0 meeting(s), 2 recording(s)
@@ -160,9 +91,9 @@ impl Registrar {
         self.shared.lock().unwrap().held.remove(instance);
     }
 
-    /// The instances whose drain it ended, in order.
+    /// The instances whose drain it ended since this handle was made, in order.
     pub fn let_go(&self) -> Vec<String> {
-        self.shared.lock().unwrap().let_go.clone()
+        self.shared.lock().unwrap().let_go[self.from..].to_vec()
     }
 
     /// The tag it wrote last on `instance`.
@@ -171,11 +102,65 @@ impl Registrar {
     }
 }
 
-impl Drop for Registrar {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+/// Every 300 ms, for the life of the test process: each instance in `Terminating:Wait` is
+/// tagged and, unless held, let go.
+fn watch(shared: Arc<Mutex<Shared>>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let aws = super::aws().await;
+        let mut since: BTreeMap<String, String> = BTreeMap::new();
+        loop {
+            let described = aws.autoscaling.describe_auto_scaling_groups().send().await;
+            let waiting: Vec<(String, String)> = described
+                .ok()
+                .map(|d| {
+                    d.auto_scaling_groups()
+                        .iter()
+                        .flat_map(|g| {
+                            let name = g.auto_scaling_group_name().unwrap_or_default();
+                            g.instances()
+                                .iter()
+                                .filter(|i| {
+                                    i.lifecycle_state().map(|s| s.as_str())
+                                        == Some("Terminating:Wait")
+                                })
+                                .filter_map(move |i| {
+                                    Some((name.to_string(), i.instance_id()?.to_string()))
+                                })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (group, id) in waiting {
+                let start = since.entry(id.clone()).or_insert_with(now_text).clone();
+                let held = shared.lock().unwrap().held.get(&id).cloned();
+                let value = match &held {
+                    Some(what) => format!("waiting since {start}: {what}"),
+                    None => format!("done at {}: let go", now_text()),
+                };
+                if shared.lock().unwrap().tags.get(&id) != Some(&value) {
+                    tag(&id, &value);
+                    shared.lock().unwrap().tags.insert(id.clone(), value);
+                }
+                if held.is_none() {
+                    let done = aws
+                        .autoscaling
+                        .complete_lifecycle_action()
+                        .auto_scaling_group_name(&group)
+                        .lifecycle_hook_name(DRAIN_HOOK)
+                        .instance_id(&id)
+                        .lifecycle_action_result("CONTINUE")
+                        .send()
+                        .await;
+                    if done.is_ok() {
+                        shared.lock().unwrap().let_go.push(id.clone());
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-    }
+    });
 }

@@ -204,9 +204,11 @@ fn expected_latest(spreads: &[f64]) -> f64 {
 /// First those Scalelite sends no meetings to (not registered, disabled, offline): they add
 /// nothing to the capacity that stays, so taking them keeps the most of it, and whatever
 /// they are busy with they finish as well drained as kept. Among them and then among the
-/// serving ones: those whose own account is known, by the time they are expected to be free
-/// ([`expected_free`], to the minute; free now first), then by fewer participants; then those
-/// whose account is unknown (`busy` None: not asked, or not told) by Scalelite's load as
+/// serving ones: those whose own account is known (meetings and recordings), by the time
+/// they are expected to be free ([`expected_free`], to the minute; free now first), then by
+/// fewer participants; then those whose account is unknown (`busy` None: not asked, or not
+/// told; or its recordings None: no fresh report, so its drain may last to its limit) by
+/// Scalelite's load as
 /// before (participants, a young meeting counting at least 15), after every known one since
 /// they may hold meetings and recordings for any time. Ties by instance id, for a stable
 /// choice.
@@ -239,7 +241,9 @@ enum Rank {
 impl Rank {
     fn of(m: &Member) -> Rank {
         match &m.busy {
-            Some(busy) => Rank::Known {
+            // Its recordings unknown (no fresh report): the registrar may hold it in its
+            // drain until its limit, so it ranks with the unknown ones.
+            Some(busy) if busy.recordings.is_some() => Rank::Known {
                 minutes: expected_free(busy).as_secs().div_ceil(60),
                 participants: busy
                     .meetings
@@ -247,7 +251,7 @@ impl Rank {
                     .map(|m| u64::from(m.participants))
                     .sum(),
             },
-            None => Rank::Unknown { load: m.load() },
+            _ => Rank::Unknown { load: m.load() },
         }
     }
 

@@ -337,10 +337,16 @@ pub async fn account(aws: &Aws, bucket: &str, instances: &[String]) -> Result<Ac
     Ok(account)
 }
 
+/// How long a wait goes on when only servers that stopped reporting hold it: a stopped agent
+/// comes back within a few of its rounds (systemd restarts it), a server that is down or
+/// broken never does.
+pub const STALE_PATIENCE: Duration = Duration::from_secs(600);
+
 /// Before servers go without a drain (single mode's server replaced, a switch away from
 /// single mode): waits until none of `instances` has recordings not yet safe, saying what
-/// each still processes whenever that changes, for at most `timeout`. Returns the last
-/// account: safe, or what still held the way at the timeout.
+/// each still processes whenever that changes, for at most `timeout`, and for at most
+/// [`STALE_PATIENCE`] while only servers that stopped reporting hold it. Returns the last
+/// account: safe, or what still held the way.
 pub async fn wait_safe(
     aws: &Aws,
     p: &crate::ui::Printer,
@@ -353,7 +359,8 @@ pub async fn wait_safe(
     let mut said = String::new();
     loop {
         let now = account(aws, bucket, instances).await?;
-        if now.safe() || started.elapsed() >= timeout {
+        let only_stale = now.busy.is_empty() && started.elapsed() >= STALE_PATIENCE;
+        if now.safe() || only_stale || started.elapsed() >= timeout {
             return Ok(now);
         }
         let text = now.holding();

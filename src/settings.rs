@@ -38,7 +38,7 @@ pub fn drain_timeout(params: &BTreeMap<String, String>) -> u64 {
     params
         .get(P_DRAIN_TIMEOUT)
         .and_then(|t| t.parse().ok())
-        .unwrap_or(14400)
+        .unwrap_or(43200)
 }
 
 /// ACM's limit for a certificate's first name (`DomainName`, its Common Name: RFC 5280's

@@ -563,7 +563,11 @@ fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
     let next = AgentRig::new();
     next.configure("TRANSFER=none\n");
     next.through(&failed, "sanity", HOURS_AGO);
-    next.mark("processed", &format!("{failed}-presentation.fail"), HOURS_AGO);
+    next.mark(
+        "processed",
+        &format!("{failed}-presentation.fail"),
+        HOURS_AGO,
+    );
     next.raw(&failed, &[("events.xml", "<recording/>")]);
     fs::create_dir_all(next.path("saved")).unwrap();
     fs::write(

@@ -841,14 +841,14 @@ fn a_drain_may_last_its_limit_and_the_registrar_tags_only_the_drain_state() {
                 text(&p["MaxValue"]),
                 text(&p["Default"])
             ),
-            ("30".into(), "169200".into(), "14400".into()),
+            ("30".into(), "169200".into(), "43200".into()),
             "{param}"
         );
         assert!(text(&p["Description"]).contains("recordings"), "{param}");
     }
     assert_eq!(
         bbbctl::settings::drain_timeout(&Default::default()),
-        14400,
+        43200,
         "bbbctl's default follows root.yaml's"
     );
     let res = resources(&servers);
@@ -904,8 +904,8 @@ fn a_drain_may_last_its_limit_and_the_registrar_tags_only_the_drain_state() {
 
 /// Issue 26: the raw files of failed recordings (bbb-agent.sh, failed/<role id>:<instance
 /// id>/<record id>.tar) are the operator's: no lifecycle rule of the sources bucket expires
-/// them or their versions; the one rule of the prefix only aborts the multipart uploads a
-/// server gave up on.
+/// them (a copy a server overwrote goes after 30 days); the one rule of the prefix otherwise
+/// only aborts the multipart uploads a server gave up on.
 #[test]
 fn failed_recordings_are_kept_and_only_abandoned_uploads_go() {
     let sources = resources(&template("sources.yaml"));
@@ -940,10 +940,21 @@ fn failed_recordings_are_kept_and_only_abandoned_uploads_go() {
         .collect();
     assert_eq!(
         keys,
-        ["AbortIncompleteMultipartUpload", "Id", "Prefix", "Status"]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        "nothing that expires or moves an object"
+        [
+            "AbortIncompleteMultipartUpload",
+            "Id",
+            "NoncurrentVersionExpiration",
+            "Prefix",
+            "Status"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+        "nothing that expires or moves a current object"
+    );
+    assert!(
+        rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+            .as_u64()
+            .is_some_and(|d| d >= 30)
     );
 }

@@ -74,7 +74,7 @@ pub async fn run(
                 == Some("scalable")
         });
         if scalable {
-            question.push_str(&format!(" Every recording goes with the EFS file system (AWS Backup keeps its recovery points: the automatic daily ones in vault aws/efs/automatic-backup-vault for their retention, 35 days by default, and those of `bbbctl backup` in vault bbbctl-{stack} for the days they were given), and Greenlight's and Scalelite's databases with Aurora (a final snapshot is kept, and the snapshots of `bbbctl backup`). `bbbctl backups -s {stack}` lists the copies now, with when each expires (each costs until it does); after the destroy, bbbctl names where they are."));
+            question.push_str(&format!(" Every recording goes with the EFS file system (AWS Backup keeps its recovery points: the automatic daily ones in vault aws/efs/automatic-backup-vault for their retention, 35 days by default, and those of `bbbctl backup` in vault bbbctl-{stack} for the days they were given; a recording imported since the newest of them is in none: `bbbctl backup -s {stack}` first keeps it), and Greenlight's and Scalelite's databases with Aurora (a final snapshot is kept, and the snapshots of `bbbctl backup`). `bbbctl backups -s {stack}` lists the copies now, with when each expires (each costs until it does); after the destroy, bbbctl names where they are."));
         }
         if let Some(volume) = &found.data_volume {
             question.push(' ');

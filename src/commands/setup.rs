@@ -327,6 +327,12 @@ async fn wait_for_single_server(aws: &Aws, p: &Printer, stack: &Stack, force: bo
         ));
         return Ok(());
     }
+    if account.busy.is_empty() {
+        bail!(
+            "the single server's agent has not reported its recordings for a while ({}): the server may be down or broken, so whether one is still being processed cannot be told. Nothing was changed: check it (`bbbctl servers`, its bootstrap log), or add --force to replace it anyway (recordings still processing there are lost)",
+            account.holding()
+        );
+    }
     bail!(
         "the single server still processes recordings after {} s: {}. Nothing was changed: run setup again later, or add --force to replace it anyway (they are lost)",
         timeout.as_secs(),
@@ -698,7 +704,7 @@ fn mode_switch(s: &SetupSettings, stack: &Stack) -> Option<String> {
     }
     if from == "scalable" {
         text.push_str("\n  The BBB servers are taken out first, each drained (its running meetings may go on, at most BBBServerDrainTimeout), then one new server starts; Scalelite and Greenlight go with the front end: start the switch when no meeting runs.");
-        text.push_str("\n  ! Nothing is migrated: the single server starts a new Greenlight with an empty database and no recordings. Kept: the database's final snapshot (named after the switch, kept until you delete it) and AWS Backup's recovery points of the recordings (the automatic daily ones, 35 days by default, and those of `bbbctl backup`); `bbbctl backups` lists them. A switch back to scalable mode starts empty too; the README's \"Backup, restore and upgrades\" says how to restore from these.");
+        text.push_str("\n  ! Nothing is migrated: the single server starts a new Greenlight with an empty database and no recordings. Kept: the database's final snapshot (named after the switch, kept until you delete it) and AWS Backup's recovery points of the recordings (the automatic daily ones, 35 days by default, and those of `bbbctl backup`; a recording imported since the newest of them is in none: `bbbctl backup` first keeps it); `bbbctl backups` lists them. A switch back to scalable mode starts empty too; the README's \"Backup, restore and upgrades\" says how to restore from these.");
     }
     if removed.is_empty() && added.is_empty() {
         text.push_str("\n  The same layers stay; their resources are updated for the new mode.");

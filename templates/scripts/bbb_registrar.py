@@ -112,7 +112,7 @@ REPORT_FRESH = 300
 # The tag the registrar keeps on a draining instance (contract section 3); the role may
 # write this key only, and only on this deployment's instances.
 DRAIN_TAG = "bbbctl:drain"
-DRAIN_LIMIT = 14400
+DRAIN_LIMIT = 43200
 
 
 def log(message):

@@ -385,7 +385,7 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
         said.contains(&format!(
             "bbb-on-aws-param.json differs from deployment {stack}"
         )) && said.contains("BBBLogRetentionDays \"14\" → \"30\"")
-            && said.contains("BBBServerDrainTimeout \"3600\" → \"1800\"")
+            && said.contains("BBBServerDrainTimeout \"43200\" → \"1800\"")
             && said.contains(&format!(
                 "To apply it: bbbctl setup -s {stack} --params bbb-on-aws-param.json"
             )),
@@ -424,7 +424,7 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
     let out = stdout(&o);
     assert!(
         out.contains("BBBLogRetentionDays    14 → 30")
-            && out.contains("BBBServerDrainTimeout  3600 → 1800"),
+            && out.contains("BBBServerDrainTimeout  43200 → 1800"),
         "{out}"
     );
     assert!(
@@ -459,7 +459,7 @@ async fn a_rerun_keeps_the_parameters_and_asks_before_changing_them() {
         changes.contains(
             &serde_json::json!({"name": "BBBLogRetentionDays", "now": "14", "then": "30"})
         ) && changes.contains(
-            &serde_json::json!({"name": "BBBServerDrainTimeout", "now": "3600", "then": "1800"})
+            &serde_json::json!({"name": "BBBServerDrainTimeout", "now": "43200", "then": "1800"})
         ) && changes.len() == 2,
         "{plan:#}"
     );

@@ -116,9 +116,14 @@ impl Deployment {
         self.start("scale", &args)
     }
 
+    /// The deployment goes, whatever recordings the test's reports still say are pending
+    /// (`--force`: destroy's refusal of them is tests/recordings.rs').
     fn destroy(&self) {
         assert_code(
-            &bbbctl_in(&self.dir, &["destroy", "-s", &self.stack, "--yes"]),
+            &bbbctl_in(
+                &self.dir,
+                &["destroy", "-s", &self.stack, "--yes", "--force"],
+            ),
             0,
         );
     }

@@ -1019,6 +1019,7 @@ mod tests {
                 failed,
                 items,
             }),
+            malformed: false,
         }
     }
 

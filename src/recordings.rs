@@ -78,6 +78,9 @@ pub struct Report {
     pub written: Option<SystemTime>,
     /// None: an earlier release's agent (no recordings in its report), or out of shape.
     pub recordings: Option<Recordings>,
+    /// Its recordings are there but out of shape (or the report could not be read as JSON):
+    /// unknown, and never taken for an earlier agent's silence.
+    pub malformed: bool,
 }
 
 impl Report {
@@ -99,6 +102,9 @@ impl Report {
 
     /// One line: "2 pending, 1 failed (saved)", or why it is unknown.
     pub fn summary(&self, now: SystemTime) -> String {
+        if self.malformed {
+            return "unknown (its report's recordings are out of shape)".into();
+        }
         let Some(r) = &self.recordings else {
             return "unknown (its agent reports no recordings: an earlier release, `bbbctl roll` updates it)".into();
         };
@@ -220,6 +226,7 @@ pub async fn reports(
                     key: key.to_string(),
                     written,
                     recordings: None,
+                    malformed: false,
                 },
             );
         }
@@ -251,6 +258,10 @@ pub async fn reports(
                 key.trim_start_matches(REPORTS).trim_end_matches(".json")
             );
             r.recordings = parse(&body, &own);
+            // Only a report that says nothing of recordings is an earlier agent's.
+            r.malformed = r.recordings.is_none()
+                && serde_json::from_slice::<Value>(&body)
+                    .map_or(true, |v| v.get("recordings").is_some());
         }
     }
     Ok(found)
@@ -326,6 +337,7 @@ pub async fn account(aws: &Aws, bucket: &str, instances: &[String]) -> Result<Ac
     let mut account = Account::default();
     for i in instances {
         match reports.get(i) {
+            Some(r) if r.malformed => account.stale.push((i.clone(), r.summary(now))),
             Some(r) if r.recordings.is_some() => match r.busy(now) {
                 Some(0) => {}
                 Some(n) => account.busy.push((i.clone(), n, r.summary(now))),
@@ -443,6 +455,7 @@ mod tests {
                 failed: 1,
                 items: Vec::new(),
             }),
+            malformed: false,
         };
         assert_eq!(r.busy(now), Some(3));
         assert_eq!(
@@ -460,5 +473,9 @@ mod tests {
             r.summary(now)
                 .starts_with("unknown (its agent reports no recordings")
         );
+        // Out of shape is unknown, never an earlier agent's silence.
+        r.malformed = true;
+        assert_eq!(r.busy(now), None);
+        assert!(r.summary(now).contains("out of shape"));
     }
 }

@@ -74,9 +74,10 @@ async fn a_single_servers_replacement_waits_for_its_recordings_and_destroy_asks_
     // A new instance type replaces the single server: setup waits while it processes two
     // recordings, and changes nothing meanwhile.
     let params = dir.join("bigger.json");
+    // (The earlier releases' default drain timeout, kept by a deployment: said below.)
     std::fs::write(
         &params,
-        r#"{"Parameters": {"BBBServerInstanceType": "c5.4xlarge"}}"#,
+        r#"{"Parameters": {"BBBServerInstanceType": "c5.4xlarge", "BBBServerDrainTimeout": 3600}}"#,
     )
     .unwrap();
     let file = params.display().to_string();
@@ -127,7 +128,7 @@ async fn a_single_servers_replacement_waits_for_its_recordings_and_destroy_asks_
     report(&aws, &bucket, &server[0], 1).await;
     std::fs::write(
         &params,
-        r#"{"Parameters": {"BBBServerInstanceType": "c5.2xlarge"}}"#,
+        r#"{"Parameters": {"BBBServerInstanceType": "c5.2xlarge", "BBBServerDrainTimeout": 3600}}"#,
     )
     .unwrap();
     let o = bbbctl_in(
@@ -153,6 +154,12 @@ async fn a_single_servers_replacement_waits_for_its_recordings_and_destroy_asks_
             "replacing the single server while it still processes recordings (--force); they are lost: {}: 1 pending",
             server[0]
         )),
+        "{}",
+        stderr(&o)
+    );
+    // A deployment that kept the earlier default hears that it now bounds recordings too.
+    assert!(
+        stderr(&o).contains("BBBServerDrainTimeout is 3600 s (the default of earlier releases)"),
         "{}",
         stderr(&o)
     );

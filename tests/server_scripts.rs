@@ -453,34 +453,32 @@ fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
     // Published a minute ago: still within the grace.
     rig.through(&young, "publish", RECENT);
 
-    // The first save is refused: that recording is still pending (failed, not saved).
+    // One upload a round, the report after it. The first is refused: that recording is
+    // still pending (failed, not saved), like the two not tried yet.
     fs::write(rig.path("cp-failures"), "1").unwrap();
     let first_log = logged(&rig.report());
     let out = first_log.clone();
     let key = |id: &str| format!("failed/{USER_ID}/{id}.tar");
-    let saves = rig.saves();
-    assert_eq!(saves.len(), 2, "{out}");
+    assert!(rig.saves().is_empty(), "{out}");
     let first = rig.recordings();
-    assert_eq!(first["pending"], 2, "{first}");
-    assert_eq!(first["failed"], 2, "{first}");
-    let unsaved: Vec<&serde_json::Value> = first["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["state"] == "failed" && i.get("saved").is_none())
-        .collect();
-    assert_eq!(unsaved.len(), 1, "{first}");
-    assert!(out.contains("trying again next round"), "{out}");
+    assert_eq!(first["pending"], 4, "{first}");
+    assert_eq!(first["failed"], 0, "{first}");
+    assert!(out.contains("trying again later"), "{out}");
 
-    // Within SAVE_RETRY_SECONDS (900 by default) a refused save is not tried again: each
-    // attempt reads all of the raw files.
-    let _ = logged(&rig.report());
-    assert_eq!(rig.saves().len(), 2);
-    assert_eq!(rig.recordings()["pending"], 2);
+    // Within SAVE_RETRY_SECONDS (900 by default) the refused one is not tried again (each
+    // attempt reads all of its raw files): the next rounds save the other two, one each.
+    let mut all_logs = first_log;
+    for round in 1..=2 {
+        all_logs.push_str(&logged(&rig.report()));
+        assert_eq!(rig.saves().len(), round);
+        assert_eq!(rig.recordings()["pending"], 4 - round, "round {round}");
+    }
+    assert!(!rig.saves().iter().any(|s| s.1 == key(&failed)));
 
     // Past it (here: at once), the one left is saved too; none is put twice.
     rig.configure("TRANSFER_GRACE=1800\nREFRESH_SECONDS=3600\nSAVE_RETRY_SECONDS=0\n");
     let out = logged(&rig.report());
+    all_logs.push_str(&out);
     let saves = rig.saves();
     assert_eq!(saves.len(), 3, "{out}");
     let mut keys: Vec<&str> = saves.iter().map(|s| s.1.as_str()).collect();
@@ -518,7 +516,6 @@ fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
         "opus"
     );
     // Logged by record id, failed step and key.
-    let all_logs = format!("{first_log}{out}");
     for (id, step) in [
         (&failed, "process"),
         (&stuck, "transfer"),
@@ -894,4 +891,60 @@ fn a_refused_put_loses_no_line_and_ships_none_twice() {
     let (ok, err) = rig.flush();
     assert!(ok, "flush: {err}");
     assert_eq!(rig.shipped().0, ["one", "two", "three"]);
+}
+
+/// A recording in a step with no job left for it anywhere (none queued, none at work) and no
+/// change for STALL_GRACE will never be taken up again (each step is queued from inside the
+/// job before it): it counts as failed and is saved, so it holds no server for ever. A young
+/// one, or one while any job is left, stays pending. A transfer past its grace while a
+/// publish job still works on that recording is not declared failed (it may still be
+/// copying).
+#[test]
+fn a_stalled_recording_is_saved_as_failed_and_a_copy_under_way_is_not() {
+    let rig = AgentRig::new();
+    rig.configure("REFRESH_SECONDS=3600\nSTALL_GRACE=900\n");
+    let [stalled, fresh, copying] = [31, 32, 33].map(record);
+    // Sanity done two hours ago, nothing since, no job: stalled.
+    rig.through(&stalled, "sanity", HOURS_AGO);
+    rig.raw(&stalled, &[("events.xml", "<stalled/>")]);
+    // Archived a minute ago: its next job may just be on its way.
+    rig.through(&fresh, "archive", RECENT);
+    support::assert_success(&rig.report());
+    let key = format!("failed/{USER_ID}/{stalled}.tar");
+    assert_eq!(
+        rig.saves().iter().map(|s| s.1.as_str()).collect::<Vec<_>>(),
+        [key.as_str()]
+    );
+    assert_eq!(
+        rig.recordings(),
+        json!({"pending": 1, "jobs": 0, "failed": 1, "items": [
+            {"id": fresh, "state": "sanity"},
+            {"id": stalled, "state": "failed", "saved": key},
+        ]})
+    );
+
+    // While any job is left in Redis, nothing is taken for stalled; and a recording whose
+    // copy is past its grace is not failed while a publish job works on it.
+    let busy = AgentRig::new();
+    busy.configure("REFRESH_SECONDS=3600\nSTALL_GRACE=900\nTRANSFER_GRACE=1800\n");
+    busy.through(&stalled, "sanity", HOURS_AGO);
+    busy.through(&copying, "publish", HOURS_AGO);
+    busy.redis("sets", "resque:workers", "ip-10-0-0-5:4242:rap:publish");
+    busy.redis(
+        "strings",
+        "resque:worker:ip-10-0-0-5:4242:rap:publish",
+        &format!(r#"{{"queue":"rap:publish","run_at":"2026-12-07T10:00:00Z","payload":{{"class":"BigBlueButton::Resque::PublishWorker","args":[{{"meeting_id":"{copying}","format_name":"video"}}]}}}}"#),
+    );
+    support::assert_success(&busy.report());
+    assert!(busy.saves().is_empty());
+    let recordings = busy.recordings();
+    assert_eq!(
+        (
+            recordings["pending"].clone(),
+            recordings["jobs"].clone(),
+            recordings["failed"].clone()
+        ),
+        (json!(2), json!(1), json!(0)),
+        "{recordings}"
+    );
 }

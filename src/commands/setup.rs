@@ -64,6 +64,19 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             s.stack
         ));
     }
+    // BBBServerDrainTimeout was the meetings' wait (default 3600 s); it now bounds meetings
+    // and recordings together (default 43200 s). A deployment keeps its value: say so.
+    if existing.is_some()
+        && s.params
+            .get(crate::settings::P_DRAIN_TIMEOUT)
+            .map(String::as_str)
+            == Some("3600")
+    {
+        p.warn(format!(
+            "BBBServerDrainTimeout is 3600 s (the default of earlier releases): it now bounds a server's meetings and its recordings' processing together, so a server that waits out a long lecture may be let go with recordings still processing. The default is now 43200 (12 h); to take it, set \"BBBServerDrainTimeout\": 43200 in a parameter file and run `bbbctl setup -s {} --params FILE`",
+            s.stack
+        ));
+    }
     if let Some(ami) = &s.pinned_image {
         p.info(format!(
             "BBB servers keep their image {ami} (`bbbctl setup --new-server-image` moves them to the one {P_SERVER_AMI} names now)."

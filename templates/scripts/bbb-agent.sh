@@ -37,7 +37,13 @@
 #             post-publish hook has not written published/<id>-sender.done since the last
 #             published/ marker (it writes it only after its tar and rsync succeeded)
 #   failed    a .fail marker of any step, or (TRANSFER=scalelite) no sender marker
-#             TRANSFER_GRACE seconds after the last published/ marker
+#             TRANSFER_GRACE seconds after the last published/ marker (while no publish
+#             job is at work on it), or stalled:
+#             in one of the steps above with no job left in Redis at all (none queued, none
+#             at work) and nothing of it changed for STALL_GRACE seconds: nothing will take
+#             it up again (each step is queued from inside the job before it), so it counts
+#             as failed (a worker killed mid-job; a single server's replacement finding its
+#             predecessor's half-processed recordings on the data volume, without its Redis)
 #   archived/<id>.norecord ends a recording (a meeting without recording marks): never
 #   waited for, whatever else its id has.
 # "pending" counts every recording of this server in the first seven states, and failed
@@ -50,7 +56,8 @@
 # large files) at s3://REPORT_BUCKET/failed/<role id>:<instance id>/<record id>.tar, once
 # (SAVED_DIR remembers it; a key there under another server's prefix, a predecessor's on
 # the same data volume, is saved again under this server's own; a failed upload is tried
-# again after SAVE_RETRY_SECONDS), and logs the record id and key. At most 50 items, pending
+# again after SAVE_RETRY_SECONDS; one upload a round, the report after it), and logs the
+# record id and key. At most 50 items, pending
 # first. The shape is shared with its readers (bbb_registrar.py, bbbctl src/recordings.rs):
 #   {"secret": "...", "recordings": {"pending": N, "jobs": N, "failed": N,
 #    "items": [{"id": "<record id>", "state": "<state>", "saved": "<key>"}]}}
@@ -68,19 +75,19 @@
 #   TRANSFER           scalelite (the post-publish hook copies each recording to the
 #                      spool; scalable mode) or none (single mode: published is final)
 #   TRANSFER_GRACE     1800     REPORT_SECONDS  60     REFRESH_SECONDS  120
-#   SAVE_RETRY_SECONDS 900
+#   SAVE_RETRY_SECONDS 900      STALL_GRACE  900
 # Needs the AWS CLI, python3, sha256sum, redis-cli, tar and du. Never logs the secret.
 set -euo pipefail
 
 readonly CONFIG=${BBB_AGENT_CONFIG:-/etc/default/bbb-agent}
 AWS_DEFAULT_REGION="" REPORT_BUCKET="" STATE_FILE="" BBB_PROPERTIES="" REPORT_SECONDS=""
 STATUS_DIR="" RAW_DIR="" SAVED_DIR="" REDIS_HOST="" REDIS_PORT="" TRANSFER=""
-TRANSFER_GRACE="" REFRESH_SECONDS="" SAVE_RETRY_SECONDS=""
+TRANSFER_GRACE="" REFRESH_SECONDS="" SAVE_RETRY_SECONDS="" STALL_GRACE=""
 while IFS='=' read -r key value; do
   case "${key}" in
     AWS_DEFAULT_REGION | REPORT_BUCKET | STATE_FILE | BBB_PROPERTIES | REPORT_SECONDS | \
       STATUS_DIR | RAW_DIR | SAVED_DIR | REDIS_HOST | REDIS_PORT | TRANSFER | \
-      TRANSFER_GRACE | REFRESH_SECONDS | SAVE_RETRY_SECONDS)
+      TRANSFER_GRACE | REFRESH_SECONDS | SAVE_RETRY_SECONDS | STALL_GRACE)
       printf -v "${key}" '%s' "${value}"
       ;;
     '' | '#'*) ;;
@@ -101,7 +108,7 @@ log() { printf 'bbb-agent: %s\n' "$*" >&2; }
 # Numbers are checked here, once: they reach arithmetic and python as data. One that is
 # not a number is logged and its default used.
 for setting in REPORT_SECONDS:60 REFRESH_SECONDS:120 TRANSFER_GRACE:1800 REDIS_PORT:6379 \
-  SAVE_RETRY_SECONDS:900; do
+  SAVE_RETRY_SECONDS:900 STALL_GRACE:900; do
   name=${setting%%:*}
   if [[ -z "${!name}" ]]; then
     printf -v "${name}" '%s' "${setting#*:}"
@@ -188,11 +195,12 @@ redis_snapshot() {
 # recordings MODE REDIS_FILE: python over the status markers, the raw directories, the
 # saved list and the Redis snapshot (an empty REDIS_FILE name: Redis did not answer).
 #   MODE report: the report's "recordings" object, as JSON
-#   MODE failed: the failed recordings not yet saved, a line each: <record id> <step that
-#                failed> <raw directory name>
+#   MODE failed: the failed recordings not yet saved, a line each: <record id> <raw
+#                directory name> <step that failed, words>
 recordings() {
   MODE=$1 REDIS_FILE=$2 STATUS_DIR=${STATUS_DIR} RAW_DIR=${RAW_DIR} SAVED_DIR=${SAVED_DIR} \
-    TRANSFER=${TRANSFER} TRANSFER_GRACE=${TRANSFER_GRACE} OWN="failed/${SESSION_USER}/" \
+    TRANSFER=${TRANSFER} TRANSFER_GRACE=${TRANSFER_GRACE} STALL_GRACE=${STALL_GRACE} \
+    OWN="failed/${SESSION_USER}/" \
     python3 - <<'PYTHON'
 import json, os, re, sys, time
 
@@ -201,6 +209,7 @@ RAW = os.environ["RAW_DIR"]
 SAVED = os.environ["SAVED_DIR"]
 TRANSFER = os.environ["TRANSFER"]
 GRACE = int(os.environ["TRANSFER_GRACE"])
+STALL = int(os.environ["STALL_GRACE"])
 MODE = os.environ["MODE"]
 REDIS_FILE = os.environ["REDIS_FILE"]
 # This server's own prefix for saved recordings: a key saved by a predecessor on the same
@@ -239,7 +248,13 @@ rec = {}
 
 def entry(record):
     return rec.setdefault(record, {"marks": set(), "processed": {}, "published": {},
-                                   "sender": None})
+                                   "sender": None, "newest": 0})
+
+
+def touched(record, when):
+    """The newest change seen of a recording (a marker written, its raw directory)."""
+    e = entry(record)
+    e["newest"] = max(e["newest"], when or 0)
 
 
 for step in ("recorded", "archived", "sanity"):
@@ -247,12 +262,14 @@ for step in ("recorded", "archived", "sanity"):
         m = PLAIN.fullmatch(name)
         if m:
             entry(m.group(1))["marks"].add(step + "." + m.group(2))
+            touched(m.group(1), mtime(step, name))
 for step in ("processed", "published"):
     for name in names(step):
         m = FORMAT.fullmatch(name)
         if not m:
             continue
         record, fmt, kind = m.groups()
+        touched(record, mtime(step, name))
         if step == "published" and fmt == "sender":
             # Scalelite's hook: status/published/<id>-sender.done (scalelite_post_publish.rb).
             if kind == "done":
@@ -275,6 +292,7 @@ archived_meetings = {meeting(r) for r, e in rec.items()
 for d in raw_dirs:
     if d not in archived_meetings and os.path.isdir(os.path.join(RAW, d)):
         entry(d)["marks"].add("raw")
+        touched(d, os.stat(os.path.join(RAW, d)).st_mtime)
 
 # Redis: jobs, and which step each queued or worked-on job is for.
 jobs = None
@@ -354,12 +372,22 @@ for record in sorted(rec):
                 last = e.get("last_published") or 0
                 if e["sender"] is not None and e["sender"] >= last:
                     continue  # copied to the spool: safe
-                if now - last > GRACE:
+                if now - last > GRACE and "publish" not in steps:
+                    # (A publish job still at work on it may still be copying it.)
                     failed = "transfer"
                 else:
                     state = "transfer"
             else:
                 continue  # published: final where no transfer follows
+    # Stalled: in a step, yet Redis holds no job at all (none queued, none at work) and
+    # nothing of it changed for STALL_GRACE. Each step is queued by the one before, from
+    # inside its job (base_worker.rb schedule_next_step), and rap-starter queues only
+    # recorded/*.done: nothing will ever take it up again (a worker killed mid-job; a
+    # single server's replacement finding its predecessor's half-processed recordings on
+    # the data volume it took over, without their Redis queue).
+    if (failed is None and state in ("archive", "sanity", "captions", "process", "publish")
+            and jobs == 0 and now - e["newest"] > STALL):
+        failed = state + ", stalled: no job left for it"
     if failed is not None:
         saved = None
         try:
@@ -378,7 +406,7 @@ for record in sorted(rec):
 
 if MODE == "failed":
     for item in failed_unsaved:
-        print(item["id"], item["step"], meeting(item["id"]))
+        print(item["id"], meeting(item["id"]), item["step"])
     sys.exit(0)
 
 pending.sort(key=lambda i: (ORDER.index(i["state"]), i["id"]))
@@ -396,7 +424,8 @@ PYTHON
 
 # save_failed RECORD STEP RAW_NAME: the raw files of a failed recording to
 # s3://REPORT_BUCKET/failed/<role id>:<instance id>/<record id>.tar, streamed (no copy on
-# the disk), then remembered in SAVED_DIR so it is put once.
+# the disk), then remembered in SAVED_DIR so it is put once. 0: saved; 1: the attempt
+# failed; 2: not tried (a failed attempt less than SAVE_RETRY_SECONDS ago).
 save_failed() {
   local record=$1 step=$2 raw=$3 key size tried last
   # shellcheck disable=SC2310 # session_user logs why
@@ -407,7 +436,7 @@ save_failed() {
   mkdir -p -- "${SAVED_DIR}"
   tried="${SAVED_DIR}/${record}.tried"
   if last=$(stat -c %Y -- "${tried}" 2>/dev/null) && ((EPOCHSECONDS - last < SAVE_RETRY_SECONDS)); then
-    return 1
+    return 2
   fi
   touch -- "${tried}"
   if [[ -d "${RAW_DIR}/${raw}" ]]; then
@@ -417,7 +446,7 @@ save_failed() {
     # shellcheck disable=SC2312 # pipefail: a failing tar fails the pipeline
     if ! tar -C "${RAW_DIR}" -cf - -- "${raw}" |
       aws s3 cp - "s3://${REPORT_BUCKET}/${key}" --expected-size "${size}" --only-show-errors; then
-      log "recording ${record} failed (${step}); saving its raw files as s3://${REPORT_BUCKET}/${key} failed, trying again next round"
+      log "recording ${record} failed (${step}); saving its raw files as s3://${REPORT_BUCKET}/${key} failed, trying again later"
       return 1
     fi
   else
@@ -426,7 +455,7 @@ save_failed() {
     # shellcheck disable=SC2312 # pipefail: a failing tar fails the pipeline
     if ! tar -cf - --files-from /dev/null |
       aws s3 cp - "s3://${REPORT_BUCKET}/${key}" --only-show-errors; then
-      log "recording ${record} failed (${step}); could not write s3://${REPORT_BUCKET}/${key}, trying again next round"
+      log "recording ${record} failed (${step}); could not write s3://${REPORT_BUCKET}/${key}, trying again later"
       return 1
     fi
     log "recording ${record} failed (${step}) and has no raw files in ${RAW_DIR}/${raw}: saved an empty archive"
@@ -441,7 +470,7 @@ save_failed() {
 # take its recordings as unknown). Runs in the agent's own shell (not a subshell): what it
 # learns of Redis and of the role session lasts from one round to the next.
 report_body() {
-  local out=$1 salt snapshot redis_file="" failed record step raw recordings_json
+  local out=$1 salt snapshot redis_file="" failed record step raw recordings_json saved_rc
   salt=$(sed -n 's/^securitySalt=//p' "${BBB_PROPERTIES}" 2>/dev/null | tail -n 1)
   if [[ -z "${salt}" ]]; then
     log "no securitySalt in ${BBB_PROPERTIES} yet"
@@ -470,10 +499,14 @@ report_body() {
     log "could not read the recordings' state"
     return 1
   fi
-  while read -r -u 3 record step raw; do
+  while read -r -u 3 record raw step; do
     [[ -n "${record}" ]] || continue
-    # shellcheck disable=SC2310 # not saved: still pending, tried again next round
-    save_failed "${record}" "${step}" "${raw}" || true
+    saved_rc=0
+    # shellcheck disable=SC2310 # not saved: still pending, tried again later
+    save_failed "${record}" "${step}" "${raw}" || saved_rc=$?
+    # One upload a round at most (2: not tried yet, waiting for SAVE_RETRY_SECONDS): the
+    # report comes after it, and a single server's replacement may find many to save.
+    [[ "${saved_rc}" -eq 2 ]] || break
   done 3<<<"${failed}"
   # shellcheck disable=SC2310 # a failure of python is this round's failure
   if ! recordings_json=$(recordings report "${redis_file}"); then

@@ -207,7 +207,8 @@ impl Fleet {
         scalelite::set_state(&self.http, &self.base, &self.secret, id, state).await
     }
 
-    /// Takes out the emptiest servers until `n` stay, without cutting a meeting. Without
+    /// Takes out the servers expected to be free soonest until `n` stay, without cutting a
+    /// meeting or losing a recording. Without
     /// Scalelite only `limits.force` goes on (confirmed, or `limits.yes`): the group then picks
     /// the servers when the caller sets the capacity.
     pub async fn scale_in(&self, aws: &Aws, p: &Printer, n: i32, limits: Limits) -> Result<()> {
@@ -242,7 +243,7 @@ impl Fleet {
             .map(|m| format!("{} ({})", m.host, busy_text(m, reports.get(&m.instance))))
             .collect();
         p.info(format!(
-            "Taking out {take} of {in_service} BBB servers, the emptiest first: {}. They take no new meeting; each goes once its meetings have ended and its recordings are safe (at most {} s).",
+            "Taking out {take} of {in_service} BBB servers, those expected to be free soonest: {}. They take no new meeting; each goes once its meetings have ended and its recordings are safe (at most {} s).",
             described.join(", "),
             limits.timeout.as_secs()
         ));
@@ -721,7 +722,8 @@ async fn outdated(aws: &Aws, group: &str) -> Result<Vec<String>> {
     Ok(outdated_instances(&asg))
 }
 
-/// Polls the group until exactly `n` instances are InService and Healthy.
+/// Polls the group until exactly `n` instances are InService and Healthy and no other is
+/// coming (servers in their drain, on their way out, do not count).
 pub async fn wait_in_service(
     aws: &Aws,
     p: &Printer,
@@ -744,10 +746,24 @@ pub async fn wait_in_service(
                     && i.health_status() == Some("Healthy")
             })
             .count() as i32;
-        let total = instances.len() as i32;
+        // A server in its drain (Terminating:Wait, for its recordings, as long as the drain
+        // limit) no longer counts towards the capacity: only the others must come to n.
+        let draining = instances
+            .iter()
+            .filter(|i| {
+                i.lifecycle_state()
+                    .is_some_and(|s| s.as_str().starts_with("Terminating"))
+            })
+            .count() as i32;
+        let total = instances.len() as i32 - draining;
         if last != Some((ready, total)) {
+            let drain = if draining > 0 {
+                format!(", and {draining} on its way out")
+            } else {
+                String::new()
+            };
             p.info(format!(
-                "  {ready}/{n} in service ({total} instance(s) in the group)"
+                "  {ready}/{n} in service ({total} instance(s) in the group{drain})"
             ));
             last = Some((ready, total));
         }

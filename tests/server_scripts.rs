@@ -453,8 +453,9 @@ fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
     // Published a minute ago: still within the grace.
     rig.through(&young, "publish", RECENT);
 
-    // One upload a round, the report after it. The first is refused: that recording is
-    // still pending (failed, not saved), like the two not tried yet.
+    // One upload a round, after the report (it says what was so before the upload). The
+    // first is refused: that recording is still pending (failed, not saved), like the two
+    // not tried yet.
     fs::write(rig.path("cp-failures"), "1").unwrap();
     let first_log = logged(&rig.report());
     let out = first_log.clone();
@@ -471,7 +472,7 @@ fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
     for round in 1..=2 {
         all_logs.push_str(&logged(&rig.report()));
         assert_eq!(rig.saves().len(), round);
-        assert_eq!(rig.recordings()["pending"], 4 - round, "round {round}");
+        assert_eq!(rig.recordings()["pending"], 5 - round, "round {round}");
     }
     assert!(!rig.saves().iter().any(|s| s.1 == key(&failed)));
 
@@ -527,6 +528,8 @@ fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
         );
         assert_eq!(all_logs.matches(&line).count(), 1, "{line} in {all_logs}");
     }
+    // The next report says so.
+    support::assert_success(&rig.report());
     let saved = |id: &str| json!({"id": id, "state": "failed", "saved": key(id)});
     let mut failed_items = vec![saved(&failed), saved(&stuck), saved(&late)];
     failed_items.sort_by_key(|i| i["id"].as_str().unwrap().to_string());
@@ -577,6 +580,8 @@ fn a_failed_recording_is_saved_once_and_then_counts_as_failed_not_pending() {
         next.saves().iter().map(|s| s.1.clone()).collect::<Vec<_>>(),
         [key(&failed)]
     );
+    // (The report of the next round says so.)
+    support::assert_success(&next.report());
     assert_eq!(
         next.recordings(),
         json!({"pending": 0, "jobs": 0, "failed": 1, "items": [saved(&failed)]})
@@ -915,6 +920,8 @@ fn a_stalled_recording_is_saved_as_failed_and_a_copy_under_way_is_not() {
         rig.saves().iter().map(|s| s.1.as_str()).collect::<Vec<_>>(),
         [key.as_str()]
     );
+    // (The report of the next round says so.)
+    support::assert_success(&rig.report());
     assert_eq!(
         rig.recordings(),
         json!({"pending": 1, "jobs": 0, "failed": 1, "items": [
@@ -947,4 +954,25 @@ fn a_stalled_recording_is_saved_as_failed_and_a_copy_under_way_is_not() {
         (json!(2), json!(1), json!(0)),
         "{recordings}"
     );
+}
+
+/// The secret is bbb-web's: its defaults file, overridden by /etc/bigbluebutton's file, the
+/// last securitySalt winning (as bbb-web reads them, and bbb-install takes it); a salt set in
+/// the defaults only is found too.
+#[test]
+fn the_secret_comes_from_bbb_webs_defaults_then_its_overrides() {
+    let rig = AgentRig::new();
+    let defaults = rig.path("bigbluebutton.properties");
+    fs::write(&defaults, "securitySalt=defaultsalt0123456789\n").unwrap();
+    fs::write(
+        rig.path("bbb-web.properties"),
+        "bigbluebutton.web.serverURL=https://bbb-0abc1234.bbb.example.org\n",
+    )
+    .unwrap();
+    rig.configure(&format!("BBB_DEFAULT_PROPERTIES={}\n", defaults.display()));
+    support::assert_success(&rig.report());
+    assert_eq!(rig.puts()[0].2["secret"], "defaultsalt0123456789");
+    rig.set_salt("overridesalt0123456789");
+    support::assert_success(&rig.report());
+    assert_eq!(rig.puts()[1].2["secret"], "overridesalt0123456789");
 }

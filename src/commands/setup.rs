@@ -73,7 +73,7 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             == Some("3600")
     {
         p.warn(format!(
-            "BBBServerDrainTimeout is 3600 s (the default of earlier releases): it now bounds a server's meetings and its recordings' processing together, so a server that waits out a long lecture may be let go with recordings still processing. The default is now 43200 (12 h); to take it, set \"BBBServerDrainTimeout\": 43200 in a parameter file and run `bbbctl setup -s {} --params FILE`",
+            "BBBServerDrainTimeout is 3600 s (the default of earlier releases): it now bounds how long a server being taken out waits for its meetings and its recordings together (single mode: how long setup waits for the server's recordings before replacing it), so a server may be let go with recordings still processing. The default is now 43200 (12 h); to take it, set \"BBBServerDrainTimeout\": 43200 in a parameter file and run `bbbctl setup -s {} --params FILE`",
             s.stack
         ));
     }
@@ -809,7 +809,7 @@ async fn check_image_cache_secret(aws: &Aws, s: &SetupSettings) -> Result<()> {
     }
 }
 
-/// bbbctl decides which server goes (the emptiest, drained first); Auto Scaling's
+/// bbbctl decides which server goes (the soonest free, drained first); Auto Scaling's
 /// AZRebalance would undo that after a scale-in, launching a server in one zone and
 /// terminating one with meetings in another. CloudFormation has no property for suspended
 /// processes (only its rolling updates suspend them for their duration), so setup suspends

@@ -6,7 +6,7 @@
 #           of its recordings (below). Written when it differs from the last one written
 #           (STATE_FILE holds its digest) and, unchanged, again once the last write is
 #           REFRESH_SECONDS old: the object's S3 LastModified tells its readers how fresh
-#           the account is. Before that, each failed recording not yet saved is saved.
+#           the account is. After that, one failed recording not yet saved is saved.
 #   watch   report at start, then every REPORT_SECONDS (sooner when the refresh is due);
 #           bbb-agent.service, in both modes.
 #
@@ -56,7 +56,7 @@
 # large files) at s3://REPORT_BUCKET/failed/<role id>:<instance id>/<record id>.tar, once
 # (SAVED_DIR remembers it; a key there under another server's prefix, a predecessor's on
 # the same data volume, is saved again under this server's own; a failed upload is tried
-# again after SAVE_RETRY_SECONDS; one upload a round, the report after it), and logs the
+# again after SAVE_RETRY_SECONDS; one upload a round, after the report), and logs the
 # record id and key. At most 50 items, pending
 # first. The shape is shared with its readers (bbb_registrar.py, bbbctl src/recordings.rs):
 #   {"secret": "...", "recordings": {"pending": N, "jobs": N, "failed": N,
@@ -67,7 +67,9 @@
 # Installed by bbb-bootstrap.sh as /usr/local/sbin/bbb-agent. Settings are read line by line
 # from /etc/default/bbb-agent (BBB_AGENT_CONFIG names another file), never sourced:
 #   AWS_DEFAULT_REGION, REPORT_BUCKET, STATE_FILE   required
-#   BBB_PROPERTIES     /etc/bigbluebutton/bbb-web.properties
+#   BBB_PROPERTIES     /etc/bigbluebutton/bbb-web.properties (bbb-web's overrides, read
+#                      after BBB_DEFAULT_PROPERTIES, /usr/share/bbb-web/WEB-INF/classes/
+#                      bigbluebutton.properties: the last securitySalt wins)
 #   STATUS_DIR         /var/bigbluebutton/recording/status
 #   RAW_DIR            /var/bigbluebutton/recording/raw
 #   SAVED_DIR          <directory of STATE_FILE>/bbb-agent-saved
@@ -81,11 +83,13 @@ set -euo pipefail
 
 readonly CONFIG=${BBB_AGENT_CONFIG:-/etc/default/bbb-agent}
 AWS_DEFAULT_REGION="" REPORT_BUCKET="" STATE_FILE="" BBB_PROPERTIES="" REPORT_SECONDS=""
+BBB_DEFAULT_PROPERTIES=""
 STATUS_DIR="" RAW_DIR="" SAVED_DIR="" REDIS_HOST="" REDIS_PORT="" TRANSFER=""
 TRANSFER_GRACE="" REFRESH_SECONDS="" SAVE_RETRY_SECONDS="" STALL_GRACE=""
 while IFS='=' read -r key value; do
   case "${key}" in
     AWS_DEFAULT_REGION | REPORT_BUCKET | STATE_FILE | BBB_PROPERTIES | REPORT_SECONDS | \
+      BBB_DEFAULT_PROPERTIES | \
       STATUS_DIR | RAW_DIR | SAVED_DIR | REDIS_HOST | REDIS_PORT | TRANSFER | \
       TRANSFER_GRACE | REFRESH_SECONDS | SAVE_RETRY_SECONDS | STALL_GRACE)
       printf -v "${key}" '%s' "${value}"
@@ -97,6 +101,7 @@ done <"${CONFIG}"
 : "${AWS_DEFAULT_REGION:?missing in ${CONFIG}}" "${REPORT_BUCKET:?missing in ${CONFIG}}"
 : "${STATE_FILE:?missing in ${CONFIG}}"
 BBB_PROPERTIES=${BBB_PROPERTIES:-/etc/bigbluebutton/bbb-web.properties}
+BBB_DEFAULT_PROPERTIES=${BBB_DEFAULT_PROPERTIES:-/usr/share/bbb-web/WEB-INF/classes/bigbluebutton.properties}
 STATUS_DIR=${STATUS_DIR:-/var/bigbluebutton/recording/status}
 RAW_DIR=${RAW_DIR:-/var/bigbluebutton/recording/raw}
 SAVED_DIR=${SAVED_DIR:-$(dirname -- "${STATE_FILE}")/bbb-agent-saved}
@@ -142,6 +147,8 @@ readonly QUEUE_PEEK=200
 
 SESSION_USER=""
 REDIS_STATE=""
+# The failed recordings not yet saved that the last report_body found (a line each).
+FAILED_LIST=""
 
 # session_user: this instance role session's aws:userid (<role id>:<instance id>), or a
 # failure when the credentials are not an instance profile's.
@@ -470,8 +477,10 @@ save_failed() {
 # take its recordings as unknown). Runs in the agent's own shell (not a subshell): what it
 # learns of Redis and of the role session lasts from one round to the next.
 report_body() {
-  local out=$1 salt snapshot redis_file="" failed record step raw recordings_json saved_rc
-  salt=$(sed -n 's/^securitySalt=//p' "${BBB_PROPERTIES}" 2>/dev/null | tail -n 1)
+  local out=$1 salt snapshot redis_file="" failed recordings_json
+  # bbb-web's own defaults, then its overrides (the last one set wins, as bbb-web reads them).
+  salt=$({ cat -- "${BBB_DEFAULT_PROPERTIES}" "${BBB_PROPERTIES}" 2>/dev/null || true; } |
+    sed -n 's/^securitySalt=//p' | tail -n 1)
   if [[ -z "${salt}" ]]; then
     log "no securitySalt in ${BBB_PROPERTIES} yet"
     return 1
@@ -499,15 +508,7 @@ report_body() {
     log "could not read the recordings' state"
     return 1
   fi
-  while read -r -u 3 record raw step; do
-    [[ -n "${record}" ]] || continue
-    saved_rc=0
-    # shellcheck disable=SC2310 # not saved: still pending, tried again later
-    save_failed "${record}" "${step}" "${raw}" || saved_rc=$?
-    # One upload a round at most (2: not tried yet, waiting for SAVE_RETRY_SECONDS): the
-    # report comes after it, and a single server's replacement may find many to save.
-    [[ "${saved_rc}" -eq 2 ]] || break
-  done 3<<<"${failed}"
+  FAILED_LIST=${failed}
   # shellcheck disable=SC2310 # a failure of python is this round's failure
   if ! recordings_json=$(recordings report "${redis_file}"); then
     rm -f "${snapshot}"
@@ -520,9 +521,33 @@ import json, os
 print(json.dumps({"secret": os.environ["SALT"], "recordings": json.loads(os.environ["RECORDINGS"])}))' >"${out}"
 }
 
-# report: one attempt; 0 when the deployment has this server's current report, written at
-# most REFRESH_SECONDS ago.
+# save_one_failed: after the report, the raw files of one failed recording not yet saved
+# (of FAILED_LIST, as report_body found them), at most one upload a round: an upload of a
+# long recording takes a while, and the report is written before it, never held up by it
+# (the recording counts as pending until a later report says it is saved).
+save_one_failed() {
+  local record raw step rc
+  while read -r -u 3 record raw step; do
+    [[ -n "${record}" ]] || continue
+    rc=0
+    # shellcheck disable=SC2310 # not saved: still pending, tried again later
+    save_failed "${record}" "${step}" "${raw}" || rc=$?
+    # 2: not tried (its last attempt failed less than SAVE_RETRY_SECONDS ago): the next one.
+    [[ "${rc}" -eq 2 ]] || break
+  done 3<<<"${FAILED_LIST}"
+}
+
+# report: one round: the report (write_report), then one failed recording saved; 0 when the
+# deployment has this server's current report.
 report() {
+  # shellcheck disable=SC2310 # write_report logs why; a failed round is tried again
+  write_report || return 1
+  save_one_failed
+}
+
+# write_report: one attempt; 0 when the deployment has this server's current report, written
+# at most REFRESH_SECONDS ago.
+write_report() {
   local digest key file written age
   file=$(mktemp)
   # shellcheck disable=SC2310 # report_body checks its own steps; no salt yet is a retry

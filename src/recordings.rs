@@ -242,8 +242,10 @@ pub async fn reports(
                 .range(format!("bytes=0-{}", MAX_REPORT - 1))
                 .send()
                 .await;
+            // Some(None): deleted since the listing (its server drained); None: not read.
             let body = match got {
-                Ok(o) => o.body.collect().await.ok().map(|b| b.into_bytes()),
+                Ok(o) => o.body.collect().await.ok().map(|b| Some(b.into_bytes())),
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Some(None),
                 Err(_) => None,
             };
             (key, body)
@@ -251,18 +253,32 @@ pub async fn reports(
     });
     let bodies = futures::future::join_all(reads).await;
     for (key, body) in bodies {
-        let Some(body) = body else { continue };
-        if let Some(r) = found.values_mut().find(|r| r.key == key) {
-            let own = format!(
-                "{FAILED}{}/",
-                key.trim_start_matches(REPORTS).trim_end_matches(".json")
-            );
-            r.recordings = parse(&body, &own);
-            // Only a report that says nothing of recordings is an earlier agent's.
-            r.malformed = r.recordings.is_none()
-                && serde_json::from_slice::<Value>(&body)
-                    .map_or(true, |v| v.get("recordings").is_some());
-        }
+        let Some(r) = found.values_mut().find(|r| r.key == key) else {
+            continue;
+        };
+        let body = match body {
+            Some(Some(body)) => body,
+            Some(None) => {
+                let gone = r.instance.clone();
+                found.remove(&gone);
+                continue;
+            }
+            None => {
+                // Listed but not read (a dropped connection): unknown, never an earlier
+                // agent's silence.
+                r.malformed = true;
+                continue;
+            }
+        };
+        let own = format!(
+            "{FAILED}{}/",
+            key.trim_start_matches(REPORTS).trim_end_matches(".json")
+        );
+        r.recordings = parse(&body, &own);
+        // Only a report that says nothing of recordings is an earlier agent's.
+        r.malformed = r.recordings.is_none()
+            && serde_json::from_slice::<Value>(&body)
+                .map_or(true, |v| v.get("recordings").is_some());
     }
     Ok(found)
 }

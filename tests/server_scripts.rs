@@ -74,8 +74,9 @@ esac
 "#;
 
 /// redis-cli against a Redis kept as files: redis/sets/<key> (a member a line),
-/// redis/lists/<key> (an element a line), redis/strings/<key>; `redis-down` makes it fail
-/// as redis-cli does when nothing listens. Every call goes to redis.log.
+/// redis/lists/<key> (an element a line), redis/strings/<key>, redis/hashes/<key>/<field>;
+/// TIME answers this machine's clock as Redis does (seconds, then microseconds); `redis-down`
+/// makes it fail as redis-cli does when nothing listens. Every call goes to redis.log.
 const FAKE_REDIS_CLI: &str = r#"#!/usr/bin/env bash
 printf '%s\n' "$*" >>"$FAKE_DIR/redis.log"
 if [ -e "$FAKE_DIR/redis-down" ]; then
@@ -95,6 +96,8 @@ case "$1" in
   LLEN) if [ -e "$db/lists/$2" ]; then wc -l <"$db/lists/$2"; else echo 0; fi ;;
   LRANGE) [ -e "$db/lists/$2" ] && sed -n "$(($3 + 1)),$(($4 + 1))p" "$db/lists/$2" ;;
   GET) cat "$db/strings/$2" 2>/dev/null || echo ;;
+  HGET) cat "$db/hashes/$2/$3" 2>/dev/null || echo ;;
+  TIME) date +%s; echo 0 ;;
   *) echo "ERR unknown command '$1'"; exit 1 ;;
 esac
 "#;
@@ -119,7 +122,7 @@ impl AgentRig {
             fs::create_dir_all(dir.path().join("recording/status").join(step)).unwrap();
         }
         fs::create_dir_all(dir.path().join("recording/raw")).unwrap();
-        for kind in ["sets", "lists", "strings"] {
+        for kind in ["sets", "lists", "strings", "hashes"] {
             fs::create_dir_all(dir.path().join("redis").join(kind)).unwrap();
         }
         let rig = AgentRig { dir };
@@ -914,6 +917,24 @@ fn a_stalled_recording_is_saved_as_failed_and_a_copy_under_way_is_not() {
     rig.raw(&stalled, &[("events.xml", "<stalled/>")]);
     // Archived a minute ago: its next job may just be on its way.
     rig.through(&fresh, "archive", RECENT);
+    // A worker killed hard left its entry with the stalled one's job, and a heartbeat that
+    // stopped an hour ago (Resque's prune interval is 5 minutes): no job any more.
+    let dead = "ip-10-0-0-5:4000:rap:archive,rap:publish,rap:process,rap:sanity,rap:captions";
+    rig.redis("sets", "resque:workers", dead);
+    rig.redis(
+        "strings",
+        &format!("resque:worker:{dead}"),
+        &format!(r#"{{"queue":"rap:process","run_at":"2026-12-07T09:00:00Z","payload":{{"class":"BigBlueButton::Resque::ProcessWorker","args":[{{"meeting_id":"{stalled}","format_name":"presentation"}}]}}}}"#),
+    );
+    let hour_ago = aws_smithy_types::DateTime::from(SystemTime::now() - HOURS_AGO / 2)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap();
+    fs::create_dir_all(rig.path("redis/hashes/resque:workers:heartbeat")).unwrap();
+    fs::write(
+        rig.path(&format!("redis/hashes/resque:workers:heartbeat/{dead}")),
+        hour_ago,
+    )
+    .unwrap();
     support::assert_success(&rig.report());
     let key = format!("failed/{USER_ID}/{stalled}.tar");
     assert_eq!(
@@ -937,6 +958,15 @@ fn a_stalled_recording_is_saved_as_failed_and_a_copy_under_way_is_not() {
     busy.through(&stalled, "sanity", HOURS_AGO);
     busy.through(&copying, "publish", HOURS_AGO);
     busy.redis("sets", "resque:workers", "ip-10-0-0-5:4242:rap:publish");
+    // Its heartbeat a few seconds old: alive.
+    fs::create_dir_all(busy.path("redis/hashes/resque:workers:heartbeat")).unwrap();
+    fs::write(
+        busy.path("redis/hashes/resque:workers:heartbeat/ip-10-0-0-5:4242:rap:publish"),
+        aws_smithy_types::DateTime::from(SystemTime::now())
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .unwrap(),
+    )
+    .unwrap();
     busy.redis(
         "strings",
         "resque:worker:ip-10-0-0-5:4242:rap:publish",

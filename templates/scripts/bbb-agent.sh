@@ -26,7 +26,8 @@
 #   queued    recorded/<id>.done: bbb-web writes it when a recorded meeting ends
 #             (MeetingService processRecording -> RecordingService
 #             startIngestAndProcessing); rap-starter deletes it once it queued the archive job
-#   archive   raw/<meeting id>/ (rap-starter makes it before it queues that job) and no
+#   archive   raw/<meeting id>/ (rap-starter's inotify revision makes it before it queues
+#             that job; with the older polling one only Redis shows the queued job) and no
 #             archived/ marker of the meeting yet: queued for, or in, the archive step
 #   sanity    archived/<id>.done, no sanity/ marker
 #   captions  sanity/<id>.done, no processed/<id>-<format> marker, and a rap:captions job
@@ -49,7 +50,8 @@
 # "pending" counts every recording of this server in the first seven states, and failed
 # ones not yet saved; "jobs" the Resque jobs of the rap:* queues (resque:queue:rap:*
 # lists, Resque's namespace "resque") plus the workers working on one (resque:worker:<id>
-# of the resque:workers set). When Redis does not answer (redis-cli fails), the number of
+# of the resque:workers set; not one whose heartbeat in resque:workers:heartbeat stopped
+# more than 5 minutes ago, Resque's own prune interval: killed hard, its job is gone). When Redis does not answer (redis-cli fails), the number of
 # jobs is unknown: it is reported as 1 ("at least one"), never 0, so the server stays busy,
 # and the log says why. "failed" counts failed recordings whose raw files are saved: the
 # agent tars RAW_DIR/<meeting id> and puts it with the AWS CLI (aws s3 cp, multipart for
@@ -169,15 +171,22 @@ session_user() {
 readonly REDIS_CLI=(redis-cli -h "${REDIS_HOST}" -p "${REDIS_PORT}" --raw)
 
 # redis_snapshot FILE: the Resque state bbb-agent needs, a line each:
+#   now <seconds>             Redis's own clock (TIME), which Resque's heartbeats follow
 #   queue <name> <length>     a rap:* queue (resque:queue:<name>)
 #   job <name> <payload>      one of its first QUEUE_PEEK jobs (Resque's JSON)
-#   working <payload>         what a worker of resque:workers works on (resque:worker:<id>)
+#   working <beat> <payload>  what a worker of resque:workers works on (resque:worker:<id>),
+#                             and its last heartbeat (resque:workers:heartbeat, ISO 8601;
+#                             "-" when it has none): a worker killed hard leaves its entry,
+#                             and only its heartbeat, stopped, tells it is dead
 # Fails when Redis does not answer, or answers what no Resque writes.
 redis_snapshot() {
-  local out=$1 known workers queue length jobs worker payload
+  local out=$1 known workers queue length jobs worker payload now beat
+  now=$("${REDIS_CLI[@]}" TIME) || return 1
+  now=${now%%$'\n'*}
+  [[ "${now}" =~ ^[0-9]+$ ]] || return 1
   known=$("${REDIS_CLI[@]}" SMEMBERS resque:queues) || return 1
   workers=$("${REDIS_CLI[@]}" SMEMBERS resque:workers) || return 1
-  : >"${out}"
+  printf 'now %s\n' "${now}" >"${out}"
   # shellcheck disable=SC2086,SC2312 # RAP_QUEUES is a fixed list of words; printf cannot fail
   while read -r queue; do
     [[ "${queue}" =~ ^rap:[a-z_]{1,40}$ ]] || continue
@@ -195,7 +204,9 @@ redis_snapshot() {
     [[ "${worker}" =~ ^[A-Za-z0-9._-]+:[0-9]+:[A-Za-z0-9:,_*-]+$ ]] || continue
     payload=$("${REDIS_CLI[@]}" GET "resque:worker:${worker}") || return 1
     [[ -n "${payload}" ]] || continue
-    printf 'working %s\n' "${payload//$'\n'/ }" >>"${out}"
+    beat=$("${REDIS_CLI[@]}" HGET resque:workers:heartbeat "${worker}") || return 1
+    [[ "${beat}" =~ ^[0-9T:.+Z-]{1,40}$ ]] || beat=-
+    printf 'working %s %s\n' "${beat}" "${payload//$'\n'/ }" >>"${out}"
   done <<<"${workers}"
 }
 
@@ -209,7 +220,7 @@ recordings() {
     TRANSFER=${TRANSFER} TRANSFER_GRACE=${TRANSFER_GRACE} STALL_GRACE=${STALL_GRACE} \
     OWN="failed/${SESSION_USER}/" \
     python3 - <<'PYTHON'
-import json, os, re, sys, time
+import datetime, json, os, re, sys, time
 
 STATUS = os.environ["STATUS_DIR"]
 RAW = os.environ["RAW_DIR"]
@@ -287,7 +298,7 @@ for step in ("processed", "published"):
             e = entry(record)
             e["last_published"] = max(e.get("last_published") or 0, mtime(step, name) or 0)
 
-# rap-starter makes raw/<meeting id> before it queues the archive job and deletes
+# rap-starter (its inotify revision) makes raw/<meeting id> before it queues the archive job and deletes
 # recorded/<id>.done after: a raw directory with no archived marker of its meeting is a
 # recording queued for, or in, the archive step.
 try:
@@ -324,14 +335,33 @@ if REDIS_FILE:
         if cls in STEP_OF and re.fullmatch(RECORD, record):
             hints.setdefault(record, set()).add(STEP_OF[cls])
 
+    redis_now = None
+
+    def dead(beat):
+        """Whether a worker's last heartbeat is older than Resque's own prune interval
+        (Worker::PRUNE_INTERVAL, 5 minutes; it beats every minute). No heartbeat: alive (a
+        Resque before heartbeats, or a worker just started)."""
+        if beat == "-" or redis_now is None:
+            return False
+        try:
+            at = datetime.datetime.fromisoformat(beat.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return False
+        return redis_now - at > 300
+
     with open(REDIS_FILE, encoding="utf-8", errors="replace") as f:
         for line in f:
             kind, _, rest = line.rstrip("\n").partition(" ")
-            if kind == "queue":
+            if kind == "now":
+                redis_now = int(rest)
+            elif kind == "queue":
                 jobs += int(rest.split(" ")[1])
             elif kind == "job":
                 hint(rest.partition(" ")[2])
             elif kind == "working":
+                beat, _, rest = rest.partition(" ")
+                if dead(beat):
+                    continue  # a worker killed hard: its entry stays, its job is gone
                 try:
                     working = json.loads(rest)
                 except ValueError:

@@ -251,6 +251,9 @@ fn server_update(s: &SetupSettings, existing: Option<&Stack>) -> &'static str {
 
 /// Parameters that reach the BBB servers' launch template (templates/bbb-servers.yaml): a
 /// change replaces the servers (single mode, a mode switch) or leaves them to `bbbctl roll`.
+/// A new one that reaches the launch template belongs here: setup says what replaces the
+/// servers, and waits for a single server's recordings before it does, by this list (and by
+/// the servers' scripts, `server_scripts_changed`).
 const REPLACES_SERVERS: [&str; 8] = [
     P_SERVER_IMAGE,
     "BBBServerInstanceType",

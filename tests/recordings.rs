@@ -34,6 +34,13 @@ async fn report(aws: &bbbctl::aws::Aws, bucket: &str, instance: &str, pending: u
         .unwrap();
 }
 
+/// `setup` of the single-mode deployment, confirmed, without the final check, then `extra`.
+fn single<'a>(zone: &'a str, stack: &'a str, domain: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--mode", "single", "--yes", "--no-check"];
+    args.extend_from_slice(extra);
+    setup_args(zone, stack, domain, &args)
+}
+
 async fn parameter(aws: &bbbctl::aws::Aws, stack: &str, name: &str) -> String {
     described(aws, stack)
         .await
@@ -54,15 +61,7 @@ async fn a_single_servers_replacement_waits_for_its_recordings_and_destroy_asks_
     let before = inventory::inventory();
     let stack = unique("rec");
     let dir = scratch_dir();
-    let o = bbbctl_in(
-        &dir,
-        &setup_args(
-            &zone,
-            &stack,
-            &domain,
-            &["--mode", "single", "--yes", "--no-check"],
-        ),
-    );
+    let o = bbbctl_in(&dir, &single(&zone, &stack, &domain, &[]));
     assert_code(&o, 0);
     let (_, outputs) = root(&aws, &stack).await;
     let group = outputs["BBBServerGroupName"].clone();
@@ -82,12 +81,7 @@ async fn a_single_servers_replacement_waits_for_its_recordings_and_destroy_asks_
     .unwrap();
     let file = params.display().to_string();
     let type_before = parameter(&aws, &stack, "BBBServerInstanceType").await;
-    let args = setup_args(
-        &zone,
-        &stack,
-        &domain,
-        &["--mode", "single", "--params", &file, "--yes", "--no-check"],
-    );
+    let args = single(&zone, &stack, &domain, &["--params", &file]);
     let waiting = bbbctl_command(&dir, &args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -133,20 +127,7 @@ async fn a_single_servers_replacement_waits_for_its_recordings_and_destroy_asks_
     .unwrap();
     let o = bbbctl_in(
         &dir,
-        &setup_args(
-            &zone,
-            &stack,
-            &domain,
-            &[
-                "--mode",
-                "single",
-                "--params",
-                &file,
-                "--yes",
-                "--no-check",
-                "--force",
-            ],
-        ),
+        &single(&zone, &stack, &domain, &["--params", &file, "--force"]),
     );
     assert_code(&o, 0);
     assert!(

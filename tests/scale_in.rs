@@ -97,6 +97,41 @@ async fn capacity(aws: &bbbctl::aws::Aws, group: &str) -> (i32, i32, i32) {
 }
 
 impl Deployment {
+    /// `scale --count N` above the servers in service; the new server registers (the registrar's
+    /// part) once it is in the group, and not before the command has had time to return
+    /// early. Returns the command's output (exit 0 asserted) and the new server.
+    async fn scale_out(&self, n: usize) -> (std::process::Output, String) {
+        let count = n.to_string();
+        let mut child = self.start("scale", &["--count", &count]);
+        let start = Instant::now();
+        let mut new = None;
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "scale did not finish"
+            );
+            if new.is_none() {
+                new = group_instances(&self.aws, &self.group)
+                    .await
+                    .into_iter()
+                    .find(|i| !self.instances.contains(i));
+                if let Some(id) = &new {
+                    // bbb-install takes a while: the command must still be waiting.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    assert!(
+                        child.try_wait().unwrap().is_none(),
+                        "scale-out returned before the new server was enabled"
+                    );
+                    register(&self.scalelite, id, &self.domain);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_code(&out, 0);
+        (out, new.expect("a new server"))
+    }
+
     /// `bbbctl COMMAND -s STACK --scalelite-url STAND-IN ARGS…`, started (output piped).
     fn start(&self, command: &str, args: &[&str]) -> std::process::Child {
         let url = self.scalelite.url();
@@ -543,32 +578,7 @@ async fn setup_leaves_servers_running_and_roll_replaces_them_new_ones_first() {
 async fn scale_out_waits_until_scalelite_has_the_new_servers_enabled() {
     let _one_at_a_time = exclusive().await;
     let d = deployment(1).await;
-    let mut child = d.start("scale", &["--count", "2"]);
-    let start = Instant::now();
-    let mut registered = false;
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "scale did not finish"
-        );
-        let new = group_instances(&d.aws, &d.group)
-            .await
-            .into_iter()
-            .find(|i| !d.instances.contains(i));
-        if let Some(new) = new.filter(|_| !registered) {
-            // bbb-install takes a while: the command must still be waiting.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "scale-out returned before the new server was enabled"
-            );
-            register(&d.scalelite, &new, &d.domain);
-            registered = true;
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-    let out = child.wait_with_output().unwrap();
-    assert_code(&out, 0);
+    let (out, _) = d.scale_out(2).await;
     assert!(
         stdout(&out).contains("enabled in Scalelite"),
         "{}",
@@ -831,34 +841,13 @@ async fn a_drain_held_by_recordings_stops_at_the_timeout_unless_forced() {
 
     // Capacity does not wait for it: a scale-out meanwhile counts only the servers that are
     // not on their way out (the drained one may stay in its drain for hours).
-    let mut child = d.start("scale", &["--count", "2"]);
-    let start = Instant::now();
-    let mut new = None;
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "scale-out did not finish"
-        );
-        if new.is_none() {
-            new = group_instances(&d.aws, &d.group)
-                .await
-                .into_iter()
-                .find(|i| !d.instances.contains(i));
-            if let Some(id) = &new {
-                register(&d.scalelite, id, &d.domain);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-    let out = child.wait_with_output().unwrap();
-    assert_code(&out, 0);
+    let (out, new) = d.scale_out(2).await;
     assert!(
         stdout(&out).contains("and 1 on its way out"),
         "{}",
         stdout(&out)
     );
     assert_eq!(d.lifecycle(0).await.as_deref(), Some("Terminating:Wait"));
-    let new = new.expect("a new server");
 
     // The same again with --force --yes: bbbctl ends the drain and names the loss.
     let out = run(&["--force", "--yes"]).wait_with_output().unwrap();

@@ -1149,7 +1149,8 @@ fn at_the_drain_limit_the_server_goes_with_what_still_ran_in_the_log_and_its_tag
         "Terminating:Wait"
     );
 
-    rig.age_drain("i-0aaa1111", 60);
+    // (A second past the limit: the registrar notes the start to the second, rounded.)
+    rig.age_drain("i-0aaa1111", 61);
     let log = rig.run();
     assert_eq!(
         rig.member("i-0aaa1111")["LifecycleState"],
@@ -1190,7 +1191,7 @@ fn at_the_drain_limit_the_server_goes_with_what_still_ran_in_the_log_and_its_tag
     rig.set_lifecycle("i-0bbb2222", "Terminating:Wait");
     rig.fleet.set_meetings(&host("i-0bbb2222"), None);
     rig.run();
-    rig.age_drain("i-0bbb2222", DRAIN_LIMIT);
+    rig.age_drain("i-0bbb2222", DRAIN_LIMIT + 1);
     let log = rig.run();
     assert_eq!(
         rig.member("i-0bbb2222")["LifecycleState"],
@@ -1207,48 +1208,31 @@ fn a_server_with_recordings_pending_keeps_its_protection_without_a_meeting() {
     rig.run();
     assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
 
-    // The meeting ends; its recording is being processed.
+    // The meeting ends. Each account in turn, and whether protection must hold after it.
     rig.fleet.set_meetings(&host("i-0aaa1111"), Some(0));
     let a = record_id(1);
-    rig.report_recordings(
-        "i-0aaa1111",
-        "salt0aaa1111salt",
-        &recordings(&[(&a, "sanity")], 1, 0),
-        now(),
-    );
-    rig.run();
-    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
-    // An account out of shape: unknown, no reason to drop protection.
-    rig.report_recordings(
-        "i-0aaa1111",
-        "salt0aaa1111salt",
-        &json!({"pending": "none"}),
-        now(),
-    );
-    rig.run();
-    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
-    // Jobs alone hold it too.
-    rig.report_recordings(
-        "i-0aaa1111",
-        "salt0aaa1111salt",
-        &recordings(&[], 1, 0),
-        now(),
-    );
-    rig.run();
-    assert_eq!(rig.member("i-0aaa1111")["ProtectedFromScaleIn"], true);
-    // Safe (a failed one saved counts for nothing): protection off.
-    rig.report_recordings(
-        "i-0aaa1111",
-        "salt0aaa1111salt",
-        &recordings(&[], 0, 2),
-        now(),
-    );
-    let log = rig.run();
-    assert_eq!(
-        rig.member("i-0aaa1111")["ProtectedFromScaleIn"],
-        false,
-        "{log}"
-    );
+    for (what, account, protected) in [
+        // Its recording is being processed.
+        (
+            "a recording pending",
+            recordings(&[(&a, "sanity")], 1, 0),
+            true,
+        ),
+        // Out of shape: unknown, no reason to drop protection.
+        ("an account out of shape", json!({"pending": "none"}), true),
+        // Jobs alone hold it too.
+        ("a job running", recordings(&[], 1, 0), true),
+        // Safe (failed ones saved count for nothing): protection off.
+        ("two failed and saved", recordings(&[], 0, 2), false),
+    ] {
+        rig.report_recordings("i-0aaa1111", "salt0aaa1111salt", &account, now());
+        let log = rig.run();
+        assert_eq!(
+            rig.member("i-0aaa1111")["ProtectedFromScaleIn"],
+            protected,
+            "{what}: {log}"
+        );
+    }
 
     // Recordings pending on a server that never ran a meeting this run's API saw: on.
     let b = record_id(2);

@@ -97,6 +97,16 @@ async fn capacity(aws: &bbbctl::aws::Aws, group: &str) -> (i32, i32, i32) {
 }
 
 impl Deployment {
+    /// `servers --output json`, exit 0 asserted.
+    fn servers_json(&self) -> serde_json::Value {
+        let o = self
+            .start("servers", &["--output", "json"])
+            .wait_with_output()
+            .unwrap();
+        assert_code(&o, 0);
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
     /// `scale --count N` above the servers in service; the new server registers (the registrar's
     /// part) once it is in the group, and not before the command has had time to return
     /// early. Returns the command's output (exit 0 asserted) and the new server.
@@ -515,12 +525,7 @@ async fn setup_leaves_servers_running_and_roll_replaces_them_new_ones_first() {
         assert_stdout_has(&o, text);
     }
     assert_eq!(group_instances(&d.aws, &d.group).await, d.instances);
-    let o = d
-        .start("servers", &["--output", "json"])
-        .wait_with_output()
-        .unwrap();
-    assert_code(&o, 0);
-    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let listed = d.servers_json();
     let outdated: Vec<bool> = listed["servers"]
         .as_array()
         .unwrap()
@@ -702,12 +707,7 @@ async fn scale_in_waits_for_the_recordings_and_servers_lists_them() {
     d.scalelite.set_load(&d.ids[0], 0.0);
     d.scalelite.set_load(&d.ids[1], 30.0);
 
-    let o = d
-        .start("servers", &["--output", "json"])
-        .wait_with_output()
-        .unwrap();
-    assert_code(&o, 0);
-    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let listed = d.servers_json();
     let row = listed["servers"]
         .as_array()
         .unwrap()
@@ -733,7 +733,7 @@ async fn scale_in_waits_for_the_recordings_and_servers_lists_them() {
         "{row}"
     );
     assert!(
-        !String::from_utf8_lossy(&o.stdout).contains("the-servers-own-secret"),
+        !listed.to_string().contains("the-servers-own-secret"),
         "a server's secret is never shown"
     );
     let o = d.start("servers", &[]).wait_with_output().unwrap();

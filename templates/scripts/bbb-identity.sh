@@ -135,7 +135,11 @@ elapsed() {
 }
 STEP_NAME="" STEP_START=""
 step() {
-  [[ -z "${STEP_NAME}" ]] || log "STEP ${STEP_NAME} $(elapsed "${STEP_START}")s"
+  local took
+  if [[ -n "${STEP_NAME}" ]]; then
+    took=$(elapsed "${STEP_START}")
+    log "STEP ${STEP_NAME} ${took}s"
+  fi
   STEP_NAME=${1:-}
   STEP_START=$(date +%s.%N)
 }
@@ -164,8 +168,9 @@ read_config() {
   [[ "${REGION}" =~ ^[a-z]{2}(-[a-z]+)+-[0-9]$ ]] || die "REGION in ${CONFIG} is not a region: ${REGION@Q}"
   [[ "${FLEET_DOMAIN}" =~ ^media\.[a-z0-9-]+(\.[a-z0-9-]+)+$ ]] ||
     die "FLEET_DOMAIN in ${CONFIG} is not media.<domain>: ${FLEET_DOMAIN@Q}"
-  [[ "${HOST_NAME}" =~ ^bbb-[0-9a-f]+\. ]] && [[ "${HOST_NAME#*.}" = "${FLEET_DOMAIN}" ]] ||
+  if [[ ! "${HOST_NAME}" =~ ^bbb-[0-9a-f]+\. ]] || [[ "${HOST_NAME#*.}" != "${FLEET_DOMAIN}" ]]; then
     die "HOST_NAME in ${CONFIG} is not bbb-<id>.${FLEET_DOMAIN}: ${HOST_NAME@Q}"
+  fi
   [[ "${CERT_SECRET}" =~ ^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$ ]] ||
     die "CERT_SECRET in ${CONFIG} is not a secret's ARN: ${CERT_SECRET@Q}"
   export AWS_DEFAULT_REGION=${REGION}
@@ -247,10 +252,10 @@ place() {
     die "${file#"${ROOT}"}: no ${label} to set"
   fi
   CHECKS+="${file}${SEP}${prefix}${SEP}${value}${SEP}${suffix}${SEP}${new}${SEP}${secret}"$'\n'
-  if [[ "$(sort -u <<<"${current}")" = "${new}" ]]; then
-    return 0
-  fi
+  current=$(sort -u <<<"${current}")
+  [[ "${current}" != "${new}" ]] || return 0
   sed -E "s#^(${prefix})${value}(${suffix})\$#\\1${new}\\2#" "${file}" >"${file}.bbbctl-new"
+  # shellcheck disable=SC2310 # "unchanged" is its failure
   write_if_changed "${file}" "${file}.bbbctl-new" || return 0
   shown="${current//$'\n'/,} -> ${new}"
   [[ "${secret}" = false ]] || shown="renewed"
@@ -313,13 +318,16 @@ PY
 yaml_place() {
   local file=$1 unit=$2 action=$3 key=$4 new=$5 rc=0 current
   [[ -f "${file}" ]] || die "${file#"${ROOT}"} is missing (${key})"
+  # shellcheck disable=SC2310 # its status is looked at right here
   current=$(yaml_edit get "${file}" "${key}") || rc=$?
   [[ "${rc}" -eq 0 ]] || die "${file#"${ROOT}"}: no ${key} to set"
   CHECKS+="${file}${SEP}yaml${SEP}${key}${SEP}${SEP}${new}${SEP}false"$'\n'
   [[ "${current}" != "${new}" ]] || return 0
   rc=0
+  # shellcheck disable=SC2310 # 10 = written beside, looked at right here
   yaml_edit set "${file}" "${key}" "${new}" || rc=$?
   [[ "${rc}" -eq 10 ]] || die "${file#"${ROOT}"}: could not set ${key}"
+  # shellcheck disable=SC2310 # "unchanged" is its failure
   write_if_changed "${file}" "${file}.bbbctl-new" || return 0
   log "${file#"${ROOT}"}: ${key} ${current} -> ${new}"
   want "${unit}" "${action}"
@@ -345,6 +353,7 @@ allowed_peers() {
       "${new}" >"${new}.2"
     mv -f "${new}.2" "${new}"
   fi
+  # shellcheck disable=SC2310 # "unchanged" is its failure
   if write_if_changed "${TURN_CONF}" "${new}"; then
     log "/etc/turnserver.conf: allowed-peer-ip ${PUBLIC_IP} and ${LOCAL_IP}"
     want coturn restart
@@ -367,6 +376,7 @@ nat_rule() {
     table == "*nat" && /^-A OUTPUT .*-p udp -j DNAT --to-destination / { next }
     table == "*nat" && $0 == "COMMIT" { print rule; table = "" }
     { print }' "${RULES}" >"${new}"
+  # shellcheck disable=SC2310 # "unchanged" is its failure
   if write_if_changed "${RULES}" "${new}"; then
     log "/etc/iptables/rules.v4: nat rule now ${rule}"
     NAT_CHANGED=true
@@ -397,7 +407,7 @@ loopback() {
         log "lo: old address ${addr} taken off"
         ;;
     esac
-  done < <(awk '{ for (i = 1; i < NF; i++) if ($i == "inet") print $(i + 1) }' <<<"${listed}")
+  done <<<"$(awk '{ for (i = 1; i < NF; i++) if ($i == "inet") print $(i + 1) }' <<<"${listed}" || true)"
   if ! grep -q "inet ${PUBLIC_IP}/32 " <<<"${listed} "; then
     ip addr add "${PUBLIC_IP}/32" dev lo || die "could not add ${PUBLIC_IP} to lo"
     log "lo: ${PUBLIC_IP}/32 added"
@@ -572,7 +582,9 @@ check_certificate() {
 # succeeds when it changed. Written beside and renamed: never half a key.
 install_file() {
   local source=$1 target=$2 mode=$3
-  if [[ -f "${target}" ]] && cmp -s "${source}" "${target}" && [[ "$(stat -c %a "${target}")" = "${mode}" ]]; then
+  local current=""
+  [[ ! -f "${target}" ]] || current=$(stat -c %a "${target}")
+  if [[ "${current}" = "${mode}" ]] && cmp -s "${source}" "${target}"; then
     return 1
   fi
   mkdir -p "${target%/*}"
@@ -585,7 +597,7 @@ install_file() {
 }
 
 install_certificate() {
-  local wait=$1 changed=false name link
+  local wait=$1 changed=false name link target about
   CERT_TMP=$(mktemp -d)
   # shellcheck disable=SC2064 # the directory of this run, now
   trap "rm -rf '${CERT_TMP}'" EXIT
@@ -611,7 +623,8 @@ install_certificate() {
     name=${link%/fullchain.pem}
     name=${name##*/}
     [[ "${name}" != "${HOST_NAME}" ]] || continue
-    [[ "$(readlink "${link}")" = /local/certs/fullchain.pem ]] || continue
+    target=$(readlink "${link}") || continue
+    [[ "${target}" = /local/certs/fullchain.pem ]] || continue
     rm -f "${link}" "${LIVE_DIR}/${name}/privkey.pem"
     rmdir "${LIVE_DIR}/${name}" 2>/dev/null || true
   done
@@ -627,7 +640,8 @@ install_certificate() {
     want haproxy reload
   fi
   if [[ "${changed}" = true ]]; then
-    log "fleet certificate installed ($(openssl x509 -in "${CERT_TMP}/fullchain.pem" -noout -serial -enddate | tr '\n' ' '))"
+    about=$(openssl x509 -in "${CERT_TMP}/fullchain.pem" -noout -serial -enddate) || about=""
+    log "fleet certificate installed (${about//$'\n'/, })"
   else
     log "fleet certificate unchanged"
   fi
@@ -681,14 +695,17 @@ reload_certificate() {
 
 # ---- the check, as bbb-conf --check would -------------------------------------------------
 self_check() {
-  local file prefix value suffix expected secret got unit attempt state
+  local file prefix value suffix expected secret got unit attempt state rules rule
+  local coturn_secret web_secret bundle mode
   local -a problems=()
   while IFS=${SEP} read -r file prefix value suffix expected secret; do
     [[ -n "${file}" ]] || continue
     if [[ "${prefix}" = yaml ]]; then
+      # shellcheck disable=SC2310 # no such key reads as nothing, a problem below
       got=$(yaml_edit get "${file}" "${value}" 2>/dev/null || true)
     else
-      got=$(sed -nE "s#^${prefix}(${value})${suffix}\$#\\1#p" "${file}" | sort -u)
+      got=$(sed -nE "s#^${prefix}(${value})${suffix}\$#\\1#p" "${file}")
+      got=$(sort -u <<<"${got}")
     fi
     if [[ "${got}" != "${expected}" ]]; then
       if [[ "${secret}" = true ]]; then
@@ -700,28 +717,36 @@ self_check() {
   done <<<"${CHECKS}"
   grep -qx "allowed-peer-ip=${PUBLIC_IP}" "${TURN_CONF}" && grep -qx "allowed-peer-ip=${LOCAL_IP}" "${TURN_CONF}" ||
     problems+=("/etc/turnserver.conf: allowed-peer-ip is not ${PUBLIC_IP} and ${LOCAL_IP}")
-  [[ "$(grep -c -- '-j DNAT --to-destination ' "${RULES}" || true)" = 1 ]] && grep -qxF -- "$(nat_rule_line)" "${RULES}" ||
+  rules=$(grep -c -- '-j DNAT --to-destination ' "${RULES}" || true)
+  rule=$(nat_rule_line)
+  if [[ "${rules}" != 1 ]] || ! grep -qxF -- "${rule}" "${RULES}"; then
     problems+=("/etc/iptables/rules.v4: the nat rule is not the one for ${LOCAL_IP} -> ${PUBLIC_IP}")
+  fi
   iptables -t nat -C OUTPUT -s "${LOCAL_IP}/32" -d "${PUBLIC_IP}/32" -p udp -j DNAT --to-destination "${LOCAL_IP}" 2>/dev/null ||
     problems+=("the nat rule for ${LOCAL_IP} -> ${PUBLIC_IP} is not loaded")
   # shellcheck disable=SC2312 # no answer from ip is a problem found right here
   ip -4 -o addr show dev lo | grep -q "inet ${PUBLIC_IP}/32 " || problems+=("lo does not hold ${PUBLIC_IP}")
-  if [[ "$(sed -n 's/^static-auth-secret=//p' "${TURN_CONF}")" != \
-    "$(sed -nE 's#^[[:space:]]*<constructor-arg index="0" value="([^"]*)".*#\1#p' "${TURN_XML}" | sort -u)" ]]; then
+  coturn_secret=$(sed -n 's/^static-auth-secret=//p' "${TURN_CONF}")
+  web_secret=$(sed -nE 's#^[[:space:]]*<constructor-arg index="0" value="([^"]*)".*#\1#p' "${TURN_XML}")
+  web_secret=$(sort -u <<<"${web_secret}")
+  if [[ -z "${coturn_secret}" ]] || [[ "${coturn_secret}" != "${web_secret}" ]]; then
     problems+=("coturn's static-auth-secret and bbb-web's TURN secret differ")
   fi
   # The certificate where haproxy reads it: the bundle is fullchain and key, root's only.
-  if ! cmp -s "${BUNDLE}" <(cat "${CERT_DIR}/fullchain.pem" && echo && cat "${CERT_DIR}/privkey.pem"); then
+  bundle=$(cat "${CERT_DIR}/fullchain.pem" && echo && cat "${CERT_DIR}/privkey.pem") || bundle=""
+  if [[ -z "${bundle}" ]] || ! cmp -s "${BUNDLE}" <<<"${bundle}"; then
     problems+=("/etc/haproxy/certbundle.pem is not /local/certs' certificate and key")
   fi
   for file in "${BUNDLE}" "${CERT_DIR}/privkey.pem"; do
-    [[ "$(stat -c %a "${file}")" = 600 ]] || problems+=("${file#"${ROOT}"} is mode $(stat -c %a "${file}"), not 600")
+    mode=$(stat -c %a "${file}" 2>/dev/null) || mode=missing
+    [[ "${mode}" = 600 ]] || problems+=("${file#"${ROOT}"} is mode ${mode}, not 600")
   done
   nginx -t -q 2>/dev/null || problems+=("nginx -t refuses the configuration")
   for unit in ${RESTARTED}; do
-    for attempt in 1 2 3 4 5 6; do
+    # A restarted service may still be starting: up to 30 s.
+    for attempt in 1 2 3 4 5 6 7; do
       state=$(systemctl is-active "${unit}.service" 2>/dev/null || true)
-      [[ "${state}" = activating ]] || break
+      if [[ "${state}" != activating ]] || [[ "${attempt}" -eq 7 ]]; then break; fi
       sleep 5
     done
     [[ "${state}" = active ]] || problems+=("${unit} is ${state:-unknown} after its restart")
@@ -839,4 +864,5 @@ if [[ -n "${PATH_NAME}" ]]; then
   # shellcheck disable=SC2312 # uptime unreadable: 0
   log "BOOT ${PATH_NAME} $(awk '{ printf "%.1f", $1 }' /proc/uptime 2>/dev/null || echo 0)s"
 fi
-log "done in $(elapsed "${STARTED}")s"
+TOOK=$(elapsed "${STARTED}")
+log "done in ${TOOK}s"

@@ -92,7 +92,11 @@ def make_ca(name, issuer=None, issuer_key=None, path_length=None):
                .not_valid_after(now() + datetime.timedelta(days=3650))
                .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
                .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                              critical=True))
+                              critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     cert = builder.sign(issuer_key or key, hashes.SHA256())
     return cert, key
 
@@ -404,6 +408,12 @@ class CA:
                 .not_valid_after(start + datetime.timedelta(seconds=lifetime))
                 .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                               critical=True)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.inter_key.public_key()),
+                               critical=False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(request.public_key()), critical=False)
                 .sign(self.inter_key, hashes.SHA256()))
         cid = secrets.token_hex(6)
         chain = (leaf.public_bytes(serialization.Encoding.PEM)

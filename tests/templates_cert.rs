@@ -60,7 +60,12 @@ fn the_issuer_may_write_only_its_txt_record_and_its_two_secrets() {
     let sids: Vec<&str> = all.iter().map(|s| s["Sid"].as_str().unwrap()).collect();
     assert_eq!(
         sids,
-        ["WriteTheChallengeRecord", "WaitForTheChallengeRecord", "KeepTheCertificateAndAccount", "WriteItsLog"]
+        [
+            "WriteTheChallengeRecord",
+            "WaitForTheChallengeRecord",
+            "KeepTheCertificateAndAccount",
+            "WriteItsLog"
+        ]
     );
     for s in &all {
         assert_eq!(s["Effect"].as_str(), Some("Allow"));
@@ -75,17 +80,30 @@ fn the_issuer_may_write_only_its_txt_record_and_its_two_secrets() {
         yaml(&cond["route53:ChangeResourceRecordSetsNormalizedRecordNames"]).trim(),
         "- !Sub _acme-challenge.media.${DomainName}"
     );
-    assert_eq!(yaml(&cond["route53:ChangeResourceRecordSetsRecordTypes"]).trim(), "- TXT");
+    assert_eq!(
+        yaml(&cond["route53:ChangeResourceRecordSetsRecordTypes"]).trim(),
+        "- TXT"
+    );
     assert_eq!(
         yaml(&cond["route53:ChangeResourceRecordSetsActions"]).trim(),
         "- UPSERT\n- DELETE"
     );
-    assert_eq!(write["Condition"].as_mapping().unwrap().len(), 1, "no other condition operator");
+    assert_eq!(
+        write["Condition"].as_mapping().unwrap().len(),
+        1,
+        "no other condition operator"
+    );
     let wait = by_sid(&all, "WaitForTheChallengeRecord");
     assert_eq!(actions(wait), ["route53:GetChange"]);
     assert!(yaml(&wait["Resource"]).contains(":route53:::change/*"));
     let keep = by_sid(&all, "KeepTheCertificateAndAccount");
-    assert_eq!(actions(keep), ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"]);
+    assert_eq!(
+        actions(keep),
+        [
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue"
+        ]
+    );
     assert_eq!(
         yaml(&keep["Resource"]).trim(),
         "- !Ref FleetCertificateSecret\n- !Ref AcmeAccountSecret"
@@ -100,22 +118,40 @@ fn servers_read_the_fleet_certificate_only_and_get_its_arn() {
     let all = statements(&t["Resources"]["ServerRole"]);
     let read = by_sid(&all, "ReadFleetCertificate");
     assert_eq!(actions(read), ["secretsmanager:GetSecretValue"]);
-    assert_eq!(yaml(&read["Resource"]).trim(), "!Ref FleetCertificateSecret");
+    assert_eq!(
+        yaml(&read["Resource"]).trim(),
+        "!Ref FleetCertificateSecret"
+    );
     let role = yaml(&t["Resources"]["ServerRole"]);
-    assert!(!role.contains("AcmeAccountSecret"), "a server must not read the ACME account");
+    assert!(
+        !role.contains("AcmeAccountSecret"),
+        "a server must not read the ACME account"
+    );
     assert_eq!(role.matches("FleetCertificateSecret").count(), 1);
     // In scalable mode only (the statement sits in Fn::If IsScalable).
     let statements = yaml(&t["Resources"]["ServerRole"]["Properties"]["Policies"]);
     let at = statements.find("ReadFleetCertificate").unwrap();
-    assert!(statements[..at].rfind("IsScalable").is_some_and(|i| at - i < 120));
+    assert!(
+        statements[..at]
+            .rfind("IsScalable")
+            .is_some_and(|i| at - i < 120)
+    );
 
-    let user_data = yaml(&t["Resources"]["ServerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]);
-    assert!(user_data.contains("--cert-secret \"${CertSecret}\""), "{user_data}");
+    let user_data = yaml(
+        &t["Resources"]["ServerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"],
+    );
+    assert!(
+        user_data.contains("--cert-secret \"${CertSecret}\""),
+        "{user_data}"
+    );
     assert!(user_data.contains("CertSecret: !If\n"), "{user_data}");
     assert!(user_data.contains("IsScalable") && user_data.contains("!Ref FleetCertificateSecret"));
     // Before the first issue the secret says only which names it will hold.
     let secret = &t["Resources"]["FleetCertificateSecret"]["Properties"];
-    assert_eq!(yaml(&secret["SecretString"]).trim(), "!Sub '{\"names\": [\"*.media.${DomainName}\"]}'");
+    assert_eq!(
+        yaml(&secret["SecretString"]).trim(),
+        "!Sub '{\"names\": [\"*.media.${DomainName}\"]}'"
+    );
     assert!(yaml(&secret["Name"]).contains("BBB-${RootStackName}-fleet-certificate"));
 }
 
@@ -125,16 +161,28 @@ fn the_first_issue_comes_before_the_group_and_renewal_twice_a_day() {
     let r = &t["Resources"];
     let custom = &r["FleetCertificate"];
     assert_eq!(custom["Type"].as_str(), Some("Custom::FleetCertificate"));
-    assert_eq!(yaml(&custom["Properties"]["ServiceToken"]).trim(), "!GetAtt CertificateIssuer.Arn");
+    assert_eq!(
+        yaml(&custom["Properties"]["ServiceToken"]).trim(),
+        "!GetAtt CertificateIssuer.Arn"
+    );
     let function = &r["CertificateIssuer"]["Properties"];
     let timeout = function["Timeout"].as_u64().unwrap();
     assert_eq!(timeout, 900);
     let service_timeout = custom["Properties"]["ServiceTimeout"].as_u64().unwrap();
-    assert!((timeout..=3600).contains(&service_timeout), "{service_timeout}");
+    assert!(
+        (timeout..=3600).contains(&service_timeout),
+        "{service_timeout}"
+    );
     assert_eq!(function["Runtime"].as_str(), Some("python3.12"));
     assert_eq!(function["Handler"].as_str(), Some("bbb_certs.handler"));
-    assert_eq!(yaml(&function["Code"]["S3Key"]).trim(), "!Ref CertificateIssuerCodeKey");
-    assert_eq!(yaml(&function["LoggingConfig"]["LogGroup"]).trim(), "!Ref CertificateIssuerLogGroup");
+    assert_eq!(
+        yaml(&function["Code"]["S3Key"]).trim(),
+        "!Ref CertificateIssuerCodeKey"
+    );
+    assert_eq!(
+        yaml(&function["LoggingConfig"]["LogGroup"]).trim(),
+        "!Ref CertificateIssuerLogGroup"
+    );
     assert_eq!(
         yaml(&r["CertificateIssuerLogGroup"]["Properties"]["RetentionInDays"]).trim(),
         "!Ref LogRetentionDays"
@@ -142,7 +190,10 @@ fn the_first_issue_comes_before_the_group_and_renewal_twice_a_day() {
     // The group references the custom resource (in scalable mode): CloudFormation creates
     // it, i.e. waits for the issuer's answer, before the group.
     let group_tags = yaml(&r["ServerGroup"]["Properties"]["Tags"]);
-    assert!(group_tags.contains("!Ref FleetCertificate\n"), "{group_tags}");
+    assert!(
+        group_tags.contains("!Ref FleetCertificate\n"),
+        "{group_tags}"
+    );
     // Twice a day, the issuer as target, allowed to invoke it from that rule only.
     let rule = &r["CertificateIssuerTwiceADay"]["Properties"];
     let cron = rule["ScheduleExpression"].as_str().unwrap();
@@ -150,8 +201,14 @@ fn the_first_issue_comes_before_the_group_and_renewal_twice_a_day() {
     assert_eq!(hours.split(',').count(), 2, "{cron}");
     assert!(yaml(&rule["Targets"]).contains("!GetAtt CertificateIssuer.Arn"));
     let permission = &r["CertificateIssuerTwiceADayPermission"]["Properties"];
-    assert_eq!(permission["Principal"].as_str(), Some("events.amazonaws.com"));
-    assert_eq!(yaml(&permission["SourceArn"]).trim(), "!GetAtt CertificateIssuerTwiceADay.Arn");
+    assert_eq!(
+        permission["Principal"].as_str(),
+        Some("events.amazonaws.com")
+    );
+    assert_eq!(
+        yaml(&permission["SourceArn"]).trim(),
+        "!GetAtt CertificateIssuerTwiceADay.Arn"
+    );
     for name in [
         "AcmeAccountSecret",
         "FleetCertificateSecret",
@@ -176,8 +233,14 @@ fn the_acme_directory_is_an_https_url_passed_from_the_root() {
         spec.default.as_deref(),
         Some("https://acme-v02.api.letsencrypt.org/directory")
     );
-    assert!(spec.check("https://acme-staging-v02.api.letsencrypt.org/directory").is_ok());
-    assert!(spec.check("http://acme-v02.api.letsencrypt.org/directory").is_err());
+    assert!(
+        spec.check("https://acme-staging-v02.api.letsencrypt.org/directory")
+            .is_ok()
+    );
+    assert!(
+        spec.check("http://acme-v02.api.letsencrypt.org/directory")
+            .is_err()
+    );
     assert!(spec.check("https://x/dir\"; rm -rf /").is_err());
     assert!(root.parameters["BbbCertsCodeKey"].is_internal());
     let text = String::from_utf8(bundle.file("root.yaml").unwrap().to_vec()).unwrap();

@@ -438,8 +438,11 @@ fn a_bad_nonce_is_retried() {
     rig.verify_stored(&rig.domain);
 }
 
+/// What the ResponseURL received: (method and Content-Type, JSON body) of each request.
+type Answers = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// A ResponseURL of our own: every PUT body CloudFormation would receive.
-fn response_url() -> (Server, Arc<Mutex<Vec<(String, Value)>>>) {
+fn response_url() -> (Server, Answers) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let store = seen.clone();
     let server = Server::start(move |req| {

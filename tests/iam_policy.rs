@@ -644,6 +644,12 @@ const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        // A custom resource: CloudFormation invokes its ServiceToken (the issuer,
+        // bbb_certs.py) with the caller's credentials for Create, Update and Delete.
+        "Custom::FleetCertificate",
+        &["lambda:InvokeFunction"],
+    ),
+    (
         "AWS::Lambda::Permission",
         &[
             "lambda:AddPermission",
@@ -802,6 +808,11 @@ const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
 
 /// Table actions of a type that its schema does not list, and why they are needed.
 const NOT_IN_SCHEMA: &[(&str, &str, &str)] = &[
+    (
+        "Custom::FleetCertificate",
+        "*",
+        "a custom resource: no registry schema; CloudFormation invokes its function as the caller",
+    ),
     (
         "AWS::IAM::AccessKey",
         "*",

@@ -660,9 +660,15 @@ fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
                     });
                 }
                 "s3:GetObject" => assert!(resource.contains("/scripts/*"), "{resource}"),
-                // Only the single server's logins; never the load-balancer secret.
+                // The single server's logins, a scalable one's fleet certificate (issue 27,
+                // tests/templates_cert.rs); never the load-balancer secret.
                 "secretsmanager:GetSecretValue" => {
-                    assert_eq!(condition.as_deref(), Some("IsSingle"), "{st:?}");
+                    let mode = if resource.contains("FleetCertificateSecret") {
+                        "IsScalable"
+                    } else {
+                        "IsSingle"
+                    };
+                    assert_eq!(condition.as_deref(), Some(mode), "{st:?}");
                     assert!(!resource.contains("LoadBalancer"), "{resource}");
                 }
                 "elasticfilesystem:ClientMount" | "elasticfilesystem:ClientWrite" => assert!(

@@ -326,6 +326,25 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     targets and EventBridge events (nothing is sent), the CloudFormation delete of a group
     waiting for the actions of a hook it did not create (ended at once here), the scaling
     activities' wait states, deregistration from ELBv2 target groups of waiting instances.
+34. Custom resources (Custom::<name>) backed by a Lambda function.  moto invoked the function in Docker (a thread running
+    LambdaFunction.invoke) and kept the resource, and so the stack, CREATE_IN_PROGRESS
+    until the function PUT its answer to moto's cfnresponse URL; without Docker (as
+    here) the stack never completed, an update left the resource "unchanged" and a
+    delete said "moto cannot delete".  Now: the function is not run here.  The
+    ServiceToken must name a Lambda function of the region that exists (else
+    CREATE_FAILED, as CloudFormation cannot invoke it); ServiceTimeout, when given, must
+    be an integer from 1 to 3600 (AWS's range).  The resource is then complete at once
+    with no data (Fn::GetAtt of it: ValidationError, as for an attribute the function did
+    not return), physical id "<stack name>-<logical id>-<12 random [A-Z0-9]>", and its
+    CREATE_COMPLETE / UPDATE_COMPLETE / DELETE_COMPLETE events say "moto_ext: the function
+    is not run here" (what the function would do, e.g. write a secret, is not done).  An
+    update with changed properties keeps the physical id (CloudFormation sends an Update
+    request; here nothing is sent); a changed ServiceToken fails it ("Modifying service
+    token is not allowed.", AWS's words).  Delete (stack deletion, removal in an update):
+    the resource leaves the stack, before the function it references (patch 31), as
+    CloudFormation deletes it after its Delete request; nothing is sent.  Not emulated: SNS
+    service tokens, the function's answer (SUCCESS/FAILED, Data, NoEcho), ServiceTimeout
+    expiring.
 """
 
 from __future__ import annotations
@@ -485,7 +504,8 @@ def _parse_and_create_resource(logical_id: str, resource_json: dict[str, Any],
     physical_id = _phys(resource)
     _event(stack, logical_id, rtype, "CREATE_IN_PROGRESS", physical_id,
            "Resource creation Initiated")
-    _event(stack, logical_id, rtype, "CREATE_COMPLETE", physical_id)
+    _event(stack, logical_id, rtype, "CREATE_COMPLETE", physical_id,
+           getattr(resource, "_ext_reason", None))  # patch 34 says what it did not do
     return resource
 
 
@@ -507,7 +527,7 @@ def _parse_and_update_resource(logical_id: str, resource_json: dict[str, Any],
         raise
     except Exception as exc:
         raise ResourceFailed(logical_id, rtype, exc, "UPDATE") from exc
-    reason = None
+    reason = getattr(new, "_ext_reason", None)  # patch 34
     if new is None:  # moto cannot update this type; it used to drop the resource
         new, reason = old, f"moto_ext: moto cannot update {rtype}; left unchanged"
     _event(stack, logical_id, rtype, "UPDATE_COMPLETE", _phys(new), reason, once=True)
@@ -543,7 +563,8 @@ def _delete_resource(self: ResourceMap, parsed_resource: Any,
     if stack is not None:
         stack._ext_delete_errors.pop(logical_id, None)
         stack._ext_deleted.add(logical_id)
-    reason = None  # moto_ext tells when moto did nothing (no delete of any kind)
+    # moto_ext tells when moto did nothing (no delete of any kind), patch 34 what it skipped
+    reason = getattr(parsed_resource, "_ext_reason", None)
     if not callable(getattr(parsed_resource, "delete", None)) and hasattr(
             type(parsed_resource).delete_from_cloudformation_json, "__isabstractmethod__"):
         reason = f"moto_ext: moto cannot delete {rtype}; it is left in the backend"
@@ -4167,3 +4188,76 @@ class AutoScalingLifecycleHook(_BackendModel, CloudFormationModel):
 
 for _cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
     _cache.cache_clear()  # the new type above
+
+
+# ------------------------ 34. custom resources: complete, the function not run here
+import random as _random  # noqa: E402
+
+from moto.awslambda.utils import get_backend as _lambda_backend  # noqa: E402
+from moto.cloudformation.custom_model import CustomModel  # noqa: E402
+
+_NOT_RUN = ("moto_ext: the function is not run here (AWS would send it this request and "
+            "wait for its answer); nothing it would do was done")
+
+
+def _custom_checks(props: dict[str, Any], account_id: str, region_name: str) -> str:
+    token = props.get("ServiceToken")
+    if not isinstance(token, str) or not token:
+        raise ValidationError(message="Property ServiceToken cannot be empty")
+    if ":sns:" in token:
+        raise ValidationError(message="moto_ext: SNS service tokens are not emulated")
+    _lambda_backend(account_id, region_name).get_function(token)  # absent: fails
+    timeout = props.get("ServiceTimeout")
+    if timeout is not None:
+        try:
+            number = int(str(timeout))
+        except ValueError:
+            number = 0
+        if str(number) != str(timeout).strip() or not 1 <= number <= 3600:
+            raise ValidationError(message=f"ServiceTimeout {timeout!r}: an integer from 1 to 3600")
+    return token
+
+
+def _custom_create(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                   account_id: str, region_name: str, **kwargs: Any) -> Any:
+    props = cloudformation_json.get("Properties") or {}
+    _custom_checks(props, account_id, region_name)
+    stack_id, logical_id = kwargs["StackId"], kwargs["LogicalId"]
+    stack = cloudformation_backends[account_id][region_name].get_stack(stack_id)
+    suffix = "".join(_random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(12))
+    resource = CustomModel(region_name, "", logical_id, f"{stack.name}-{logical_id}-{suffix}")
+    resource.set_data({})
+    resource._ext_reason = _NOT_RUN
+    resource._ext_stack_id = stack_id
+    resource._ext_token = props.get("ServiceToken")
+    stack.add_custom_resource(resource)
+    return resource
+
+
+def _custom_update(cls: type, original_resource: Any, new_resource_name: str,
+                   cloudformation_json: dict[str, Any], account_id: str,
+                   region_name: str) -> Any:
+    props = cloudformation_json.get("Properties") or {}
+    token = _custom_checks(props, account_id, region_name)
+    if token != getattr(original_resource, "_ext_token", token):
+        raise ValidationError(message="Modifying service token is not allowed.")
+    return original_resource  # same physical id; an Update request, not sent here
+
+
+def _custom_delete(self: Any, account_id: str, region_name: str) -> None:
+    stack = cloudformation_backends[account_id][region_name].stacks.get(
+        getattr(self, "_ext_stack_id", ""))
+    if stack is not None:
+        stack.custom_resources.pop(self.logical_id, None)
+
+
+def _custom_attribute(self: Any, attribute_name: str) -> Any:
+    if attribute_name in self.data:
+        return self.data[attribute_name]
+    raise UnformattedGetAttTemplateException()
+
+
+CustomModel.create_from_cloudformation_json = classmethod(_custom_create)  # type: ignore[assignment]
+CustomModel.update_from_cloudformation_json = classmethod(_custom_update)  # type: ignore[assignment]
+CustomModel.delete = _custom_delete  # type: ignore[attr-defined]
+CustomModel.get_cfn_attribute = _custom_attribute  # type: ignore[method-assign]

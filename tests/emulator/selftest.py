@@ -2464,6 +2464,76 @@ def lifecycle_hook_timeouts():
         proc.wait(timeout=15)
 
 
+def custom_resources():
+    """Patch 34: a Custom:: resource backed by a Lambda function completes, its events say
+    the function is not run here; an update keeps it, a changed ServiceToken fails; a
+    missing function fails its create; the stack's delete removes it before the function."""
+    iam, lam = client("iam"), client("lambda")
+    role = iam.create_role(RoleName=f"custom-{RUN}", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("f.py", "def handler(event, context):\n    raise SystemExit('must not run')\n")
+    s3.put_object(Bucket=BUCKET, Key="custom/f.zip", Body=buf.getvalue())
+
+    def template(names, token="Fn"):
+        return json.dumps({"Resources": {
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+                "Runtime": "python3.12", "Handler": "f.handler", "Role": role,
+                "Code": {"S3Bucket": BUCKET, "S3Key": "custom/f.zip"}}},
+            "Other": {"Type": "AWS::Lambda::Function", "Properties": {
+                "Runtime": "python3.12", "Handler": "f.handler", "Role": role,
+                "Code": {"S3Bucket": BUCKET, "S3Key": "custom/f.zip"}}},
+            "Cert": {"Type": "Custom::Thing", "Properties": {
+                "ServiceToken": {"Fn::GetAtt": [token, "Arn"]}, "ServiceTimeout": 960,
+                "Names": names}},
+            "After": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": {"Ref": "Cert"}}}}})
+
+    name = f"custom-{RUN}"
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=template(["a"]))["StackId"]
+    st = settle(stack_id)
+    evs = events(stack_id)
+    done = find(evs, "Cert", "CREATE_COMPLETE")
+    physical = done[0]["PhysicalResourceId"] if done else ""
+    check("custom resource: created (the stack completes), its event says the function is not run here",
+          st["StackStatus"] == "CREATE_COMPLETE" and done
+          and "the function is not run here" in (done[0].get("ResourceStatusReason") or "")
+          and physical.startswith(f"{name}-Cert-"), (st["StackStatus"], done))
+    cfn.update_stack(StackName=stack_id, TemplateBody=template(["a", "b"]))
+    st = settle(stack_id)
+    now = [r["PhysicalResourceId"] for r in cfn.describe_stack_resources(StackName=stack_id)["StackResources"]
+           if r["LogicalResourceId"] == "Cert"]
+    check("custom resource: an update of its properties keeps its physical id",
+          st["StackStatus"] == "UPDATE_COMPLETE" and now == [physical], (st["StackStatus"], now, physical))
+    cfn.update_stack(StackName=stack_id, TemplateBody=template(["a", "b"], token="Other"))
+    st = settle(stack_id)
+    failed = find(events(stack_id), "Cert", "UPDATE_FAILED")
+    check("custom resource: a changed ServiceToken fails the update (AWS's words)",
+          st["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE" and failed
+          and "Modifying service token is not allowed." in failed[0].get("ResourceStatusReason", ""),
+          (st["StackStatus"], failed))
+    cfn.delete_stack(StackName=stack_id)
+    st = settle(stack_id)
+    order = [e["LogicalResourceId"] for e in events(stack_id) if e["ResourceStatus"] == "DELETE_COMPLETE"]
+    functions = [f["FunctionName"] for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith(name)]
+    check("custom resource: the stack's delete removes it after what references it and before its function",
+          st["StackStatus"] == "DELETE_COMPLETE" and "Cert" in order and "Fn" in order
+          and order.index("After") < order.index("Cert") < order.index("Fn") and not functions,
+          (order, functions))
+
+    missing = json.dumps({"Resources": {"Cert": {"Type": "Custom::Thing", "Properties": {
+        "ServiceToken": f"arn:aws:lambda:{REGION}:123456789012:function:absent-{RUN}"}}}})
+    stack_id = cfn.create_stack(StackName=f"custom-missing-{RUN}", TemplateBody=missing)["StackId"]
+    st = settle(stack_id)
+    check("custom resource: a ServiceToken naming no function fails its create",
+          st["StackStatus"] == "ROLLBACK_COMPLETE" and find(events(stack_id), "Cert", "CREATE_FAILED"),
+          st["StackStatus"])
+    iam.delete_role(RoleName=f"custom-{RUN}")
+
+
 def run_all(groups) -> int:
     for g in groups:
         try:
@@ -2498,7 +2568,7 @@ def main() -> int:
                     backup_jobs, parameter_updates_and_task_definitions,
                     route53_record_sets, delete_order, dropped_parameters,
                     lifecycle_hooks_api, lifecycle_hooks_cloudformation,
-                    lifecycle_hook_timeouts))
+                    lifecycle_hook_timeouts, custom_resources))
 
 
 if __name__ == "__main__":

@@ -1240,10 +1240,14 @@ print(json.dumps(pins, sort_keys=True))' "${pins}" "${at}" >"${ROOT}${ETC_DIR}/b
 # go (user data runs again on every instance of the image; bbb-logship starts from
 # nothing there), and the builder powers off: bbbctl bake images it once it has stopped.
 bake_finish() {
+  local baked
   write_baked
+  baked=$(cat "${ROOT}${ETC_DIR}/baked.json")
   FINISHED=true
   stop_watchdog
   boot_total
+  # bbbctl bake tags the image with these.
+  log "baked.json: ${baked}"
   log "BAKED"
   flush_log
   systemctl disable --now bbb-logship.service 2>/dev/null || true

@@ -242,12 +242,24 @@ pub async fn instance_state(aws: &Aws, id: &str) -> Result<String> {
     }
 }
 
-async fn instance_action(aws: &Aws, action: &str, id: &str) -> Result<()> {
+/// StopInstances or TerminateInstances of the builder (an instance EC2 no longer knows is
+/// done either way).
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    Stop,
+    Terminate,
+}
+
+async fn instance_action(aws: &Aws, act: Act, id: &str) -> Result<()> {
     let params = [("InstanceId.1".to_string(), encode(id))];
-    match query(aws, "ec2", action, EC2, &params).await {
+    let result = match act {
+        Act::Stop => query(aws, "ec2", "StopInstances", EC2, &params).await,
+        Act::Terminate => query(aws, "ec2", "TerminateInstances", EC2, &params).await,
+    };
+    match result {
         Ok(_) => Ok(()),
         Err(e) if is_code(&e, "InvalidInstanceID.NotFound") => Ok(()),
-        Err(e) => Err(e.context(format!("{action} {id}"))),
+        Err(e) => Err(e.context(format!("{act:?} {id}"))),
     }
 }
 
@@ -391,7 +403,7 @@ async fn wait_stopped(aws: &Aws, p: &Printer, id: &str, o: &Options) -> Result<(
                 "builder {id} still {state} {} s after BAKED: stopping it",
                 stop_after.as_secs()
             ));
-            instance_action(aws, "StopInstances", id).await?;
+            instance_action(aws, Act::Stop, id).await?;
             asked = true;
         }
         if start.elapsed() >= stop_after * 4 {
@@ -624,13 +636,13 @@ pub async fn bake(aws: &Aws, p: &Printer, plan: &Plan, o: &Options) -> Result<Ba
         .err()
         .is_some_and(|e| e.downcast_ref::<Interrupted>().is_some());
     if result.is_err() && o.keep_builder_on_failure && !interrupted {
-        instance_action(aws, "StopInstances", &id).await?;
+        instance_action(aws, Act::Stop, &id).await?;
         p.warn(format!(
             "the builder {id} is kept, stopped (--keep-builder-on-failure): look at it, then terminate it (aws ec2 terminate-instances --instance-ids {id})"
         ));
         return result;
     }
-    match instance_action(aws, "TerminateInstances", &id).await {
+    match instance_action(aws, Act::Terminate, &id).await {
         Ok(()) => p.info(format!("builder {id} terminated")),
         Err(e) => p.warn(format!(
             "the builder {id} could not be terminated ({e:#}): terminate it (aws ec2 terminate-instances --instance-ids {id})"

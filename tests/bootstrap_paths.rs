@@ -170,6 +170,38 @@ fn a_first_boot_takes_the_bake_baked_or_bare_path() {
     );
 }
 
+/// Scalable mode needs the fleet certificate's secret, an ARN of Secrets Manager's.
+#[test]
+fn scalable_mode_needs_the_certificate_secrets_arn() {
+    let check = support::shell_function(SCRIPT, "check_arguments");
+    for (secret, want) in [
+        (
+            "arn:aws:secretsmanager:eu-central-1:123456789012:secret:bbb-FleetCertificate-AbCdEf",
+            "passed",
+        ),
+        ("", "die: scalable mode needs --cert-secret"),
+        ("arn:aws:s3:::bucket", "die: invalid certificate secret ARN"),
+        (
+            "arn:aws:secretsmanager:eu-central-1:123456789012:secret:x;reboot",
+            "die: invalid certificate secret ARN",
+        ),
+    ] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "die() {{ echo \"die: $*\"; exit 1; }}\nusage() {{ exit 2; }}\n{check}\n\
+                 NOT_BASE64='' REGION=r STACK_NAME=s RESOURCE=g MODE=scalable DOMAIN=bbb.example.org \
+                 HOSTED_ZONE=Z1 EMAIL=ops@example.org DATA_VOLUME='' REPORT_BUCKET=bbb-sources-1a2b \
+                 EFS_ID=fs-0123abcd SPOOL_AP=fsap-0123abcd\nCERT_SECRET=$1\ncheck_arguments\necho passed"
+            ))
+            .arg("bash")
+            .arg(secret)
+            .output()
+            .unwrap();
+        assert!(text(&out).starts_with(want), "{secret}: {}", text(&out));
+    }
+}
+
 // ---- what each path runs -----------------------------------------------------------------
 
 /// The script's "paths" section, run with every step function a recording fake: the steps

@@ -11,16 +11,18 @@
 #      this server attaches once its predecessor let go of it, and Greenlight's folder
 #      and /etc/letsencrypt live on it too: a replaced server finds the recordings,
 #      Greenlight's database and uploads and the certificate again,
-#   2. scalable mode: waits until the zone's name servers answer for bbb-<instance
-#      id>.<domain> with this instance's public address (the deployment's registrar,
-#      templates/scripts/bbb_registrar.py, writes that record: this server may not);
-#      single mode: associates the deployment's Elastic IP with this instance and waits
+#   2. scalable mode: waits for no DNS record (it orders no certificate; the registrar,
+#      templates/scripts/bbb_registrar.py, writes bbb-<instance id>.media.<domain> and adds
+#      the server to Scalelite once its API answers); single mode: associates the deployment's Elastic IP with this instance and waits
 #      the same way for <domain>, a record of the root stack on that address (root.yaml,
 #      DomainRecord), so destroy and a mode switch remove it,
 #   3. waits until apt is free (first boot runs apt-daily / unattended-upgrades; their
 #      timers are off for the install) and installs BigBlueButton with the pinned
-#      bbb-install script (by commit; its sha256 is checked before it runs), which also
-#      gets the Let's Encrypt certificate; without -c it sets up coturn (TURN) on this
+#      bbb-install script (by commit; its sha256 is checked before it runs); single mode:
+#      it also gets the Let's Encrypt certificate; scalable mode: -d, on a self-signed
+#      placeholder in /local/certs, and bbb-identity (bbb-identity.sh, put in /usr/local/sbin
+#      by the user data) gives the server its name, addresses, secrets and the fleet's
+#      certificate (--cert-secret) before anything is checked; without -c it sets up coturn (TURN) on this
 #      host too, reached through haproxy on 443; single mode: Greenlight's image is
 #      pinned in the compose file bbb-install runs; then verifies the result (package
 #      state, the services BigBlueButton runs, its API over HTTPS) before anything
@@ -45,13 +47,22 @@
 #      back (Aurora, EFS, the front end); a server that failed stays out of Scalelite
 #      (registration is the last step) and bbbctl names it from its FAILED line.
 #
+# Scalable mode has three first-boot paths (choose_path): bare (above), bake (a builder of
+# `bbbctl bake`, told by its instance tag bbbctl:role=bbb-builder: the install without an
+# identity, then bake_clean, /etc/bbbctl/baked.json, a last line BAKED, power-off; no
+# signal) and baked (an image whose baked.json holds this script's pins: no install, only
+# bbb-identity --first-boot, the checks, the spool and the agent). Every step logs
+# `STEP <name> <seconds>s`, the end `BOOT <path> <seconds>s`; /run/bbbctl/boot holds
+# "<booting|ready|failed> <boot start> <path>" for the agent; /etc/bbbctl/server.env the
+# server's settings for bbb-identity and the agent.
+#
 # Every run ends with one of these lines, the last of this log and of its CloudWatch Logs
 # stream (bbbctl reads it there):
 #   <UTC time> bbb-bootstrap: READY https://<host name>
 #   <UTC time> bbb-bootstrap: FAILED <reason, one line>
 #
-# Needs: the AWS CLI, curl and python3, and an instance role allowing
-# route53:GetHostedZone (dig, from bind9-dnsutils, is installed if missing),
+# Needs: the AWS CLI, curl, openssl and python3, and an instance role allowing
+# route53:GetHostedZone (single mode; dig, from bind9-dnsutils, is installed if missing),
 # ec2:AssociateAddress/DescribeAddresses (single mode), cloudformation:SignalResource,
 # secretsmanager:GetSecretValue (single mode: admin login and SMTP login),
 # elasticfilesystem:ClientMount/ClientWrite (scalable mode) and s3:PutObject on its own

@@ -384,6 +384,34 @@ async fn a_failed_bake_changes_nothing_and_destroy_removes_only_the_deployments_
         "{builder}"
     );
 
+    // Ctrl-C while the builder installs: exit 130, the builder terminated, nothing recorded.
+    let mut child = d.start(&["bake", "-s", &d.stack]);
+    let builder = d
+        .play_builder(&mut child, &["t bbb-bootstrap: STEP apt-wait 2.0s"], false)
+        .await["id"]
+        .clone();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = d.finish(child).await;
+    assert_code(&out, 130);
+    assert!(
+        stderr(&out).contains("interrupted: the builder"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        builders(&d.stack)
+            .iter()
+            .all(|b| b["state"] == "terminated"),
+        "{builder} still runs"
+    );
+    assert!(images(&d.stack).is_empty());
+    assert_eq!(d.server_image_parameter().await, image_before);
+
     // A good bake, without --roll: the running server stays, the command says how to roll.
     let mut child = d.start(&["bake", "-s", &d.stack]);
     let lines = baked_lines(PINS);
@@ -440,7 +468,7 @@ async fn a_failed_bake_changes_nothing_and_destroy_removes_only_the_deployments_
         .collect();
     assert_eq!(
         left,
-        [not_baked.clone()],
+        std::slice::from_ref(&not_baked),
         "only the image bbbctl did not bake stays"
     );
     for s in &baked_snapshots {
@@ -483,4 +511,94 @@ async fn bad_input_is_refused_before_anything_changes() {
         stderr(&o)
     );
     assert!(builders("nosuchdeployment").is_empty());
+}
+
+#[tokio::test]
+async fn setup_bake_bakes_after_the_first_deployment_and_refuses_single_mode() {
+    let _one_at_a_time = exclusive().await;
+    let aws = account().await;
+    let domain = format!("{}.example.org", unique("bakesetup"));
+    let zone = hosted_zone(&aws, &domain).await;
+
+    // Single mode: refused before anything is created.
+    let stack = unique("bakesingle");
+    let o = bbbctl(&setup_args(
+        &zone,
+        &stack,
+        &domain,
+        &["--mode", "single", "--bake", "--no-check"],
+    ));
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("--bake makes a server image for scalable mode"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !live_stacks(&aws)
+            .await
+            .iter()
+            .any(|s| s.starts_with(&stack))
+    );
+
+    // Scalable: the deployment, then the bake, in one setup.
+    let stack = unique("bakesetup");
+    let dir = scratch_dir();
+    let params = dir.join("params.json");
+    std::fs::write(&params, r#"{"Parameters": {"BBBServerCount": 1}}"#).unwrap();
+    let file = params.display().to_string();
+    let mut child = bbbctl_command(
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &["--params", &file, "--no-check", "--bake"],
+        ),
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    let builder = loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "setup ended before its builder ran"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "no builder was launched"
+        );
+        if let Some(b) = builders(&stack)
+            .into_iter()
+            .find(|b| b["state"] != "terminated")
+        {
+            break b["id"].as_str().unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (_, outputs) = root(&aws, &stack).await;
+    let lines = baked_lines(PINS);
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    put_log_lines(&outputs["BBBServerLogGroupName"], &builder, &lines);
+    boto3(
+        "ec2",
+        &format!("client.stop_instances(InstanceIds=[{builder:?}])"),
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_code(&out, 0);
+    let imgs = images(&stack);
+    assert_eq!(imgs.len(), 1, "{imgs:?}");
+    let image = imgs[0]["id"].as_str().unwrap();
+    assert!(
+        stdout(&out).contains(&format!("Server image {image}"))
+            || stderr(&out).contains(&format!("Server image {image}"))
+    );
+    let params = bbbctl::cfn::ops::parameters(&described(&aws, &stack).await);
+    assert_eq!(params["BBBServerImageId"], image);
+    let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes", "--force"]);
+    assert_code(&o, 0);
+    assert!(images(&stack).is_empty());
 }

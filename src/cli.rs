@@ -132,6 +132,9 @@ pub enum Command {
     /// Replace the BBB servers that run an older launch template, new ones first, without
     /// cutting a meeting
     Roll(RollArgs),
+    /// Build a server image with BigBlueButton installed (scalable mode): new servers start
+    /// from it in minutes; with --roll the running ones move onto it
+    Bake(BakeArgs),
     /// Check from the outside that a deployment works: DNS, certificates, Greenlight sign-in,
     /// Scalelite and every BBB server, mail, the managed services
     Check(CheckArgs),
@@ -206,6 +209,11 @@ pub struct DestroyArgs {
     /// deletes it once the stacks are gone
     #[arg(long)]
     pub keep_data_snapshot: bool,
+
+    /// Keep the server images `bbbctl bake` made for the deployment (and their snapshots);
+    /// by default destroy deregisters them and deletes their snapshots
+    #[arg(long)]
+    pub keep_images: bool,
 
     /// Destroy even while the servers still process recordings, or failed recordings the
     /// servers saved are in the sources bucket: they are lost
@@ -355,6 +363,34 @@ pub struct RollArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct BakeArgs {
+    /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
+    #[arg(short = 's', long, env = "BBBCTL_STACK")]
+    pub stack: Option<String>,
+
+    /// Then replace the running servers with servers from the new image, as `bbbctl roll`
+    /// does (new ones first, old ones drained: no meeting is cut)
+    #[arg(long)]
+    pub roll: bool,
+
+    /// When the bake fails, leave the builder instance stopped (to look at it) instead of
+    /// terminating it
+    #[arg(long)]
+    pub keep_builder_on_failure: bool,
+
+    /// How long the builder may take to install, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub timeout: u64,
+
+    /// With --roll: how long to wait for each new server, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub roll_timeout: u64,
+
+    #[command(flatten)]
+    pub drain: DrainOptions,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct DrainArgs {
     /// Name of the deployment's root CloudFormation stack (default: the one of the last setup)
     #[arg(short = 's', long, env = "BBBCTL_STACK")]
@@ -450,6 +486,12 @@ pub struct SetupArgs {
     /// it an existing deployment keeps the image its servers run
     #[arg(long)]
     pub new_server_image: bool,
+
+    /// Scalable mode: once the deployment is set up, bake a server image (as `bbbctl bake`:
+    /// a builder installs BigBlueButton once, 25-40 minutes more) and record it, so that new
+    /// servers start from it in minutes
+    #[arg(long)]
+    pub bake: bool,
 
     /// Replace a single server (a new image, instance type, a mode switch) even while it
     /// still processes recordings, which are then lost; without it setup waits for them (at

@@ -313,3 +313,70 @@ pub async fn instances_now(aws: &Aws, group: &str) -> Result<Vec<crate::fleet::I
     };
     Ok(group_instances(&asg))
 }
+
+/// Updates one parameter of the root stack `stack` (its template and every other value as
+/// they are) and follows the update with progress. `Ok(false)`: CloudFormation had nothing
+/// to change. A failed update is an error ending with `failed` (what the rollback left).
+pub async fn update_parameter(
+    aws: &Aws,
+    p: &crate::ui::Printer,
+    root: &Stack,
+    stack: &str,
+    (key, value): (&str, &str),
+    failed: &str,
+) -> Result<bool> {
+    use crate::cfn::events::EventPoller;
+    use crate::cfn::ops::{self, CAPABILITIES};
+    use crate::cfn::tree::{Op, StackTree};
+    use crate::error::{aws_message, describe};
+    use aws_sdk_cloudformation::types::Parameter;
+    let params: Vec<Parameter> = root
+        .parameters()
+        .iter()
+        .filter_map(|x| x.parameter_key())
+        .map(|k| {
+            let b = Parameter::builder().parameter_key(k);
+            if k == key {
+                b.parameter_value(value).build()
+            } else {
+                b.use_previous_value(true).build()
+            }
+        })
+        .collect();
+    let mut poller = EventPoller::new(aws.cfn.clone());
+    let marker = poller.latest(stack).await?;
+    let token = ops::request_token(Op::Update);
+    let out = aws
+        .cfn
+        .update_stack()
+        .stack_name(stack)
+        .use_previous_template(true)
+        .set_parameters(Some(params))
+        .set_capabilities(Some(CAPABILITIES.to_vec()))
+        .client_request_token(&token)
+        .send()
+        .await;
+    let stack_id = match out {
+        Ok(o) => o.stack_id().unwrap_or(stack).to_string(),
+        Err(e) if aws_message(&e).is_some_and(|m| m.contains("No updates are to be performed")) => {
+            return Ok(false);
+        }
+        Err(e) => bail!("updating stack {stack}: {}", describe(&e)),
+    };
+    let (since, seen) = marker.map(|(i, t)| (Some(t), Some(i))).unwrap_or_default();
+    poller.start(&stack_id, since, seen);
+    let mut tree = StackTree::new(Op::Update, stack, &stack_id, None, BTreeMap::new());
+    tree.deployment = Some(stack.to_string());
+    let outcome = ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await?;
+    if !outcome.succeeded() {
+        let cause = outcome
+            .root_cause()
+            .map(|c| format!("\nRoot cause: {c}"))
+            .unwrap_or_default();
+        bail!(
+            "the update of stack {stack} ({key}) failed ({}): CloudFormation rolled it back, {failed}{cause}",
+            outcome.status
+        );
+    }
+    Ok(true)
+}

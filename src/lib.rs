@@ -9,6 +9,7 @@
 
 pub mod aws;
 pub mod backup;
+pub mod bake;
 pub mod cfn;
 pub mod check;
 pub mod cli;

@@ -276,12 +276,12 @@ pub async fn service_counts(
 }
 
 /// CloudWatch Logs (JSON 1.1, target prefix `Logs_20140328`).
-async fn logs(aws: &Aws, action: &str, body: &Value) -> Result<Value> {
+pub(crate) async fn logs(aws: &Aws, action: &str, body: &Value) -> Result<Value> {
     json(aws, "logs", &format!("Logs_20140328.{action}"), body).await
 }
 
 /// Whether an error of `json`/`query` is AWS's `code` ("Action: Code: message").
-fn is_code(e: &anyhow::Error, code: &str) -> bool {
+pub(crate) fn is_code(e: &anyhow::Error, code: &str) -> bool {
     e.to_string().contains(&format!(": {code}:"))
 }
 
@@ -895,7 +895,7 @@ fn parse_instance_tags(xml: &str) -> BTreeMap<String, BTreeMap<String, String>> 
 }
 
 /// The key/value items of an EC2 element's own `<tagSet>`.
-fn tag_set(xml: &str) -> BTreeMap<String, String> {
+pub(crate) fn tag_set(xml: &str) -> BTreeMap<String, String> {
     items(child(xml, "tagSet").unwrap_or_default())
         .into_iter()
         .filter_map(|tag| {
@@ -908,7 +908,7 @@ fn tag_set(xml: &str) -> BTreeMap<String, String> {
 }
 
 /// The contents of the top-level `<item>` elements of `xml`.
-fn items(xml: &str) -> Vec<&str> {
+pub(crate) fn items(xml: &str) -> Vec<&str> {
     let (mut found, mut depth, mut start, mut at) = (Vec::new(), 0usize, 0usize, 0usize);
     while let Some(pos) = xml[at..].find('<') {
         let tag = at + pos;
@@ -929,7 +929,7 @@ fn items(xml: &str) -> Vec<&str> {
 }
 
 /// The text of the first `<name>` element of `xml` that is not inside one of its `<item>`s.
-fn child<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn child<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     let (open, close) = (format!("<{name}>"), format!("</{name}>"));
     let (mut depth, mut at) = (0usize, 0usize);
     while let Some(pos) = xml[at..].find('<') {
@@ -950,7 +950,7 @@ fn child<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// XML text with its five predefined entities resolved.
-fn unescape(text: &str) -> String {
+pub(crate) fn unescape(text: &str) -> String {
     text.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")

@@ -522,7 +522,14 @@ fn single_mode_greenlight_sees_only_the_deployments_host_name() {
 /// Runs the script's end-of-run functions in MODE with a recording AWS CLI and log shipper;
 /// `main` ends the run. The log shipper keeps a copy of the log as it was at each flush.
 fn finish(mode: &str, main: &str) -> (Output, Fakes) {
+    finish_on("bare", mode, main)
+}
+
+/// [`finish`] on boot path PATH (bare, baked, bake): the boot state goes to
+/// $FAKE_DIR/run/boot, the uptime is read from $FAKE_DIR/uptime (61.37 s).
+fn finish_on(path: &str, mode: &str, main: &str) -> (Output, Fakes) {
     let fakes = Fakes::new();
+    fs::write(fakes.path("uptime"), "61.37 100.00\n").unwrap();
     fakes.fake("aws", "");
     fakes.fake(
         "bbb-logship",
@@ -537,7 +544,8 @@ fn finish(mode: &str, main: &str) -> (Output, Fakes) {
         "exec >>\"$FAKE_DIR/out.log\" 2>&1\n{log}\nFAILURE_REASON=\"\"\nFAILED_COMMAND=\"\"\n\
          MODE={mode}\nSTACK_NAME=bbb-BbbServersStack-1A2B\nRESOURCE=ServerGroup\nINSTANCE_ID=i-0abc1234\n\
          HOST_NAME={HOST}\nLOG_GROUP=bbb-BootstrapLogGroup\nLOG_FILE=/var/log/bbb-bootstrap.log\n\
-         SHIPPING=true\nLOG_SHIPPER=bbb-logship\nFINISHED=false\nWATCHDOG=\"\"\nSIGNAL_DEADLINE=0\n",
+         SHIPPING=true\nLOG_SHIPPER=bbb-logship\nFINISHED=false\nWATCHDOG=\"\"\nSIGNAL_DEADLINE=0\n\
+         BOOT_PATH={path}\nBOOT_STATE=$FAKE_DIR/run/boot\nBOOT_STARTED=1767225600\nUPTIME_FILE=$FAKE_DIR/uptime\n",
         log = log_function()
     );
     let functions = [
@@ -547,6 +555,9 @@ fn finish(mode: &str, main: &str) -> (Output, Fakes) {
         "signal_deadline",
         "stop_watchdog",
         "on_exit",
+        "uptime_seconds",
+        "boot_state",
+        "boot_total",
         "ready",
     ];
     let main = format!("trap on_exit EXIT\nset -E\n{err_trap}\n{main}");
@@ -912,14 +923,14 @@ fn install_agent(mode: &str) -> (Output, Fakes, String) {
     fs::create_dir_all(root.join("etc/default")).unwrap();
     fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
     let mut functions = String::new();
-    for f in ["install_unit", "install_agent_service"] {
+    for f in ["write_unit", "install_unit", "install_agent_service"] {
         functions += &support::shell_function(SCRIPT, f)
             .replace("/etc/", &format!("{}/etc/", root.display()));
     }
     let prelude = format!(
         "{functions}\n{STUBS}MODE={mode}\nREGION=eu-central-1\n\
          REPORT_BUCKET=bbb-sources-sourcesbucket-0123\nSTATE_DIR=/var/lib/bbb-bootstrap\n\
-         DATA_DIR=/var/bigbluebutton\nAGENT={agent}\n",
+         DATA_DIR=/var/bigbluebutton\nAGENT={agent}\nBOOT_PATH=bare\nROOT=\"\"\n",
         agent = fakes.path("bbb-agent").display(),
     );
     let out = fakes.run(&prelude, &[], "install_agent_service\n");
@@ -955,23 +966,11 @@ fn the_agent_runs_in_both_modes_with_its_modes_idea_of_a_safe_recording() {
             ["daemon-reload", "enable --now bbb-agent.service"]
         );
     }
-    // The script calls it at the top level, outside the scalable-only block.
+    // Every path installs it: single, baked, bake (not started) and bare.
     let script = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SCRIPT)).unwrap();
-    let lines: Vec<&str> = script.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| *l == "install_agent_service")
-        .expect("a top-level call of install_agent_service");
-    assert_eq!(
-        lines[at - 1],
-        "fi",
-        "after the scalable-only block, not in it"
-    );
-    assert!(
-        lines[..at]
-            .iter()
-            .rev()
-            .take(4)
-            .any(|l| *l == "  install_post_publish_hook")
-    );
+    let calls = script
+        .lines()
+        .filter(|l| l.trim() == "step agent install_agent_service")
+        .count();
+    assert_eq!(calls, 4, "one call per path");
 }

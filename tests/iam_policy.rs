@@ -116,6 +116,10 @@ const SIGNED_EXTRA: &[(&str, &[&str])] = &[
     ),
     ("backup:StartRestoreJob", &["iam:PassRole"]),
     ("ecs:RunTask", &["iam:PassRole"]),
+    // bake: the builder runs with the servers' instance profile and is tagged at launch; the
+    // image and its snapshots are tagged as they are made (ec2:CreateTags, CreateAction).
+    ("ec2:RunInstances", &["iam:PassRole", "ec2:CreateTags"]),
+    ("ec2:CreateImage", &["ec2:CreateTags"]),
 ];
 
 /// The places that forward a caller's action to `query`/`json` (their callers are checked).

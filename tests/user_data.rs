@@ -447,7 +447,8 @@ fn the_bootstrap_decodes_byte_for_byte_and_refuses_what_is_no_domain() {
         )
     };
     let single = "MODE=single ADMIN_SECRET=a SMTP_SECRET=b ALLOCATION_ID=eipalloc-0123";
-    let scalable = "MODE=scalable EFS_ID=fs-0123abcd SPOOL_AP=fsap-0123abcd";
+    let scalable = "MODE=scalable EFS_ID=fs-0123abcd SPOOL_AP=fsap-0123abcd \
+                    CERT_SECRET=arn:aws:secretsmanager:eu-central-1:123456789012:secret:bbb-FleetCertificate-AbCdEf";
     for mode in [single, scalable] {
         assert_eq!(
             run(mode, "bbb-sources-1a2b"),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_cloudformation::types::{Parameter, Stack};
+use aws_sdk_cloudformation::types::Stack;
 use serde_json::json;
 
 use super::connect;
@@ -16,10 +16,8 @@ use crate::aws::Aws;
 use crate::backup::{
     self as engine, Copy, From, Holdings, Holds, Origin, P_DB_ENGINE_VERSION, P_DB_SNAPSHOT,
 };
-use crate::cfn::events::EventPoller;
-use crate::cfn::ops::{self, CAPABILITIES, describe_stack, outputs, parameters, status};
-use crate::cfn::tree::{Op, StackTree};
-use crate::error::{aws_message, describe, usage};
+use crate::cfn::ops::{describe_stack, outputs, parameters, status};
+use crate::error::usage;
 use crate::settings::{Global, P_MODE};
 use crate::signed::{self, OneOffTask};
 use crate::ui::Printer;
@@ -424,7 +422,15 @@ async fn restore_database(
         {
             bail!("not confirmed: deployment {stack} is unchanged");
         }
-        update_parameter(aws, p, root, stack, P_DB_SNAPSHOT, id).await?;
+        crate::deployment::update_parameter(
+            aws,
+            p,
+            root,
+            stack,
+            (P_DB_SNAPSHOT, id),
+            "the database is the one it was",
+        )
+        .await?;
     }
     let root_after = describe_stack(&aws.cfn, stack)
         .await?
@@ -476,67 +482,6 @@ async fn restore_database(
             "restarted_services": restarted,
         }),
     );
-    Ok(())
-}
-
-/// Updates one parameter of the root stack (the template and every other value as they are)
-/// and follows the update with progress.
-async fn update_parameter(
-    aws: &Aws,
-    p: &Printer,
-    root: &Stack,
-    stack: &str,
-    key: &str,
-    value: &str,
-) -> Result<()> {
-    let params: Vec<Parameter> = root
-        .parameters()
-        .iter()
-        .filter_map(|x| x.parameter_key())
-        .map(|k| {
-            let b = Parameter::builder().parameter_key(k);
-            if k == key {
-                b.parameter_value(value).build()
-            } else {
-                b.use_previous_value(true).build()
-            }
-        })
-        .collect();
-    let mut poller = EventPoller::new(aws.cfn.clone());
-    let marker = poller.latest(stack).await?;
-    let token = ops::request_token(Op::Update);
-    let out = aws
-        .cfn
-        .update_stack()
-        .stack_name(stack)
-        .use_previous_template(true)
-        .set_parameters(Some(params))
-        .set_capabilities(Some(CAPABILITIES.to_vec()))
-        .client_request_token(&token)
-        .send()
-        .await;
-    let stack_id = match out {
-        Ok(o) => o.stack_id().unwrap_or(stack).to_string(),
-        Err(e) if aws_message(&e).is_some_and(|m| m.contains("No updates are to be performed")) => {
-            return Ok(());
-        }
-        Err(e) => bail!("updating stack {stack}: {}", describe(&e)),
-    };
-    let (since, seen) = marker.map(|(i, t)| (Some(t), Some(i))).unwrap_or_default();
-    poller.start(&stack_id, since, seen);
-    let mut tree = StackTree::new(Op::Update, stack, &stack_id, None, BTreeMap::new());
-    tree.deployment = Some(stack.to_string());
-    let outcome = ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await?;
-    if !outcome.succeeded() {
-        let cause = outcome
-            .root_cause()
-            .map(|c| format!("\nRoot cause: {c}"))
-            .unwrap_or_default();
-        bail!(
-            "the restore's update of stack {stack} failed ({}): CloudFormation rolled it back, the database is the one it was{cause}",
-            outcome.status
-        );
-    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use super::out;
 use super::stacks::{delete, ensure_ours, stack_resources};
 use crate::aws::Aws;
 use crate::cfn::ops::{describe_stack, outputs, parameters};
+use crate::cli::DestroyArgs;
 use crate::error::AwsContext;
 use crate::memory;
 use crate::settings::{Global, P_DOMAIN, P_ZONE, sources_stack_name};
@@ -29,13 +30,8 @@ use crate::upload;
 /// (templates/scripts/bbb_registrar.py) does not try, so no server is protected again.
 pub const PROTECTION_TAG: &str = "bbbctl:protection";
 
-pub async fn run(
-    g: &Global,
-    p: &Printer,
-    stack: &str,
-    keep_data_snapshot: bool,
-    force: bool,
-) -> Result<()> {
+pub async fn run(g: &Global, p: &Printer, stack: &str, args: &DestroyArgs) -> Result<()> {
+    let (keep_data_snapshot, force) = (args.keep_data_snapshot, args.force);
     let sources_name = sources_stack_name(stack);
     let aws = connect(g, p, stack).await?;
     let root = describe_stack(&aws.cfn, stack).await?;
@@ -161,8 +157,31 @@ pub async fn run(
         Some(volume) => final_data_snapshots(&aws, p, volume, &started, keep_data_snapshot).await?,
         None => (Vec::new(), Vec::new()),
     };
+    // The servers' images `bbbctl bake` made (tagged for this deployment and as baked by
+    // bbbctl): after the stacks, whose launch template named one of them.
+    let (images, image_snapshots, kept_images) = if args.keep_images {
+        let kept: Vec<String> = crate::bake::images_of(&aws, stack)
+            .await?
+            .into_iter()
+            .map(|i| {
+                format!(
+                    "{} ({}, snapshots {})",
+                    i.id,
+                    i.name,
+                    i.snapshots.join(", ")
+                )
+            })
+            .collect();
+        (Vec::new(), Vec::new(), kept)
+    } else {
+        let (i, s) = crate::bake::delete_images(&aws, stack).await?;
+        (i, s, Vec::new())
+    };
     memory::forget(stack, aws.region());
     let mut left = Vec::new();
+    left.extend(kept_images.iter().map(|i| {
+        format!("baked server image {i} (--keep-images); deregister it and delete its snapshots when you no longer need it")
+    }));
     // The data volume's snapshot is handled above (deleted, or named below when kept).
     for k in kept.iter().filter(|k| k.kind != "AWS::EC2::Volume") {
         left.extend(k.what_is_left(&aws, &started).await?);
@@ -188,6 +207,13 @@ pub async fn run(
         text.push_str(&format!(
             "\nDeleted the final snapshot of the single server's data volume: {} (--keep-data-snapshot keeps it)",
             deleted_snapshots.join(", ")
+        ));
+    }
+    if !images.is_empty() || !image_snapshots.is_empty() {
+        text.push_str(&format!(
+            "\nDeregistered the baked server images {} and deleted their snapshots {} (--keep-images keeps them)",
+            if images.is_empty() { "(none left)".to_string() } else { images.join(", ") },
+            image_snapshots.join(", ")
         ));
     }
     if !log_groups.is_empty() {
@@ -238,6 +264,8 @@ pub async fn run(
             "deleted_image_repositories": cached,
             "lifted_protection": lifted,
             "deleted_log_groups": log_groups,
+            "deregistered_images": images,
+            "deleted_image_snapshots": image_snapshots,
             "deleted_data_snapshots": deleted_snapshots,
         }),
     );

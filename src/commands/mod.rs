@@ -2,6 +2,7 @@
 
 mod admin_login;
 mod backup;
+pub(crate) mod bake;
 pub(crate) mod check;
 pub(super) mod cost;
 mod destroy;
@@ -58,6 +59,10 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
             let (g, stack) = target(g, args.stack.as_deref())?;
             drain::roll(&g, p, &args, &stack).await
         }
+        Command::Bake(args) => {
+            let (g, stack) = target(g, args.stack.as_deref())?;
+            bake::run(&g, p, &args, &stack).await
+        }
         Command::Drain(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
             drain::run(&g, p, &args, &stack).await
@@ -70,7 +75,7 @@ pub async fn dispatch(command: Command, g: &Global, p: &Printer) -> Result<()> {
         Command::List => list::run(g, p).await,
         Command::Destroy(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;
-            destroy::run(&g, p, &stack, args.keep_data_snapshot, args.force).await
+            destroy::run(&g, p, &stack, &args).await
         }
         Command::Backup(args) => {
             let (g, stack) = target(g, args.stack.as_deref())?;

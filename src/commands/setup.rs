@@ -48,6 +48,12 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             .map(str::to_string),
     });
     let mut s = input.settle(current.as_ref())?;
+    if args.bake && s.mode != "scalable" {
+        return Err(crate::error::usage(format!(
+            "--bake makes a server image for scalable mode; deployment {} is set up in {} mode, whose one server installs itself. Nothing was changed: leave out --bake",
+            s.stack, s.mode
+        )));
+    }
     p.info(format!(
         "{} mode; parameters from {}",
         s.mode, s.params_origin
@@ -201,7 +207,17 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
             "could not remember the deployment for later commands: {e:#}"
         ));
     }
-    // 4. Does it work? (Against an emulator only what AWS itself holds can be checked.)
+    // 4. --bake: a server image, recorded as the servers' (new servers start from it; the
+    // running ones, just installed from the bare image, stay until `bbbctl roll`).
+    if args.bake {
+        let d = Deployment::find(&aws, &s.stack).await?;
+        let baked = super::bake::bake_and_record(&aws, p, &d, BAKE_TIMEOUT, false).await?;
+        p.info(format!(
+            "Server image {} ({}) baked and recorded: new servers start from it. The running ones were installed from the bare image and keep it; `bbbctl roll -s {}` replaces them (no meeting is cut).",
+            baked.image, baked.name, s.stack
+        ));
+    }
+    // 5. Does it work? (Against an emulator only what AWS itself holds can be checked.)
     let checked = if args.no_check {
         None
     } else {
@@ -355,6 +371,9 @@ async fn wait_for_single_server(aws: &Aws, p: &Printer, stack: &Stack, force: bo
         account.holding()
     )
 }
+
+/// How long `setup --bake` gives the builder (as `bbbctl bake`'s default).
+const BAKE_TIMEOUT: u64 = 3600;
 
 /// How often setup asks whether the single server's recordings are safe.
 const RECORDINGS_POLL: Duration = Duration::from_secs(5);

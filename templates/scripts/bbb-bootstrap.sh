@@ -11,16 +11,18 @@
 #      this server attaches once its predecessor let go of it, and Greenlight's folder
 #      and /etc/letsencrypt live on it too: a replaced server finds the recordings,
 #      Greenlight's database and uploads and the certificate again,
-#   2. scalable mode: waits until the zone's name servers answer for bbb-<instance
-#      id>.<domain> with this instance's public address (the deployment's registrar,
-#      templates/scripts/bbb_registrar.py, writes that record: this server may not);
-#      single mode: associates the deployment's Elastic IP with this instance and waits
+#   2. scalable mode: waits for no DNS record (it orders no certificate; the registrar,
+#      templates/scripts/bbb_registrar.py, writes bbb-<instance id>.media.<domain> and adds
+#      the server to Scalelite once its API answers); single mode: associates the deployment's Elastic IP with this instance and waits
 #      the same way for <domain>, a record of the root stack on that address (root.yaml,
 #      DomainRecord), so destroy and a mode switch remove it,
 #   3. waits until apt is free (first boot runs apt-daily / unattended-upgrades; their
 #      timers are off for the install) and installs BigBlueButton with the pinned
-#      bbb-install script (by commit; its sha256 is checked before it runs), which also
-#      gets the Let's Encrypt certificate; without -c it sets up coturn (TURN) on this
+#      bbb-install script (by commit; its sha256 is checked before it runs); single mode:
+#      it also gets the Let's Encrypt certificate; scalable mode: -d, on a self-signed
+#      placeholder in /local/certs, and bbb-identity (bbb-identity.sh, put in /usr/local/sbin
+#      by the user data) gives the server its name, addresses, secrets and the fleet's
+#      certificate (--cert-secret) before anything is checked; without -c it sets up coturn (TURN) on this
 #      host too, reached through haproxy on 443; single mode: Greenlight's image is
 #      pinned in the compose file bbb-install runs; then verifies the result (package
 #      state, the services BigBlueButton runs, its API over HTTPS) before anything
@@ -45,13 +47,22 @@
 #      back (Aurora, EFS, the front end); a server that failed stays out of Scalelite
 #      (registration is the last step) and bbbctl names it from its FAILED line.
 #
+# Scalable mode has three first-boot paths (choose_path): bare (above), bake (a builder of
+# `bbbctl bake`, told by its instance tag bbbctl:role=bbb-builder: the install without an
+# identity, then bake_clean, /etc/bbbctl/baked.json, a last line BAKED, power-off; no
+# signal) and baked (an image whose baked.json holds this script's pins: no install, only
+# bbb-identity --first-boot, the checks, the spool and the agent). Every step logs
+# `STEP <name> <seconds>s`, the end `BOOT <path> <seconds>s`; /run/bbbctl/boot holds
+# "<booting|ready|failed> <boot start> <path>" for the agent; /etc/bbbctl/server.env the
+# server's settings for bbb-identity and the agent.
+#
 # Every run ends with one of these lines, the last of this log and of its CloudWatch Logs
 # stream (bbbctl reads it there):
 #   <UTC time> bbb-bootstrap: READY https://<host name>
 #   <UTC time> bbb-bootstrap: FAILED <reason, one line>
 #
-# Needs: the AWS CLI, curl and python3, and an instance role allowing
-# route53:GetHostedZone (dig, from bind9-dnsutils, is installed if missing),
+# Needs: the AWS CLI, curl, openssl and python3, and an instance role allowing
+# route53:GetHostedZone (single mode; dig, from bind9-dnsutils, is installed if missing),
 # ec2:AssociateAddress/DescribeAddresses (single mode), cloudformation:SignalResource,
 # secretsmanager:GetSecretValue (single mode: admin login and SMTP login),
 # elasticfilesystem:ClientMount/ClientWrite (scalable mode) and s3:PutObject on its own
@@ -131,6 +142,29 @@ readonly LOG_FILE=/var/log/bbb-bootstrap.log
 readonly STATE_DIR=/var/lib/bbb-bootstrap
 readonly IMDS=http://169.254.169.254/latest
 
+# ---- boot paths (scalable mode; docs: contract of issue 27, sections 3 and 4) -------
+# bare: a bare Ubuntu image, the full install; bake: a builder (`bbbctl bake`), the full
+# install without an identity, then cleaned and powered off for an image; baked: the first
+# boot of such an image, only what is this server's own. Single mode is always bare.
+# A builder is told by its instance tag BUILDER_TAG=BUILDER_ROLE, read from the instance
+# metadata: bbbctl sets it when it launches the builder (with tags in the metadata on, for
+# that instance only), and the group's servers carry bbbctl:role=bbb-server (propagated
+# by the group), which no server can change (its role may not tag).
+readonly BUILDER_TAG="bbbctl:role"
+readonly BUILDER_ROLE="bbb-builder"
+readonly IDENTITY=/usr/local/sbin/bbb-identity
+ETC_DIR=/etc/bbbctl
+BOOT_STATE=/run/bbbctl/boot
+UPTIME_FILE=/proc/uptime
+# What bbb-install takes as "your certificate" (-d: it links /etc/letsencrypt/live/<host>/
+# {fullchain,privkey}.pem to these). Scalable servers install with a self-signed placeholder
+# there; bbb-identity puts the fleet certificate in its place before anything is verified.
+CERT_DIR=/local/certs
+# A builder's name: none of its own. .invalid never resolves and no public CA certifies it.
+readonly PLACEHOLDER_HOST="bbb-baked.invalid"
+# The file system prefix of what bake_clean cleans ("" on a server; tests point it elsewhere).
+ROOT=""
+
 usage() {
   cat >&2 <<'EOF'
 usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode scalable|single
@@ -141,6 +175,7 @@ usage: bbb-bootstrap.sh --region R --stack-name S --resource LOGICAL_ID --mode s
                         [--smtp-secret ARN] [--data-volume VOLUME_ID]
                         [--address-allocation EIPALLOC_ID] [--log-group NAME]
                         [--efs FS_ID --spool-access-point FSAP_ID]
+                        [--cert-secret ARN] (scalable: the fleet certificate's secret)
 EOF
   exit 2
 }
@@ -157,9 +192,13 @@ die() {
 }
 # install_unit NAME: the systemd unit NAME.service from standard input, enabled and started.
 install_unit() {
-  cat >"/etc/systemd/system/$1.service"
-  systemctl daemon-reload
+  write_unit "$1"
   systemctl enable --now "$1.service"
+}
+# write_unit NAME: the unit NAME.service from standard input, known to systemd, not enabled.
+write_unit() {
+  cat >"${ROOT}/etc/systemd/system/$1.service"
+  systemctl daemon-reload
 }
 # from_base64 NAME VALUE: NAME set to VALUE decoded, byte for byte (a trailing newline too,
 # which check_arguments then refuses). The user data passes the operator's values so
@@ -177,6 +216,7 @@ from_base64() {
 
 REGION="" STACK_NAME="" RESOURCE="" MODE="" DOMAIN="" HOSTED_ZONE="" EMAIL="" ADMIN_SECRET=""
 SMTP_SECRET="" DATA_VOLUME="" EFS_ID="" SPOOL_AP="" REPORT_BUCKET="" ALLOCATION_ID="" LOG_GROUP=""
+CERT_SECRET=""
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || usage
   case "$1" in
@@ -198,6 +238,7 @@ while [[ $# -gt 0 ]]; do
     --report-bucket) REPORT_BUCKET=$2 ;;
     --address-allocation) ALLOCATION_ID=$2 ;;
     --log-group) LOG_GROUP=$2 ;;
+    --cert-secret) CERT_SECRET=$2 ;;
     *) usage ;;
   esac
   shift 2
@@ -221,6 +262,9 @@ check_arguments() {
       fi
       [[ "${EFS_ID}" =~ ^fs-[0-9a-f]+$ ]] || die "invalid file system id: ${EFS_ID}"
       [[ "${SPOOL_AP}" =~ ^fsap-[0-9a-f]+$ ]] || die "invalid access point id: ${SPOOL_AP}"
+      [[ -n "${CERT_SECRET}" ]] || die "scalable mode needs --cert-secret (the fleet certificate's secret)"
+      [[ "${CERT_SECRET}" =~ ^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$ ]] ||
+        die "invalid certificate secret ARN: ${CERT_SECRET@Q}"
       ;;
     single)
       if [[ -z "${ADMIN_SECRET}" ]] || [[ -z "${SMTP_SECRET}" ]] || [[ -z "${ALLOCATION_ID}" ]]; then
@@ -314,6 +358,8 @@ signal() {
 WATCHDOG=""
 signal_deadline() {
   [[ "${MODE}" != single ]] || return 0
+  # A builder is no server of the group: it never signals.
+  [[ "${BOOT_PATH}" != bake ]] || return 0
   local up
   # The group's wait counts from the launch, not from this script (the user data ran first).
   up=$(cut -d. -f1 /proc/uptime 2>/dev/null) || up=0
@@ -347,10 +393,14 @@ on_exit() {
     log "signalling FAILURE to ${STACK_NAME}/${RESOURCE}"
   fi
   log "FAILED ${reason//$'\n'/ }"
+  # shellcheck disable=SC2310 # a state not written changes nothing of the FAILED line
+  boot_state failed || true
   # Shipped before the signal: a failed single server is terminated soon after it.
   flush_log
   # shellcheck disable=SC2310 # its failure is handled right here
-  if [[ "${MODE}" = single ]]; then
+  if [[ "${BOOT_PATH}" = bake ]]; then
+    : # a builder is no server of the group: bbbctl bake reads its FAILED line
+  elif [[ "${MODE}" = single ]]; then
     signal FAILURE || echo "bbb-bootstrap: could not signal FAILURE" >&2
   else
     signal SUCCESS || echo "bbb-bootstrap: the group took no signal (it is not being created or updated)" >&2
@@ -360,8 +410,126 @@ on_exit() {
 set -E
 trap 'FAILED_COMMAND="line ${LINENO}: ${BASH_COMMAND}"' ERR
 trap on_exit EXIT
+
+# ---- timed steps, the boot state, the path -------------------------------------------
+# tenths NANOSECONDS: seconds with one decimal (rounded).
+tenths() {
+  local t=$((($1 + 50000000) / 100000000))
+  printf '%d.%d' "$((t / 10))" "$((t % 10))"
+}
+# step NAME COMMAND...: runs COMMAND and logs `STEP NAME <seconds>s` when it succeeded (a
+# failed step ends the run with its FAILED line instead).
+step() {
+  local name=$1 start end
+  shift
+  local took
+  start=$(date +%s%N)
+  "$@"
+  end=$(date +%s%N)
+  took=$(tenths "$((end - start))")
+  log "STEP ${name} ${took}s"
+}
+# This boot's start (epoch seconds) and its age (seconds, one decimal), from the kernel's uptime.
+BOOT_STARTED=0
+uptime_seconds() {
+  local up
+  read -r up _ <"${UPTIME_FILE}" || up=0
+  [[ "${up}" =~ ^[0-9]+(\.[0-9]+)?$ ]] || up=0
+  printf '%s' "${up}"
+}
+boot_started() {
+  local up now
+  up=$(uptime_seconds)
+  now=$(date +%s)
+  BOOT_STARTED=$((now - ${up%.*}))
+}
+# boot_state STATE: /run/bbbctl/boot for the agent, one line "<state> <boot start> <path>"
+# (tmpfs: per boot); written whole (rename), never half.
+boot_state() {
+  mkdir -p "${BOOT_STATE%/*}"
+  printf '%s %s %s\n' "$1" "${BOOT_STARTED}" "${BOOT_PATH}" >"${BOOT_STATE}.new"
+  mv -f "${BOOT_STATE}.new" "${BOOT_STATE}"
+}
+# boot_total: the BOOT line, this boot's age at its end.
+boot_total() {
+  local up whole frac=0
+  up=$(uptime_seconds)
+  whole=${up%%.*}
+  [[ "${up}" != *.* ]] || frac=${up#*.}
+  frac=${frac:0:1}
+  log "BOOT ${BOOT_PATH} ${whole}.${frac:-0}s"
+}
+
+# The pins a baked image must have been built with, as baked.json names them.
+pins_json() {
+  python3 -c 'import json, sys
+print(json.dumps({"bbb_install_commit": sys.argv[1], "bbb_version": sys.argv[2],
+                  "scalelite_commit": sys.argv[3], "efs_utils_commit": sys.argv[4]}, sort_keys=True))' \
+    "${BBB_INSTALL_COMMIT}" "${BBB_VERSION}" "${SCALELITE_COMMIT}" "${EFS_UTILS_COMMIT}"
+}
+# baked_mismatch: nothing when ETC_DIR/baked.json holds this script's pins; else why not.
+baked_mismatch() {
+  local PINS
+  PINS=$(pins_json)
+  python3 -c 'import json, sys
+want = json.loads(sys.argv[2])
+try:
+    with open(sys.argv[1]) as f:
+        have = json.load(f)
+except (OSError, ValueError) as e:
+    print("unreadable (%s)" % e); sys.exit(0)
+if not isinstance(have, dict):
+    print("not an object"); sys.exit(0)
+diff = ["%s %s, pinned %s" % (k, have.get(k, "(none)"), v) for k, v in sorted(want.items()) if have.get(k) != v]
+print("; ".join(diff))' "${ETC_DIR}/baked.json" "${PINS}"
+}
+# choose_path: BOOT_PATH for this first boot (see "boot paths" above).
+BOOT_PATH=bare
+choose_path() {
+  local role why
+  BOOT_PATH=bare
+  [[ "${MODE}" = scalable ]] || return 0
+  # 404 (no such tag, or tags not in this instance's metadata): not a builder.
+  # shellcheck disable=SC2310 # no tag is an answer here
+  role=$(imds "tags/instance/${BUILDER_TAG}" 2>/dev/null || true)
+  if [[ "${role}" = "${BUILDER_ROLE}" ]]; then
+    [[ ! -e "${ETC_DIR}/baked.json" ]] ||
+      die "this builder started from a baked image (${ETC_DIR}/baked.json): a builder starts from the bare Ubuntu image"
+    BOOT_PATH=bake
+    log "instance tag ${BUILDER_TAG}=${BUILDER_ROLE}: this is a builder (bake path)"
+    return 0
+  fi
+  [[ -e "${ETC_DIR}/baked.json" ]] || return 0
+  # shellcheck disable=SC2310 # a failed comparison is a mismatch, said as such
+  why=$(baked_mismatch) || why="could not be read"
+  if [[ -z "${why}" ]]; then
+    BOOT_PATH=baked
+    log "${ETC_DIR}/baked.json matches the pins: baked path (no install)"
+  else
+    log "${ETC_DIR}/baked.json does not match the pins (${why}): bare path, installing over the image"
+  fi
+}
+# write_server_env: ETC_DIR/server.env (0600 root), KEY=value lines its readers take as
+# data (bbb-identity, bbb-agent).
+write_server_env() {
+  local fleet=""
+  [[ "${MODE}" != scalable ]] || fleet="media.${DOMAIN}"
+  mkdir -p "${ETC_DIR}"
+  (
+    umask 077
+    printf 'MODE=%s\nREGION=%s\nSTACK_NAME=%s\nDOMAIN=%s\nFLEET_DOMAIN=%s\nHOST_NAME=%s\nCERT_SECRET=%s\nREPORT_BUCKET=%s\nLOG_GROUP=%s\n' \
+      "${MODE}" "${REGION}" "${STACK_NAME}" "${DOMAIN}" "${fleet}" "${HOST_NAME}" "${CERT_SECRET}" \
+      "${REPORT_BUCKET}" "${LOG_GROUP}" >"${ETC_DIR}/server.env.new"
+  )
+  chmod 0600 "${ETC_DIR}/server.env.new"
+  mv -f "${ETC_DIR}/server.env.new" "${ETC_DIR}/server.env"
+}
+
 start_log_shipping
 check_arguments
+boot_started
+choose_path
+boot_state booting
 signal_deadline
 
 # shellcheck disable=SC2310 # its failure is handled right here
@@ -371,9 +539,12 @@ LOCAL_IP=$(imds local-ipv4)
 
 if [[ "${MODE}" = single ]]; then
   HOST_NAME="${DOMAIN}"
+elif [[ "${BOOT_PATH}" = bake ]]; then
+  HOST_NAME="${PLACEHOLDER_HOST}"
 else
-  HOST_NAME="bbb-${INSTANCE_ID#i-}.${DOMAIN}"
+  HOST_NAME="bbb-${INSTANCE_ID#i-}.media.${DOMAIN}"
 fi
+write_server_env
 log "instance ${INSTANCE_ID}: ${HOST_NAME} -> ${PUBLIC_IP} (private ${LOCAL_IP}), mode ${MODE}"
 
 apt_install() {
@@ -456,7 +627,8 @@ mount_data_volume() {
   fi
   uuid=$(blkid -o value -s UUID "${device}")
   mkdir -p "${DATA_DIR}"
-  echo "UUID=${uuid} ${DATA_DIR} ext4 defaults,nofail 0 2" >>/etc/fstab
+  grep -q "^UUID=${uuid} ${DATA_DIR} " /etc/fstab ||
+    echo "UUID=${uuid} ${DATA_DIR} ext4 defaults,nofail 0 2" >>/etc/fstab
   mount "${DATA_DIR}"
   log "data volume ${device} mounted at ${DATA_DIR}"
   # A volume grown in place (DataVolumeSize) gets its file system grown too.
@@ -472,14 +644,16 @@ keep_on_data_volume() {
   mount "${dir}"
   log "${dir} kept on the data volume"
 }
-if [[ -n "${DATA_VOLUME}" ]]; then
-  attach_data_volume
-fi
-mount_data_volume
-if [[ -n "${DATA_VOLUME}" ]]; then
-  keep_on_data_volume /root/greenlight-v3
-  keep_on_data_volume /etc/letsencrypt
-fi
+data_volume() {
+  if [[ -n "${DATA_VOLUME}" ]]; then
+    attach_data_volume
+  fi
+  mount_data_volume
+  if [[ -n "${DATA_VOLUME}" ]]; then
+    keep_on_data_volume /root/greenlight-v3
+    keep_on_data_volume /etc/letsencrypt
+  fi
+}
 
 # ---- 2. host name ------------------------------------------------------------------
 # Scalable mode: bbb-<id>.<domain> is the registrar's record of this instance's public
@@ -544,10 +718,13 @@ wait_for_record() {
   die "${HOST_NAME} does not point at this server's address ${PUBLIC_IP} on the zone's name servers (${pending# }): the deployment's registrar writes it; its log (bbbctl servers names it) says why it did not"
 }
 
-if [[ "${MODE}" = single ]]; then
+# host_record: single mode only. A scalable server no longer waits for its record: it
+# orders no certificate (the fleet's is bbb-identity's), and the registrar adds it to
+# Scalelite only once its record and its API answer.
+host_record() {
   take_elastic_ip
-fi
-wait_for_record
+  wait_for_record
+}
 
 # ---- 3. BigBlueButton ------------------------------------------------------------
 # install_compose_shim PATH: docker-compose at PATH as a front for the Compose plugin. bbb-install downloads docker-compose 1.24 there unless the
@@ -656,9 +833,13 @@ pin_greenlight() {
 
 install_bigbluebutton() {
   local installer="${STATE_DIR}/bbb-install.sh" actual rc=0 hint
-  local -a options=(-v "${BBB_VERSION}" -s "${HOST_NAME}" -e "${EMAIL}")
-  if [[ "${MODE}" = single ]]; then
-    options+=(-g)
+  local -a options=(-v "${BBB_VERSION}" -s "${HOST_NAME}")
+  if [[ "${MODE}" = scalable ]]; then
+    # -d: no Let's Encrypt; bbb-install links the placeholder in CERT_DIR (bbb-install.sh
+    # at the pinned commit, install_ssl) and skips its DNS check of the name (check_host).
+    options+=(-d)
+  else
+    options+=(-e "${EMAIL}" -g)
     install_compose_shim /usr/local/bin/docker-compose
     pin_greenlight
   fi
@@ -730,7 +911,8 @@ verify_bigbluebutton() {
     if [[ "${#failed[@]}" -gt 0 ]]; then
       problems+=("services not active: ${failed[*]}")
     fi
-    answer=$(curl -sS --max-time 15 --resolve "${HOST_NAME}:443:127.0.0.1" \
+    # A builder's certificate is its own placeholder: trusted here as the only authority.
+    answer=$(curl -sS --max-time 15 ${VERIFY_CA:+--cacert "${VERIFY_CA}"} --resolve "${HOST_NAME}:443:127.0.0.1" \
       "https://${HOST_NAME}/bigbluebutton/api" 2>&1 || true)
     if ! grep -q '<returncode>SUCCESS</returncode>' <<<"${answer}"; then
       problems+=("https://${HOST_NAME}/bigbluebutton/api answered: $(head -c 200 <<<"${answer}" | tr '\n' ' ')")
@@ -750,10 +932,6 @@ verify_bigbluebutton() {
   die "BigBlueButton is not up: ${problems[*]}"
 }
 
-quiet_apt
-install_bigbluebutton
-verify_bigbluebutton
-restore_apt_timers
 
 # ---- 4. Scalelite: recordings spool on EFS, post-publish hook, registration ------
 mount_spool() {
@@ -845,7 +1023,11 @@ install_agent_service() {
   printf 'AWS_DEFAULT_REGION=%s\nREPORT_BUCKET=%s\nSTATE_FILE=%s\nSAVED_DIR=%s\nTRANSFER=%s\n' \
     "${REGION}" "${REPORT_BUCKET}" "${STATE_DIR}/reported.sha256" "${DATA_DIR}/.bbbctl/agent-saved" \
     "${transfer}" >/etc/default/bbb-agent
-  install_unit bbb-agent <<'EOF'
+  # A builder's agent is installed, never started: it would report the builder, and a
+  # baked server starts it only once bbb-identity gave it its own secret (baked path).
+  local install=install_unit
+  [[ "${BOOT_PATH}" != bake ]] || install=write_unit
+  "${install}" bbb-agent <<'EOF'
 [Unit]
 Description=Report this BigBlueButton server's API secret and recordings to its deployment
 Wants=network-online.target
@@ -860,18 +1042,15 @@ RestartSec=30
 [Install]
 WantedBy=multi-user.target
 EOF
-  if [[ "${MODE}" = scalable ]]; then
+  if [[ "${BOOT_PATH}" = bake ]]; then
+    log "bbb-agent.service installed, not started (a baked server starts it)"
+  elif [[ "${MODE}" = scalable ]]; then
     log "bbb-agent.service started: the registrar adds this server to Scalelite once its API answers"
   else
     log "bbb-agent.service started: it reports this server's recordings to s3://${REPORT_BUCKET}/servers/"
   fi
 }
 
-if [[ "${MODE}" = scalable ]]; then
-  mount_spool
-  install_post_publish_hook
-fi
-install_agent_service
 
 # ---- 5. Greenlight's mail and administrator (single mode) ------------------------
 # ses_smtp_password REGION: Amazon SES's SMTP password for the IAM secret access key on
@@ -976,17 +1155,130 @@ create_greenlight_admin() {
   done
   die "could not create the Greenlight administrator"
 }
-if [[ "${MODE}" = single ]]; then
+greenlight() {
   configure_greenlight_host
   configure_greenlight_mail
   create_greenlight_admin
-fi
+}
+
+# ---- issue 27: certificate, identity, the baked image -------------------------------
+# placeholder_certificate: a self-signed certificate for HOST_NAME in CERT_DIR, for
+# bbb-install -d (it links them, nginx and haproxy's bundle are built on them). Safe: the
+# key is made here and never leaves the disk; no client trusts it (no CA signed it); for a
+# builder it names PLACEHOLDER_HOST, which never resolves. bbb-identity puts the fleet
+# certificate in its place before anything is verified or registered.
+placeholder_certificate() {
+  mkdir -p "${CERT_DIR}"
+  chmod 0700 "${CERT_DIR}"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -subj "/CN=${HOST_NAME}" -addext "subjectAltName=DNS:${HOST_NAME}" \
+    -keyout "${CERT_DIR}/privkey.pem" -out "${CERT_DIR}/fullchain.pem" 2>/dev/null ||
+    die "could not make the placeholder certificate for ${HOST_NAME}"
+  chmod 0600 "${CERT_DIR}/privkey.pem"
+  log "placeholder certificate for ${HOST_NAME} in ${CERT_DIR} (self-signed; bbb-identity installs the fleet's)"
+}
+# identity_unit: bbb-identity.service in place (bbb-identity install): it re-applies who
+# this server is at every later boot. Fetched by the user data next to this script.
+identity_unit() {
+  [[ -x "${IDENTITY}" ]] || die "${IDENTITY} is missing (the user data fetches it)"
+  "${IDENTITY}" install || die "bbb-identity install failed (its last line says why)"
+}
+# identity_first_boot: name, addresses, per-server secrets, the fleet certificate (nginx,
+# haproxy), checked (bbb-identity --first-boot); its exit status is the truth.
+identity_first_boot() {
+  local rc=0
+  [[ -x "${IDENTITY}" ]] || die "${IDENTITY} is missing (the user data fetches it)"
+  "${IDENTITY}" --first-boot || rc=$?
+  [[ "${rc}" -eq 0 ]] ||
+    die "bbb-identity --first-boot failed with status ${rc} (its last line in ${LOG_FILE} says why)"
+}
+# rotate_secret FILE KEY: KEY=<new random value> in FILE when FILE has KEY (the value never
+# reaches the log). A baked image holds no secret of its builder; none is left empty
+# (bbb-web takes an empty securitySalt as "no checksum"): bbb-identity gives each server
+# its own at its first boot.
+rotate_secret() {
+  local file="${ROOT}$1" key=$2 value
+  [[ -f "${file}" ]] && grep -q "^${key}=" "${file}" || return 0
+  value=$(openssl rand -hex 32) || die "could not make a random value"
+  sed -i "s|^${key}=.*|${key}=${value}|" "${file}"
+}
+# bake_clean: what is this builder's own goes (the image becomes every server's): the
+# agent's and the spool's state, the generated secrets, SSH host keys and logins, the
+# machine id, apt's caches, server.env (its name). The log and cloud-init's state go last
+# (bake_finish), after the BAKED line is shipped.
+bake_clean() {
+  local turn old new xml="${ROOT}/etc/bigbluebutton/turn-stun-servers.xml"
+  systemctl disable bbb-agent.service 2>/dev/null || true
+  rm -f "${ROOT}/etc/default/bbb-agent" "${ROOT}${STATE_DIR}/reported.sha256"
+  rm -rf "${ROOT}${DATA_DIR}/.bbbctl/agent-saved"
+  umount "${SPOOL_DIR}" 2>/dev/null || true
+  rotate_secret /etc/bigbluebutton/bbb-web.properties securitySalt
+  # coturn's secret, and bbb-web's copy of it (bbb-install writes both).
+  turn="${ROOT}/etc/turnserver.conf"
+  if [[ -f "${turn}" ]] && old=$(grep -m1 '^static-auth-secret=' "${turn}"); then
+    rotate_secret /etc/turnserver.conf static-auth-secret
+    new=$(grep -m1 '^static-auth-secret=' "${turn}")
+    if [[ -f "${xml}" ]]; then
+      python3 -c 'import sys
+path, old, new = sys.argv[1:]
+text = open(path).read()
+open(path, "w").write(text.replace("value=\"%s\"" % old, "value=\"%s\"" % new))' \
+        "${xml}" "${old#static-auth-secret=}" "${new#static-auth-secret=}"
+    fi
+  fi
+  rm -f "${ROOT}"/etc/ssh/ssh_host_*
+  rm -f "${ROOT}"/root/.ssh/authorized_keys "${ROOT}"/home/*/.ssh/authorized_keys
+  : >"${ROOT}/etc/machine-id"
+  rm -f "${ROOT}/var/lib/dbus/machine-id"
+  apt-get clean
+  rm -rf "${ROOT}"/var/lib/apt/lists/*
+  rm -f "${ROOT}${ETC_DIR}/server.env"
+  rm -rf "${ROOT}${STATE_DIR}/efs-utils" "${ROOT}${STATE_DIR}/bbb-install.sh" "${ROOT}${STATE_DIR}/bbb-install.out"
+  log "cleaned: agent state, spool mount, generated secrets, SSH host keys and logins, machine id, apt caches, server.env"
+}
+# write_baked: ETC_DIR/baked.json, the pins this image was built with.
+write_baked() {
+  local pins at
+  pins=$(pins_json)
+  at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  mkdir -p "${ROOT}${ETC_DIR}"
+  python3 -c 'import json, sys
+pins = json.loads(sys.argv[1])
+pins["baked_at"] = sys.argv[2]
+print(json.dumps(pins, sort_keys=True))' "${pins}" "${at}" >"${ROOT}${ETC_DIR}/baked.json"
+}
+# bake_finish: baked.json, the BAKED line (shipped), then the log and cloud-init's state
+# go (user data runs again on every instance of the image; bbb-logship starts from
+# nothing there), and the builder powers off: bbbctl bake images it once it has stopped.
+bake_finish() {
+  local baked
+  write_baked
+  baked=$(cat "${ROOT}${ETC_DIR}/baked.json")
+  FINISHED=true
+  stop_watchdog
+  boot_total
+  # bbbctl bake tags the image with these.
+  log "baked.json: ${baked}"
+  log "BAKED"
+  flush_log
+  systemctl disable --now bbb-logship.service 2>/dev/null || true
+  rm -f "${ROOT}/etc/default/bbb-logship" "${ROOT}${STATE_DIR}"/logship-* "${ROOT}${STATE_DIR}/done"
+  cloud-init clean --logs >/dev/null 2>&1 || rm -rf "${ROOT}/var/lib/cloud/instances" "${ROOT}/var/lib/cloud/instance"
+  find "${ROOT}/var/log" -type f \( -name '*.gz' -o -name '*.[0-9]' \) -delete 2>/dev/null || true
+  find "${ROOT}/var/log" -type f -exec truncate -s 0 {} + 2>/dev/null || true
+  journalctl --rotate --vacuum-time=1s >/dev/null 2>&1 || true
+  sync
+  systemctl poweroff
+  exit 0
+}
 
 # ---- 6. done ---------------------------------------------------------------------
 # ready: the READY line, the last of the run, the log to CloudWatch Logs, then the signal.
 ready() {
   FINISHED=true
   stop_watchdog
+  boot_state ready
+  boot_total
   log "READY https://${HOST_NAME}"
   flush_log
   # A refused signal does not make a working server a failed one: the group takes none
@@ -994,5 +1286,44 @@ ready() {
   # shellcheck disable=SC2310 # a refused signal changes nothing here (see signal)
   signal SUCCESS || echo "bbb-bootstrap: the group took no signal (it is not being created or updated)" >&2
 }
+
+# ---- the paths ---------------------------------------------------------------------
+if [[ "${MODE}" = single ]]; then
+  # Single mode: as before (its own name, Let's Encrypt through bbb-install), timed.
+  step data-volume data_volume
+  step host-record host_record
+  step apt-wait quiet_apt
+  step bbb-install install_bigbluebutton
+  step verify verify_bigbluebutton
+  restore_apt_timers
+  step agent install_agent_service
+  step greenlight greenlight
+elif [[ "${BOOT_PATH}" = baked ]]; then
+  step data-volume data_volume
+  step identity identity_first_boot
+  step verify verify_bigbluebutton
+  step spool mount_spool
+  step agent install_agent_service
+else
+  # bare and bake: the full install, with a placeholder certificate (bbb-install -d).
+  step data-volume data_volume
+  step apt-wait quiet_apt
+  step placeholder-certificate placeholder_certificate
+  step bbb-install install_bigbluebutton
+  restore_apt_timers
+  step spool mount_spool
+  step post-publish-hook install_post_publish_hook
+  step identity-unit identity_unit
+  if [[ "${BOOT_PATH}" = bake ]]; then
+    VERIFY_CA="${CERT_DIR}/fullchain.pem"
+    step verify verify_bigbluebutton
+    step agent install_agent_service
+    step clean bake_clean
+    bake_finish
+  fi
+  step identity identity_first_boot
+  step verify verify_bigbluebutton
+  step agent install_agent_service
+fi
 touch "${STATE_DIR}/done"
 ready

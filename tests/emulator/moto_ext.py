@@ -345,6 +345,13 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     CloudFormation deletes it after its Delete request; nothing is sent.  Not emulated: SNS
     service tokens, the function's answer (SUCCESS/FAILED, Data, NoEcho), ServiceTimeout
     expiring.
+36. CreateImage tags the image's snapshots.  moto: a TagSpecification of ResourceType
+    snapshot raised NotImplementedError (HTTP 500), and CreateImage of an instance that
+    is neither running nor stopped succeeded.  AWS (and now moto): the snapshot tags go on
+    every snapshot the image is made of (moto makes one, the root device's); an instance
+    pending, stopping, shutting-down or terminated is refused with
+    IncorrectInstanceState.  DeregisterImage leaves the snapshots, as AWS does (moto
+    already did).  Nothing of CloudFormation is involved (no resource type to delete).
 """
 
 from __future__ import annotations
@@ -4261,3 +4268,28 @@ CustomModel.create_from_cloudformation_json = classmethod(_custom_create)  # typ
 CustomModel.update_from_cloudformation_json = classmethod(_custom_update)  # type: ignore[assignment]
 CustomModel.delete = _custom_delete  # type: ignore[attr-defined]
 CustomModel.get_cfn_attribute = _custom_attribute  # type: ignore[method-assign]
+# ---- 36. CreateImage: snapshot tags, the instance's state ------------------------------
+from moto.ec2.exceptions import EC2ClientError as _EC2ClientError  # noqa: E402
+from moto.ec2.models.amis import AmiBackend as _AmiBackend  # noqa: E402
+
+_orig_create_image = _AmiBackend.create_image
+
+
+def _create_image(self: Any, instance_id: str, name: str, description: str,
+                  tag_specifications: list[dict[str, Any]]) -> Any:
+    instance = self.get_instance(instance_id)
+    state = instance._state.name
+    if state not in ("running", "stopped"):
+        raise _EC2ClientError(
+            "IncorrectInstanceState",
+            f"The instance '{instance_id}' is not in a state from which it can be imaged.")
+    image_specs = [t for t in tag_specifications if t.get("ResourceType") != "snapshot"]
+    snapshot_tags = [tag for t in tag_specifications if t.get("ResourceType") == "snapshot"
+                     for tag in t.get("Tags", [])]
+    ami = _orig_create_image(self, instance_id, name, description, image_specs)
+    for tag in snapshot_tags:
+        ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
+    return ami
+
+
+_AmiBackend.create_image = _create_image  # type: ignore[method-assign]

@@ -2532,6 +2532,36 @@ def custom_resources():
           st["StackStatus"] == "ROLLBACK_COMPLETE" and find(events(stack_id), "Cert", "CREATE_FAILED"),
           st["StackStatus"])
     iam.delete_role(RoleName=f"custom-{RUN}")
+def create_image_tags():
+    """patch 36: CreateImage puts the snapshot tags on the image's snapshots; a pending or
+    terminated instance is refused; DeregisterImage leaves the snapshots."""
+    ec2c = boto3.client("ec2", region_name=REGION, endpoint_url=ENDPOINT)
+    ami = ec2c.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    iid = ec2c.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ec2c.stop_instances(InstanceIds=[iid])
+    tag = {"Key": "bbbctl:stack", "Value": f"selftest-{RUN}"}
+    image = ec2c.create_image(InstanceId=iid, Name=f"selftest-{RUN}", TagSpecifications=[
+        {"ResourceType": "image", "Tags": [tag]},
+        {"ResourceType": "snapshot", "Tags": [tag, {"Key": "kind", "Value": "root"}]}])["ImageId"]
+    described = ec2c.describe_images(ImageIds=[image])["Images"][0]
+    check("patch 36: the image carries its tags", tag in described.get("Tags", []), described)
+    snaps = [m["Ebs"]["SnapshotId"] for m in described["BlockDeviceMappings"] if "Ebs" in m]
+    tagged = ec2c.describe_snapshots(Filters=[{"Name": "tag:bbbctl:stack",
+                                               "Values": [tag["Value"]]}])["Snapshots"]
+    check("patch 36: every snapshot of the image carries the snapshot tags",
+          bool(snaps) and sorted(s["SnapshotId"] for s in tagged) == sorted(snaps), (snaps, tagged))
+    ec2c.deregister_image(ImageId=image)
+    left = ec2c.describe_snapshots(SnapshotIds=snaps)["Snapshots"]
+    check("patch 36: DeregisterImage leaves the snapshots", len(left) == len(snaps), left)
+    for s in snaps:
+        ec2c.delete_snapshot(SnapshotId=s)
+    ec2c.terminate_instances(InstanceIds=[iid])
+    try:
+        ec2c.create_image(InstanceId=iid, Name=f"selftest-{RUN}-gone")
+        check("patch 36: a terminated instance is not imaged", False, "it was")
+    except ClientError as e:
+        check("patch 36: a terminated instance is not imaged",
+              e.response["Error"]["Code"] == "IncorrectInstanceState", e.response)
 
 
 def run_all(groups) -> int:
@@ -2568,7 +2598,8 @@ def main() -> int:
                     backup_jobs, parameter_updates_and_task_definitions,
                     route53_record_sets, delete_order, dropped_parameters,
                     lifecycle_hooks_api, lifecycle_hooks_cloudformation,
-                    lifecycle_hook_timeouts, custom_resources))
+                    lifecycle_hook_timeouts, custom_resources,
+                    create_image_tags))
 
 
 if __name__ == "__main__":

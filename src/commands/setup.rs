@@ -287,10 +287,11 @@ const P_EARLIER_AGENT: &str = "BbbScaleliteScriptKey";
 
 /// The root parameters whose script the BBB servers' user data names (root.yaml passes them
 /// to BbbServersStack): a new script is a new launch template version.
-const SERVER_SCRIPT_KEYS: [&str; 3] = [
+const SERVER_SCRIPT_KEYS: [&str; 4] = [
     "BbbBootstrapScriptKey",
     "BbbAgentScriptKey",
     "BbbLogshipScriptKey",
+    "BbbIdentityScriptKey",
 ];
 
 /// The server scripts this version of bbbctl would change in the deployment (their object

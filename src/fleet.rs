@@ -75,9 +75,20 @@ pub struct Picture {
     pub orphans: Vec<Server>,
 }
 
-/// The name a server registers under.
+/// The fleet domain, `media.<domain>`: the scalable servers' names are below it, and the
+/// fleet certificate is its wildcard. Not `*.<domain>`: a media server holding that would
+/// also be valid for `scalelite.<domain>` and every other name of the domain.
+pub fn fleet_domain(domain: &str) -> String {
+    format!("media.{domain}")
+}
+
+/// The name a server registers under: `bbb-<instance id without i->.media.<domain>`.
 pub fn host_of(instance: &str, domain: &str) -> String {
-    format!("bbb-{}.{domain}", instance.trim_start_matches("i-"))
+    format!(
+        "bbb-{}.{}",
+        instance.trim_start_matches("i-"),
+        fleet_domain(domain)
+    )
 }
 
 pub fn picture(instances: Vec<Instance>, servers: Vec<Server>, domain: &str) -> Picture {
@@ -331,18 +342,18 @@ mod tests {
         let p = picture(
             vec![instance("i-0a"), instance("i-0b")],
             vec![
-                server("bbb-0a.d.org", "enabled", Some(3.0)),
-                server("bbb-gone.d.org", "enabled", Some(0.0)),
+                server("bbb-0a.media.d.org", "enabled", Some(3.0)),
+                server("bbb-gone.media.d.org", "enabled", Some(0.0)),
             ],
             "d.org",
         );
         assert_eq!(
             p.members[0].scalelite.as_ref().unwrap().host(),
-            "bbb-0a.d.org"
+            "bbb-0a.media.d.org"
         );
         assert_eq!(p.members[1].scalelite, None);
         assert_eq!(p.orphans.len(), 1);
-        assert_eq!(p.orphans[0].host(), "bbb-gone.d.org");
+        assert_eq!(p.orphans[0].host(), "bbb-gone.media.d.org");
     }
 
     #[test]
@@ -355,10 +366,10 @@ mod tests {
                 instance("i-d"),
             ],
             vec![
-                server("bbb-a.d.org", "enabled", Some(30.0)),
-                server("bbb-b.d.org", "enabled", Some(0.0)),
-                server("bbb-c.d.org", "enabled", Some(10.0)),
-                server("bbb-d.d.org", "disabled", Some(50.0)),
+                server("bbb-a.media.d.org", "enabled", Some(30.0)),
+                server("bbb-b.media.d.org", "enabled", Some(0.0)),
+                server("bbb-c.media.d.org", "enabled", Some(10.0)),
+                server("bbb-d.media.d.org", "disabled", Some(50.0)),
             ],
             "d.org",
         );
@@ -376,11 +387,11 @@ mod tests {
 
     #[test]
     fn an_offline_server_is_not_serving_and_is_taken_first() {
-        let mut offline = server("bbb-0b.d.org", "cordoned", None);
+        let mut offline = server("bbb-0b.media.d.org", "cordoned", None);
         offline.online = false;
         let p = picture(
             vec![instance("i-0a"), instance("i-0b")],
-            vec![server("bbb-0a.d.org", "enabled", Some(1.0)), offline],
+            vec![server("bbb-0a.media.d.org", "enabled", Some(1.0)), offline],
             "d.org",
         );
         assert!(p.members[0].serving());
@@ -413,7 +424,7 @@ mod tests {
                     let load = busy.as_ref().map_or(0, |b| {
                         b.meetings.iter().map(|m| m.participants).sum::<u32>()
                     });
-                    server(&format!("bbb-{n}.d.org"), "enabled", Some(f64::from(load)))
+                    server(&format!("bbb-{n}.media.d.org"), "enabled", Some(f64::from(load)))
                 })
                 .collect(),
             "d.org",

@@ -55,9 +55,9 @@ async fn servers(aws: &Aws, stack: &str) -> Vec<String> {
     ids
 }
 
-/// The record name a server writes for itself: `bbb-<instance id without i->.<domain>`.
+/// The record name the registrar writes for a server: `bbb-<instance id without i->.media.<domain>`.
 fn server_name(instance: &str, domain: &str) -> String {
-    format!("bbb-{}.{domain}", instance.trim_start_matches("i-"))
+    format!("bbb-{}.media.{domain}", instance.trim_start_matches("i-"))
 }
 
 /// Two deployments in one hosted zone, A on `a.<zone>` and B on `b.<zone>`, each server with

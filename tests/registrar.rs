@@ -45,8 +45,19 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A server's name (contract 27 section 1): below the fleet domain media.<domain>.
 fn host(instance: &str) -> String {
-    format!("bbb-{}.{DOMAIN}", instance.trim_start_matches("i-"))
+    format!("bbb-{}.media.{DOMAIN}", instance.trim_start_matches("i-"))
+}
+
+/// The agent's account of a boot (contract 27 section 5).
+fn boot(state: &str, started: u64, path: &str, lifecycle: &str) -> Value {
+    json!({"state": state, "started": started, "path": path, "lifecycle": lifecycle})
+}
+
+/// A boot that is over and ready, begun after the instance's launch in `launch()`.
+fn ready() -> Value {
+    boot("ready", now() - 300, "baked", "InService")
 }
 
 fn url(instance: &str) -> String {
@@ -113,6 +124,10 @@ impl Rig {
                 // A sibling of the domain: listed between the domain and its names when
                 // Route 53 compares reversed names as strings ("-" sorts before ".").
                 {"Name": "bbb-2.example.org.", "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": "192.0.2.1"}]},
+                // A sibling of the fleet domain, and a name of the old form (bbb-<id>.<domain>):
+                // neither is a server's.
+                {"Name": format!("bbb-3.{DOMAIN}."), "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": "192.0.2.2"}]},
+                {"Name": format!("bbb-0eee5555.{DOMAIN}."), "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": "192.0.2.3"}]},
             ]},
             "buckets": {BUCKET: {}},
             "secrets": {LB_ARN: LB_SECRET},
@@ -152,6 +167,8 @@ impl Rig {
             s["instances"][instance] = json!({
                 "PublicIpAddress": ip,
                 "State": {"Name": "running"},
+                // Its last start (EC2 LaunchTime), ten minutes ago.
+                "LaunchTime": now() - 600,
                 "Tags": [{"Key": "bbbctl:stack", "Value": STACK}, {"Key": "aws:autoscaling:groupName", "Value": GROUP}],
             });
         });
@@ -177,11 +194,11 @@ impl Rig {
             .unwrap()
     }
 
-    /// The server reports its API secret, as bbb-agent.sh writes it.
+    /// The server reports its API secret and a ready boot, as bbb-agent.sh writes it.
     fn report(&self, instance: &str, secret: &str) {
         self.change(|s| {
             s["buckets"][BUCKET][report_key(instance)] =
-                json!(json!({"secret": secret}).to_string());
+                json!(json!({"secret": secret, "boot": ready()}).to_string());
         });
     }
 
@@ -190,7 +207,7 @@ impl Rig {
     fn report_recordings(&self, instance: &str, secret: &str, recordings: &Value, written: u64) {
         self.report_raw(
             instance,
-            &json!({"secret": secret, "recordings": recordings}).to_string(),
+            &json!({"secret": secret, "recordings": recordings, "boot": ready()}).to_string(),
             written,
         );
     }
@@ -634,7 +651,7 @@ fn what_a_terminated_server_left_is_removed_and_only_that() {
     rig.change(|s| {
         let zone = s["zones"][ZONE].as_array_mut().unwrap();
         zone.push(json!({"Name": format!("bbb-0bbb2222.other.{DOMAIN}."), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "198.51.100.7"}]}));
-        zone.push(json!({"Name": format!("bbb-0ccc3333.{DOMAIN}."), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "198.51.100.8"}]}));
+        zone.push(json!({"Name": format!("bbb-0ccc3333.media.{DOMAIN}."), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "198.51.100.8"}]}));
         s["instances"]["i-0ccc3333"] = json!({"PublicIpAddress": "198.51.100.8", "State": {"Name": "running"}, "Tags": []});
     });
     // The stack's deletion terminated the server without a drain (the hook went first).
@@ -657,7 +674,7 @@ fn what_a_terminated_server_left_is_removed_and_only_that() {
         "{names:?}"
     );
     assert!(
-        names.contains(&format!("bbb-0ccc3333.{DOMAIN}.")),
+        names.contains(&format!("bbb-0ccc3333.media.{DOMAIN}.")),
         "{names:?}"
     );
 }
@@ -855,7 +872,7 @@ fn a_record_no_server_is_known_for_is_left_alone() {
     // that neither Scalelite nor the registrar ever knew as a server.
     rig.change(|s| {
         s["zones"][ZONE].as_array_mut().unwrap().push(json!({
-            "Name": format!("bbb-0ddd4444.{DOMAIN}."), "Type": "A", "TTL": 60,
+            "Name": format!("bbb-0ddd4444.media.{DOMAIN}."), "Type": "A", "TTL": 60,
             "ResourceRecords": [{"Value": "198.51.100.9"}]
         }));
     });
@@ -1050,7 +1067,7 @@ fn an_earlier_agents_report_without_recordings_is_not_waited_on() {
     let rig = Rig::new();
     rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
     let id = rig.entry("i-0aaa1111").unwrap().id;
-    // rig.report writes {"secret": ...} only, as the agents of earlier releases.
+    // rig.report writes {"secret": ..., "boot": ...} without recordings, as the agents of earlier releases.
     rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
     rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
     rig.run();

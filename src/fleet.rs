@@ -424,7 +424,11 @@ mod tests {
                     let load = busy.as_ref().map_or(0, |b| {
                         b.meetings.iter().map(|m| m.participants).sum::<u32>()
                     });
-                    server(&format!("bbb-{n}.media.d.org"), "enabled", Some(f64::from(load)))
+                    server(
+                        &format!("bbb-{n}.media.d.org"),
+                        "enabled",
+                        Some(f64::from(load)),
+                    )
                 })
                 .collect(),
             "d.org",

@@ -25,6 +25,8 @@ pub const P_DOMAIN: &str = "BBBDomainName";
 pub const P_ZONE: &str = "BBBHostedZone";
 pub const P_MODE: &str = "BBBEnvironmentType";
 pub const P_SERVER_COUNT: &str = "BBBServerCount";
+/// Prepared servers kept stopped in the group's warm pool (`bbbctl scale --warm`).
+pub const P_WARM_POOL: &str = "BBBWarmPoolSize";
 pub const P_SERVER_AMI: &str = "BBBServerAmi";
 pub const P_SERVER_IMAGE: &str = "BBBServerImageId";
 pub const P_DOCKER_HUB: &str = "BBBDockerHubCredentialsArn";

@@ -91,6 +91,78 @@ pub fn host_of(instance: &str, domain: &str) -> String {
     )
 }
 
+/// The group's warm pool (DescribeWarmPool): its configured size and its instances, each
+/// (id, zone, lifecycle state: Warmed:Stopped, Warmed:Pending:Wait, ...). `None`: no pool.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WarmPool {
+    pub min_size: i32,
+    pub status: String,
+    pub instances: Vec<(String, String, String)>,
+}
+
+/// The group's warm pool as Auto Scaling describes it; `None` when it has none.
+pub async fn warm_pool(aws: &crate::aws::Aws, group: &str) -> anyhow::Result<Option<WarmPool>> {
+    use anyhow::Context;
+    let mut token: Option<String> = None;
+    let mut pool: Option<WarmPool> = None;
+    loop {
+        let page = aws
+            .autoscaling
+            .describe_warm_pool()
+            .auto_scaling_group_name(group)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .with_context(|| format!("describing the warm pool of {group}"))?;
+        let Some(config) = page.warm_pool_configuration() else {
+            return Ok(None);
+        };
+        let pool = pool.get_or_insert_with(|| WarmPool {
+            min_size: config.min_size().unwrap_or(0),
+            status: config
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            instances: Vec::new(),
+        });
+        pool.instances.extend(page.instances().iter().map(|i| {
+            (
+                i.instance_id().unwrap_or_default().to_string(),
+                i.availability_zone().unwrap_or_default().to_string(),
+                i.lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        }));
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(pool)
+}
+
+/// The warm pool as lines for `servers` and `status`: apart from the servers, which none of
+/// its instances is (stopped, no name, never registered).
+pub fn warm_pool_text(pool: &Option<WarmPool>) -> String {
+    let Some(pool) = pool else {
+        return String::new();
+    };
+    let mut text = format!(
+        "Warm pool: {} prepared server(s) kept stopped (scale --warm){}; none has a name or is in Scalelite\n",
+        pool.min_size,
+        if pool.status.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", pool.status)
+        }
+    );
+    for (id, zone, state) in &pool.instances {
+        text.push_str(&format!("  {id:<20} {zone:<11} {state}\n"));
+    }
+    text
+}
+
 pub fn picture(instances: Vec<Instance>, servers: Vec<Server>, domain: &str) -> Picture {
     let mut servers = servers;
     let members = instances

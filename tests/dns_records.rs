@@ -82,7 +82,7 @@ async fn destroy_deletes_its_own_records_and_no_one_elses() {
     let server_b = servers(&aws, &b).await[0].clone();
     let own = server_name(&server_b, &domain_b);
     let others = server_name(&server_a, &domain_b);
-    let unknown = format!("bbb-0123456789abcdef0.{domain_b}");
+    let unknown = format!("bbb-0123456789abcdef0.media.{domain_b}");
     let notes = format!("bbb-notes.{domain_b}");
     upsert_a_record(
         &aws,

@@ -5,15 +5,30 @@ in the deployment's trusted part: the BBB servers are its most exposed hosts, so
 them holds the load-balancer secret (Scalelite's only API key, whose getServers answer
 carries every server's own secret), writes DNS, or drives the Auto Scaling group. Each run
 reconciles the whole group; it runs on the group's lifecycle events (EventBridge: a server
-launched, a server entering the drain hook) and every minute (a drain outlives any single
+launched, one entering the launch or the drain hook), on S3's "Object Created" of a server's
+report (so a boot that reports ready is let in within seconds; a warm function skips one
+whose report it read unchanged) and every minute (a drain outlives any single
 run; a missed event changes nothing). Nothing in an event is trusted: an event only says
 "look now". Runs may overlap (no reserved concurrency: a new account's quota of 10 allows
 none), so every step is one that may be repeated.
 
-What it does, per server of the group (instance id i-N, host bbb-N.<domain>):
-- launched (Pending*, InService, Standby): the A record bbb-N.<domain> -> the instance's
-  public address as EC2 reports it (the server waits for it before it asks Let's Encrypt).
-- in service: once the server has reported its own API secret (the object
+What it does, per server of the group (instance id i-N, host bbb-N.media.<domain>: the fleet
+domain media.<domain>, whose wildcard is the fleet's one certificate):
+- launched (Pending*, InService, Standby): the A record bbb-N.media.<domain> -> the instance's
+  public address as EC2 reports it, at once (Pending:Wait included: DNS is in sync by the
+  time the server is ready); the change is noted (registrar/<id>/named-<change id>) until
+  Route 53 says it is INSYNC, and until then the name is not looked up (by this registrar,
+  nor, not registered yet, by Scalelite): a resolver would cache "no such name".
+- in its launch hook (bbb-launch; Pending:Wait, or Warmed:Pending:Wait on its way into the
+  warm pool): let go (CONTINUE) once its report says boot.state "ready" and was written, by
+  S3's LastModified, after the instance's last start (EC2 LaunchTime: a warm instance started
+  from the pool gets a new one, so its warm boot's report never counts); heartbeaten while it
+  says "booting" (up to BOOT_LIMIT); let go at once when it says "failed" (it joins
+  unregistered: replacing it could loop for ever). The server never completes it itself.
+- in the warm pool (Warmed:*, listed by DescribeWarmPool): never named (a record of one is
+  deleted), never registered; Warmed:Terminating:Wait is let go at once (it is stopped).
+- in service (or let in by this run): once its report says this boot is ready, its record
+  is INSYNC, and the server has reported its own API secret (the object
   servers/<server role id>:i-N.json in the sources bucket, which only that instance can
   write: its role's PutObject resource is servers/${aws:userid}.json) and its own API
   answers getMeetings signed with it, the server is added to Scalelite and enabled;

@@ -597,14 +597,16 @@ class Deployment:
         try:
             self.s3.put_object(Bucket=self.s.bucket, Key=key, Body=b"", ContentType="text/plain")
             self.named[instance_id] = (change, key)
-            if old and old[1] != key:
+            if old and old[1] and old[1] != key:
                 self.s3.delete_object(Bucket=self.s.bucket, Key=old[1])
         except ClientError as error:
+            # This run waits for it all the same; a later one, without the note, will not.
+            self.named[instance_id] = (change, None)
             log(f"{instance_id}: note of change {change} not written: {error_code(error)}")
 
     def unnote_named(self, instance_id):
         old = self.named.pop(instance_id, None)
-        if old:
+        if old and old[1]:
             try:
                 self.s3.delete_object(Bucket=self.s.bucket, Key=old[1])
             except ClientError as error:

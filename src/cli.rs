@@ -526,8 +526,19 @@ pub struct ScaleArgs {
     pub stack: Option<String>,
 
     /// Number of BBB servers
-    #[arg(short = 'c', long, value_name = "N", allow_hyphen_values = true)]
-    pub count: String,
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        required_unless_present = "warm"
+    )]
+    pub count: Option<String>,
+
+    /// Prepared servers kept stopped in the group's warm pool (disk cost only), so that a
+    /// scale-out starts one instead of installing one; 0 removes the pool (scalable mode)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub warm: Option<String>,
 
     /// Highest count accepted without complaint (guards against typos such as 100 for 10)
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERVERS)]

@@ -75,9 +75,92 @@ pub struct Picture {
     pub orphans: Vec<Server>,
 }
 
-/// The name a server registers under.
+/// The fleet domain, `media.<domain>`: the scalable servers' names are below it, and the
+/// fleet certificate is its wildcard. Not `*.<domain>`: a media server holding that would
+/// also be valid for `scalelite.<domain>` and every other name of the domain.
+pub fn fleet_domain(domain: &str) -> String {
+    format!("media.{domain}")
+}
+
+/// The name a server registers under: `bbb-<instance id without i->.media.<domain>`.
 pub fn host_of(instance: &str, domain: &str) -> String {
-    format!("bbb-{}.{domain}", instance.trim_start_matches("i-"))
+    format!(
+        "bbb-{}.{}",
+        instance.trim_start_matches("i-"),
+        fleet_domain(domain)
+    )
+}
+
+/// The group's warm pool (DescribeWarmPool): its configured size and its instances, each
+/// (id, zone, lifecycle state: Warmed:Stopped, Warmed:Pending:Wait, ...). `None`: no pool.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WarmPool {
+    pub min_size: i32,
+    pub status: String,
+    pub instances: Vec<(String, String, String)>,
+}
+
+/// The group's warm pool as Auto Scaling describes it; `None` when it has none.
+pub async fn warm_pool(aws: &crate::aws::Aws, group: &str) -> anyhow::Result<Option<WarmPool>> {
+    use anyhow::Context;
+    let mut token: Option<String> = None;
+    let mut pool: Option<WarmPool> = None;
+    loop {
+        let page = aws
+            .autoscaling
+            .describe_warm_pool()
+            .auto_scaling_group_name(group)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .with_context(|| format!("describing the warm pool of {group}"))?;
+        let Some(config) = page.warm_pool_configuration() else {
+            return Ok(None);
+        };
+        let pool = pool.get_or_insert_with(|| WarmPool {
+            min_size: config.min_size().unwrap_or(0),
+            status: config
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            instances: Vec::new(),
+        });
+        pool.instances.extend(page.instances().iter().map(|i| {
+            (
+                i.instance_id().unwrap_or_default().to_string(),
+                i.availability_zone().unwrap_or_default().to_string(),
+                i.lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        }));
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(pool)
+}
+
+/// The warm pool as lines for `servers` and `status`: apart from the servers, which none of
+/// its instances is (stopped, no name, never registered).
+pub fn warm_pool_text(pool: &Option<WarmPool>) -> String {
+    let Some(pool) = pool else {
+        return String::new();
+    };
+    let mut text = format!(
+        "Warm pool: {} prepared server(s) kept stopped (scale --warm){}; none has a name or is in Scalelite\n",
+        pool.min_size,
+        if pool.status.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", pool.status)
+        }
+    );
+    for (id, zone, state) in &pool.instances {
+        text.push_str(&format!("  {id:<20} {zone:<11} {state}\n"));
+    }
+    text
 }
 
 pub fn picture(instances: Vec<Instance>, servers: Vec<Server>, domain: &str) -> Picture {
@@ -331,18 +414,18 @@ mod tests {
         let p = picture(
             vec![instance("i-0a"), instance("i-0b")],
             vec![
-                server("bbb-0a.d.org", "enabled", Some(3.0)),
-                server("bbb-gone.d.org", "enabled", Some(0.0)),
+                server("bbb-0a.media.d.org", "enabled", Some(3.0)),
+                server("bbb-gone.media.d.org", "enabled", Some(0.0)),
             ],
             "d.org",
         );
         assert_eq!(
             p.members[0].scalelite.as_ref().unwrap().host(),
-            "bbb-0a.d.org"
+            "bbb-0a.media.d.org"
         );
         assert_eq!(p.members[1].scalelite, None);
         assert_eq!(p.orphans.len(), 1);
-        assert_eq!(p.orphans[0].host(), "bbb-gone.d.org");
+        assert_eq!(p.orphans[0].host(), "bbb-gone.media.d.org");
     }
 
     #[test]
@@ -355,10 +438,10 @@ mod tests {
                 instance("i-d"),
             ],
             vec![
-                server("bbb-a.d.org", "enabled", Some(30.0)),
-                server("bbb-b.d.org", "enabled", Some(0.0)),
-                server("bbb-c.d.org", "enabled", Some(10.0)),
-                server("bbb-d.d.org", "disabled", Some(50.0)),
+                server("bbb-a.media.d.org", "enabled", Some(30.0)),
+                server("bbb-b.media.d.org", "enabled", Some(0.0)),
+                server("bbb-c.media.d.org", "enabled", Some(10.0)),
+                server("bbb-d.media.d.org", "disabled", Some(50.0)),
             ],
             "d.org",
         );
@@ -376,11 +459,11 @@ mod tests {
 
     #[test]
     fn an_offline_server_is_not_serving_and_is_taken_first() {
-        let mut offline = server("bbb-0b.d.org", "cordoned", None);
+        let mut offline = server("bbb-0b.media.d.org", "cordoned", None);
         offline.online = false;
         let p = picture(
             vec![instance("i-0a"), instance("i-0b")],
-            vec![server("bbb-0a.d.org", "enabled", Some(1.0)), offline],
+            vec![server("bbb-0a.media.d.org", "enabled", Some(1.0)), offline],
             "d.org",
         );
         assert!(p.members[0].serving());
@@ -413,7 +496,11 @@ mod tests {
                     let load = busy.as_ref().map_or(0, |b| {
                         b.meetings.iter().map(|m| m.participants).sum::<u32>()
                     });
-                    server(&format!("bbb-{n}.d.org"), "enabled", Some(f64::from(load)))
+                    server(
+                        &format!("bbb-{n}.media.d.org"),
+                        "enabled",
+                        Some(f64::from(load)),
+                    )
                 })
                 .collect(),
             "d.org",

@@ -817,6 +817,7 @@ mod tests {
             server_type: server_type.into(),
             server_volume_gb: 150.0,
             kept_volume_gb: 0.0,
+            warm: 0.0,
             secrets: 8,
             log_retention_days: 30.0,
         }

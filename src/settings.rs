@@ -25,6 +25,8 @@ pub const P_DOMAIN: &str = "BBBDomainName";
 pub const P_ZONE: &str = "BBBHostedZone";
 pub const P_MODE: &str = "BBBEnvironmentType";
 pub const P_SERVER_COUNT: &str = "BBBServerCount";
+/// Prepared servers kept stopped in the group's warm pool (`bbbctl scale --warm`).
+pub const P_WARM_POOL: &str = "BBBWarmPoolSize";
 pub const P_SERVER_AMI: &str = "BBBServerAmi";
 pub const P_SERVER_IMAGE: &str = "BBBServerImageId";
 pub const P_DOCKER_HUB: &str = "BBBDockerHubCredentialsArn";
@@ -46,9 +48,9 @@ pub fn drain_timeout(params: &BTreeMap<String, String>) -> u64 {
 pub const ACM_FIRST_NAME_MAX: usize = 64;
 /// Longest DNS name written out (RFC 1035: 255 octets on the wire).
 pub const DNS_NAME_MAX: usize = 253;
-/// What a scalable BBB server's name adds to the domain: `bbb-<17 hex digits>.`
-/// (templates/scripts/bbb-bootstrap.sh: `bbb-${INSTANCE_ID#i-}.${DOMAIN}`).
-const SERVER_NAME_PREFIX: usize = "bbb-".len() + 17 + ".".len();
+/// What a scalable BBB server's name adds to the domain: `bbb-<17 hex digits>.media.`
+/// (`fleet::host_of`; templates/scripts/bbb-bootstrap.sh HOST_NAME).
+const SERVER_NAME_PREFIX: usize = "bbb-".len() + 17 + ".media.".len();
 
 /// Settings every command shares.
 #[derive(Debug, Clone)]
@@ -881,7 +883,7 @@ pub fn domain_fits(domain: &str, value: &dyn Fn(&str) -> String) -> Vec<String> 
     }
     if n + SERVER_NAME_PREFIX > DNS_NAME_MAX {
         problems.push(format!(
-            "domain {domain} has {n} characters: the BBB servers' names bbb-<17 hex digits>.{domain} would have {}, and DNS allows at most {DNS_NAME_MAX}, so the domain may have at most {}. Use a shorter domain with -d",
+            "domain {domain} has {n} characters: the BBB servers' names bbb-<17 hex digits>.media.{domain} would have {}, and DNS allows at most {DNS_NAME_MAX}, so the domain may have at most {}. Use a shorter domain with -d",
             n + SERVER_NAME_PREFIX,
             DNS_NAME_MAX - SERVER_NAME_PREFIX
         ));
@@ -1091,11 +1093,11 @@ mod tests {
         let cert = "arn:aws:acm:us-east-1:123456789012:certificate/0-1";
         assert!(domain_fits(&domain_of(200), &with("scalable", "External", cert)).is_empty());
         assert!(domain_fits(&domain_of(240), &with("single", "Greenlight", "")).is_empty());
-        // Scalable servers are bbb-<17 hex>.<domain>: 253 at most.
-        assert!(domain_fits(&domain_of(231), &with("scalable", "Greenlight", cert)).is_empty());
-        let e = domain_fits(&domain_of(232), &with("scalable", "Greenlight", cert)).join("\n");
+        // Scalable servers are bbb-<17 hex>.media.<domain>: 253 at most.
+        assert!(domain_fits(&domain_of(225), &with("scalable", "Greenlight", cert)).is_empty());
+        let e = domain_fits(&domain_of(226), &with("scalable", "Greenlight", cert)).join("\n");
         assert!(
-            e.contains("would have 254") && e.contains("at most 231"),
+            e.contains("would have 254") && e.contains("at most 225"),
             "{e}"
         );
     }

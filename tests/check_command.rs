@@ -110,7 +110,7 @@ async fn check_reports_every_piece_of_a_deployment() {
     assert_eq!(instances.len(), servers);
     let hosts: Vec<String> = instances
         .iter()
-        .map(|i| format!("bbb-{}.{domain}", i.trim_start_matches("i-")))
+        .map(|i| format!("bbb-{}.media.{domain}", i.trim_start_matches("i-")))
         .collect();
 
     // The platform, as stand-ins.

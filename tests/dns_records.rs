@@ -55,9 +55,9 @@ async fn servers(aws: &Aws, stack: &str) -> Vec<String> {
     ids
 }
 
-/// The record name a server writes for itself: `bbb-<instance id without i->.<domain>`.
+/// The record name the registrar writes for a server: `bbb-<instance id without i->.media.<domain>`.
 fn server_name(instance: &str, domain: &str) -> String {
-    format!("bbb-{}.{domain}", instance.trim_start_matches("i-"))
+    format!("bbb-{}.media.{domain}", instance.trim_start_matches("i-"))
 }
 
 /// Two deployments in one hosted zone, A on `a.<zone>` and B on `b.<zone>`, each server with
@@ -82,7 +82,7 @@ async fn destroy_deletes_its_own_records_and_no_one_elses() {
     let server_b = servers(&aws, &b).await[0].clone();
     let own = server_name(&server_b, &domain_b);
     let others = server_name(&server_a, &domain_b);
-    let unknown = format!("bbb-0123456789abcdef0.{domain_b}");
+    let unknown = format!("bbb-0123456789abcdef0.media.{domain_b}");
     let notes = format!("bbb-notes.{domain_b}");
     upsert_a_record(
         &aws,

@@ -45,8 +45,19 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A server's name (contract 27 section 1): below the fleet domain media.<domain>.
 fn host(instance: &str) -> String {
-    format!("bbb-{}.{DOMAIN}", instance.trim_start_matches("i-"))
+    format!("bbb-{}.media.{DOMAIN}", instance.trim_start_matches("i-"))
+}
+
+/// The agent's account of a boot (contract 27 section 5).
+fn boot(state: &str, started: u64, path: &str, lifecycle: &str) -> Value {
+    json!({"state": state, "started": started, "path": path, "lifecycle": lifecycle})
+}
+
+/// A boot that is over and ready, begun after the instance's launch in `launch()`.
+fn ready() -> Value {
+    boot("ready", now() - 300, "baked", "InService")
 }
 
 fn url(instance: &str) -> String {
@@ -113,6 +124,10 @@ impl Rig {
                 // A sibling of the domain: listed between the domain and its names when
                 // Route 53 compares reversed names as strings ("-" sorts before ".").
                 {"Name": "bbb-2.example.org.", "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": "192.0.2.1"}]},
+                // A sibling of the fleet domain, and a name of the old form (bbb-<id>.<domain>):
+                // neither is a server's.
+                {"Name": format!("bbb-3.{DOMAIN}."), "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": "192.0.2.2"}]},
+                {"Name": format!("bbb-0eee5555.{DOMAIN}."), "Type": "A", "TTL": 300, "ResourceRecords": [{"Value": "192.0.2.3"}]},
             ]},
             "buckets": {BUCKET: {}},
             "secrets": {LB_ARN: LB_SECRET},
@@ -152,6 +167,8 @@ impl Rig {
             s["instances"][instance] = json!({
                 "PublicIpAddress": ip,
                 "State": {"Name": "running"},
+                // Its last start (EC2 LaunchTime), ten minutes ago.
+                "LaunchTime": now() - 600,
                 "Tags": [{"Key": "bbbctl:stack", "Value": STACK}, {"Key": "aws:autoscaling:groupName", "Value": GROUP}],
             });
         });
@@ -167,21 +184,25 @@ impl Rig {
         });
     }
 
+    /// The instance as the group (or its warm pool) lists it.
     fn member(&self, instance: &str) -> Value {
-        self.state()["groups"][0]["Instances"]
+        let state = self.state();
+        let warm = state["warm"][GROUP].as_array().cloned().unwrap_or_default();
+        state["groups"][0]["Instances"]
             .as_array()
             .unwrap()
             .iter()
+            .chain(warm.iter())
             .find(|i| i["InstanceId"] == instance)
             .cloned()
             .unwrap()
     }
 
-    /// The server reports its API secret, as bbb-agent.sh writes it.
+    /// The server reports its API secret and a ready boot, as bbb-agent.sh writes it.
     fn report(&self, instance: &str, secret: &str) {
         self.change(|s| {
             s["buckets"][BUCKET][report_key(instance)] =
-                json!(json!({"secret": secret}).to_string());
+                json!(json!({"secret": secret, "boot": ready()}).to_string());
         });
     }
 
@@ -190,7 +211,7 @@ impl Rig {
     fn report_recordings(&self, instance: &str, secret: &str, recordings: &Value, written: u64) {
         self.report_raw(
             instance,
-            &json!({"secret": secret, "recordings": recordings}).to_string(),
+            &json!({"secret": secret, "recordings": recordings, "boot": ready()}).to_string(),
             written,
         );
     }
@@ -307,9 +328,15 @@ impl Rig {
 
     /// One run of the registrar, as a schedule would start it. Returns its log.
     fn run(&self) -> String {
+        self.run_events(&[json!({"source": "aws.events"})])
+    }
+
+    /// Runs of one warm function (one process, as Lambda reuses one), one per event.
+    fn run_events(&self, events: &[Value]) -> String {
         let out = Command::new("python3")
             .arg("-c")
-            .arg("import json, bbb_registrar; print(json.dumps(bbb_registrar.handler({'source': 'aws.events'}, None)))")
+            .arg("import json, sys, bbb_registrar\nfor event in json.loads(sys.argv[1]):\n    print(json.dumps(bbb_registrar.handler(event, None)))")
+            .arg(Value::from(events.to_vec()).to_string())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env(
@@ -634,7 +661,7 @@ fn what_a_terminated_server_left_is_removed_and_only_that() {
     rig.change(|s| {
         let zone = s["zones"][ZONE].as_array_mut().unwrap();
         zone.push(json!({"Name": format!("bbb-0bbb2222.other.{DOMAIN}."), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "198.51.100.7"}]}));
-        zone.push(json!({"Name": format!("bbb-0ccc3333.{DOMAIN}."), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "198.51.100.8"}]}));
+        zone.push(json!({"Name": format!("bbb-0ccc3333.media.{DOMAIN}."), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "198.51.100.8"}]}));
         s["instances"]["i-0ccc3333"] = json!({"PublicIpAddress": "198.51.100.8", "State": {"Name": "running"}, "Tags": []});
     });
     // The stack's deletion terminated the server without a drain (the hook went first).
@@ -657,7 +684,7 @@ fn what_a_terminated_server_left_is_removed_and_only_that() {
         "{names:?}"
     );
     assert!(
-        names.contains(&format!("bbb-0ccc3333.{DOMAIN}.")),
+        names.contains(&format!("bbb-0ccc3333.media.{DOMAIN}.")),
         "{names:?}"
     );
 }
@@ -855,7 +882,7 @@ fn a_record_no_server_is_known_for_is_left_alone() {
     // that neither Scalelite nor the registrar ever knew as a server.
     rig.change(|s| {
         s["zones"][ZONE].as_array_mut().unwrap().push(json!({
-            "Name": format!("bbb-0ddd4444.{DOMAIN}."), "Type": "A", "TTL": 60,
+            "Name": format!("bbb-0ddd4444.media.{DOMAIN}."), "Type": "A", "TTL": 60,
             "ResourceRecords": [{"Value": "198.51.100.9"}]
         }));
     });
@@ -1050,7 +1077,7 @@ fn an_earlier_agents_report_without_recordings_is_not_waited_on() {
     let rig = Rig::new();
     rig.serving("i-0aaa1111", "203.0.113.10", "salt0aaa1111salt");
     let id = rig.entry("i-0aaa1111").unwrap().id;
-    // rig.report writes {"secret": ...} only, as the agents of earlier releases.
+    // rig.report writes {"secret": ..., "boot": ...} without recordings, as the agents of earlier releases.
     rig.fleet.set_meetings(&host("i-0aaa1111"), Some(1));
     rig.set_lifecycle("i-0aaa1111", "Terminating:Wait");
     rig.run();
@@ -1392,4 +1419,274 @@ fn overlapping_runs_keep_the_earliest_drain_note() {
         "Terminating:Proceed"
     );
     assert!(rig.notes("i-0aaa1111").is_empty());
+}
+
+// ---- issue 27: the launch hook, the warm pool, DNS in sync, the S3 event -----------------
+
+/// What the group's launch hook did to `instance`: the hooks whose action was completed.
+fn completed(rig: &Rig, instance: &str) -> Vec<String> {
+    let state = rig.state();
+    let warm = state["warm"][GROUP].as_array().cloned().unwrap_or_default();
+    state["groups"][0]["Instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(warm.iter())
+        .find(|i| i["InstanceId"] == instance)
+        .and_then(|i| i["Completed"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn launch_time(rig: &Rig, instance: &str) -> u64 {
+    rig.state()["instances"][instance]["LaunchTime"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn the_launch_hook_is_completed_only_on_a_ready_report_written_after_the_last_start() {
+    let rig = Rig::new();
+    rig.launch("i-0aaa1111", "Pending:Wait", "203.0.113.10");
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    let launched = launch_time(&rig, "i-0aaa1111");
+
+    // No report yet: its name is written at once (Pending:Wait), the hook waits, says why.
+    let log = rig.run();
+    assert_eq!(rig.record_ip("i-0aaa1111").as_deref(), Some("203.0.113.10"));
+    assert!(
+        log.contains("waiting to go into service: no report yet"),
+        "{log}"
+    );
+    assert_eq!(rig.member("i-0aaa1111")["LifecycleState"], "Pending:Wait");
+
+    // Booting: a heartbeat each run, and the log says which path since when.
+    let body = json!({"secret": "salt0aaa1111salt", "boot": boot("booting", launched + 20, "baked", "InService")});
+    rig.report_raw("i-0aaa1111", &body.to_string(), launched + 30);
+    let log = rig.run();
+    assert!(log.contains("booting (baked) since"), "{log}");
+    assert_eq!(rig.heartbeats("i-0aaa1111"), 1);
+    rig.run();
+    assert_eq!(rig.heartbeats("i-0aaa1111"), 2);
+    assert!(rig.scalelite.servers().is_empty());
+
+    // A ready report from before the last start (the warm boot's, or the last boot's before
+    // a stop and start) does not count, nor does it earn a heartbeat.
+    let stale = json!({"secret": "salt0aaa1111salt", "boot": boot("ready", launched - 900, "bare", "Warmed:Stopped")});
+    rig.report_raw("i-0aaa1111", &stale.to_string(), launched - 5);
+    let log = rig.run();
+    assert!(log.contains("written before its last start"), "{log}");
+    assert_eq!(rig.member("i-0aaa1111")["LifecycleState"], "Pending:Wait");
+    assert_eq!(rig.heartbeats("i-0aaa1111"), 2);
+
+    // Out of shape (an unknown state, a path of no boot, a key too many): not ready.
+    for bad in [
+        json!({"state": "READY", "started": launched + 20, "path": "baked", "lifecycle": "InService"}),
+        json!({"state": "ready", "started": launched + 20, "path": "bake", "lifecycle": "InService"}),
+        json!({"state": "ready", "started": "1", "path": "baked", "lifecycle": "InService"}),
+        json!({"state": "ready", "started": launched + 20, "path": "baked", "lifecycle": "Serving"}),
+        json!({"state": "ready", "started": launched + 20, "path": "baked", "lifecycle": "", "more": 1}),
+    ] {
+        let body = json!({"secret": "salt0aaa1111salt", "boot": bad});
+        rig.report_raw("i-0aaa1111", &body.to_string(), now());
+        let log = rig.run();
+        assert!(
+            log.contains("no account of its boot in shape"),
+            "{bad}: {log}"
+        );
+        assert!(completed(&rig, "i-0aaa1111").is_empty(), "{bad}");
+    }
+
+    // Ready, written after the start: CONTINUE, and in the same run (its record in sync, its
+    // API answering with the reported secret) added to Scalelite and enabled.
+    let body = json!({"secret": "salt0aaa1111salt", "boot": boot("ready", launched + 20, "baked", "InService")});
+    rig.report_raw("i-0aaa1111", &body.to_string(), now());
+    let log = rig.run();
+    assert_eq!(completed(&rig, "i-0aaa1111"), vec!["bbb-launch"], "{log}");
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleState"],
+        "Pending:Proceed"
+    );
+    assert_eq!(
+        rig.member("i-0aaa1111")["LifecycleActionResult"],
+        "CONTINUE"
+    );
+    assert_eq!(
+        rig.entry("i-0aaa1111").expect("registered").state,
+        "enabled"
+    );
+    // The server never completes it: the registrar does, with its own role (logged).
+    assert!(
+        log.contains("boot ready (baked): let into service"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_failed_boot_goes_in_at_once_unregistered_and_a_long_boot_stops_being_heartbeaten() {
+    let rig = Rig::new();
+    rig.launch("i-0aaa1111", "Pending:Wait", "203.0.113.10");
+    // Its API even answers: a failed boot (say its identity check) is never added.
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    let launched = launch_time(&rig, "i-0aaa1111");
+    let body = json!({"secret": "salt0aaa1111salt", "boot": boot("failed", launched + 20, "bare", "InService")});
+    rig.report_raw("i-0aaa1111", &body.to_string(), now());
+    let log = rig.run();
+    assert_eq!(completed(&rig, "i-0aaa1111"), vec!["bbb-launch"]);
+    assert!(log.contains("boot FAILED (bare)"), "{log}");
+    assert!(rig.scalelite.servers().is_empty());
+    rig.set_lifecycle("i-0aaa1111", "InService");
+    let log = rig.run();
+    assert!(rig.scalelite.servers().is_empty(), "{log}");
+    assert!(log.contains("its report says its boot is failed"), "{log}");
+
+    // A boot still "booting" past BOOT_LIMIT (90 min) gets no more heartbeats.
+    rig.launch("i-0bbb2222", "Pending:Wait", "203.0.113.11");
+    let body = json!({"secret": "salt0bbb2222salt", "boot": boot("booting", now() - 5500, "bare", "InService")});
+    rig.report_raw("i-0bbb2222", &body.to_string(), now());
+    let log = rig.run();
+    assert_eq!(rig.heartbeats("i-0bbb2222"), 0, "{log}");
+    assert!(log.contains("no more heartbeats"), "{log}");
+}
+
+#[test]
+fn warm_instances_get_no_name_and_no_registration_and_go_in_and_out_of_the_pool() {
+    let rig = Rig::new();
+    // On its way into the pool (Warmed:Pending:Wait): running, with a public address, API up.
+    rig.change(|s| {
+        s["warm"][GROUP] = json!([
+            {"InstanceId": "i-0aaa1111", "LifecycleState": "Warmed:Pending:Wait"},
+            {"InstanceId": "i-0bbb2222", "LifecycleState": "Warmed:Terminating:Wait"},
+            {"InstanceId": "i-0ccc3333", "LifecycleState": "Warmed:Stopped"},
+        ]);
+        for (id, ip) in [("i-0aaa1111", "203.0.113.10"), ("i-0bbb2222", "203.0.113.11"), ("i-0ccc3333", "203.0.113.12")] {
+            s["instances"][id] = json!({"PublicIpAddress": ip, "State": {"Name": "running"}, "LaunchTime": now() - 600,
+                "Tags": [{"Key": "bbbctl:stack", "Value": STACK}]});
+        }
+        s["instances"]["i-0ccc3333"]["State"]["Name"] = json!("stopped");
+        // A record of a warm instance (none should exist): deleted.
+        s["zones"][ZONE].as_array_mut().unwrap().push(json!({"Name": format!("{}.", host("i-0ccc3333")), "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "203.0.113.12"}]}));
+    });
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    let body = json!({"secret": "salt0aaa1111salt", "boot": boot("booting", now() - 200, "bare", "Warmed:Stopped")});
+    rig.report_raw("i-0aaa1111", &body.to_string(), now());
+
+    // Warmed:Terminating:Wait is let go at once (stopped or not, it has nothing to drain);
+    // the one preparing is heartbeaten.
+    let log = rig.run();
+    assert_eq!(completed(&rig, "i-0bbb2222"), vec!["bbb-drain"], "{log}");
+    assert_eq!(rig.heartbeats("i-0aaa1111"), 1, "{log}");
+    assert!(
+        log.contains("waiting to go into the warm pool: booting (bare)"),
+        "{log}"
+    );
+    assert_eq!(rig.record("i-0ccc3333"), None, "{log}");
+
+    // Its install is over: into the pool (where AWS stops it).
+    let body = json!({"secret": "salt0aaa1111salt", "boot": boot("ready", now() - 100, "bare", "Warmed:Stopped")});
+    rig.report_raw("i-0aaa1111", &body.to_string(), now());
+    let log = rig.run();
+    assert_eq!(completed(&rig, "i-0aaa1111"), vec!["bbb-launch"], "{log}");
+    // Never a name, never Scalelite, never asked, never protected.
+    for id in ["i-0aaa1111", "i-0bbb2222", "i-0ccc3333"] {
+        assert_eq!(rig.record(id), None, "{id}");
+        assert!(rig.entry(id).is_none(), "{id}");
+    }
+    assert!(rig.calls_of("set_instance_protection").is_empty());
+    assert!(rig.calls_of("complete_lifecycle_action").len() == 2);
+    // Its report stays (it is a live instance of the group's pool), its notes none.
+    assert!(rig.state()["buckets"][BUCKET][report_key("i-0aaa1111")].is_string());
+}
+
+#[test]
+fn registration_waits_until_the_record_is_insync_in_route53() {
+    let rig = Rig::new();
+    rig.change(|s| s["sync_after"] = json!(3600));
+    rig.launch("i-0aaa1111", "InService", "203.0.113.10");
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    rig.report("i-0aaa1111", "salt0aaa1111salt");
+    let log = rig.run();
+    assert!(rig.record("i-0aaa1111").is_some());
+    assert!(rig.scalelite.servers().is_empty(), "{log}");
+    assert!(log.contains("not yet INSYNC"), "{log}");
+    assert_eq!(rig.notes("i-0aaa1111").len(), 1, "{log}");
+    assert!(rig.notes("i-0aaa1111")[0].contains("/named-C"));
+    // Not even the registrar looked the name up (its API was not asked).
+    let log = rig.run();
+    assert!(rig.scalelite.servers().is_empty(), "{log}");
+
+    // Route 53 is in sync: registered, and the note of the change is gone.
+    rig.change(|s| s["sync_after"] = json!(0));
+    let log = rig.run();
+    assert_eq!(
+        rig.entry("i-0aaa1111").expect("registered").state,
+        "enabled",
+        "{log}"
+    );
+    assert!(
+        rig.notes("i-0aaa1111")
+            .iter()
+            .all(|n| !n.contains("/named-"))
+    );
+    let asked = rig.calls_of("get_change").len();
+    rig.run();
+    assert_eq!(
+        rig.calls_of("get_change").len(),
+        asked,
+        "asked again once in sync"
+    );
+}
+
+#[test]
+fn an_s3_event_of_a_report_runs_the_registrar_and_one_of_an_unchanged_report_is_skipped() {
+    let rig = Rig::new();
+    rig.launch("i-0aaa1111", "Pending:Wait", "203.0.113.10");
+    rig.fleet.add(&host("i-0aaa1111"), "salt0aaa1111salt");
+    let body = json!({"secret": "salt0aaa1111salt", "boot": ready()}).to_string();
+    rig.report_raw("i-0aaa1111", &body, now());
+    // S3's event as EventBridge delivers it (Amazon S3 User Guide, "EventBridge event message
+    // structure"): the ETag without quotes.
+    let etag = format!("{:x}", md5_of(body.as_bytes()));
+    let event = |etag: &str| {
+        json!({
+            "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
+            "time": "2026-12-08T00:00:00Z", "region": "eu-central-1",
+            "resources": [format!("arn:aws:s3:::{BUCKET}")],
+            "detail": {"version": "0", "bucket": {"name": BUCKET},
+                "object": {"key": report_key("i-0aaa1111"), "size": body.len(), "etag": etag, "sequencer": "0062E99A88DC407460"},
+                "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012", "source-ip-address": "203.0.113.10",
+                "reason": "PutObject"}
+        })
+    };
+    // A cold function: the event makes a whole run, which lets the server in.
+    let log = rig.run_events(&[event(&etag)]);
+    assert_eq!(completed(&rig, "i-0aaa1111"), vec!["bbb-launch"], "{log}");
+    // The same report written again (the agent's two-minute rewrite): a warm function that
+    // read it already does nothing at all; a changed one (another ETag) makes a run.
+    let calls = rig.calls().len();
+    let log = rig.run_events(&[json!({"source": "aws.events"}), event(&etag)]);
+    assert!(log.contains("written again unchanged"), "{log}");
+    let after_schedule = rig.calls().len();
+    assert!(after_schedule > calls);
+    let log = rig.run_events(&[
+        json!({"source": "aws.events"}),
+        event(&etag),
+        event("0123456789abcdef0123456789abcdef"),
+    ]);
+    assert_eq!(log.matches("written again unchanged").count(), 1, "{log}");
+    assert_eq!(log.matches("\"actions\"").count(), 3, "{log}");
+}
+
+/// MD5 (RFC 1321) of `data`, as S3 gives a single-part upload's ETag.
+fn md5_of(data: &[u8]) -> u128 {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import hashlib, sys; print(hashlib.md5(sys.argv[1].encode()).hexdigest())")
+        .arg(std::str::from_utf8(data).unwrap())
+        .output()
+        .unwrap();
+    u128::from_str_radix(String::from_utf8_lossy(&out.stdout).trim(), 16).unwrap()
 }

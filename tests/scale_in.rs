@@ -80,7 +80,7 @@ async fn deployment(servers: usize) -> Deployment {
 fn register(scalelite: &Scalelite, instance: &str, domain: &str) -> String {
     scalelite.add_enabled(
         &format!(
-            "https://bbb-{}.{domain}/bigbluebutton/api/",
+            "https://bbb-{}.media.{domain}/bigbluebutton/api/",
             instance.trim_start_matches("i-")
         ),
         "s",
@@ -855,7 +855,7 @@ async fn a_drain_held_by_recordings_stops_at_the_timeout_unless_forced() {
     let err = stderr(&out);
     assert!(
         err.contains(&format!(
-            "drain ended (--force): bbb-{}.{}: 2 recording(s) not yet safe are lost ({REC_A}, {REC_B})",
+            "drain ended (--force): bbb-{}.media.{}: 2 recording(s) not yet safe are lost ({REC_A}, {REC_B})",
             d.instances[0].trim_start_matches("i-"),
             d.domain
         )),

@@ -102,6 +102,36 @@ case "$1" in
 esac
 "#;
 
+/// curl against the instance metadata service (IMDSv2), as the agent asks it: PUT
+/// /latest/api/token answers a token; GET .../autoscaling/target-lifecycle-state answers the
+/// file `lifecycle` only with that token's header, and fails as `curl -f` does on a 404 when
+/// there is no such file (an instance outside a group) or no token; `imds-down` makes every
+/// call fail as when nothing answers. Every call goes to curl.log.
+const FAKE_CURL: &str = r#"#!/usr/bin/env bash
+printf '%s
+' "$*" >>"$FAKE_DIR/curl.log"
+[ -e "$FAKE_DIR/imds-down" ] && exit 28
+method=GET header="" url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -X) method=$2; shift ;;
+    -H) header=$2; shift ;;
+    --max-time) shift ;;
+    -*) ;;
+    *) url=$1 ;;
+  esac
+  shift
+done
+case "$method $url" in
+  "PUT http://169.254.169.254/latest/api/token") printf 'AQAEAtoken==' ;;
+  "GET http://169.254.169.254/latest/meta-data/autoscaling/target-lifecycle-state")
+    [ "$header" = "X-aws-ec2-metadata-token: AQAEAtoken==" ] || exit 22
+    [ -e "$FAKE_DIR/lifecycle" ] || exit 22
+    cat "$FAKE_DIR/lifecycle" ;;
+  *) echo "fake curl: unexpected $method $url" >&2; exit 2 ;;
+esac
+"#;
+
 /// Record ids as BigBlueButton makes them: <sha1 of the external id>-<epoch ms>.
 fn record(n: u8) -> String {
     format!("{:040x}-17650000000{n:02}", u128::from(n) * 0x1_0000_0001)
@@ -117,6 +147,7 @@ impl AgentRig {
         fs::create_dir(dir.path().join("bin")).unwrap();
         write_executable(&dir.path().join("bin/aws"), FAKE_AWS_AGENT);
         write_executable(&dir.path().join("bin/redis-cli"), FAKE_REDIS_CLI);
+        write_executable(&dir.path().join("bin/curl"), FAKE_CURL);
         fs::write(dir.path().join("user-id"), USER_ID).unwrap();
         for step in ["recorded", "archived", "sanity", "processed", "published"] {
             fs::create_dir_all(dir.path().join("recording/status").join(step)).unwrap();
@@ -143,7 +174,8 @@ impl AgentRig {
             format!(
                 "AWS_DEFAULT_REGION=eu-central-1\nREPORT_BUCKET={BUCKET}\nSTATE_FILE={state}\n\
                  SAVED_DIR={saved}\nTRANSFER=scalelite\nBBB_PROPERTIES={props}\n\
-                 STATUS_DIR={status}\nRAW_DIR={raw}\n{extra}",
+                 STATUS_DIR={status}\nRAW_DIR={raw}\nBOOT_FILE={boot}\n{extra}",
+                boot = self.path("boot").display(),
                 state = self.path("reported.sha256").display(),
                 saved = self.path("saved").display(),
                 props = self.path("bbb-web.properties").display(),
@@ -1005,4 +1037,175 @@ fn the_secret_comes_from_bbb_webs_defaults_then_its_overrides() {
     rig.set_salt("overridesalt0123456789");
     support::assert_success(&rig.report());
     assert_eq!(rig.puts()[1].2["secret"], "overridesalt0123456789");
+}
+
+// ---- issue 27: the boot in the report (contract 27 section 5) ---------------------------
+
+impl AgentRig {
+    /// /run/bbbctl/boot as the bootstrap and bbb-identity write it.
+    fn set_boot(&self, line: &str) {
+        fs::write(self.path("boot"), format!("{line}\n")).unwrap();
+    }
+
+    fn set_lifecycle(&self, state: &str) {
+        fs::write(self.path("lifecycle"), state).unwrap();
+    }
+
+    fn last(&self) -> serde_json::Value {
+        self.puts().last().expect("a report").2.clone()
+    }
+}
+
+#[test]
+fn the_report_says_how_the_boot_goes_from_the_boot_file_and_the_target_lifecycle_state() {
+    let rig = AgentRig::new();
+    // A bare install under way, on its way into the warm pool: bbb-web has no secret yet and
+    // there is no recording tree. The report holds the boot only.
+    fs::write(rig.path("bbb-web.properties"), "").unwrap();
+    fs::rename(rig.path("recording/status"), rig.path("status.later")).unwrap();
+    rig.set_boot("booting 1765000000 bare");
+    rig.set_lifecycle("Warmed:Stopped");
+    support::assert_success(&rig.report());
+    assert_eq!(
+        rig.last(),
+        json!({"boot": {"state": "booting", "started": 1765000000, "path": "bare", "lifecycle": "Warmed:Stopped"}})
+    );
+    // IMDSv2: a token first, then the item with it.
+    let calls = lines(&rig.path("curl.log"));
+    assert!(
+        calls[0].contains("-X PUT http://169.254.169.254/latest/api/token"),
+        "{calls:?}"
+    );
+    assert!(
+        calls[1].contains("X-aws-ec2-metadata-token: AQAEAtoken=="),
+        "{calls:?}"
+    );
+
+    // Installed and ready: the whole report, with its boot.
+    rig.set_salt(SALT);
+    fs::rename(rig.path("status.later"), rig.path("recording/status")).unwrap();
+    rig.set_boot("ready 1765000000 bare");
+    support::assert_success(&rig.report());
+    let report = rig.last();
+    assert_eq!(report["secret"], SALT);
+    assert_eq!(report["recordings"]["pending"], 0);
+    assert_eq!(
+        report["boot"],
+        json!({"state": "ready", "started": 1765000000, "path": "bare", "lifecycle": "Warmed:Stopped"})
+    );
+
+    // Started from the pool: a new boot (restart path), then in service; each is a change,
+    // so each is written.
+    rig.set_boot("booting 1765003600 restart");
+    rig.set_lifecycle("InService");
+    support::assert_success(&rig.report());
+    assert_eq!(rig.last()["boot"]["state"], "booting");
+    assert_eq!(rig.last()["boot"]["lifecycle"], "InService");
+    assert_eq!(rig.last()["secret"], SALT, "installed: the whole report");
+    rig.set_boot("ready 1765003600 restart");
+    support::assert_success(&rig.report());
+    assert_eq!(rig.puts().len(), 4);
+    assert_eq!(rig.last()["boot"]["path"], "restart");
+
+    // IMDS names no target state (outside a group) or does not answer: "".
+    fs::remove_file(rig.path("lifecycle")).unwrap();
+    support::assert_success(&rig.report());
+    assert_eq!(rig.last()["boot"]["lifecycle"], "");
+    fs::write(rig.path("imds-down"), "").unwrap();
+    support::assert_success(&rig.report());
+    assert_eq!(rig.last()["boot"]["lifecycle"], "");
+    fs::remove_file(rig.path("imds-down")).unwrap();
+    // Something IMDS should never say is not passed on.
+    rig.set_lifecycle("Pending:Wait\"}");
+    support::assert_success(&rig.report());
+    assert_eq!(rig.last()["boot"]["lifecycle"], "");
+}
+
+#[test]
+fn a_boot_line_out_of_shape_is_no_boot_and_none_is_never_ready() {
+    let rig = AgentRig::new();
+    rig.set_lifecycle("InService");
+    // No boot file yet this boot: no "boot" (the registrar: not ready), and IMDS not asked.
+    support::assert_success(&rig.report());
+    assert!(rig.last().get("boot").is_none(), "{}", rig.last());
+    assert!(!rig.path("curl.log").exists());
+    for line in [
+        "ready",
+        "ready 1765000000",
+        "READY 1765000000 baked",
+        "ready 1765000000 bake",
+        "ready 17650000x0 baked",
+        "ready 1765000000 baked extra",
+        "ready $(touch pwned) baked",
+    ] {
+        rig.set_boot(line);
+        logged(&rig.report());
+        assert!(rig.last().get("boot").is_none(), "{line}: {}", rig.last());
+        assert!(!rig.path("pwned").exists());
+    }
+    // Installing with no valid line: nothing claims anything (no report at all).
+    fs::write(rig.path("bbb-web.properties"), "").unwrap();
+    rig.set_boot("booting soon bare");
+    let out = rig.report();
+    assert!(!out.status.success());
+    // A good line again is reported.
+    rig.set_salt(SALT);
+    rig.set_boot("ready 1765000000 baked");
+    support::assert_success(&rig.report());
+    assert_eq!(rig.last()["boot"]["state"], "ready");
+}
+
+#[test]
+fn watch_reports_a_change_of_boot_state_at_once() {
+    let rig = AgentRig::new();
+    // A long round (REPORT_SECONDS, REFRESH_SECONDS): only the boot's change can write early.
+    rig.configure("REPORT_SECONDS=300\nREFRESH_SECONDS=600\nBOOT_POLL_SECONDS=1\n");
+    rig.set_boot("booting 1765000000 baked");
+    rig.set_lifecycle("InService");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/scripts/bbb-agent.sh");
+    let path = format!(
+        "{}:{}",
+        rig.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = Command::new("bash")
+        .arg(script)
+        .arg("watch")
+        .current_dir(rig.path(""))
+        .env("PATH", path)
+        .env("FAKE_DIR", rig.path(""))
+        .env("BBB_AGENT_CONFIG", rig.path("bbb-agent.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |n: usize| {
+        let start = std::time::Instant::now();
+        while rig.puts().len() < n && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        start.elapsed()
+    };
+    wait_for(1);
+    assert_eq!(rig.puts().len(), 1);
+    assert_eq!(rig.last()["boot"]["state"], "booting");
+    rig.set_boot("ready 1765000000 baked");
+    let took = wait_for(2);
+    // The lifecycle changes too (into the pool's target state): written at once as well.
+    rig.set_lifecycle("Warmed:Stopped");
+    let took_too = wait_for(3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        rig.puts().len(),
+        3,
+        "written at each change, not after 300 s"
+    );
+    assert_eq!(rig.puts()[1].2["boot"]["state"], "ready");
+    assert_eq!(rig.puts()[2].2["boot"]["lifecycle"], "Warmed:Stopped");
+    assert!(
+        took < Duration::from_secs(5) && took_too < Duration::from_secs(5),
+        "{took:?} {took_too:?}"
+    );
 }

@@ -685,7 +685,7 @@ fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
         "each write of the servers' role is there"
     );
     // The registrar, not a server, holds the load-balancer secret and writes the records,
-    // and only A records named bbb-*.<domain>.
+    // and only A records named bbb-*.media.<domain> (issue 27: the fleet domain).
     let registrar = &res["RegistrarRole"];
     let statements = role_statements(registrar);
     let writes: Vec<&Value> = statements
@@ -699,7 +699,7 @@ fn a_bbb_server_may_do_only_what_the_server_itself_needs() {
         "route53:ChangeResourceRecordSetsRecordTypes",
         "\"A\"",
         "route53:ChangeResourceRecordSetsNormalizedRecordNames",
-        "bbb-*.${DomainName}",
+        "bbb-*.media.${DomainName}",
     ] {
         assert!(condition.contains(part), "{part} missing in {condition}");
     }

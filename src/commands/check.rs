@@ -304,7 +304,7 @@ async fn plan(aws: &Aws, d: &Deployment, reach: &Reach) -> Result<Vec<Check>> {
         ));
         let addresses = crate::signed::public_addresses(aws, &in_service).await?;
         for id in &in_service {
-            let host = format!("bbb-{}.{domain}", id.trim_start_matches("i-"));
+            let host = crate::fleet::host_of(id, &domain);
             let ips: Vec<IpAddr> = addresses
                 .get(id)
                 .iter()

@@ -708,7 +708,7 @@ pub(super) async fn sweep_after_failed_create(
     }
 }
 
-/// The registrar writes the BBB servers' records, `bbb-<instance id without i->.<domain>` (A),
+/// The registrar writes the BBB servers' records, `bbb-<instance id without i->.media.<domain>` (A),
 /// and deletes each when its server drains or is gone (templates/scripts/bbb_registrar.py). The
 /// stack's deletion removes the drain hook and the registrar with the servers, so their records
 /// stay: a record of that shape still in the zone would point at an address AWS hands to
@@ -719,7 +719,7 @@ pub(super) async fn sweep_after_failed_create(
 async fn sweep_server_records(aws: &Aws, zone: &str, domain: &str, stack: &str) -> Result<Sweep> {
     let name = regex::Regex::new(&format!(
         r"^bbb-([0-9a-f]{{8,17}})\.{}\.?$",
-        regex::escape(domain)
+        regex::escape(&crate::fleet::fleet_domain(domain))
     ))?;
     let mut left = Vec::new();
     let mut next: Option<(String, aws_sdk_route53::types::RrType)> = None;

@@ -1,5 +1,7 @@
 //! `bbbctl scale --count N`: min = max = desired = N for the BBB server group, then (unless
-//! `--no-wait`) wait until exactly N servers are in service and healthy.
+//! `--no-wait`) wait until exactly N servers are in service and healthy. `--warm N` (with or
+//! without `--count`): N prepared servers kept stopped in the group's warm pool (0: none), by
+//! the root parameter `BBBWarmPoolSize` (`set_warm_pool`).
 //!
 //! Below the servers in service, no meeting is cut: the servers to take out are chosen by
 //! Scalelite's load (`fleet::choose`), cordoned in Scalelite (no new meeting lands there),
@@ -9,21 +11,37 @@
 //! servers still hold which meetings (or, with `--force`, ends them after a confirmation).
 //! The engine is `crate::drain`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use aws_sdk_cloudformation::types::Parameter;
 use serde_json::json;
 
 use super::connect;
 use super::out;
 use super::stacks::{Deployment, instances_now};
+use crate::aws::Aws;
+use crate::cfn::events::EventPoller;
+use crate::cfn::ops::{self, CAPABILITIES, describe_stack, parameters};
+use crate::cfn::tree::{Op, StackTree};
 use crate::cli::ScaleArgs;
 use crate::drain::{Fleet, set_capacity, wait_in_service};
-use crate::settings::{Global, validate_count};
+use crate::error::{aws_message, describe, usage};
+use crate::settings::{Global, P_WARM_POOL, validate_count};
 use crate::ui::Printer;
 
 pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Result<()> {
-    let n = validate_count(&args.count, args.max)?;
+    let n = args
+        .count
+        .as_deref()
+        .map(|c| validate_count(c, args.max))
+        .transpose()?;
+    let warm = args
+        .warm
+        .as_deref()
+        .map(|w| validate_warm(w, args.max))
+        .transpose()?;
     let aws = connect(g, p, stack).await?;
     let d = Deployment::find(&aws, stack).await?;
     if d.output(out::MODE).ok() == Some("single") {
@@ -32,6 +50,20 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
              Switch it with `bbbctl setup -s {stack} --mode scalable …` first"
         );
     }
+    if let Some(w) = warm {
+        set_warm_pool(&aws, p, stack, w).await?;
+    }
+    let Some(n) = n else {
+        p.result(
+            match warm {
+                Some(0) => "No warm pool.".to_string(),
+                Some(w) => format!("Warm pool: {w} prepared server(s), kept stopped."),
+                None => unreachable!("clap requires --count or --warm"),
+            },
+            &json!({ "stack": stack, "warm": warm }),
+        );
+        return Ok(());
+    };
     let group = d.output(out::SERVER_GROUP)?.to_string();
     let n = i32::try_from(n).expect("count is bounded");
     let instances = instances_now(&aws, &group).await?;
@@ -78,7 +110,107 @@ pub async fn run(g: &Global, p: &Printer, args: &ScaleArgs, stack: &str) -> Resu
             Some(_) => format!("{n} BBB server(s) in service."),
             None => "Not waiting for the servers (--no-wait); `bbbctl status` shows them.".into(),
         },
-        &json!({ "stack": stack, "group": group, "capacity": n, "in_service": in_service }),
+        &json!({ "stack": stack, "group": group, "capacity": n, "in_service": in_service, "warm": warm }),
     );
+    Ok(())
+}
+
+/// `--warm N`: a whole number, at most the template's 100 and the `--max` guard.
+fn validate_warm(raw: &str, max: u32) -> Result<u32> {
+    let n: u32 = raw.trim().parse().map_err(|_| {
+        usage(format!(
+            "--warm {raw:?} is not a whole number ≥ 0. Pass how many prepared servers to keep stopped, e.g. --warm 2 (0: none)"
+        ))
+    })?;
+    if n > max.min(WARM_MAX) {
+        return Err(usage(format!(
+            "--warm {n} is above the ceiling of {} prepared servers{}",
+            max.min(WARM_MAX),
+            if n <= WARM_MAX {
+                format!(". Pass --max {n} if you really want that many")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    Ok(n)
+}
+
+/// The template's limit of the warm pool (templates/root.yaml, BBBWarmPoolSize MaxValue).
+const WARM_MAX: u32 = 100;
+
+/// The warm pool is the servers stack's `ServerWarmPool` (templates/bbb-servers.yaml), sized
+/// by the root parameter `BBBWarmPoolSize`: set here by an update of the root stack that
+/// changes that parameter only (the template and every other value as they are). So a later
+/// `setup` keeps it (it carries the deployment's value over, like the server count) and the
+/// stack's deletion removes it before the group. 0: no pool (CloudFormation deletes it; its
+/// stopped instances are terminated).
+async fn set_warm_pool(aws: &Aws, p: &Printer, stack: &str, n: u32) -> Result<()> {
+    let Some(root) = describe_stack(&aws.cfn, stack).await? else {
+        bail!("deployment {stack} not found");
+    };
+    let current = parameters(&root);
+    if !current.contains_key(P_WARM_POOL) {
+        bail!(
+            "deployment {stack} was set up by an earlier bbbctl, whose templates have no warm pool: run `bbbctl setup -s {stack}` first"
+        );
+    }
+    let value = n.to_string();
+    if current.get(P_WARM_POOL) == Some(&value) {
+        p.info(format!("Warm pool of {stack}: already {n}."));
+        return Ok(());
+    }
+    let params: Vec<Parameter> = root
+        .parameters()
+        .iter()
+        .filter_map(|x| x.parameter_key())
+        .map(|k| {
+            let b = Parameter::builder().parameter_key(k);
+            if k == P_WARM_POOL {
+                b.parameter_value(&value).build()
+            } else {
+                b.use_previous_value(true).build()
+            }
+        })
+        .collect();
+    p.info(format!(
+        "Warm pool of {stack}: {} → {n} prepared server(s) ({P_WARM_POOL}; a stack update)",
+        current.get(P_WARM_POOL).map(String::as_str).unwrap_or("0")
+    ));
+    let mut poller = EventPoller::new(aws.cfn.clone());
+    let marker = poller.latest(stack).await?;
+    let token = ops::request_token(Op::Update);
+    let stack_id = match aws
+        .cfn
+        .update_stack()
+        .stack_name(stack)
+        .use_previous_template(true)
+        .set_parameters(Some(params))
+        .set_capabilities(Some(CAPABILITIES.to_vec()))
+        .client_request_token(&token)
+        .send()
+        .await
+    {
+        Ok(o) => o.stack_id().unwrap_or(stack).to_string(),
+        Err(e) if aws_message(&e).is_some_and(|m| m.contains("No updates are to be performed")) => {
+            return Ok(());
+        }
+        Err(e) => bail!("updating stack {stack}: {}", describe(&e)),
+    };
+    let (since, seen) = marker.map(|(i, t)| (Some(t), Some(i))).unwrap_or_default();
+    poller.start(&stack_id, since, seen);
+    let mut tree = StackTree::new(Op::Update, stack, &stack_id, None, BTreeMap::new());
+    tree.deployment = Some(stack.to_string());
+    let outcome = ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await?;
+    if !outcome.succeeded() {
+        let cause = outcome
+            .root_cause()
+            .map(|c| format!("\nRoot cause: {c}"))
+            .unwrap_or_default();
+        bail!(
+            "the update of stack {stack} for the warm pool failed ({}): CloudFormation rolled it back{cause}",
+            outcome.status
+        );
+    }
     Ok(())
 }

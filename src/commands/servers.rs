@@ -269,6 +269,14 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     if let Some(note) = super::stacks::outdated_note(&outdated, picture.members.len(), stack) {
         text.push_str(&format!("{note}\n"));
     }
+    // The warm pool, apart: its instances are no servers yet.
+    let warm = crate::fleet::warm_pool(&aws, &group)
+        .await
+        .unwrap_or_else(|e| {
+            text.push_str(&format!("The warm pool could not be read: {e:#}\n"));
+            None
+        });
+    text.push_str(&crate::fleet::warm_pool_text(&warm));
     let schedules = super::schedule::schedules(&aws, &group).await?;
     for sc in &schedules {
         text.push_str(&format!("schedule {}\n", super::schedule::line(sc)));
@@ -288,7 +296,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
         .collect();
     p.result(
         text.trim_end(),
-        &json!({"stack": stack, "group": group, "servers": rows, "unbacked": orphans, "schedules": schedules, "scalelite_error": scalelite_error, "reports_error": reports_error, "failed_saved": saved}),
+        &json!({"stack": stack, "group": group, "servers": rows, "unbacked": orphans, "schedules": schedules, "scalelite_error": scalelite_error, "reports_error": reports_error, "failed_saved": saved, "warm_pool": warm}),
     );
     Ok(())
 }

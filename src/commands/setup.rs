@@ -688,6 +688,7 @@ async fn keep_server_count(
     if parameters(stack).get(P_MODE) != Some(&s.mode) {
         return Ok(());
     }
+    keep_warm_pool(stack, params);
     let Some(group) = outputs(stack).remove(out::SERVER_GROUP) else {
         return Ok(());
     };
@@ -709,6 +710,14 @@ async fn keep_server_count(
     }
     params.insert(P_SERVER_COUNT.to_string(), current);
     Ok(())
+}
+
+/// `bbbctl scale --warm` sets the root parameter BBBWarmPoolSize; a later setup of the same
+/// mode keeps the deployment's value (the parameter file's applies to new deployments).
+fn keep_warm_pool(stack: &Stack, params: &mut BTreeMap<String, String>) {
+    if let Some(current) = parameters(stack).get(crate::settings::P_WARM_POOL) {
+        params.insert(crate::settings::P_WARM_POOL.to_string(), current.clone());
+    }
 }
 
 /// Switching modes removes layers, and their data with them: the text that says which, or

@@ -44,9 +44,12 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
 
     let mut servers = serde_json::Value::Null;
     let mut outdated_note = None;
+    let mut warm = None;
     if let Some(group) = d.outputs.get(out::SERVER_GROUP)
         && let Some(asg) = server_group(&aws, group).await?
     {
+        // The warm pool, shown apart from the servers (its instances are stopped, unnamed).
+        warm = crate::fleet::warm_pool(&aws, group).await.ok().flatten();
         let outdated = super::stacks::outdated_instances(&asg);
         outdated_note = super::stacks::outdated_note(&outdated, asg.instances().len(), stack);
         servers = json!({
@@ -130,6 +133,9 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
         if let Some(note) = &outdated_note {
             text.push_str(&format!("    ! {note}\n"));
         }
+        for line in crate::fleet::warm_pool_text(&warm).lines() {
+            text.push_str(&format!("  {line}\n"));
+        }
     }
     let schedules = match d.outputs.get(out::SERVER_GROUP) {
         Some(group) if d.outputs.get(out::MODE).map(String::as_str) != Some("single") => {
@@ -153,6 +159,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "nested": nested,
             "outputs": d.outputs,
             "servers": servers,
+            "warm_pool": warm,
             "schedules": schedules,
             "mail": match &mail {
                 Ok(a) => a.to_json(&domain),

@@ -141,6 +141,8 @@ pub struct Shape {
     pub server_volume_gb: f64,
     /// Single mode with a VPC of bbbctl's: the data volume outlives the server.
     pub kept_volume_gb: f64,
+    /// Scalable mode: prepared servers kept stopped in the warm pool (BBBWarmPoolSize).
+    pub warm: f64,
     pub secrets: u32,
     pub log_retention_days: f64,
 }
@@ -364,6 +366,11 @@ pub fn shape(
         server_type: get("BBBServerInstanceType"),
         server_volume_gb: root_gb + if scalable || !own_vpc { data_gb } else { 0.0 },
         kept_volume_gb: if !scalable && own_vpc { data_gb } else { 0.0 },
+        warm: if scalable {
+            num(&p, crate::settings::P_WARM_POOL, 0.0)
+        } else {
+            0.0
+        },
         secrets,
         log_retention_days: num(&p, "BBBLogRetentionDays", 30.0),
     })
@@ -469,6 +476,19 @@ pub fn estimate(
             shape.server_volume_gb
         ),
     );
+    // The warm pool: its instances are stopped (EC2 charges no instance hours and no public
+    // IPv4 address for a stopped instance), their root and data volumes are charged as ever.
+    if shape.warm > 0.0 {
+        add(
+            "BBB warm pool volumes (gp3)".into(),
+            Meter::Gp3,
+            Band::fixed(shape.warm * shape.server_volume_gb),
+            format!(
+                "BBBWarmPoolSize {} stopped server(s) × {} GB (root + BBBServerDataVolumeSize); no instance hours while stopped",
+                shape.warm, shape.server_volume_gb
+            ),
+        );
+    }
     if shape.kept_volume_gb > 0.0 {
         add(
             "BBB data volume, kept (gp3)".into(),

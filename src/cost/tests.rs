@@ -361,3 +361,33 @@ fn amounts_are_cents_and_the_table_fits_a_hundred_columns() {
         "{text}"
     );
 }
+
+#[test]
+fn a_warm_pool_costs_its_stopped_servers_volumes_only() {
+    // No pool by default: no line.
+    let s = shape_of(&[], None);
+    let e = estimate(&s, &book(&[]), &fixed(Assumptions::default()), None);
+    assert!(e.lines.iter().all(|l| !l.item.starts_with("BBB warm pool")));
+
+    // Two prepared servers, stopped: root 50 + data 200 GB each, gp3, all month; no instance
+    // hours and no public address for them.
+    let s = shape_of(
+        &[("BBBWarmPoolSize", "2"), ("BBBServerDataVolumeSize", "200")],
+        None,
+    );
+    assert_eq!(s.warm, 2.0);
+    let e = estimate(&s, &book(&[]), &fixed(Assumptions::default()), None);
+    let h = HOURS_PER_MONTH;
+    let pool = line(&e, "BBB warm pool volumes");
+    assert_eq!(pool.quantity, Band::fixed(2.0 * 250.0));
+    assert_eq!(pool.monthly.low, cents(500.0 * 0.01));
+    assert_eq!(line(&e, "BBB servers").quantity, Band::fixed(h));
+    assert_eq!(line(&e, "Public IPv4").quantity, Band::fixed(4.0 * h));
+
+    // Single mode has no pool, whatever the parameter says.
+    let s = shape_of(
+        &[("BBBEnvironmentType", "single"), ("BBBWarmPoolSize", "2")],
+        None,
+    );
+    assert_eq!(s.warm, 0.0);
+}

@@ -66,6 +66,20 @@
 # ("saved" only on a failed recording that is saved; items list only record ids of the
 # shape <40 hex>-<13 digits>, the others are counted).
 #
+# Boot (issue 27, contract section 5): the report also says how this boot goes, for the
+# registrar's launch hook (it lets a new or warm instance go on once its boot is ready):
+#   "boot": {"state": "booting|ready|failed", "started": <epoch of this boot's start>,
+#            "path": "bare|baked|restart", "lifecycle": "<target lifecycle state or ''>"}
+# state, started and path from BOOT_FILE (/run/bbbctl/boot, tmpfs: written by the bootstrap
+# and bbb-identity at each boot, one line "<state> <epoch> <path>"); lifecycle from the
+# instance metadata autoscaling/target-lifecycle-state (IMDSv2: the steady state Auto
+# Scaling moves the instance to - InService, Warmed:Stopped, ...; "" when it names none,
+# outside a group). No valid line (none yet this boot, or out of shape): no "boot" at all,
+# which the registrar takes as not ready. While the boot is not ready and bbb-web has no
+# secret yet or the status directory is missing (a bare install under way), the report
+# holds the boot only. watch looks at both every BOOT_POLL_SECONDS and reports at once when
+# either changed.
+#
 # Installed by bbb-bootstrap.sh as /usr/local/sbin/bbb-agent. Settings are read line by line
 # from /etc/default/bbb-agent (BBB_AGENT_CONFIG names another file), never sourced:
 #   AWS_DEFAULT_REGION, REPORT_BUCKET, STATE_FILE   required
@@ -80,7 +94,8 @@
 #                      spool; scalable mode) or none (single mode: published is final)
 #   TRANSFER_GRACE     1800     REPORT_SECONDS  60     REFRESH_SECONDS  120
 #   SAVE_RETRY_SECONDS 900      STALL_GRACE  900
-# Needs the AWS CLI, python3, sha256sum, redis-cli, tar and du. Never logs the secret.
+#   BOOT_FILE          /run/bbbctl/boot         BOOT_POLL_SECONDS  2
+# Needs the AWS CLI, python3, sha256sum, redis-cli, tar, du and curl. Never logs the secret.
 set -euo pipefail
 
 readonly CONFIG=${BBB_AGENT_CONFIG:-/etc/default/bbb-agent}
@@ -88,12 +103,14 @@ AWS_DEFAULT_REGION="" REPORT_BUCKET="" STATE_FILE="" BBB_PROPERTIES="" REPORT_SE
 BBB_DEFAULT_PROPERTIES=""
 STATUS_DIR="" RAW_DIR="" SAVED_DIR="" REDIS_HOST="" REDIS_PORT="" TRANSFER=""
 TRANSFER_GRACE="" REFRESH_SECONDS="" SAVE_RETRY_SECONDS="" STALL_GRACE=""
+BOOT_FILE="" BOOT_POLL_SECONDS=""
 while IFS='=' read -r key value; do
   case "${key}" in
     AWS_DEFAULT_REGION | REPORT_BUCKET | STATE_FILE | BBB_PROPERTIES | REPORT_SECONDS | \
       BBB_DEFAULT_PROPERTIES | \
       STATUS_DIR | RAW_DIR | SAVED_DIR | REDIS_HOST | REDIS_PORT | TRANSFER | \
-      TRANSFER_GRACE | REFRESH_SECONDS | SAVE_RETRY_SECONDS | STALL_GRACE)
+      TRANSFER_GRACE | REFRESH_SECONDS | SAVE_RETRY_SECONDS | STALL_GRACE | \
+      BOOT_FILE | BOOT_POLL_SECONDS)
       printf -v "${key}" '%s' "${value}"
       ;;
     '' | '#'*) ;;
@@ -108,6 +125,7 @@ STATUS_DIR=${STATUS_DIR:-/var/bigbluebutton/recording/status}
 RAW_DIR=${RAW_DIR:-/var/bigbluebutton/recording/raw}
 SAVED_DIR=${SAVED_DIR:-$(dirname -- "${STATE_FILE}")/bbb-agent-saved}
 REDIS_HOST=${REDIS_HOST:-127.0.0.1}
+BOOT_FILE=${BOOT_FILE:-/run/bbbctl/boot}
 export AWS_DEFAULT_REGION
 
 log() { printf 'bbb-agent: %s\n' "$*" >&2; }
@@ -115,7 +133,7 @@ log() { printf 'bbb-agent: %s\n' "$*" >&2; }
 # Numbers are checked here, once: they reach arithmetic and python as data. One that is
 # not a number is logged and its default used.
 for setting in REPORT_SECONDS:60 REFRESH_SECONDS:120 TRANSFER_GRACE:1800 REDIS_PORT:6379 \
-  SAVE_RETRY_SECONDS:900 STALL_GRACE:900; do
+  SAVE_RETRY_SECONDS:900 STALL_GRACE:900 BOOT_POLL_SECONDS:2; do
   name=${setting%%:*}
   if [[ -z "${!name}" ]]; then
     printf -v "${name}" '%s' "${setting#*:}"
@@ -125,6 +143,7 @@ for setting in REPORT_SECONDS:60 REFRESH_SECONDS:120 TRANSFER_GRACE:1800 REDIS_P
   fi
 done
 [[ "${REPORT_SECONDS}" -gt 0 ]] || REPORT_SECONDS=1
+[[ "${BOOT_POLL_SECONDS}" -gt 0 ]] || BOOT_POLL_SECONDS=1
 case "${TRANSFER:=scalelite}" in
   scalelite | none) ;;
   *)
@@ -151,6 +170,53 @@ SESSION_USER=""
 REDIS_STATE=""
 # The failed recordings not yet saved that the last report_body found (a line each).
 FAILED_LIST=""
+# What boot_status read last: the boot line and the lifecycle (BOOT_SEEN, compared by
+# watch), the boot as JSON for the report ("" when there is no valid line), its state.
+BOOT_SEEN="" BOOT_JSON="" BOOT_STATE="" BOOT_WARNED=""
+# The instance metadata service (IMDSv2).
+readonly IMDS=http://169.254.169.254
+
+# lifecycle: the instance's target lifecycle state (Amazon EC2 Auto Scaling User Guide,
+# "Retrieve the target lifecycle state through instance metadata": the steady state it moves
+# to), or nothing when IMDS names none (not in a group) or names something else.
+lifecycle() {
+  local token state
+  token=$(curl -sf --max-time 2 -X PUT "${IMDS}/latest/api/token" \
+    -H "X-aws-ec2-metadata-token-ttl-seconds: 60" 2>/dev/null) || return 0
+  state=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: ${token}" \
+    "${IMDS}/latest/meta-data/autoscaling/target-lifecycle-state" 2>/dev/null) || return 0
+  case "${state}" in
+    InService | Standby | Detached | Terminated | Warmed:Stopped | Warmed:Running | \
+      Warmed:Hibernated | Warmed:Terminated) printf '%s' "${state}" ;;
+    *) ;;
+  esac
+}
+
+# boot_status: reads BOOT_FILE (strictly: "<booting|ready|failed> <epoch> <bare|baked|
+# restart>") and, when it holds a valid line, the lifecycle; sets BOOT_SEEN, BOOT_JSON and
+# BOOT_STATE. An invalid line is logged once and counts as none.
+boot_status() {
+  local state="" started="" path="" extra="" life=""
+  BOOT_JSON="" BOOT_STATE=""
+  if [[ ! -e "${BOOT_FILE}" ]]; then
+    BOOT_SEEN=""
+    return 0
+  fi
+  read -r state started path extra <"${BOOT_FILE}" || true
+  if [[ ! "${state}" =~ ^(booting|ready|failed)$ || ! "${started}" =~ ^[0-9]{1,12}$ ||
+    ! "${path}" =~ ^(bare|baked|restart)$ || -n "${extra}" ]]; then
+    BOOT_SEEN="invalid"
+    [[ -n "${BOOT_WARNED}" ]] || log "${BOOT_FILE} holds no boot state of the form \"<booting|ready|failed> <epoch> <bare|baked|restart>\": not reported"
+    BOOT_WARNED=1
+    return 0
+  fi
+  BOOT_WARNED=""
+  life=$(lifecycle)
+  BOOT_SEEN="${state} ${started} ${path} ${life}"
+  BOOT_STATE=${state}
+  BOOT_JSON=$(printf '{"state": "%s", "started": %d, "path": "%s", "lifecycle": "%s"}' \
+    "${state}" "$((10#${started}))" "${path}" "${life}")
+}
 
 # session_user: this instance role session's aws:userid (<role id>:<instance id>), or a
 # failure when the credentials are not an instance profile's.
@@ -508,9 +574,17 @@ save_failed() {
 # learns of Redis and of the role session lasts from one round to the next.
 report_body() {
   local out=$1 salt snapshot redis_file="" failed recordings_json
+  boot_status
   # bbb-web's own defaults, then its overrides (the last one set wins, as bbb-web reads them).
   salt=$({ cat -- "${BBB_DEFAULT_PROPERTIES}" "${BBB_PROPERTIES}" 2>/dev/null || true; } |
     sed -n 's/^securitySalt=//p' | tail -n 1)
+  if [[ -n "${BOOT_JSON}" && "${BOOT_STATE}" != ready && ( -z "${salt}" || ! -d "${STATUS_DIR}" ) ]]; then
+    # Installing (or failed before BigBlueButton was there): the boot is all there is to say.
+    BOOT=${BOOT_JSON} python3 -c '
+import json, os
+print(json.dumps({"boot": json.loads(os.environ["BOOT"])}))' >"${out}"
+    return 0
+  fi
   if [[ -z "${salt}" ]]; then
     log "no securitySalt in ${BBB_PROPERTIES} yet"
     return 1
@@ -546,9 +620,12 @@ report_body() {
     return 1
   fi
   rm -f "${snapshot}"
-  SALT=${salt} RECORDINGS=${recordings_json} python3 -c '
+  SALT=${salt} RECORDINGS=${recordings_json} BOOT=${BOOT_JSON} python3 -c '
 import json, os
-print(json.dumps({"secret": os.environ["SALT"], "recordings": json.loads(os.environ["RECORDINGS"])}))' >"${out}"
+report = {"secret": os.environ["SALT"], "recordings": json.loads(os.environ["RECORDINGS"])}
+if os.environ["BOOT"]:
+    report["boot"] = json.loads(os.environ["BOOT"])
+print(json.dumps(report))' >"${out}"
 }
 
 # save_one_failed: after the report, the raw files of one failed recording not yet saved
@@ -613,7 +690,7 @@ write_report() {
 }
 
 watch() {
-  local pause written due
+  local pause written due seen slept step
   # At start the report is written whatever was written before (the registrar deletes
   # the reports of servers it drained or found gone).
   rm -f "${STATE_FILE}"
@@ -626,7 +703,19 @@ watch() {
       due=$((written + REFRESH_SECONDS - $(date +%s)))
       [[ "${due}" -ge "${pause}" ]] || pause=$((due > 1 ? due : 1))
     fi
-    sleep "${pause}"
+    # Meanwhile a change of the boot's state or of the lifecycle is reported at once: the
+    # registrar lets a new server in on it (within seconds, by S3's event).
+    seen=${BOOT_SEEN} slept=0
+    while [[ "${slept}" -lt "${pause}" ]]; do
+      step=$((pause - slept < BOOT_POLL_SECONDS ? pause - slept : BOOT_POLL_SECONDS))
+      sleep "${step}"
+      slept=$((slept + step))
+      boot_status
+      if [[ "${BOOT_SEEN}" != "${seen}" ]]; then
+        log "boot now ${BOOT_SEEN:-unknown}: reporting at once"
+        break
+      fi
+    done
   done
 }
 

@@ -5,15 +5,30 @@ in the deployment's trusted part: the BBB servers are its most exposed hosts, so
 them holds the load-balancer secret (Scalelite's only API key, whose getServers answer
 carries every server's own secret), writes DNS, or drives the Auto Scaling group. Each run
 reconciles the whole group; it runs on the group's lifecycle events (EventBridge: a server
-launched, a server entering the drain hook) and every minute (a drain outlives any single
+launched, one entering the launch or the drain hook), on S3's "Object Created" of a server's
+report (so a boot that reports ready is let in within seconds; a warm function skips one
+whose report it read unchanged) and every minute (a drain outlives any single
 run; a missed event changes nothing). Nothing in an event is trusted: an event only says
 "look now". Runs may overlap (no reserved concurrency: a new account's quota of 10 allows
 none), so every step is one that may be repeated.
 
-What it does, per server of the group (instance id i-N, host bbb-N.<domain>):
-- launched (Pending*, InService, Standby): the A record bbb-N.<domain> -> the instance's
-  public address as EC2 reports it (the server waits for it before it asks Let's Encrypt).
-- in service: once the server has reported its own API secret (the object
+What it does, per server of the group (instance id i-N, host bbb-N.media.<domain>: the fleet
+domain media.<domain>, whose wildcard is the fleet's one certificate):
+- launched (Pending*, InService, Standby): the A record bbb-N.media.<domain> -> the instance's
+  public address as EC2 reports it, at once (Pending:Wait included: DNS is in sync by the
+  time the server is ready); the change is noted (registrar/<id>/named-<change id>) until
+  Route 53 says it is INSYNC, and until then the name is not looked up (by this registrar,
+  nor, not registered yet, by Scalelite): a resolver would cache "no such name".
+- in its launch hook (bbb-launch; Pending:Wait, or Warmed:Pending:Wait on its way into the
+  warm pool): let go (CONTINUE) once its report says boot.state "ready" and was written, by
+  S3's LastModified, after the instance's last start (EC2 LaunchTime: a warm instance started
+  from the pool gets a new one, so its warm boot's report never counts); heartbeaten while it
+  says "booting" (up to BOOT_LIMIT); let go at once when it says "failed" (it joins
+  unregistered: replacing it could loop for ever). The server never completes it itself.
+- in the warm pool (Warmed:*, listed by DescribeWarmPool): never named (a record of one is
+  deleted), never registered; Warmed:Terminating:Wait is let go at once (it is stopped).
+- in service (or let in by this run): once its report says this boot is ready, its record
+  is INSYNC, and the server has reported its own API secret (the object
   servers/<server role id>:i-N.json in the sources bucket, which only that instance can
   write: its role's PutObject resource is servers/${aws:userid}.json) and its own API
   answers getMeetings signed with it, the server is added to Scalelite and enabled;
@@ -71,6 +86,21 @@ import boto3
 from botocore.exceptions import ClientError
 
 HOOK = "bbb-drain"
+# The launch hook (templates/bbb-servers.yaml, ServerGroup's LifecycleHookSpecificationList):
+# it holds a new instance in Pending:Wait (or Warmed:Pending:Wait, on its way into the warm
+# pool) until the registrar sees the instance's report say its boot is ready.
+LAUNCH_HOOK = "bbb-launch"
+# The agent's account of its boot (contract 27 section 5), read strictly: anything else is
+# not ready. target-lifecycle-state (IMDS) names only the steady states an instance moves to
+# (Amazon EC2 Auto Scaling User Guide, "Retrieve the target lifecycle state through instance
+# metadata"); "" when IMDS gave none (not in a group, or not yet).
+BOOT_STATES = {"booting", "ready", "failed"}
+BOOT_PATHS = {"bare", "baked", "restart"}
+TARGET_STATES = {"", "InService", "Standby", "Detached", "Terminated", "Warmed:Stopped", "Warmed:Running", "Warmed:Hibernated", "Warmed:Terminated"}
+# A boot reported as "booting" is heartbeaten for this long from its start (a bare install
+# takes up to 45 minutes); after that the hook's HeartbeatTimeout runs out and its
+# DefaultResult (CONTINUE) lets the instance in, unregistered.
+BOOT_LIMIT = 5400
 # What a BBB server (the platform's most exposed host: it may be hostile) can cost a run: an
 # answer is read up to this many bytes, every server's API within this many seconds in all.
 MAX_ANSWER = 1 << 20
@@ -79,7 +109,7 @@ SERVER_BUDGET = 20.0
 MAX_REPORT = 16384
 # The registrar's own notes in the sources bucket, one per server (Deployment.markers).
 MARKERS = "registrar/"
-# What a warm function read of each report: key -> (ETag, secret or None, recordings).
+# What a warm function read of each report: key -> (ETag, secret or None, recordings, boot).
 REPORTS_READ = {}
 # A drain waits this long for Scalelite to answer (to cordon the server and see it
 # disabled) before it goes on by the server's own account of its meetings.
@@ -101,8 +131,10 @@ MAX_ITEMS = 50
 LEGACY = "legacy"
 Recordings = collections.namedtuple("Recordings", "pending jobs failed items")
 # What the registrar knows of a server from its report: secret (None: none valid), recordings
-# (Recordings, LEGACY, or None: unknown), modified (S3's LastModified, epoch seconds).
-Report = collections.namedtuple("Report", "secret recordings modified")
+# (Recordings, LEGACY, or None: unknown), modified (S3's LastModified, epoch seconds), boot
+# (Boot, or None: absent or out of shape, which is never ready).
+Report = collections.namedtuple("Report", "secret recordings modified boot", defaults=(None,))
+Boot = collections.namedtuple("Boot", "state started path lifecycle")
 # A report counts for a drain when written this long after the idle moment: the agent reads
 # its state before it writes, and BBB writes a recording's first marker as its meeting ends.
 REPORT_MARGIN = 30
@@ -124,6 +156,8 @@ class Settings:
         self.stack = env["ROOT_STACK"]
         self.group_prefix = env["GROUP_PREFIX"]
         self.domain = env["DOMAIN"].rstrip(".")
+        # The fleet domain (contract 27 section 1): the servers' names are below it.
+        self.fleet_domain = f"media.{self.domain}"
         self.zone = env["HOSTED_ZONE"]
         self.scalelite = env["SCALELITE_URL"].rstrip("/")
         self.lb_secret_arn = env["LB_SECRET_ARN"]
@@ -140,15 +174,15 @@ class Settings:
         self.bbb_connect_to = env.get("BBB_CONNECT_TO", "")
 
     def host(self, instance_id):
-        """bbb-<instance id without its i- prefix>.<domain> (bbb-bootstrap.sh HOST_NAME)."""
-        return f"bbb-{instance_id.removeprefix('i-')}.{self.domain}"
+        """bbb-<instance id without its i- prefix>.media.<domain> (bbb-bootstrap.sh HOST_NAME)."""
+        return f"bbb-{instance_id.removeprefix('i-')}.{self.fleet_domain}"
 
     def server_url(self, instance_id):
         return SERVER_URL.format(host=self.host(instance_id))
 
     def instance_of_host(self, name):
-        """The instance id (i-N) of a record name bbb-N.<domain>[.], else None."""
-        m = re.fullmatch(r"bbb-([0-9a-f]{8,17})\." + re.escape(self.domain) + r"\.?", name)
+        """The instance id (i-N) of a record name bbb-N.media.<domain>[.], else None."""
+        m = re.fullmatch(r"bbb-([0-9a-f]{8,17})\." + re.escape(self.fleet_domain) + r"\.?", name)
         return f"i-{m.group(1)}" if m else None
 
     def instance_of_url(self, url):
@@ -289,6 +323,9 @@ class Deployment:
         self.route53 = clients("route53")
         self.s3 = clients("s3")
         self.note_keys = collections.defaultdict(list)
+        # {instance id: (Route 53 change id, note key)} of the records written and not yet
+        # seen INSYNC (notes registrar/<id>/named-<change id>).
+        self.named = {}
 
     def groups(self):
         found = []
@@ -298,6 +335,30 @@ class Deployment:
         for page in pages:
             found += [g for g in page["AutoScalingGroups"] if g["AutoScalingGroupName"].startswith(self.s.group_prefix)]
         return found
+
+    def warm_instances(self, group):
+        """The instances of the group's warm pool (DescribeWarmPool: the group's own
+        DescribeAutoScalingGroups does not list them); none when it has no warm pool."""
+        found, token = [], None
+        while True:
+            try:
+                page = self.autoscaling.describe_warm_pool(AutoScalingGroupName=group, **({"NextToken": token} if token else {}))
+            except ClientError as error:
+                log(f"{group}: warm pool not described: {error_code(error)}")
+                return found
+            found += page.get("Instances", [])
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+    def in_sync(self, change_id):
+        """Whether Route 53 has applied the change on all its name servers (GetChange INSYNC);
+        None when it cannot be asked."""
+        try:
+            return self.route53.get_change(Id=change_id)["ChangeInfo"]["Status"] == "INSYNC"
+        except ClientError as error:
+            log(f"change {change_id} not read: {error_code(error)}")
+            return None
 
     def instances(self, ids):
         """{id: EC2's description} of the ids EC2 still describes."""
@@ -319,9 +380,9 @@ class Deployment:
     scalelite_named = False
 
     def records(self):
-        """{instance id: record} of the bbb-N.<domain> A records in the zone, listed from
-        bbb-0.<domain> on; and whether scalelite.<domain> exists (one more listing, of one
-        name). Route 53 sorts names with their labels reversed (org.example.bbb.bbb-N), so
+        """{instance id: record} of the bbb-N.media.<domain> A records in the zone, listed from
+        bbb-0.media.<domain> on; and whether scalelite.<domain> exists (one more listing, of one
+        name). Route 53 sorts names with their labels reversed (org.example.bbb.media.bbb-N), so
         the servers' names come together. Whether it compares those as strings or label by
         label, the listing stops only at a name that sorts after every one of them either way
         (reversed, it is greater than "<reversed domain>.bbb-" and does not start with it)."""
@@ -331,8 +392,8 @@ class Deployment:
         self.scalelite_named = any(r["Name"].rstrip(".") == scalelite for r in first["ResourceRecordSets"])
         # The servers' names only, from bbb- on (a domain that is a large zone's apex holds
         # many other names below it).
-        below = ".".join(reversed(self.s.domain.split("."))) + ".bbb-"
-        start = {"StartRecordName": f"bbb-0.{self.s.domain}", "StartRecordType": "A"}
+        below = ".".join(reversed(self.s.fleet_domain.split("."))) + ".bbb-"
+        start = {"StartRecordName": f"bbb-0.{self.s.fleet_domain}", "StartRecordType": "A"}
         while True:
             page = self.route53.list_resource_record_sets(HostedZoneId=self.s.zone, **start)
             for record in page["ResourceRecordSets"]:
@@ -370,9 +431,14 @@ class Deployment:
         over (the idle moment). The note's keys are remembered for mark()."""
         found = collections.defaultdict(list)
         self.note_keys = collections.defaultdict(list)
+        self.named = {}
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.s.bucket, Prefix=MARKERS)
         for page in pages:
             for item in page.get("Contents", []):
+                named = re.fullmatch(re.escape(MARKERS) + r"(i-[0-9a-f]{8,17})/named-([A-Z0-9]{1,64})", item["Key"])
+                if named:
+                    self.named[named.group(1)] = (named.group(2), item["Key"])
+                    continue
                 m = re.fullmatch(
                     re.escape(MARKERS) + r"(i-[0-9a-f]{8,17})/(adding|enabled|draining-[0-9]{1,12}(?:-[0-9]{1,12})?)", item["Key"]
                 )
@@ -410,38 +476,61 @@ class Deployment:
         LastModified, which the listing gives)."""
         cached = REPORTS_READ.get(key)
         if etag and cached and cached[0] == etag:
-            return Report(cached[1], cached[2], modified)
+            return Report(cached[1], cached[2], modified, cached[3])
         try:
             # A server writes its report: read no more than a report holds.
             body = self.s3.get_object(Bucket=self.s.bucket, Key=key, Range=f"bytes=0-{MAX_REPORT - 1}")["Body"].read(MAX_REPORT)
         except Exception as error:  # a passing error (a throttle): unknown, read again next run
             log(f"report {key} not read: {type(error).__name__}")
             return Report(None, None, modified)
-        secret, recordings = self._parse(instance_id, key, body)
+        secret, recordings, boot = self._parse(instance_id, key, body)
         if etag:
             # Only what was read; what it says depends on nothing else.
-            REPORTS_READ[key] = (etag, secret, recordings)
-        return Report(secret, recordings, modified)
+            REPORTS_READ[key] = (etag, secret, recordings, boot)
+        return Report(secret, recordings, modified, boot)
 
     def _parse(self, instance_id, key, body):
-        """(secret or None, recordings: Recordings, LEGACY or None when out of shape)."""
+        """(secret or None, recordings: Recordings, LEGACY or None when out of shape,
+        boot: Boot or None when absent or out of shape)."""
         try:
             report = json.loads(body)
             if not isinstance(report, dict):
                 raise ValueError("not an object")
         except Exception as error:  # a server writes it: nothing in it may end the run
             log(f"report {key} unreadable: {type(error).__name__}")
-            return None, None
+            return None, None, None
         secret = report.get("secret", "")
         if not isinstance(secret, str) or not SECRET_RE.fullmatch(secret):
             log(f"report {key} holds no valid secret; ignored")
             secret = None
+        boot = self._boot(report.get("boot"))
+        if boot is None:
+            log(f"report {key}: no account of its boot in shape; not ready")
         if "recordings" not in report:
-            return secret, LEGACY
+            return secret, LEGACY, boot
         recordings = self._recordings(instance_id, report["recordings"])
         if recordings is None:
             log(f"report {key}: its account of recordings is out of shape; recordings unknown")
-        return secret, recordings
+        return secret, recordings, boot
+
+    @staticmethod
+    def _boot(value):
+        """The account of the server's boot (contract 27 section 5) as Boot, or None when
+        it is absent or any part of it is out of shape: exactly the keys state, started,
+        path, lifecycle; state and path of their fixed words, started a plausible epoch
+        (an integer), lifecycle one of IMDS's target states or ""."""
+        if not isinstance(value, dict) or set(value) != {"state", "started", "path", "lifecycle"}:
+            return None
+        state, started, path, lifecycle = value["state"], value["started"], value["path"], value["lifecycle"]
+        if not isinstance(state, str) or state not in BOOT_STATES:
+            return None
+        if type(started) is not int or not 0 < started < 1 << 40:
+            return None
+        if not isinstance(path, str) or path not in BOOT_PATHS:
+            return None
+        if not isinstance(lifecycle, str) or lifecycle not in TARGET_STATES:
+            return None
+        return Boot(state, started, path, lifecycle)
 
     def _recordings(self, instance_id, value):
         """The account of recordings (contract section 1) as Recordings, or None when any
@@ -476,24 +565,52 @@ class Deployment:
         return Recordings(counts[0], counts[1], counts[2], tuple(parsed))
 
     def change_records(self, changes):
+        """Applies the changes; {record name: Route 53 change id} of those applied."""
         if not changes:
-            return
+            return {}
         try:
-            self.route53.change_resource_record_sets(
+            answer = self.route53.change_resource_record_sets(
                 HostedZoneId=self.s.zone,
                 ChangeBatch={"Comment": "bbbctl registrar", "Changes": changes},
             )
+            return {c["ResourceRecordSet"]["Name"]: answer["ChangeInfo"]["Id"] for c in changes}
         except ClientError as error:
             # One bad change fails the batch: apply them one by one so the rest go through.
             log(f"record changes refused as a batch ({error_code(error)}); one by one")
+            applied = {}
             for change in changes:
                 try:
-                    self.route53.change_resource_record_sets(
+                    answer = self.route53.change_resource_record_sets(
                         HostedZoneId=self.s.zone,
                         ChangeBatch={"Comment": "bbbctl registrar", "Changes": [change]},
                     )
+                    applied[change["ResourceRecordSet"]["Name"]] = answer["ChangeInfo"]["Id"]
                 except ClientError as one:
                     log(f"{change['Action']} {change['ResourceRecordSet']['Name']} refused: {one}")
+            return applied
+
+    def note_named(self, instance_id, change_id):
+        """Notes the change that wrote the instance's record, until it is seen INSYNC."""
+        change = change_id.rsplit("/", 1)[-1]
+        key = f"{MARKERS}{instance_id}/named-{change}"
+        old = self.named.get(instance_id)
+        try:
+            self.s3.put_object(Bucket=self.s.bucket, Key=key, Body=b"", ContentType="text/plain")
+            self.named[instance_id] = (change, key)
+            if old and old[1] and old[1] != key:
+                self.s3.delete_object(Bucket=self.s.bucket, Key=old[1])
+        except ClientError as error:
+            # This run waits for it all the same; a later one, without the note, will not.
+            self.named[instance_id] = (change, None)
+            log(f"{instance_id}: note of change {change} not written: {error_code(error)}")
+
+    def unnote_named(self, instance_id):
+        old = self.named.pop(instance_id, None)
+        if old and old[1]:
+            try:
+                self.s3.delete_object(Bucket=self.s.bucket, Key=old[1])
+            except ClientError as error:
+                log(f"{instance_id}: note {old[1]} not deleted: {error_code(error)}")
 
     def record(self, action, instance_id, address, ttl):
         return {
@@ -510,6 +627,30 @@ class Deployment:
 # ---- one run ------------------------------------------------------------------------
 def stamp(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def launch_time(ec2):
+    """EC2's LaunchTime of the instance (its last start: a stopped instance started again,
+    from the warm pool too, gets a new one), epoch seconds; None when not given."""
+    launched = ec2.get("LaunchTime")
+    return launched.timestamp() if hasattr(launched, "timestamp") else None
+
+
+def boot_ready(report, ec2):
+    """(whether the server's report says its boot is ready and was written, by S3's
+    LastModified, after the instance's last start; why not, for the log)."""
+    started = launch_time(ec2)
+    if report is None:
+        return False, "no report yet"
+    if started is None:
+        return False, "EC2 gives no launch time"
+    if report.modified is None or report.modified < started:
+        return False, f"its report was written before its last start ({stamp(started)}): waiting for one of this boot"
+    if report.boot is None:
+        return False, "its report has no account of its boot in shape (unknown: not ready)"
+    if report.boot.state != "ready":
+        return False, f"its report says its boot is {report.boot.state} ({report.boot.path})"
+    return True, "ready"
 
 
 def pending_list(recordings):
@@ -606,7 +747,7 @@ class Run:
         # in service and unknown, which would add it again.
         self.connect_scalelite()
         self.markers = self.aws.markers()
-        members = {}
+        members, warm = {}, {}
         for group in self.aws.groups():
             # bbbctl tags the group bbbctl:protection=off when the scalable deployment is
             # taken apart (destroy; a switch to single mode, whose one server must get no
@@ -615,8 +756,13 @@ class Run:
             off = any(t["Key"] == "bbbctl:protection" and t["Value"] == "off" for t in group.get("Tags", []))
             for instance in group["Instances"]:
                 members[instance["InstanceId"]] = (group["AutoScalingGroupName"], instance, off)
+            # The warm pool's instances (Warmed:*): prepared and stopped, never named,
+            # never registered; only their lifecycle actions are the registrar's.
+            for instance in self.aws.warm_instances(group["AutoScalingGroupName"]):
+                if instance["InstanceId"] not in members:
+                    warm[instance["InstanceId"]] = (group["AutoScalingGroupName"], instance)
         reports = self.aws.reports()
-        known = set(members) | set(records) | set(reports) | set(self.entries or {}) | set(self.markers)
+        known = set(members) | set(warm) | set(records) | set(reports) | set(self.entries or {}) | set(self.markers)
         described = self.aws.instances(known)
 
         # Names first: a new server waits for its record before it installs, whatever
@@ -629,19 +775,64 @@ class Run:
             if member["LifecycleState"] in LIVE_STATES and address and current != [address] and not taken_apart:
                 changes.append(self.aws.record("UPSERT", instance_id, address, self.s.ttl))
                 self.did(f"{self.s.host(instance_id)} -> {address}")
+        # A warm instance has no name: the address it had while it prepared goes back to AWS
+        # when it stops (a record of it would soon point at someone else's address).
+        for instance_id in sorted(warm):
+            if instance_id in records:
+                changes.append({"Action": "DELETE", "ResourceRecordSet": records.pop(instance_id)})
+                self.did(f"{self.s.host(instance_id)}: record of a warm instance deleted")
         # A record alone is no evidence (an operator may have made one of that shape): an
         # instance EC2 no longer describes counts as gone only when the registrar or
         # Scalelite knew it as a server.
         evidence = set(reports) | set(self.entries or {}) | set(self.markers)
-        gone = [i for i in sorted(known - set(members)) if self.gone(described.get(i), i in evidence)]
+        gone = [i for i in sorted(known - set(members) - set(warm)) if self.gone(described.get(i), i in evidence)]
         for instance_id in gone:
             if instance_id in records:
                 changes.append({"Action": "DELETE", "ResourceRecordSet": records.pop(instance_id)})
                 self.did(f"{self.s.host(instance_id)}: record of a terminated server deleted")
-        self.aws.change_records(changes)
+        applied = self.aws.change_records(changes)
+        # Until Route 53 has the new record on all its name servers, nothing looks the name up
+        # (neither this registrar nor, once registered, Scalelite's poller): a resolver that
+        # asked too early would keep the answer "no such name" for the zone's negative TTL.
+        for change in changes:
+            name = change["ResourceRecordSet"]["Name"]
+            instance_id = self.s.instance_of_host(name)
+            if change["Action"] == "UPSERT" and name in applied and instance_id:
+                self.aws.note_named(instance_id, applied[name])
 
-        read = {i: self.aws.report_of(i, *listed) for i, listed in reports.items() if i in members}
+        read = {i: self.aws.report_of(i, *listed) for i, listed in reports.items() if i in members or i in warm}
         secrets = {i: report.secret for i, report in read.items()}
+
+        # The launch hook: a new instance (or a warm one leaving the pool, or one on its way
+        # into it) goes on once its report says its boot is ready.
+        launched = set()
+        for instance_id, (group, member, _) in sorted(members.items()):
+            if member["LifecycleState"] == "Pending:Wait":
+                if self.launching(instance_id, group, described.get(instance_id, {}), read.get(instance_id), warm=False):
+                    launched.add(instance_id)
+        for instance_id, (group, member) in sorted(warm.items()):
+            state = member["LifecycleState"]
+            if state == "Warmed:Pending:Wait":
+                self.launching(instance_id, group, described.get(instance_id, {}), read.get(instance_id), warm=True)
+            elif state == "Warmed:Terminating:Wait":
+                # Stopped in the pool: it runs nothing and can do nothing; not registered,
+                # not named. Let go at once.
+                self.complete(group, instance_id, HOOK, "warm instance terminating (nothing to drain): let go")
+
+        synced = {}
+
+        def in_sync(instance_id):
+            """Whether the instance's record is on every Route 53 name server (asked once a run)."""
+            if instance_id not in self.aws.named:
+                return True
+            if instance_id not in synced:
+                change = self.aws.named[instance_id][0]
+                synced[instance_id] = self.aws.in_sync(f"/change/{change}")
+                if synced[instance_id]:
+                    self.aws.unnote_named(instance_id)
+                else:
+                    log(f"{instance_id}: its record {self.s.host(instance_id)} is not yet INSYNC in Route 53 (change {change}): its name is not looked up yet")
+            return bool(synced[instance_id])
 
         def candidates(instance_id):
             """The secrets to ask the server's API with: the one it reported, then the one
@@ -657,7 +848,11 @@ class Run:
                     return meetings, candidate
             return None, None
 
-        asking = [i for i, (_, inst, _) in members.items() if inst["LifecycleState"] in ("InService", "Terminating:Wait") and candidates(i)]
+        asking = [
+            i
+            for i, (_, inst, _) in members.items()
+            if (inst["LifecycleState"] in ("InService", "Terminating:Wait") or i in launched) and candidates(i) and in_sync(i)
+        ]
         # Concurrently, and all within the budget: a server that answers slowly (or drips
         # its answer) counts as not answering; no server can hold up the run.
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
@@ -671,9 +866,10 @@ class Run:
         for instance_id, (group, member, protection_off) in sorted(members.items()):
             state = member["LifecycleState"]
             meetings, accepted = counted.get(instance_id, (None, None))
-            if state == "InService" and not protection_off:
+            if (state == "InService" or instance_id in launched) and not protection_off:
                 reported = secrets.get(instance_id)
-                self.serve(instance_id, group, member, reported if accepted == reported else None, meetings, read.get(instance_id))
+                report = read.get(instance_id)
+                self.serve(instance_id, group, member, reported if accepted == reported else None, meetings, report, described.get(instance_id, {}))
             elif state == "Terminating:Wait":
                 ec2 = described.get(instance_id, {})
                 running = ec2.get("State", {}).get("Name", "running") in ("pending", "running")
@@ -722,7 +918,7 @@ class Run:
         self.note(instance_id, f"draining {now:.0f}")
         return round(now), None
 
-    def serve(self, instance_id, group, member, reported, meetings, report):
+    def serve(self, instance_id, group, member, reported, meetings, report, ec2):
         # Protected while meetings run or its last report says recordings are not yet safe.
         # Not knowing (its API silent, an account out of shape) is no reason to drop it.
         recordings = report.recordings if report else LEGACY
@@ -757,6 +953,10 @@ class Run:
             return  # no reported secret that the server's API accepts
         url = self.s.server_url(instance_id)
         if not entries:
+            fresh, why = boot_ready(report, ec2)
+            if not fresh:
+                log(f"{instance_id}: not added to Scalelite: {why}")
+                return
             # Noted first: an addServer whose answer is lost still leaves an entry this
             # registrar knows it has to enable.
             if not self.note(instance_id, "adding"):
@@ -908,22 +1108,77 @@ class Run:
                 self.aws.mark(instance_id, None)
             except ClientError as error:
                 log(f"{instance_id}: note not deleted: {error_code(error)}")
+        self.aws.unnote_named(instance_id)
 
-    def complete(self, group, instance_id):
+    def complete(self, group, instance_id, hook=HOOK, what="drained; the group may terminate it"):
         try:
             self.aws.autoscaling.complete_lifecycle_action(
-                LifecycleHookName=HOOK,
+                LifecycleHookName=hook,
                 AutoScalingGroupName=group,
                 InstanceId=instance_id,
                 LifecycleActionResult="CONTINUE",
             )
-            self.did(f"{instance_id}: drained; the group may terminate it")
+            self.did(f"{instance_id}: {what}")
+            return True
         except ClientError as error:
-            log(f"{instance_id}: complete-lifecycle-action refused: {error_code(error)}")
+            log(f"{instance_id}: complete-lifecycle-action ({hook}) refused: {error_code(error)}")
+            return False
+
+    def launching(self, instance_id, group, ec2, report, warm):
+        """The launch hook of one instance in Pending:Wait (warm: Warmed:Pending:Wait, on its
+        way into the pool, where it will be stopped): completed (CONTINUE) once its report,
+        written after the instance's last start, says its boot is ready; heartbeaten while it
+        says booting (up to BOOT_LIMIT from the boot's start); completed at once too when it
+        says failed (the instance goes in unregistered and `bbbctl servers` names it: taking
+        it out would have the group launch another in its place, and a boot that always
+        fails would launch and terminate servers for ever). Whether it was let go."""
+        where = "into the warm pool" if warm else "into service"
+        ready, why = boot_ready(report, ec2)
+        if ready:
+            return self.complete(group, instance_id, LAUNCH_HOOK, f"boot ready ({report.boot.path}): let {where}")
+        boot = report.boot if report and report.modified and ec2.get("LaunchTime") and report.modified >= launch_time(ec2) else None
+        if boot and boot.state == "failed":
+            return self.complete(
+                group, instance_id, LAUNCH_HOOK, f"boot FAILED ({boot.path}): let {where} unregistered; its boot log says why (bbbctl servers)"
+            )
+        if boot and boot.state == "booting":
+            age = time.time() - boot.started
+            if age > BOOT_LIMIT:
+                log(f"{instance_id}: waiting to go {where}: booting ({boot.path}) for {age:.0f} s, over {BOOT_LIMIT} s: no more heartbeats (the hook's timeout lets it in)")
+                return False
+            log(f"{instance_id}: waiting to go {where}: booting ({boot.path}) since {stamp(boot.started)}")
+            try:
+                self.aws.autoscaling.record_lifecycle_action_heartbeat(LifecycleHookName=LAUNCH_HOOK, AutoScalingGroupName=group, InstanceId=instance_id)
+            except ClientError as error:
+                log(f"{instance_id}: record-lifecycle-action-heartbeat ({LAUNCH_HOOK}) refused: {error_code(error)}")
+            return False
+        log(f"{instance_id}: waiting to go {where}: {why}")
+        return False
+
+
+def unchanged_report(event, settings):
+    """Whether the event is S3's "Object Created" of a report this warm function has read
+    already with the same content (its ETag): nothing new to look at. An event is never
+    trusted beyond that: any other event, one that names anything else, or a report not
+    read yet or changed, makes a whole run."""
+    if not isinstance(event, dict) or event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
+        return False
+    detail = event.get("detail")
+    if not isinstance(detail, dict) or not isinstance(detail.get("object"), dict) or not isinstance(detail.get("bucket"), dict):
+        return False
+    key, etag = detail["object"].get("key"), detail["object"].get("etag")
+    if detail["bucket"].get("name") != settings.bucket or not isinstance(key, str) or not isinstance(etag, str):
+        return False
+    cached = REPORTS_READ.get(key)
+    return bool(cached) and cached[0].strip('"') == etag.strip('"')
 
 
 def handler(event=None, context=None, env=None, clients=None):
     settings = Settings(env if env is not None else os.environ)
+    if unchanged_report(event, settings):
+        # The agent rewrites an unchanged report every two minutes: each write is an event.
+        log(f"{event['detail']['object']['key']}: written again unchanged; nothing to do")
+        return {"actions": []}
     actions = Run(settings, clients or boto3.client).reconcile()
     return {"actions": actions}
 

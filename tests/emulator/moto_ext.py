@@ -345,6 +345,16 @@ Where moto cannot do what AWS would, events say so ("moto_ext: ..." reasons).
     CloudFormation deletes it after its Delete request; nothing is sent.  Not emulated: SNS
     service tokens, the function's answer (SUCCESS/FAILED, Data, NoEcho), ServiceTimeout
     expiring.
+35. Warm pools hold instances.  moto: PutWarmPool stored a configuration, DescribeWarmPool
+    listed no instance, AWS::AutoScaling::WarmPool created nothing.  AWS (and now moto):
+    the pool holds instances launched as the group launches its own, then stopped
+    (Warmed:Stopped; Warmed:Running / Warmed:Hibernated by PoolState), as many as the
+    larger of MinSize and MaxGroupPreparedCapacity (unset or -1: MaxSize) less the desired
+    capacity, brought to that size at PutWarmPool and at every DescribeWarmPool; DeleteWarmPool,
+    the resource's deletion and the group's terminate them.  AWS::AutoScaling::WarmPool is
+    created on the group (Ref: the group's name), updated in place.  Not emulated: launch
+    hooks, a scale-out taking instances from the pool, instances returning to it,
+    Warmed:Terminating:Wait.
 36. CreateImage tags the image's snapshots.  moto: a TagSpecification of ResourceType
     snapshot raised NotImplementedError (HTTP 500), and CreateImage of an instance that
     is neither running nor stopped succeeded.  AWS (and now moto): the snapshot tags go on
@@ -4293,3 +4303,197 @@ def _create_image(self: Any, instance_id: str, name: str, description: str,
 
 
 _AmiBackend.create_image = _create_image  # type: ignore[method-assign]
+# ---------------------------------------------- 35. Auto Scaling warm pools hold instances
+# moto stored a warm pool's configuration only: DescribeWarmPool listed no instance ("Does
+# not create/return any Instances currently"), and AWS::AutoScaling::WarmPool was no
+# resource type (CloudFormation created nothing).  Here a group's warm pool holds EC2
+# instances launched as the group launches its own (its launch template, subnet, propagated
+# tags), then stopped (PoolState Stopped: Warmed:Stopped; Running: Warmed:Running, left
+# running; Hibernated: Warmed:Hibernated, stopped), as many as AWS keeps: the larger of
+# MinSize and (MaxGroupPreparedCapacity, or the group's MaxSize when that is unset or -1)
+# less the group's desired capacity.  The pool is brought to that size at PutWarmPool and
+# lazily at every DescribeWarmPool (so after a change of the group's capacity too): new
+# instances launched, surplus ones terminated (the newest first).  DeleteWarmPool, the
+# resource's deletion and the group's deletion terminate the pool's instances.
+# AWS::AutoScaling::WarmPool is created on the group (Ref: the group's name, as AWS);
+# an update puts the pool again (resized in place); a changed group replaces it.
+# Not emulated: launch hooks (no Warmed:Pending:Wait, no Pending:Wait), a scale-out taking
+# its instances from the pool (the group launches new ones, as before), instances returning
+# to the pool on scale-in (InstanceReusePolicy is stored only), Warmed:Terminating:Wait
+# (pool instances are terminated at once).
+WARM_STATES = {"Stopped": "Warmed:Stopped", "Running": "Warmed:Running",
+               "Hibernated": "Warmed:Hibernated"}
+
+
+def _warm_size(group: Any) -> int:
+    pool = group.warm_pool
+    if pool is None:
+        return 0
+    cap = _int_or_none(pool.max_group_prepared_capacity)
+    if cap is None or cap < 0:
+        cap = int(group.max_size or 0)
+    return max(int(pool.min_size or 0), cap - int(group.desired_capacity or 0))
+
+
+def _warm_states(group: Any) -> list[Any]:
+    if not hasattr(group, "_ext_warm"):
+        group._ext_warm = []
+    return group._ext_warm
+
+
+def _warm_terminate(group: Any, states: list[Any]) -> None:
+    ids = [s.instance.id for s in states if s.instance.state != "terminated"]
+    pool = _warm_states(group)
+    group._ext_warm = [s for s in pool if all(s is not t for t in states)]
+    if ids:
+        _orig_ec2_terminate_instances(group.autoscaling_backend.ec2_backend, ids)
+
+
+def _warm_sync(group: Any) -> None:
+    """Launches or terminates pool instances until the pool has the size AWS keeps."""
+    pool = _warm_states(group)
+    pool[:] = [s for s in pool if s.instance.state != "terminated"]
+    want = _warm_size(group)
+    if len(pool) > want:
+        _warm_terminate(group, pool[want:])
+        return
+    if len(pool) == want:
+        return
+    before = list(group.instance_states)
+    try:
+        group.replace_autoscaling_group_instances(want - len(pool), group.get_propagated_tags())
+        new = [s for s in group.instance_states if all(s is not b for b in before)]
+    finally:
+        group.instance_states = before
+    state_name = WARM_STATES.get(group.warm_pool.pool_state or "Stopped", "Warmed:Stopped")
+    for state in new:
+        state.lifecycle_state = state_name
+        state.instance.autoscaling_group = group
+    if state_name != "Warmed:Running":
+        group.autoscaling_backend.ec2_backend.stop_instances([s.instance.id for s in new])
+    pool.extend(new)
+
+
+def _warm_put(backend: Any, group_name: str, max_prepared: Any, min_size: Any,
+              pool_state: Any, reuse: Any) -> None:
+    group = backend.autoscaling_groups.get(group_name)
+    if group is None:
+        raise _ASValidationError(
+            f"AutoScalingGroup name not found - AutoScalingGroup '{group_name}' not found")
+    if pool_state not in (None, "", "Stopped", "Running", "Hibernated"):
+        raise _ASValidationError(f"Invalid PoolState {pool_state!r}: Stopped, Running or Hibernated.")
+    changed = group.warm_pool is not None and (group.warm_pool.pool_state or "Stopped") != (pool_state or "Stopped")
+    group.put_warm_pool(max_group_prepared_capacity=_int_or_none(max_prepared),
+                        min_size=_int_or_none(min_size), pool_state=pool_state or None,
+                        instance_reuse_policy=reuse or None)
+    if changed:  # instances of another pool state are replaced
+        _warm_terminate(group, list(_warm_states(group)))
+    _warm_sync(group)
+
+
+def _warm_delete(backend: Any, group_name: str) -> None:
+    group = backend.autoscaling_groups.get(group_name)
+    if group is None:
+        return
+    _warm_terminate(group, list(_warm_states(group)))
+    group.warm_pool = None
+
+
+def _warm_instances(group: Any) -> list[dict[str, Any]]:
+    return [{"InstanceId": s.instance.id, "InstanceType": s.instance.instance_type,
+             "AvailabilityZone": s.instance.placement, "LifecycleState": s.lifecycle_state,
+             "HealthStatus": "Healthy",
+             **({"LaunchTemplate": {
+                 "LaunchTemplateId": group.ec2_launch_template.id,
+                 "LaunchTemplateName": group.ec2_launch_template.name,
+                 "Version": str(group.provided_launch_template_version or "")}}
+                if group.ec2_launch_template else {})}
+            for s in _warm_states(group)]
+
+
+def _response_put_warm_pool(self: Any) -> Any:
+    reuse = self._get_param("InstanceReusePolicy") or None
+    _warm_put(self.autoscaling_backend, self._get_param("AutoScalingGroupName"),
+              self._get_param("MaxGroupPreparedCapacity"), self._get_param("MinSize"),
+              self._get_param("PoolState"), reuse)
+    return _empty_result()
+
+
+def _response_describe_warm_pool(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+    name = self._get_param("AutoScalingGroupName")
+    group = self.autoscaling_backend.autoscaling_groups.get(name)
+    if group is None:
+        raise _ASValidationError(
+            f"AutoScalingGroup name not found - AutoScalingGroup '{name}' not found")
+    if group.warm_pool is None:
+        return ActionResult({"Instances": []})
+    _warm_sync(group)
+    return ActionResult({"WarmPoolConfiguration": group.warm_pool, "Instances": _warm_instances(group)})
+
+
+def _response_delete_warm_pool(self: Any) -> Any:
+    _warm_delete(self.autoscaling_backend, self._get_param("AutoScalingGroupName"))
+    return _empty_result()
+
+
+AutoScalingResponse.put_warm_pool = _response_put_warm_pool  # type: ignore[method-assign]
+AutoScalingResponse.describe_warm_pool = _response_describe_warm_pool  # type: ignore[method-assign]
+AutoScalingResponse.delete_warm_pool = _response_delete_warm_pool  # type: ignore[method-assign]
+
+_orig_delete_group_35 = AutoScalingBackend.delete_auto_scaling_group
+
+
+def _delete_group_with_pool(self: Any, group_name: str) -> None:
+    """A deleted group takes its warm pool's instances with it."""
+    _warm_delete(self, group_name)
+    _orig_delete_group_35(self, group_name)
+
+
+AutoScalingBackend.delete_auto_scaling_group = _delete_group_with_pool  # type: ignore[method-assign]
+
+
+class AutoScalingWarmPool(_BackendModel, CloudFormationModel):
+    """AWS::AutoScaling::WarmPool on moto's Auto Scaling backend (moto: not created).
+    Ref: the group's name.  Properties as PutWarmPool's."""
+
+    __module__ = "moto.autoscaling.moto_ext"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::AutoScaling::WarmPool"
+
+    @classmethod
+    def _put(cls, props: dict[str, Any], account_id: str, region_name: str) -> AutoScalingWarmPool:
+        group = props.get("AutoScalingGroupName") or ""
+        with _asg_lock:
+            _warm_put(autoscaling_backends[account_id][region_name], group,
+                      props.get("MaxGroupPreparedCapacity"), props.get("MinSize"),
+                      props.get("PoolState"), props.get("InstanceReusePolicy"))
+        return cls(group, {})
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str,
+                                        **kwargs: Any) -> AutoScalingWarmPool:
+        return cls._put(cloudformation_json.get("Properties") or {}, account_id, region_name)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Any,  # type: ignore[override]
+                                        new_resource_name: str,
+                                        cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str) -> Any:
+        props = cloudformation_json.get("Properties") or {}
+        if props.get("AutoScalingGroupName") != original_resource.physical_resource_id:
+            original_resource.delete(account_id, region_name)
+        return cls._put(props, account_id, region_name)
+
+    @classmethod
+    def _delete(cls, physical_id: str, account_id: str, region_name: str) -> None:
+        with _asg_lock:
+            _warm_delete(autoscaling_backends[account_id][region_name], physical_id)
+
+
+for _cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+    _cache.cache_clear()  # the new type above

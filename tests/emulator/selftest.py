@@ -2562,6 +2562,90 @@ def create_image_tags():
     except ClientError as e:
         check("patch 36: a terminated instance is not imaged",
               e.response["Error"]["Code"] == "IncorrectInstanceState", e.response)
+def _pool(asg, group: str) -> tuple[dict | None, dict[str, str]]:
+    got = asg.describe_warm_pool(AutoScalingGroupName=group)
+    return got.get("WarmPoolConfiguration"), {i["InstanceId"]: i["LifecycleState"]
+                                              for i in got.get("Instances", [])}
+
+
+def warm_pools():
+    """patch 35: a warm pool holds stopped instances (Warmed:Stopped) of its size, by the
+    API and by AWS::AutoScaling::WarmPool; resized by an update; deleted with the pool, the
+    resource and the group."""
+    asg = client("autoscaling")
+    ami = ec2.describe_images()["Images"][0]["ImageId"]
+    name = f"warmstack-{RUN}"
+    body = lambda size, pool=True: json.dumps({  # noqa: E731
+        "Resources": {
+            "Template": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {
+                "LaunchTemplateData": {"ImageId": ami, "InstanceType": "t3.small"}}},
+            "Group": {"Type": "AWS::AutoScaling::AutoScalingGroup", "Properties": {
+                "MinSize": "1", "MaxSize": "1", "DesiredCapacity": "1",
+                "AvailabilityZones": [f"{REGION}a"],
+                "Tags": [{"Key": "bbbctl:stack", "Value": name, "PropagateAtLaunch": True}],
+                "LaunchTemplate": {
+                    "LaunchTemplateId": {"Ref": "Template"},
+                    "Version": {"Fn::GetAtt": ["Template", "LatestVersionNumber"]}}}},
+            **({"Pool": {"Type": "AWS::AutoScaling::WarmPool", "Properties": {
+                "AutoScalingGroupName": {"Ref": "Group"}, "MinSize": size,
+                "PoolState": "Stopped", "InstanceReusePolicy": {"ReuseOnScaleIn": False}}}}
+               if pool else {})},
+        "Outputs": {"Group": {"Value": {"Ref": "Group"}},
+                    **({"Pool": {"Value": {"Ref": "Pool"}}} if pool else {})}})
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=body(2))["StackId"]
+    st = settle(stack_id)
+    out = outputs(st)
+    group = out.get("Group", "")
+    config, pool = _pool(asg, group) if group else (None, {})
+    states = {i: _ec2_state(ec2, i) for i in pool}
+    _, members = _group_view(asg, group)
+    tags = ec2.describe_instances(InstanceIds=list(pool))["Reservations"] if pool else []
+    tagged = all({"Key": "bbbctl:stack", "Value": name} in i.get("Tags", [])
+                 for r in tags for i in r["Instances"])
+    check("warm pool: AWS::AutoScaling::WarmPool holds MinSize instances, Warmed:Stopped, "
+          "stopped in EC2, tagged as the group's, not members of the group (moto: none)",
+          st["StackStatus"] == "CREATE_COMPLETE" and out.get("Pool") == group
+          and (config or {}).get("MinSize") == 2 and (config or {}).get("PoolState") == "Stopped"
+          and sorted(pool.values()) == ["Warmed:Stopped"] * 2
+          and set(states.values()) == {"stopped"} and tagged
+          and not set(pool) & set(members) and len(members) == 1,
+          (st["StackStatus"], out, config, pool, states, members))
+    cfn.update_stack(StackName=stack_id, TemplateBody=body(3))
+    st = settle(stack_id)
+    _, bigger = _pool(asg, group)
+    cfn.update_stack(StackName=stack_id, TemplateBody=body(1))
+    st2 = settle(stack_id)
+    _, smaller = _pool(asg, group)
+    gone = [i for i in bigger if i not in smaller]
+    check("warm pool: an update resizes it in place (new instances launched, surplus ones "
+          "terminated)",
+          st["StackStatus"] == "UPDATE_COMPLETE" and st2["StackStatus"] == "UPDATE_COMPLETE"
+          and set(pool) < set(bigger) and len(bigger) == 3 and len(smaller) == 1
+          and all(_ec2_state(ec2, i) == "terminated" for i in gone),
+          (st["StackStatus"], st2["StackStatus"], pool, bigger, smaller))
+    cfn.update_stack(StackName=stack_id, TemplateBody=body(0, pool=False))
+    st = settle(stack_id)
+    config, left = _pool(asg, group)
+    check("warm pool: the resource's deletion deletes the pool and terminates its instances",
+          st["StackStatus"] == "UPDATE_COMPLETE" and config is None and not left
+          and all(_ec2_state(ec2, i) == "terminated" for i in smaller),
+          (st["StackStatus"], config, left))
+    # The API: put, describe, delete; the group's deletion takes the pool's instances.
+    asg.put_warm_pool(AutoScalingGroupName=group, MinSize=2)
+    _, api_pool = _pool(asg, group)
+    asg.delete_warm_pool(AutoScalingGroupName=group, ForceDelete=True)
+    config, after = _pool(asg, group)
+    asg.put_warm_pool(AutoScalingGroupName=group, MinSize=1)
+    _, last = _pool(asg, group)
+    cfn.delete_stack(StackName=stack_id)
+    st = settle(stack_id)
+    everyone = list(api_pool) + list(last)
+    check("warm pool: PutWarmPool launches and stops its instances, DeleteWarmPool and the "
+          "group's deletion (a stack delete) terminate them",
+          len(api_pool) == 2 and config is None and not after and len(last) == 1
+          and st["StackStatus"] == "DELETE_COMPLETE"
+          and all(_ec2_state(ec2, i) == "terminated" for i in everyone),
+          (api_pool, config, after, last, st["StackStatus"]))
 
 
 def run_all(groups) -> int:
@@ -2599,7 +2683,7 @@ def main() -> int:
                     route53_record_sets, delete_order, dropped_parameters,
                     lifecycle_hooks_api, lifecycle_hooks_cloudformation,
                     lifecycle_hook_timeouts, custom_resources,
-                    create_image_tags))
+                    create_image_tags, warm_pools))
 
 
 if __name__ == "__main__":

@@ -793,7 +793,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 6, "three in root.yaml, three in bbb-servers.yaml");
+        assert_eq!(seen, 8, "four in root.yaml, four in bbb-servers.yaml");
     }
 
     #[test]

@@ -172,6 +172,15 @@ const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "AWS::AutoScaling::WarmPool",
+        &[
+            "autoscaling:PutWarmPool",
+            "autoscaling:DeleteWarmPool",
+            "autoscaling:DescribeWarmPool",
+            "autoscaling:DescribeAutoScalingGroups",
+        ],
+    ),
+    (
         "AWS::CertificateManager::Certificate",
         &[
             "acm:RequestCertificate",

@@ -105,9 +105,10 @@ fn default_scalable_deployment_line_by_line() {
     );
     assert_eq!(line(&e, "ElastiCache Valkey").quantity, Band::fixed(h));
     assert_eq!(line(&e, "EFS").quantity, Band::fixed(100.0));
-    // 12 secrets: admin, SMTP, two key bases, load balancer (secrets.yaml), the database
-    // master (database.yaml), the cache token (cache.yaml), five in frontend.yaml
-    assert_eq!(line(&e, "Secrets").quantity, Band::fixed(12.0));
+    // 14 secrets: admin, SMTP, two key bases, load balancer (secrets.yaml), the database
+    // master (database.yaml), the cache token (cache.yaml), five in frontend.yaml, the fleet
+    // certificate and the ACME account (bbb-servers.yaml)
+    assert_eq!(line(&e, "Secrets").quantity, Band::fixed(14.0));
     assert_eq!(line(&e, "Data transfer out").quantity, Band::fixed(1000.0));
     // 30 days of logs kept: what one month writes
     assert_eq!(
@@ -249,7 +250,7 @@ fn scalelite_only_front_end_has_no_greenlight() {
     );
     assert_eq!(s.tasks.len(), 3); // Scalelite API (with its nginx), poller, importer
     // Greenlight's database login and URL secrets are not created
-    assert_eq!(s.secrets, 10);
+    assert_eq!(s.secrets, 12);
 }
 
 #[test]

@@ -81,6 +81,9 @@ impl Stack {
             "AWS::StackName" => "bbb-BbbServersStack-1A2B3C".into(),
             "BootstrapLogGroup" => "bbb-BbbServersStack-1A2B3C-BootstrapLogGroup-4D5E".into(),
             "DataVolume" => "vol-0123abcd".into(),
+            "FleetCertificateSecret" => {
+                "arn:aws:secretsmanager:eu-central-1:123456789012:secret:BBB-bbb-FleetCertificate-AbCdEf".into()
+            }
             _ => self
                 .params
                 .get(name)
@@ -173,6 +176,7 @@ fn run(stack: &mut Stack, tamper: bool) -> (Output, Fakes) {
         ("BootstrapScriptKey", "bbb-bootstrap", BOOTSTRAP_FAKE),
         ("AgentScriptKey", "bbb-agent", "#!/bin/bash\n"),
         ("LogShipperScriptKey", "bbb-logship", "#!/bin/bash\n"),
+        ("IdentityScriptKey", "bbb-identity", "#!/bin/bash\n"),
     ] {
         let key = format!(
             "scripts/{name}-{}.sh",
@@ -354,7 +358,7 @@ fn the_operators_values_reach_the_bootstrap_as_data_and_nothing_of_them_runs() {
             "{mode}"
         );
         // The scripts were fetched from their content keys and nothing was signalled.
-        assert_eq!(fakes.calls("aws").len(), 3, "{:?}", fakes.calls("aws"));
+        assert_eq!(fakes.calls("aws").len(), 4, "{:?}", fakes.calls("aws"));
         assert!(fakes.calls("aws").iter().all(|c| {
             c.starts_with("s3 cp --region eu-central-1 s3://bbb-sources-bucket-1a2b/scripts/")
         }));

@@ -656,7 +656,7 @@ data_volume() {
 }
 
 # ---- 2. host name ------------------------------------------------------------------
-# Scalable mode: bbb-<id>.<domain> is the registrar's record of this instance's public
+# Scalable mode: bbb-<id>.media.<domain> is the registrar's record of this instance's public
 # address (written when the group launched it, deleted when it drains or is gone). Single
 # mode: the record of <domain> is CloudFormation's, on the deployment's Elastic IP; this
 # server takes that address.

@@ -9,6 +9,7 @@
 
 pub mod aws;
 pub mod backup;
+pub mod boot;
 pub mod cfn;
 pub mod check;
 pub mod cli;

@@ -10,14 +10,17 @@
 # (per server: boot path, launch to ready, slowest step; --output json: every step) and
 # `bbbctl status` (per path: count, median, slowest).
 #
-# Usage: scripts/bench-boot.sh [--markdown] [STEPS_FILE]
+# Usage: scripts/bench-boot.sh [--markdown | --totals] [STEPS_FILE]
+#   --totals: one line per path, `<path> <best seconds> <worst seconds>` (scripts/bench-fleet.sh
+#   reads it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 format=text
-if [[ "${1:-}" == "--markdown" ]]; then
-  format=markdown
-  shift
-fi
+case "${1:-}" in
+  --markdown) format=markdown && shift ;;
+  --totals) format=totals && shift ;;
+  *) ;;
+esac
 steps=${1:-scripts/boot-steps.tsv}
 [[ -r "${steps}" ]] || {
   echo "bench-boot: cannot read ${steps}" >&2
@@ -65,6 +68,7 @@ END {
       on = stage[p, j] == 2 || branch[p, j] == worst_branch
       if (on && hi[p, j] > dom_hi) { dom_hi = hi[p, j]; dom = name[p, j] }
     }
+    if (format == "totals") { printf "%s %d %d\n", p, total_lo, total_hi; continue }
     if (format == "markdown") {
       for (j = 1; j <= count[p]; j++)
         printf "| %s | %s%s | %s | %s | %s |\n", p, name[p, j], (stage[p, j] == 1 && branch[p, j] != "server" ? " (beside the boot)" : ""), lo[p, j], hi[p, j], source[p, j]

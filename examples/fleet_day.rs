@@ -330,11 +330,138 @@ fn simulate(meetings: &[Meeting], way: Way) -> Outcome {
     out
 }
 
+/// The servers the night keeps, and the morning's capacity (PLAN's first step).
+const NIGHT: usize = 2;
+/// When the morning's capacity is wanted, and an unforeseen rush (minutes of the day).
+const MORNING: u64 = 8 * 60;
+const RUSH: u64 = 10 * 60;
+
+/// How the fleet fared while servers it asked for were on their way.
+struct Arrival {
+    /// Meetings (and their people) that started before the servers asked for were enabled:
+    /// they were placed on the servers already there.
+    short_meetings: usize,
+    short_people: u64,
+    /// The most participants on one server meanwhile, against the most once all are there.
+    peak_short: u64,
+    peak_full: u64,
+    /// Server-minutes paid before the capacity was wanted (started early, sat idle).
+    idle_server_minutes: u64,
+}
+
+/// A launch in the simulation: `added` servers asked for at `asked` (a scheduled action, or
+/// a scale-out at a rush) are enabled in Scalelite `launch` minutes later (launch to
+/// enabled, scripts/bench-boot.sh); until then Scalelite places every new meeting on the
+/// `present` servers. `wanted` is when the capacity is needed. Meetings from `wanted` for
+/// two hours are placed (least participants first, as Scalelite's load does).
+fn arrival(
+    meetings: &[Meeting],
+    present: usize,
+    added: usize,
+    asked: u64,
+    launch: u64,
+    wanted: u64,
+) -> Arrival {
+    let enabled_at = asked + launch;
+    let mut servers: Vec<Vec<&Meeting>> = vec![Vec::new(); present + added];
+    let mut out = Arrival {
+        short_meetings: 0,
+        short_people: 0,
+        peak_short: 0,
+        peak_full: 0,
+        idle_server_minutes: wanted.saturating_sub(enabled_at) * added as u64,
+    };
+    let people = |s: &Vec<&Meeting>, t: u64| -> u64 {
+        s.iter()
+            .filter(|m| m.start <= t && t < m.end)
+            .map(|m| m.people)
+            .sum()
+    };
+    for t in wanted..wanted + 120 {
+        let up = if t < enabled_at {
+            present
+        } else {
+            present + added
+        };
+        for m in meetings.iter().filter(|m| m.start == t) {
+            let target = (0..up)
+                .min_by_key(|&i| (people(&servers[i], t), i))
+                .expect("at least one server");
+            servers[target].push(m);
+            if t < enabled_at {
+                out.short_meetings += 1;
+                out.short_people += m.people;
+            }
+        }
+        let peak = servers.iter().map(|s| people(s, t)).max().unwrap_or(0);
+        if t < enabled_at {
+            out.peak_short = out.peak_short.max(peak);
+        } else {
+            out.peak_full = out.peak_full.max(peak);
+        }
+    }
+    out
+}
+
+/// Lead times: `--launch PATH=BEST:WORST` (seconds launch to enabled, from
+/// scripts/bench-boot.sh --totals) for each path.
+fn lead_times(meetings: &[Meeting], paths: &[(String, u64, u64)]) {
+    let added = PLAN[0].1 - NIGHT;
+    println!(
+        "  launch: {NIGHT} servers overnight, {added} more wanted at 08:00; at 10:00 an unforeseen rush asks for {added} more (no lead possible)"
+    );
+    for (path, best, worst) in paths {
+        // Whole minutes: a scheduled action runs at a minute; the worst case decides.
+        let (best_m, worst_m) = (best.div_ceil(60), worst.div_ceil(60));
+        let lead = worst_m;
+        let late = arrival(meetings, NIGHT, added, MORNING, worst_m, MORNING);
+        let early = arrival(meetings, NIGHT, added, MORNING - lead, best_m, MORNING);
+        let rush = arrival(meetings, PLAN[0].1, added, RUSH, worst_m, RUSH);
+        println!(
+            "  {path}: launch to enabled {best_m}-{worst_m} min, so a schedule asks {lead} min ahead"
+        );
+        println!(
+            "    asked at 08:00 (no lead, worst launch): {} meetings ({} people) start on the {NIGHT} night servers, up to {} people/server ({} with the lead)",
+            late.short_meetings, late.short_people, late.peak_short, early.peak_full
+        );
+        println!(
+            "    asked {lead} min ahead (best launch): {} meetings short, {:.1} server-hours idle before 08:00",
+            early.short_meetings,
+            early.idle_server_minutes as f64 / 60.0
+        );
+        println!(
+            "    a scale-out asked at 10:00 (worst launch): {} meetings ({} people) start before its servers are there",
+            rush.short_meetings, rush.short_people
+        );
+    }
+}
+
 fn main() {
-    let seed: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2026);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let seed: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(2026);
+    // --launch PATH=BEST:WORST (seconds), any number of times.
+    let mut paths = Vec::new();
+    let mut rest = args.iter().skip(1);
+    while let Some(a) = rest.next() {
+        let spec = match a.as_str() {
+            "--launch" => rest.next().cloned().unwrap_or_default(),
+            other => {
+                eprintln!("fleet_day: unknown argument {other}");
+                std::process::exit(2);
+            }
+        };
+        let parsed = spec.split_once('=').and_then(|(p, t)| {
+            let (b, w) = t.split_once(':')?;
+            Some((p.to_string(), b.parse().ok()?, w.parse().ok()?))
+        });
+        match parsed {
+            Some(x) => paths.push(x),
+            None => {
+                eprintln!("fleet_day: --launch wants PATH=BEST:WORST (seconds), not {spec:?}");
+                std::process::exit(2);
+            }
+        }
+    }
     let meetings = day(seed);
     let recorded = meetings.iter().filter(|m| m.processing.is_some()).count();
     println!(
@@ -365,5 +492,8 @@ fn main() {
             o.lost_recordings,
             o.drain_server_minutes as f64 / 60.0,
         );
+    }
+    if !paths.is_empty() {
+        lead_times(&meetings, &paths);
     }
 }

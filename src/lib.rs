@@ -10,6 +10,7 @@
 pub mod aws;
 pub mod backup;
 pub mod bake;
+pub mod boot;
 pub mod cfn;
 pub mod check;
 pub mod cli;

@@ -7,6 +7,7 @@
 //! Scalelite lists that no instance backs. Below the table, each pending and failed recording
 //! by id. Reads only.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -15,6 +16,8 @@ use serde_json::{Value, json};
 use super::connect;
 use super::out;
 use super::stacks::{Deployment, load_balancer_secret, nested_stacks, server_group};
+use crate::aws::Aws;
+use crate::boot::{self, Boot};
 use crate::cfn::ops::parameters;
 use crate::fleet::{self, Bootstrap, Member};
 use crate::http::Http;
@@ -88,21 +91,25 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     // Each server's own API, concurrently, with Scalelite's secret for it.
     let meetings =
         futures::future::join_all(picture.members.iter().map(|m| meetings_of(&http, m))).await;
-    // How each server's bootstrap went, from the end of its log stream.
+    // How each server's bootstrap went, from the end of its log stream, and its boots'
+    // steps (src/boot.rs), from the same one read of that stream.
     let log_group = d.output(out::SERVER_LOGS).unwrap_or_default().to_string();
-    let bootstraps = futures::future::join_all(picture.members.iter().map(|m| {
-        let (aws, group) = (&aws, &log_group);
-        async move {
-            crate::signed::log_tail(aws, group, &m.instance, 20)
-                .await
-                .map(|lines| fleet::bootstrap(&lines))
-        }
-    }))
-    .await;
+    let logs = boot_logs(&aws, &log_group, &ids).await;
+    let bootstraps: Vec<Result<Bootstrap, String>> = picture
+        .members
+        .iter()
+        .map(|m| match logs.get(&m.instance) {
+            Some(Ok(lines)) => Ok(fleet::bootstrap(
+                &lines[lines.len().saturating_sub(BOOTSTRAP_TAIL)..],
+            )),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not read".into()),
+        })
+        .collect();
 
     let mut rows = Vec::new();
     let mut text = format!(
-        "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<17} {:<8} {}\n",
+        "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<17} {:<8} {:<8} {:>8}  {:<22} {}\n",
         "instance",
         "zone",
         "state",
@@ -114,6 +121,9 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
         "meetings/people",
         "rec pending/failed",
         "version",
+        "boot",
+        "ready in",
+        "slowest step",
         "host"
     );
     let mut listed = String::new();
@@ -122,8 +132,8 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     let registrar_log = d
         .output(out::REGISTRAR_LOGS)
         .unwrap_or("of the registrar (root output BBBRegistrarLogGroupName)");
-    for ((m, meet), boot) in picture.members.iter().zip(&meetings).zip(&bootstraps) {
-        let (boot_state, boot_detail) = match boot {
+    for ((m, meet), bs) in picture.members.iter().zip(&meetings).zip(&bootstraps) {
+        let (boot_state, boot_detail) = match bs {
             Ok(Bootstrap::Ready) if m.scalelite.is_none() && m.lifecycle == "InService" => {
                 broken.push_str(&format!(
                     "{}: ready, but not in Scalelite yet: the registrar adds it within a minute of its report; if it does not, its log says why (CloudWatch Logs group {registrar_log})\n",
@@ -140,7 +150,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
                 ("failed", Some(reason.clone()))
             }
             Ok(Bootstrap::Running(last)) => ("running", last.clone()),
-            Err(e) => ("unknown", Some(format!("{e:#}"))),
+            Err(e) => ("unknown", Some(e.clone())),
         };
         let s = m.scalelite.as_ref();
         let meet_text = match meet {
@@ -183,8 +193,16 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
                 m.instance, m.lifecycle
             ));
         }
+        let launched = ec2.get(&m.instance).and_then(|i| i.launched.clone());
+        let boots = match logs.get(&m.instance) {
+            Some(Ok(lines)) => boot::boots(lines),
+            _ => Vec::new(),
+        };
+        let current = boot::current(&boots, launched.as_deref());
+        let ready_in = current.and_then(|b| b.launch_to_ready(launched.as_deref()));
+        let boot_cols = boot_columns(current, ready_in);
         text.push_str(&format!(
-            "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<17} {:<8} {}\n",
+            "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<17} {:<8} {:<8} {:>8}  {:<22} {}\n",
             m.instance,
             m.zone,
             m.lifecycle,
@@ -197,6 +215,9 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             meet_text,
             rec_text,
             s.map_or("-", |s| s.bbb_version.as_str()),
+            boot_cols.0,
+            boot_cols.1,
+            boot_cols.2,
             m.host,
         ));
         rows.push(json!({
@@ -207,7 +228,8 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             "protected": m.protected,
             "outdated": outdated.contains(&m.instance),
             "host": m.host,
-            "launched": ec2.get(&m.instance).and_then(|i| i.launched.clone()),
+            "launched": launched,
+            "boot": boot_json(&boots, current, ready_in),
             "public_ip": ec2.get(&m.instance).and_then(|i| i.public_ip.clone()),
             "scalelite": s.map(|s| json!({"id": s.id, "state": s.state, "online": s.online, "load": s.load, "bbb_version": s.bbb_version})),
             "meetings": meet.as_ref().ok().map(|x| x.meetings),
@@ -227,7 +249,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
     }
     for o in &picture.orphans {
         text.push_str(&format!(
-            "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<17} {:<8} {}\n",
+            "{:<20} {:<11} {:<10} {:<9} {:<9} {:<9} {:<7} {:>5}  {:<16} {:<17} {:<8} {:<8} {:>8}  {:<22} {}\n",
             "(no instance)",
             "-",
             "-",
@@ -239,6 +261,9 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, scalelite_url: Option<&st
             "-",
             "-",
             o.bbb_version,
+            "-",
+            "-",
+            "-",
             o.host()
         ));
     }
@@ -306,4 +331,60 @@ async fn meetings_of(http: &Http, m: &Member) -> Result<Meetings> {
         Some(s) => scalelite::get_meetings(http, &s.url, &s.secret).await,
         None => anyhow::bail!("not in Scalelite: its secret is unknown"),
     }
+}
+
+/// The lines of a server's log stream read in one GetLogEvents: the API's most (10,000
+/// events, at most 1 MB), so that a bare boot's steps, between bbb-install's output, are in
+/// it. A bound per server, one call each.
+pub const BOOT_LOG_LINES: usize = 10_000;
+/// The lines the bootstrap's READY/FAILED is looked for in (its last line, then what
+/// follows it on the way out).
+const BOOTSTRAP_TAIL: usize = 20;
+
+/// Each instance's log stream (instance id → its lines in time order, or why it could not
+/// be read), one bounded read each, concurrently.
+pub(super) async fn boot_logs(
+    aws: &Aws,
+    group: &str,
+    ids: &[String],
+) -> BTreeMap<String, Result<Vec<String>, String>> {
+    let read = futures::future::join_all(ids.iter().map(|id| async move {
+        let lines = crate::signed::log_tail(aws, group, id, BOOT_LOG_LINES)
+            .await
+            .map_err(|e| format!("{e:#}"));
+        (id.clone(), lines)
+    }))
+    .await;
+    read.into_iter().collect()
+}
+
+/// The boot columns of a server: its current boot's path (`-` when none yet), launch to
+/// ready, its slowest step.
+fn boot_columns(current: Option<&Boot>, ready_in: Option<f64>) -> (String, String, String) {
+    let Some(b) = current else {
+        return ("-".into(), "-".into(), "-".into());
+    };
+    let path = b.path.clone().unwrap_or_else(|| b.state().to_string());
+    let ready = match (ready_in, b.state()) {
+        (Some(t), _) => boot::duration_text(t),
+        (None, state) => state.to_string(),
+    };
+    let slowest = b.slowest().map_or("-".into(), |s| {
+        format!("{} {}", s.name, boot::duration_text(s.seconds))
+    });
+    (path, ready, slowest)
+}
+
+/// `--output json`: the current boot with its steps, and the earlier boots of the stream.
+fn boot_json(boots: &[Boot], current: Option<&Boot>, ready_in: Option<f64>) -> Value {
+    let earlier: Vec<&Boot> = match current {
+        Some(c) => boots.iter().filter(|b| !std::ptr::eq(*b, c)).collect(),
+        None => boots.iter().collect(),
+    };
+    json!({
+        "current": current,
+        "launch_to_ready": ready_in,
+        "slowest_step": current.and_then(Boot::slowest),
+        "earlier": earlier,
+    })
 }

@@ -6,6 +6,7 @@ use serde_json::json;
 use super::connect;
 use super::out;
 use super::stacks::{Deployment, server_group, stack_resources};
+use crate::boot;
 use crate::cfn::cause::root_cause;
 use crate::cfn::ops::parameters;
 use crate::cfn::ops::{describe_stack, last_operation, status};
@@ -65,6 +66,38 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
                 "health": i.health_status(),
             })).collect::<Vec<_>>(),
         });
+    }
+
+    // How the running servers booted, per boot path (their log streams, src/boot.rs).
+    let mut boot_summary = Vec::new();
+    if let (Some(group), Some(instances)) = (
+        d.outputs.get(out::SERVER_LOGS),
+        servers["instances"].as_array(),
+    ) {
+        let ids: Vec<String> = instances
+            .iter()
+            .filter(|i| {
+                let l = i["lifecycle"].as_str().unwrap_or("");
+                !l.starts_with("Warmed") && !l.starts_with("Terminat")
+            })
+            .filter_map(|i| i["id"].as_str().map(str::to_string))
+            .collect();
+        let launched = crate::signed::instances(&aws, &ids)
+            .await
+            .unwrap_or_default();
+        let logs = super::servers::boot_logs(&aws, group, &ids).await;
+        let rows: Vec<(String, boot::Boot, Option<f64>)> = ids
+            .iter()
+            .filter_map(|id| {
+                let at = launched.get(id).and_then(|i| i.launched.as_deref());
+                let lines = logs.get(id)?.as_ref().ok()?;
+                let boots = boot::boots(lines);
+                let current = boot::current(&boots, at)?.clone();
+                let ready = current.launch_to_ready(at);
+                Some((id.clone(), current, ready))
+            })
+            .collect();
+        boot_summary = boot::summary(&rows);
     }
 
     let domain = parameters(&d.stack).remove(P_DOMAIN).unwrap_or_default();
@@ -137,6 +170,31 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             text.push_str(&format!("  {line}\n"));
         }
     }
+    if !boot_summary.is_empty() {
+        text.push_str("  Boots (running servers, launch to ready, by boot path):\n");
+        for b in &boot_summary {
+            let t = |x: Option<f64>| x.map_or("-".to_string(), boot::duration_text);
+            text.push_str(&format!(
+                "    {:<8} {} server(s), {} ready, {} failed, {} booting; median {}, slowest {}{}\n",
+                b.path,
+                b.count,
+                b.ready,
+                b.failed,
+                b.booting,
+                t(b.median),
+                t(b.slowest.as_ref().map(|s| s.1)),
+                b.slowest.as_ref().map_or(String::new(), |s| format!(" ({})", s.0)),
+            ));
+            if let Some((id, step)) = &b.slowest_step {
+                text.push_str(&format!(
+                    "             slowest step: {} {} {} ({id})\n",
+                    step.program,
+                    step.name,
+                    boot::duration_text(step.seconds)
+                ));
+            }
+        }
+    }
     let schedules = match d.outputs.get(out::SERVER_GROUP) {
         Some(group) if d.outputs.get(out::MODE).map(String::as_str) != Some("single") => {
             super::schedule::schedules(&aws, group).await?
@@ -160,6 +218,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str) -> Result<()> {
             "outputs": d.outputs,
             "servers": servers,
             "warm_pool": warm,
+            "boots": boot_summary,
             "schedules": schedules,
             "mail": match &mail {
                 Ok(a) => a.to_json(&domain),

@@ -309,6 +309,8 @@ impl Fleet {
         limits: Limits,
         timeout: Duration,
     ) -> Result<(Vec<String>, i32)> {
+        // First the warm pool: the new servers of the roll may come from it.
+        refresh_warm_pool(aws, p, &self.group).await?;
         let start = self.picture(aws).await?;
         let n = in_service(&start);
         let mut old: Vec<String> = if all {
@@ -711,6 +713,108 @@ pub fn find<'a>(picture: &'a Picture, server: &str) -> Result<&'a Member> {
                 }
             )))
         }
+    }
+}
+
+/// How long `refresh_warm_pool` waits for the old pool to be gone (stopped instances
+/// terminate in a minute or two).
+const WARM_POOL_EMPTY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The warm pool's prepared servers of an older launch template (a baked image recorded, new
+/// scripts) replaced by ones of the group's current version. They would otherwise enter
+/// service as they were prepared: a start from the pool runs no user data, so neither a new
+/// image nor new scripts reach them, and CloudFormation's updates leave the pool's
+/// instances alone (AWS::AutoScaling::WarmPool: "Instances in the warm pool are not
+/// replaced"). The pool is set to 0 (Auto Scaling terminates its instances), then back to
+/// its size once they are gone (new ones are prepared from the current version). The
+/// configuration put is the template's (templates/bbb-servers.yaml ServerWarmPool:
+/// PoolState Stopped, ReuseOnScaleIn false), so the stack's resource is unchanged after.
+/// Returns the instances replaced (none: nothing to do).
+pub async fn refresh_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<Vec<String>> {
+    let Some(pool) = fleet::warm_pool(aws, group).await? else {
+        return Ok(Vec::new());
+    };
+    let Some(asg) = server_group(aws, group).await? else {
+        bail!("Auto Scaling group {group} no longer exists");
+    };
+    let current = asg
+        .launch_template()
+        .and_then(|t| t.version())
+        .unwrap_or_default();
+    let stale: Vec<String> = pool
+        .instances
+        .iter()
+        .zip(&pool.versions)
+        .filter(|(_, v)| v.as_str() != current)
+        .map(|(i, _)| i.0.clone())
+        .collect();
+    if stale.is_empty() {
+        return Ok(stale);
+    }
+    p.info(format!(
+        "The warm pool's {} prepared server(s) ({}) are of an older launch template than the group's (version {current}): replacing them, so that a scale-out starts current ones",
+        stale.len(),
+        stale.join(", ")
+    ));
+    put_warm_pool(aws, group, 0).await?;
+    let emptied = wait_warm_pool_without(aws, group, &stale).await;
+    put_warm_pool(aws, group, pool.min_size).await?;
+    match emptied {
+        Ok(()) => p.info(format!(
+            "Warm pool of {group}: the old servers are gone, {} new one(s) being prepared from version {current}",
+            pool.min_size
+        )),
+        Err(e) => p.warn(format!(
+            "Warm pool of {group}: {e:#}; its size is back at {}. `bbbctl servers` shows what it holds",
+            pool.min_size
+        )),
+    }
+    Ok(stale)
+}
+
+async fn put_warm_pool(aws: &Aws, group: &str, min_size: i32) -> Result<()> {
+    use aws_sdk_autoscaling::types::{InstanceReusePolicy, WarmPoolState};
+    aws.autoscaling
+        .put_warm_pool()
+        .auto_scaling_group_name(group)
+        .min_size(min_size)
+        .pool_state(WarmPoolState::Stopped)
+        .instance_reuse_policy(
+            InstanceReusePolicy::builder()
+                .reuse_on_scale_in(false)
+                .build(),
+        )
+        .send()
+        .await
+        .aws_context(format_args!(
+            "setting the warm pool of {group} to {min_size}"
+        ))?;
+    Ok(())
+}
+
+async fn wait_warm_pool_without(aws: &Aws, group: &str, gone: &[String]) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let left: Vec<String> = fleet::warm_pool(aws, group)
+            .await?
+            .map(|pool| pool.instances)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.0)
+            .filter(|i| gone.contains(i))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > WARM_POOL_EMPTY_TIMEOUT {
+            bail!(
+                "{} of its old servers still there after {} s ({})",
+                left.len(),
+                WARM_POOL_EMPTY_TIMEOUT.as_secs(),
+                left.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 

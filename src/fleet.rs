@@ -98,6 +98,10 @@ pub struct WarmPool {
     pub min_size: i32,
     pub status: String,
     pub instances: Vec<(String, String, String)>,
+    /// Each instance's launch template version, in the order of `instances` (`bbbctl roll`
+    /// and `bake` replace those of an older one: `crate::drain::refresh_warm_pool`).
+    #[serde(skip)]
+    pub versions: Vec<String>,
 }
 
 /// The group's warm pool as Auto Scaling describes it; `None` when it has none.
@@ -124,7 +128,14 @@ pub async fn warm_pool(aws: &crate::aws::Aws, group: &str) -> anyhow::Result<Opt
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
             instances: Vec::new(),
+            versions: Vec::new(),
         });
+        pool.versions.extend(page.instances().iter().map(|i| {
+            i.launch_template()
+                .and_then(|t| t.version())
+                .unwrap_or_default()
+                .to_string()
+        }));
         pool.instances.extend(page.instances().iter().map(|i| {
             (
                 i.instance_id().unwrap_or_default().to_string(),

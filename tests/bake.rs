@@ -76,6 +76,21 @@ fn register(scalelite: &Scalelite, instance: &str, domain: &str) -> String {
 }
 
 /// EC2 as boto3 describes it, as JSON.
+/// The group's warm pool instances: id, image, launch template version.
+fn warm_pool(group: &str) -> Vec<Value> {
+    serde_json::from_str(&boto3(
+        "autoscaling",
+        &format!(
+            "import boto3\n\
+             ec2 = boto3.client('ec2', region_name=client.meta.region_name, endpoint_url=client.meta.endpoint_url, aws_access_key_id='test', aws_secret_access_key='test')\n\
+             got = client.describe_warm_pool(AutoScalingGroupName={group:?})['Instances']\n\
+             print(json.dumps([{{'id': i['InstanceId'], 'version': i['LaunchTemplate']['Version'], \
+             'image': ec2.describe_instances(InstanceIds=[i['InstanceId']])['Reservations'][0]['Instances'][0]['ImageId']}} for i in got]))"
+        ),
+    ))
+    .unwrap()
+}
+
 fn ec2(code: &str) -> Value {
     serde_json::from_str(&boto3("ec2", code)).unwrap()
 }
@@ -210,6 +225,13 @@ async fn bake_makes_a_tagged_image_records_it_and_rolls_the_servers_onto_it() {
         "ssm",
         "print(client.get_parameter(Name='/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id')['Parameter']['Value'])",
     );
+    // A warm pool of one, prepared from the bare image: the bake replaces it.
+    assert_code(
+        &bbbctl_in(&d.dir, &["scale", "-s", &d.stack, "--warm", "1"]),
+        0,
+    );
+    let warm_before = warm_pool(&d.group);
+    assert_eq!(warm_before.len(), 1, "{warm_before:?}");
     let url = d.scalelite.url();
     let mut child = d.start(&["bake", "-s", &d.stack, "--roll", "--scalelite-url", &url]);
     let lines = baked_lines(PINS);
@@ -301,6 +323,23 @@ async fn bake_makes_a_tagged_image_records_it_and_rolls_the_servers_onto_it() {
     );
     assert_eq!(new_image, image);
     assert!(text.contains("1 running server(s) replaced"), "{text}");
+
+    // The warm pool: its old server terminated, a new one prepared from the image.
+    assert!(
+        text.contains("of an older launch template than the group's"),
+        "{text}"
+    );
+    let warm_after = warm_pool(&d.group);
+    assert_eq!(warm_after.len(), 1, "{warm_after:?}");
+    assert_ne!(warm_after[0]["id"], warm_before[0]["id"]);
+    assert_eq!(warm_after[0]["image"], image.as_str(), "{warm_after:?}");
+    assert_eq!(
+        ec2(&format!(
+            "print(json.dumps(client.describe_instances(InstanceIds=[{:?}])['Reservations'][0]['Instances'][0]['State']['Name']))",
+            warm_before[0]["id"].as_str().unwrap()
+        )),
+        "terminated"
+    );
 
     // destroy --keep-images: the image and its snapshots stay, named.
     let o = d.destroy(&["--keep-images"]);

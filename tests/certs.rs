@@ -387,6 +387,29 @@ fn other_names_renew_it() {
 }
 
 #[test]
+fn another_directory_issues_again_with_an_account_of_that_directory() {
+    // A deployment tested on Let's Encrypt's staging directory, then moved to production: the
+    // stack update's Update event must replace the certificate at once, although it has most
+    // of its life left (a staging certificate is trusted by no browser).
+    let mut rig = Rig::new();
+    rig.scheduled();
+    let old = rig.verify_stored(&rig.domain);
+    assert_eq!(rig.certificate()["directory"], rig.directory.as_str());
+    assert!(rig.scheduled().contains("nothing to do"));
+    let other = rig.directory.replace("/directory", "/other/directory");
+    rig.directory = other.clone();
+    let (ok, log, _) = rig.run(json!({"source": "aws.events"}));
+    assert!(ok, "{log}");
+    assert!(log.contains("not https://"), "{log}");
+    let new = rig.verify_stored(&rig.domain);
+    assert_ne!(old, new);
+    assert_eq!(rig.certificate()["directory"], other.as_str());
+    assert_eq!(rig.secret(&rig.account_secret)["directory"], other.as_str());
+    assert_eq!(rig.count("newAccount"), 2, "one account per directory");
+    assert!(rig.scheduled().contains("nothing to do"));
+}
+
+#[test]
 fn a_failed_challenge_is_one_clear_line_and_leaves_no_record() {
     let rig = Rig::new();
     rig.control(json!({"fail_challenge": true}));

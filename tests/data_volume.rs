@@ -105,3 +105,32 @@ fn a_volume_that_never_comes_free_stops_the_bootstrap_clearly() {
     );
     assert_eq!(r.sleeps, 120, "20 minutes of 10-second waits");
 }
+
+#[test]
+fn a_volume_mounted_at_boot_by_a_baked_images_fstab_is_grown_to_its_size() {
+    // A baked image mounts its data volume at boot (its fstab line); the volume is restored
+    // from the image's snapshot at the launch template's DataVolumeSize, which may be larger
+    // than when it was baked: the file system is grown, nothing formatted or mounted again.
+    let fakes = support::Fakes::new();
+    fakes.fake("findmnt", "echo /dev/nvme1n1");
+    fakes.fake("resize2fs", "");
+    for never in ["mkfs.ext4", "mount", "blkid"] {
+        fakes.fake(never, "");
+    }
+    let out = fakes.run_script(
+        "templates/scripts/bbb-bootstrap.sh",
+        "log() { echo \"log: $*\"; }\ndie() { echo \"die: $*\"; exit 1; }\nDATA_DIR=/var/bigbluebutton",
+        &["mount_data_volume"],
+        "mount_data_volume\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(fakes.calls("resize2fs"), ["/dev/nvme1n1"]);
+    for never in ["mkfs.ext4", "mount", "blkid"] {
+        assert!(fakes.calls(never).is_empty(), "{never} was called");
+    }
+}

@@ -611,7 +611,10 @@ attach_data_volume() {
 }
 mount_data_volume() {
   local device="" attempt uuid
-  if findmnt -n "${DATA_DIR}" >/dev/null; then
+  if device=$(findmnt -n -o SOURCE "${DATA_DIR}"); then
+    # Mounted at boot by the image's fstab (a baked image: the volume restored from the
+    # image's snapshot, perhaps to a larger DataVolumeSize): grown as below.
+    resize2fs "${device}" >/dev/null 2>&1 || log "resize2fs ${device} failed; the file system keeps its size"
     return 0
   fi
   for attempt in $(seq 1 30); do

@@ -825,6 +825,11 @@ case "${1:-}" in
     exit 0
     ;;
   refresh-cert)
+    # A builder (bbbctl bake) has no name nor certificate of its own: its settings name the
+    # placeholder (bbb-bootstrap.sh PLACEHOLDER_HOST) until bake_clean removes them.
+    if grep -qx 'HOST_NAME=bbb-baked.invalid' "${CONFIG}" 2>/dev/null; then
+      exit 0
+    fi
     read_config
     [[ "${MODE}" = scalable ]] || exit 0
     install_certificate 0

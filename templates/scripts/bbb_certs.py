@@ -518,11 +518,15 @@ def rfc3339(moment):
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def due(current, names, now):
+def due(current, names, directory, now):
     """Why the certificate must be (re)issued, or None while it is good."""
     blocks = pem_blocks(current.get("certificate") or "")
     if not blocks:
         return "no certificate yet"
+    if current.get("directory") != directory:
+        # Another CA's certificate (Let's Encrypt's staging one is trusted by no browser):
+        # a deployment moved to another directory gets one of that directory at once.
+        return f"it was issued by {current.get('directory') or 'another ACME directory'}, not {directory}"
     try:
         cert = Certificate(blocks[0])
     except (Failure, IndexError, ValueError, UnicodeDecodeError):
@@ -558,7 +562,7 @@ class Issuer:
     def run(self, force=False):
         """Issues when due. Returns (issued?, what the secret now says)."""
         current = self._read(self.s.cert_secret)
-        reason = "asked" if force else due(current, self.s.names, datetime.now(timezone.utc))
+        reason = "asked" if force else due(current, self.s.names, self.s.directory, datetime.now(timezone.utc))
         if reason is None:
             cert = Certificate(pem_blocks(current["certificate"])[0])
             log(f"certificate {self.s.names} serial {cert.serial:x} good until "
@@ -633,6 +637,7 @@ class Issuer:
             f"not after {rfc3339(leaf.not_after)}, {len(blocks) - 1} issuer certificate(s)")
         return {
             "names": list(self.s.names),
+            "directory": self.s.directory,
             "certificate": pem("CERTIFICATE", blocks[0]),
             "chain": "".join(pem("CERTIFICATE", b) for b in blocks[1:]),
             "key": key.pkcs8_pem(),

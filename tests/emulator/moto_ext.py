@@ -4317,6 +4317,9 @@ _AmiBackend.create_image = _create_image  # type: ignore[method-assign]
 # resource's deletion and the group's deletion terminate the pool's instances.
 # AWS::AutoScaling::WarmPool is created on the group (Ref: the group's name, as AWS);
 # an update puts the pool again (resized in place); a changed group replaces it.
+# Each pool instance reports the launch template version it was launched from, as the
+# group's members do (patch 19's moto_ext_launch_template_version; a later version of the
+# group leaves it as it is, as AWS: `bbbctl roll` and `bake` replace it).
 # Not emulated: launch hooks (no Warmed:Pending:Wait, no Pending:Wait), a scale-out taking
 # its instances from the pool (the group launches new ones, as before), instances returning
 # to the pool on scale-in (InstanceReusePolicy is stored only), Warmed:Terminating:Wait
@@ -4406,7 +4409,8 @@ def _warm_instances(group: Any) -> list[dict[str, Any]]:
              **({"LaunchTemplate": {
                  "LaunchTemplateId": group.ec2_launch_template.id,
                  "LaunchTemplateName": group.ec2_launch_template.name,
-                 "Version": str(group.provided_launch_template_version or "")}}
+                 "Version": getattr(s.instance, "moto_ext_launch_template_version", None)
+                 or str(group.provided_launch_template_version or "")}}
                 if group.ec2_launch_template else {})}
             for s in _warm_states(group)]
 

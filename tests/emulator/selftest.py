@@ -2610,6 +2610,19 @@ def warm_pools():
           and set(states.values()) == {"stopped"} and tagged
           and not set(pool) & set(members) and len(members) == 1,
           (st["StackStatus"], out, config, pool, states, members))
+    # A new launch template version of the group: the pool's instances keep theirs.
+    lt = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+        "AutoScalingGroups"][0]["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template_version(LaunchTemplateId=lt, SourceVersion="1",
+                                       LaunchTemplateData={"InstanceType": "t3.medium"})
+    asg.update_auto_scaling_group(AutoScalingGroupName=group,
+                                  LaunchTemplate={"LaunchTemplateId": lt, "Version": "2"})
+    versions = sorted(i["LaunchTemplate"]["Version"] for i in
+                      asg.describe_warm_pool(AutoScalingGroupName=group)["Instances"])
+    check("warm pool: each instance reports the launch template version it was launched "
+          "from, not the group's newer one", versions == ["1", "1"], versions)
+    asg.update_auto_scaling_group(AutoScalingGroupName=group,
+                                  LaunchTemplate={"LaunchTemplateId": lt, "Version": "1"})
     cfn.update_stack(StackName=stack_id, TemplateBody=body(3))
     st = settle(stack_id)
     _, bigger = _pool(asg, group)

@@ -204,7 +204,9 @@ class CA:
     # ---- resources
     def handle(self, method, path, body, content_type):
         """(status, headers, body bytes)"""
-        if method == "GET" and path == "/directory":
+        # /other/directory: the same CA under a second directory URL, as a deployment moved
+        # from one ACME directory to another (staging to production) sees a new one.
+        if method == "GET" and path in ("/directory", "/other/directory"):
             return 200, {}, json.dumps({
                 "newNonce": self.url("/new-nonce"), "newAccount": self.url("/new-account"),
                 "newOrder": self.url("/new-order"), "revokeCert": self.url("/revoke"),

@@ -522,6 +522,49 @@ pub async fn images_of(aws: &Aws, stack: &str) -> Result<Vec<Image>> {
         .collect())
 }
 
+/// Builders of the deployment still there (a `bake` killed before its clean-up): they hold
+/// the servers' security group and subnet, which the stack's deletion could not delete. Each
+/// is terminated (the operator policy allows it on builders only) and waited for. Returns
+/// their ids.
+pub async fn terminate_builders(aws: &Aws, stack: &str) -> Result<Vec<String>> {
+    let params = [
+        ("Filter.1.Name", format!("tag:{TAG_STACK}")),
+        ("Filter.1.Value.1", stack.to_string()),
+        ("Filter.2.Name", format!("tag:{TAG_ROLE}")),
+        ("Filter.2.Value.1", BUILDER.to_string()),
+        ("Filter.3.Name", "instance-state-name".to_string()),
+        ("Filter.3.Value.1", "pending".to_string()),
+        ("Filter.3.Value.2", "running".to_string()),
+        ("Filter.3.Value.3", "stopping".to_string()),
+        ("Filter.3.Value.4", "stopped".to_string()),
+        ("Filter.3.Value.5", "shutting-down".to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), encode(&v)));
+    let xml = query(aws, "ec2", "DescribeInstances", EC2, &params).await?;
+    let ids: Vec<String> = items(child(&xml, "reservationSet").unwrap_or_default())
+        .into_iter()
+        .flat_map(|r| items(child(r, "instancesSet").unwrap_or_default()))
+        .filter_map(|i| child(i, "instanceId").map(unescape))
+        .collect();
+    for id in &ids {
+        instance_action(aws, Act::Terminate, id).await?;
+    }
+    let start = Instant::now();
+    for id in &ids {
+        loop {
+            let state = instance_state(aws, id).await?;
+            if state == "terminated" || state == "gone" {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!("builder {id} is still {state} after 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+    Ok(ids)
+}
+
 /// The deployment's baked snapshots (tagged as its images are), an image's or one whose
 /// image is already gone (a destroy interrupted between the two).
 pub async fn snapshots_of(aws: &Aws, stack: &str) -> Result<Vec<String>> {

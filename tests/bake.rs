@@ -492,8 +492,36 @@ async fn a_failed_bake_changes_nothing_and_destroy_removes_only_the_deployments_
         "[{{'Key': 'bbbctl:stack', 'Value': {other_stack:?}}}, {{'Key': 'bbbctl:image', 'Value': 'baked'}}]"
     ));
 
+    // bbbctl killed outright while the builder installs: the builder stays (nothing could
+    // terminate it); destroy terminates it below, before the stacks (it holds their
+    // security group).
+    let mut child = d.start(&["bake", "-s", &d.stack]);
+    let orphan = d
+        .play_builder(&mut child, &["t bbb-bootstrap: STEP apt-wait 2.0s"], false)
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let state = |id: &str| {
+        builders(&d.stack)
+            .into_iter()
+            .find(|b| b["id"] == id)
+            .map(|b| b["state"].as_str().unwrap().to_string())
+    };
+    assert_eq!(state(&orphan).as_deref(), Some("running"));
+
     let o = d.destroy(&[]);
     assert_code(&o, 0);
+    let said = stdout(&o) + &stderr(&o);
+    assert!(
+        said.contains(&format!(
+            "Terminated the server image builder(s) {orphan} that an interrupted bake left"
+        )),
+        "{said}"
+    );
+    assert_eq!(state(&orphan).as_deref(), Some("terminated"));
     assert_stdout_has(
         &o,
         &format!(

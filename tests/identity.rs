@@ -905,6 +905,12 @@ fn install_writes_the_boot_unit_before_the_services_and_the_hourly_certificate_t
             "{before}"
         );
     }
+    // dummy-nic, after this unit put the address on lo, exits 2 ("File exists"): success.
+    let drop_in = rig.read("etc/systemd/system/dummy-nic.service.d/bbbctl.conf");
+    assert!(
+        drop_in.contains("[Service]\nSuccessExitStatus=2\n"),
+        "{drop_in}"
+    );
     let timer = rig.read("etc/systemd/system/bbb-cert-refresh.timer");
     assert!(
         timer.contains("OnUnitActiveSec=1h") && timer.contains("RandomizedDelaySec="),

@@ -7,7 +7,8 @@
 //! (warnings allowed, e.g. the SES sandbox) → destroy, then nothing of the
 //! deployment left — neither
 //! its stacks nor a DNS name in the hosted zone (`<domain>`, `scalelite.<domain>`,
-//! `bbb-*.<domain>`).
+//! `bbb-*.media.<domain>`, the ACME challenge `_acme-challenge.media.<domain>`), nor a baked
+//! image or its snapshots.
 //!
 //! Ignored by default: it creates real resources, costs money (see README, "What only a real
 //! account can prove") and takes about an hour. Run it with
@@ -20,7 +21,9 @@
 //!
 //! Optional: `BBBCTL_REAL_REGION` (default: the profile's), `BBBCTL_REAL_EMAIL` (default
 //! `ops@<domain>`), `BBBCTL_REAL_MODE` (`scalable`, the default, or `single`),
-//! `BBBCTL_REAL_STACK` (default `bbbrt` + a time stamp). Without the three required
+//! `BBBCTL_REAL_STACK` (default `bbbrt` + a time stamp), `BBBCTL_REAL_FAST=1` (scalable:
+//! also `bake --roll`, a warm pool and a scale-out from it, with each server's measured boot
+//! printed; about 45 minutes more). Without the three required
 //! variables the test says what is missing and passes without touching AWS.
 //! Destroy runs even when an earlier step failed; the failures are reported after it.
 
@@ -38,6 +41,8 @@ struct Real {
     email: String,
     mode: String,
     stack: String,
+    /// BBBCTL_REAL_FAST=1 (scalable): bake an image, roll onto it, a warm pool, a scale-out.
+    fast: bool,
 }
 
 impl Real {
@@ -70,6 +75,7 @@ impl Real {
             region: get("BBBCTL_REAL_REGION"),
             mode: get("BBBCTL_REAL_MODE").unwrap_or_else(|| "scalable".to_string()),
             stack: get("BBBCTL_REAL_STACK").unwrap_or_else(|| format!("bbbrt{stamp}")),
+            fast: get("BBBCTL_REAL_FAST").is_some_and(|v| v == "1"),
         })
     }
 
@@ -310,6 +316,71 @@ fn recordings_reported(real: &Real, dir: &Path) -> Result<(), String> {
     Err(format!("after 600 s: {last}"))
 }
 
+/// Issue 27 on AWS: `bake --roll` (a builder installs once; the image recorded; the server
+/// replaced by one from it, no meeting cut), `scale --warm 1`, then `scale --count 2`, whose
+/// new server comes from the pool. Each server's boot (its STEP/BOOT lines) must be of the
+/// baked or restart path and ready; the measured launch-to-ready figures are printed (the
+/// numbers bench-boot.sh can only estimate). Then back to one server, no pool.
+fn fast_servers(real: &Real, dir: &Path, failures: &mut Vec<String>) {
+    let s = real.stack.as_str();
+    let steps: [(&str, Vec<&str>); 3] = [
+        ("bake --roll", vec!["bake", "-s", s, "--roll", "--yes"]),
+        (
+            "scale --warm 1",
+            vec!["scale", "-s", s, "--warm", "1", "--yes"],
+        ),
+        (
+            "scale --count 2",
+            vec!["scale", "-s", s, "--count", "2", "--yes"],
+        ),
+    ];
+    for (name, args) in steps {
+        let started = std::time::Instant::now();
+        let out = real.bbbctl(dir, &args);
+        eprintln!(
+            "real_account: {name} took {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        if !check(failures, name, &out) {
+            return;
+        }
+    }
+    let listed = real.bbbctl(dir, &["--output", "json", "servers", "-s", s]);
+    if check(failures, "servers (boots)", &listed) {
+        let v: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap_or_default();
+        for server in v["servers"].as_array().into_iter().flatten() {
+            let boot = &server["boot"];
+            eprintln!(
+                "real_account: {} boot {} {} launch to ready {} s, slowest step {}",
+                server["instance"],
+                boot["current"]["path"],
+                boot["current"]["state"],
+                boot["launch_to_ready"],
+                boot["slowest_step"]
+            );
+            let path = boot["current"]["path"].as_str().unwrap_or_default();
+            if !matches!(path, "baked" | "restart") || boot["launch_to_ready"].as_f64().is_none() {
+                failures.push(format!(
+                    "servers: {} booted {boot} (wanted the baked or restart path, ready)",
+                    server["instance"]
+                ));
+            }
+        }
+    }
+    for (name, args) in [
+        (
+            "scale --count 1",
+            vec!["scale", "-s", s, "--count", "1", "--yes"],
+        ),
+        (
+            "scale --warm 0",
+            vec!["scale", "-s", s, "--warm", "0", "--yes"],
+        ),
+    ] {
+        check(failures, name, &real.bbbctl(dir, &args));
+    }
+}
+
 #[tokio::test]
 #[ignore = "creates a real deployment in the AWS account of BBBCTL_REAL_PROFILE (costs money, ~1 h)"]
 async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
@@ -411,6 +482,9 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
                 "600",
             ],
         );
+        if real.fast && real.mode == "scalable" {
+            fast_servers(&real, dir, &mut failures);
+        }
         if check(&mut failures, "check", &report) {
             let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap_or_default();
             for c in v["checks"].as_array().into_iter().flatten() {
@@ -452,6 +526,18 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
             }
         }
     }
+    // No baked image or snapshot of the deployment (destroy deletes them).
+    let aws = bbbctl::aws::Aws::from_config(sdk.clone(), false);
+    match bbbctl::bake::images_of(&aws, &real.stack).await {
+        Ok(images) if images.is_empty() => {}
+        Ok(images) => failures.push(format!("baked images left: {images:?}")),
+        Err(e) => failures.push(format!("baked images: cannot tell: {e:#}")),
+    }
+    match bbbctl::bake::snapshots_of(&aws, &real.stack).await {
+        Ok(snapshots) if snapshots.is_empty() => {}
+        Ok(snapshots) => failures.push(format!("baked image snapshots left: {snapshots:?}")),
+        Err(e) => failures.push(format!("baked image snapshots: cannot tell: {e:#}")),
+    }
     let route53 = aws_sdk_route53::Client::new(&sdk);
     let ours = |name: &str| {
         let name = name.trim_end_matches('.');
@@ -472,7 +558,11 @@ async fn real_account_setup_admin_login_status_destroy_leaves_nothing() {
         match req.send().await {
             Ok(page) => {
                 for r in page.resource_record_sets() {
-                    if ours(r.name()) && matches!(r.r#type().as_str(), "A" | "AAAA" | "CNAME") {
+                    let challenge = r.name().trim_end_matches('.')
+                        == format!("_acme-challenge.media.{}", real.domain);
+                    if (ours(r.name()) && matches!(r.r#type().as_str(), "A" | "AAAA" | "CNAME"))
+                        || challenge
+                    {
                         failures.push(format!(
                             "DNS record {} {} is left",
                             r.name(),

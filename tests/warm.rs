@@ -153,12 +153,50 @@ async fn scale_warm_keeps_prepared_servers_stopped_until_it_is_set_to_zero() {
         warm.keys().collect::<Vec<_>>()
     );
 
+    // A setup that changes the servers' launch template (another instance type): the running
+    // server keeps its template (bbbctl roll replaces it), the pool's prepared servers, which
+    // a scale-out would start as they are, are replaced by ones of the new version.
+    let params = dir.join("other-type.json");
+    std::fs::write(
+        &params,
+        r#"{"Parameters": {"BBBServerCount": 1, "BBBServerInstanceType": "c5.xlarge"}}"#,
+    )
+    .unwrap();
+    let o = bbbctl_in(
+        &dir,
+        &setup_args(
+            &zone,
+            &stack,
+            &domain,
+            &["--params", params.to_str().unwrap(), "--no-check", "--yes"],
+        ),
+    );
+    assert_code(&o, 0);
+    assert!(
+        (stdout(&o) + &stderr(&o)).contains("of an older launch template than the group's"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let (size, renewed) = pool(&aws, &group).await.expect("the pool kept");
+    assert_eq!(size, 2);
+    assert_eq!(renewed.len(), 2, "{renewed:?}");
+    for id in warm.keys() {
+        assert!(!renewed.contains_key(id), "{id} was kept");
+        assert_eq!(ec2_state(&aws, id).await, "terminated", "{id}");
+    }
+    assert_eq!(
+        group_instances(&aws, &group).await,
+        members,
+        "the server kept"
+    );
+
     // --warm 0: no pool; its instances terminated, the server untouched.
     let o = bbbctl_in(&dir, &["scale", "-s", &stack, "--warm", "0"]);
     assert_code(&o, 0);
     assert_stdout_has(&o, "No warm pool.");
     assert_eq!(pool(&aws, &group).await, None);
-    for id in warm.keys() {
+    for id in renewed.keys() {
         assert_eq!(ec2_state(&aws, id).await, "terminated", "{id}");
     }
     assert_eq!(group_instances(&aws, &group).await, members);

@@ -105,6 +105,14 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, args: &DestroyArgs) -> Re
     if !lifted.is_empty() {
         p.info(protection_text(lifted.len()));
     }
+    // A builder a killed `bake` left holds the servers' security group and subnet.
+    let builders = crate::bake::terminate_builders(&aws, stack).await?;
+    if !builders.is_empty() {
+        p.info(format!(
+            "Terminated the server image builder(s) {} that an interrupted bake left",
+            builders.join(", ")
+        ));
+    }
     let image_cache = root
         .as_ref()
         .and_then(|r| outputs(r).remove(out::IMAGE_CACHE));

@@ -196,6 +196,11 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
     };
     if let Some(asg) = &group {
         keep_servers_where_they_are(&aws, asg).await?;
+        // A new launch template version (image, scripts, settings) does not reach the warm
+        // pool's prepared servers, which a scale-out would start as they are: replaced.
+        if let Some(name) = asg.auto_scaling_group_name() {
+            crate::drain::refresh_warm_pool(&aws, p, name).await?;
+        }
     }
     let remembered = Remembered {
         stack: s.stack.clone(),

@@ -799,6 +799,13 @@ ConditionPathExists=/etc/bbbctl/server.env
 Type=oneshot
 ExecStart=${SELF} refresh-cert
 EOF
+  # This unit puts the public address on lo before dummy-nic runs at every boot; upstream's
+  # dummy-nic adding it again then exits 2 (ip: RTNETLINK "File exists"), which is success.
+  mkdir -p "${UNIT_DIR}/dummy-nic.service.d"
+  cat >"${UNIT_DIR}/dummy-nic.service.d/bbbctl.conf" <<'EOF'
+[Service]
+SuccessExitStatus=2
+EOF
   cat >"${UNIT_DIR}/bbb-cert-refresh.timer" <<'EOF'
 [Unit]
 Description=Look for a renewed fleet certificate every hour

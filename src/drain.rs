@@ -772,7 +772,27 @@ pub async fn refresh_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<Ve
     Ok(stale)
 }
 
-async fn put_warm_pool(aws: &Aws, group: &str, min_size: i32) -> Result<()> {
+/// Empties the group's warm pool and waits until its instances are gone: a switch to single
+/// mode, whose one server must not be started from a prepared scalable one (the update takes
+/// the pool resource away only in its clean-up, after the group has launched). Returns the
+/// pool's size before (None: no pool), for `put_warm_pool` when the switch fails.
+pub async fn empty_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<Option<i32>> {
+    let Some(pool) = fleet::warm_pool(aws, group).await? else {
+        return Ok(None);
+    };
+    let ids: Vec<String> = pool.instances.iter().map(|i| i.0.clone()).collect();
+    if !ids.is_empty() {
+        p.info(format!(
+            "Emptying the warm pool of {group} ({}): a single server is never started from a prepared scalable one",
+            ids.join(", ")
+        ));
+    }
+    put_warm_pool(aws, group, 0).await?;
+    wait_warm_pool_without(aws, group, &ids).await?;
+    Ok(Some(pool.min_size))
+}
+
+pub async fn put_warm_pool(aws: &Aws, group: &str, min_size: i32) -> Result<()> {
     use aws_sdk_autoscaling::types::{InstanceReusePolicy, WarmPoolState};
     aws.autoscaling
         .put_warm_pool()

@@ -220,8 +220,12 @@ async fn single_mode_then_scalable_and_back() {
     for name in &service_logs {
         put_log_lines(name, "s", &["x"]);
     }
+    // A warm pool of prepared scalable servers: emptied before the switch (the group would
+    // start the single server from it), then gone with the update.
+    assert_code(&bbbctl_in(&dir, &["scale", "-s", &stack, "--warm", "1"]), 0);
     let o = setup("single");
     assert_code(&o, 0);
+    assert_stdout_has(&o, "Emptying the warm pool of");
     assert_stdout_has(&o, "start the switch when no meeting runs");
     assert_stdout_has(&o, "Taking the BBB servers out before the switch");
     assert_stdout_has(&o, "0 BBB servers left in the group");
@@ -395,6 +399,18 @@ async fn a_failed_switch_to_single_brings_the_servers_back() {
     let group = outputs["BBBServerGroupName"].clone();
     // The registrar (which does not run here) ends each server's drain.
     let _registrar = common::registrar::Registrar::start(&group);
+    // A warm pool: emptied for the switch, set back when it fails.
+    assert_code(&bbbctl_in(&dir, &["scale", "-s", &stack, "--warm", "1"]), 0);
+    let warm_size = || {
+        boto3(
+            "autoscaling",
+            &format!(
+                "c = client.describe_warm_pool(AutoScalingGroupName={group:?})\n\
+                 print(c.get('WarmPoolConfiguration', {{}}).get('MinSize'), len(c['Instances']))"
+            ),
+        )
+    };
+    assert_eq!(warm_size(), "1 1");
 
     let fixture = repo().join("tests/fixtures/failing-network");
     let o = bbbctl_in(
@@ -420,6 +436,8 @@ async fn a_failed_switch_to_single_brings_the_servers_back() {
         "{}",
         stderr(&o)
     );
+    assert_stdout_has(&o, "Emptying the warm pool of");
+    assert_eq!(warm_size(), "1 1", "the pool set back");
     let asg = auto_scaling_group(&aws, &group).await;
     assert_eq!(asg.desired_capacity(), Some(2));
     // ... and may hold scale-in protection again (the release tagged the group).

@@ -1584,6 +1584,28 @@ fn warm_instances_get_no_name_and_no_registration_and_go_in_and_out_of_the_pool(
     );
     assert_eq!(rig.record("i-0ccc3333"), None, "{log}");
 
+    // One whose boot failed on its way into the pool is abandoned (terminated, the pool
+    // prepares another), never kept stopped to be started into service later.
+    rig.change(|s| {
+        s["warm"][GROUP].as_array_mut().unwrap().push(
+            json!({"InstanceId": "i-0ddd4444", "LifecycleState": "Warmed:Pending:Wait"}),
+        );
+        s["instances"]["i-0ddd4444"] = json!({"PublicIpAddress": "203.0.113.13", "State": {"Name": "running"}, "LaunchTime": now() - 600,
+            "Tags": [{"Key": "bbbctl:stack", "Value": STACK}]});
+    });
+    let body = json!({"secret": "salt0ddd4444salt", "boot": boot("failed", now() - 100, "bare", "Warmed:Stopped")});
+    rig.report_raw("i-0ddd4444", &body.to_string(), now());
+    let log = rig.run();
+    assert_eq!(completed(&rig, "i-0ddd4444"), vec!["bbb-launch"], "{log}");
+    let abandoned = rig.calls_of("complete_lifecycle_action");
+    assert!(
+        abandoned
+            .iter()
+            .any(|c| c["InstanceId"] == "i-0ddd4444" && c["LifecycleActionResult"] == "ABANDON"),
+        "{abandoned:?}"
+    );
+    assert!(log.contains("abandoned"), "{log}");
+
     // Its install is over: into the pool (where AWS stops it).
     let body = json!({"secret": "salt0aaa1111salt", "boot": boot("ready", now() - 100, "bare", "Warmed:Stopped")});
     rig.report_raw("i-0aaa1111", &body.to_string(), now());
@@ -1595,7 +1617,7 @@ fn warm_instances_get_no_name_and_no_registration_and_go_in_and_out_of_the_pool(
         assert!(rig.entry(id).is_none(), "{id}");
     }
     assert!(rig.calls_of("set_instance_protection").is_empty());
-    assert!(rig.calls_of("complete_lifecycle_action").len() == 2);
+    assert!(rig.calls_of("complete_lifecycle_action").len() == 3);
     // Its report stays (it is a live instance of the group's pool), its notes none.
     assert!(rig.state()["buckets"][BUCKET][report_key("i-0aaa1111")].is_string());
 }

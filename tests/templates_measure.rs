@@ -137,4 +137,19 @@ fn the_repository_step_table_is_well_formed_and_meets_no_goal_it_does_not_meet()
     }
     assert_eq!(out.matches("launch to enabled").count(), 3, "{out}");
     assert_eq!(out.matches("goal <= ").count(), 2, "{out}");
+    // The README shows each path's total as the script prints it.
+    let (ok, md, _) = bench(&["--markdown"]);
+    assert!(ok);
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let totals: Vec<&str> = md
+        .lines()
+        .filter(|l| l.contains("**launch to enabled**"))
+        .collect();
+    assert_eq!(totals.len(), 3, "{md}");
+    for line in totals {
+        assert!(
+            readme.lines().any(|l| l == line),
+            "README.md lacks the benchmark's line (run scripts/bench-boot.sh --markdown): {line}"
+        );
+    }
 }

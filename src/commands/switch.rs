@@ -34,6 +34,8 @@ pub(super) struct Switch {
     /// scalable → single: the server group and how many servers it had before they were
     /// taken out.
     released: Option<(String, i32)>,
+    /// scalable → single: the warm pool's size before it was emptied for the switch.
+    warm_pool: Option<i32>,
     /// scalable → single: the log groups of the clusters the update deletes.
     service_logs: Vec<String>,
     /// scalable → single: the Aurora cluster and the EFS file system the update deletes, and
@@ -90,6 +92,10 @@ impl Switch {
             switch.released = server_count(aws, stack).await?;
             if let Some((group, _)) = &switch.released {
                 take_servers_out(aws, p, stack, group).await?;
+                // The update would start the single server from the warm pool (prepared
+                // scalable servers, which no update replaces) before its clean-up deletes
+                // the pool.
+                switch.warm_pool = crate::drain::empty_warm_pool(aws, p, group).await?;
             }
             switch.service_logs = super::destroy::service_log_groups_of(aws, stack).await?;
             switch.scalable_data = Some(ScalableData {
@@ -113,6 +119,13 @@ impl Switch {
         let Some((group, before)) = &self.released else {
             return;
         };
+        if let Some(size) = self.warm_pool.filter(|n| *n > 0)
+            && let Err(e) = crate::drain::put_warm_pool(aws, group, size).await
+        {
+            p.warn(format!(
+                "The switch failed, and the warm pool could not be set back to {size} ({e:#}): `bbbctl scale -s {stack} --warm {size}`"
+            ));
+        }
         if let Ok(Some(asg)) = server_group(aws, group).await
             && let Err(e) = super::destroy::allow_protection(aws, &asg).await
         {

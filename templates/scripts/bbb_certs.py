@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 import boto3
 
 PROGRAM = "bbb-certs"
-USER_AGENT = "bbbctl-certs/1 (+https://github.com/; RFC 8555)"
+USER_AGENT = "bbbctl-certs/1 (the fleet certificate issuer of a bbbctl BigBlueButton deployment; RFC 8555)"
 MAX_ANSWER = 1 << 20
 # A run leaves itself this much of the function's time to delete the TXT record and
 # answer CloudFormation.

@@ -1110,13 +1110,13 @@ class Run:
                 log(f"{instance_id}: note not deleted: {error_code(error)}")
         self.aws.unnote_named(instance_id)
 
-    def complete(self, group, instance_id, hook=HOOK, what="drained; the group may terminate it"):
+    def complete(self, group, instance_id, hook=HOOK, what="drained; the group may terminate it", result="CONTINUE"):
         try:
             self.aws.autoscaling.complete_lifecycle_action(
                 LifecycleHookName=hook,
                 AutoScalingGroupName=group,
                 InstanceId=instance_id,
-                LifecycleActionResult="CONTINUE",
+                LifecycleActionResult=result,
             )
             self.did(f"{instance_id}: {what}")
             return True
@@ -1131,12 +1131,20 @@ class Run:
         says booting (up to BOOT_LIMIT from the boot's start); completed at once too when it
         says failed (the instance goes in unregistered and `bbbctl servers` names it: taking
         it out would have the group launch another in its place, and a boot that always
-        fails would launch and terminate servers for ever). Whether it was let go."""
+        fails would launch and terminate servers for ever) - except on its way into the warm
+        pool: ABANDON, so that a broken server is never kept stopped to be started into
+        service later, unseen (the pool prepares another). Whether it was let go."""
         where = "into the warm pool" if warm else "into service"
         ready, why = boot_ready(report, ec2)
         if ready:
             return self.complete(group, instance_id, LAUNCH_HOOK, f"boot ready ({report.boot.path}): let {where}")
         boot = report.boot if report and report.modified and ec2.get("LaunchTime") and report.modified >= launch_time(ec2) else None
+        if boot and boot.state == "failed" and warm:
+            return self.complete(
+                group, instance_id, LAUNCH_HOOK,
+                f"boot FAILED ({boot.path}) on its way into the warm pool: abandoned (terminated; the pool prepares another); its boot log says why",
+                result="ABANDON",
+            )
         if boot and boot.state == "failed":
             return self.complete(
                 group, instance_id, LAUNCH_HOOK, f"boot FAILED ({boot.path}): let {where} unregistered; its boot log says why (bbbctl servers)"

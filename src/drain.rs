@@ -727,8 +727,9 @@ const WARM_POOL_EMPTY_TIMEOUT: Duration = Duration::from_secs(600);
 /// instances alone (AWS::AutoScaling::WarmPool: "Instances in the warm pool are not
 /// replaced"). The pool is set to 0 (Auto Scaling terminates its instances), then back to
 /// its size once they are gone (new ones are prepared from the current version). The
-/// configuration put is the template's (templates/bbb-servers.yaml ServerWarmPool:
-/// PoolState Stopped, ReuseOnScaleIn false), so the stack's resource is unchanged after.
+/// configuration put is the template's (templates/bbb-servers.yaml ServerWarmPool: an
+/// absolute size, MaxGroupPreparedCapacity = MinSize; PoolState Stopped, ReuseOnScaleIn
+/// false), so the stack's resource is unchanged after.
 /// Returns the instances replaced (none: nothing to do).
 pub async fn refresh_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<Vec<String>> {
     let Some(pool) = fleet::warm_pool(aws, group).await? else {
@@ -798,6 +799,7 @@ pub async fn put_warm_pool(aws: &Aws, group: &str, min_size: i32) -> Result<()> 
         .put_warm_pool()
         .auto_scaling_group_name(group)
         .min_size(min_size)
+        .max_group_prepared_capacity(min_size)
         .pool_state(WarmPoolState::Stopped)
         .instance_reuse_policy(
             InstanceReusePolicy::builder()

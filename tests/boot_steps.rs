@@ -12,24 +12,11 @@ mod standins;
 use common::*;
 use standins::scalelite::Scalelite;
 
-/// RFC 3339 (UTC, whole seconds) of an epoch time (H. Hinnant's civil_from_days).
+/// RFC 3339 (UTC, whole seconds) of an epoch time.
 fn rfc3339(epoch: i64) -> String {
-    let (days, secs) = (epoch.div_euclid(86_400), epoch.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    aws_smithy_types::DateTime::from_secs(epoch)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap()
 }
 
 /// `(seconds after launch, "program: text")` as log lines of an instance launched at `launched`.

@@ -410,6 +410,21 @@ fn another_directory_issues_again_with_an_account_of_that_directory() {
 }
 
 #[test]
+fn an_aws_error_in_a_scheduled_run_is_a_failed_line_too() {
+    // Not only the issuer's own failures: a refused AWS call (here a secret that is gone)
+    // logs one FAILED line, so that searching the log group for FAILED finds every failure.
+    let mut rig = Rig::new();
+    rig.cert_secret = rig
+        .cert_secret
+        .replace("fleet-certificate", "no-such-secret");
+    let (ok, log, _) = rig.run(json!({"source": "aws.events"}));
+    assert!(!ok, "{log}");
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("FAILED")).collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    assert!(failed[0].contains("ResourceNotFoundException"), "{log}");
+}
+
+#[test]
 fn a_failed_challenge_is_one_clear_line_and_leaves_no_record() {
     let rig = Rig::new();
     rig.control(json!({"fail_challenge": true}));

@@ -93,7 +93,8 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
         registrar["rules"],
         serde_json::json!([
             format!("{stack}-bbb-registrar-group-events"),
-            format!("{stack}-bbb-registrar-minutely")
+            format!("{stack}-bbb-registrar-minutely"),
+            format!("{stack}-bbb-registrar-reports")
         ])
     );
     assert!(
@@ -102,7 +103,7 @@ async fn setup_rerun_admin_login_scale_status_destroy() {
             .unwrap()
             .iter()
             .all(|t| *t == registrar["arn"])
-            && registrar["targets"].as_array().unwrap().len() == 2,
+            && registrar["targets"].as_array().unwrap().len() == 3,
         "{registrar}"
     );
     let nested = nested_stacks(&aws, &stack).await;

@@ -158,9 +158,9 @@ fn the_warm_pool_follows_its_parameter_stopped_and_never_reused() {
     assert_eq!(text(&p["MinSize"]), "Ref:WarmPoolSize");
     assert_eq!(text(&p["PoolState"]), "Stopped");
     assert_eq!(text(&p["InstanceReusePolicy"]["ReuseOnScaleIn"]), "false");
-    // MaxGroupPreparedCapacity unset: the group's max is its desired capacity (scale sets
-    // both), so the pool is MinSize.
-    assert!(p["MaxGroupPreparedCapacity"].is_null());
+    // MaxGroupPreparedCapacity = MinSize: an absolute size (unset, AWS keeps max - desired,
+    // which grows while a scale-in drains: desired falls before max).
+    assert_eq!(text(&p["MaxGroupPreparedCapacity"]), "Ref:WarmPoolSize");
     let condition = format!("{:?}", doc["Conditions"]["HasWarmPool"]);
     assert!(
         condition.contains("IsScalable") && condition.contains("WarmPoolSize"),

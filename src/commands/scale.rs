@@ -11,23 +11,19 @@
 //! servers still hold which meetings (or, with `--force`, ends them after a confirmation).
 //! The engine is `crate::drain`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use aws_sdk_cloudformation::types::Parameter;
 use serde_json::json;
 
 use super::connect;
 use super::out;
 use super::stacks::{Deployment, instances_now};
 use crate::aws::Aws;
-use crate::cfn::events::EventPoller;
-use crate::cfn::ops::{self, CAPABILITIES, describe_stack, parameters};
-use crate::cfn::tree::{Op, StackTree};
+use crate::cfn::ops::{describe_stack, parameters};
 use crate::cli::ScaleArgs;
 use crate::drain::{Fleet, set_capacity, wait_in_service};
-use crate::error::{aws_message, describe, usage};
+use crate::error::usage;
 use crate::settings::{Global, P_WARM_POOL, validate_count};
 use crate::ui::Printer;
 
@@ -160,57 +156,18 @@ async fn set_warm_pool(aws: &Aws, p: &Printer, stack: &str, n: u32) -> Result<()
         p.info(format!("Warm pool of {stack}: already {n}."));
         return Ok(());
     }
-    let params: Vec<Parameter> = root
-        .parameters()
-        .iter()
-        .filter_map(|x| x.parameter_key())
-        .map(|k| {
-            let b = Parameter::builder().parameter_key(k);
-            if k == P_WARM_POOL {
-                b.parameter_value(&value).build()
-            } else {
-                b.use_previous_value(true).build()
-            }
-        })
-        .collect();
     p.info(format!(
         "Warm pool of {stack}: {} → {n} prepared server(s) ({P_WARM_POOL}; a stack update)",
         current.get(P_WARM_POOL).map(String::as_str).unwrap_or("0")
     ));
-    let mut poller = EventPoller::new(aws.cfn.clone());
-    let marker = poller.latest(stack).await?;
-    let token = ops::request_token(Op::Update);
-    let stack_id = match aws
-        .cfn
-        .update_stack()
-        .stack_name(stack)
-        .use_previous_template(true)
-        .set_parameters(Some(params))
-        .set_capabilities(Some(CAPABILITIES.to_vec()))
-        .client_request_token(&token)
-        .send()
-        .await
-    {
-        Ok(o) => o.stack_id().unwrap_or(stack).to_string(),
-        Err(e) if aws_message(&e).is_some_and(|m| m.contains("No updates are to be performed")) => {
-            return Ok(());
-        }
-        Err(e) => bail!("updating stack {stack}: {}", describe(&e)),
-    };
-    let (since, seen) = marker.map(|(i, t)| (Some(t), Some(i))).unwrap_or_default();
-    poller.start(&stack_id, since, seen);
-    let mut tree = StackTree::new(Op::Update, stack, &stack_id, None, BTreeMap::new());
-    tree.deployment = Some(stack.to_string());
-    let outcome = ops::follow(&aws.cfn, tree, &mut poller, &mut p.progress()).await?;
-    if !outcome.succeeded() {
-        let cause = outcome
-            .root_cause()
-            .map(|c| format!("\nRoot cause: {c}"))
-            .unwrap_or_default();
-        bail!(
-            "the update of stack {stack} for the warm pool failed ({}): CloudFormation rolled it back{cause}",
-            outcome.status
-        );
-    }
+    crate::deployment::update_parameter(
+        aws,
+        p,
+        &root,
+        stack,
+        (P_WARM_POOL, &value),
+        "the warm pool stays as it was",
+    )
+    .await?;
     Ok(())
 }

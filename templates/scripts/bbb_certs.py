@@ -736,8 +736,8 @@ def handler(event=None, context=None, env=None, clients=None):
         log("scheduled run")
         try:
             issued, doc = Issuer(settings, clients, deadline).run()
-        except Failure as failure:
-            log(f"FAILED {failure}")
+        except Exception as exc:  # an AWS error too: one FAILED line to search the log for
+            log(f"FAILED {exc if isinstance(exc, Failure) else f'{type(exc).__name__}: {exc}'}")
             raise
         return {"issued": issued, **doc}
     physical_id = event.get("PhysicalResourceId") or f"fleet-certificate-{settings.fleet_domain}"

@@ -28,6 +28,45 @@ use crate::ui::{Printer, inert};
 /// The deployment's termination lifecycle hook: a server taken out waits in it
 /// (Terminating:Wait) until the registrar lets it go (templates/bbb-servers.yaml).
 pub const DRAIN_HOOK: &str = "bbb-drain";
+/// The launch hook every new instance waits in until its boot is ready (bbb-servers.yaml,
+/// the group's LifecycleHookSpecificationList).
+pub const LAUNCH_HOOK: &str = "bbb-launch";
+
+/// The group's launch hook, put back when it is missing: the template declares it in the
+/// group's LifecycleHookSpecificationList, which AWS documents for a group's creation; a
+/// group created by an earlier release (or in single mode, then switched) gets it in an
+/// update, which no AWS page promises to apply. Without it a warm-pool instance is stopped
+/// as soon as it launches, its user data cut off. Same settings as the template's. Whether
+/// it was missing.
+pub async fn ensure_launch_hook(aws: &Aws, p: &Printer, group: &str) -> Result<bool> {
+    let found = aws
+        .autoscaling
+        .describe_lifecycle_hooks()
+        .auto_scaling_group_name(group)
+        .lifecycle_hook_names(LAUNCH_HOOK)
+        .send()
+        .await
+        .aws_context(format_args!("reading the lifecycle hooks of {group}"))?;
+    if !found.lifecycle_hooks().is_empty() {
+        return Ok(false);
+    }
+    aws.autoscaling
+        .put_lifecycle_hook()
+        .auto_scaling_group_name(group)
+        .lifecycle_hook_name(LAUNCH_HOOK)
+        .lifecycle_transition("autoscaling:EC2_INSTANCE_LAUNCHING")
+        .heartbeat_timeout(3600)
+        .default_result("CONTINUE")
+        .send()
+        .await
+        .aws_context(format_args!(
+            "adding the launch hook {LAUNCH_HOOK} to {group}"
+        ))?;
+    p.info(format!(
+        "Added the launch hook {LAUNCH_HOOK} to {group} (the update did not): new servers wait in it until their boot is ready"
+    ));
+    Ok(true)
+}
 
 /// How often a drain asks Scalelite (its poller updates loads every 60 s by default).
 const DRAIN_POLL: Duration = Duration::from_secs(3);
@@ -791,6 +830,24 @@ pub async fn empty_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<Opti
     put_warm_pool(aws, group, 0).await?;
     wait_warm_pool_without(aws, group, &ids).await?;
     Ok(Some(pool.min_size))
+}
+
+/// destroy: the group's warm pool deleted at once with its instances and their outstanding
+/// lifecycle actions (DeleteWarmPool ForceDelete). The stack's deletion would otherwise
+/// wait for an instance preparing in its launch hook, which only the registrar answers (up
+/// to the hook's hour) - and the registrar goes with the same deletion. Whether there was one.
+pub async fn delete_warm_pool(aws: &Aws, group: &str) -> Result<bool> {
+    if fleet::warm_pool(aws, group).await?.is_none() {
+        return Ok(false);
+    }
+    aws.autoscaling
+        .delete_warm_pool()
+        .auto_scaling_group_name(group)
+        .force_delete(true)
+        .send()
+        .await
+        .aws_context(format_args!("deleting the warm pool of {group}"))?;
+    Ok(true)
 }
 
 pub async fn put_warm_pool(aws: &Aws, group: &str, min_size: i32) -> Result<()> {

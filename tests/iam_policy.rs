@@ -1078,8 +1078,19 @@ fn sdk_crates() -> &'static BTreeMap<String, PathBuf> {
 }
 
 fn read_sdk_crates() -> BTreeMap<String, PathBuf> {
+    // This machine's platform only: a fresh machine has downloaded no other platform's
+    // crates (windows-sys, anstyle-wincon), which an unfiltered --offline metadata needs.
+    let rustc = std::process::Command::new(std::env::var("RUSTC").unwrap_or("rustc".into()))
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names the host");
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--offline", "--locked"])
+        .args(["--filter-platform", &host])
         .current_dir(repo())
         .output()
         .expect("cargo metadata");

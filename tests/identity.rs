@@ -611,6 +611,7 @@ fn the_first_boot_of_a_baked_image_makes_its_own_secrets_everywhere_they_are_rea
     }
     assert!(!all.contains("PRIVATE KEY"), "the key reached the log");
     assert!(log.contains("per-server secrets made new"), "{log}");
+    assert!(!log.contains("WARNING"), "{log}");
     // The bootstrap writes the boot's state and BOOT line on the first boot, not this.
     assert!(!rig.file("run/bbbctl/boot").exists());
     assert!(!log.contains(" BOOT "), "{log}");
@@ -624,6 +625,33 @@ fn the_first_boot_of_a_baked_image_makes_its_own_secrets_everywhere_they_are_rea
     // A later boot keeps them too.
     rig.ok(&[]);
     assert_eq!(rig.secret_values(), (salts, turn));
+}
+
+#[test]
+fn a_settings_file_still_naming_the_builder_is_named_on_a_baked_first_boot() {
+    // A place this script does not know (a BigBlueButton release writing the name somewhere
+    // new): the boot goes on, and its log names the file for the operator.
+    let rig = Rig::new();
+    fs::write(rig.file("etc/bbbctl/baked.json"), "{}").unwrap();
+    fs::write(
+        rig.file("etc/bigbluebutton/new-place.yml"),
+        "publicUrl: https://bbb-baked.invalid/somewhere\n",
+    )
+    .unwrap();
+    let out = rig.run(&["--first-boot"]);
+    assert!(out.status.success(), "{}", rig.log());
+    assert!(
+        rig.log().contains(
+            "WARNING the builder's name bbb-baked.invalid is still in: /etc/bigbluebutton/new-place.yml"
+        ),
+        "{}",
+        rig.log()
+    );
+    // A later boot (the name long replaced) does not look.
+    rig.forget();
+    fs::write(rig.file("var/log/bbb-bootstrap.log"), "").unwrap();
+    rig.ok(&[]);
+    assert!(!rig.log().contains("WARNING"), "{}", rig.log());
 }
 
 #[test]

@@ -98,12 +98,13 @@ async fn scale_warm_keeps_prepared_servers_stopped_until_it_is_set_to_zero() {
     let listed: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(listed["servers"].as_array().unwrap().len(), 1, "{listed:#}");
     assert_eq!(listed["warm_pool"]["min_size"], 2, "{listed:#}");
-    let shown: Vec<&str> = listed["warm_pool"]["instances"]
+    let mut shown: Vec<&str> = listed["warm_pool"]["instances"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| i[0].as_str().unwrap())
         .collect();
+    shown.sort_unstable(); // in the pool's order, which is no order
     assert_eq!(shown, warm.keys().map(String::as_str).collect::<Vec<_>>());
     let o = bbbctl_in(&dir, &["servers", "-s", &stack]);
     assert_code(&o, 0);
@@ -140,11 +141,38 @@ async fn scale_warm_keeps_prepared_servers_stopped_until_it_is_set_to_zero() {
         "one server's hours: {servers:#}"
     );
 
-    // A later setup (same parameter file, which says nothing of a pool) keeps it.
-    assert_code(
-        &setup_with_servers(&dir, (&zone, &stack, &domain), 1, &["--no-check"]),
-        0,
+    // A later setup (same parameter file, which says nothing of a pool) keeps it; a launch
+    // hook missing from the group (an update that did not apply the template's
+    // LifecycleHookSpecificationList) is put back, with the template's settings.
+    let hooks = || {
+        boto3(
+            "autoscaling",
+            &format!(
+                "print(json.dumps([(h['LifecycleHookName'], h['LifecycleTransition'], h['HeartbeatTimeout'], h['DefaultResult']) \
+                 for h in client.describe_lifecycle_hooks(AutoScalingGroupName={group:?})['LifecycleHooks'] if h['LifecycleHookName'] == 'bbb-launch']))"
+            ),
+        )
+    };
+    let declared = hooks();
+    assert_eq!(
+        declared,
+        r#"[["bbb-launch", "autoscaling:EC2_INSTANCE_LAUNCHING", 3600, "CONTINUE"]]"#
     );
+    boto3(
+        "autoscaling",
+        &format!(
+            "client.delete_lifecycle_hook(AutoScalingGroupName={group:?}, LifecycleHookName='bbb-launch')"
+        ),
+    );
+    let o = setup_with_servers(&dir, (&zone, &stack, &domain), 1, &["--no-check"]);
+    assert_code(&o, 0);
+    assert!(
+        (stdout(&o) + &stderr(&o)).contains("Added the launch hook bbb-launch"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(hooks(), declared);
     assert_eq!(warm_parameter(&aws, &stack).await.as_deref(), Some("2"));
     let (size, kept) = pool(&aws, &group).await.expect("the pool kept");
     assert_eq!(size, 2);
@@ -215,7 +243,14 @@ async fn scale_warm_keeps_prepared_servers_stopped_until_it_is_set_to_zero() {
     // destroy takes a pool with the deployment.
     assert_code(&bbbctl_in(&dir, &["scale", "-s", &stack, "--warm", "1"]), 0);
     let (_, last) = pool(&aws, &group).await.expect("a pool again");
-    assert_code(&bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]), 0);
+    let o = bbbctl_in(&dir, &["destroy", "-s", &stack, "--yes"]);
+    assert_code(&o, 0);
+    assert!(
+        (stdout(&o) + &stderr(&o)).contains("Deleted the warm pool of"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     for id in last.keys() {
         assert_eq!(ec2_state(&aws, id).await, "terminated", "{id}");
     }

@@ -105,6 +105,15 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, args: &DestroyArgs) -> Re
     if !lifted.is_empty() {
         p.info(protection_text(lifted.len()));
     }
+    // The warm pool first (its prepared servers and their launch hooks, which only the
+    // registrar answers, and the registrar goes with the stacks).
+    for group in &found.groups {
+        if crate::drain::delete_warm_pool(&aws, group).await? {
+            p.info(format!(
+                "Deleted the warm pool of {group} with its prepared servers"
+            ));
+        }
+    }
     // A builder a killed `bake` left holds the servers' security group and subnet.
     let builders = crate::bake::terminate_builders(&aws, stack).await?;
     if !builders.is_empty() {

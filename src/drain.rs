@@ -68,7 +68,8 @@ pub async fn ensure_launch_hook(aws: &Aws, p: &Printer, group: &str) -> Result<b
     Ok(true)
 }
 
-/// How often a drain asks Scalelite (its poller updates loads every 60 s by default).
+/// How often a drain asks Scalelite (its poller updates loads every POLL_INTERVAL, 10 s in
+/// the deployment's poller task; 60 s by upstream's default).
 const DRAIN_POLL: Duration = Duration::from_secs(3);
 
 /// How long a drain waits (meetings, then the server's own drain: its recordings), whether it
@@ -879,6 +880,8 @@ async fn wait_warm_pool_without(aws: &Aws, group: &str, gone: &[String]) -> Resu
             .map(|pool| pool.instances)
             .unwrap_or_default()
             .into_iter()
+            // On its way out (Warmed:Terminating*, Warmed:Terminated) is gone: never started.
+            .filter(|i| !i.2.starts_with("Warmed:Terminat"))
             .map(|i| i.0)
             .filter(|i| gone.contains(i))
             .collect();

@@ -63,7 +63,7 @@ pub async fn ensure_launch_hook(aws: &Aws, p: &Printer, group: &str) -> Result<b
             "adding the launch hook {LAUNCH_HOOK} to {group}"
         ))?;
     p.info(format!(
-        "Added the launch hook {LAUNCH_HOOK} to {group} (the update did not): new servers wait in it until their boot is ready"
+        "Added the launch hook {LAUNCH_HOOK} to {group}, which lacked it: new servers wait in it until their boot is ready"
     ));
     Ok(true)
 }
@@ -350,7 +350,7 @@ impl Fleet {
         timeout: Duration,
     ) -> Result<(Vec<String>, i32)> {
         // First the warm pool: the new servers of the roll may come from it.
-        refresh_warm_pool(aws, p, &self.group).await?;
+        refresh_warm_pool(aws, p, &self.group, false).await?;
         let start = self.picture(aws).await?;
         let n = in_service(&start);
         let mut old: Vec<String> = if all {
@@ -770,8 +770,14 @@ const WARM_POOL_EMPTY_TIMEOUT: Duration = Duration::from_secs(600);
 /// configuration put is the template's (templates/bbb-servers.yaml ServerWarmPool: an
 /// absolute size, MaxGroupPreparedCapacity = MinSize; PoolState Stopped, ReuseOnScaleIn
 /// false), so the stack's resource is unchanged after.
-/// Returns the instances replaced (none: nothing to do).
-pub async fn refresh_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<Vec<String>> {
+/// With `all`, every one of them is replaced (prepared without the launch hook, their
+/// user data cut off). Returns the instances replaced (none: nothing to do).
+pub async fn refresh_warm_pool(
+    aws: &Aws,
+    p: &Printer,
+    group: &str,
+    all: bool,
+) -> Result<Vec<String>> {
     let Some(pool) = fleet::warm_pool(aws, group).await? else {
         return Ok(Vec::new());
     };
@@ -786,16 +792,21 @@ pub async fn refresh_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<Ve
         .instances
         .iter()
         .zip(&pool.versions)
-        .filter(|(_, v)| v.as_str() != current)
+        .filter(|(_, v)| all || v.as_str() != current)
         .map(|(i, _)| i.0.clone())
         .collect();
     if stale.is_empty() {
         return Ok(stale);
     }
     p.info(format!(
-        "The warm pool's {} prepared server(s) ({}) are of an older launch template than the group's (version {current}): replacing them, so that a scale-out starts current ones",
+        "The warm pool's {} prepared server(s) ({}) {}: replacing them, so that a scale-out starts current ones",
         stale.len(),
-        stale.join(", ")
+        stale.join(", "),
+        if all {
+            "were prepared without the launch hook".to_string()
+        } else {
+            format!("are of an older launch template than the group's (version {current})")
+        }
     ));
     put_warm_pool(aws, group, 0).await?;
     let emptied = wait_warm_pool_without(aws, group, &stale).await;
@@ -834,20 +845,89 @@ pub async fn empty_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<Opti
 }
 
 /// destroy: the group's warm pool deleted at once with its instances and their outstanding
-/// lifecycle actions (DeleteWarmPool ForceDelete). The stack's deletion would otherwise
-/// wait for an instance preparing in its launch hook, which only the registrar answers (up
-/// to the hook's hour) - and the registrar goes with the same deletion. Whether there was one.
-pub async fn delete_warm_pool(aws: &Aws, group: &str) -> Result<bool> {
-    if fleet::warm_pool(aws, group).await?.is_none() {
+/// lifecycle actions (DeleteWarmPool ForceDelete), then waited for until Auto Scaling no
+/// longer describes it. The stack's deletion would otherwise wait for an instance preparing
+/// in its launch hook, which only the registrar answers (up to the hook's hour) - and the
+/// registrar goes with the same deletion. A scaling activity in progress (the likeliest
+/// moment: an instance launching into the pool) is waited out; a group already gone (a
+/// re-run) has none. Whether there was one.
+pub async fn delete_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<bool> {
+    let start = Instant::now();
+    match aws
+        .autoscaling
+        .describe_warm_pool()
+        .auto_scaling_group_name(group)
+        .send()
+        .await
+    {
+        Ok(o) if o.warm_pool_configuration().is_none() => return Ok(false),
+        Ok(_) => {}
+        // The group is gone already (a re-run).
+        Err(e) if crate::error::aws_code(&e) == Some("ValidationError") => return Ok(false),
+        Err(e) => {
+            return Err(e).aws_context(format_args!("describing the warm pool of {group}"));
+        }
+    }
+    loop {
+        match aws
+            .autoscaling
+            .delete_warm_pool()
+            .auto_scaling_group_name(group)
+            .force_delete(true)
+            .send()
+            .await
+        {
+            Ok(_) => break,
+            Err(e)
+                if matches!(
+                    crate::error::aws_code(&e),
+                    Some("ScalingActivityInProgress" | "ResourceInUse")
+                ) && start.elapsed() < WARM_POOL_EMPTY_TIMEOUT =>
+            {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+            // "No warm pool found": gone meanwhile.
+            Err(e) if crate::error::aws_code(&e) == Some("ValidationError") => return Ok(true),
+            Err(e) => {
+                return Err(e).aws_context(format_args!("deleting the warm pool of {group}"));
+            }
+        }
+    }
+    while fleet::warm_pool(aws, group).await?.is_some() {
+        if start.elapsed() > WARM_POOL_EMPTY_TIMEOUT {
+            p.warn(format!(
+                "The warm pool of {group} is still being deleted after {} s; the stack's deletion goes on",
+                WARM_POOL_EMPTY_TIMEOUT.as_secs()
+            ));
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    Ok(true)
+}
+
+/// A switch to single mode: the launch hook off the group before the update (no registrar
+/// answers it in single mode, so each single server would wait its hour in it), should the
+/// update not remove it from the group's LifecycleHookSpecificationList. Whether it was there.
+pub async fn delete_launch_hook(aws: &Aws, group: &str) -> Result<bool> {
+    let found = aws
+        .autoscaling
+        .describe_lifecycle_hooks()
+        .auto_scaling_group_name(group)
+        .lifecycle_hook_names(LAUNCH_HOOK)
+        .send()
+        .await
+        .aws_context(format_args!("reading the lifecycle hooks of {group}"))?;
+    if found.lifecycle_hooks().is_empty() {
         return Ok(false);
     }
     aws.autoscaling
-        .delete_warm_pool()
+        .delete_lifecycle_hook()
         .auto_scaling_group_name(group)
-        .force_delete(true)
+        .lifecycle_hook_name(LAUNCH_HOOK)
         .send()
         .await
-        .aws_context(format_args!("deleting the warm pool of {group}"))?;
+        .aws_context(format_args!("deleting the launch hook of {group}"))?;
     Ok(true)
 }
 

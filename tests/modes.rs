@@ -438,6 +438,14 @@ async fn a_failed_switch_to_single_brings_the_servers_back() {
     );
     assert_stdout_has(&o, "Emptying the warm pool of");
     assert_eq!(warm_size(), "1 1", "the pool set back");
+    // The launch hook, taken off for single mode, is back.
+    let hooks = boto3(
+        "autoscaling",
+        &format!(
+            "print([h['LifecycleHookName'] for h in client.describe_lifecycle_hooks(AutoScalingGroupName={group:?})['LifecycleHooks']])"
+        ),
+    );
+    assert!(hooks.contains("'bbb-launch'"), "{hooks}");
     let asg = auto_scaling_group(&aws, &group).await;
     assert_eq!(asg.desired_capacity(), Some(2));
     // ... and may hold scale-in protection again (the release tagged the group).

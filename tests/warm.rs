@@ -166,13 +166,31 @@ async fn scale_warm_keeps_prepared_servers_stopped_until_it_is_set_to_zero() {
     );
     let o = setup_with_servers(&dir, (&zone, &stack, &domain), 1, &["--no-check"]);
     assert_code(&o, 0);
-    assert!(
-        (stdout(&o) + &stderr(&o)).contains("Added the launch hook bbb-launch"),
-        "{}{}",
-        stdout(&o),
-        stderr(&o)
-    );
+    let said = stdout(&o) + &stderr(&o);
+    assert!(said.contains("Added the launch hook bbb-launch"), "{said}");
     assert_eq!(hooks(), declared);
+    // The pool's servers were prepared without the hook (their user data cut off on AWS):
+    // replaced, whatever their template version.
+    assert!(
+        said.contains("were prepared without the launch hook"),
+        "{said}"
+    );
+    let (size, rehooked) = pool(&aws, &group).await.expect("the pool kept");
+    assert_eq!(size, 2);
+    for id in warm.keys() {
+        assert!(!rehooked.contains_key(id), "{id} was kept");
+    }
+    // A setup that changes nothing keeps the pool as it is.
+    assert_code(
+        &setup_with_servers(&dir, (&zone, &stack, &domain), 1, &["--no-check"]),
+        0,
+    );
+    let (_, kept) = pool(&aws, &group).await.expect("the pool kept");
+    assert_eq!(
+        kept.keys().collect::<Vec<_>>(),
+        rehooked.keys().collect::<Vec<_>>()
+    );
+    let warm = rehooked;
     assert_eq!(warm_parameter(&aws, &stack).await.as_deref(), Some("2"));
     let (size, kept) = pool(&aws, &group).await.expect("the pool kept");
     assert_eq!(size, 2);

@@ -105,7 +105,7 @@ pub(crate) async fn bake_and_record(
     // The warm pool's prepared servers are of the bare image (or an older bake): replaced,
     // so that a scale-out starts servers from the new image.
     if let Some(group) = d.outputs.get(crate::deployment::out::SERVER_GROUP) {
-        crate::drain::refresh_warm_pool(aws, p, group).await?;
+        crate::drain::refresh_warm_pool(aws, p, group, false).await?;
     }
     Ok(baked)
 }

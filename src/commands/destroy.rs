@@ -108,7 +108,7 @@ pub async fn run(g: &Global, p: &Printer, stack: &str, args: &DestroyArgs) -> Re
     // The warm pool first (its prepared servers and their launch hooks, which only the
     // registrar answers, and the registrar goes with the stacks).
     for group in &found.groups {
-        if crate::drain::delete_warm_pool(&aws, group).await? {
+        if crate::drain::delete_warm_pool(&aws, p, group).await? {
             p.info(format!(
                 "Deleted the warm pool of {group} with its prepared servers"
             ));

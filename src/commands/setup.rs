@@ -199,8 +199,9 @@ pub async fn run(g: &Global, p: &Printer, args: &SetupArgs, stack: String) -> Re
         // A new launch template version (image, scripts, settings) does not reach the warm
         // pool's prepared servers, which a scale-out would start as they are: replaced.
         if let Some(name) = asg.auto_scaling_group_name() {
-            crate::drain::ensure_launch_hook(&aws, p, name).await?;
-            crate::drain::refresh_warm_pool(&aws, p, name).await?;
+            // A hook missing until now: the pool's servers were prepared without it.
+            let added = crate::drain::ensure_launch_hook(&aws, p, name).await?;
+            crate::drain::refresh_warm_pool(&aws, p, name, added).await?;
         }
     }
     let remembered = Remembered {

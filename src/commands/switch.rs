@@ -36,6 +36,8 @@ pub(super) struct Switch {
     released: Option<(String, i32)>,
     /// scalable → single: the warm pool's size before it was emptied for the switch.
     warm_pool: Option<i32>,
+    /// scalable → single: whether the launch hook was taken off the group for the switch.
+    launch_hook: bool,
     /// scalable → single: the log groups of the clusters the update deletes.
     service_logs: Vec<String>,
     /// scalable → single: the Aurora cluster and the EFS file system the update deletes, and
@@ -96,6 +98,8 @@ impl Switch {
                 // scalable servers, which no update replaces) before its clean-up deletes
                 // the pool.
                 switch.warm_pool = crate::drain::empty_warm_pool(aws, p, group).await?;
+                // No registrar answers the launch hook in single mode.
+                switch.launch_hook = crate::drain::delete_launch_hook(aws, group).await?;
             }
             switch.service_logs = super::destroy::service_log_groups_of(aws, stack).await?;
             switch.scalable_data = Some(ScalableData {
@@ -119,6 +123,13 @@ impl Switch {
         let Some((group, before)) = &self.released else {
             return;
         };
+        if self.launch_hook
+            && let Err(e) = crate::drain::ensure_launch_hook(aws, p, group).await
+        {
+            p.warn(format!(
+                "The switch failed, and the launch hook could not be put back ({e:#}): `bbbctl setup -s {stack}` puts it back"
+            ));
+        }
         if let Some(size) = self.warm_pool.filter(|n| *n > 0)
             && let Err(e) = crate::drain::put_warm_pool(aws, group, size).await
         {

@@ -436,9 +436,10 @@ apply_addresses() {
     '[[:space:]]*<param name="wss-binding" value="' "${ip}" ':7443"[[:space:]]*/>.*' "${PUBLIC_IP}"
   check_fixed "${FS_EXTERNAL}" ext-rtp-ip '[[:space:]]*<param name="ext-rtp-ip" value="\$\$\{external_rtp_ip\}"[[:space:]]*/>.*'
   check_fixed "${FS_EXTERNAL}" ext-sip-ip '[[:space:]]*<param name="ext-sip-ip" value="\$\$\{external_sip_ip\}"[[:space:]]*/>.*'
-  # nginx's proxy to FreeSWITCH's websocket (reload).
+  # nginx's proxy to FreeSWITCH's websocket (reload). Optional: later BigBlueButton packages
+  # stop shipping this deprecated endpoint (bbb-html5's after-install removes the file).
   place "${SIP_NGINX}" nginx reload "sip proxy_pass" \
-    '[[:space:]]*proxy_pass http://' "${ip}" ':5066;.*' "${PUBLIC_IP}"
+    '[[:space:]]*proxy_pass http://' "${ip}" ':5066;.*' "${PUBLIC_IP}" optional
   # The address on lo, for the next boots and now.
   place "${DUMMY_NIC}" "" "" "dummy-nic address" \
     'ExecStart=/sbin/ip addr add ' "${ip}" ' dev lo' "${PUBLIC_IP}"

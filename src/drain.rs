@@ -39,15 +39,7 @@ pub const LAUNCH_HOOK: &str = "bbb-launch";
 /// as soon as it launches, its user data cut off. Same settings as the template's. Whether
 /// it was missing.
 pub async fn ensure_launch_hook(aws: &Aws, p: &Printer, group: &str) -> Result<bool> {
-    let found = aws
-        .autoscaling
-        .describe_lifecycle_hooks()
-        .auto_scaling_group_name(group)
-        .lifecycle_hook_names(LAUNCH_HOOK)
-        .send()
-        .await
-        .aws_context(format_args!("reading the lifecycle hooks of {group}"))?;
-    if !found.lifecycle_hooks().is_empty() {
+    if has_launch_hook(aws, group).await? {
         return Ok(false);
     }
     aws.autoscaling
@@ -906,10 +898,7 @@ pub async fn delete_warm_pool(aws: &Aws, p: &Printer, group: &str) -> Result<boo
     Ok(true)
 }
 
-/// A switch to single mode: the launch hook off the group before the update (no registrar
-/// answers it in single mode, so each single server would wait its hour in it), should the
-/// update not remove it from the group's LifecycleHookSpecificationList. Whether it was there.
-pub async fn delete_launch_hook(aws: &Aws, group: &str) -> Result<bool> {
+async fn has_launch_hook(aws: &Aws, group: &str) -> Result<bool> {
     let found = aws
         .autoscaling
         .describe_lifecycle_hooks()
@@ -918,7 +907,14 @@ pub async fn delete_launch_hook(aws: &Aws, group: &str) -> Result<bool> {
         .send()
         .await
         .aws_context(format_args!("reading the lifecycle hooks of {group}"))?;
-    if found.lifecycle_hooks().is_empty() {
+    Ok(!found.lifecycle_hooks().is_empty())
+}
+
+/// A switch to single mode: the launch hook off the group before the update (no registrar
+/// answers it in single mode, so each single server would wait its hour in it), should the
+/// update not remove it from the group's LifecycleHookSpecificationList. Whether it was there.
+pub async fn delete_launch_hook(aws: &Aws, group: &str) -> Result<bool> {
+    if !has_launch_hook(aws, group).await? {
         return Ok(false);
     }
     aws.autoscaling

@@ -91,6 +91,11 @@ fn warm_pool(group: &str) -> Vec<Value> {
     .unwrap()
 }
 
+/// Whether every builder of the deployment is terminated.
+fn builders_terminated(stack: &str) -> bool {
+    builders(stack).iter().all(|b| b["state"] == "terminated")
+}
+
 fn ec2(code: &str) -> Value {
     serde_json::from_str(&boto3("ec2", code)).unwrap()
 }
@@ -416,12 +421,7 @@ async fn a_failed_bake_changes_nothing_and_destroy_removes_only_the_deployments_
         "{}",
         stderr(&out)
     );
-    assert!(
-        builders(&d.stack)
-            .iter()
-            .all(|b| b["state"] == "terminated"),
-        "{builder}"
-    );
+    assert!(builders_terminated(&d.stack), "{builder}");
 
     // Ctrl-C while the builder installs: exit 130, the builder terminated, nothing recorded.
     let mut child = d.start(&["bake", "-s", &d.stack]);
@@ -442,12 +442,7 @@ async fn a_failed_bake_changes_nothing_and_destroy_removes_only_the_deployments_
         "{}",
         stderr(&out)
     );
-    assert!(
-        builders(&d.stack)
-            .iter()
-            .all(|b| b["state"] == "terminated"),
-        "{builder} still runs"
-    );
+    assert!(builders_terminated(&d.stack), "{builder} still runs");
     assert!(images(&d.stack).is_empty());
     assert_eq!(d.server_image_parameter().await, image_before);
 

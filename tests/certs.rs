@@ -166,6 +166,15 @@ impl Rig {
         log
     }
 
+    /// A scheduled run that must fail with exactly one FAILED line: (that line, the log).
+    fn failed_run(&self) -> (String, String) {
+        let (ok, log, _) = self.run(json!({"source": "aws.events"}));
+        assert!(!ok, "{log}");
+        let failed: Vec<&str> = log.lines().filter(|l| l.contains("FAILED")).collect();
+        assert_eq!(failed.len(), 1, "{log}");
+        (failed[0].to_string(), log)
+    }
+
     fn secret(&self, arn: &str) -> Value {
         serde_json::from_str(&boto3(
             "secretsmanager",
@@ -417,23 +426,15 @@ fn an_aws_error_in_a_scheduled_run_is_a_failed_line_too() {
     rig.cert_secret = rig
         .cert_secret
         .replace("fleet-certificate", "no-such-secret");
-    let (ok, log, _) = rig.run(json!({"source": "aws.events"}));
-    assert!(!ok, "{log}");
-    let failed: Vec<&str> = log.lines().filter(|l| l.contains("FAILED")).collect();
-    assert_eq!(failed.len(), 1, "{log}");
-    assert!(failed[0].contains("ResourceNotFoundException"), "{log}");
+    let (line, log) = rig.failed_run();
+    assert!(line.contains("ResourceNotFoundException"), "{log}");
 }
 
 #[test]
 fn a_failed_challenge_is_one_clear_line_and_leaves_no_record() {
     let rig = Rig::new();
     rig.control(json!({"fail_challenge": true}));
-    let (ok, log, _) = rig.run(json!({"source": "aws.events"}));
-    assert!(!ok, "{log}");
-    let line = log
-        .lines()
-        .find(|l| l.contains("FAILED"))
-        .unwrap_or_else(|| panic!("{log}"));
+    let (line, log) = rig.failed_run();
     assert!(
         line.contains("incorrectResponse") && line.contains("No TXT record found"),
         "{line}"
@@ -450,12 +451,7 @@ fn a_failed_challenge_is_one_clear_line_and_leaves_no_record() {
 fn a_rate_limit_is_one_clear_line() {
     let rig = Rig::new();
     rig.control(json!({"rate_limited": true}));
-    let (ok, log, _) = rig.run(json!({"source": "aws.events"}));
-    assert!(!ok, "{log}");
-    let line = log
-        .lines()
-        .find(|l| l.contains("FAILED"))
-        .unwrap_or_else(|| panic!("{log}"));
+    let (line, _) = rig.failed_run();
     assert!(
         line.contains("rateLimited")
             && line.contains("HTTP 429")
